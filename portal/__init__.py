@@ -1,0 +1,102 @@
+"""The aid distribution portal: ``create_app`` builds the Flask app for the web or a worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from flask import Flask
+
+from config import BASE_DIR, Config, config_from_env
+
+log = logging.getLogger(__name__)
+
+
+class MissingSecrets(RuntimeError):
+    pass
+
+
+def _load_secrets(app: Flask) -> None:
+    missing = [name for name in app.config.get("REQUIRED", ()) if not os.environ.get(name)]
+    if missing:
+        raise MissingSecrets(
+            "Production needs these environment variables, which are not set: "
+            + ", ".join(missing)
+            + ". See README.md, 'Production'."
+        )
+    if not app.config.get("SECRET_KEY") or not app.config.get("PII_KEY"):
+        from portal.embedded import load_or_create_secrets
+
+        generated = load_or_create_secrets(app.config["INSTANCE_DIR"])
+        for key in ("SECRET_KEY", "PII_KEY"):
+            app.config[key] = app.config.get(key) or generated[key]
+
+
+def _configure_redis(app: Flask) -> None:
+    if app.config["BROKER"] == "redis" and not app.config.get("REDIS_URL"):
+        from portal.embedded import start_redis
+
+        app.config["REDIS_URL"] = start_redis(app.config["INSTANCE_DIR"])
+    if app.config["BROKER"] == "redis":
+        app.config.setdefault("SOCKETIO_MESSAGE_QUEUE", app.config["REDIS_URL"])
+    if not app.config.get("RATELIMIT_STORAGE_URI"):
+        url = app.config.get("REDIS_URL") or ""
+        shared = url.startswith(("redis://", "rediss://"))
+        app.config["RATELIMIT_STORAGE_URI"] = url if shared else "memory://"
+
+
+def create_app(config_class: type[Config] | None = None, *, role: str = "web", **overrides) -> Flask:
+    """Build the app. ``role`` is "web" (serves pages and sockets) or "worker" (runs jobs)."""
+    from portal import crypto, realtime
+    from portal.extensions import csrf, db, limiter, login_manager, migrate, socketio
+    from portal.jobs.broker import init_broker
+
+    app = Flask(
+        __name__,
+        template_folder=str(BASE_DIR / "templates"),
+        static_folder=str(BASE_DIR / "static"),
+        instance_path=str((config_class or config_from_env()).INSTANCE_DIR),
+    )
+    app.config.from_object(config_class or config_from_env())
+    app.config.update(overrides)
+    app.config["ROLE"] = role
+    os.makedirs(app.config["INSTANCE_DIR"], exist_ok=True)
+
+    _load_secrets(app)
+    _configure_redis(app)
+    crypto.configure(app.config["PII_KEY"])
+
+    db.init_app(app)
+    migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
+    login_manager.init_app(app)
+    csrf.init_app(app)
+    limiter.init_app(app)
+    init_broker(app)
+    if role == "web":
+        socketio.init_app(
+            app,
+            async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+            message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
+            logger=False,
+            engineio_logger=False,
+        )
+        realtime.register_handlers(socketio)
+    else:
+        realtime.make_worker_emitter(app)
+
+    from portal import cli, models, security, web
+
+    models.import_all()
+    security.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    _connect_listeners()
+    return app
+
+
+def _connect_listeners() -> None:
+    from portal.audit import listeners as audit_listeners
+    from portal.vendors import listeners as vendor_listeners
+
+    audit_listeners.connect()
+    vendor_listeners.connect()

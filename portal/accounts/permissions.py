@@ -1,0 +1,58 @@
+"""Every permission the portal checks, named per action, and the roles seeded at install.
+
+Roles live in the database and are edited at runtime; this module only names what can be granted.
+"""
+
+from __future__ import annotations
+
+PERMISSIONS: dict[str, str] = {
+    "project.read": "See projects the user is a member of",
+    "project.manage": "Create and edit projects, change their status and members",
+    "beneficiary.read": "See beneficiary records (personal data masked)",
+    "beneficiary.pii.read": "See beneficiaries' personal data unmasked",
+    "beneficiary.manage": "Create and edit beneficiaries and groups, assign them to projects",
+    "vendor.read": "See vendors",
+    "vendor.manage": "Register and edit vendors, assign them to projects",
+    "vendor.approve": "Approve and suspend vendors",
+    "job.read": "See background jobs",
+    "job.retry": "Retry failed jobs and run diagnostic jobs",
+    "job.cancel": "Cancel queued jobs",
+    "audit.read": "Read the audit log",
+    "user.manage": "Invite and edit staff accounts",
+    "role.manage": "Create roles and change their permissions",
+    "settings.manage": "Change runtime settings",
+}
+
+# Permission that lifts the per-project scope: the holder sees every project.
+ALL_PROJECTS = "project.all"
+PERMISSIONS[ALL_PROJECTS] = "See and act on every project, not only those the user is a member of"
+
+SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
+    "admin": ("Everything, on every project", sorted(PERMISSIONS)),
+    "programme manager": (
+        "Runs projects: beneficiaries, vendors, jobs",
+        [
+            "project.read",
+            "project.manage",
+            "beneficiary.read",
+            "beneficiary.pii.read",
+            "beneficiary.manage",
+            "vendor.read",
+            "vendor.manage",
+            "vendor.approve",
+            "job.read",
+            "job.retry",
+            "job.cancel",
+            "audit.read",
+        ],
+    ),
+    "finance": (
+        "Money side: vendors, jobs, audit",
+        ["project.read", "beneficiary.read", "vendor.read", "job.read", "audit.read"],
+    ),
+    "field agent": (
+        "Enrols beneficiaries in the field",
+        ["project.read", "beneficiary.read", "beneficiary.pii.read", "beneficiary.manage"],
+    ),
+    "viewer": ("Read-only", ["project.read", "beneficiary.read", "vendor.read", "job.read"]),
+}

@@ -1,0 +1,47 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, StringField, TelField
+from wtforms.validators import DataRequired, Length, Optional
+
+from portal.beneficiaries.models import GENDERS, STATUSES
+
+LANGUAGES = [("en", "English"), ("ne", "Nepali"), ("hi", "Hindi"), ("bn", "Bengali"), ("sw", "Swahili")]
+
+
+class BeneficiaryForm(FlaskForm):
+    name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
+    phone = TelField(
+        "Phone number",
+        validators=[DataRequired(), Length(max=32)],
+        description="Local numbers use the default country; or give +country code.",
+    )
+    national_id = StringField("National ID", validators=[Optional(), Length(max=40)])
+    date_of_birth = DateField("Date of birth", validators=[Optional()])
+    location = StringField("Location (village, ward)", validators=[Optional(), Length(max=200)])
+    gender = SelectField("Gender", choices=list(GENDERS.items()))
+    language = SelectField("SMS language", choices=LANGUAGES)
+    status = SelectField("Status", choices=[(s, s.title()) for s in STATUSES])
+    consent = SelectField(
+        "Consent to data use", choices=[("yes", "Given"), ("no", "Not given")], default="yes"
+    )
+    retention_until = DateField("Keep data until", validators=[Optional()])
+    project_id = SelectField("Project", coerce=int, validators=[Optional()])
+
+
+class ProjectPickForm(FlaskForm):
+    project_id = SelectField("Project", coerce=int)
+
+
+class GroupPickForm(FlaskForm):
+    group_id = SelectField("Group", coerce=int)
+
+
+class GroupForm(FlaskForm):
+    project_id = SelectField("Project", coerce=int)
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    purpose = StringField(
+        "Purpose",
+        validators=[DataRequired(), Length(max=255)],
+        description="What the group is for, e.g. 'Winter cash, ward 4'.",
+    )

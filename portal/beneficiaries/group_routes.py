@@ -1,0 +1,85 @@
+"""Group pages: list, create, members."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.accounts.forms import EmptyForm
+from portal.accounts.guards import permission_required
+from portal.beneficiaries import groups, services
+from portal.beneficiaries.forms import GroupForm
+from portal.beneficiaries.models import Beneficiary, GroupMember
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.projects import services as projects
+
+bp = Blueprint("groups", __name__, url_prefix="/groups")
+
+
+@bp.get("/")
+@permission_required("beneficiary.read")
+def index():
+    rows = db.session.scalars(groups.visible(current_user)).all()
+    return render_template(
+        "groups/index.html", groups=rows, counts=groups.member_counts([g.id for g in rows])
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required("beneficiary.manage")
+def new():
+    form = GroupForm()
+    form.project_id.choices = [
+        (p.id, p.name)
+        for p in db.session.scalars(projects.visible_projects(current_user))
+        if not p.is_closed
+    ]
+    if request.method == "GET" and request.args.get("project", "").isdigit():
+        form.project_id.data = int(request.args["project"])
+    if form.validate_on_submit():
+        try:
+            project = projects.get_visible(current_user, form.project_id.data)
+            group = groups.create(project, form.name.data, form.purpose.data)
+        except DomainError as exc:
+            db.session.rollback()
+            form.name.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Group {group.name} created.", "success")
+            return redirect(url_for("groups.show", group_id=group.id))
+    return render_template("groups/form.html", form=form)
+
+
+@bp.get("/<int:group_id>")
+@permission_required("beneficiary.read")
+def show(group_id: int):
+    group = groups.get_visible(current_user, group_id)
+    page = db.paginate(
+        select(Beneficiary)
+        .join(GroupMember, GroupMember.beneficiary_id == Beneficiary.id)
+        .where(GroupMember.group_id == group.id)
+        .order_by(Beneficiary.ref),
+        page=request.args.get("page", 1, type=int),
+        per_page=25,
+        error_out=False,
+    )
+    return render_template(
+        "groups/show.html",
+        group=group,
+        page=page,
+        show_pii=current_user.can("beneficiary.pii.read"),
+        remove_form=EmptyForm(),
+    )
+
+
+@bp.post("/<int:group_id>/members/<int:beneficiary_id>/remove")
+@permission_required("beneficiary.manage")
+def remove_member(group_id: int, beneficiary_id: int):
+    group = groups.get_visible(current_user, group_id)
+    if EmptyForm().validate_on_submit():
+        groups.remove_member(group, services.get_visible(current_user, beneficiary_id))
+        db.session.commit()
+        flash("Removed from the group.", "success")
+    return redirect(url_for("groups.show", group_id=group.id))

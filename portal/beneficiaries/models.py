@@ -1,0 +1,91 @@
+"""Beneficiaries: the programme record, and apart from it the encrypted personal data.
+
+Nothing here holds a name or phone number in clear: ``BeneficiaryPII`` encrypts each field and
+keeps only keyed hashes (blind indexes) for exact search and de-duplication.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.crypto import Encrypted
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+ACTIVE, INACTIVE = "active", "inactive"
+STATUSES = (ACTIVE, INACTIVE)
+GENDERS = {"": "Not given", "female": "Female", "male": "Male", "other": "Other"}
+
+
+class Beneficiary(db.Model):
+    __tablename__ = "beneficiaries"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # A public reference that is not personal data, for lists, support calls and audit.
+    ref: Mapped[str] = mapped_column(String(12), unique=True)
+    status: Mapped[str] = mapped_column(String(10), default=ACTIVE, index=True)
+    gender: Mapped[str] = mapped_column(String(10), default="")
+    language: Mapped[str] = mapped_column(String(8), default="en")
+    consent_at: Mapped[datetime | None]
+    retention_until: Mapped[date | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    pii: Mapped[BeneficiaryPII] = relationship(
+        back_populates="beneficiary", cascade="all, delete-orphan", uselist=False
+    )
+
+
+class BeneficiaryPII(db.Model):
+    __tablename__ = "beneficiary_pii"
+
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), primary_key=True
+    )
+    name: Mapped[str] = mapped_column(Encrypted)
+    phone: Mapped[str] = mapped_column(Encrypted)
+    national_id: Mapped[str | None] = mapped_column(Encrypted)
+    date_of_birth: Mapped[str | None] = mapped_column(Encrypted)
+    location: Mapped[str | None] = mapped_column(Encrypted)
+    phone_index: Mapped[str] = mapped_column(String(64), unique=True)
+    national_id_index: Mapped[str | None] = mapped_column(String(64), unique=True)
+    beneficiary: Mapped[Beneficiary] = relationship(back_populates="pii")
+
+
+class ProjectBeneficiary(db.Model):
+    __tablename__ = "project_beneficiaries"
+    __table_args__ = (
+        UniqueConstraint("project_id", "beneficiary_id", name="uq_project_beneficiary"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), index=True
+    )
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BeneficiaryGroup(db.Model):
+    __tablename__ = "beneficiary_groups"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_group_project_name"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(120))
+    purpose: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    project = relationship("Project")
+
+
+class GroupMember(db.Model):
+    __tablename__ = "group_members"
+    __table_args__ = (UniqueConstraint("group_id", "beneficiary_id", name="uq_group_member"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("beneficiary_groups.id", ondelete="CASCADE"))
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), index=True
+    )

@@ -1,0 +1,217 @@
+"""Beneficiary pages: the list with search and filters, enrolment, detail, edit, assignment."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.accounts.forms import EmptyForm
+from portal.accounts.guards import permission_required
+from portal.beneficiaries import groups, services
+from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
+from portal.beneficiaries.models import STATUSES
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.projects import services as projects
+from portal.projects.models import Project
+from portal.timeutil import utcnow
+
+bp = Blueprint("beneficiaries", __name__, url_prefix="/beneficiaries")
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _open_projects():
+    return [
+        p for p in db.session.scalars(projects.visible_projects(current_user)) if not p.is_closed
+    ]
+
+
+def show_pii() -> bool:
+    return current_user.can("beneficiary.pii.read")
+
+
+@bp.get("/")
+@permission_required("beneficiary.read")
+def index():
+    params = services.ListQuery(
+        q=request.args.get("q", "")[:100],
+        project_id=_int_arg("project"),
+        group_id=_int_arg("group"),
+        status=request.args.get("status", ""),
+        sort=request.args.get("sort", "newest"),
+    )
+    page = db.paginate(
+        services.search(current_user, params),
+        page=_int_arg("page") or 1,
+        per_page=25,
+        error_out=False,
+        count=True,
+    )
+    return render_template(
+        "beneficiaries/index.html",
+        page=page,
+        params=params,
+        statuses=STATUSES,
+        sorts=services.SORTS,
+        projects=db.session.scalars(projects.visible_projects(current_user)).all(),
+        groups=db.session.scalars(groups.visible(current_user)).all(),
+        show_pii=show_pii(),
+    )
+
+
+def _form_values(form: BeneficiaryForm) -> dict:
+    return {
+        "name": form.name.data,
+        "phone": form.phone.data,
+        "national_id": form.national_id.data,
+        "date_of_birth": form.date_of_birth.data,
+        "location": form.location.data,
+        "gender": form.gender.data,
+        "language": form.language.data,
+        "status": form.status.data,
+        "retention_until": form.retention_until.data,
+    }
+
+
+def _field_error(form, exc: DomainError) -> None:
+    field = getattr(form, getattr(exc, "field", ""), None) or form.name
+    field.errors = [*field.errors, str(exc)]
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required("beneficiary.manage", "beneficiary.pii.read")
+def new():
+    form = BeneficiaryForm()
+    choices = [(p.id, p.name) for p in _open_projects()]
+    if current_user.sees_all_projects:
+        choices = [(0, "— none yet —"), *choices]
+    form.project_id.choices = choices
+    if request.method == "GET" and _int_arg("project"):
+        form.project_id.data = _int_arg("project")
+    if form.validate_on_submit():
+        project = None
+        if form.project_id.data:
+            project = projects.get_visible(current_user, form.project_id.data)
+        elif not current_user.sees_all_projects:
+            form.project_id.errors = ["Choose the project this person is enrolled in."]
+        if not form.project_id.errors:
+            values = _form_values(form)
+            if form.consent.data == "yes":
+                values["consent_at"] = utcnow()
+            try:
+                person = services.create(values, project=project)
+            except DomainError as exc:
+                db.session.rollback()
+                _field_error(form, exc)
+            else:
+                db.session.commit()
+                flash(f"Beneficiary {person.ref} enrolled.", "success")
+                return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
+    return render_template("beneficiaries/form.html", form=form, person=None)
+
+
+@bp.get("/<int:beneficiary_id>")
+@permission_required("beneficiary.read")
+def show(beneficiary_id: int):
+    person = services.get_visible(current_user, beneficiary_id)
+    member_of = set(services.project_ids_of(person))
+    open_projects = _open_projects()
+    project_form = ProjectPickForm()
+    project_form.project_id.choices = [(p.id, p.name) for p in open_projects if p.id not in member_of]
+    person_groups = groups.groups_of(person)
+    in_groups = {g.id for g in person_groups}
+    group_form = GroupPickForm()
+    group_form.group_id.choices = [
+        (g.id, f"{g.name} ({g.project.name})")
+        for g in db.session.scalars(groups.visible(current_user))
+        if g.id not in in_groups and not g.project.is_closed
+    ]
+    return render_template(
+        "beneficiaries/show.html",
+        person=person,
+        show_pii=show_pii(),
+        projects=db.session.scalars(select(Project).where(Project.id.in_(member_of))).all(),
+        groups=person_groups,
+        project_form=project_form,
+        group_form=group_form,
+        remove_form=EmptyForm(),
+    )
+
+
+@bp.route("/<int:beneficiary_id>/edit", methods=["GET", "POST"])
+@permission_required("beneficiary.manage", "beneficiary.pii.read")
+def edit(beneficiary_id: int):
+    person = services.get_visible(current_user, beneficiary_id)
+    form = BeneficiaryForm()
+    form.project_id.choices = [(0, "")]
+    if request.method == "GET":
+        pii = person.pii
+        form.name.data, form.phone.data = pii.name, pii.phone
+        form.national_id.data, form.location.data = pii.national_id, pii.location
+        if pii.date_of_birth:
+            form.date_of_birth.data = date.fromisoformat(pii.date_of_birth)
+        form.gender.data, form.language.data = person.gender, person.language
+        form.status.data, form.retention_until.data = person.status, person.retention_until
+        form.consent.data = "yes" if person.consent_at else "no"
+    if form.validate_on_submit():
+        values = _form_values(form)
+        if form.consent.data == "yes" and not person.consent_at:
+            values["consent_at"] = utcnow()
+        try:
+            services.update(person, values)
+            if form.consent.data == "no":
+                person.consent_at = None
+        except DomainError as exc:
+            db.session.rollback()
+            _field_error(form, exc)
+        else:
+            db.session.commit()
+            flash("Saved.", "success")
+            return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
+    return render_template("beneficiaries/form.html", form=form, person=person)
+
+
+@bp.post("/<int:beneficiary_id>/projects")
+@permission_required("beneficiary.manage")
+def add_project(beneficiary_id: int):
+    person = services.get_visible(current_user, beneficiary_id)
+    form = ProjectPickForm()
+    form.project_id.choices = [(p.id, p.name) for p in _open_projects()]
+    if form.validate_on_submit():
+        services.add_to_project(person, projects.get_visible(current_user, form.project_id.data))
+        db.session.commit()
+        flash("Added to the project.", "success")
+    return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
+
+
+@bp.post("/<int:beneficiary_id>/projects/<int:project_id>/remove")
+@permission_required("beneficiary.manage")
+def remove_project(beneficiary_id: int, project_id: int):
+    person = services.get_visible(current_user, beneficiary_id)
+    if EmptyForm().validate_on_submit():
+        services.remove_from_project(person, projects.get_visible(current_user, project_id))
+        db.session.commit()
+        flash("Removed from the project.", "success")
+    return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
+
+
+@bp.post("/<int:beneficiary_id>/groups")
+@permission_required("beneficiary.manage")
+def add_group(beneficiary_id: int):
+    person = services.get_visible(current_user, beneficiary_id)
+    form = GroupPickForm()
+    form.group_id.choices = [(g.id, g.name) for g in db.session.scalars(groups.visible(current_user))]
+    if form.validate_on_submit():
+        group = groups.get_visible(current_user, form.group_id.data)
+        groups.add_members(group, [person])
+        db.session.commit()
+        flash(f"Added to group {group.name}.", "success")
+    return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
+

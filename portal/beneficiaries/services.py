@@ -1,0 +1,238 @@
+"""Enrolling, finding, editing and assigning beneficiaries.
+
+Users see a beneficiary only through a project they may see (``project.all`` sees everyone);
+exact search by phone or national ID goes through the blind index, never a decrypting scan.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+
+from sqlalchemy import Select, delete, exists, select
+from sqlalchemy.exc import IntegrityError
+
+from portal import events
+from portal.beneficiaries import normalize
+from portal.beneficiaries.models import (
+    STATUSES,
+    Beneficiary,
+    BeneficiaryGroup,
+    BeneficiaryPII,
+    GroupMember,
+    ProjectBeneficiary,
+)
+from portal.crypto import blind_index
+from portal.errors import Conflict, NotFound
+from portal.extensions import db
+from portal.projects import services as projects
+from portal.projects.models import Project
+from portal.settings.services import default_country
+
+PII_FIELDS = ("name", "phone", "national_id", "date_of_birth", "location")
+RECORD_FIELDS = ("gender", "language", "status", "consent_at", "retention_until")
+SORTS = {
+    "newest": Beneficiary.created_at.desc(),
+    "oldest": Beneficiary.created_at.asc(),
+    "ref": Beneficiary.ref.asc(),
+    "status": Beneficiary.status.asc(),
+}
+_REF_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+
+
+def new_ref() -> str:
+    return "B" + "".join(secrets.choice(_REF_ALPHABET) for _ in range(9))
+
+
+def _pii_values(data: dict) -> dict:
+    """Validate and normalise the personal fields; raise InvalidValue naming the field."""
+    name = (data.get("name") or "").strip()
+    if not name:
+        raise normalize.InvalidValue("name", "A name is required.")
+    phone = normalize.phone_e164(data.get("phone") or "", default_country())
+    nid = normalize.national_id(data.get("national_id"))
+    return {
+        "name": name,
+        "phone": phone,
+        "national_id": nid,
+        "date_of_birth": normalize.date_of_birth(data.get("date_of_birth")),
+        "location": (data.get("location") or "").strip() or None,
+        "phone_index": blind_index("phone:" + phone),
+        "national_id_index": blind_index("nid:" + nid) if nid else None,
+    }
+
+
+def _ensure_unique(values: dict, exclude_id: int | None = None) -> None:
+    checks = [("phone", BeneficiaryPII.phone_index, values["phone_index"])]
+    if values["national_id_index"]:
+        checks.append(("national_id", BeneficiaryPII.national_id_index, values["national_id_index"]))
+    for field, column, value in checks:
+        query = select(BeneficiaryPII.beneficiary_id).where(column == value)
+        if exclude_id is not None:
+            query = query.where(BeneficiaryPII.beneficiary_id != exclude_id)
+        if db.session.scalar(query) is not None:
+            label = "phone number" if field == "phone" else "national ID"
+            raise normalize.InvalidValue(field, f"A beneficiary with this {label} is already enrolled.")
+
+
+def create(data: dict, *, project: Project | None = None) -> Beneficiary:
+    values = _pii_values(data)
+    _ensure_unique(values)
+    if project is not None:
+        projects.ensure_writable(project)
+    person = Beneficiary(ref=new_ref(), **{k: data[k] for k in RECORD_FIELDS if data.get(k)})
+    person.pii = BeneficiaryPII(**values)
+    db.session.add(person)
+    try:
+        db.session.flush()
+    except IntegrityError:  # a concurrent enrolment of the same phone or ID won the race
+        raise Conflict("This person was enrolled a moment ago by someone else.") from None
+    events.beneficiary_changed.send(
+        person, action="beneficiary.created", summary=f"Beneficiary {person.ref} enrolled",
+        project_id=project.id if project else None,
+    )
+    if project is not None:
+        add_to_project(person, project)
+    return person
+
+
+def update(person: Beneficiary, data: dict) -> Beneficiary:
+    values = _pii_values(data)
+    _ensure_unique(values, exclude_id=person.id)
+    changed = [k for k in PII_FIELDS if getattr(person.pii, k) != values[k]]
+    for key, value in values.items():
+        setattr(person.pii, key, value)
+    for key in RECORD_FIELDS:
+        if key in data and data[key] is not None and getattr(person, key) != data[key]:
+            setattr(person, key, data[key])
+            changed.append(key)
+    if data.get("status") not in (None, *STATUSES):
+        raise normalize.InvalidValue("status", "Unknown status.")
+    db.session.flush()
+    if changed:
+        # Field names only: the values are personal data.
+        events.beneficiary_changed.send(
+            person, action="beneficiary.updated", summary=f"Beneficiary {person.ref} edited",
+            data={"fields": sorted(changed)},
+        )
+    return person
+
+
+def visible(user) -> Select:
+    """Beneficiaries the user may see."""
+    query = select(Beneficiary)
+    ids = projects.visible_project_ids(user)
+    if ids is not None:
+        query = query.where(
+            exists().where(
+                ProjectBeneficiary.beneficiary_id == Beneficiary.id,
+                ProjectBeneficiary.project_id.in_(ids),
+            )
+        )
+    return query
+
+
+def get_visible(user, beneficiary_id: int) -> Beneficiary:
+    person = db.session.scalar(visible(user).where(Beneficiary.id == beneficiary_id))
+    if person is None:
+        raise NotFound("No such beneficiary.")
+    return person
+
+
+@dataclass
+class ListQuery:
+    q: str = ""
+    project_id: int | None = None
+    group_id: int | None = None
+    status: str = ""
+    sort: str = "newest"
+
+
+def search(user, params: ListQuery) -> Select:
+    query = visible(user)
+    term = params.q.strip()
+    if term:
+        query = query.where(Beneficiary.id.in_(_exact_matches(term)))
+    if params.project_id:
+        query = query.where(
+            exists().where(
+                ProjectBeneficiary.beneficiary_id == Beneficiary.id,
+                ProjectBeneficiary.project_id == params.project_id,
+            )
+        )
+    if params.group_id:
+        query = query.where(
+            exists().where(
+                GroupMember.beneficiary_id == Beneficiary.id, GroupMember.group_id == params.group_id
+            )
+        )
+    if params.status in STATUSES:
+        query = query.where(Beneficiary.status == params.status)
+    return query.order_by(SORTS.get(params.sort, SORTS["newest"]), Beneficiary.id.desc())
+
+
+def _exact_matches(term: str) -> Select:
+    """Ids whose reference, phone or national ID equals the term (through the blind indexes)."""
+    indexes = []
+    try:
+        indexes.append(
+            BeneficiaryPII.phone_index
+            == blind_index("phone:" + normalize.phone_e164(term, default_country()))
+        )
+    except normalize.InvalidValue:
+        pass
+    try:
+        nid = normalize.national_id(term)
+        if nid:
+            indexes.append(BeneficiaryPII.national_id_index == blind_index("nid:" + nid))
+    except normalize.InvalidValue:
+        pass
+    ids = select(Beneficiary.id).where(Beneficiary.ref == term.upper())
+    for condition in indexes:
+        ids = ids.union(select(BeneficiaryPII.beneficiary_id).where(condition))
+    return ids
+
+
+def project_ids_of(person: Beneficiary) -> list[int]:
+    return list(
+        db.session.scalars(
+            select(ProjectBeneficiary.project_id).where(ProjectBeneficiary.beneficiary_id == person.id)
+        )
+    )
+
+
+def add_to_project(person: Beneficiary, project: Project) -> bool:
+    projects.ensure_writable(project)
+    if project.id in project_ids_of(person):
+        return False
+    db.session.add(ProjectBeneficiary(project_id=project.id, beneficiary_id=person.id))
+    db.session.flush()
+    events.beneficiary_projects_changed.send(
+        person, action="beneficiary.project_added",
+        summary=f"Beneficiary {person.ref} added to project {project.id}", project_id=project.id,
+    )
+    return True
+
+
+def remove_from_project(person: Beneficiary, project: Project) -> bool:
+    projects.ensure_writable(project)
+    result = db.session.execute(
+        delete(ProjectBeneficiary).where(
+            ProjectBeneficiary.beneficiary_id == person.id,
+            ProjectBeneficiary.project_id == project.id,
+        )
+    )
+    group_ids = select(BeneficiaryGroup.id).where(BeneficiaryGroup.project_id == project.id)
+    db.session.execute(
+        delete(GroupMember).where(
+            GroupMember.beneficiary_id == person.id, GroupMember.group_id.in_(group_ids)
+        )
+    )
+    db.session.flush()
+    if result.rowcount:
+        events.beneficiary_projects_changed.send(
+            person, action="beneficiary.project_removed",
+            summary=f"Beneficiary {person.ref} removed from project {project.id}",
+            project_id=project.id,
+        )
+    return bool(result.rowcount)

@@ -1,0 +1,107 @@
+"""Operator commands: ``flask --app wsgi <command>``."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import click
+from flask import Flask, current_app
+
+from portal.extensions import db
+
+
+def init_app(app: Flask) -> None:
+    for command in (create_user, seed_demo_command, audit_verify, serve, sweep_jobs):
+        app.cli.add_command(command)
+
+
+@click.command("create-user")
+@click.option("--email", required=True)
+@click.option("--name", default=None, help="Display name; defaults to the part before @.")
+@click.option("--role", "role_name", default="admin", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def create_user(email: str, name: str | None, role_name: str, password_stdin: bool):
+    """Create a staff user (the roles are seeded first if missing)."""
+    from portal.accounts import services
+    from portal.errors import DomainError
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    services.seed_roles()
+    try:
+        user = services.create_user(
+            email, name or email.split("@")[0], password, services.role_by_name(role_name)
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"created user {user.id} <{user.email}> with role {user.role.name}")
+
+
+@click.command("seed-demo")
+def seed_demo_command():
+    """Seed the demo admin, project, beneficiaries and vendors (once; later runs do nothing)."""
+    from portal.demo import seed_demo
+
+    password = seed_demo()
+    if password is None:
+        click.echo("demo data already present; nothing changed")
+        return
+    click.echo("=" * 64)
+    click.echo("Demo admin created. This password is shown once:")
+    click.echo("  email:    admin@example.org")
+    click.echo(f"  password: {password}")
+    click.echo("=" * 64)
+
+
+@click.command("audit-verify")
+def audit_verify():
+    """Check the audit log's hash chain; exit 1 if an entry was changed or removed."""
+    from portal.audit.services import verify
+
+    result = verify()
+    if result.ok:
+        click.echo(f"audit log intact: {result.checked} entries verified")
+        return
+    for problem in result.problems:
+        click.echo(f"PROBLEM: {problem}", err=True)
+    click.echo(f"audit log BROKEN: {len(result.problems)} problem(s) in {result.checked} entries", err=True)
+    sys.exit(1)
+
+
+@click.command("sweep-jobs")
+def sweep_jobs():
+    """Re-send unsent or lost jobs and recover orphaned ones, once."""
+    from portal.jobs.services import sweep
+
+    report = sweep()
+    click.echo(f"re-sent {report.resent}, recovered {report.orphaned}")
+
+
+@click.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5000, show_default=True, type=int)
+@click.option("--no-workers", is_flag=True, help="Serve pages only; run workers elsewhere.")
+def serve(host: str, port: int, no_workers: bool):
+    """The embedded mode: web, Socket.IO, worker threads and the sweeper in one process."""
+    from portal.extensions import socketio
+    from workers.runtime import start_sweeper, start_worker
+
+    app = current_app._get_current_object()
+    stop = threading.Event()
+    worker = None
+    if not no_workers:
+        worker = start_worker(app)
+        start_sweeper(app, stop)
+    click.echo(f"Portal on http://{host}:{port}/  (Ctrl-C stops it and everything it started)")
+    try:
+        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
+    finally:
+        stop.set()
+        if worker is not None:
+            worker.stop()
+        db.session.remove()

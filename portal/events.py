@@ -1,0 +1,34 @@
+"""Domain events. Services send them after the change is flushed; listeners in each feature's
+``listeners.py`` react, so a feature can follow another without the other importing it.
+
+Listeners run inside the sender's transaction: what they write commits or rolls back with it.
+Every signal is sent with the acting object as sender and keyword values that are ids or plain data.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+user_signed_in = _signals.signal("user-signed-in")
+user_sign_in_failed = _signals.signal("user-sign-in-failed")
+user_signed_out = _signals.signal("user-signed-out")
+role_changed = _signals.signal("role-changed")
+user_changed = _signals.signal("user-changed")
+
+project_changed = _signals.signal("project-changed")
+project_status_changed = _signals.signal("project-status-changed")
+project_members_changed = _signals.signal("project-members-changed")
+
+beneficiary_changed = _signals.signal("beneficiary-changed")
+beneficiary_projects_changed = _signals.signal("beneficiary-projects-changed")
+group_changed = _signals.signal("group-changed")
+
+vendor_changed = _signals.signal("vendor-changed")
+vendor_approved = _signals.signal("vendor-approved")
+vendor_suspended = _signals.signal("vendor-suspended")
+
+job_retried = _signals.signal("job-retried")
+job_cancelled = _signals.signal("job-cancelled")
+settings_changed = _signals.signal("settings-changed")

@@ -1,0 +1,37 @@
+"""The Dramatiq broker for this process.
+
+Actors are declared against a broker object at run time (``workers.actors.declare``), not at
+import, so every app (and every test) gets a broker of its own and the web process never imports
+worker code. Retries are the Job row's business (``workers.middleware``), so Dramatiq's own
+Retries middleware is left out.
+"""
+
+from __future__ import annotations
+
+import dramatiq
+from dramatiq.brokers.redis import RedisBroker
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AgeLimit, ShutdownNotifications, TimeLimit
+from flask import Flask, current_app
+
+from portal.jobs.kinds import QUEUES
+
+
+def _middleware():
+    return [AgeLimit(), TimeLimit(time_limit=30 * 60_000), ShutdownNotifications()]
+
+
+def init_broker(app: Flask) -> dramatiq.Broker:
+    if app.config["BROKER"] == "stub":
+        broker = StubBroker(middleware=_middleware())
+    else:
+        broker = RedisBroker(url=app.config["REDIS_URL"], middleware=_middleware())
+    for queue in QUEUES:
+        broker.declare_queue(queue)
+    dramatiq.set_broker(broker)
+    app.extensions["dramatiq_broker"] = broker
+    return broker
+
+
+def get_broker(app: Flask | None = None) -> dramatiq.Broker:
+    return (app or current_app).extensions["dramatiq_broker"]

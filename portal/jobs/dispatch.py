@@ -1,0 +1,92 @@
+"""Sending job messages only after the transaction that wrote the Job row has committed.
+
+``enqueue`` remembers the new job ids on the session; an ``after_commit`` listener sends them.
+If Redis is unreachable the row simply stays unsent and the sweeper sends it later, so a job is
+never lost and never sent before a worker could see its row.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import dramatiq
+from flask import current_app
+from flask_sqlalchemy.session import Session
+from sqlalchemy import event, update
+
+from portal.extensions import db
+from portal.jobs import live
+from portal.jobs.broker import get_broker
+from portal.jobs.kinds import KINDS
+from portal.jobs.models import QUEUED, Job
+from portal.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+_PENDING = "portal_pending_jobs"
+
+
+def enqueue(
+    kind_name: str,
+    payload: dict | None = None,
+    *,
+    project_id: int | None = None,
+    created_by_id: int | None = None,
+    max_attempts: int | None = None,
+) -> Job:
+    """Record a job in the current transaction; its message goes out after commit."""
+    kind = KINDS[kind_name]
+    job = Job(
+        kind=kind.name,
+        queue=kind.queue,
+        status=QUEUED,
+        payload_json=json.dumps(payload or {}, separators=(",", ":"), sort_keys=True),
+        max_attempts=max_attempts or kind.max_attempts or current_app.config["JOB_MAX_ATTEMPTS"],
+        project_id=project_id,
+        created_by_id=created_by_id,
+    )
+    db.session.add(job)
+    db.session.flush()
+    schedule_send(job)
+    return job
+
+
+def schedule_send(job: Job) -> None:
+    """Send this job's message after the current transaction commits."""
+    db.session.info.setdefault(_PENDING, {})[job.id] = (job.kind, job.queue)
+    live.emit_job(job)
+
+
+def message_for(job_id: int, kind: str, queue: str) -> dramatiq.Message:
+    return dramatiq.Message(
+        queue_name=queue, actor_name=kind, args=(job_id,), kwargs={}, options={}
+    )
+
+
+def send_now(jobs: list[tuple[int, str, str]], delay_ms: int | None = None) -> list[int]:
+    """Send messages for (id, kind, queue) triples; mark the sent ones. Returns the sent ids."""
+    broker = get_broker()
+    sent: list[int] = []
+    for job_id, kind, queue in jobs:
+        try:
+            broker.enqueue(message_for(job_id, kind, queue), delay=delay_ms)
+            sent.append(job_id)
+        except Exception:  # the sweeper will try again; the row is the truth
+            log.warning("could not send job %s; it stays unsent for the sweeper", job_id)
+    if sent:
+        # A separate short transaction: the caller's has already committed.
+        with db.engine.begin() as conn:
+            conn.execute(update(Job).where(Job.id.in_(sent)).values(sent_at=utcnow()))
+    return sent
+
+
+@event.listens_for(Session, "after_commit")
+def _send_after_commit(session) -> None:
+    pending = session.info.pop(_PENDING, None)
+    if pending:
+        send_now([(job_id, kind, queue) for job_id, (kind, queue) in pending.items()])
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_after_rollback(session) -> None:
+    session.info.pop(_PENDING, None)

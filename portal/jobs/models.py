@@ -1,0 +1,85 @@
+"""The Job row: the database, not Redis, is the truth about background work."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+QUEUED, RUNNING, SUCCEEDED, RETRYING, FAILED, CANCELLED = (
+    "queued",
+    "running",
+    "succeeded",
+    "retrying",
+    "failed",
+    "cancelled",
+)
+STATUSES = (QUEUED, RUNNING, SUCCEEDED, RETRYING, FAILED, CANCELLED)
+# States from which a message may start the work.
+CLAIMABLE = (QUEUED, RETRYING)
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+
+
+class Job(db.Model):
+    __tablename__ = "jobs"
+    __table_args__ = (
+        Index("ix_jobs_status_created", "status", "created_at"),
+        Index("ix_jobs_queue_created", "queue", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(80))
+    queue: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default=QUEUED)
+    payload_json: Mapped[str] = mapped_column(Text, default="{}")
+    result_json: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    max_attempts: Mapped[int] = mapped_column(default=5)
+    error: Mapped[str | None] = mapped_column(Text)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    created_by_id: Mapped[int | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[datetime | None]
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    next_attempt_at: Mapped[datetime | None]
+
+    @property
+    def payload(self) -> dict:
+        return json.loads(self.payload_json or "{}")
+
+    @property
+    def result(self) -> dict | None:
+        return None if self.result_json is None else json.loads(self.result_json)
+
+    @property
+    def can_retry(self) -> bool:
+        return self.status in (FAILED, CANCELLED)
+
+    @property
+    def can_cancel(self) -> bool:
+        return self.status in (QUEUED, RETRYING)
+
+
+class JobAttempt(db.Model):
+    """One try of a job, kept so the detail page can show what happened each time."""
+
+    __tablename__ = "job_attempts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int]
+    started_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
+    outcome: Mapped[str | None] = mapped_column(String(16))
+    error: Mapped[str | None] = mapped_column(Text)

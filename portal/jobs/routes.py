@@ -1,0 +1,117 @@
+"""The Jobs page: filter, detail, retry, cancel, and the pipeline check."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from portal.accounts.forms import EmptyForm
+from portal.accounts.guards import permission_required
+from portal.extensions import db
+from portal.jobs import services, topics  # noqa: F401  (topics registers the socket topics)
+from portal.jobs.forms import DiagnosticForm
+from portal.jobs.kinds import KINDS, QUEUES
+from portal.jobs.models import STATUSES
+from portal.projects import services as projects
+
+bp = Blueprint("jobs", __name__, url_prefix="/jobs")
+
+
+def _date_arg(name: str) -> date | None:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return None
+
+
+def _filter() -> services.JobFilter:
+    project = request.args.get("project", "")
+    return services.JobFilter(
+        queue=request.args.get("queue", "") if request.args.get("queue") in QUEUES else "",
+        status=request.args.get("status", ""),
+        project_id=int(project) if project.isdigit() else None,
+        kind=request.args.get("kind", "") if request.args.get("kind") in KINDS else "",
+        since=_date_arg("since"),
+        until=_date_arg("until"),
+    )
+
+
+@bp.get("/")
+@permission_required("job.read")
+def index():
+    f = _filter()
+    page = db.paginate(
+        services.search(current_user, f),
+        page=request.args.get("page", 1, type=int),
+        per_page=25,
+        error_out=False,
+    )
+    return render_template(
+        "jobs/index.html",
+        page=page,
+        f=f,
+        queues=QUEUES,
+        statuses=STATUSES,
+        kinds=KINDS,
+        counts=services.status_counts(current_user),
+        projects=db.session.scalars(projects.visible_projects(current_user)).all(),
+        action_form=EmptyForm(),
+        diagnostic_form=DiagnosticForm(),
+    )
+
+
+@bp.get("/<int:job_id>")
+@permission_required("job.read")
+def show(job_id: int):
+    job = services.get_visible(current_user, job_id)
+    return render_template(
+        "jobs/show.html",
+        job=job,
+        kind=KINDS.get(job.kind),
+        attempts=services.attempts_of(job),
+        action_form=EmptyForm(),
+    )
+
+
+def _back(job_id: int):
+    target = request.form.get("next", "")
+    if target.startswith("/jobs") and not target.startswith("//"):
+        return redirect(target)
+    return redirect(url_for("jobs.show", job_id=job_id))
+
+
+@bp.post("/<int:job_id>/retry")
+@permission_required("job.retry")
+def retry(job_id: int):
+    job = services.get_visible(current_user, job_id)
+    if EmptyForm().validate_on_submit():
+        services.retry(job)
+        db.session.commit()
+        flash(f"Job {job.id} is queued again.", "success")
+    return _back(job.id)
+
+
+@bp.post("/<int:job_id>/cancel")
+@permission_required("job.cancel")
+def cancel(job_id: int):
+    job = services.get_visible(current_user, job_id)
+    if EmptyForm().validate_on_submit():
+        services.cancel(job)
+        db.session.commit()
+        flash(f"Job {job.id} is cancelled.", "success")
+    return _back(job.id)
+
+
+@bp.post("/diagnostic")
+@permission_required("job.retry")
+def diagnostic():
+    form = DiagnosticForm()
+    if form.validate_on_submit():
+        job = services.run_diagnostic(current_user, fail_times=form.fail_times.data or 0)
+        db.session.commit()
+        flash(f"Pipeline check queued as job {job.id}.", "success")
+        return redirect(url_for("jobs.show", job_id=job.id))
+    flash("Give a number of failures from 0 to 10.", "error")
+    return redirect(url_for("jobs.index"))

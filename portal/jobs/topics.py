@@ -1,0 +1,43 @@
+"""Socket.IO topics for jobs: the whole visible list, or one job."""
+
+from __future__ import annotations
+
+from portal import realtime
+from portal.extensions import db
+from portal.jobs import live, services
+from portal.projects.services import visible_project_ids
+
+
+@realtime.topic("jobs", "job.read")
+def jobs_topic(user, params: dict):
+    ids = visible_project_ids(user)
+    if ids is None:
+        rooms = [live.ALL_JOBS_ROOM]
+    else:
+        rooms = [live.project_jobs_room(pid) for pid in sorted(ids)]
+    recent = db.session.scalars(services.search(user, services.JobFilter()).limit(50)).all()
+    return rooms, {
+        "counts": services.status_counts(user),
+        "jobs": [live.serialize(job) for job in recent],
+    }
+
+
+@realtime.topic("job", "job.read")
+def job_topic(user, params: dict):
+    job_id = params.get("id")
+    if not isinstance(job_id, int):
+        raise ValueError("job id must be a number")
+    job = services.get_visible(user, job_id)
+    return [live.job_room(job.id)], {
+        "job": live.serialize(job),
+        "attempts": [
+            {
+                "number": a.number,
+                "outcome": a.outcome,
+                "error": (a.error or "")[:300],
+                "started_at": a.started_at.isoformat(),
+                "finished_at": a.finished_at.isoformat() if a.finished_at else None,
+            }
+            for a in services.attempts_of(job)
+        ],
+    }

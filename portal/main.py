@@ -1,0 +1,67 @@
+"""The home page and the health check."""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select, text
+
+from portal.accounts.guards import public, signed_in
+from portal.beneficiaries import services as beneficiaries
+from portal.extensions import db
+from portal.jobs import services as jobs
+from portal.jobs.broker import get_broker
+from portal.projects import services as projects
+from portal.vendors import services as vendors
+
+bp = Blueprint("main", __name__)
+
+
+def _count(query) -> int:
+    return db.session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+
+
+@bp.get("/")
+@signed_in
+def home():
+    user = current_user
+    figures = {}
+    if user.can("project.read"):
+        figures["projects"] = _count(projects.visible_projects(user))
+    if user.can("beneficiary.read"):
+        figures["beneficiaries"] = _count(beneficiaries.visible(user))
+    if user.can("vendor.read"):
+        figures["vendors"] = _count(vendors.visible(user))
+    counts = jobs.status_counts(user) if user.can("job.read") else None
+    recent = (
+        db.session.scalars(projects.visible_projects(user).limit(6)).all()
+        if user.can("project.read")
+        else []
+    )
+    return render_template("main/home.html", figures=figures, job_counts=counts, recent=recent)
+
+
+@bp.get("/health")
+@public
+def health():
+    checks = {}
+    try:
+        db.session.execute(text("select 1"))
+        checks["database"] = "ok"
+    except Exception:
+        checks["database"] = "down"
+    try:
+        client = getattr(get_broker(), "client", None)
+        if client is not None:
+            client.ping()
+        checks["broker"] = "ok"
+    except Exception:
+        checks["broker"] = "down"
+    healthy = all(v == "ok" for v in checks.values())
+    return jsonify(status="ok" if healthy else "degraded", checks=checks), 200 if healthy else 503
+
+
+@bp.get("/favicon.ico")
+@public
+def favicon():
+    return redirect(url_for("static", filename="img/favicon.svg"))

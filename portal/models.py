@@ -1,0 +1,13 @@
+"""Imports every model module so that SQLAlchemy (and Alembic) see all tables."""
+
+from __future__ import annotations
+
+
+def import_all() -> None:
+    from portal.accounts import models as _accounts  # noqa: F401
+    from portal.audit import models as _audit  # noqa: F401
+    from portal.beneficiaries import models as _beneficiaries  # noqa: F401
+    from portal.jobs import models as _jobs  # noqa: F401
+    from portal.projects import models as _projects  # noqa: F401
+    from portal.settings import models as _settings  # noqa: F401
+    from portal.vendors import models as _vendors  # noqa: F401

@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import DateField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional, ValidationError
+
+from portal.projects.models import TYPES
+
+
+class ProjectForm(FlaskForm):
+    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    type = SelectField("Type", choices=list(TYPES.items()))
+    description = TextAreaField("Description", validators=[Length(max=4000)])
+    location = StringField("Area", validators=[Length(max=120)])
+    currency = StringField("Currency", default="NPR", validators=[DataRequired(), Length(max=8)])
+    start_date = DateField("Starts", validators=[Optional()])
+    end_date = DateField("Ends", validators=[Optional()])
+
+    def validate_end_date(self, field):
+        if field.data and self.start_date.data and field.data < self.start_date.data:
+            raise ValidationError("The end comes before the start.")
+
+
+class StatusForm(FlaskForm):
+    status = SelectField("New status", choices=[])
+
+
+class MembersForm(FlaskForm):
+    members = SelectMultipleField("Members", coerce=int)

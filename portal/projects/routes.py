@@ -1,0 +1,134 @@
+"""Project pages: list, create, detail, edit, status and members."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from portal.accounts.guards import permission_required
+from portal.accounts.models import User
+from portal.beneficiaries.models import BeneficiaryGroup, ProjectBeneficiary
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.projects import services
+from portal.projects.forms import MembersForm, ProjectForm, StatusForm
+from portal.projects.models import STATUSES, TRANSITIONS
+from portal.vendors.models import VendorProject
+
+bp = Blueprint("projects", __name__, url_prefix="/projects")
+FIELDS = ("name", "type", "description", "location", "currency", "start_date", "end_date")
+
+
+def _form_data(form: ProjectForm) -> dict:
+    return {k: getattr(form, k).data for k in FIELDS}
+
+
+@bp.get("/")
+@permission_required("project.read")
+def index():
+    rows = db.session.scalars(services.visible_projects(current_user)).all()
+    counts = dict(
+        db.session.execute(
+            select(ProjectBeneficiary.project_id, func.count()).group_by(ProjectBeneficiary.project_id)
+        ).all()
+    )
+    return render_template("projects/index.html", projects=rows, counts=counts, statuses=STATUSES)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required("project.manage")
+def new():
+    form = ProjectForm()
+    if form.validate_on_submit():
+        try:
+            project = services.create(_form_data(form), current_user)
+        except DomainError as exc:
+            db.session.rollback()
+            form.name.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash(f"Project “{project.name}” created as a draft.", "success")
+            return redirect(url_for("projects.show", project_id=project.id))
+    return render_template("projects/form.html", form=form, project=None)
+
+
+@bp.get("/<int:project_id>")
+@permission_required("project.read")
+def show(project_id: int):
+    project = services.get_visible(current_user, project_id)
+    stats = {
+        "beneficiaries": db.session.scalar(
+            select(func.count()).where(ProjectBeneficiary.project_id == project.id)
+        ),
+        "vendors": db.session.scalar(
+            select(func.count()).where(VendorProject.project_id == project.id)
+        ),
+    }
+    groups = db.session.scalars(
+        select(BeneficiaryGroup).where(BeneficiaryGroup.project_id == project.id)
+    ).all()
+    status_form = StatusForm()
+    status_form.status.choices = [(s, s.title()) for s in TRANSITIONS[project.status]]
+    members_form = MembersForm(members=[m.user_id for m in project.members])
+    members_form.members.choices = [
+        (u.id, f"{u.name} ({u.role.name})")
+        for u in db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))
+    ]
+    return render_template(
+        "projects/show.html",
+        project=project,
+        stats=stats,
+        groups=groups,
+        status_form=status_form,
+        members_form=members_form,
+    )
+
+
+@bp.route("/<int:project_id>/edit", methods=["GET", "POST"])
+@permission_required("project.manage")
+def edit(project_id: int):
+    project = services.get_visible(current_user, project_id)
+    services.ensure_writable(project)
+    form = ProjectForm(obj=project)
+    if form.validate_on_submit():
+        try:
+            services.update(project, _form_data(form))
+        except DomainError as exc:
+            db.session.rollback()
+            form.name.errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash("Project saved.", "success")
+            return redirect(url_for("projects.show", project_id=project.id))
+    return render_template("projects/form.html", form=form, project=project)
+
+
+@bp.post("/<int:project_id>/status")
+@permission_required("project.manage")
+def change_status(project_id: int):
+    project = services.get_visible(current_user, project_id)
+    form = StatusForm()
+    form.status.choices = [(s, s) for s in TRANSITIONS[project.status]]
+    if form.validate_on_submit():
+        services.change_status(project, form.status.data)
+        db.session.commit()
+        flash(f"Project is now {project.status}.", "success")
+    else:
+        flash("Choose a status this project can move to.", "error")
+    return redirect(url_for("projects.show", project_id=project.id))
+
+
+@bp.post("/<int:project_id>/members")
+@permission_required("project.manage")
+def members(project_id: int):
+    project = services.get_visible(current_user, project_id)
+    form = MembersForm()
+    form.members.choices = [(u.id, u.name) for u in db.session.scalars(select(User))]
+    if form.validate_on_submit():
+        services.set_members(project, set(form.members.data))
+        db.session.commit()
+        flash("Members saved.", "success")
+    else:
+        flash("Choose members from the list.", "error")
+    return redirect(url_for("projects.show", project_id=project.id))

@@ -1,0 +1,107 @@
+"""Project rules: who sees which project, the status lifecycle, and the closed-is-read-only rule."""
+
+from __future__ import annotations
+
+from sqlalchemy import Select, select
+
+from portal import events
+from portal.errors import InvalidTransition, NotFound, ProjectClosed
+from portal.extensions import db
+from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
+
+EDITABLE = ("name", "type", "description", "location", "currency", "start_date", "end_date")
+
+
+def member_project_ids(user) -> set[int]:
+    return set(
+        db.session.scalars(select(ProjectMember.project_id).where(ProjectMember.user_id == user.id))
+    )
+
+
+def visible_project_ids(user) -> set[int] | None:
+    """None means every project (the user holds ``project.all``)."""
+    return None if user.sees_all_projects else member_project_ids(user)
+
+
+def scope(query: Select, column, user) -> Select:
+    """Limit a query to rows whose project ``column`` the user may see."""
+    ids = visible_project_ids(user)
+    return query if ids is None else query.where(column.in_(ids))
+
+
+def visible_projects(user) -> Select:
+    return scope(select(Project), Project.id, user).order_by(Project.name)
+
+
+def get_visible(user, project_id: int) -> Project:
+    project = db.session.get(Project, project_id)
+    if project is None:
+        raise NotFound("No such project.")
+    ids = visible_project_ids(user)
+    if ids is not None and project.id not in ids:
+        # The same answer as for a missing project: do not reveal that it exists.
+        raise NotFound("No such project.")
+    return project
+
+
+def ensure_writable(project: Project) -> None:
+    if project.is_closed:
+        raise ProjectClosed(f"Project “{project.name}”")
+
+
+def create(data: dict, creator) -> Project:
+    if data.get("type") not in TYPES:
+        raise InvalidTransition("Unknown project type.")
+    project = Project(**{k: data.get(k) for k in EDITABLE if k in data})
+    db.session.add(project)
+    db.session.flush()
+    db.session.add(ProjectMember(project_id=project.id, user_id=creator.id))
+    db.session.flush()
+    events.project_changed.send(
+        project, action="project.created", summary=f"Project {project.id} created",
+        project_id=project.id, data={"type": project.type},
+    )
+    return project
+
+
+def update(project: Project, data: dict) -> Project:
+    ensure_writable(project)
+    changed = sorted(k for k in EDITABLE if k in data and getattr(project, k) != data[k])
+    for key in changed:
+        setattr(project, key, data[key])
+    db.session.flush()
+    if changed:
+        events.project_changed.send(
+            project, action="project.updated", summary=f"Project {project.id} edited",
+            project_id=project.id, data={"fields": changed},
+        )
+    return project
+
+
+def change_status(project: Project, new_status: str) -> Project:
+    old = project.status
+    if new_status not in TRANSITIONS.get(old, ()):
+        raise InvalidTransition(f"A {old} project cannot become {new_status}.")
+    project.status = new_status
+    db.session.flush()
+    events.project_status_changed.send(
+        project, action="project.status", summary=f"Project {project.id}: {old} → {new_status}",
+        project_id=project.id, data={"from": old, "to": new_status},
+    )
+    return project
+
+
+def set_members(project: Project, user_ids: set[int]) -> None:
+    ensure_writable(project)
+    current = {m.user_id: m for m in project.members}
+    added, removed = user_ids - set(current), set(current) - user_ids
+    for uid in removed:
+        project.members.remove(current[uid])
+    for uid in added:
+        project.members.append(ProjectMember(user_id=uid))
+    db.session.flush()
+    if added or removed:
+        events.project_members_changed.send(
+            project, action="project.members", summary=f"Project {project.id} members changed",
+            project_id=project.id, data={"added": sorted(added), "removed": sorted(removed)},
+        )

@@ -1,0 +1,187 @@
+"""Live updates over Socket.IO: event and room names, emit helpers, connection auth, topics.
+
+The browser never names a room. It asks to ``subscribe`` to a topic; the topic's handler checks
+the user's permission, picks the rooms on the server and answers with a snapshot read from the
+database, so a page that reconnects is consistent again at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask import current_app, request, session
+from flask_login import current_user
+from flask_socketio import SocketIO, disconnect, join_room, leave_room
+from flask_sqlalchemy.session import Session
+from sqlalchemy import event
+
+from portal.extensions import db, socketio
+
+log = logging.getLogger(__name__)
+
+# Event names: the one place both Python and static/js agree on.
+JOB_UPDATED = "job.updated"
+SNAPSHOT = "snapshot"
+SESSION_ENDED = "session.ended"
+SUBSCRIBE = "subscribe"
+UNSUBSCRIBE = "unsubscribe"
+
+_PENDING = "portal_pending_emits"
+
+
+def user_room(user_id: int) -> str:
+    return f"user:{user_id}"
+
+
+def session_room(session_id: int) -> str:
+    return f"session:{session_id}"
+
+
+def project_room(project_id: int) -> str:
+    return f"project:{project_id}"
+
+
+def emitter():
+    """The app's Socket.IO server, or a write-only emitter in a worker process."""
+    return current_app.extensions.get("portal_emitter") or socketio
+
+
+def emit(event_name: str, data: dict, rooms: list[str]) -> None:
+    if not rooms:
+        return
+    payload = {**data, "ts": time.time()}
+    try:
+        emitter().emit(event_name, payload, to=rooms, namespace="/")
+    except Exception:  # a lost live update is recovered by the next snapshot, never fatal
+        log.warning("could not emit %s", event_name, exc_info=True)
+
+
+def emit_after_commit(event_name: str, data: dict, rooms: list[str]) -> None:
+    """Emit once the current transaction commits: nobody hears of a change that rolled back."""
+    db.session.info.setdefault(_PENDING, []).append((event_name, data, rooms))
+
+
+@event.listens_for(Session, "after_commit")
+def _emit_pending(sess) -> None:
+    for event_name, data, rooms in sess.info.pop(_PENDING, []):
+        emit(event_name, data, rooms)
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_pending(sess) -> None:
+    sess.info.pop(_PENDING, None)
+
+
+def make_worker_emitter(app) -> None:
+    """Workers publish through Redis without running a Socket.IO server."""
+    if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
+        app.extensions["portal_emitter"] = SocketIO(
+            message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
+            async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        )
+
+
+@dataclass
+class Topic:
+    name: str
+    permission: str
+    handler: Callable[[object, dict], tuple[list[str], dict]]
+
+
+TOPICS: dict[str, Topic] = {}
+
+
+def topic(name: str, permission: str):
+    """Register a subscription topic: handler(user, params) -> (rooms, snapshot).
+
+    The handler raises ``PermissionError`` or ``LookupError`` to refuse.
+    """
+
+    def decorator(fn):
+        TOPICS[name] = Topic(name, permission, fn)
+        return fn
+
+    return decorator
+
+
+def _refuse(message: str) -> dict:
+    return {"ok": False, "error": message}
+
+
+def _on_connect(auth=None):
+    # current_user is reloaded from the server-side session row, so a revoked or signed-out
+    # browser is refused here and on every later event.
+    if not current_user.is_authenticated:
+        return False
+    join_room(user_room(current_user.id))
+    join_room(session_room(session["sid_row"]))
+    return True
+
+
+def _on_subscribe(data):
+    if not current_user.is_authenticated:
+        disconnect()
+        return _refuse("signed out")
+    data = data if isinstance(data, dict) else {}
+    found = TOPICS.get(str(data.get("topic", "")))
+    if found is None:
+        return _refuse("unknown topic")
+    if not current_user.can(found.permission):
+        return _refuse("forbidden")
+    try:
+        rooms, snapshot = found.handler(current_user, data)
+    except (PermissionError, LookupError, ValueError):
+        return _refuse("forbidden")
+    finally:
+        db.session.remove()
+    for room in rooms:
+        join_room(room)
+    return {"ok": True, "topic": found.name, "snapshot": snapshot}
+
+
+def _on_unsubscribe(data):
+    if not current_user.is_authenticated:
+        disconnect()
+        return _refuse("signed out")
+    data = data if isinstance(data, dict) else {}
+    found = TOPICS.get(str(data.get("topic", "")))
+    if found is None or not current_user.can(found.permission):
+        return _refuse("forbidden")
+    try:
+        rooms, _ = found.handler(current_user, data)
+    except (PermissionError, LookupError, ValueError):
+        return _refuse("forbidden")
+    finally:
+        db.session.remove()
+    for room in rooms:
+        if not room.startswith("user:"):
+            leave_room(room)
+    return {"ok": True}
+
+
+def end_session_sockets(session_id: int) -> None:
+    """Close the sockets of a signed-out or revoked session that this process serves."""
+    room = session_room(session_id)
+    server = socketio.server
+    if server is None:
+        return
+    socketio.emit(SESSION_ENDED, {}, to=room, namespace="/")
+    try:
+        sids = [sid for sid, _ in server.manager.get_participants("/", room)]
+    except (KeyError, ValueError):
+        sids = []
+    for sid in sids:
+        server.disconnect(sid, namespace="/")
+
+
+def register_handlers(sio: SocketIO) -> None:
+    sio.on_event("connect", _on_connect)
+    sio.on_event(SUBSCRIBE, _on_subscribe)
+    sio.on_event(UNSUBSCRIBE, _on_unsubscribe)
+
+
+def client_sid() -> str | None:
+    return getattr(request, "sid", None)

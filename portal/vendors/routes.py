@@ -1,0 +1,156 @@
+"""Vendor pages: list, register, detail, edit, approval and suspension, project assignment."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.accounts.forms import EmptyForm
+from portal.accounts.guards import permission_required
+from portal.beneficiaries.forms import ProjectPickForm
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.projects import services as projects
+from portal.projects.models import Project
+from portal.vendors import services
+from portal.vendors.forms import VendorForm, VendorStatusForm
+from portal.vendors.models import CATEGORIES, STATUSES, TRANSITIONS
+
+bp = Blueprint("vendors", __name__, url_prefix="/vendors")
+ACTION_LABELS = {"approved": "Approve", "suspended": "Suspend"}
+
+
+def _values(form: VendorForm) -> dict:
+    return {k: getattr(form, k).data for k in ("name", "category", "contact_name", "phone", "location")}
+
+
+def _open_projects():
+    return [
+        p for p in db.session.scalars(projects.visible_projects(current_user)) if not p.is_closed
+    ]
+
+
+@bp.get("/")
+@permission_required("vendor.read")
+def index():
+    project_arg = request.args.get("project", "")
+    page = db.paginate(
+        services.search(
+            current_user,
+            status=request.args.get("status", ""),
+            project_id=int(project_arg) if project_arg.isdigit() else None,
+            q=request.args.get("q", "")[:100],
+        ),
+        page=request.args.get("page", 1, type=int),
+        per_page=25,
+        error_out=False,
+    )
+    return render_template(
+        "vendors/index.html",
+        page=page,
+        statuses=STATUSES,
+        categories=CATEGORIES,
+        projects=db.session.scalars(projects.visible_projects(current_user)).all(),
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required("vendor.manage")
+def new():
+    form = VendorForm()
+    choices = [(p.id, p.name) for p in _open_projects()]
+    form.project_id.choices = [(0, "— none yet —"), *choices] if current_user.sees_all_projects else choices
+    if form.validate_on_submit():
+        project = projects.get_visible(current_user, form.project_id.data) if form.project_id.data else None
+        if project is None and not current_user.sees_all_projects:
+            form.project_id.errors = ["Choose the project this vendor serves."]
+        else:
+            try:
+                vendor = services.register(_values(form), project)
+            except DomainError as exc:
+                db.session.rollback()
+                getattr(form, getattr(exc, "field", "name"), form.name).errors.append(str(exc))
+            else:
+                db.session.commit()
+                flash(f"Vendor {vendor.name} registered; it waits for approval.", "success")
+                return redirect(url_for("vendors.show", vendor_id=vendor.id))
+    return render_template("vendors/form.html", form=form, vendor=None)
+
+
+@bp.get("/<int:vendor_id>")
+@permission_required("vendor.read")
+def show(vendor_id: int):
+    vendor = services.get_visible(current_user, vendor_id)
+    assigned = services.project_ids_of(vendor)
+    status_form = VendorStatusForm()
+    status_form.status.choices = [(s, ACTION_LABELS[s]) for s in TRANSITIONS[vendor.status]]
+    project_form = ProjectPickForm()
+    project_form.project_id.choices = [(p.id, p.name) for p in _open_projects() if p.id not in assigned]
+    return render_template(
+        "vendors/show.html",
+        vendor=vendor,
+        projects=db.session.scalars(select(Project).where(Project.id.in_(assigned))).all(),
+        status_form=status_form,
+        project_form=project_form,
+        remove_form=EmptyForm(),
+        categories=CATEGORIES,
+    )
+
+
+@bp.route("/<int:vendor_id>/edit", methods=["GET", "POST"])
+@permission_required("vendor.manage")
+def edit(vendor_id: int):
+    vendor = services.get_visible(current_user, vendor_id)
+    form = VendorForm(obj=vendor)
+    form.project_id.choices = [(0, "")]
+    if form.validate_on_submit():
+        try:
+            services.update(vendor, _values(form))
+        except DomainError as exc:
+            db.session.rollback()
+            getattr(form, getattr(exc, "field", "name"), form.name).errors.append(str(exc))
+        else:
+            db.session.commit()
+            flash("Saved.", "success")
+            return redirect(url_for("vendors.show", vendor_id=vendor.id))
+    return render_template("vendors/form.html", form=form, vendor=vendor)
+
+
+@bp.post("/<int:vendor_id>/status")
+@permission_required("vendor.approve")
+def change_status(vendor_id: int):
+    vendor = services.get_visible(current_user, vendor_id)
+    form = VendorStatusForm()
+    form.status.choices = [(s, s) for s in TRANSITIONS[vendor.status]]
+    if form.validate_on_submit():
+        services.change_status(vendor, form.status.data, form.reason.data or "")
+        db.session.commit()
+        flash(f"Vendor is now {vendor.status}.", "success")
+    else:
+        flash("Choose a decision this vendor can take.", "error")
+    return redirect(url_for("vendors.show", vendor_id=vendor.id))
+
+
+@bp.post("/<int:vendor_id>/projects")
+@permission_required("vendor.manage")
+def assign(vendor_id: int):
+    vendor = services.get_visible(current_user, vendor_id)
+    form = ProjectPickForm()
+    form.project_id.choices = [(p.id, p.name) for p in _open_projects()]
+    if form.validate_on_submit():
+        services.assign(vendor, projects.get_visible(current_user, form.project_id.data))
+        db.session.commit()
+        flash("Assigned.", "success")
+    return redirect(url_for("vendors.show", vendor_id=vendor.id))
+
+
+@bp.post("/<int:vendor_id>/projects/<int:project_id>/remove")
+@permission_required("vendor.manage")
+def unassign(vendor_id: int, project_id: int):
+    vendor = services.get_visible(current_user, vendor_id)
+    if EmptyForm().validate_on_submit():
+        services.unassign(vendor, projects.get_visible(current_user, project_id))
+        db.session.commit()
+        flash("Removed from the project.", "success")
+    return redirect(url_for("vendors.show", vendor_id=vendor.id))

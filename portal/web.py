@@ -1,0 +1,118 @@
+"""Blueprints, error pages and template helpers."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+from flask import Flask, jsonify, render_template, request
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from portal.errors import DomainError
+from portal.extensions import db
+
+ERROR_TITLES = {
+    400: "That request could not be understood",
+    401: "Please sign in",
+    403: "You do not have access to this",
+    404: "Page not found",
+    405: "Not allowed",
+    409: "That cannot be done now",
+    429: "Too many requests",
+    500: "Something went wrong on our side",
+}
+
+
+def wants_json() -> bool:
+    return request.path.startswith("/api/") or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def _render_error(status: int, detail: str):
+    db.session.rollback()
+    title = ERROR_TITLES.get(status, "Error")
+    if wants_json():
+        body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
+        return jsonify(body), status, {"Content-Type": "application/problem+json"}
+    return render_template("errors/error.html", status=status, title=title, detail=detail), status
+
+
+def register_errors(app: Flask) -> None:
+    @app.errorhandler(CSRFError)
+    def csrf_error(exc):
+        return _render_error(
+            400, "The form expired or was sent from elsewhere. Go back, reload and try again."
+        )
+
+    @app.errorhandler(DomainError)
+    def domain_error(exc):
+        return _render_error(exc.status, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc):
+        return _render_error(exc.code or 500, exc.description or "")
+
+    @app.errorhandler(Exception)
+    def unexpected(exc):
+        app.logger.exception("unhandled error on %s %s", request.method, request.path)
+        return _render_error(500, "The error was logged. Please try again in a moment.")
+
+
+def page_url(page: int) -> str:
+    args = request.args.to_dict()
+    args["page"] = page
+    return f"{request.path}?{urlencode(args)}"
+
+
+def register_template_helpers(app: Flask) -> None:
+    from portal.accounts.permissions import PERMISSIONS
+
+    @app.context_processor
+    def helpers():
+        def can(permission: str) -> bool:
+            return current_user.is_authenticated and current_user.can(permission)
+
+        return {"can": can, "page_url": page_url, "ALL_PERMISSIONS": PERMISSIONS}
+
+    @app.template_filter("dt")
+    def format_dt(value):
+        return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+
+    @app.template_filter("d")
+    def format_d(value):
+        return "" if value is None else value.strftime("%Y-%m-%d")
+
+
+def init_app(app: Flask) -> None:
+    from portal.accounts.routes import bp as accounts_bp
+    from portal.audit.routes import bp as audit_bp
+    from portal.beneficiaries.group_routes import bp as groups_bp
+    from portal.beneficiaries.routes import bp as beneficiaries_bp
+    from portal.jobs.routes import bp as jobs_bp
+    from portal.main import bp as main_bp
+    from portal.projects.routes import bp as projects_bp
+    from portal.settings.routes import bp as settings_bp
+    from portal.vendors.routes import bp as vendors_bp
+
+    for bp in (
+        main_bp,
+        accounts_bp,
+        projects_bp,
+        beneficiaries_bp,
+        groups_bp,
+        vendors_bp,
+        jobs_bp,
+        audit_bp,
+        settings_bp,
+    ):
+        app.register_blueprint(bp)
+    register_errors(app)
+    register_template_helpers(app)
+
+    @app.teardown_request
+    def commit_or_rollback(exc):
+        # Views that change state commit themselves; anything left open is abandoned here.
+        if exc is not None:
+            db.session.rollback()

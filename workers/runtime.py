@@ -1,0 +1,55 @@
+"""Running workers: in the ``dramatiq`` command (production) or as threads of ``make run``."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+import dramatiq
+
+from portal.extensions import db
+from portal.jobs.broker import get_broker
+from workers import actors
+from workers.middleware import JobLifecycle
+
+log = logging.getLogger(__name__)
+
+
+def prepare(app) -> dramatiq.Broker:
+    """Add the job middleware and declare the actors on the app's broker (once)."""
+    broker = get_broker(app)
+    if not any(isinstance(m, JobLifecycle) for m in broker.middleware):
+        broker.add_middleware(JobLifecycle(app))
+        actors.declare(broker)
+    return broker
+
+
+def start_worker(app, threads: int | None = None) -> dramatiq.Worker:
+    broker = prepare(app)
+    # A short worker timeout keeps the pick-up of the first message after idle fast.
+    worker = dramatiq.Worker(
+        broker, worker_threads=threads or app.config["WORKER_THREADS"], worker_timeout=100
+    )
+    worker.start()
+    return worker
+
+
+def start_sweeper(app, stop: threading.Event) -> threading.Thread:
+    """Run the job sweeper every SWEEP_INTERVAL_SECONDS until ``stop`` is set."""
+    from portal.jobs.services import sweep
+
+    def loop():
+        while not stop.wait(app.config["SWEEP_INTERVAL_SECONDS"]):
+            with app.app_context():
+                try:
+                    report = sweep()
+                    if report.resent or report.orphaned:
+                        log.info("sweeper re-sent %s, recovered %s", report.resent, report.orphaned)
+                except Exception:
+                    log.exception("job sweep failed")
+                finally:
+                    db.session.remove()
+
+    thread = threading.Thread(target=loop, name="job-sweeper", daemon=True)
+    thread.start()
+    return thread
