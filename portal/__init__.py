@@ -45,7 +45,9 @@ def _configure_redis(app: Flask) -> None:
         app.config["RATELIMIT_STORAGE_URI"] = url if shared else "memory://"
 
 
-def create_app(config_class: type[Config] | None = None, *, role: str = "web", **overrides) -> Flask:
+def create_app(
+    config_class: type[Config] | None = None, *, role: str = "web", **overrides
+) -> Flask:
     """Build the app. ``role`` is "web" (serves pages and sockets) or "worker" (runs jobs)."""
     from portal import crypto, realtime
     from portal.extensions import csrf, db, limiter, login_manager, migrate, socketio
@@ -73,12 +75,17 @@ def create_app(config_class: type[Config] | None = None, *, role: str = "web", *
     limiter.init_app(app)
     init_broker(app)
     if role == "web":
+        options = {}
+        if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
+            options["client_manager"] = realtime.client_manager(
+                app.config["SOCKETIO_MESSAGE_QUEUE"]
+            )
         socketio.init_app(
             app,
             async_mode=app.config["SOCKETIO_ASYNC_MODE"],
-            message_queue=app.config.get("SOCKETIO_MESSAGE_QUEUE"),
             logger=False,
             engineio_logger=False,
+            **options,
         )
         realtime.register_handlers(socketio)
     else:

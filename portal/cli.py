@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 
@@ -69,7 +70,9 @@ def audit_verify():
         return
     for problem in result.problems:
         click.echo(f"PROBLEM: {problem}", err=True)
-    click.echo(f"audit log BROKEN: {len(result.problems)} problem(s) in {result.checked} entries", err=True)
+    click.echo(
+        f"audit log BROKEN: {len(result.problems)} problem(s) in {result.checked} entries", err=True
+    )
     sys.exit(1)
 
 
@@ -98,6 +101,8 @@ def serve(host: str, port: int, no_workers: bool):
         worker = start_worker(app)
         start_sweeper(app, stop)
     click.echo(f"Portal on http://{host}:{port}/  (Ctrl-C stops it and everything it started)")
+    # Flask refuses app.run() inside a CLI command; here serving is the command's whole point.
+    os.environ.pop("FLASK_RUN_FROM_CLI", None)
     try:
         socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
     finally:

@@ -90,4 +90,3 @@ class Encrypted(TypeDecorator):
 
     def process_result_value(self, value, dialect):
         return None if value is None else decrypt(value)
-

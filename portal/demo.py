@@ -52,7 +52,9 @@ def seed_demo(count: int = 50) -> str | None:
                 "name": f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}",
                 "phone": f"98{41000000 + i * 7919:08d}",
                 "national_id": f"NP{rng.randrange(10**9, 10**10)}",
-                "date_of_birth": date(rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 28)),
+                "date_of_birth": date(
+                    rng.randrange(1950, 2005), rng.randrange(1, 13), rng.randrange(1, 28)
+                ),
                 "location": rng.choice(WARDS),
                 "gender": rng.choice(["female", "male"]),
                 "consent_at": utcnow(),

@@ -12,7 +12,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from flask import current_app, request, session
+import socketio as socketio_lib
+from flask import current_app, session
 from flask_login import current_user
 from flask_socketio import SocketIO, disconnect, join_room, leave_room
 from flask_sqlalchemy.session import Session
@@ -75,12 +76,23 @@ def _drop_pending(sess) -> None:
     sess.info.pop(_PENDING, None)
 
 
+CHANNEL = "flask-socketio"
+
+
+def client_manager(url: str, write_only: bool = False) -> socketio_lib.RedisManager:
+    """The Redis pub/sub manager between Socket.IO servers and emitters.
+
+    Built here rather than from ``message_queue=`` because Flask-SocketIO only recognises
+    redis:// URLs, while the embedded Redis listens on a unix socket (unix://).
+    """
+    return socketio_lib.RedisManager(url, channel=CHANNEL, write_only=write_only)
+
+
 def make_worker_emitter(app) -> None:
     """Workers publish through Redis without running a Socket.IO server."""
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
-        app.extensions["portal_emitter"] = SocketIO(
-            message_queue=app.config["SOCKETIO_MESSAGE_QUEUE"],
-            async_mode=app.config["SOCKETIO_ASYNC_MODE"],
+        app.extensions["portal_emitter"] = client_manager(
+            app.config["SOCKETIO_MESSAGE_QUEUE"], write_only=True
         )
 
 
@@ -181,7 +193,3 @@ def register_handlers(sio: SocketIO) -> None:
     sio.on_event("connect", _on_connect)
     sio.on_event(SUBSCRIBE, _on_subscribe)
     sio.on_event(UNSUBSCRIBE, _on_unsubscribe)
-
-
-def client_sid() -> str | None:
-    return getattr(request, "sid", None)

@@ -25,9 +25,7 @@ ERROR_TITLES = {
 
 
 def wants_json() -> bool:
-    return request.path.startswith("/api/") or (
-        request.accept_mimetypes.best == "application/json"
-    )
+    return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
 
 
 def _render_error(status: int, detail: str):
@@ -69,12 +67,11 @@ def page_url(page: int) -> str:
 def register_template_helpers(app: Flask) -> None:
     from portal.accounts.permissions import PERMISSIONS
 
-    @app.context_processor
-    def helpers():
-        def can(permission: str) -> bool:
-            return current_user.is_authenticated and current_user.can(permission)
+    def can(permission: str) -> bool:
+        return current_user.is_authenticated and current_user.can(permission)
 
-        return {"can": can, "page_url": page_url, "ALL_PERMISSIONS": PERMISSIONS}
+    # Globals rather than a context processor, so that imported macros see them too.
+    app.jinja_env.globals.update(can=can, page_url=page_url, ALL_PERMISSIONS=PERMISSIONS)
 
     @app.template_filter("dt")
     def format_dt(value):

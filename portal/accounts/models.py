@@ -72,7 +72,7 @@ class User(UserMixin, db.Model):
 
 
 class UserSession(db.Model):
-    """A signed-in browser. Revoking the row ends the session on its next request or socket event."""
+    """A signed-in browser. Revoking the row ends it at its next request or socket event."""
 
     __tablename__ = "user_sessions"
 

@@ -63,7 +63,9 @@ def login():
             return render_template("accounts/login.html", form=form), 401
         sessions.start(user)
         login_user(user)
-        events.user_signed_in.send(user, action="auth.signed_in", summary=f"User {user.id} signed in")
+        events.user_signed_in.send(
+            user, action="auth.signed_in", summary=f"User {user.id} signed in"
+        )
         db.session.commit()
         return redirect(_safe_next(request.args.get("next")))
     return render_template("accounts/login.html", form=form)
@@ -73,7 +75,9 @@ def login():
 @signed_in
 def logout():
     user = current_user._get_current_object()
-    events.user_signed_out.send(user, action="auth.signed_out", summary=f"User {user.id} signed out")
+    events.user_signed_out.send(
+        user, action="auth.signed_out", summary=f"User {user.id} signed out"
+    )
     row_id = sessions.end_current()
     db.session.commit()
     logout_user()
@@ -97,7 +101,8 @@ def account():
                 form.new.errors.append(str(exc))
             else:
                 events.user_changed.send(
-                    current_user._get_current_object(), action="user.password_changed",
+                    current_user._get_current_object(),
+                    action="user.password_changed",
                     summary=f"User {current_user.id} changed their password",
                 )
                 db.session.commit()
@@ -141,7 +146,9 @@ def user_new():
     if form.validate_on_submit():
         try:
             user = services.create_user(
-                form.email.data, form.name.data, form.password.data,
+                form.email.data,
+                form.name.data,
+                form.password.data,
                 db.session.get(Role, form.role_id.data),
             )
         except DomainError as exc:

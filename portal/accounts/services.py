@@ -58,7 +58,9 @@ def create_user(email: str, name: str, password: str, role: Role) -> User:
     db.session.add(user)
     db.session.flush()
     events.user_changed.send(
-        user, action="user.created", summary=f"User {user.id} created with role {role.name}",
+        user,
+        action="user.created",
+        summary=f"User {user.id} created with role {role.name}",
     )
     return user
 
@@ -80,7 +82,8 @@ def authenticate(email: str, password: str) -> User:
             user.locked_until = now + timedelta(minutes=cfg["LOCKOUT_MINUTES"])
             user.failed_logins = 0
         events.user_sign_in_failed.send(
-            user, action="auth.failed",
+            user,
+            action="auth.failed",
             summary=f"Failed sign-in for user {user.id}" + (" (account locked)" if locked else ""),
         )
         raise SignInFailed(
@@ -111,7 +114,8 @@ def save_role(role: Role | None, name: str, description: str, permissions: set[s
     role.set_permissions(permissions)
     db.session.flush()
     events.role_changed.send(
-        role, action="role.created" if created else "role.updated",
+        role,
+        action="role.created" if created else "role.updated",
         summary=f"Role {role.name} {'created' if created else 'changed'}",
         data={"granted": sorted(permissions - before), "revoked": sorted(before - permissions)},
     )
@@ -129,6 +133,8 @@ def set_user_role(user: User, role: Role, active: bool) -> None:
     db.session.flush()
     if changes:
         events.user_changed.send(
-            user, action="user.updated", summary=f"User {user.id} role or status changed",
+            user,
+            action="user.updated",
+            summary=f"User {user.id} role or status changed",
             data=changes,
         )

@@ -50,7 +50,9 @@ def current_session_user(user_id: str, token: str | None) -> User | None:
     if now - row.last_seen_at > _TOUCH_EVERY:
         # A separate statement so a request that rolls back still counts as activity.
         with db.engine.begin() as conn:
-            conn.execute(update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now))
+            conn.execute(
+                update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)
+            )
     user = db.session.get(User, row.user_id)
     return user if user and user.active else None
 

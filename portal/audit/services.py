@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from portal.audit.models import GENESIS, AuditEntry, AuditHead
 from portal.extensions import db
@@ -43,13 +45,22 @@ def _current_actor() -> tuple[int | None, str]:
 
 
 def _locked_head() -> AuditHead:
-    head = db.session.execute(
-        select(AuditHead).where(AuditHead.id == 1).with_for_update()
-    ).scalar_one_or_none()
+    # populate_existing: after waiting for the lock, take the row as committed, not a copy
+    # this session loaded earlier.
+    locked = (
+        select(AuditHead)
+        .where(AuditHead.id == 1)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    head = db.session.execute(locked).scalar_one_or_none()
     if head is None:
-        head = AuditHead(id=1, seq=0, hash=GENESIS)
-        db.session.add(head)
-        db.session.flush()
+        # The very first entry: concurrent first appends must not collide on creating the row.
+        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        db.session.execute(
+            insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing()
+        )
+        head = db.session.execute(locked).scalar_one()
     return head
 
 
@@ -110,7 +121,10 @@ def verify(batch: int = 1000) -> Verification:
     last_seq = 0
     while True:
         rows = db.session.scalars(
-            select(AuditEntry).where(AuditEntry.seq > last_seq).order_by(AuditEntry.seq).limit(batch)
+            select(AuditEntry)
+            .where(AuditEntry.seq > last_seq)
+            .order_by(AuditEntry.seq)
+            .limit(batch)
         ).all()
         if not rows:
             break

@@ -6,7 +6,13 @@ from wtforms.validators import DataRequired, Length, Optional
 
 from portal.beneficiaries.models import GENDERS, STATUSES
 
-LANGUAGES = [("en", "English"), ("ne", "Nepali"), ("hi", "Hindi"), ("bn", "Bengali"), ("sw", "Swahili")]
+LANGUAGES = [
+    ("en", "English"),
+    ("ne", "Nepali"),
+    ("hi", "Hindi"),
+    ("bn", "Bengali"),
+    ("sw", "Swahili"),
+]
 
 
 class BeneficiaryForm(FlaskForm):

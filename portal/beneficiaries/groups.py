@@ -49,7 +49,9 @@ def create(project: Project, name: str, purpose: str) -> BeneficiaryGroup:
     db.session.add(group)
     db.session.flush()
     events.group_changed.send(
-        group, action="group.created", summary=f"Group {group.id} created in project {project.id}",
+        group,
+        action="group.created",
+        summary=f"Group {group.id} created in project {project.id}",
         project_id=project.id,
     )
     return group
@@ -75,8 +77,10 @@ def add_members(group: BeneficiaryGroup, people: list[Beneficiary]) -> int:
     db.session.flush()
     if added:
         events.group_changed.send(
-            group, action="group.members_added",
-            summary=f"{added} beneficiaries added to group {group.id}", project_id=project.id,
+            group,
+            action="group.members_added",
+            summary=f"{added} beneficiaries added to group {group.id}",
+            project_id=project.id,
         )
     return added
 
@@ -91,7 +95,8 @@ def remove_member(group: BeneficiaryGroup, person: Beneficiary) -> bool:
     db.session.flush()
     if result.rowcount:
         events.group_changed.send(
-            group, action="group.member_removed",
+            group,
+            action="group.member_removed",
             summary=f"Beneficiary {person.ref} removed from group {group.id}",
             project_id=group.project_id,
         )

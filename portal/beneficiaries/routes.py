@@ -124,7 +124,9 @@ def show(beneficiary_id: int):
     member_of = set(services.project_ids_of(person))
     open_projects = _open_projects()
     project_form = ProjectPickForm()
-    project_form.project_id.choices = [(p.id, p.name) for p in open_projects if p.id not in member_of]
+    project_form.project_id.choices = [
+        (p.id, p.name) for p in open_projects if p.id not in member_of
+    ]
     person_groups = groups.groups_of(person)
     in_groups = {g.id for g in person_groups}
     group_form = GroupPickForm()
@@ -207,11 +209,12 @@ def remove_project(beneficiary_id: int, project_id: int):
 def add_group(beneficiary_id: int):
     person = services.get_visible(current_user, beneficiary_id)
     form = GroupPickForm()
-    form.group_id.choices = [(g.id, g.name) for g in db.session.scalars(groups.visible(current_user))]
+    form.group_id.choices = [
+        (g.id, g.name) for g in db.session.scalars(groups.visible(current_user))
+    ]
     if form.validate_on_submit():
         group = groups.get_visible(current_user, form.group_id.data)
         groups.add_members(group, [person])
         db.session.commit()
         flash(f"Added to group {group.name}.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
-

@@ -7,9 +7,10 @@ exact search by phone or national ID goes through the blind index, never a decry
 from __future__ import annotations
 
 import secrets
+from contextlib import suppress
 from dataclasses import dataclass
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, delete, exists, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from portal import events
@@ -65,14 +66,18 @@ def _pii_values(data: dict) -> dict:
 def _ensure_unique(values: dict, exclude_id: int | None = None) -> None:
     checks = [("phone", BeneficiaryPII.phone_index, values["phone_index"])]
     if values["national_id_index"]:
-        checks.append(("national_id", BeneficiaryPII.national_id_index, values["national_id_index"]))
+        checks.append(
+            ("national_id", BeneficiaryPII.national_id_index, values["national_id_index"])
+        )
     for field, column, value in checks:
         query = select(BeneficiaryPII.beneficiary_id).where(column == value)
         if exclude_id is not None:
             query = query.where(BeneficiaryPII.beneficiary_id != exclude_id)
         if db.session.scalar(query) is not None:
             label = "phone number" if field == "phone" else "national ID"
-            raise normalize.InvalidValue(field, f"A beneficiary with this {label} is already enrolled.")
+            raise normalize.InvalidValue(
+                field, f"A beneficiary with this {label} is already enrolled."
+            )
 
 
 def create(data: dict, *, project: Project | None = None) -> Beneficiary:
@@ -88,7 +93,9 @@ def create(data: dict, *, project: Project | None = None) -> Beneficiary:
     except IntegrityError:  # a concurrent enrolment of the same phone or ID won the race
         raise Conflict("This person was enrolled a moment ago by someone else.") from None
     events.beneficiary_changed.send(
-        person, action="beneficiary.created", summary=f"Beneficiary {person.ref} enrolled",
+        person,
+        action="beneficiary.created",
+        summary=f"Beneficiary {person.ref} enrolled",
         project_id=project.id if project else None,
     )
     if project is not None:
@@ -112,7 +119,9 @@ def update(person: Beneficiary, data: dict) -> Beneficiary:
     if changed:
         # Field names only: the values are personal data.
         events.beneficiary_changed.send(
-            person, action="beneficiary.updated", summary=f"Beneficiary {person.ref} edited",
+            person,
+            action="beneficiary.updated",
+            summary=f"Beneficiary {person.ref} edited",
             data={"fields": sorted(changed)},
         )
     return person
@@ -163,7 +172,8 @@ def search(user, params: ListQuery) -> Select:
     if params.group_id:
         query = query.where(
             exists().where(
-                GroupMember.beneficiary_id == Beneficiary.id, GroupMember.group_id == params.group_id
+                GroupMember.beneficiary_id == Beneficiary.id,
+                GroupMember.group_id == params.group_id,
             )
         )
     if params.status in STATUSES:
@@ -174,29 +184,27 @@ def search(user, params: ListQuery) -> Select:
 def _exact_matches(term: str) -> Select:
     """Ids whose reference, phone or national ID equals the term (through the blind indexes)."""
     indexes = []
-    try:
-        indexes.append(
-            BeneficiaryPII.phone_index
-            == blind_index("phone:" + normalize.phone_e164(term, default_country()))
-        )
-    except normalize.InvalidValue:
-        pass
-    try:
+    with suppress(normalize.InvalidValue):
+        phone = normalize.phone_e164(term, default_country())
+        indexes.append(BeneficiaryPII.phone_index == blind_index("phone:" + phone))
+    with suppress(normalize.InvalidValue):
         nid = normalize.national_id(term)
         if nid:
             indexes.append(BeneficiaryPII.national_id_index == blind_index("nid:" + nid))
-    except normalize.InvalidValue:
-        pass
     ids = select(Beneficiary.id).where(Beneficiary.ref == term.upper())
-    for condition in indexes:
-        ids = ids.union(select(BeneficiaryPII.beneficiary_id).where(condition))
+    if indexes:
+        # One union: a compound select cannot be unioned again (a term can be both a phone
+        # number and a national ID, e.g. all digits).
+        ids = ids.union(select(BeneficiaryPII.beneficiary_id).where(or_(*indexes)))
     return ids
 
 
 def project_ids_of(person: Beneficiary) -> list[int]:
     return list(
         db.session.scalars(
-            select(ProjectBeneficiary.project_id).where(ProjectBeneficiary.beneficiary_id == person.id)
+            select(ProjectBeneficiary.project_id).where(
+                ProjectBeneficiary.beneficiary_id == person.id
+            )
         )
     )
 
@@ -208,8 +216,10 @@ def add_to_project(person: Beneficiary, project: Project) -> bool:
     db.session.add(ProjectBeneficiary(project_id=project.id, beneficiary_id=person.id))
     db.session.flush()
     events.beneficiary_projects_changed.send(
-        person, action="beneficiary.project_added",
-        summary=f"Beneficiary {person.ref} added to project {project.id}", project_id=project.id,
+        person,
+        action="beneficiary.project_added",
+        summary=f"Beneficiary {person.ref} added to project {project.id}",
+        project_id=project.id,
     )
     return True
 
@@ -231,7 +241,8 @@ def remove_from_project(person: Beneficiary, project: Project) -> bool:
     db.session.flush()
     if result.rowcount:
         events.beneficiary_projects_changed.send(
-            person, action="beneficiary.project_removed",
+            person,
+            action="beneficiary.project_removed",
             summary=f"Beneficiary {person.ref} removed from project {project.id}",
             project_id=project.id,
         )

@@ -32,9 +32,7 @@ def claim(job_id: int) -> Job | None:
         db.session.rollback()
         return None
     job = db.session.get(Job, job_id, populate_existing=True)
-    number = (
-        db.session.scalar(select(func.count()).where(JobAttempt.job_id == job_id)) or 0
-    ) + 1
+    number = (db.session.scalar(select(func.count()).where(JobAttempt.job_id == job_id)) or 0) + 1
     db.session.add(JobAttempt(job_id=job_id, number=number, started_at=now))
     live.emit_job(job)
     db.session.commit()
@@ -76,7 +74,9 @@ def backoff_ms(attempt: int) -> int:
 def describe(exc: BaseException) -> str:
     """The error as shown on the Jobs page: type, message and where it happened."""
     frames = traceback.extract_tb(exc.__traceback__)[-3:]
-    where = "".join(f"\n  at {f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames)
+    where = "".join(
+        f"\n  at {f.filename.rsplit('/', 1)[-1]}:{f.lineno} in {f.name}" for f in frames
+    )
     return f"{type(exc).__name__}: {exc}{where}"[:4000]
 
 

@@ -33,6 +33,7 @@ def serialize(job: Job) -> dict:
         "created_at": job.created_at.isoformat() if job.created_at else None,
         "updated_at": job.updated_at.isoformat() if job.updated_at else None,
         "next_attempt_at": job.next_attempt_at.isoformat() if job.next_attempt_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "can_retry": job.can_retry,
         "can_cancel": job.can_cancel,
     }

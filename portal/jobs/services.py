@@ -59,7 +59,9 @@ def search(user, f: JobFilter) -> Select:
     if f.since:
         query = query.where(Job.created_at >= datetime.combine(f.since, time.min))
     if f.until:
-        query = query.where(Job.created_at < datetime.combine(f.until + timedelta(days=1), time.min))
+        query = query.where(
+            Job.created_at < datetime.combine(f.until + timedelta(days=1), time.min)
+        )
     return query.order_by(Job.created_at.desc(), Job.id.desc())
 
 
@@ -97,7 +99,9 @@ def retry(job: Job) -> Job:
     db.session.flush()
     dispatch.schedule_send(job)
     events.job_retried.send(
-        job, action="job.retried", summary=f"Job {job.id} ({job.kind}) retried after {old}",
+        job,
+        action="job.retried",
+        summary=f"Job {job.id} ({job.kind}) retried after {old}",
         project_id=job.project_id,
     )
     return job
@@ -116,7 +120,9 @@ def cancel(job: Job) -> Job:
     db.session.refresh(job)
     live.emit_job(job)
     events.job_cancelled.send(
-        job, action="job.cancelled", summary=f"Job {job.id} ({job.kind}) cancelled",
+        job,
+        action="job.cancelled",
+        summary=f"Job {job.id} ({job.kind}) cancelled",
         project_id=job.project_id,
     )
     return job
@@ -149,7 +155,9 @@ def sweep() -> SweepReport:
     report = SweepReport()
     stale = now - timedelta(seconds=cfg["JOB_STALE_SECONDS"])
     orphans = db.session.scalars(
-        select(Job).where(Job.status == RUNNING, Job.started_at < stale).with_for_update(skip_locked=True)
+        select(Job)
+        .where(Job.status == RUNNING, Job.started_at < stale)
+        .with_for_update(skip_locked=True)
     ).all()
     for job in orphans:
         job.error = "The worker running this job stopped before it finished."
@@ -166,14 +174,16 @@ def sweep() -> SweepReport:
     unsent = now - timedelta(seconds=cfg["JOB_UNSENT_GRACE_SECONDS"])
     lost = now - timedelta(seconds=cfg["JOB_LOST_SECONDS"])
     due = db.session.execute(
-        select(Job.id, Job.kind, Job.queue).where(
+        select(Job.id, Job.kind, Job.queue)
+        .where(
             or_(
                 and_(Job.status == QUEUED, Job.sent_at.is_(None), Job.created_at < unsent),
                 and_(Job.status == QUEUED, Job.sent_at < lost),
                 and_(Job.status == RETRYING, Job.next_attempt_at < now - timedelta(seconds=60)),
                 and_(Job.status == RETRYING, Job.next_attempt_at.is_(None)),
             )
-        ).limit(1000)
+        )
+        .limit(1000)
     ).all()
     db.session.commit()
     sent = dispatch.send_now([(j.id, j.kind, j.queue) for j in due])

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import DateField, SelectField, SelectMultipleField, StringField, TextAreaField
+from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
+from portal.accounts.forms import CheckboxesField
 from portal.projects.models import TYPES
 
 
@@ -26,4 +27,4 @@ class StatusForm(FlaskForm):
 
 
 class MembersForm(FlaskForm):
-    members = SelectMultipleField("Members", coerce=int)
+    members = CheckboxesField("Members", coerce=int)

@@ -30,7 +30,9 @@ def index():
     rows = db.session.scalars(services.visible_projects(current_user)).all()
     counts = dict(
         db.session.execute(
-            select(ProjectBeneficiary.project_id, func.count()).group_by(ProjectBeneficiary.project_id)
+            select(ProjectBeneficiary.project_id, func.count()).group_by(
+                ProjectBeneficiary.project_id
+            )
         ).all()
     )
     return render_template("projects/index.html", projects=rows, counts=counts, statuses=STATUSES)

@@ -58,8 +58,11 @@ def create(data: dict, creator) -> Project:
     db.session.add(ProjectMember(project_id=project.id, user_id=creator.id))
     db.session.flush()
     events.project_changed.send(
-        project, action="project.created", summary=f"Project {project.id} created",
-        project_id=project.id, data={"type": project.type},
+        project,
+        action="project.created",
+        summary=f"Project {project.id} created",
+        project_id=project.id,
+        data={"type": project.type},
     )
     return project
 
@@ -72,8 +75,11 @@ def update(project: Project, data: dict) -> Project:
     db.session.flush()
     if changed:
         events.project_changed.send(
-            project, action="project.updated", summary=f"Project {project.id} edited",
-            project_id=project.id, data={"fields": changed},
+            project,
+            action="project.updated",
+            summary=f"Project {project.id} edited",
+            project_id=project.id,
+            data={"fields": changed},
         )
     return project
 
@@ -85,8 +91,11 @@ def change_status(project: Project, new_status: str) -> Project:
     project.status = new_status
     db.session.flush()
     events.project_status_changed.send(
-        project, action="project.status", summary=f"Project {project.id}: {old} → {new_status}",
-        project_id=project.id, data={"from": old, "to": new_status},
+        project,
+        action="project.status",
+        summary=f"Project {project.id}: {old} → {new_status}",
+        project_id=project.id,
+        data={"from": old, "to": new_status},
     )
     return project
 
@@ -102,6 +111,9 @@ def set_members(project: Project, user_ids: set[int]) -> None:
     db.session.flush()
     if added or removed:
         events.project_members_changed.send(
-            project, action="project.members", summary=f"Project {project.id} members changed",
-            project_id=project.id, data={"added": sorted(added), "removed": sorted(removed)},
+            project,
+            action="project.members",
+            summary=f"Project {project.id} members changed",
+            project_id=project.id,
+            data={"added": sorted(added), "removed": sorted(removed)},
         )

@@ -41,6 +41,8 @@ def set_value(key: str, value: str) -> None:
     db.session.flush()
     if old != value:
         events.settings_changed.send(
-            key, action="settings.changed", summary=f"Setting {key} changed",
+            key,
+            action="settings.changed",
+            summary=f"Setting {key} changed",
             data={"key": key, "from": old, "to": value},
         )

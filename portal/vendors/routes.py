@@ -22,7 +22,9 @@ ACTION_LABELS = {"approved": "Approve", "suspended": "Suspend"}
 
 
 def _values(form: VendorForm) -> dict:
-    return {k: getattr(form, k).data for k in ("name", "category", "contact_name", "phone", "location")}
+    return {
+        k: getattr(form, k).data for k in ("name", "category", "contact_name", "phone", "location")
+    }
 
 
 def _open_projects():
@@ -60,9 +62,15 @@ def index():
 def new():
     form = VendorForm()
     choices = [(p.id, p.name) for p in _open_projects()]
-    form.project_id.choices = [(0, "— none yet —"), *choices] if current_user.sees_all_projects else choices
+    form.project_id.choices = (
+        [(0, "— none yet —"), *choices] if current_user.sees_all_projects else choices
+    )
     if form.validate_on_submit():
-        project = projects.get_visible(current_user, form.project_id.data) if form.project_id.data else None
+        project = (
+            projects.get_visible(current_user, form.project_id.data)
+            if form.project_id.data
+            else None
+        )
         if project is None and not current_user.sees_all_projects:
             form.project_id.errors = ["Choose the project this vendor serves."]
         else:
@@ -86,7 +94,9 @@ def show(vendor_id: int):
     status_form = VendorStatusForm()
     status_form.status.choices = [(s, ACTION_LABELS[s]) for s in TRANSITIONS[vendor.status]]
     project_form = ProjectPickForm()
-    project_form.project_id.choices = [(p.id, p.name) for p in _open_projects() if p.id not in assigned]
+    project_form.project_id.choices = [
+        (p.id, p.name) for p in _open_projects() if p.id not in assigned
+    ]
     return render_template(
         "vendors/show.html",
         vendor=vendor,

@@ -17,7 +17,14 @@ from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
-from portal.vendors.models import CATEGORIES, STATUSES, SUSPENDED, TRANSITIONS, Vendor, VendorProject
+from portal.vendors.models import (
+    CATEGORIES,
+    STATUSES,
+    SUSPENDED,
+    TRANSITIONS,
+    Vendor,
+    VendorProject,
+)
 
 EDITABLE = ("name", "category", "contact_name", "location")
 
@@ -54,7 +61,9 @@ def register(data: dict, project: Project | None = None) -> Vendor:
     db.session.add(vendor)
     db.session.flush()
     events.vendor_changed.send(
-        vendor, action="vendor.registered", summary=f"Vendor {vendor.id} registered",
+        vendor,
+        action="vendor.registered",
+        summary=f"Vendor {vendor.id} registered",
         project_id=project.id if project else None,
     )
     if project is not None:
@@ -71,7 +80,9 @@ def update(vendor: Vendor, data: dict) -> Vendor:
     db.session.flush()
     if changed:
         events.vendor_changed.send(
-            vendor, action="vendor.updated", summary=f"Vendor {vendor.id} edited",
+            vendor,
+            action="vendor.updated",
+            summary=f"Vendor {vendor.id} edited",
             data={"fields": changed},
         )
     return vendor
@@ -87,7 +98,9 @@ def change_status(vendor: Vendor, new_status: str, reason: str = "") -> Vendor:
     db.session.flush()
     signal = events.vendor_suspended if new_status == SUSPENDED else events.vendor_approved
     signal.send(
-        vendor, action=f"vendor.{new_status}", summary=f"Vendor {vendor.id}: {old} → {new_status}",
+        vendor,
+        action=f"vendor.{new_status}",
+        summary=f"Vendor {vendor.id}: {old} → {new_status}",
         data={"from": old, "to": new_status, "project_ids": project_ids_of(vendor)},
     )
     return vendor
@@ -109,7 +122,9 @@ def search(user, *, status: str = "", project_id: int | None = None, q: str = ""
         query = query.where(Vendor.status == status)
     if project_id:
         query = query.where(
-            exists().where(VendorProject.vendor_id == Vendor.id, VendorProject.project_id == project_id)
+            exists().where(
+                VendorProject.vendor_id == Vendor.id, VendorProject.project_id == project_id
+            )
         )
     if q.strip():
         term = q.strip()
@@ -132,7 +147,9 @@ def get_visible(user, vendor_id: int) -> Vendor:
 
 def project_ids_of(vendor: Vendor) -> list[int]:
     return list(
-        db.session.scalars(select(VendorProject.project_id).where(VendorProject.vendor_id == vendor.id))
+        db.session.scalars(
+            select(VendorProject.project_id).where(VendorProject.vendor_id == vendor.id)
+        )
     )
 
 
@@ -143,7 +160,9 @@ def assign(vendor: Vendor, project: Project) -> bool:
     db.session.add(VendorProject(vendor_id=vendor.id, project_id=project.id))
     db.session.flush()
     events.vendor_changed.send(
-        vendor, action="vendor.assigned", summary=f"Vendor {vendor.id} assigned to project {project.id}",
+        vendor,
+        action="vendor.assigned",
+        summary=f"Vendor {vendor.id} assigned to project {project.id}",
         project_id=project.id,
     )
     return True
@@ -159,7 +178,9 @@ def unassign(vendor: Vendor, project: Project) -> bool:
     db.session.flush()
     if result.rowcount:
         events.vendor_changed.send(
-            vendor, action="vendor.unassigned",
-            summary=f"Vendor {vendor.id} removed from project {project.id}", project_id=project.id,
+            vendor,
+            action="vendor.unassigned",
+            summary=f"Vendor {vendor.id} removed from project {project.id}",
+            project_id=project.id,
         )
     return bool(result.rowcount)

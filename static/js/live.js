@@ -1,0 +1,74 @@
+/* Live updates: one Socket.IO connection per page, topics chosen by the page, toasts for the
+   signed-in user's own jobs. The server picks the rooms; a page only names a topic. */
+(function () {
+  "use strict";
+  var EVENTS = { JOB_UPDATED: "job.updated", SESSION_ENDED: "session.ended" };
+  var userId = Number(document.body.dataset.userId || 0);
+  var dot = document.getElementById("live-dot");
+  var stateText = document.getElementById("live-state");
+  var subscriptions = [];
+  var handlers = {};
+
+  function setState(state, label) {
+    if (!dot) return;
+    dot.dataset.state = state;
+    dot.title = "Live updates: " + label;
+    if (stateText) stateText.textContent = label;
+  }
+
+  var socket = io({ transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
+
+  function subscribeAll() {
+    subscriptions.forEach(function (sub) {
+      socket.emit("subscribe", Object.assign({ topic: sub.topic }, sub.params), function (ack) {
+        if (ack && ack.ok) sub.onSnapshot(ack.snapshot);
+      });
+    });
+  }
+
+  socket.on("connect", function () { setState("on", "connected"); subscribeAll(); });
+  socket.on("disconnect", function () { setState("off", "reconnecting"); });
+  socket.on("connect_error", function () { setState("off", "offline, retrying"); });
+  socket.on(EVENTS.SESSION_ENDED, function () { window.location.reload(); });
+
+  function dispatch(name, payload) {
+    (handlers[name] || []).forEach(function (fn) { fn(payload); });
+  }
+  socket.on(EVENTS.JOB_UPDATED, function (job) {
+    dispatch(EVENTS.JOB_UPDATED, job);
+    if (job.created_by_id === userId) toastJob(job);
+  });
+
+  var lastToast = {};
+  function toastJob(job) {
+    if (lastToast[job.id] === job.status) return;  // one event per state, even from two rooms
+    lastToast[job.id] = job.status;
+    var interesting = { running: 1, succeeded: 1, failed: 1, retrying: 1 };
+    if (!interesting[job.status]) return;
+    toast(job.label + " #" + job.id + ": " + job.status, job.status, "/jobs/" + job.id);
+  }
+
+  function toast(text, kind, href) {
+    var box = document.getElementById("toasts");
+    if (!box) return;
+    var item = document.createElement(href ? "a" : "div");
+    item.className = "toast toast--" + (kind || "info");
+    item.textContent = text;
+    if (href) item.href = href;
+    box.appendChild(item);
+    setTimeout(function () { item.classList.add("toast--out"); }, 4500);
+    setTimeout(function () { item.remove(); }, 5200);
+  }
+
+  window.Portal = {
+    EVENTS: EVENTS,
+    socket: socket,
+    toast: toast,
+    on: function (name, fn) { (handlers[name] = handlers[name] || []).push(fn); },
+    subscribe: function (topic, params, onSnapshot) {
+      var sub = { topic: topic, params: params || {}, onSnapshot: onSnapshot || function () {} };
+      subscriptions.push(sub);
+      if (socket.connected) subscribeAll();
+    }
+  };
+})();

@@ -1,0 +1,83 @@
+"""pytest plugin: when ``CI`` is true, a skipped integration or browser test fails the run.
+
+Locally, an integration test may skip because PostgreSQL or Chromium is missing; in CI that
+would hide a broken pipeline, so the skip is turned into a failure that shows the skip reason.
+
+A test is guarded when it carries the ``integration`` or ``browser`` marker or lives under
+``tests/integration/`` or ``tests/browser/``. An expected failure (xfail) is left alone.
+
+Registered by ``tests/support/run_tests.py`` (``-p tests.support.ci``) and by the conftest of
+each guarded folder (``pytest_configure`` calls :func:`register`); registering twice is harmless.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+GUARDED_MARKERS = ("integration", "browser")
+GUARDED_DIRS = ("integration", "browser")
+_KEY = pytest.StashKey[list]()
+
+
+def ci_enabled() -> bool:
+    return os.environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def register(config: pytest.Config) -> None:
+    """Make sure this plugin is active (call from a conftest's ``pytest_configure``)."""
+    if not config.pluginmanager.has_plugin(__name__):
+        config.pluginmanager.register(sys.modules[__name__], name=__name__)
+
+
+def _in_guarded_dir(path) -> bool:
+    parts = getattr(path, "parts", ())
+    return any(parts[i] == "tests" and parts[i + 1] in GUARDED_DIRS for i in range(len(parts) - 1))
+
+
+def is_guarded(item: pytest.Item) -> bool:
+    return any(item.get_closest_marker(m) for m in GUARDED_MARKERS) or _in_guarded_dir(item.path)
+
+
+def _skip_reason(report) -> str:
+    longrepr = report.longrepr
+    if isinstance(longrepr, tuple) and len(longrepr) == 3:
+        return str(longrepr[2]).removeprefix("Skipped: ")
+    return str(longrepr)
+
+
+def _turn_into_failure(config: pytest.Config, report, nodeid: str) -> None:
+    reason = _skip_reason(report)
+    report.outcome = "failed"
+    report.longrepr = (
+        f"CI=true: {nodeid} was skipped, and CI does not allow skipped integration or "
+        f"browser tests (they would hide a missing service).\nSkip reason: {reason}"
+    )
+    config.stash.setdefault(_KEY, []).append((nodeid, reason))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call):
+    report = yield
+    if report.skipped and not hasattr(report, "wasxfail") and ci_enabled() and is_guarded(item):
+        _turn_into_failure(item.config, report, item.nodeid)
+    return report
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_make_collect_report(collector: pytest.Collector):
+    # A module that skips itself at import (``pytest.importorskip``, ``allow_module_level``).
+    report = yield
+    if report.skipped and ci_enabled() and _in_guarded_dir(getattr(collector, "path", None)):
+        _turn_into_failure(collector.config, report, collector.nodeid)
+    return report
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config):
+    turned = config.stash.get(_KEY, [])
+    if turned:
+        terminalreporter.section("skips counted as failures (CI=true)", red=True)
+        for nodeid, reason in turned:
+            terminalreporter.line(f"{nodeid}: {reason}")

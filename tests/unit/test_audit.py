@@ -1,0 +1,109 @@
+"""The audit log's hash chain: it verifies, and edits, gaps and truncation are all detected."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select, text
+
+from portal.audit import services as audit
+from portal.audit.models import AuditEntry
+from portal.extensions import db
+
+
+@pytest.fixture
+def chain(app):
+    """Five committed entries, as five requests would have left them."""
+    for n in range(1, 6):
+        audit.record("test.event", f"Event {n}", target_type="thing", target_id=n, data={"n": n})
+    db.session.commit()
+    return 5
+
+
+def _tamper(sql: str, **params) -> None:
+    """Change the table behind the ORM's back, then read it as a new request would."""
+    db.session.execute(text(sql), params)
+    db.session.commit()
+    db.session.expire_all()
+
+
+def test_empty_log_verifies(app):
+    result = audit.verify()
+    assert result.ok
+    assert result.checked == 0
+
+
+def test_intact_chain_verifies(chain):
+    result = audit.verify()
+    assert result.ok, result.problems
+    assert result.checked == chain
+
+
+def test_entries_link_to_the_one_before(chain):
+    entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+    assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
+    for before, after in zip(entries, entries[1:], strict=False):
+        assert after.prev_hash == before.hash
+
+
+def test_verify_walks_the_chain_in_batches(chain):
+    result = audit.verify(batch=2)
+    assert result.ok, result.problems
+    assert result.checked == chain
+
+
+def test_domain_events_are_chained_too(make_user, make_project):
+    make_project(creator=make_user())
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) >= 2
+    assert audit.verify().ok
+
+
+def test_editing_a_summary_is_detected(chain):
+    _tamper("UPDATE audit_entries SET summary = 'Nothing happened' WHERE seq = 3")
+    result = audit.verify()
+    assert not result.ok
+    assert "entry 3 was changed after it was written" in result.problems
+
+
+def test_editing_an_entry_and_recomputing_its_hash_breaks_the_next_link(chain):
+    _tamper("UPDATE audit_entries SET data = '{}' WHERE seq = 2")
+    entry = db.session.scalar(select(AuditEntry).where(AuditEntry.seq == 2))
+    _tamper(
+        "UPDATE audit_entries SET hash = :hash WHERE seq = 2",
+        hash=audit._digest(entry),
+    )
+    result = audit.verify()
+    assert not result.ok
+    assert "entry 3 does not link to the entry before it" in result.problems
+
+
+def test_deleting_a_middle_entry_is_detected(chain):
+    _tamper("DELETE FROM audit_entries WHERE seq = 3")
+    result = audit.verify()
+    assert not result.ok
+    assert "entries 3..3 are missing" in result.problems
+    assert result.checked == chain - 1
+
+
+def test_deleting_the_last_entry_is_detected(chain):
+    _tamper("DELETE FROM audit_entries WHERE seq = 5")
+    result = audit.verify()
+    assert not result.ok
+    assert any("ends at entry 4 but 5 were written" in p for p in result.problems)
+
+
+def test_deleting_every_entry_is_detected(chain):
+    _tamper("DELETE FROM audit_entries")
+    result = audit.verify()
+    assert not result.ok
+    assert result.checked == 0
+
+
+def test_a_rolled_back_change_leaves_no_entry_and_no_gap(chain):
+    audit.record("test.event", "Never committed")
+    db.session.rollback()
+    audit.record("test.event", "Committed")
+    db.session.commit()
+    seqs = db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)).all()
+    assert seqs == [1, 2, 3, 4, 5, 6]
+    assert audit.verify().ok
