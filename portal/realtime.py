@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import socketio as socketio_lib
-from flask import current_app, session
+from flask import current_app, g, session
 from flask_login import current_user
 from flask_socketio import SocketIO, disconnect, join_room, leave_room
 from flask_sqlalchemy.session import Session
@@ -133,8 +133,17 @@ def _on_connect(auth=None):
     return True
 
 
+def _signed_in() -> bool:
+    """Re-read the user from the session row for this event, never from a cached value.
+
+    Flask-Login caches the user on ``g``; a socket event must see a revoke made a moment ago.
+    """
+    g.pop("_login_user", None)
+    return current_user.is_authenticated
+
+
 def _on_subscribe(data):
-    if not current_user.is_authenticated:
+    if not _signed_in():
         disconnect()
         return _refuse("signed out")
     data = data if isinstance(data, dict) else {}
@@ -155,7 +164,7 @@ def _on_subscribe(data):
 
 
 def _on_unsubscribe(data):
-    if not current_user.is_authenticated:
+    if not _signed_in():
         disconnect()
         return _refuse("signed out")
     data = data if isinstance(data, dict) else {}

@@ -13,7 +13,7 @@
     return span;
   }
 
-  function paint(root, job) {
+  function paint(root, job, quiet) {
     var status = root.querySelector('[data-field="status"]');
     if (status) { status.textContent = ""; status.appendChild(badge(job.status)); }
     var attempts = root.querySelector('[data-field="attempts"]');
@@ -28,7 +28,7 @@
     if (cancel) cancel.hidden = !job.can_cancel;
     var finished = root.querySelector('[data-field="finished_at"]');
     if (finished) finished.textContent = job.finished_at ? job.finished_at.replace("T", " ").slice(0, 16) + " UTC" : "—";
-    if (root.tagName === "TR") {
+    if (root.tagName === "TR" && !quiet) {
       root.classList.remove("flash-row");
       void root.offsetWidth;  // restart the highlight animation
       root.classList.add("flash-row");
@@ -64,7 +64,7 @@
     });
     Portal.subscribe("jobs", {}, function (snapshot) {
       applyCounts(snapshot.counts);
-      snapshot.jobs.forEach(function (job) { if (known[String(job.id)]) paint(known[String(job.id)], job); });
+      snapshot.jobs.forEach(function (job) { if (known[String(job.id)]) paint(known[String(job.id)], job, true); });
     });
   }
 
@@ -81,7 +81,7 @@
       lastStatus = job.status;
     });
     Portal.subscribe("job", { id: jobId }, function (snapshot) {
-      paint(root, snapshot.job);
+      paint(root, snapshot.job, true);
       lastStatus = snapshot.job.status;
       renderAttempts(snapshot.attempts);
     });
