@@ -73,8 +73,11 @@ class Config:
     JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
     JOB_BACKOFF_BASE_MS = env_int("JOB_BACKOFF_BASE_MS", 2_000)
     JOB_BACKOFF_CAP_MS = env_int("JOB_BACKOFF_CAP_MS", 10 * 60_000)
-    # A job still "running" this long after its last start is taken as orphaned by a dead worker.
-    JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 15 * 60)
+    # A try that runs longer than this is interrupted (Dramatiq's TimeLimit) and counts as failed.
+    JOB_TIME_LIMIT_SECONDS = env_int("JOB_TIME_LIMIT_SECONDS", 20 * 60)
+    # A job still "running" this long after its start is taken as orphaned by a dead worker. It
+    # must exceed the time limit, or a slow but live try would be run a second time.
+    JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 25 * 60)
     # A job committed but unsent this long is re-sent by the sweeper.
     JOB_UNSENT_GRACE_SECONDS = env_int("JOB_UNSENT_GRACE_SECONDS", 5)
     # A sent job not picked up this long is taken as lost (Redis restarted) and re-sent.

@@ -20,6 +20,12 @@ MIN_PASSWORD = 12
 _DUMMY_HASH = generate_password_hash("not-a-real-password-0000")
 
 
+# One answer for every failure, so the form does not tell which emails have (locked) accounts.
+GENERIC_FAILURE = (
+    "Wrong email or password. After several failed tries an account is locked for a while."
+)
+
+
 class SignInFailed(DomainError):
     status = 401
 
@@ -72,9 +78,9 @@ def authenticate(email: str, password: str) -> User:
     now = utcnow()
     if user is None:
         check_password_hash(_DUMMY_HASH, password)
-        raise SignInFailed("Wrong email or password.")
+        raise SignInFailed(GENERIC_FAILURE)
     if user.locked_until and user.locked_until > now:
-        raise SignInFailed("Too many failed attempts: this account is locked for a while.")
+        raise SignInFailed(GENERIC_FAILURE)
     if not check_password_hash(user.password_hash, password) or not user.active:
         user.failed_logins += 1
         locked = user.failed_logins >= cfg["LOCKOUT_THRESHOLD"]
@@ -86,11 +92,7 @@ def authenticate(email: str, password: str) -> User:
             action="auth.failed",
             summary=f"Failed sign-in for user {user.id}" + (" (account locked)" if locked else ""),
         )
-        raise SignInFailed(
-            "Too many failed attempts: this account is locked for a while."
-            if locked
-            else "Wrong email or password."
-        )
+        raise SignInFailed(GENERIC_FAILURE)
     user.failed_logins = 0
     user.locked_until = None
     user.last_login_at = now

@@ -6,7 +6,7 @@ import csv
 import io
 from datetime import date, datetime, time, timedelta
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, render_template, request, stream_with_context
 from sqlalchemy import select
 
 from portal.accounts.guards import permission_required
@@ -84,7 +84,7 @@ def export():
             yield buffer.getvalue()
 
     return Response(
-        rows(),
+        stream_with_context(rows()),  # the rows read request.args and db.session
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=audit-log.csv"},
     )

@@ -125,6 +125,7 @@ def verify(batch: int = 1000) -> Verification:
             .where(AuditEntry.seq > last_seq)
             .order_by(AuditEntry.seq)
             .limit(batch)
+            .execution_options(populate_existing=True)  # what is stored, not what is cached
         ).all()
         if not rows:
             break
@@ -137,7 +138,7 @@ def verify(batch: int = 1000) -> Verification:
                 problems.append(f"entry {entry.seq} was changed after it was written")
             expected_seq, prev_hash, last_seq = entry.seq + 1, entry.hash, entry.seq
             checked += 1
-    head = db.session.get(AuditHead, 1)
+    head = db.session.get(AuditHead, 1, populate_existing=True)
     if head is not None and (head.seq != last_seq or head.hash != prev_hash):
         problems.append(f"the log ends at entry {last_seq} but {head.seq} were written")
     return Verification(checked=checked, problems=problems)

@@ -104,6 +104,8 @@ def create(data: dict, *, project: Project | None = None) -> Beneficiary:
 
 
 def update(person: Beneficiary, data: dict) -> Beneficiary:
+    if data.get("status") not in (None, *STATUSES):
+        raise normalize.InvalidValue("status", "Unknown status.")
     values = _pii_values(data)
     _ensure_unique(values, exclude_id=person.id)
     changed = [k for k in PII_FIELDS if getattr(person.pii, k) != values[k]]
@@ -113,8 +115,6 @@ def update(person: Beneficiary, data: dict) -> Beneficiary:
         if key in data and data[key] is not None and getattr(person, key) != data[key]:
             setattr(person, key, data[key])
             changed.append(key)
-    if data.get("status") not in (None, *STATUSES):
-        raise normalize.InvalidValue("status", "Unknown status.")
     db.session.flush()
     if changed:
         # Field names only: the values are personal data.

@@ -17,15 +17,18 @@ from flask import Flask, current_app
 from portal.jobs.kinds import QUEUES
 
 
-def _middleware():
-    return [AgeLimit(), TimeLimit(time_limit=30 * 60_000), ShutdownNotifications()]
+def _middleware(app: Flask):
+    limit_ms = app.config["JOB_TIME_LIMIT_SECONDS"] * 1000
+    if app.config["JOB_STALE_SECONDS"] * 1000 <= limit_ms:
+        raise RuntimeError("JOB_STALE_SECONDS must be longer than JOB_TIME_LIMIT_SECONDS")
+    return [AgeLimit(), TimeLimit(time_limit=limit_ms), ShutdownNotifications()]
 
 
 def init_broker(app: Flask) -> dramatiq.Broker:
     if app.config["BROKER"] == "stub":
-        broker = StubBroker(middleware=_middleware())
+        broker = StubBroker(middleware=_middleware(app))
     else:
-        broker = RedisBroker(url=app.config["REDIS_URL"], middleware=_middleware())
+        broker = RedisBroker(url=app.config["REDIS_URL"], middleware=_middleware(app))
     for queue in QUEUES:
         broker.declare_queue(queue)
     dramatiq.set_broker(broker)

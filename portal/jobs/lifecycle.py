@@ -39,7 +39,7 @@ def claim(job_id: int) -> Job | None:
     return job
 
 
-def _close_attempt(job_id: int, outcome: str, error: str | None = None) -> None:
+def close_attempt(job_id: int, outcome: str, error: str | None = None) -> None:
     attempt = db.session.scalar(
         select(JobAttempt)
         .where(JobAttempt.job_id == job_id)
@@ -52,12 +52,16 @@ def _close_attempt(job_id: int, outcome: str, error: str | None = None) -> None:
         attempt.error = error
 
 
-def succeed(job_id: int) -> Job:
+def succeed(job_id: int) -> Job | None:
     job = db.session.get(Job, job_id)
+    if job.status != RUNNING:
+        # Someone else (a cancel is impossible here, but the sweeper is not) decided already.
+        db.session.rollback()
+        return None
     job.status = SUCCEEDED
     job.error = None
     job.finished_at = utcnow()
-    _close_attempt(job_id, SUCCEEDED)
+    close_attempt(job_id, SUCCEEDED)
     live.emit_job(job)
     db.session.commit()
     return job
@@ -87,7 +91,7 @@ def fail(job_id: int, exc: BaseException) -> tuple[Job, int | None]:
     if job is None or job.status != RUNNING:
         return job, None
     job.error = describe(exc)
-    _close_attempt(job_id, FAILED, job.error)
+    close_attempt(job_id, FAILED, job.error)
     delay = None
     if job.attempts < job.max_attempts:
         delay = backoff_ms(job.attempts)

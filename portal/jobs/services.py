@@ -11,7 +11,7 @@ from sqlalchemy import Select, and_, func, or_, select, update
 from portal import events
 from portal.errors import InvalidTransition, NotFound
 from portal.extensions import db
-from portal.jobs import dispatch, live
+from portal.jobs import dispatch, lifecycle, live
 from portal.jobs.kinds import DIAGNOSTIC
 from portal.jobs.models import (
     CANCELLED,
@@ -159,17 +159,21 @@ def sweep() -> SweepReport:
         .where(Job.status == RUNNING, Job.started_at < stale)
         .with_for_update(skip_locked=True)
     ).all()
+    recovered = []
     for job in orphans:
         job.error = "The worker running this job stopped before it finished."
+        lifecycle.close_attempt(job.id, FAILED, job.error)
         if job.attempts < job.max_attempts:
             job.status = RETRYING
             job.next_attempt_at = now
+            recovered.append((job.id, job.kind, job.queue))
         else:
             job.status = FAILED
             job.finished_at = now
         live.emit_job(job)
     report.orphaned = len(orphans)
     db.session.commit()
+    dispatch.send_now(recovered)  # at once, not a sweep later
 
     unsent = now - timedelta(seconds=cfg["JOB_UNSENT_GRACE_SECONDS"])
     lost = now - timedelta(seconds=cfg["JOB_LOST_SECONDS"])

@@ -151,3 +151,18 @@ def test_anonymous_request_to_a_guarded_route_is_sent_to_sign_in(app, client):
     assert response.status_code == 302
     assert "/login" in response.headers["Location"]
 
+
+def test_sign_in_form_refusal_is_counted_and_the_right_password_then_works(
+    client, make_user, login
+):
+    user = make_user()
+    response = login(client, user, password="wrong password!!")
+    assert response.status_code == 401
+    # The view commits the failure even though it refuses the sign-in.
+    db.session.expire_all()
+    assert db.session.get(User, user.id).failed_logins == 1
+
+    response = login(client, user)
+    assert response.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(User, user.id).failed_logins == 0

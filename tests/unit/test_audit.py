@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import itertools
+import threading
+
 import pytest
 from sqlalchemy import func, select, text
 
@@ -41,7 +46,7 @@ def test_intact_chain_verifies(chain):
 def test_entries_link_to_the_one_before(chain):
     entries = db.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
     assert [e.seq for e in entries] == [1, 2, 3, 4, 5]
-    for before, after in zip(entries, entries[1:], strict=False):
+    for before, after in itertools.pairwise(entries):
         assert after.prev_hash == before.hash
 
 
@@ -107,3 +112,31 @@ def test_a_rolled_back_change_leaves_no_entry_and_no_gap(chain):
     seqs = db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)).all()
     assert seqs == [1, 2, 3, 4, 5, 6]
     assert audit.verify().ok
+
+
+def test_csv_export_streams_every_entry_outside_the_tests_context(app, chain, make_user, passwords):
+    """The body is produced after the view returns. The test's app context would hide a missing
+    request context there, so the requests run on a thread of their own, as under a server."""
+    user = make_user()
+    email = user.email
+    db.session.commit()
+    seen: dict = {}
+
+    def browse():
+        try:
+            client = app.test_client()
+            client.post("/login", data={"email": email, "password": passwords[email]})
+            response = client.get("/audit/export.csv?action=test.")
+            seen["status"] = response.status_code
+            seen["body"] = response.get_data(as_text=True)
+        except Exception as exc:  # reported below, on the test's thread
+            seen["error"] = exc
+
+    thread = threading.Thread(target=browse)
+    thread.start()
+    thread.join(timeout=30)
+    assert "error" not in seen, seen.get("error")
+    assert seen["status"] == 200
+    rows = list(csv.reader(io.StringIO(seen["body"])))
+    assert rows[0][:4] == ["seq", "at", "actor", "action"]
+    assert [row[0] for row in rows[1:]] == ["5", "4", "3", "2", "1"]  # the filter applied

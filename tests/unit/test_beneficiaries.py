@@ -234,7 +234,9 @@ def test_no_table_holds_personal_data_in_clear(app, make_user, make_project, mak
             rows_seen += 1
             for column, value in row._mapping.items():
                 text = str(value)
-                leaks += [f"{table.name}.{column}: {n}" for n in needles if n.lower() in text.lower()]
+                leaks += [
+                    f"{table.name}.{column}: {n}" for n in needles if n.lower() in text.lower()
+                ]
     assert rows_seen > 10
     assert leaks == []
 

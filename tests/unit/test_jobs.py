@@ -13,7 +13,16 @@ from portal.jobs import dispatch, lifecycle
 from portal.jobs import services as jobs
 from portal.jobs.broker import get_broker
 from portal.jobs.kinds import DIAGNOSTIC
-from portal.jobs.models import CANCELLED, FAILED, QUEUED, RETRYING, RUNNING, SUCCEEDED, Job, JobAttempt
+from portal.jobs.models import (
+    CANCELLED,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    JobAttempt,
+)
 from portal.timeutil import utcnow
 
 
@@ -36,9 +45,10 @@ def _attempts(job: Job) -> list[JobAttempt]:
 
 def _backdate(job: Job, **values) -> None:
     db.session.execute(
-        update(Job).where(Job.id == job.id).values(**values).execution_options(
-            synchronize_session=False
-        )
+        update(Job)
+        .where(Job.id == job.id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
     )
     db.session.commit()
 
@@ -256,9 +266,7 @@ def test_sweep_leaves_a_recently_started_job_running(app, staff):
 # --- scoping ----------------------------------------------------------------------------------
 
 
-def test_jobs_are_visible_within_project_scope_or_to_their_creator(
-    make_user, make_project, staff
-):
+def test_jobs_are_visible_within_project_scope_or_to_their_creator(make_user, make_project, staff):
     agent = make_user(role="field agent")
     mine, other = make_project(members=[agent]), make_project()
     in_mine = jobs.run_diagnostic(staff, project_id=mine.id)

@@ -50,8 +50,6 @@ def test_setting_the_same_value_again_is_not_audited_twice(app):
     settings.set_value(settings.DEFAULT_COUNTRY, "BD")
     settings.set_value(settings.DEFAULT_COUNTRY, "bd")
     count = len(
-        db.session.scalars(
-            select(AuditEntry).where(AuditEntry.action == "settings.changed")
-        ).all()
+        db.session.scalars(select(AuditEntry).where(AuditEntry.action == "settings.changed")).all()
     )
     assert count == 1
