@@ -142,44 +142,48 @@ def _signed_in() -> bool:
     return current_user.is_authenticated
 
 
-def _on_subscribe(data):
+class _Refused(Exception):
+    def __init__(self, reason: str):
+        self.answer = _refuse(reason)
+
+
+def _resolve(data) -> tuple[Topic, list[str], dict]:
+    """Check the user and the topic's permission; return the topic, its rooms and snapshot."""
     if not _signed_in():
         disconnect()
-        return _refuse("signed out")
+        raise _Refused("signed out")
     data = data if isinstance(data, dict) else {}
     found = TOPICS.get(str(data.get("topic", "")))
     if found is None:
-        return _refuse("unknown topic")
+        raise _Refused("unknown topic")
     if not current_user.can(found.permission):
-        return _refuse("forbidden")
+        raise _Refused("forbidden")
     try:
         rooms, snapshot = found.handler(current_user, data)
     except (PermissionError, LookupError, ValueError):
-        return _refuse("forbidden")
+        raise _Refused("forbidden") from None
     finally:
         db.session.remove()
+    return found, rooms, snapshot
+
+
+def _on_subscribe(data):
+    try:
+        found, rooms, snapshot = _resolve(data)
+    except _Refused as refused:
+        return refused.answer
     for room in rooms:
         join_room(room)
     return {"ok": True, "topic": found.name, "snapshot": snapshot}
 
 
 def _on_unsubscribe(data):
-    if not _signed_in():
-        disconnect()
-        return _refuse("signed out")
-    data = data if isinstance(data, dict) else {}
-    found = TOPICS.get(str(data.get("topic", "")))
-    if found is None or not current_user.can(found.permission):
-        return _refuse("forbidden")
     try:
-        rooms, _ = found.handler(current_user, data)
-    except (PermissionError, LookupError, ValueError):
-        return _refuse("forbidden")
-    finally:
-        db.session.remove()
+        _, rooms, _ = _resolve(data)
+    except _Refused as refused:
+        return refused.answer
     for room in rooms:
-        if not room.startswith("user:"):
-            leave_room(room)
+        leave_room(room)
     return {"ok": True}
 
 

@@ -31,11 +31,7 @@ def index():
 @permission_required("beneficiary.manage")
 def new():
     form = GroupForm()
-    form.project_id.choices = [
-        (p.id, p.name)
-        for p in db.session.scalars(projects.visible_projects(current_user))
-        if not p.is_closed
-    ]
+    form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if request.method == "GET" and request.args.get("project", "").isdigit():
         form.project_id.data = int(request.args["project"])
     if form.validate_on_submit():

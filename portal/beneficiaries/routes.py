@@ -27,12 +27,6 @@ def _int_arg(name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _open_projects():
-    return [
-        p for p in db.session.scalars(projects.visible_projects(current_user)) if not p.is_closed
-    ]
-
-
 def show_pii() -> bool:
     return current_user.can("beneficiary.pii.read")
 
@@ -89,7 +83,7 @@ def _field_error(form, exc: DomainError) -> None:
 @permission_required("beneficiary.manage", "beneficiary.pii.read")
 def new():
     form = BeneficiaryForm()
-    choices = [(p.id, p.name) for p in _open_projects()]
+    choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if current_user.sees_all_projects:
         choices = [(0, "— none yet —"), *choices]
     form.project_id.choices = choices
@@ -122,7 +116,7 @@ def new():
 def show(beneficiary_id: int):
     person = services.get_visible(current_user, beneficiary_id)
     member_of = set(services.project_ids_of(person))
-    open_projects = _open_projects()
+    open_projects = projects.open_projects(current_user)
     project_form = ProjectPickForm()
     project_form.project_id.choices = [
         (p.id, p.name) for p in open_projects if p.id not in member_of
@@ -185,7 +179,7 @@ def edit(beneficiary_id: int):
 def add_project(beneficiary_id: int):
     person = services.get_visible(current_user, beneficiary_id)
     form = ProjectPickForm()
-    form.project_id.choices = [(p.id, p.name) for p in _open_projects()]
+    form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if form.validate_on_submit():
         services.add_to_project(person, projects.get_visible(current_user, form.project_id.data))
         db.session.commit()

@@ -26,6 +26,7 @@ from portal.beneficiaries.models import (
 from portal.crypto import blind_index
 from portal.errors import Conflict, NotFound
 from portal.extensions import db
+from portal.projects import links
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.settings.services import default_country
@@ -200,21 +201,12 @@ def _exact_matches(term: str) -> Select:
 
 
 def project_ids_of(person: Beneficiary) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(ProjectBeneficiary.project_id).where(
-                ProjectBeneficiary.beneficiary_id == person.id
-            )
-        )
-    )
+    return links.project_ids(ProjectBeneficiary, ProjectBeneficiary.beneficiary_id, person.id)
 
 
 def add_to_project(person: Beneficiary, project: Project) -> bool:
-    projects.ensure_writable(project)
-    if project.id in project_ids_of(person):
+    if not links.add(ProjectBeneficiary, ProjectBeneficiary.beneficiary_id, person.id, project):
         return False
-    db.session.add(ProjectBeneficiary(project_id=project.id, beneficiary_id=person.id))
-    db.session.flush()
     events.beneficiary_projects_changed.send(
         person,
         action="beneficiary.project_added",
@@ -225,13 +217,10 @@ def add_to_project(person: Beneficiary, project: Project) -> bool:
 
 
 def remove_from_project(person: Beneficiary, project: Project) -> bool:
-    projects.ensure_writable(project)
-    result = db.session.execute(
-        delete(ProjectBeneficiary).where(
-            ProjectBeneficiary.beneficiary_id == person.id,
-            ProjectBeneficiary.project_id == project.id,
-        )
+    removed = links.remove(
+        ProjectBeneficiary, ProjectBeneficiary.beneficiary_id, person.id, project
     )
+    # Leaving a project means leaving its groups too.
     group_ids = select(BeneficiaryGroup.id).where(BeneficiaryGroup.project_id == project.id)
     db.session.execute(
         delete(GroupMember).where(
@@ -239,11 +228,11 @@ def remove_from_project(person: Beneficiary, project: Project) -> bool:
         )
     )
     db.session.flush()
-    if result.rowcount:
+    if removed:
         events.beneficiary_projects_changed.send(
             person,
             action="beneficiary.project_removed",
             summary=f"Beneficiary {person.ref} removed from project {project.id}",
             project_id=project.id,
         )
-    return bool(result.rowcount)
+    return removed

@@ -33,6 +33,11 @@ def visible_projects(user) -> Select:
     return scope(select(Project), Project.id, user).order_by(Project.name)
 
 
+def open_projects(user) -> list[Project]:
+    """Visible projects that can still change, for pickers."""
+    return [p for p in db.session.scalars(visible_projects(user)) if not p.is_closed]
+
+
 def get_visible(user, project_id: int) -> Project:
     project = db.session.get(Project, project_id)
     if project is None:

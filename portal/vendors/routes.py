@@ -27,12 +27,6 @@ def _values(form: VendorForm) -> dict:
     }
 
 
-def _open_projects():
-    return [
-        p for p in db.session.scalars(projects.visible_projects(current_user)) if not p.is_closed
-    ]
-
-
 @bp.get("/")
 @permission_required("vendor.read")
 def index():
@@ -61,7 +55,7 @@ def index():
 @permission_required("vendor.manage")
 def new():
     form = VendorForm()
-    choices = [(p.id, p.name) for p in _open_projects()]
+    choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     form.project_id.choices = (
         [(0, "— none yet —"), *choices] if current_user.sees_all_projects else choices
     )
@@ -95,7 +89,7 @@ def show(vendor_id: int):
     status_form.status.choices = [(s, ACTION_LABELS[s]) for s in TRANSITIONS[vendor.status]]
     project_form = ProjectPickForm()
     project_form.project_id.choices = [
-        (p.id, p.name) for p in _open_projects() if p.id not in assigned
+        (p.id, p.name) for p in projects.open_projects(current_user) if p.id not in assigned
     ]
     return render_template(
         "vendors/show.html",
@@ -147,7 +141,7 @@ def change_status(vendor_id: int):
 def assign(vendor_id: int):
     vendor = services.get_visible(current_user, vendor_id)
     form = ProjectPickForm()
-    form.project_id.choices = [(p.id, p.name) for p in _open_projects()]
+    form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if form.validate_on_submit():
         services.assign(vendor, projects.get_visible(current_user, form.project_id.data))
         db.session.commit()

@@ -6,13 +6,14 @@ vendor is suspended lives in the listeners of the features concerned, not here.
 
 from __future__ import annotations
 
-from sqlalchemy import Select, delete, exists, select
+from sqlalchemy import Select, exists, select
 
 from portal import events
 from portal.beneficiaries import normalize
 from portal.crypto import blind_index
 from portal.errors import InvalidTransition, NotFound
 from portal.extensions import db
+from portal.projects import links
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.settings.services import default_country
@@ -146,19 +147,12 @@ def get_visible(user, vendor_id: int) -> Vendor:
 
 
 def project_ids_of(vendor: Vendor) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(VendorProject.project_id).where(VendorProject.vendor_id == vendor.id)
-        )
-    )
+    return links.project_ids(VendorProject, VendorProject.vendor_id, vendor.id)
 
 
 def assign(vendor: Vendor, project: Project) -> bool:
-    projects.ensure_writable(project)
-    if project.id in project_ids_of(vendor):
+    if not links.add(VendorProject, VendorProject.vendor_id, vendor.id, project):
         return False
-    db.session.add(VendorProject(vendor_id=vendor.id, project_id=project.id))
-    db.session.flush()
     events.vendor_changed.send(
         vendor,
         action="vendor.assigned",
@@ -169,18 +163,12 @@ def assign(vendor: Vendor, project: Project) -> bool:
 
 
 def unassign(vendor: Vendor, project: Project) -> bool:
-    projects.ensure_writable(project)
-    result = db.session.execute(
-        delete(VendorProject).where(
-            VendorProject.vendor_id == vendor.id, VendorProject.project_id == project.id
-        )
+    if not links.remove(VendorProject, VendorProject.vendor_id, vendor.id, project):
+        return False
+    events.vendor_changed.send(
+        vendor,
+        action="vendor.unassigned",
+        summary=f"Vendor {vendor.id} removed from project {project.id}",
+        project_id=project.id,
     )
-    db.session.flush()
-    if result.rowcount:
-        events.vendor_changed.send(
-            vendor,
-            action="vendor.unassigned",
-            summary=f"Vendor {vendor.id} removed from project {project.id}",
-            project_id=project.id,
-        )
-    return bool(result.rowcount)
+    return True
