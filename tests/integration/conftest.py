@@ -8,16 +8,11 @@ service is skipped with the reason, and under ``CI=true`` that skip fails the ru
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-if str(REPO_ROOT) not in sys.path:  # run as `pytest tests/integration` without PYTHONPATH
-    sys.path.insert(0, str(REPO_ROOT))
+import pytest
 
-import pytest  # noqa: E402
-
-from tests.support import ci, services, stack  # noqa: E402
+from tests.support import ci, services, stack
 
 
 def pytest_configure(config):
@@ -75,10 +70,12 @@ def database_factory(pg_service, redis_db, portal_secrets, tmp_path_factory):
     """Make a fresh PostgreSQL database migrated with ``flask db upgrade``; all are dropped."""
     made: list[str] = []
 
-    def make(prefix: str = "portal_it") -> str:
+    def make(prefix: str = "portal_it", migrate: bool = True) -> str:
         name = pg_service.create_database(prefix)
         made.append(name)
         url = pg_service.sqlalchemy_url(name)
+        if not migrate:
+            return url
         env = stack.portal_env(
             database_url=url,
             redis_url=redis_db.url,
@@ -97,9 +94,11 @@ def database_factory(pg_service, redis_db, portal_secrets, tmp_path_factory):
 def sqlite_factory(redis_db, portal_secrets, tmp_path_factory):
     """Make a fresh SQLite file database migrated with ``flask db upgrade``."""
 
-    def make() -> str:
+    def make(migrate: bool = True) -> str:
         folder = tmp_path_factory.mktemp("sqlite")
         url = f"sqlite:///{folder / 'portal.db'}"
+        if not migrate:
+            return url
         env = stack.portal_env(
             database_url=url,
             redis_url=redis_db.url,

@@ -6,8 +6,10 @@ would hide a broken pipeline, so the skip is turned into a failure that shows th
 A test is guarded when it carries the ``integration`` or ``browser`` marker or lives under
 ``tests/integration/`` or ``tests/browser/``. An expected failure (xfail) is left alone.
 
-Registered by ``tests/support/run_tests.py`` (``-p tests.support.ci``) and by the conftest of
-each guarded folder (``pytest_configure`` calls :func:`register`); registering twice is harmless.
+Registered three ways, any of which is enough (registering twice is harmless): the root
+``tests/conftest.py`` (``pytest_plugins``), ``tests/support/run_tests.py`` (``-p
+tests.support.ci``), and the conftest of a guarded folder (``pytest_configure`` calls
+:func:`register`), so it also holds when that folder is run on its own.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import pytest
 GUARDED_MARKERS = ("integration", "browser")
 GUARDED_DIRS = ("integration", "browser")
 _KEY = pytest.StashKey[list]()
+_MODULE_SKIPPED = pytest.StashKey[bool]()
 
 
 def ci_enabled() -> bool:
@@ -69,10 +72,22 @@ def pytest_runtest_makereport(item: pytest.Item, call):
 @pytest.hookimpl(wrapper=True)
 def pytest_make_collect_report(collector: pytest.Collector):
     # A module that skips itself at import (``pytest.importorskip``, ``allow_module_level``).
+    # Failing the collect report would interrupt the whole session, so the skip is only noted
+    # here, and the exit status is set at the end (the other tests still run).
     report = yield
     if report.skipped and ci_enabled() and _in_guarded_dir(getattr(collector, "path", None)):
-        _turn_into_failure(collector.config, report, collector.nodeid)
+        collector.config.stash.setdefault(_KEY, []).append((collector.nodeid, _skip_reason(report)))
+        collector.config.stash[_MODULE_SKIPPED] = True
     return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus):
+    if session.config.stash.get(_MODULE_SKIPPED, False) and exitstatus in (
+        pytest.ExitCode.OK,
+        pytest.ExitCode.NO_TESTS_COLLECTED,
+    ):
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config: pytest.Config):

