@@ -50,6 +50,8 @@ class Config:
     # "redis" uses the real Dramatiq RedisBroker; "stub" keeps messages in memory (unit tests).
     BROKER = env_str("BROKER", "redis")
     SOCKETIO_ASYNC_MODE = "threading"
+    # The Redis pub/sub channel between Socket.IO servers and workers; one per deployment.
+    SOCKETIO_CHANNEL = env_str("SOCKETIO_CHANNEL", "flask-socketio")
     WORKER_THREADS = env_int("WORKER_THREADS", 4)
 
     SESSION_COOKIE_HTTPONLY = True

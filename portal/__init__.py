@@ -78,7 +78,7 @@ def create_app(
         options = {}
         if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
             options["client_manager"] = realtime.client_manager(
-                app.config["SOCKETIO_MESSAGE_QUEUE"]
+                app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"]
             )
         socketio.init_app(
             app,

@@ -76,23 +76,20 @@ def _drop_pending(sess) -> None:
     sess.info.pop(_PENDING, None)
 
 
-CHANNEL = "flask-socketio"
-
-
-def client_manager(url: str, write_only: bool = False) -> socketio_lib.RedisManager:
+def client_manager(url: str, channel: str, write_only: bool = False) -> socketio_lib.RedisManager:
     """The Redis pub/sub manager between Socket.IO servers and emitters.
 
     Built here rather than from ``message_queue=`` because Flask-SocketIO only recognises
     redis:// URLs, while the embedded Redis listens on a unix socket (unix://).
     """
-    return socketio_lib.RedisManager(url, channel=CHANNEL, write_only=write_only)
+    return socketio_lib.RedisManager(url, channel=channel, write_only=write_only)
 
 
 def make_worker_emitter(app) -> None:
     """Workers publish through Redis without running a Socket.IO server."""
     if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
         app.extensions["portal_emitter"] = client_manager(
-            app.config["SOCKETIO_MESSAGE_QUEUE"], write_only=True
+            app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"], write_only=True
         )
 
 

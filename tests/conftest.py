@@ -230,4 +230,4 @@ def worker(app):
     return WorkerHarness(prepare(app))
 
 
-pytest_plugins = ["tests.support.ci"]
+pytest_plugins = ["tests.support.ci", "tests.support.fixtures"]

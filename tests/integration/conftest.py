@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ci, services, stack
+from tests.support import ci
 
 
 def pytest_configure(config):
@@ -24,91 +24,6 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if here in item.path.parents:
             item.add_marker(pytest.mark.integration)
-
-
-# --------------------------------------------------------------------------- services
-
-
-@pytest.fixture(scope="session")
-def redis_service():
-    try:
-        service = services.find_or_start_redis()
-    except services.Unavailable as exc:
-        pytest.skip(f"Redis is not available: {exc}")
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_db(redis_service):
-    """A claimed, empty Redis database (1..15) for this session; emptied again at the end."""
-    try:
-        claimed = services.claim_redis_db(redis_service.url)
-    except services.Unavailable as exc:
-        pytest.skip(str(exc))
-    yield claimed
-    claimed.release()
-
-
-@pytest.fixture(scope="session")
-def pg_service():
-    try:
-        service = services.find_or_start_postgres()
-    except services.Unavailable as exc:
-        pytest.skip(str(exc))
-    yield service
-    service.stop()
-
-
-@pytest.fixture(scope="session")
-def portal_secrets():
-    return services.make_secrets()
-
-
-@pytest.fixture(scope="session")
-def database_factory(pg_service, redis_db, portal_secrets, tmp_path_factory):
-    """Make a fresh PostgreSQL database migrated with ``flask db upgrade``; all are dropped."""
-    made: list[str] = []
-
-    def make(prefix: str = "portal_it", migrate: bool = True) -> str:
-        name = pg_service.create_database(prefix)
-        made.append(name)
-        url = pg_service.sqlalchemy_url(name)
-        if not migrate:
-            return url
-        env = stack.portal_env(
-            database_url=url,
-            redis_url=redis_db.url,
-            instance_dir=tmp_path_factory.mktemp("instance"),
-            secrets=portal_secrets,
-        )
-        stack.migrate(env)
-        return url
-
-    yield make
-    for name in made:
-        pg_service.drop_database(name)
-
-
-@pytest.fixture(scope="session")
-def sqlite_factory(redis_db, portal_secrets, tmp_path_factory):
-    """Make a fresh SQLite file database migrated with ``flask db upgrade``."""
-
-    def make(migrate: bool = True) -> str:
-        folder = tmp_path_factory.mktemp("sqlite")
-        url = f"sqlite:///{folder / 'portal.db'}"
-        if not migrate:
-            return url
-        env = stack.portal_env(
-            database_url=url,
-            redis_url=redis_db.url,
-            instance_dir=folder / "instance",
-            secrets=portal_secrets,
-        )
-        stack.migrate(env)
-        return url
-
-    return make
 
 
 # --------------------------------------------------------------------------- in-process app
