@@ -23,7 +23,7 @@ BENCH_ARGS ?=
 
 # The stamp's name carries a hash of the requirement files: changing them reinstalls,
 # anything else finds the stamp and does nothing.
-REQUIREMENTS := requirements.txt requirements-dev.txt
+REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt
 REQUIREMENTS_HASH := $(shell cat $(REQUIREMENTS) 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
 
@@ -36,7 +36,7 @@ venv: $(STAMP)
 
 $(STAMP):
 	@test -x $(PY) || $(PYTHON_BOOT) -m venv $(VENV)
-	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --disable-pip-version-check -r requirements-dev.txt -c constraints.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
