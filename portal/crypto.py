@@ -22,6 +22,9 @@ from sqlalchemy.types import TypeDecorator
 
 VERSION = "v1"
 _keys: dict[str, bytes] = {}
+# AESGCM objects are immutable and thread-safe; building one per field costs more than the
+# encryption itself on bulk imports.
+_ciphers: dict[str, AESGCM] = {}
 
 
 class KeyError_(RuntimeError):
@@ -46,6 +49,8 @@ def configure(master_key_b64: str) -> None:
         raise KeyError_("PII_KEY must be 32 bytes encoded in base64")
     _keys["enc"] = _derive(master, b"portal pii encryption v1")
     _keys["index"] = _derive(master, b"portal pii blind index v1")
+    _keys["files"] = _derive(master, b"portal file encryption v1")
+    _ciphers.clear()
 
 
 def _key(name: str) -> bytes:
@@ -55,9 +60,16 @@ def _key(name: str) -> bytes:
         raise KeyError_("PII keys are not configured: call crypto.configure() first") from None
 
 
+def cipher(name: str = "enc") -> AESGCM:
+    found = _ciphers.get(name)
+    if found is None:
+        found = _ciphers[name] = AESGCM(_key(name))
+    return found
+
+
 def encrypt(plaintext: str) -> str:
     nonce = os.urandom(12)
-    sealed = AESGCM(_key("enc")).encrypt(nonce, plaintext.encode(), VERSION.encode())
+    sealed = cipher().encrypt(nonce, plaintext.encode(), VERSION.encode())
     return f"{VERSION}:{base64.urlsafe_b64encode(nonce + sealed).decode()}"
 
 
@@ -66,7 +78,7 @@ def decrypt(token: str) -> str:
     if version != VERSION:
         raise ValueError("unknown ciphertext version")
     raw = base64.urlsafe_b64decode(body.encode())
-    return AESGCM(_key("enc")).decrypt(raw[:12], raw[12:], VERSION.encode()).decode()
+    return cipher().decrypt(raw[:12], raw[12:], VERSION.encode()).decode()
 
 
 def blind_index(value: str) -> str:

@@ -7,6 +7,9 @@ def import_all() -> None:
     from portal.accounts import models as _accounts  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
+    from portal.cards import models as _cards  # noqa: F401
+    from portal.files import models as _files  # noqa: F401
+    from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.projects import models as _projects  # noqa: F401
     from portal.settings import models as _settings  # noqa: F401

@@ -31,3 +31,7 @@ def register_kind(name: str, queue: str, label: str, max_attempts: int | None = 
 
 
 DIAGNOSTIC = register_kind("system.diagnostic", "default", "Pipeline check")
+IMPORT_ANALYSE = register_kind("imports.analyse", "imports", "Import dry run", max_attempts=3)
+IMPORT_COMMIT = register_kind("imports.commit", "imports", "Import commit", max_attempts=3)
+KOBO_PULL = register_kind("imports.kobo_pull", "imports", "KoboToolbox pull", max_attempts=5)
+CARDS_PDF = register_kind("cards.pdf", "reports", "Beneficiary cards PDF", max_attempts=3)

@@ -6,6 +6,7 @@ A handler is a plain function ``handler(job) -> dict | None`` registered for a j
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable
 
@@ -16,6 +17,7 @@ from portal.jobs.kinds import KINDS
 from portal.jobs.models import Job
 
 HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
+ACTOR_MODULES = ("workers.actors.system", "workers.actors.imports", "workers.actors.cards")
 
 
 def handles(kind_name: str):
@@ -43,7 +45,8 @@ def _runner(kind_name: str):
 
 def declare(broker: dramatiq.Broker) -> None:
     """Declare one actor per handled kind on this broker (called once per process)."""
-    from workers.actors import system  # noqa: F401  (registers handlers)
+    for module in ACTOR_MODULES:
+        importlib.import_module(module)  # each registers its handlers
 
     for name, _handler in HANDLERS.items():
         kind = KINDS[name]

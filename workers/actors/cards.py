@@ -1,0 +1,3 @@
+"""Card jobs: the printable PDF of a group's beneficiary cards."""
+
+from __future__ import annotations

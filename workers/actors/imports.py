@@ -1,0 +1,3 @@
+"""Import jobs: the dry run and the commit of a batch, and the KoboToolbox pull."""
+
+from __future__ import annotations
