@@ -25,11 +25,11 @@ DEFAULT_PASSWORD = "correct horse battery staple"
 
 
 @pytest.fixture
-def app():
-    """A fresh app per test: its own in-memory database, broker and seeded roles."""
+def app(tmp_path):
+    """A fresh app per test: its own in-memory database, broker, files folder and roles."""
     from portal.accounts.services import seed_roles
 
-    app = create_app(TestConfig)
+    app = create_app(TestConfig, INSTANCE_DIR=str(tmp_path / "instance"))
 
     # The test's app context is shared by every request (Flask reuses a pushed context), so
     # Flask-Login's per-request cache of the current user would leak from one request, or one

@@ -25,11 +25,11 @@ class BeneficiaryForm(FlaskForm):
     national_id = StringField("National ID", validators=[Optional(), Length(max=40)])
     date_of_birth = DateField("Date of birth", validators=[Optional()])
     location = StringField("Location (village, ward)", validators=[Optional(), Length(max=200)])
-    gender = SelectField("Gender", choices=list(GENDERS.items()))
-    language = SelectField("SMS language", choices=LANGUAGES)
-    status = SelectField("Status", choices=[(s, s.title()) for s in STATUSES])
+    gender = SelectField("Gender", choices=dict(GENDERS))
+    language = SelectField("SMS language", choices=dict(LANGUAGES))
+    status = SelectField("Status", choices={s: s.title() for s in STATUSES})
     consent = SelectField(
-        "Consent to data use", choices=[("yes", "Given"), ("no", "Not given")], default="yes"
+        "Consent to data use", choices={"yes": "Given", "no": "Not given"}, default="yes"
     )
     retention_until = DateField("Keep data until", validators=[Optional()])
     project_id = SelectField("Project", coerce=int, validators=[Optional()])

@@ -19,6 +19,10 @@ from portal.jobs.models import CLAIMABLE, FAILED, RETRYING, RUNNING, SUCCEEDED, 
 from portal.timeutil import utcnow
 
 
+class PermanentJobError(Exception):
+    """Raised by a handler when trying again cannot help (bad input): the job fails at once."""
+
+
 def claim(job_id: int) -> Job | None:
     """Move the job to running if it may start; None if another delivery or a cancel won."""
     now = utcnow()
@@ -93,7 +97,7 @@ def fail(job_id: int, exc: BaseException) -> tuple[Job, int | None]:
     job.error = describe(exc)
     close_attempt(job_id, FAILED, job.error)
     delay = None
-    if job.attempts < job.max_attempts:
+    if job.attempts < job.max_attempts and not isinstance(exc, PermanentJobError):
         delay = backoff_ms(job.attempts)
         job.status = RETRYING
         job.next_attempt_at = utcnow() + timedelta(milliseconds=delay)

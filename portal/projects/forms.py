@@ -10,7 +10,7 @@ from portal.projects.models import TYPES
 
 class ProjectForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    type = SelectField("Type", choices=list(TYPES.items()))
+    type = SelectField("Type", choices=dict(TYPES))
     description = TextAreaField("Description", validators=[Length(max=4000)])
     location = StringField("Area", validators=[Length(max=120)])
     currency = StringField("Currency", default="NPR", validators=[DataRequired(), Length(max=8)])

@@ -9,7 +9,7 @@ from portal.vendors.models import CATEGORIES
 
 class VendorForm(FlaskForm):
     name = StringField("Business name", validators=[DataRequired(), Length(max=120)])
-    category = SelectField("Category", choices=list(CATEGORIES.items()))
+    category = SelectField("Category", choices=dict(CATEGORIES))
     contact_name = StringField("Owner or contact", validators=[DataRequired(), Length(max=120)])
     phone = TelField(
         "Phone number",

@@ -1,0 +1,192 @@
+"""Import pages: upload, map columns, dry run with live progress and report, commit."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import select
+
+from portal.accounts.forms import EmptyForm
+from portal.accounts.guards import permission_required
+from portal.beneficiaries.models import BeneficiaryGroup
+from portal.errors import DomainError
+from portal.extensions import db
+from portal.files import storage
+from portal.imports import fields, live, services, template
+from portal.imports.forms import CommitForm, UploadForm
+from portal.imports.models import ANALYSING, COMMITTING
+from portal.projects import services as projects
+
+bp = Blueprint("imports", __name__, url_prefix="/imports")
+MANAGE = ("beneficiary.manage", "beneficiary.pii.read")
+
+
+@bp.get("/")
+@permission_required(*MANAGE)
+def index():
+    page = db.paginate(
+        services.visible(current_user),
+        page=request.args.get("page", 1, type=int),
+        per_page=25,
+        error_out=False,
+    )
+    return render_template("imports/index.html", page=page)
+
+
+@bp.get("/template.<ext>")
+@permission_required(*MANAGE)
+def download_template(ext: str):
+    if ext == "csv":
+        body, mime = template.template_csv(), "text/csv"
+    elif ext == "xlsx":
+        body = template.template_xlsx()
+        mime = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    else:
+        return redirect(url_for("imports.index"))
+    return Response(
+        body,
+        mimetype=mime,
+        headers={"Content-Disposition": f"attachment; filename=beneficiaries-template.{ext}"},
+    )
+
+
+def _groups_for(project_ids: list[int]) -> list[BeneficiaryGroup]:
+    return list(
+        db.session.scalars(
+            select(BeneficiaryGroup)
+            .where(BeneficiaryGroup.project_id.in_(project_ids))
+            .order_by(BeneficiaryGroup.name)
+        )
+    )
+
+
+@bp.route("/new", methods=["GET", "POST"])
+@permission_required(*MANAGE)
+def new():
+    form = UploadForm()
+    open_projects = projects.open_projects(current_user)
+    form.project_id.choices = [(p.id, p.name) for p in open_projects]
+    groups = _groups_for([p.id for p in open_projects])
+    form.group_id.choices = [(0, "— no group —")] + [
+        (g.id, f"{g.name} ({g.project.name})") for g in groups
+    ]
+    if request.method == "GET":
+        form.project_id.data = request.args.get("project", type=int)
+    if form.validate_on_submit():
+        project = projects.get_visible(current_user, form.project_id.data)
+        group = next((g for g in groups if g.id == form.group_id.data), None)
+        if group is not None and group.project_id != project.id:
+            form.group_id.errors = ["Choose a group of the same project."]
+        else:
+            try:
+                batch = services.create_batch(
+                    form.file.data,
+                    project=project,
+                    user=current_user,
+                    group=group,
+                    source=services.source_named(form.source.data),
+                )
+            except DomainError as exc:
+                db.session.rollback()
+                form.file.errors = [str(exc)]
+            else:
+                db.session.commit()
+                return redirect(url_for("imports.mapping", batch_id=batch.id))
+    return render_template(
+        "imports/new.html", form=form, sources=[s.name for s in services.sources()]
+    )
+
+
+@bp.route("/<int:batch_id>/mapping", methods=["GET", "POST"])
+@permission_required(*MANAGE)
+def mapping(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    problems: list[str] = []
+    chosen = batch.mapping
+    if request.method == "POST":
+        if not EmptyForm().validate_on_submit():
+            problems = ["The form expired; try again."]
+        else:
+            chosen = {
+                header: request.form.get(f"map-{index}", "")
+                for index, header in enumerate(batch.headers)
+            }
+            problems = services.set_mapping(batch, chosen)
+            if not problems:
+                services.start_analysis(batch, current_user.id)
+                db.session.commit()
+                return redirect(url_for("imports.show", batch_id=batch.id))
+    return render_template(
+        "imports/mapping.html",
+        batch=batch,
+        chosen=chosen,
+        catalogue=fields.FIELDS,
+        problems=problems,
+        form=EmptyForm(),
+    ), (400 if problems else 200)
+
+
+@bp.get("/<int:batch_id>")
+@permission_required(*MANAGE)
+def show(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    return render_template(
+        "imports/show.html",
+        batch=batch,
+        running=batch.status in (ANALYSING, COMMITTING),
+        commit_form=CommitForm(),
+        action_form=EmptyForm(),
+        state=live.serialize(batch),
+    )
+
+
+@bp.get("/<int:batch_id>/errors.csv")
+@permission_required(*MANAGE)
+def errors(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    stored = db.session.get(storage.StoredFile, batch.errors_file_id or "")
+    if stored is None:
+        flash("This import has no error report.", "info")
+        return redirect(url_for("imports.show", batch_id=batch.id))
+    return Response(
+        storage.iter_plain(stored),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f"attachment; filename={stored.filename}"},
+    )
+
+
+@bp.post("/<int:batch_id>/commit")
+@permission_required(*MANAGE)
+def commit(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    form = CommitForm()
+    if form.validate_on_submit():
+        try:
+            services.start_commit(batch, current_user, form.mode.data)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+    return redirect(url_for("imports.show", batch_id=batch.id))
+
+
+@bp.post("/<int:batch_id>/analyse")
+@permission_required(*MANAGE)
+def analyse(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    if EmptyForm().validate_on_submit():
+        services.start_analysis(batch, current_user.id)
+        db.session.commit()
+    return redirect(url_for("imports.show", batch_id=batch.id))
+
+
+@bp.post("/<int:batch_id>/discard")
+@permission_required(*MANAGE)
+def discard(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    if EmptyForm().validate_on_submit():
+        services.discard(batch)
+        db.session.commit()
+        flash("The import was discarded and its file deleted.", "success")
+    return redirect(url_for("imports.index"))

@@ -1,0 +1,278 @@
+"""An import batch from upload to commit: store, map, dry run, commit.
+
+The file is kept encrypted (``portal.files.storage``) and read twice, streaming: once for the dry
+run (counts, error report) and once for the commit, so neither pass holds the file in memory.
+The commit is one transaction: all rows or none, unless the user chose "valid rows only".
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from flask import current_app
+from sqlalchemy import Select, select
+from werkzeug.datastructures import FileStorage
+
+from portal import events
+from portal.errors import DomainError, InvalidTransition, NotFound
+from portal.extensions import db
+from portal.files import storage
+from portal.imports import fields, parsing
+from portal.imports.models import (
+    ALL_OR_NOTHING,
+    ANALYSING,
+    COMMITTED,
+    COMMITTING,
+    DISCARDED,
+    FAILED,
+    READY,
+    UPLOADED,
+    VALID_ONLY,
+    ImportBatch,
+    ImportSource,
+)
+from portal.jobs import dispatch
+from portal.jobs.kinds import IMPORT_ANALYSE, IMPORT_COMMIT
+from portal.projects import services as projects
+from portal.projects.models import Project
+
+EXTENSIONS = {".csv": "csv", ".xlsx": "xlsx"}
+PREVIEW_ERRORS = 20
+
+
+class ImportRejected(DomainError):
+    status = 400
+
+
+def visible(user) -> Select:
+    return projects.scope(select(ImportBatch), ImportBatch.project_id, user).order_by(
+        ImportBatch.created_at.desc(), ImportBatch.id.desc()
+    )
+
+
+def get_visible(user, batch_id: int) -> ImportBatch:
+    batch = db.session.scalar(visible(user).where(ImportBatch.id == batch_id))
+    if batch is None:
+        raise NotFound("No such import.")
+    return batch
+
+
+def sources() -> list[ImportSource]:
+    return list(db.session.scalars(select(ImportSource).order_by(ImportSource.name)))
+
+
+def source_named(name: str, kind: str = "file") -> ImportSource:
+    """The source with this name, created on first use (its mapping is remembered)."""
+    name = name.strip()[:120]
+    found = db.session.scalar(select(ImportSource).where(ImportSource.name == name))
+    if found is None:
+        found = ImportSource(name=name, kind=kind)
+        db.session.add(found)
+        db.session.flush()
+    return found
+
+
+def create_batch(
+    upload: FileStorage,
+    *,
+    project: Project,
+    user,
+    group=None,
+    source: ImportSource | None = None,
+) -> ImportBatch:
+    """Store the upload encrypted, read its headers, and propose a mapping."""
+    projects.ensure_writable(project)
+    filename = Path(upload.filename or "").name
+    kind = EXTENSIONS.get(Path(filename).suffix.lower())
+    if kind is None:
+        raise ImportRejected("Upload a .csv or .xlsx file (use the template).")
+    try:
+        stored = storage.store(
+            upload.stream,
+            kind="import",
+            filename=filename,
+            content_type=upload.mimetype or "application/octet-stream",
+            created_by_id=user.id,
+            project_id=project.id,
+            max_bytes=current_app.config["IMPORT_MAX_BYTES"],
+        )
+    except ValueError as exc:
+        raise ImportRejected(f"This file is too large: {exc}.") from None
+    try:
+        with storage.plain_copy(stored) as path, parsing.open_table(path, filename) as table:
+            headers = list(table.headers)
+    except parsing.FileRejected as exc:
+        storage.delete(stored)
+        raise ImportRejected(str(exc)) from None
+    remembered = {h: f for h, f in (source.mapping if source else {}).items() if h in headers}
+    mapping = remembered or fields.guess_mapping(headers)
+    batch = ImportBatch(
+        source_id=source.id if source else None,
+        project_id=project.id,
+        group_id=group.id if group else None,
+        created_by_id=user.id,
+        file_id=stored.id,
+        filename=filename,
+        kind=kind,
+        status=UPLOADED,
+        headers_json=json.dumps(headers),
+        mapping_json=json.dumps(mapping),
+    )
+    db.session.add(batch)
+    db.session.flush()
+    return batch
+
+
+def set_mapping(batch: ImportBatch, mapping: dict[str, str]) -> list[str]:
+    """Save the mapping (and remember it on the source); returns problems, empty when fine."""
+    if batch.status not in (UPLOADED, READY, FAILED):
+        raise InvalidTransition("This import can no longer be changed.")
+    mapping = {h: f for h, f in mapping.items() if f}
+    problems = fields.check_mapping(mapping, batch.headers)
+    if problems:
+        return problems
+    batch.mapping_json = json.dumps(mapping)
+    if batch.source_id:
+        db.session.get(ImportSource, batch.source_id).mapping_json = json.dumps(mapping)
+    batch.status = UPLOADED
+    db.session.flush()
+    return []
+
+
+def start_analysis(batch: ImportBatch, created_by_id: int | None):
+    if batch.status not in (UPLOADED, READY, FAILED):
+        raise InvalidTransition("This import is already running or finished.")
+    if fields.check_mapping(batch.mapping, batch.headers):
+        raise InvalidTransition("Map the columns first.")
+    batch.status = ANALYSING
+    batch.message = ""
+    job = dispatch.enqueue(
+        IMPORT_ANALYSE.name,
+        {"batch_id": batch.id},
+        project_id=batch.project_id,
+        created_by_id=created_by_id,
+    )
+    batch.job_id = job.id
+    db.session.flush()
+    return job
+
+
+def start_commit(batch: ImportBatch, user, mode: str):
+    if batch.status != READY:
+        raise InvalidTransition("Run the dry run first; only a checked import can be committed.")
+    if mode not in (ALL_OR_NOTHING, VALID_ONLY):
+        raise InvalidTransition("Choose how to import.")
+    problems = batch.invalid_rows + batch.duplicate_rows
+    if mode == ALL_OR_NOTHING and problems:
+        raise InvalidTransition(
+            f"{problems} rows have problems. Fix them and upload the file again, "
+            "or choose to import only the valid rows."
+        )
+    if batch.new_rows == 0:
+        raise InvalidTransition("There is nobody new to import in this file.")
+    projects.ensure_writable(db.session.get(Project, batch.project_id))
+    batch.status = COMMITTING
+    batch.mode = mode
+    job = dispatch.enqueue(
+        IMPORT_COMMIT.name,
+        {"batch_id": batch.id},
+        project_id=batch.project_id,
+        created_by_id=user.id,
+    )
+    batch.job_id = job.id
+    db.session.flush()
+    return job
+
+
+def discard(batch: ImportBatch) -> None:
+    """Drop a batch that will not be committed, and its files (they hold personal data)."""
+    if batch.status in (ANALYSING, COMMITTING, COMMITTED):
+        raise InvalidTransition("A running or committed import cannot be discarded.")
+    _drop_files(batch)
+    batch.status = DISCARDED
+    db.session.flush()
+
+
+def _drop_files(batch: ImportBatch) -> None:
+    for attr in ("file_id", "errors_file_id"):
+        file_id = getattr(batch, attr)
+        stored = db.session.get(storage.StoredFile, file_id) if file_id else None
+        setattr(batch, attr, None)
+        if stored is not None:
+            storage.delete(stored)
+
+
+@dataclass
+class Tally:
+    total: int = 0
+    new: int = 0
+    duplicates: int = 0
+    invalid: int = 0
+    errors: int = 0
+    preview: list[dict] = field(default_factory=list)
+
+    def error(self, row: int, field_name: str, message: str) -> dict:
+        entry = {"row": row, "field": field_name, "message": message}
+        self.errors += 1
+        if len(self.preview) < PREVIEW_ERRORS:
+            self.preview.append(entry)
+        return entry
+
+
+def record_analysis(batch: ImportBatch, tally: Tally, errors_file) -> None:
+    batch.total_rows = tally.total
+    batch.new_rows = tally.new
+    batch.duplicate_rows = tally.duplicates
+    batch.invalid_rows = tally.invalid
+    batch.error_count = tally.errors
+    batch.errors_preview_json = json.dumps(tally.preview)
+    if batch.errors_file_id:
+        old = db.session.get(storage.StoredFile, batch.errors_file_id)
+        if old is not None:
+            storage.delete(old)
+    batch.errors_file_id = errors_file.id if errors_file else None
+    batch.status = READY
+    db.session.flush()
+
+
+def record_commit(batch: ImportBatch, imported: int) -> None:
+    from portal.timeutil import utcnow
+
+    batch.imported_rows = imported
+    batch.status = COMMITTED
+    batch.committed_at = utcnow()
+    # The rows are in the database now; the upload (personal data) has no reason to stay.
+    stored = db.session.get(storage.StoredFile, batch.file_id) if batch.file_id else None
+    batch.file_id = None
+    if stored is not None:
+        storage.delete(stored)
+    db.session.flush()
+    events.import_changed.send(
+        batch,
+        action="import.committed",
+        summary=f"Import {batch.id}: {imported} beneficiaries added to project {batch.project_id}",
+        project_id=batch.project_id,
+        data={
+            "rows": batch.total_rows,
+            "imported": imported,
+            "skipped_invalid": batch.invalid_rows,
+            "skipped_duplicates": batch.duplicate_rows,
+            "mode": batch.mode,
+            "group_id": batch.group_id,
+        },
+    )
+
+
+def record_failure(batch_id: int, message: str) -> None:
+    """In its own transaction: the failed work was rolled back, the reason must stay."""
+    from portal.imports import live
+
+    db.session.rollback()
+    batch = db.session.get(ImportBatch, batch_id)
+    if batch is not None:
+        batch.status = FAILED
+        batch.message = message[:2000]
+        live.announce(batch)
+        db.session.commit()
