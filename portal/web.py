@@ -28,12 +28,22 @@ def wants_json() -> bool:
     return request.path.startswith("/api/") or (request.accept_mimetypes.best == "application/json")
 
 
+def problem(status: int, detail: str):
+    """An RFC 9457 problem body for API clients."""
+    body = {
+        "type": "about:blank",
+        "title": ERROR_TITLES.get(status, "Error"),
+        "status": status,
+        "detail": detail,
+    }
+    return jsonify(body), status, {"Content-Type": "application/problem+json"}
+
+
 def _render_error(status: int, detail: str):
     db.session.rollback()
     title = ERROR_TITLES.get(status, "Error")
     if wants_json():
-        body = {"type": "about:blank", "title": title, "status": status, "detail": detail}
-        return jsonify(body), status, {"Content-Type": "application/problem+json"}
+        return problem(status, detail)
     return render_template("errors/error.html", status=status, title=title, detail=detail), status
 
 
@@ -85,8 +95,12 @@ def register_template_helpers(app: Flask) -> None:
 def init_app(app: Flask) -> None:
     from portal.accounts.routes import bp as accounts_bp
     from portal.audit.routes import bp as audit_bp
+    from portal.beneficiaries.export_routes import bp as exports_bp
     from portal.beneficiaries.group_routes import bp as groups_bp
     from portal.beneficiaries.routes import bp as beneficiaries_bp
+    from portal.cards.routes import bp as cards_bp
+    from portal.imports.kobo_routes import bp as kobo_bp
+    from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
     from portal.main import bp as main_bp
     from portal.projects.routes import bp as projects_bp
@@ -99,6 +113,10 @@ def init_app(app: Flask) -> None:
         projects_bp,
         beneficiaries_bp,
         groups_bp,
+        exports_bp,
+        cards_bp,
+        imports_bp,
+        kobo_bp,
         vendors_bp,
         jobs_bp,
         audit_bp,

@@ -11,6 +11,8 @@ PERMISSIONS: dict[str, str] = {
     "beneficiary.read": "See beneficiary records (personal data masked)",
     "beneficiary.pii.read": "See beneficiaries' personal data unmasked",
     "beneficiary.manage": "Create and edit beneficiaries and groups, assign them to projects",
+    "beneficiary.export": "Export beneficiary lists to CSV and XLSX (personal data only with PII)",
+    "card.manage": "Issue, revoke and print beneficiary cards (printing reissues them)",
     "vendor.read": "See vendors",
     "vendor.manage": "Register and edit vendors, assign them to projects",
     "vendor.approve": "Approve and suspend vendors",
@@ -37,6 +39,8 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "beneficiary.read",
             "beneficiary.pii.read",
             "beneficiary.manage",
+            "beneficiary.export",
+            "card.manage",
             "vendor.read",
             "vendor.manage",
             "vendor.approve",
@@ -52,7 +56,13 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
     ),
     "field agent": (
         "Enrols beneficiaries in the field",
-        ["project.read", "beneficiary.read", "beneficiary.pii.read", "beneficiary.manage"],
+        [
+            "project.read",
+            "beneficiary.read",
+            "beneficiary.pii.read",
+            "beneficiary.manage",
+            "card.manage",
+        ],
     ),
     "viewer": ("Read-only", ["project.read", "beneficiary.read", "vendor.read", "job.read"]),
 }

@@ -9,7 +9,14 @@ from portal.accounts.services import save_role
 from portal.extensions import db, socketio
 
 # Routes anyone may reach. Adding a route here is a security decision: review it.
-PUBLIC = {"static", "accounts.login", "main.health", "main.favicon"}
+PUBLIC = {
+    "static",
+    "accounts.login",
+    "main.health",
+    "main.favicon",
+    # Kobo's REST service cannot sign in: the route checks the source's shared secret itself.
+    "kobo.webhook",
+}
 
 
 def _rules(app):

@@ -1,0 +1,49 @@
+"""Beneficiary list exports (CSV, XLSX) with the list page's filters."""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, abort, redirect, request, stream_with_context, url_for
+from flask_login import current_user
+
+from portal.accounts.forms import EmptyForm
+from portal.accounts.guards import permission_required
+from portal.beneficiaries import exports, services
+from portal.extensions import db
+
+bp = Blueprint("beneficiary_exports", __name__, url_prefix="/beneficiaries")
+
+
+def _int(value: str | None) -> int | None:
+    return int(value) if value and value.isdigit() else None
+
+
+def list_query(values) -> services.ListQuery:
+    """The list page's filters, from its query string (sent along as hidden form fields)."""
+    return services.ListQuery(
+        q=(values.get("q") or "")[:100],
+        project_id=_int(values.get("project")),
+        group_id=_int(values.get("group")),
+        status=values.get("status") or "",
+        sort=values.get("sort") or "newest",
+    )
+
+
+@bp.post("/export.<fmt>")
+@permission_required("beneficiary.read", "beneficiary.export")
+def export(fmt: str):
+    if fmt not in exports.FORMATS:
+        abort(404)
+    if not EmptyForm().validate_on_submit():
+        return redirect(url_for("beneficiaries.index"))
+    export = exports.prepare(current_user, list_query(request.form))
+    exports.record(export, fmt, exports.count(export))
+    db.session.commit()  # audited before the first row leaves
+    chunks = exports.csv_chunks(export) if fmt == "csv" else exports.xlsx_chunks(export)
+    return Response(
+        stream_with_context(chunks),  # the rows read db.session inside the request
+        mimetype=exports.FORMATS[fmt],
+        headers={
+            "Content-Disposition": f'attachment; filename="{exports.filename(fmt)}"',
+            "Cache-Control": "no-store",
+        },
+    )
