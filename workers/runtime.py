@@ -36,6 +36,7 @@ def start_worker(app, threads: int | None = None) -> dramatiq.Worker:
 
 def start_sweeper(app, stop: threading.Event) -> threading.Thread:
     """Run the job sweeper every SWEEP_INTERVAL_SECONDS until ``stop`` is set."""
+    from portal.files.storage import purge_expired
     from portal.jobs.services import sweep
 
     def loop():
@@ -45,6 +46,9 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
                     report = sweep()
                     if report.resent or report.orphaned:
                         log.info("sweeper re-sent %s, recovered %s", report.resent, report.orphaned)
+                    purged = purge_expired()
+                    if purged:
+                        log.info("deleted %s expired files", purged)
                 except Exception:
                     log.exception("job sweep failed")
                 finally:

@@ -21,6 +21,7 @@ from typing import BinaryIO
 
 from cryptography.exceptions import InvalidTag
 from flask import current_app
+from sqlalchemy import select
 
 from portal.crypto import cipher
 from portal.extensions import db
@@ -146,3 +147,16 @@ def delete(stored: StoredFile) -> None:
     path_of(stored).unlink(missing_ok=True)
     db.session.delete(stored)
     db.session.flush()
+
+
+def purge_expired(limit: int = 500) -> int:
+    """Delete files past their keeping time (uploads, reports, card sheets hold personal data)."""
+    expired = db.session.scalars(
+        select(StoredFile)
+        .where(StoredFile.expires_at.is_not(None), StoredFile.expires_at < utcnow())
+        .limit(limit)
+    ).all()
+    for stored in expired:
+        delete(stored)
+    db.session.commit()
+    return len(expired)

@@ -208,3 +208,20 @@ def test_templates_download(app, client, staff):
     assert csv_body.status_code == 200 and b"phone" in csv_body.data.lower()
     xlsx = client.get("/imports/template.xlsx")
     assert xlsx.status_code == 200 and xlsx.data[:2] == b"PK"
+
+
+def test_expired_files_are_purged(app, client, staff):
+    from datetime import timedelta
+
+    from portal.files import storage
+    from portal.timeutil import utcnow
+
+    _, project = staff
+    batch = batch_from(upload(client, project, GOOD))
+    stored = db.session.get(StoredFile, batch.file_id)
+    path = storage.path_of(stored)
+    assert storage.purge_expired() == 0 and path.exists()
+    stored.expires_at = utcnow() - timedelta(seconds=1)
+    db.session.commit()
+    assert storage.purge_expired() == 1
+    assert not path.exists() and count(StoredFile) == 0
