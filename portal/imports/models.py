@@ -72,6 +72,8 @@ class ImportBatch(db.Model):
     )
     filename: Mapped[str] = mapped_column(String(255), default="")
     kind: Mapped[str] = mapped_column(String(10), default="csv")
+    sheet: Mapped[str | None] = mapped_column(String(120))
+    sheets_json: Mapped[str] = mapped_column(Text, default="[]")
     status: Mapped[str] = mapped_column(String(12), default=UPLOADED, index=True)
     mode: Mapped[str] = mapped_column(String(12), default=ALL_OR_NOTHING)
     headers_json: Mapped[str] = mapped_column(Text, default="[]")
@@ -99,6 +101,10 @@ class ImportBatch(db.Model):
     @property
     def mapping(self) -> dict[str, str]:
         return json.loads(self.mapping_json or "{}")
+
+    @property
+    def sheets(self) -> list[str]:
+        return json.loads(self.sheets_json or "[]")
 
     @property
     def errors_preview(self) -> list[dict]:

@@ -45,7 +45,7 @@ def _table(batch: ImportBatch) -> Iterator[tuple[parsing.Table, validation.RowVa
         raise PermanentJobError("The uploaded file is gone; upload it again.")
     with (
         storage.plain_copy(stored) as path,
-        parsing.open_table(path, batch.filename) as table,
+        parsing.open_table(path, batch.filename, sheet=batch.sheet) as table,
     ):
         validator = validation.RowValidator(batch.mapping, table.headers, default_country())
         yield table, validator

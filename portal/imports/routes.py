@@ -126,6 +126,21 @@ def mapping(batch_id: int):
     ), (400 if problems else 200)
 
 
+@bp.post("/<int:batch_id>/sheet")
+@permission_required(*MANAGE)
+def sheet(batch_id: int):
+    batch = services.get_visible(current_user, batch_id)
+    if EmptyForm().validate_on_submit():
+        try:
+            services.choose_sheet(batch, request.form.get("sheet", ""))
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
+    return redirect(url_for("imports.mapping", batch_id=batch.id))
+
+
 @bp.get("/<int:batch_id>")
 @permission_required(*MANAGE)
 def show(batch_id: int):

@@ -101,13 +101,10 @@ def create_batch(
     except ValueError as exc:
         raise ImportRejected(f"This file is too large: {exc}.") from None
     try:
-        with storage.plain_copy(stored) as path, parsing.open_table(path, filename) as table:
-            headers = list(table.headers)
-    except parsing.FileRejected as exc:
+        headers, sheet, sheets = _read_headers(stored, filename, None)
+    except ImportRejected:
         storage.delete(stored)
-        raise ImportRejected(str(exc)) from None
-    remembered = {h: f for h, f in (source.mapping if source else {}).items() if h in headers}
-    mapping = remembered or fields.guess_mapping(headers)
+        raise
     batch = ImportBatch(
         source_id=source.id if source else None,
         project_id=project.id,
@@ -116,13 +113,53 @@ def create_batch(
         file_id=stored.id,
         filename=filename,
         kind=kind,
+        sheet=sheet,
+        sheets_json=json.dumps(sheets),
         status=UPLOADED,
         headers_json=json.dumps(headers),
-        mapping_json=json.dumps(mapping),
+        mapping_json=json.dumps(_proposed_mapping(source, headers)),
     )
     db.session.add(batch)
     db.session.flush()
     return batch
+
+
+def _read_headers(stored, filename: str, sheet: str | None) -> tuple[list[str], str | None, list]:
+    try:
+        with (
+            storage.plain_copy(stored) as path,
+            parsing.open_table(path, filename, sheet=sheet) as table,
+        ):
+            if not table.has_rows:
+                raise ImportRejected(
+                    "The file has column headers but no rows under them"
+                    + (f" on the sheet “{table.sheet}”." if table.sheet else ".")
+                )
+            return list(table.headers), table.sheet, list(table.sheets)
+    except parsing.FileRejected as exc:
+        raise ImportRejected(str(exc)) from None
+
+
+def _proposed_mapping(source: ImportSource | None, headers: list[str]) -> dict[str, str]:
+    remembered = {h: f for h, f in (source.mapping if source else {}).items() if h in headers}
+    return remembered or fields.guess_mapping(headers)
+
+
+def choose_sheet(batch: ImportBatch, sheet: str) -> None:
+    """Read another sheet of the workbook; the mapping is proposed afresh for its columns."""
+    if batch.status not in (UPLOADED, READY, FAILED):
+        raise InvalidTransition("This import can no longer be changed.")
+    if sheet not in batch.sheets:
+        raise ImportRejected("The workbook has no sheet with that name.")
+    stored = db.session.get(storage.StoredFile, batch.file_id or "")
+    if stored is None:
+        raise ImportRejected("The uploaded file is gone; upload it again.")
+    headers, batch.sheet, _ = _read_headers(stored, batch.filename, sheet)
+    source = db.session.get(ImportSource, batch.source_id) if batch.source_id else None
+    batch.headers_json = json.dumps(headers)
+    batch.mapping_json = json.dumps(_proposed_mapping(source, headers))
+    batch.status = UPLOADED
+    db.session.flush()
 
 
 def set_mapping(batch: ImportBatch, mapping: dict[str, str]) -> list[str]:

@@ -225,3 +225,29 @@ def test_expired_files_are_purged(app, client, staff):
     db.session.commit()
     assert storage.purge_expired() == 1
     assert not path.exists() and count(StoredFile) == 0
+
+
+def test_headers_only_is_refused_and_another_sheet_can_be_read(app, client, staff, worker):
+    from openpyxl import Workbook
+
+    _, project = staff
+    page = upload(client, project, "Full name,Mobile\n", name="only-headers.csv")
+    assert page.status_code == 200 and b"no rows under them" in page.data
+
+    book = Workbook()
+    book.active.title = "Instructions"
+    book.active.append(["Read me", "Then fill the second sheet"])
+    book.active.append(["nothing", "to import"])
+    people = book.create_sheet("People")
+    people.append(["Full name", "Mobile"])
+    people.append(["Sita Rai", 9841000001])
+    data = io.BytesIO()
+    book.save(data)
+    batch = batch_from(upload(client, project, data.getvalue(), name="book.xlsx"))
+    assert batch.sheets == ["Instructions", "People"] and batch.sheet == "Instructions"
+    response = client.post(f"/imports/{batch.id}/sheet", data={"sheet": "People"})
+    assert response.status_code == 302
+    db.session.refresh(batch)
+    assert batch.sheet == "People" and batch.mapping == {"Full name": "name", "Mobile": "phone"}
+    batch = map_and_check(client, batch, worker)
+    assert (batch.total_rows, batch.new_rows) == (1, 1)

@@ -1,0 +1,439 @@
+"""Checking and normalising one imported row, ready to insert.
+
+Messages name what is wrong and how to fix it, never the value itself: the error report is a
+file that travels, and the values are personal data.
+
+Rules worth knowing:
+
+- Dates: ``yyyy-mm-dd`` (a time after it is ignored), ``dd/mm/yyyy``, ``dd-mm-yyyy`` or
+  ``dd.mm.yyyy``, Excel date cells, and Excel serial numbers (1900 date system). Slashed dates
+  are always read **day first**: 03/04/1990 is 3 April. A date that only makes sense month first
+  (04/13/1990) is refused rather than read differently from its neighbours, so a file written
+  month first is noticed instead of being half misread. A bare year (1985) is refused too,
+  rather than read as a serial number.
+- Coordinates: both latitude and longitude, or neither; they are appended to the location as
+  " (lat, lon)" with up to 6 decimals (about 10 cm), because the location is the one place the
+  person's whereabouts are stored (encrypted); ``latitude``/``longitude`` keep the numbers too.
+- Phones: numbers Excel stored as 9841234567.0 read as 9841234567; numbers already shortened to
+  scientific notation (9.84E+09) have lost digits and are refused.
+- Consent is never assumed: empty means no.
+- Free text (name, location) starting with = + - or @ is refused: a spreadsheet that opens the
+  export later would run it as a formula.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+
+from portal.beneficiaries import normalize
+from portal.beneficiaries.forms import LANGUAGES
+from portal.crypto import blind_index
+from portal.imports.fields import BY_NAME, check_mapping
+
+MAX_CELL = 1000
+MAX_NAME = 200
+INVALID, DUPLICATE = "invalid", "duplicate"
+
+_FORMULA_START = ("=", "+", "-", "@")
+_SPREADSHEET_ERRORS = {
+    "#N/A",
+    "#REF!",
+    "#VALUE!",
+    "#DIV/0!",
+    "#NAME?",
+    "#NUM!",
+    "#NULL!",
+    "#SPILL!",
+    "#CALC!",
+}
+_ISO = re.compile(r"(\d{4})[-/.](\d{1,2})[-/.](\d{1,2})(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:\.\d+)?)?)?")
+_DAY_FIRST = re.compile(r"(\d{1,2})[-/.](\d{1,2})[-/.](\d{4}|\d{2})")
+_NUMBER = re.compile(r"\d+(?:\.\d+)?")
+_SCIENTIFIC = re.compile(r"[+-]?\d+(?:[.,]\d+)?[eE][+-]?\d+")
+_WHOLE_WITH_ZEROS = re.compile(r"(\+?\d+)\.0+")
+_DEGREES = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
+_EXCEL_EPOCH = date(1899, 12, 30)  # serial 1 is 1900-01-01 once Excel's 1900 leap-year bug is in
+_EXCEL_LAST = 2958465  # 9999-12-31
+
+_GENDERS = {
+    "": "",
+    "f": "female",
+    "female": "female",
+    "woman": "female",
+    "m": "male",
+    "male": "male",
+    "man": "male",
+    "o": "other",
+    "other": "other",
+}
+_LANGUAGE_CODES = {code for code, _ in LANGUAGES}
+_LANGUAGE_NAMES = {
+    **{label.casefold(): code for code, label in LANGUAGES},
+    # Names people write in the language itself, for the languages the portal offers.
+    **{
+        name: code
+        for name, code in {
+            "नेपाली": "ne",
+            "हिन्दी": "hi",
+            "हिंदी": "hi",
+            "বাংলা": "bn",
+            "bangla": "bn",
+            "kiswahili": "sw",
+        }.items()
+        if code in _LANGUAGE_CODES
+    },
+}
+DEFAULT_LANGUAGE = "en"  # what the Beneficiary model gives when no language is set
+_YES = {"yes", "y", "true", "1", "given", "agreed", "consented"}
+_NO = {"no", "n", "false", "0", "not given", "refused", "declined"}
+
+
+@dataclass(frozen=True, slots=True)
+class RowError:
+    row: int
+    field: str  # a field key from fields.FIELDS, or "" for the row as a whole
+    message: str
+    column: str = ""  # the header of the file's column, when the error is about one
+    kind: str = INVALID  # or DUPLICATE (see dedup)
+
+
+@dataclass(frozen=True, slots=True)
+class ValidRow:
+    row: int
+    name: str
+    phone: str  # E.164
+    phone_index: str
+    national_id: str | None
+    national_id_index: str | None
+    date_of_birth: str | None  # ISO
+    location: str | None  # with " (lat, lon)" when coordinates were given
+    latitude: float | None
+    longitude: float | None
+    gender: str  # "", female, male or other
+    language: str
+    consent: bool
+    retention_until: date | None
+
+    def pii_values(self) -> dict:
+        """Keyword arguments for BeneficiaryPII."""
+        return {
+            "name": self.name,
+            "phone": self.phone,
+            "national_id": self.national_id,
+            "date_of_birth": self.date_of_birth,
+            "location": self.location,
+            "phone_index": self.phone_index,
+            "national_id_index": self.national_id_index,
+        }
+
+    def record_values(self) -> dict:
+        """Keyword arguments for Beneficiary (consent_at is the importer's clock, if consent)."""
+        return {
+            "gender": self.gender,
+            "language": self.language,
+            "retention_until": self.retention_until,
+        }
+
+
+class _Bad(Exception):
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class RowValidator:
+    """Validates rows of one file: ``mapping`` is header -> field key (falsy: ignored column)."""
+
+    def __init__(
+        self,
+        mapping: dict[str, str],
+        headers: list[str],
+        default_country: str,
+        today: date | None = None,
+    ):
+        problems = check_mapping(mapping, headers)
+        if problems:
+            raise ValueError("unusable mapping: " + " ".join(problems))
+        self.default_country = default_country
+        self.today = today or date.today()
+        self._width = len(headers)
+        self._columns = [
+            (field, headers.index(header), header) for header, field in mapping.items() if field
+        ]
+
+    def validate(self, row: int, cells: list) -> ValidRow | list[RowError]:
+        errors: list[RowError] = []
+        if len(cells) > self._width and any(cell != "" for cell in cells[self._width :]):
+            errors.append(
+                RowError(
+                    row,
+                    "",
+                    "This row has values in columns that have no header. In a CSV file this "
+                    "usually means a value containing the delimiter is missing its quotes.",
+                )
+            )
+        values: dict[str, object] = {}
+        for field, index, header in self._columns:
+            raw = cells[index] if index < len(cells) else ""
+            try:
+                values[field] = self._parse(field, raw)
+            except _Bad as bad:
+                errors.append(RowError(row, field, bad.message, header))
+            except normalize.InvalidValue as bad:
+                errors.append(RowError(row, field, str(bad), header))
+        self._check_coordinates(row, values, errors)
+        if errors:
+            return errors
+        return self._valid(row, values)
+
+    # -- per field ---------------------------------------------------------------------------
+
+    def _parse(self, field: str, raw: object) -> object:
+        if isinstance(raw, str):
+            if len(raw) > MAX_CELL:
+                raise _Bad(f"The value is longer than {MAX_CELL:,} characters.")
+            if raw in _SPREADSHEET_ERRORS:
+                raise _Bad(f"The cell holds the spreadsheet error {raw}: fix it or type the value.")
+        return getattr(self, f"_{field}")(raw)
+
+    def _name(self, raw: object) -> str:
+        name = _free_text(raw)
+        if not name:
+            raise _Bad("A name is required.")
+        if len(name) > MAX_NAME:
+            raise _Bad(f"A name can have at most {MAX_NAME} characters.")
+        return name
+
+    def _phone(self, raw: object) -> str:
+        text = _number_text(raw, "Not a phone number.")
+        if not text:
+            raise _Bad("A phone number is required.")
+        if _SCIENTIFIC.fullmatch(text):
+            raise _Bad(
+                "The number was shortened by a spreadsheet into scientific notation (like "
+                "9.84E+09) and has lost digits. Format the column as Text and enter it again."
+            )
+        if whole := _WHOLE_WITH_ZEROS.fullmatch(text):
+            text = whole.group(1)
+        return normalize.phone_e164(text, self.default_country)
+
+    def _national_id(self, raw: object) -> str | None:
+        return normalize.national_id(_number_text(raw, "Use 4 to 32 letters and digits."))
+
+    def _date_of_birth(self, raw: object) -> str | None:
+        return normalize.date_of_birth(_date(raw))
+
+    def _retention_until(self, raw: object) -> date | None:
+        value = _date(raw)
+        if value is not None and value <= self.today:
+            raise _Bad("The date to keep the data until must be in the future.")
+        return value
+
+    def _location(self, raw: object) -> str | None:
+        return _free_text(raw) or None
+
+    def _latitude(self, raw: object) -> float | None:
+        return _degrees(raw, 90)
+
+    def _longitude(self, raw: object) -> float | None:
+        return _degrees(raw, 180)
+
+    def _gender(self, raw: object) -> str:
+        key = _plain(raw).casefold().rstrip(".")
+        if key not in _GENDERS:
+            raise _Bad("Use female, male or other (or F, M, O), or leave it empty.")
+        return _GENDERS[key]
+
+    def _language(self, raw: object) -> str:
+        text = _plain(raw)
+        if not text:
+            return DEFAULT_LANGUAGE
+        if text.lower() in _LANGUAGE_CODES:
+            return text.lower()
+        found = _LANGUAGE_NAMES.get(text.casefold())
+        if found is None:
+            codes = ", ".join(code for code, _ in LANGUAGES)
+            raise _Bad(f"Use one of {codes}, or the language's name in English.")
+        return found
+
+    def _consent(self, raw: object) -> bool:
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, int | float):
+            raw = _number_text(raw, "Use yes or no.")
+        text = " ".join(_plain(raw).casefold().split())
+        if not text:
+            return False
+        if text in _YES:
+            return True
+        if text in _NO:
+            return False
+        raise _Bad("Use yes or no.")
+
+    # -- the row as a whole ------------------------------------------------------------------
+
+    def _check_coordinates(self, row: int, values: dict, errors: list[RowError]) -> None:
+        if "latitude" not in values and "longitude" not in values:
+            return
+        lat, lon = values.get("latitude"), values.get("longitude")
+        failed = any(e.field in ("latitude", "longitude") for e in errors)
+        if failed or (lat is None and lon is None):
+            return
+        if lat is None or lon is None:
+            missing = "latitude" if lat is None else "longitude"
+            errors.append(
+                RowError(
+                    row,
+                    missing,
+                    "Give both latitude and longitude, or neither.",
+                    self._header_of(missing),
+                )
+            )
+        elif lat == 0 and lon == 0:
+            errors.append(
+                RowError(
+                    row,
+                    "latitude",
+                    "0, 0 is not a real place (a GPS without a fix gives it); leave both empty.",
+                    self._header_of("latitude"),
+                )
+            )
+
+    def _header_of(self, field: str) -> str:
+        return next((header for f, _, header in self._columns if f == field), "")
+
+    def _valid(self, row: int, values: dict) -> ValidRow:
+        phone = values["phone"]
+        nid = values.get("national_id")
+        lat, lon = values.get("latitude"), values.get("longitude")
+        location = values.get("location")
+        if lat is not None and lon is not None:
+            location = " ".join(filter(None, [location, f"({_fmt(lat)}, {_fmt(lon)})"]))
+        return ValidRow(
+            row=row,
+            name=values["name"],
+            phone=phone,
+            phone_index=blind_index("phone:" + phone),
+            national_id=nid,
+            national_id_index=blind_index("nid:" + nid) if nid else None,
+            date_of_birth=values.get("date_of_birth"),
+            location=location,
+            latitude=lat,
+            longitude=lon,
+            gender=values.get("gender", ""),
+            language=values.get("language", DEFAULT_LANGUAGE),
+            consent=values.get("consent", False),
+            retention_until=values.get("retention_until"),
+        )
+
+
+# Value helpers ------------------------------------------------------------------------------
+
+
+def _plain(raw: object) -> str:
+    if raw is None:
+        return ""
+    if isinstance(raw, float) and raw.is_integer():
+        return str(int(raw))
+    return str(raw).strip()
+
+
+def _free_text(raw: object) -> str:
+    text = " ".join(_plain(raw).split())
+    if any(ch < " " or ch == "\x7f" for ch in text):
+        raise _Bad("Contains invisible control characters; type the value again.")
+    if text.startswith(_FORMULA_START):
+        raise _Bad(
+            f"Starts with “{text[0]}”, which spreadsheets run as a formula. Remove that first "
+            "character."
+        )
+    return text
+
+
+def _number_text(raw: object, message: str) -> str:
+    """Digits as text from a cell that may hold a number (Excel stores 9841234567 as a float)."""
+    if isinstance(raw, bool | datetime | date | time | timedelta):
+        raise _Bad(message)
+    if isinstance(raw, float):
+        if not raw.is_integer():
+            raise _Bad(message)
+        return str(int(raw))
+    return _plain(raw)
+
+
+def _date(raw: object) -> date | None:
+    if isinstance(raw, bool | time):
+        raise _Bad("Not a date.")
+    if isinstance(raw, datetime):
+        return raw.date()
+    if isinstance(raw, date):
+        return raw
+    if isinstance(raw, int | float):
+        return _serial(raw)
+    text = _plain(raw)
+    if not text:
+        return None
+    if found := _ISO.fullmatch(text):
+        year, month, day = (int(part) for part in found.groups())
+        return _calendar(year, month, day)
+    if found := _DAY_FIRST.fullmatch(text):
+        day, month, year_text = found.groups()
+        if len(year_text) == 2:
+            raise _Bad("Use a four-digit year, like 31/01/1990.")
+        day_n, month_n = int(day), int(month)
+        if month_n > 12 and day_n <= 12:
+            raise _Bad(
+                "This date reads as month first; write dates day first (dd/mm/yyyy) or as "
+                "yyyy-mm-dd."
+            )
+        return _calendar(int(year_text), month_n, day_n)
+    if _NUMBER.fullmatch(text):
+        return _serial(float(text))
+    raise _Bad("Use a date like 1990-01-31 or 31/01/1990 (day first).")
+
+
+def _calendar(year: int, month: int, day: int) -> date:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        raise _Bad("Not a real date (dates are read day first: dd/mm/yyyy).") from None
+
+
+def _serial(number: float) -> date:
+    if 1900 <= number <= 2100 and float(number).is_integer():
+        raise _Bad("Only a year is given; write the full date, like 1990-01-31.")
+    if not (math.isfinite(number) and 1 <= number <= _EXCEL_LAST):
+        raise _Bad("Not a date.")
+    return _EXCEL_EPOCH + timedelta(days=int(number))
+
+
+def _degrees(raw: object, limit: int) -> float | None:
+    if isinstance(raw, bool | datetime | date | time | timedelta):
+        raise _Bad("Use decimal degrees, like 27.7172.")
+    if isinstance(raw, int | float):
+        value = float(raw)
+    else:
+        text = _plain(raw).replace(" ", "")
+        if not text:
+            return None
+        if text.count(",") == 1 and "." not in text:  # a decimal comma
+            text = text.replace(",", ".")
+        if not _DEGREES.fullmatch(text):
+            raise _Bad("Use decimal degrees, like 27.7172.")
+        value = float(text)
+    if not (math.isfinite(value) and -limit <= value <= limit):
+        raise _Bad(f"Must be between -{limit} and {limit}.")
+    return value
+
+
+def _fmt(degrees: float) -> str:
+    text = f"{degrees:.6f}".rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
+
+
+def field_label(field: str) -> str:
+    """The label to show for an error's field ("" for a row-wide error)."""
+    return BY_NAME[field].label if field in BY_NAME else ""
