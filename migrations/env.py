@@ -10,17 +10,13 @@ config = context.config
 
 # Interpret the config file for Python logging.
 # This line sets up loggers basically.
-fileConfig(config.config_file_name)
+# Keep the app's loggers: migrations also run inside tests and the app's own process.
+fileConfig(config.config_file_name, disable_existing_loggers=False)
 logger = logging.getLogger("alembic.env")
 
 
 def get_engine():
-    try:
-        # this works with Flask-SQLAlchemy<3 and Alchemical
-        return current_app.extensions["migrate"].db.get_engine()
-    except (TypeError, AttributeError):
-        # this works with Flask-SQLAlchemy>=3
-        return current_app.extensions["migrate"].db.engine
+    return current_app.extensions["migrate"].db.engine
 
 
 def get_engine_url():
@@ -68,6 +64,15 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def render_item(type_, obj, autogen_context):
+    """Encrypted columns are text in the database: write them as sa.Text() in migrations."""
+    from portal.crypto import Encrypted
+
+    if type_ == "type" and isinstance(obj, Encrypted):
+        return "sa.Text()"
+    return False
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -93,7 +98,12 @@ def run_migrations_online():
     connectable = get_engine()
 
     with connectable.connect() as connection:
-        context.configure(connection=connection, target_metadata=get_metadata(), **conf_args)
+        context.configure(
+            connection=connection,
+            target_metadata=get_metadata(),
+            render_item=render_item,
+            **conf_args,
+        )
 
         with context.begin_transaction():
             context.run_migrations()
