@@ -264,7 +264,7 @@ def record_analysis(batch: ImportBatch, tally: Tally, errors_file) -> None:
     batch.duplicate_rows = tally.duplicates
     batch.invalid_rows = tally.invalid
     batch.error_count = tally.errors
-    batch.errors_preview_json = json.dumps(tally.preview)
+    batch.errors_preview_json = json.dumps(sorted(tally.preview, key=lambda e: e["row"]))
     if batch.errors_file_id:
         old = db.session.get(storage.StoredFile, batch.errors_file_id)
         if old is not None:
