@@ -72,6 +72,8 @@ class Config:
     DEFAULT_COUNTRY = env_str("DEFAULT_COUNTRY", "NP")
     IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024)
     MAX_CONTENT_LENGTH = IMPORT_MAX_BYTES + 1024 * 1024
+    # A TrueType font for card sheets; unset: a system Unicode font if found; "core": built-in.
+    CARD_FONT = env_str("CARD_FONT")
     PAGE_SIZE = 25
 
     JOB_MAX_ATTEMPTS = env_int("JOB_MAX_ATTEMPTS", 5)
