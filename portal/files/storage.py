@@ -103,9 +103,16 @@ def store(
 
 
 def iter_plain(stored: StoredFile) -> Iterator[bytes]:
-    """The file's bytes, decrypted chunk by chunk (for downloads and streaming parsers)."""
-    aead = cipher("files")
-    with open(path_of(stored), "rb") as handle:
+    """The file's bytes, decrypted chunk by chunk (for downloads and streaming parsers).
+
+    The file is opened now, not at the first chunk: a download's body is read after the view
+    has returned and its app context is gone.
+    """
+    return _decrypt(open(path_of(stored), "rb"), stored.id, cipher("files"))
+
+
+def _decrypt(handle: BinaryIO, file_id: str, aead) -> Iterator[bytes]:
+    with handle:
         header = handle.read(len(MAGIC) + 4)
         if header[: len(MAGIC)] != MAGIC:
             raise FileCorrupt("not a portal file")
@@ -116,10 +123,10 @@ def iter_plain(stored: StoredFile) -> Iterator[bytes]:
             if len(size_bytes) < 4:
                 raise FileCorrupt("the file was cut short")
             sealed = handle.read(struct.unpack(">I", size_bytes)[0])
-            last = handle.peek(1) == b"" if hasattr(handle, "peek") else False
+            last = handle.peek(1) == b""
             nonce = prefix + struct.pack(">Q", index)
             try:
-                plain = aead.decrypt(nonce, sealed, _aad(stored.id, index, last))
+                plain = aead.decrypt(nonce, sealed, _aad(file_id, index, last))
             except InvalidTag:
                 raise FileCorrupt("the file was changed or sealed with another key") from None
             yield plain

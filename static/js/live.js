@@ -64,7 +64,14 @@
     EVENTS: EVENTS,
     socket: socket,
     toast: toast,
-    on: function (name, fn) { (handlers[name] = handlers[name] || []).push(fn); },
+    on: function (name, fn) {
+      if (!handlers[name]) {
+        handlers[name] = [];
+        // job.updated is bound above (it also drives the toasts); other events bind on first use.
+        if (name !== EVENTS.JOB_UPDATED) socket.on(name, function (payload) { dispatch(name, payload); });
+      }
+      handlers[name].push(fn);
+    },
     subscribe: function (topic, params, onSnapshot) {
       var sub = { topic: topic, params: params || {}, onSnapshot: onSnapshot || function () {} };
       subscriptions.push(sub);
