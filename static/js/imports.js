@@ -15,7 +15,7 @@
     if (update.id !== id) return;
     if (update.phase in PHASES) {
       card.hidden = false;
-      var label = PHASES[update.phase] + ": " + update.rows.toLocaleString() + " rows";
+      var label = PHASES[update.phase] + ": " + update.rows.toLocaleString() + (update.rows === 1 ? " row" : " rows");
       if (update.percent !== null && update.percent !== undefined) {
         fill.style.width = update.percent + "%";
         bar.setAttribute("aria-valuenow", update.percent);
