@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.crypto import Encrypted
@@ -26,7 +26,7 @@ class Beneficiary(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     # A public reference that is not personal data, for lists, support calls and audit.
     ref: Mapped[str] = mapped_column(String(12), unique=True)
-    status: Mapped[str] = mapped_column(String(10), default=ACTIVE, index=True)
+    status: Mapped[str] = mapped_column(String(10), default=ACTIVE)
     gender: Mapped[str] = mapped_column(String(10), default="")
     language: Mapped[str] = mapped_column(String(8), default="en")
     consent_at: Mapped[datetime | None]
@@ -36,6 +36,10 @@ class Beneficiary(db.Model):
     pii: Mapped[BeneficiaryPII] = relationship(
         back_populates="beneficiary", cascade="all, delete-orphan", uselist=False
     )
+
+
+# The list sorted by status (then newest first), and filtered by status: ix_beneficiaries_status_id.
+Index("ix_beneficiaries_status_id", Beneficiary.status, Beneficiary.id.desc())
 
 
 class BeneficiaryPII(db.Model):

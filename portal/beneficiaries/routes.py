@@ -7,12 +7,13 @@ from datetime import date
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, services
 from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
-from portal.beneficiaries.models import STATUSES
+from portal.beneficiaries.models import STATUSES, Beneficiary
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.projects import services as projects
@@ -41,8 +42,12 @@ def index():
         status=request.args.get("status", ""),
         sort=request.args.get("sort", "newest"),
     )
+    query = services.search(current_user, params)
+    if show_pii():
+        # One query for the page's personal data, not one per row.
+        query = query.options(selectinload(Beneficiary.pii))
     page = db.paginate(
-        services.search(current_user, params),
+        query,
         page=_int_arg("page") or 1,
         per_page=25,
         error_out=False,

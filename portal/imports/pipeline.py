@@ -14,7 +14,8 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from sqlalchemy import insert
+from sqlalchemy import insert, text
+from sqlalchemy.exc import IntegrityError
 
 from portal.beneficiaries.models import (
     ACTIVE,
@@ -226,28 +227,41 @@ class _KoboReceipts:
 def insert_rows(
     project_id: int, group_id: int | None, rows: list[validation.ValidRow]
 ) -> list[int]:
-    """Bulk-insert checked rows into a project (and group); returns the new ids in order."""
+    """Bulk-insert checked rows into a project (and group); returns the new ids in order.
+
+    The values go through each column's type (``Encrypted`` encrypts), whichever way they are
+    sent: on PostgreSQL with psycopg, COPY (ids drawn from the table's sequence first), about
+    twice as fast as executemany INSERTs for a big import (bench/import.py); elsewhere, INSERTs.
+    """
     if not rows:
         return []
+    db.session.flush()  # as the ORM INSERTs did: pending rows first (a new group, a receipt)
     now = utcnow()
-    ids = db.session.scalars(
-        insert(Beneficiary).returning(Beneficiary.id, sort_by_parameter_order=True),
-        [
-            {
-                "ref": new_ref(),
-                "status": ACTIVE,
-                "gender": row.gender or "",
-                "language": row.language or "en",
-                "consent_at": now if row.consent else None,
-                "retention_until": row.retention_until,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for row in rows
-        ],
-    ).all()
-    db.session.execute(
-        insert(BeneficiaryPII),
+    people = [
+        {
+            "ref": new_ref(),
+            "status": ACTIVE,
+            "gender": row.gender or "",
+            "language": row.language or "en",
+            "consent_at": now if row.consent else None,
+            "retention_until": row.retention_until,
+            "created_at": now,
+            "updated_at": now,
+        }
+        for row in rows
+    ]
+    table = Beneficiary.__table__
+    if _copies():
+        ids = _next_ids(table, len(people))
+        for pk, person in zip(ids, people, strict=True):
+            person["id"] = pk
+        _bulk(table, people)
+    else:
+        ids = db.session.scalars(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), people
+        ).all()
+    _bulk(
+        BeneficiaryPII.__table__,
         [
             {
                 "beneficiary_id": pk,
@@ -262,12 +276,52 @@ def insert_rows(
             for pk, row in zip(ids, rows, strict=True)
         ],
     )
-    db.session.execute(
-        insert(ProjectBeneficiary),
+    _bulk(
+        ProjectBeneficiary.__table__,
         [{"project_id": project_id, "beneficiary_id": pk, "added_at": now} for pk in ids],
     )
     if group_id:
-        db.session.execute(
-            insert(GroupMember), [{"group_id": group_id, "beneficiary_id": pk} for pk in ids]
-        )
-    return ids
+        _bulk(GroupMember.__table__, [{"group_id": group_id, "beneficiary_id": pk} for pk in ids])
+    return list(ids)
+
+
+def _copies() -> bool:
+    """True when the session's connection is PostgreSQL through psycopg (3), which has COPY."""
+    connection = db.session.connection()
+    return connection.dialect.name == "postgresql" and connection.dialect.driver == "psycopg"
+
+
+def _next_ids(table, count: int) -> list[int]:
+    draw = text("SELECT nextval(pg_get_serial_sequence(:table, 'id')) FROM generate_series(1, :n)")
+    return list(db.session.scalars(draw, {"table": table.name, "n": count}))
+
+
+def _bulk(table, records: list[dict]) -> None:
+    """INSERT ``records`` (dicts with the same keys) into ``table`` in the session's transaction."""
+    if not records:
+        return
+    if not _copies():
+        db.session.execute(insert(table), records)
+        return
+    connection = db.session.connection()
+    dialect = connection.dialect
+    names = list(records[0])
+    processors = [
+        table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+    ]
+    quote = dialect.identifier_preparer
+    statement = (
+        f"COPY {quote.format_table(table)} ({', '.join(quote.quote(n) for n in names)}) FROM STDIN"
+    )
+    driver = connection.connection.driver_connection
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for record in records:
+                copy.write_row(
+                    [
+                        record[name] if process is None else process(record[name])
+                        for name, process in zip(names, processors, strict=True)
+                    ]
+                )
+    except driver.IntegrityError as exc:  # as from an INSERT: callers catch SQLAlchemy's
+        raise IntegrityError(statement, None, exc) from exc

@@ -4,6 +4,7 @@ with its progress bar filling live, and the people in the list afterwards."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import expect
@@ -60,7 +61,7 @@ def test_fix_a_file_then_watch_the_import_finish(chromium, live_portal, shots, t
 
     with page.expect_download() as download:
         page.get_by_role("link", name="Download the full report").click()
-    report = open(download.value.path()).read()
+    report = Path(download.value.path()).read_text()
     assert report.splitlines()[0] == "row,field,message"
     assert re.search(r"^4,phone,", report, re.M) and "Same phone number as row 3" in report
 

@@ -1,0 +1,397 @@
+#!/usr/bin/env python3
+"""Beneficiary list, search and filter pages with 100,000 beneficiaries on PostgreSQL.
+
+What runs: a fresh PostgreSQL database (on the server tests/support/services.py finds or
+starts; dropped at the end) is seeded through the portal's own bulk path: the people of
+``bench/_data.py`` are validated by the import's ``RowValidator`` and inserted by
+``pipeline.insert_rows`` (encrypted personal data, blind indexes, project and group
+membership), 1,000 at a time, exactly the rows an import writes. The people are spread over two
+projects and four groups, one in ten is made inactive, then ``ANALYZE`` runs (autovacuum would
+do the same shortly after a big import).
+
+Measured: with Flask's test client (the whole request in-process: routing, the session and
+permission checks, the SQL, template rendering; no network, no WSGI server), signed in through
+the sign-in form as (a) an admin, who sees every project, and (b) a field agent who is a member
+of one project, ``--requests`` requests (after a few unmeasured ones) of each:
+
+- the list: first page and a middle page, under each sort (newest, oldest, ref, status);
+- exact search by phone number (a different person each time; through the blind index), by
+  national ID, and by reference;
+- filters by project, by group (first and middle page), and by status.
+
+For each: p50/p95/p99 of the response time, and the share of it spent in SQL (timed around
+each cursor execution). Target: every p95 under 100 ms. With ``--explain``, EXPLAIN ANALYZE of
+the SQL of one request of every scenario goes to stderr.
+
+Prints a table, then one JSON line with every figure (the last line of output).
+
+    python bench/pages.py [--people 100000] [--requests 60] [--explain] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "bench"))
+
+import _data  # noqa: E402
+
+from tests.support import services  # noqa: E402
+
+TARGET_P95_MS = 100.0
+PER_PAGE = 25
+WARMUP = 3
+PASSWORD = "bench pages password 1"  # noqa: S105
+
+
+# --------------------------------------------------------------------------- seeding
+
+
+def seed(people: int) -> dict:
+    """Write the people in the current app context; returns who is where (ids, numbers)."""
+    from sqlalchemy import insert, select, text, update
+
+    from portal.accounts.services import create_user, role_by_name
+    from portal.beneficiaries.models import (
+        INACTIVE,
+        Beneficiary,
+        GroupMember,
+        ProjectBeneficiary,
+    )
+    from portal.extensions import db
+    from portal.imports import pipeline, validation
+    from portal.projects import services as projects
+    from portal.settings.services import default_country
+
+    admin, (relief_a, relief_b), groups = _data.create_schema_and_staff(
+        project_names=("Relief A", "Relief B"),
+        group_names=("A cohort 1", "B cohort 1"),
+        password=PASSWORD,
+    )
+    from portal.beneficiaries import groups as group_services
+
+    a_cohort_2 = group_services.create(relief_a, "A cohort 2", "second distribution")
+    b_cohort_2 = group_services.create(relief_b, "B cohort 2", "second distribution")
+    agent = create_user(
+        f"bench-agent-{os.urandom(3).hex()}@example.org",
+        "Bench Agent",
+        PASSWORD,
+        role_by_name("field agent"),
+    )
+    projects.set_members(relief_a, {admin.id, agent.id})
+    db.session.commit()
+
+    # Who goes where: people [0, 60%) in Relief A, [60%, 100%) in Relief B, and [50%, 60%) in
+    # both. Groups: A cohort 1 = [0, 20%), A cohort 2 = [20%, 25%), B cohort 1 = [60%, 80%),
+    # B cohort 2 = [90%, 100%).
+    split, overlap = people * 6 // 10, people // 2
+    validator = validation.RowValidator(dict(_data.MAPPING), list(_data.HEADERS), default_country())
+    a1, a2, b1, b2 = groups[0], a_cohort_2, groups[1], b_cohort_2
+    t0 = time.perf_counter()
+    ids_by_number: dict[int, int] = {}
+    chunk: list = []
+    start = 0
+
+    def flush(chunk_rows, first_number):
+        number = first_number
+        project = relief_a if number < split else relief_b
+        if number < people // 5:
+            group_id = a1.id
+        elif number >= split and number < people * 8 // 10:
+            group_id = b1.id
+        else:
+            group_id = None
+        ids = pipeline.insert_rows(project.id, group_id, chunk_rows)
+        for k, pk in enumerate(ids):
+            ids_by_number[number + k] = pk
+
+    for i, cells in enumerate(_data.rows(people)):
+        row = validator.validate(i + 2, cells)
+        if isinstance(row, list):
+            raise SystemExit(f"person {i} is invalid: {row}")
+        if chunk and (i % 1000 == 0 or i in (split, people // 5, people * 8 // 10)):
+            flush(chunk, start)
+            chunk, start = [], i
+        chunk.append(row)
+    flush(chunk, start)
+    seconds_insert = time.perf_counter() - t0
+
+    def link(model, values):
+        for k in range(0, len(values), 5000):
+            db.session.execute(insert(model), values[k : k + 5000])
+
+    link(
+        ProjectBeneficiary,
+        [
+            {"project_id": relief_b.id, "beneficiary_id": ids_by_number[n]}
+            for n in range(overlap, split)
+        ],
+    )
+    link(
+        GroupMember,
+        [
+            {"group_id": a2.id, "beneficiary_id": ids_by_number[n]}
+            for n in range(people // 5, people // 4)
+        ]
+        + [
+            {"group_id": b2.id, "beneficiary_id": ids_by_number[n]}
+            for n in range(people * 9 // 10, people)
+        ],
+    )
+    db.session.execute(update(Beneficiary).where(Beneficiary.id % 10 == 0).values(status=INACTIVE))
+    db.session.commit()
+    seconds_total = time.perf_counter() - t0
+    with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE"))
+    sample = [ids_by_number[n] for n in range(0, people, max(1, people // 200))]
+    refs = dict(
+        db.session.execute(
+            select(Beneficiary.id, Beneficiary.ref).where(Beneficiary.id.in_(sample))
+        ).all()
+    )
+    in_a = {ids_by_number[n] for n in range(0, split, max(1, people // 200))}
+    return {
+        "admin_email": admin.email,
+        "agent_email": agent.email,
+        "projects": {"a": relief_a.id, "b": relief_b.id},
+        "groups": {"a1": a1.id, "a2": a2.id, "b1": b1.id, "b2": b2.id},
+        "people": people,
+        "split": split,
+        "overlap": overlap,
+        "refs_a": [ref for pk, ref in refs.items() if pk in in_a],
+        "refs_all": list(refs.values()),
+        "seed_insert_s": round(seconds_insert, 1),
+        "seed_total_s": round(seconds_total, 1),
+    }
+
+
+# --------------------------------------------------------------------------- measuring
+
+
+class SqlTimer:
+    """Time spent in cursor executions, and the statements of the last request."""
+
+    def __init__(self, engine):
+        from sqlalchemy import event
+
+        self.total = 0.0
+        self.count = 0
+        self.statements: list[tuple[str, object]] = []
+        self._started: list[float] = []
+        event.listen(engine, "before_cursor_execute", self._before)
+        event.listen(engine, "after_cursor_execute", self._after)
+
+    def _before(self, conn, cursor, statement, parameters, context, executemany):
+        self._started.append(time.perf_counter())
+        self.statements.append((statement, parameters))
+
+    def _after(self, conn, cursor, statement, parameters, context, executemany):
+        self.total += time.perf_counter() - self._started.pop()
+        self.count += 1
+
+    def reset(self):
+        self.total, self.count, self.statements = 0.0, 0, []
+
+
+def sign_in(app, email: str):
+    client = app.test_client()
+    response = client.post("/login", data={"email": email, "password": PASSWORD})
+    if response.status_code != 302:
+        raise SystemExit(f"sign-in of {email} failed: {response.status_code}")
+    return client
+
+
+def scenarios(world: dict, who: str, visible: int, rng: random.Random) -> list[tuple[str, object]]:
+    """(name, params or a function giving params for request k) for one user."""
+    people, split = world["people"], world["split"]
+    middle = max(1, math.ceil(visible / PER_PAGE) // 2)
+    numbers = range(split) if who == "agent" else range(people)
+    refs = world["refs_a"] if who == "agent" else world["refs_all"]
+    project = world["projects"]["a"] if who == "agent" else world["projects"]["b"]
+    group = world["groups"]["a1"]
+    group_middle = max(1, (people // 5) // PER_PAGE // 2)
+    out: list[tuple[str, object]] = [("list, first page", {})]
+    out.append((f"list, middle page ({middle})", {"page": middle}))
+    for sort in ("newest", "oldest", "ref", "status"):
+        out.append((f"sort {sort}, first page", {"sort": sort}))
+        out.append((f"sort {sort}, page {middle}", {"sort": sort, "page": middle}))
+    out.append(("search phone", lambda k: {"q": _data.phone_of(rng.choice(numbers))}))
+    out.append(("search national ID", lambda k: {"q": _data.national_id_of(rng.choice(numbers))}))
+    out.append(("search reference", lambda k: {"q": rng.choice(refs)}))
+    out.append(("filter project", {"project": project}))
+    out.append(("filter project, middle page", {"project": project, "page": middle // 2 or 1}))
+    out.append(("filter group", {"group": group}))
+    out.append((f"filter group, page {group_middle}", {"group": group, "page": group_middle}))
+    out.append(("filter status inactive", {"status": "inactive"}))
+    out.append(("filter status, middle page", {"status": "active", "page": middle}))
+    return out
+
+
+def measure(app, client, timer: SqlTimer, name: str, params, requests: int, explain: bool) -> dict:
+    from urllib.parse import urlencode
+
+    times, sql_times, sql_counts = [], [], []
+    rows_seen = set()
+    for k in range(WARMUP + requests):
+        query = params(k) if callable(params) else params
+        url = "/beneficiaries/" + ("?" + urlencode(query) if query else "")
+        timer.reset()
+        started = time.perf_counter()
+        response = client.get(url)
+        elapsed = time.perf_counter() - started
+        if response.status_code != 200:
+            raise SystemExit(f"{name}: GET {url} answered {response.status_code}")
+        body = response.get_data(as_text=True)
+        rows = len(re.findall(r'<a href="/beneficiaries/\d+" class="mono">', body))
+        rows_seen.add(rows)
+        if name.startswith("search") and rows != 1:
+            raise SystemExit(f"{name}: GET {url} found {rows} rows, expected 1")
+        if not name.startswith("search") and rows != PER_PAGE:
+            raise SystemExit(f"{name}: GET {url} shows {rows} rows, expected {PER_PAGE}")
+        if k >= WARMUP:
+            times.append(elapsed)
+            sql_times.append(timer.total)
+            sql_counts.append(timer.count)
+        if explain and k == WARMUP:
+            explain_last(app, timer, name)
+    result = _data.summary_ms(times)
+    result["sql_p50_ms"] = round(_data.percentile([t * 1000 for t in sql_times], 50), 2)
+    result["sql_p95_ms"] = round(_data.percentile([t * 1000 for t in sql_times], 95), 2)
+    result["queries"] = max(sql_counts)
+    return result
+
+
+def explain_last(app, timer: SqlTimer, name: str) -> None:
+    """EXPLAIN ANALYZE the slowest-looking statements of the last request (to stderr)."""
+    from portal.extensions import db
+
+    statements = [(s, p) for s, p in timer.statements if "beneficiar" in s]
+    with app.app_context():
+        raw = db.engine.raw_connection()
+        try:
+            cursor = raw.cursor()
+            for statement, parameters in statements:
+                cursor.execute("EXPLAIN (ANALYZE, BUFFERS) " + statement, parameters)
+                plan = "\n".join(r[0] for r in cursor.fetchall())
+                print(f"\n=== {name}\n{statement}\n{parameters}\n{plan}", file=sys.stderr)
+            raw.rollback()
+        finally:
+            raw.close()
+
+
+def run(args) -> dict:
+    from config import Config
+
+    result: dict = {
+        "people": args.people,
+        "requests": args.requests,
+        "target_p95_ms": TARGET_P95_MS,
+    }
+    cleanup = []
+    try:
+        pg = services.find_or_start_postgres()
+        cleanup.append(pg.stop)
+        name = pg.create_database("portal_bench_pages")
+        cleanup.append(lambda: pg.drop_database(name))
+        result["database"] = f"PostgreSQL ({pg.how})"
+        workdir = Path(tempfile.mkdtemp(prefix="portal-bench-pages-"))
+        cleanup.append(lambda: shutil.rmtree(workdir, ignore_errors=True))
+
+        app = _data.make_app(
+            pg.sqlalchemy_url(name),
+            workdir / "instance",
+            role="web",
+            config_class=Config,
+            WTF_CSRF_ENABLED=False,  # the sign-in form is the only POST here
+            LOGIN_RATE_LIMIT="10000 per minute",
+        )
+        from portal.extensions import db
+
+        with app.app_context():
+            print(f"seeding {args.people:,} beneficiaries ...", file=sys.stderr, flush=True)
+            world = seed(args.people)
+            engine = db.engine
+            db.session.remove()
+        result["seed"] = {k: world[k] for k in ("seed_insert_s", "seed_total_s")}
+        timer = SqlTimer(engine)
+        rng = random.Random(7)
+        visible = {"admin": args.people, "agent": world["split"]}
+        result["visible"] = visible
+        result["pages"] = {}
+        for who, email in (("admin", world["admin_email"]), ("agent", world["agent_email"])):
+            client = sign_in(app, email)
+            for label, params in scenarios(world, who, visible[who], rng):
+                if args.only and not re.search(args.only, label):
+                    continue
+                print(f"{who}: {label}", file=sys.stderr, flush=True)
+                result["pages"][f"{who} | {label}"] = measure(
+                    app, client, timer, label, params, args.requests, args.explain
+                )
+        engine.dispose()
+        p95s = [s["p95_ms"] for s in result["pages"].values()]
+        result["worst_p95_ms"] = max(p95s)
+        result["misses"] = sorted(
+            k for k, s in result["pages"].items() if s["p95_ms"] >= TARGET_P95_MS
+        )
+        result["target_met"] = not result["misses"]
+        return result
+    finally:
+        for step in reversed(cleanup):
+            try:
+                step()
+            except Exception as exc:  # keep cleaning up
+                print(f"cleanup: {exc!r}", file=sys.stderr)
+
+
+def print_table(result: dict) -> None:
+    print()
+    print(
+        f"Beneficiary pages, {result['people']:,} beneficiaries ({result['database']}); "
+        f"{result['requests']} requests each, Flask test client; seeded in "
+        f"{result['seed']['seed_total_s']} s"
+    )
+    print(
+        f"  {'user | page':<44} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+        f"{'SQL p50':>8} {'SQL p95':>8} {'queries':>7}"
+    )
+    for key, s in result["pages"].items():
+        flag = "" if s["p95_ms"] < TARGET_P95_MS else "  <-- over target"
+        print(
+            f"  {key:<44} {s['p50_ms']:>8.1f} {s['p95_ms']:>8.1f} {s['p99_ms']:>8.1f} "
+            f"{s['max_ms']:>8.1f} {s['sql_p50_ms']:>8.1f} {s['sql_p95_ms']:>8.1f} "
+            f"{s['queries']:>7}{flag}"
+        )
+    verdict = "met" if result["target_met"] else f"MISSED ({len(result['misses'])} pages)"
+    worst = result["worst_p95_ms"]
+    print(f"  target p95 < {TARGET_P95_MS:.0f} ms on every page: {verdict}; worst p95 {worst} ms")
+    print()
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--people", type=int, default=100_000)
+    parser.add_argument("--requests", type=int, default=60, help="measured requests per page")
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE to stderr")
+    parser.add_argument("--only", help="only the pages whose label matches this regex")
+    parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
+    args = parser.parse_args()
+    result = run(args)
+    print_table(result)
+    print(json.dumps(result, sort_keys=True), flush=True)
+    return 1 if args.strict and not result["target_met"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
