@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import queue
 import secrets
 import shutil
@@ -38,37 +37,12 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench._data import summary_ms as summary  # noqa: E402
 from tests.support import services, stack  # noqa: E402
 
 TARGET_P95_MS = 50.0
 JOB_UPDATED = "job.updated"
 WORKER_STATUSES = ("running", "succeeded")
-
-
-def percentile(values: list[float], pct: float) -> float | None:
-    """Linear interpolation between closest ranks (numpy's default)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = (len(ordered) - 1) * pct / 100
-    low, high = math.floor(rank), math.ceil(rank)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
-
-
-def summary(latencies_s: list[float]) -> dict:
-    ms = [v * 1000 for v in latencies_s]
-
-    def r(value):
-        return None if value is None else round(value, 2)
-
-    return {
-        "n": len(ms),
-        "p50_ms": r(percentile(ms, 50)),
-        "p95_ms": r(percentile(ms, 95)),
-        "p99_ms": r(percentile(ms, 99)),
-        "max_ms": r(max(ms) if ms else None),
-        "mean_ms": r(sum(ms) / len(ms) if ms else None),
-    }
 
 
 class Pacer:
