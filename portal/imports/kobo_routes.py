@@ -12,7 +12,7 @@ from wtforms.validators import URL, DataRequired, Length, Optional, Regexp
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required, public
 from portal.beneficiaries.models import BeneficiaryGroup
-from portal.errors import DomainError
+from portal.errors import DomainError, NotFound
 from portal.extensions import csrf, db, limiter
 from portal.imports import kobo
 from portal.imports.models import KOBO, ImportBatch, ImportSource, KoboSubmission
@@ -55,8 +55,6 @@ def _kobo_sources():
 def _visible_source(source_id: int) -> ImportSource:
     source = db.session.get(ImportSource, source_id)
     if source is None or source.kind != KOBO or source.project_id is None:
-        from portal.errors import NotFound
-
         raise NotFound("No such KoboToolbox form.")
     projects.get_visible(current_user, source.project_id)  # scope check
     return source

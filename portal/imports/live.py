@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from portal import realtime
-from portal.extensions import db
 from portal.imports.models import ImportBatch
 
 IMPORT_PROGRESS = "import.progress"
@@ -60,5 +59,4 @@ def import_topic(user, params: dict):
     if not isinstance(batch_id, int):
         raise ValueError("import id must be a number")
     batch = get_visible(user, batch_id)
-    db.session.refresh(batch)
     return [batch_room(batch.id)], {"batch": serialize(batch)}

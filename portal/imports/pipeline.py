@@ -29,7 +29,7 @@ from portal.extensions import db
 from portal.files import storage
 from portal.imports import dedup, parsing, validation
 from portal.imports.models import ALL_OR_NOTHING, KOBO, ImportBatch, KoboSubmission
-from portal.imports.services import Tally
+from portal.imports.services import Tally, record_analysis, record_commit
 from portal.jobs.lifecycle import PermanentJobError
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
@@ -149,8 +149,6 @@ def analyse(batch: ImportBatch, progress: Progress) -> Tally:
             )
         text.detach()
     report("checked", tally.total, tally.total, force=True)
-    from portal.imports.services import record_analysis
-
     record_analysis(batch, tally, errors_file)
     return tally
 
@@ -182,8 +180,6 @@ def commit(batch: ImportBatch, progress: Progress) -> int:
         fresh = checker.drain()
         imported += receipts.record(fresh, _insert(batch, fresh))
     report("saved", tally.total, expected, force=True)
-    from portal.imports.services import record_commit
-
     record_commit(batch, imported)
     return imported
 

@@ -19,7 +19,7 @@ from portal import events
 from portal.errors import DomainError, InvalidTransition, NotFound
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import fields, parsing
+from portal.imports import fields, live, parsing
 from portal.imports.models import (
     ALL_OR_NOTHING,
     ANALYSING,
@@ -37,6 +37,7 @@ from portal.jobs import dispatch
 from portal.jobs.kinds import IMPORT_ANALYSE, IMPORT_COMMIT
 from portal.projects import services as projects
 from portal.projects.models import Project
+from portal.timeutil import utcnow
 
 EXTENSIONS = {".csv": "csv", ".xlsx": "xlsx"}
 PREVIEW_ERRORS = 20
@@ -275,8 +276,6 @@ def record_analysis(batch: ImportBatch, tally: Tally, errors_file) -> None:
 
 
 def record_commit(batch: ImportBatch, imported: int) -> None:
-    from portal.timeutil import utcnow
-
     batch.imported_rows = imported
     batch.status = COMMITTED
     batch.committed_at = utcnow()
@@ -304,8 +303,6 @@ def record_commit(batch: ImportBatch, imported: int) -> None:
 
 def record_failure(batch_id: int, message: str) -> None:
     """In its own transaction: the failed work was rolled back, the reason must stay."""
-    from portal.imports import live
-
     db.session.rollback()
     batch = db.session.get(ImportBatch, batch_id)
     if batch is not None:
