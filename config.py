@@ -90,6 +90,22 @@ class Config:
     JOB_LOST_SECONDS = env_int("JOB_LOST_SECONDS", 10 * 60)
     SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 15)
 
+    # The chain: unset means the embedded in-process EVM (state journaled under instance/).
+    WEB3_PROVIDER_URI = env_str("WEB3_PROVIDER_URI")
+    # Production may bring its own funded operator key; otherwise one is generated and stored
+    # encrypted. The faucet key (dev nodes such as anvil only) pays the operator's gas.
+    CHAIN_OPERATOR_KEY = env_str("CHAIN_OPERATOR_KEY")
+    CHAIN_FAUCET_KEY = env_str("CHAIN_FAUCET_KEY")
+    CHAIN_EMBEDDED_ALLOWED = True
+    CHAIN_MIN_GAS_BALANCE_WEI = env_int("CHAIN_MIN_GAS_BALANCE_WEI", 10**17)
+    # The follow-up job waits this long for a receipt before scheduling another look.
+    CHAIN_RECEIPT_WAIT_SECONDS = env_int("CHAIN_RECEIPT_WAIT_SECONDS", 15)
+    CHAIN_POLL_SECONDS = env_int("CHAIN_POLL_SECONDS", 10)
+    CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
+    # A sent transaction without a receipt this long is replaced with a higher fee.
+    CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
+    DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
+
     INSTANCE_DIR = str(INSTANCE_DIR)
 
 
@@ -98,7 +114,7 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     HSTS = True
-    REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL")
+    REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL", "WEB3_PROVIDER_URI")
 
 
 class TestConfig(Config):
@@ -116,6 +132,8 @@ class TestConfig(Config):
     WTF_CSRF_ENABLED = False
     JOB_BACKOFF_BASE_MS = 10
     JOB_BACKOFF_CAP_MS = 50
+    CHAIN_EPHEMERAL = True  # a fresh in-memory chain per test app
+    CHAIN_RECEIPT_WAIT_SECONDS = 2
 
 
 CONFIGS = {"embedded": Config, "production": ProductionConfig, "test": TestConfig}

@@ -50,6 +50,7 @@ def configure(master_key_b64: str) -> None:
     _keys["enc"] = _derive(master, b"portal pii encryption v1")
     _keys["index"] = _derive(master, b"portal pii blind index v1")
     _keys["files"] = _derive(master, b"portal file encryption v1")
+    _keys["chain"] = _derive(master, b"portal chain pseudonyms v1")
     _ciphers.clear()
 
 
@@ -58,6 +59,11 @@ def _key(name: str) -> bytes:
         return _keys[name]
     except KeyError:
         raise KeyError_("PII keys are not configured: call crypto.configure() first") from None
+
+
+def derived_key(name: str) -> bytes:
+    """A purpose-bound key (``chain``: pseudonymous addresses and batch ids)."""
+    return _key(name)
 
 
 def cipher(name: str = "enc") -> AESGCM:

@@ -28,3 +28,13 @@ class InvalidTransition(DomainError):
 
 class Conflict(DomainError):
     pass
+
+
+class ValidationFailed(DomainError):
+    """Input a form could not catch (it depends on the state); ``fields`` maps field → message."""
+
+    status = 422
+
+    def __init__(self, fields: dict[str, str]):
+        super().__init__("; ".join(fields.values()))
+        self.fields = fields

@@ -33,6 +33,10 @@ vendor_changed = _signals.signal("vendor-changed")
 vendor_approved = _signals.signal("vendor-approved")
 vendor_suspended = _signals.signal("vendor-suspended")
 
+chain_tx_final = _signals.signal("chain-tx-final")
+project_chain_changed = _signals.signal("project-chain-changed")
+disbursement_changed = _signals.signal("disbursement-changed")
+
 job_retried = _signals.signal("job-retried")
 job_cancelled = _signals.signal("job-cancelled")
 settings_changed = _signals.signal("settings-changed")

@@ -8,6 +8,8 @@ def import_all() -> None:
     from portal.audit import models as _audit  # noqa: F401
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
     from portal.cards import models as _cards  # noqa: F401
+    from portal.chain import models as _chain  # noqa: F401
+    from portal.disbursements import models as _disbursements  # noqa: F401
     from portal.files import models as _files  # noqa: F401
     from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401

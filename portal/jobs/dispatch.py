@@ -33,8 +33,10 @@ def enqueue(
     project_id: int | None = None,
     created_by_id: int | None = None,
     max_attempts: int | None = None,
+    delay_ms: int | None = None,
 ) -> Job:
-    """Record a job in the current transaction; its message goes out after commit."""
+    """Record a job in the current transaction; its message goes out after commit (and after
+    ``delay_ms`` more, for follow-ups that should look again later)."""
     kind = KINDS[kind_name]
     job = Job(
         kind=kind.name,
@@ -47,13 +49,13 @@ def enqueue(
     )
     db.session.add(job)
     db.session.flush()
-    schedule_send(job)
+    schedule_send(job, delay_ms)
     return job
 
 
-def schedule_send(job: Job) -> None:
+def schedule_send(job: Job, delay_ms: int | None = None) -> None:
     """Send this job's message after the current transaction commits."""
-    db.session.info.setdefault(_PENDING, {})[job.id] = (job.kind, job.queue)
+    db.session.info.setdefault(_PENDING, {})[job.id] = (job.kind, job.queue, delay_ms)
     live.emit_job(job)
 
 
@@ -83,8 +85,13 @@ def send_now(jobs: list[tuple[int, str, str]], delay_ms: int | None = None) -> l
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session) -> None:
     pending = session.info.pop(_PENDING, None)
-    if pending:
-        send_now([(job_id, kind, queue) for job_id, (kind, queue) in pending.items()])
+    if not pending:
+        return
+    by_delay: dict[int | None, list[tuple[int, str, str]]] = {}
+    for job_id, (kind, queue, delay_ms) in pending.items():
+        by_delay.setdefault(delay_ms, []).append((job_id, kind, queue))
+    for delay_ms, jobs in by_delay.items():
+        send_now(jobs, delay_ms)
 
 
 @event.listens_for(Session, "after_rollback")

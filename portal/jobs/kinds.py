@@ -35,3 +35,11 @@ IMPORT_ANALYSE = register_kind("imports.analyse", "imports", "Import dry run", m
 IMPORT_COMMIT = register_kind("imports.commit", "imports", "Import commit", max_attempts=3)
 KOBO_PULL = register_kind("imports.kobo_pull", "imports", "KoboToolbox pull", max_attempts=5)
 CARDS_PDF = register_kind("cards.pdf", "reports", "Beneficiary cards PDF", max_attempts=3)
+CHAIN_CONFIRM = register_kind("chain.confirm", "contracts", "Transaction follow-up", max_attempts=8)
+CHAIN_DEPLOY = register_kind(
+    "chain.deploy", "contracts", "Deploy project contracts", max_attempts=5
+)
+CHAIN_FUND = register_kind("chain.fund", "contracts", "Fund project", max_attempts=5)
+DISBURSEMENT_BATCH = register_kind(
+    "disbursement.batch", "contracts", "Disbursement batch", max_attempts=5
+)

@@ -17,7 +17,12 @@ from portal.jobs.kinds import KINDS
 from portal.jobs.models import Job
 
 HANDLERS: dict[str, Callable[[Job], dict | None]] = {}
-ACTOR_MODULES = ("workers.actors.system", "workers.actors.imports", "workers.actors.cards")
+ACTOR_MODULES = (
+    "workers.actors.system",
+    "workers.actors.imports",
+    "workers.actors.cards",
+    "workers.actors.chain",
+)
 
 
 def handles(kind_name: str):

@@ -1,0 +1,42 @@
+"""Encoding calls to the portal's contracts and reading their state."""
+
+from __future__ import annotations
+
+from functools import cache
+
+from eth_abi import encode as abi_encode
+from web3 import Web3
+
+from portal.chain import artifacts, client
+
+PROJECT_TOKEN = "ProjectToken"  # noqa: S105 - a contract name, not a secret
+ENTITLEMENTS = "Entitlements"
+CASH_TRANSFER = "CashTransfer"
+
+
+@cache
+def _codec(name: str):
+    # A provider-less contract object is enough to encode calls and decode results.
+    return Web3().eth.contract(abi=artifacts.abi(name))
+
+
+def deploy_data(name: str, *args) -> str:
+    """Creation bytecode followed by the ABI-encoded constructor arguments."""
+    constructor = next((e for e in artifacts.abi(name) if e["type"] == "constructor"), None)
+    types = [i["type"] for i in constructor["inputs"]] if constructor else []
+    return artifacts.bytecode(name) + abi_encode(types, list(args)).hex()
+
+
+def encode(name: str, function: str, *args) -> str:
+    return _codec(name).encode_abi(function, args=list(args))
+
+
+def at(name: str, address: str):
+    """A bound contract for reads (``.functions.x().call()``)."""
+    return client.web3().eth.contract(
+        address=Web3.to_checksum_address(address), abi=artifacts.abi(name)
+    )
+
+
+def has_code(address: str) -> bool:
+    return len(client.web3().eth.get_code(Web3.to_checksum_address(address))) > 0

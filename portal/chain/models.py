@@ -1,0 +1,151 @@
+"""Signers, transactions (with every signed version broadcast) and each project's contracts.
+
+Amounts are integers in the token's base units. Projects choose at most six decimals, so a
+64-bit integer holds any realistic aid budget and sums stay exact on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from portal.crypto import Encrypted
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+# ChainTx.status
+PENDING = "pending"  # nonce allocated and signed, not yet accepted by the node
+SENT = "sent"  # accepted by the node, waiting for a receipt
+CONFIRMED = "confirmed"
+REVERTED = "reverted"
+FAILED = "failed"  # could not be broadcast and will not be tried again
+TX_STATUSES = (PENDING, SENT, CONFIRMED, REVERTED, FAILED)
+OPEN_STATUSES = (PENDING, SENT)
+
+# ProjectChain.status
+NOT_DEPLOYED, DEPLOYING, DEPLOYED = "not_deployed", "deploying", "deployed"
+
+
+class ChainSigner(db.Model):
+    """An account the portal signs with. The key is encrypted at rest and never logged."""
+
+    __tablename__ = "chain_signers"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    address: Mapped[str] = mapped_column(String(42), unique=True)
+    private_key: Mapped[str] = mapped_column(Encrypted)
+    # The next nonce to hand out; allocated under a row lock so two workers never share one.
+    next_nonce: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChainTx(db.Model):
+    """One intended transaction: a nonce of a signer, whatever fee it finally went out with."""
+
+    __tablename__ = "chain_txs"
+    __table_args__ = (UniqueConstraint("signer_id", "nonce", name="uq_chain_tx_signer_nonce"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    signer_id: Mapped[int] = mapped_column(ForeignKey("chain_signers.id"))
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    # None: refused before signing (the call would revert), so no nonce was spent.
+    nonce: Mapped[int | None] = mapped_column(Integer)
+    # What it does, for people ("allocate", "redeem", "deploy.token") and for code (ref).
+    purpose: Mapped[str] = mapped_column(String(40), index=True)
+    ref_type: Mapped[str | None] = mapped_column(String(40))
+    ref_id: Mapped[int | None] = mapped_column(Integer)
+    to_address: Mapped[str | None] = mapped_column(String(42))
+    data: Mapped[str] = mapped_column(Text, default="0x")
+    value: Mapped[int] = mapped_column(BigInteger, default=0)
+    gas_limit: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default=PENDING, index=True)
+    tx_hash: Mapped[str | None] = mapped_column(String(66), index=True)  # the live version
+    contract_address: Mapped[str | None] = mapped_column(String(42))
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    gas_used: Mapped[int | None] = mapped_column(BigInteger)
+    effective_gas_price: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sent_at: Mapped[datetime | None]
+    confirmed_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    broadcasts: Mapped[list[ChainTxBroadcast]] = relationship(
+        back_populates="tx", order_by="ChainTxBroadcast.id", cascade="all, delete-orphan"
+    )
+    signer: Mapped[ChainSigner] = relationship()
+
+
+class ChainTxBroadcast(db.Model):
+    """A signed version of a ChainTx, stored before it is sent; a fee bump adds another."""
+
+    __tablename__ = "chain_tx_broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    tx_id: Mapped[int] = mapped_column(ForeignKey("chain_txs.id", ondelete="CASCADE"), index=True)
+    tx_hash: Mapped[str] = mapped_column(String(66), unique=True)
+    raw: Mapped[str] = mapped_column(Text)
+    max_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    max_priority_fee_per_gas: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    sent_at: Mapped[datetime | None]
+    send_error: Mapped[str | None] = mapped_column(Text)
+
+    tx: Mapped[ChainTx] = relationship(back_populates="broadcasts")
+
+
+class ProjectChain(db.Model):
+    """A project's token and its entitlements (or cash-transfer) contract on the chain."""
+
+    __tablename__ = "project_chains"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    chain_id: Mapped[int] = mapped_column(BigInteger)
+    symbol: Mapped[str] = mapped_column(String(11))
+    decimals: Mapped[int] = mapped_column(Integer, default=2)
+    # "Entitlements" (spent at vendors) or "CashTransfer" (sent to beneficiaries' wallets).
+    contract_kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(15), default=NOT_DEPLOYED)
+    token_address: Mapped[str | None] = mapped_column(String(42))
+    contract_address: Mapped[str | None] = mapped_column(String(42))
+    token_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    contract_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    # Base units minted into the project contract, as confirmed on chain.
+    funded: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class Funding(db.Model):
+    """A mint of project tokens into the project contract."""
+
+    __tablename__ = "chain_fundings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default=PENDING)
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    note: Mapped[str] = mapped_column(String(255), default="")
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class BeneficiaryWallet(db.Model):
+    """A beneficiary's own wallet address, for cash-transfer projects (given by the person)."""
+
+    __tablename__ = "beneficiary_wallets"
+
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(42))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,357 @@
+"""Chain writes: nonce from the database, signed and stored before broadcast, followed up.
+
+``submit`` allocates the signer's next nonce under a row lock (``UPDATE`` first, so SQLite and
+PostgreSQL both serialise here), signs, stores the signed bytes and their hash, commits, and only
+then broadcasts: a crash at any point leaves a row that ``follow_up`` can finish. In one process
+a lock per signer also keeps broadcasts in nonce order, which an in-process EVM insists on.
+
+``follow_up`` (the ``chain.confirm`` job) looks for a receipt of any signed version; re-sends a
+version the node never accepted; replaces one stuck too long with a higher fee (same nonce); and
+records the outcome, the revert reason included. Listeners of ``events.chain_tx_final`` move the
+domain objects (batches, redemptions, deployments) in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from datetime import timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+
+from portal import events, realtime
+from portal.chain import client, signers
+from portal.chain.models import (
+    CONFIRMED,
+    FAILED,
+    OPEN_STATUSES,
+    PENDING,
+    REVERTED,
+    SENT,
+    ChainSigner,
+    ChainTx,
+    ChainTxBroadcast,
+)
+from portal.extensions import db
+from portal.jobs import dispatch
+from portal.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+TX_UPDATED = "chain.tx"
+_locks: dict[int, threading.Lock] = {}
+_locks_guard = threading.Lock()
+
+
+class Reverted(Exception):
+    """The call would revert (found while estimating gas): nothing was signed or sent."""
+
+    def __init__(self, reason: str, tx: ChainTx):
+        super().__init__(reason)
+        self.reason = reason
+        self.tx = tx
+
+
+def _signer_lock(signer_id: int) -> threading.Lock:
+    with _locks_guard:
+        return _locks.setdefault(signer_id, threading.Lock())
+
+
+def reason_of(exc: BaseException) -> str:
+    """A revert reason people can read: custom errors by name where the ABI knows them."""
+    message = getattr(exc, "message", None) or str(exc)
+    return message.replace("execution reverted: ", "").strip()[:500] or "reverted"
+
+
+def submit(
+    *,
+    purpose: str,
+    to: str | None,
+    data: str,
+    project_id: int | None = None,
+    ref: tuple[str, int] | None = None,
+    value: int = 0,
+) -> ChainTx:
+    """Sign and send a transaction from the operator. Commits the session (see module doc)."""
+    w3 = client.web3()
+    signer = signers.operator()
+    db.session.commit()  # the signer row (if new) must exist before its lock is taken
+    signers.ensure_gas(signer)
+    ref_type, ref_id = ref or (None, None)
+    call = {"from": signer.address, "data": data, "value": value}
+    if to:
+        call["to"] = to
+    try:
+        estimate = w3.eth.estimate_gas(call)
+    except ContractLogicError as exc:
+        tx = ChainTx(
+            signer_id=signer.id,
+            project_id=project_id,
+            chain_id=w3.eth.chain_id,
+            nonce=None,
+            purpose=purpose,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            to_address=to,
+            data=data,
+            value=value,
+            gas_limit=0,
+            status=REVERTED,
+            error=f"Refused before sending, the call would revert: {reason_of(exc)}",
+        )
+        db.session.add(tx)
+        db.session.flush()
+        _announce(tx)
+        db.session.commit()
+        raise Reverted(reason_of(exc), tx) from exc
+
+    with _signer_lock(signer.id):
+        nonce = _allocate_nonce(signer, w3)
+        tx = ChainTx(
+            signer_id=signer.id,
+            project_id=project_id,
+            chain_id=w3.eth.chain_id,
+            nonce=nonce,
+            purpose=purpose,
+            ref_type=ref_type,
+            ref_id=ref_id,
+            to_address=to,
+            data=data,
+            value=value,
+            gas_limit=estimate * 6 // 5 + 20_000,
+            status=PENDING,
+        )
+        db.session.add(tx)
+        db.session.flush()
+        priority, max_fee = _fees(w3)
+        version = _sign(tx, signer, priority, max_fee)
+        _announce(tx)
+        db.session.commit()  # stored before broadcast
+        _broadcast(tx, version)
+        dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=project_id)
+        db.session.commit()
+    return tx
+
+
+def _allocate_nonce(signer: ChainSigner, w3) -> int:
+    # The UPDATE takes the row's write lock before anything is read, on both databases.
+    db.session.execute(
+        update(ChainSigner)
+        .where(ChainSigner.id == signer.id)
+        .values(next_nonce=ChainSigner.next_nonce)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.refresh(signer)
+    on_chain = w3.eth.get_transaction_count(signer.address, "pending")
+    nonce = max(signer.next_nonce, on_chain)
+    signer.next_nonce = nonce + 1
+    return nonce
+
+
+def _fees(w3) -> tuple[int, int]:
+    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    try:
+        priority = int(w3.eth.max_priority_fee)
+    except (Web3RPCError, ValueError):
+        priority = 10**9
+    return priority, 2 * base + priority
+
+
+def _sign(tx: ChainTx, signer: ChainSigner, priority: int, max_fee: int) -> ChainTxBroadcast:
+    fields = {
+        "nonce": tx.nonce,
+        "gas": tx.gas_limit,
+        "value": tx.value,
+        "data": tx.data,
+        "maxPriorityFeePerGas": priority,
+        "maxFeePerGas": max_fee,
+        "chainId": tx.chain_id,
+        "type": 2,
+    }
+    if tx.to_address:
+        fields["to"] = tx.to_address
+    signed = signers.account(signer).sign_transaction(fields)
+    version = ChainTxBroadcast(
+        tx=tx,
+        tx_hash=signed.hash.to_0x_hex(),
+        raw=signed.raw_transaction.to_0x_hex(),
+        max_fee_per_gas=max_fee,
+        max_priority_fee_per_gas=priority,
+    )
+    db.session.add(version)
+    tx.tx_hash = version.tx_hash
+    return version
+
+
+def _broadcast(tx: ChainTx, version: ChainTxBroadcast) -> bool:
+    w3 = client.web3()
+    try:
+        w3.eth.send_raw_transaction(version.raw)
+    except (Web3RPCError, ValueError) as exc:
+        text = str(exc)
+        if "already known" in text.lower():
+            return _mark_sent(tx, version)
+        # Kept PENDING: the follow-up re-sends it; the page shows why it has not gone yet.
+        version.send_error = text[:500]
+        tx.error = f"Not accepted by the node yet: {text[:300]}"
+        _announce(tx)
+        return False
+    except Exception as exc:  # node unreachable: same as above, the follow-up retries
+        version.send_error = f"{type(exc).__name__}: {exc}"[:500]
+        tx.error = "The chain node could not be reached; the transaction will be re-sent."
+        _announce(tx)
+        return False
+    return _mark_sent(tx, version)
+
+
+def _mark_sent(tx: ChainTx, version: ChainTxBroadcast) -> bool:
+    version.sent_at = utcnow()
+    version.send_error = None
+    if tx.status == PENDING:
+        tx.status = SENT
+        tx.sent_at = version.sent_at
+        tx.error = None
+    _announce(tx)
+    return True
+
+
+def _find_receipt(w3, tx: ChainTx):
+    for version in reversed(tx.broadcasts):
+        try:
+            receipt = w3.eth.get_transaction_receipt(version.tx_hash)
+        except TransactionNotFound:
+            continue
+        if receipt is not None:
+            return version, receipt
+    return None, None
+
+
+def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
+    """Drive one transaction towards a final state; seconds until the next check, or None."""
+    if tx.status not in OPEN_STATUSES:
+        return None
+    w3 = client.web3()
+    config = current_app.config
+    wait = config["CHAIN_RECEIPT_WAIT_SECONDS"] if wait_seconds is None else wait_seconds
+    deadline = time.monotonic() + wait
+    pause = 0.02
+    while True:
+        version, receipt = _find_receipt(w3, tx)
+        if receipt is not None:
+            _finalize(tx, version, receipt, w3)
+            return None
+        if tx.status == PENDING or time.monotonic() >= deadline:
+            break
+        time.sleep(pause)
+        pause = min(pause * 1.5, 0.5)
+
+    latest = tx.broadcasts[-1]
+    if tx.status == PENDING:
+        if w3.eth.get_transaction_count(tx.signer.address, "latest") > tx.nonce:
+            _final_failure(tx, "Its nonce was used by another transaction; it was never mined.")
+            return None
+        _broadcast(tx, latest)
+        return config["CHAIN_RESEND_SECONDS"]
+    stuck_for = utcnow() - (latest.sent_at or latest.created_at)
+    if stuck_for > timedelta(seconds=config["CHAIN_STUCK_SECONDS"]):
+        replace_with_higher_fee(tx)
+    return config["CHAIN_POLL_SECONDS"]
+
+
+def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast:
+    """Same nonce, same call, fees raised by a quarter (nodes want at least a tenth more)."""
+    w3 = client.web3()
+    latest = tx.broadcasts[-1]
+    _, floor_fee = _fees(w3)
+    priority = latest.max_priority_fee_per_gas * 5 // 4 + 1
+    max_fee = max(latest.max_fee_per_gas * 5 // 4 + 1, floor_fee + priority)
+    version = _sign(tx, tx.signer, priority, max_fee)
+    db.session.flush()
+    db.session.commit()  # stored before broadcast, like the first version
+    _broadcast(tx, version)
+    log.info("transaction %s replaced with a higher fee", tx.id)
+    return version
+
+
+def _finalize(tx: ChainTx, version: ChainTxBroadcast, receipt, w3) -> None:
+    tx.tx_hash = version.tx_hash
+    tx.block_number = receipt["blockNumber"]
+    tx.gas_used = receipt["gasUsed"]
+    tx.effective_gas_price = receipt.get("effectiveGasPrice")
+    tx.confirmed_at = utcnow()
+    if receipt.get("contractAddress"):
+        tx.contract_address = receipt["contractAddress"]
+    if receipt["status"] == 1:
+        tx.status = CONFIRMED
+        tx.error = None
+    else:
+        tx.status = REVERTED
+        tx.error = f"Reverted on chain: {_revert_reason(w3, tx, receipt)}"
+    events.chain_tx_final.send(tx, receipt=receipt)
+    _announce(tx)
+
+
+def _final_failure(tx: ChainTx, message: str) -> None:
+    tx.status = FAILED
+    tx.error = message
+    events.chain_tx_final.send(tx, receipt=None)
+    _announce(tx)
+
+
+def _revert_reason(w3, tx: ChainTx, receipt) -> str:
+    """Replays the call at the block that reverted it: nodes do not keep the reason."""
+    call = {"from": tx.signer.address, "data": tx.data, "value": tx.value, "gas": tx.gas_limit}
+    if tx.to_address:
+        call["to"] = tx.to_address
+    try:
+        w3.eth.call(call, receipt["blockNumber"] - 1)
+    except ContractLogicError as exc:
+        return reason_of(exc)
+    except Exception:
+        return "no reason available from the node"
+    if receipt["gasUsed"] >= tx.gas_limit:
+        return "out of gas"
+    return "no reason given"
+
+
+def serialize(tx: ChainTx) -> dict:
+    return {
+        "id": tx.id,
+        "project_id": tx.project_id,
+        "purpose": tx.purpose,
+        "status": tx.status,
+        "nonce": tx.nonce,
+        "tx_hash": tx.tx_hash,
+        "block_number": tx.block_number,
+        "gas_used": tx.gas_used,
+        "error": tx.error,
+        "versions": len(tx.broadcasts),
+        "ref_type": tx.ref_type,
+        "ref_id": tx.ref_id,
+        "created_at": tx.created_at.isoformat() if tx.created_at else None,
+        "confirmed_at": tx.confirmed_at.isoformat() if tx.confirmed_at else None,
+    }
+
+
+def transactions_room(project_id: int) -> str:
+    return f"transactions:{project_id}"
+
+
+def _announce(tx: ChainTx) -> None:
+    if tx.project_id is None:
+        return
+    realtime.emit_after_commit(TX_UPDATED, serialize(tx), [transactions_room(tx.project_id)])
+
+
+def open_transactions(limit: int = 500) -> list[ChainTx]:
+    return list(
+        db.session.scalars(
+            select(ChainTx)
+            .where(ChainTx.status.in_(OPEN_STATUSES))
+            .order_by(ChainTx.id)
+            .limit(limit)
+        )
+    )

@@ -1,0 +1,414 @@
+"""Disbursements: who gets how much, checked against funding, sent in batches, followed live.
+
+A disbursement is created as a draft with its items and batches fixed (so the count shown is the
+count sent), then started: one ``disbursement.batch`` job per batch on the contracts queue. A
+batch job first asks the contract whether its batch id is already done, so a job re-run after a
+crash never allocates anyone twice; the confirmed receipt, not the send, moves the entitlements.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, insert, select
+
+from portal import events, realtime
+from portal.beneficiaries.models import ACTIVE, Beneficiary, GroupMember, ProjectBeneficiary
+from portal.chain import addresses, contracts, setup, txmanager
+from portal.chain.models import (
+    CONFIRMED as TX_CONFIRMED,
+)
+from portal.chain.models import (
+    DEPLOYED,
+    OPEN_STATUSES,
+    BeneficiaryWallet,
+    ChainTx,
+)
+from portal.disbursements.models import (
+    B_CONFIRMED,
+    B_FAILED,
+    B_PENDING,
+    B_SENT,
+    COMPLETED,
+    DRAFT,
+    FAILED,
+    RUNNING,
+    Disbursement,
+    DisbursementBatch,
+    DisbursementItem,
+    Entitlement,
+)
+from portal.errors import Conflict, NotFound, ValidationFailed
+from portal.extensions import db
+from portal.jobs import dispatch
+from portal.jobs.lifecycle import PermanentJobError
+from portal.projects import services as projects
+from portal.projects.models import Project
+from portal.timeutil import utcnow
+
+PROGRESS = "disbursement.progress"
+REF = "disbursement_batch"
+
+
+def room(disbursement_id: int) -> str:
+    return f"disbursement:{disbursement_id}"
+
+
+def visible(user):
+    return projects.scope(select(Disbursement), Disbursement.project_id, user).order_by(
+        Disbursement.id.desc()
+    )
+
+
+def get_visible(user, disbursement_id: int) -> Disbursement:
+    found = db.session.scalar(visible(user).where(Disbursement.id == disbursement_id))
+    if found is None:
+        raise NotFound("No such disbursement.")
+    return found
+
+
+def committed_total(project_id: int) -> int:
+    """Base units promised by disbursements that have started (whatever their batches did)."""
+    return db.session.scalar(
+        select(func.coalesce(func.sum(Disbursement.total), 0)).where(
+            Disbursement.project_id == project_id, Disbursement.status != DRAFT
+        )
+    )
+
+
+def available(project_id: int) -> int:
+    """Funded tokens not yet promised to anyone (revoked entitlements come back)."""
+    pc = setup.state(project_id)
+    if pc is None:
+        return 0
+    revoked = db.session.scalar(
+        select(func.coalesce(func.sum(Entitlement.revoked), 0)).where(
+            Entitlement.project_id == project_id
+        )
+    )
+    return pc.funded + revoked - committed_total(project_id)
+
+
+def _recipients(project: Project, group_id: int | None, beneficiary_ids: list[int] | None):
+    """(beneficiary id, address) of active people in the project, group or selection."""
+    query = (
+        select(Beneficiary.id)
+        .join(ProjectBeneficiary, ProjectBeneficiary.beneficiary_id == Beneficiary.id)
+        .where(ProjectBeneficiary.project_id == project.id, Beneficiary.status == ACTIVE)
+        .order_by(Beneficiary.id)
+    )
+    if group_id is not None:
+        query = query.join(GroupMember, GroupMember.beneficiary_id == Beneficiary.id).where(
+            GroupMember.group_id == group_id
+        )
+    if beneficiary_ids is not None:
+        query = query.where(Beneficiary.id.in_(beneficiary_ids))
+    ids = list(db.session.scalars(query))
+    if project.type != "cash":
+        return [(bid, addresses.pseudonym(bid)) for bid in ids], 0
+    wallets = (
+        dict(
+            db.session.execute(
+                select(BeneficiaryWallet.beneficiary_id, BeneficiaryWallet.address).where(
+                    BeneficiaryWallet.beneficiary_id.in_(ids)
+                )
+            ).all()
+        )
+        if ids
+        else {}
+    )
+    # Cash goes only to wallets people gave us; the others are counted, not silently dropped.
+    return [(bid, wallets[bid]) for bid in ids if bid in wallets], len(ids) - len(wallets)
+
+
+def create(
+    project: Project,
+    *,
+    title: str,
+    amount_text: str,
+    group_id: int | None,
+    beneficiary_ids: list[int] | None,
+    batch_size: int,
+    user_id: int | None,
+) -> tuple[Disbursement, int]:
+    """A draft with its items and batches; returns it and how many people were left out."""
+    projects.ensure_writable(project)
+    pc = setup.state(project.id)
+    if pc is None or pc.status != DEPLOYED:
+        raise Conflict("Deploy and fund the project's contracts before disbursing.")
+    amount = setup.parse_amount(amount_text, pc.decimals)
+    if group_id is None and not beneficiary_ids:
+        raise ValidationFailed({"group_id": "Choose a group, or select people on the list."})
+    people, left_out = _recipients(project, group_id, beneficiary_ids)
+    if not people:
+        raise ValidationFailed(
+            {
+                "group_id": "Nobody to pay: no active person in the project "
+                "matches (cash projects need a wallet address)."
+            }
+        )
+    if not 1 <= batch_size <= 1000:
+        raise ValidationFailed({"batch_size": "Between 1 and 1000 people per transaction."})
+    disbursement = Disbursement(
+        project_id=project.id,
+        title=(title or "").strip()[:120] or "Disbursement",
+        amount_each=amount,
+        beneficiaries=len(people),
+        total=amount * len(people),
+        batch_size=batch_size,
+        group_id=group_id,
+        status=DRAFT,
+        created_by_id=user_id,
+    )
+    db.session.add(disbursement)
+    db.session.flush()
+    for number, start in enumerate(range(0, len(people), batch_size), start=1):
+        chunk = people[start : start + batch_size]
+        batch = DisbursementBatch(
+            disbursement_id=disbursement.id,
+            number=number,
+            batch_key=addresses.batch_key(disbursement.id, number),
+            size=len(chunk),
+        )
+        db.session.add(batch)
+        db.session.flush()
+        db.session.execute(
+            insert(DisbursementItem),
+            [
+                {
+                    "disbursement_id": disbursement.id,
+                    "batch_id": batch.id,
+                    "beneficiary_id": bid,
+                    "address": address,
+                    "amount": amount,
+                }
+                for bid, address in chunk
+            ],
+        )
+    events.disbursement_changed.send(disbursement, data={"action": "created"})
+    return disbursement, left_out
+
+
+def start(disbursement: Disbursement, user_id: int | None) -> None:
+    if disbursement.status != DRAFT:
+        raise Conflict("This disbursement has already been started.")
+    project = db.session.get(Project, disbursement.project_id)
+    projects.ensure_writable(project)
+    free = available(project.id)
+    if disbursement.total > free:
+        pc = setup.state(project.id)
+        raise Conflict(
+            "Not enough funding: this needs "
+            f"{setup.format_amount(disbursement.total, pc.decimals)} {pc.symbol}, "
+            f"{setup.format_amount(free, pc.decimals)} {pc.symbol} is available."
+        )
+    disbursement.status = RUNNING
+    disbursement.started_at = utcnow()
+    for batch in disbursement.batches:
+        batch.job_id = dispatch.enqueue(
+            "disbursement.batch",
+            {"batch_id": batch.id},
+            project_id=project.id,
+            created_by_id=user_id,
+        ).id
+    events.disbursement_changed.send(disbursement, data={"action": "started"})
+    announce(disbursement)
+
+
+def retry_batch(batch: DisbursementBatch, user_id: int | None) -> None:
+    if batch.status != B_FAILED:
+        raise Conflict("Only a failed batch can be retried.")
+    batch.status = B_PENDING
+    batch.error = None
+    disbursement = batch.disbursement
+    disbursement.status = RUNNING
+    disbursement.finished_at = None
+    batch.job_id = dispatch.enqueue(
+        "disbursement.batch",
+        {"batch_id": batch.id},
+        project_id=disbursement.project_id,
+        created_by_id=user_id,
+    ).id
+    events.disbursement_changed.send(
+        disbursement, data={"action": "batch-retried", "batch": batch.number}
+    )
+    announce(disbursement)
+
+
+def _open_tx(batch: DisbursementBatch) -> ChainTx | None:
+    return db.session.scalar(
+        select(ChainTx).where(
+            ChainTx.ref_type == REF, ChainTx.ref_id == batch.id, ChainTx.status.in_(OPEN_STATUSES)
+        )
+    )
+
+
+def run_batch(batch_id: int) -> str:
+    """The ``disbursement.batch`` job: send this batch unless it is done or on its way."""
+    batch = db.session.get(DisbursementBatch, batch_id)
+    if batch is None:
+        raise PermanentJobError("The batch this job was for no longer exists.")
+    if batch.status == B_CONFIRMED:
+        return "already confirmed"
+    disbursement = batch.disbursement
+    pc = setup.state(disbursement.project_id)
+    if _open_tx(batch) is not None:
+        return "already sent, waiting for its receipt"
+    contract = contracts.at(pc.contract_kind, pc.contract_address)
+    if contract.functions.batchDone(batch.batch_key).call():
+        # Sent before a crash and mined, but never recorded here: the chain is the truth.
+        _apply_confirmed(batch)
+        return "found done on chain"
+    items = list(
+        db.session.scalars(
+            select(DisbursementItem.address)
+            .where(DisbursementItem.batch_id == batch.id)
+            .order_by(DisbursementItem.id)
+        )
+    )
+    function = "disburse" if pc.contract_kind == contracts.CASH_TRANSFER else "allocate"
+    data = contracts.encode(
+        pc.contract_kind, function, batch.batch_key, items, disbursement.amount_each
+    )
+    batch.status = B_SENT
+    batch.error = None
+    try:
+        tx = txmanager.submit(
+            purpose=function,
+            to=pc.contract_address,
+            data=data,
+            project_id=pc.project_id,
+            ref=(REF, batch.id),
+        )
+    except txmanager.Reverted as exc:
+        batch.status = B_FAILED
+        batch.error = exc.reason
+        batch.tx_id = exc.tx.id
+        _settle(disbursement)
+        db.session.commit()
+        raise PermanentJobError(
+            f"Batch {batch.number} refused by the contract: {exc.reason}"
+        ) from exc
+    batch.tx_id = tx.id
+    announce(disbursement)
+    return f"sent as transaction {tx.id}"
+
+
+def _apply_confirmed(batch: DisbursementBatch) -> None:
+    if batch.status == B_CONFIRMED:
+        return
+    batch.status = B_CONFIRMED
+    batch.error = None
+    disbursement = batch.disbursement
+    pc = setup.state(disbursement.project_id)
+    if pc.contract_kind == contracts.ENTITLEMENTS:
+        _credit_entitlements(batch, disbursement)
+    _settle(disbursement)
+
+
+def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -> None:
+    items = db.session.execute(
+        select(
+            DisbursementItem.beneficiary_id, DisbursementItem.address, DisbursementItem.amount
+        ).where(DisbursementItem.batch_id == batch.id)
+    ).all()
+    existing = {
+        e.beneficiary_id: e
+        for e in db.session.scalars(
+            select(Entitlement).where(
+                Entitlement.project_id == disbursement.project_id,
+                Entitlement.beneficiary_id.in_([i.beneficiary_id for i in items]),
+            )
+        )
+    }
+    fresh = []
+    for item in items:
+        found = existing.get(item.beneficiary_id)
+        if found is not None:
+            found.allocated += item.amount
+        else:
+            fresh.append(
+                {
+                    "project_id": disbursement.project_id,
+                    "beneficiary_id": item.beneficiary_id,
+                    "address": item.address,
+                    "allocated": item.amount,
+                    "redeemed": 0,
+                    "revoked": 0,
+                    "updated_at": utcnow(),
+                }
+            )
+    if fresh:
+        db.session.execute(insert(Entitlement), fresh)
+
+
+def _settle(disbursement: Disbursement) -> None:
+    statuses = [b.status for b in disbursement.batches]
+    if all(s == B_CONFIRMED for s in statuses):
+        disbursement.status = COMPLETED
+        disbursement.finished_at = utcnow()
+    elif all(s in (B_CONFIRMED, B_FAILED) for s in statuses):
+        disbursement.status = FAILED
+        disbursement.finished_at = utcnow()
+    announce(disbursement)
+
+
+def progress(disbursement: Disbursement) -> dict:
+    batches = disbursement.batches
+    confirmed = [b for b in batches if b.status == B_CONFIRMED]
+    people = sum(b.size for b in confirmed)
+    return {
+        "id": disbursement.id,
+        "project_id": disbursement.project_id,
+        "status": disbursement.status,
+        "batches": len(batches),
+        "confirmed_batches": len(confirmed),
+        "failed_batches": sum(1 for b in batches if b.status == B_FAILED),
+        "people": disbursement.beneficiaries,
+        "people_done": people,
+        "percent": people * 100 // disbursement.beneficiaries if disbursement.beneficiaries else 0,
+        "batch_states": [
+            {
+                "id": b.id,
+                "number": b.number,
+                "status": b.status,
+                "size": b.size,
+                "error": b.error,
+                "tx_id": b.tx_id,
+            }
+            for b in batches
+        ],
+    }
+
+
+def announce(disbursement: Disbursement) -> None:
+    realtime.emit_after_commit(
+        PROGRESS,
+        progress(disbursement),
+        [room(disbursement.id), realtime.project_room(disbursement.project_id)],
+    )
+
+
+def _on_final(tx: ChainTx, receipt=None, **_) -> None:
+    if tx.ref_type != REF:
+        return
+    batch = db.session.get(DisbursementBatch, tx.ref_id)
+    if batch is None or batch.status == B_CONFIRMED:
+        return
+    if tx.status == TX_CONFIRMED:
+        _apply_confirmed(batch)
+    else:
+        batch.status = B_FAILED
+        batch.error = tx.error
+        _settle(batch.disbursement)
+
+
+def connect() -> None:
+    events.chain_tx_final.connect(_on_final, weak=False)
+
+
+@realtime.topic("disbursement", "disbursement.manage")
+def disbursement_topic(user, params: dict):
+    disbursement_id = params.get("id")
+    if not isinstance(disbursement_id, int):
+        raise ValueError("disbursement id must be a number")
+    disbursement = get_visible(user, disbursement_id)
+    return [room(disbursement.id)], {"progress": progress(disbursement)}

@@ -1,0 +1,44 @@
+"""Chain jobs: transaction follow-ups, contract deployment, funding, disbursement batches."""
+
+from __future__ import annotations
+
+from portal.chain import setup, txmanager
+from portal.chain.models import ChainTx
+from portal.disbursements import services as disbursements
+from portal.extensions import db
+from portal.jobs import dispatch
+from portal.jobs.kinds import CHAIN_CONFIRM, CHAIN_DEPLOY, CHAIN_FUND, DISBURSEMENT_BATCH
+from portal.jobs.lifecycle import PermanentJobError
+from workers.actors import handles
+
+
+@handles(CHAIN_CONFIRM.name)
+def confirm(job) -> dict:
+    tx = db.session.get(ChainTx, job.payload.get("tx_id"))
+    if tx is None:
+        raise PermanentJobError("The transaction this job was for no longer exists.")
+    again = txmanager.follow_up(tx)
+    if again is not None:
+        # Not final yet: a fresh follow-up later, rather than a failed try counted as an error.
+        dispatch.enqueue(
+            CHAIN_CONFIRM.name,
+            {"tx_id": tx.id},
+            project_id=tx.project_id,
+            delay_ms=int(again * 1000),
+        )
+    return {"tx_id": tx.id, "status": tx.status, "next_check_s": again}
+
+
+@handles(CHAIN_DEPLOY.name)
+def deploy(job) -> dict:
+    return {"step": setup.deploy_step(job.payload["project_id"])}
+
+
+@handles(CHAIN_FUND.name)
+def fund(job) -> dict:
+    return {"step": setup.fund_step(job.payload["funding_id"])}
+
+
+@handles(DISBURSEMENT_BATCH.name)
+def batch(job) -> dict:
+    return {"step": disbursements.run_batch(job.payload["batch_id"])}
