@@ -80,8 +80,13 @@ def register_template_helpers(app: Flask) -> None:
     def can(permission: str) -> bool:
         return current_user.is_authenticated and current_user.can(permission)
 
+    def has_endpoint(name: str) -> bool:
+        return name in app.view_functions
+
     # Globals rather than a context processor, so that imported macros see them too.
-    app.jinja_env.globals.update(can=can, page_url=page_url, ALL_PERMISSIONS=PERMISSIONS)
+    app.jinja_env.globals.update(
+        can=can, page_url=page_url, ALL_PERMISSIONS=PERMISSIONS, has_endpoint=has_endpoint
+    )
 
     @app.template_filter("dt")
     def format_dt(value):
@@ -99,6 +104,8 @@ def init_app(app: Flask) -> None:
     from portal.beneficiaries.group_routes import bp as groups_bp
     from portal.beneficiaries.routes import bp as beneficiaries_bp
     from portal.cards.routes import bp as cards_bp
+    from portal.chain.routes import bp as chain_bp
+    from portal.disbursements.routes import bp as disbursements_bp
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
@@ -115,6 +122,8 @@ def init_app(app: Flask) -> None:
         groups_bp,
         exports_bp,
         cards_bp,
+        chain_bp,
+        disbursements_bp,
         imports_bp,
         kobo_bp,
         vendors_bp,

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, StringField
+from wtforms.validators import DataRequired, Length, NumberRange, Regexp
+
+
+class DeployForm(FlaskForm):
+    symbol = StringField(
+        "Token symbol",
+        validators=[
+            DataRequired(),
+            Regexp(r"^[A-Za-z][A-Za-z0-9]{1,10}$", message="2 to 11 letters or digits."),
+        ],
+        description="Shown in wallets and explorers, e.g. FOOD26. No personal data.",
+    )
+    decimals = IntegerField(
+        "Decimals",
+        default=2,
+        validators=[NumberRange(min=0, max=6, message="Between 0 and 6.")],
+        description="2 for a currency with cents; 0 for whole vouchers.",
+    )
+
+
+class FundForm(FlaskForm):
+    amount = StringField(
+        "Amount to mint into the project",
+        validators=[DataRequired(), Length(max=30)],
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+    )
+    note = StringField(
+        "Note", validators=[Length(max=255)], description="E.g. the grant it comes from."
+    )

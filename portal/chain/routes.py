@@ -1,0 +1,151 @@
+"""A project's contracts (deploy, fund) and its Transactions page, live."""
+
+from __future__ import annotations
+
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_login import current_user
+from sqlalchemy import func, select
+
+from portal import realtime
+from portal.accounts.guards import permission_required
+from portal.chain import setup, txmanager
+from portal.chain.forms import DeployForm, FundForm
+from portal.chain.models import TX_STATUSES, ChainTx, Funding
+from portal.disbursements import services as disbursements
+from portal.errors import NotFound, ValidationFailed
+from portal.extensions import db
+from portal.projects import services as projects
+
+bp = Blueprint("chain", __name__, url_prefix="/projects/<int:project_id>")
+
+
+def _apply_field_errors(form, exc: ValidationFailed) -> None:
+    for name, message in exc.fields.items():
+        field = getattr(form, name, None)
+        if field is not None:
+            field.errors = [*field.errors, message]
+        else:
+            flash(message, "error")
+
+
+def _page(project, deploy_form=None, fund_form=None, status=200):
+    pc = setup.state(project.id)
+    if deploy_form is None:
+        deploy_form = DeployForm(symbol=f"P{project.id}AID")
+    fundings = db.session.scalars(
+        select(Funding)
+        .where(Funding.project_id == project.id)
+        .order_by(Funding.id.desc())
+        .limit(20)
+    ).all()
+    money = None
+    if pc is not None:
+        money = {
+            "funded": pc.funded,
+            "committed": disbursements.committed_total(project.id),
+            "available": disbursements.available(project.id),
+            "pending_funding": setup.pending_funding(project.id),
+        }
+    return (
+        render_template(
+            "chain/project.html",
+            project=project,
+            pc=pc,
+            money=money,
+            fundings=fundings,
+            deploy_form=deploy_form,
+            fund_form=fund_form or FundForm(),
+            fmt=setup.format_amount,
+        ),
+        status,
+    )
+
+
+@bp.get("/chain")
+@permission_required("chain.read")
+def project_chain(project_id: int):
+    return _page(projects.get_visible(current_user, project_id))
+
+
+@bp.post("/chain/deploy")
+@permission_required("chain.manage")
+def deploy(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    form = DeployForm()
+    if not form.validate_on_submit():
+        return _page(project, deploy_form=form, status=422)
+    try:
+        setup.start_deploy(project, form.symbol.data, form.decimals.data, current_user.id)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply_field_errors(form, exc)
+        return _page(project, deploy_form=form, status=422)
+    db.session.commit()
+    flash("Deployment started: the token, then the project contract. This page updates by itself.")
+    return redirect(url_for("chain.project_chain", project_id=project.id))
+
+
+@bp.post("/chain/fund")
+@permission_required("chain.manage")
+def fund(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    form = FundForm()
+    if not form.validate_on_submit():
+        return _page(project, fund_form=form, status=422)
+    try:
+        setup.start_funding(project, form.amount.data, form.note.data, current_user.id)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply_field_errors(form, exc)
+        return _page(project, fund_form=form, status=422)
+    db.session.commit()
+    flash("Funding sent: the amount counts once the mint is confirmed on chain.")
+    return redirect(url_for("chain.project_chain", project_id=project.id))
+
+
+@bp.get("/transactions")
+@permission_required("chain.read")
+def transactions(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    status = request.args.get("status", "")
+    query = select(ChainTx).where(ChainTx.project_id == project.id)
+    if status in TX_STATUSES:
+        query = query.where(ChainTx.status == status)
+    page = db.paginate(query.order_by(ChainTx.id.desc()), per_page=50, error_out=False)
+    counts = dict(
+        db.session.execute(
+            select(ChainTx.status, func.count())
+            .where(ChainTx.project_id == project.id)
+            .group_by(ChainTx.status)
+        ).all()
+    )
+    return render_template(
+        "chain/transactions.html",
+        project=project,
+        page=page,
+        counts=counts,
+        status=status,
+        statuses=TX_STATUSES,
+    )
+
+
+@bp.get("/transactions/<int:tx_id>")
+@permission_required("chain.read")
+def transaction(project_id: int, tx_id: int):
+    project = projects.get_visible(current_user, project_id)
+    tx = db.session.get(ChainTx, tx_id)
+    if tx is None or tx.project_id != project.id:
+        raise NotFound("No such transaction in this project.")
+    return render_template("chain/transaction.html", project=project, tx=tx)
+
+
+@realtime.topic("transactions", "chain.read")
+def transactions_topic(user, params: dict):
+    project_id = params.get("project_id")
+    if not isinstance(project_id, int):
+        raise ValueError("project id must be a number")
+    project = projects.get_visible(user, project_id)
+    pc = setup.state(project.id)
+    return [txmanager.transactions_room(project.id), realtime.project_room(project.id)], {
+        "chain": setup.serialize(pc) if pc else None
+    }

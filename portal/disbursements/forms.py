@@ -1,0 +1,31 @@
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import IntegerField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, NumberRange, Optional
+
+
+class DisbursementForm(FlaskForm):
+    title = StringField(
+        "Title",
+        validators=[DataRequired(), Length(max=120)],
+        description="E.g. “November food basket”.",
+    )
+    amount = StringField(
+        "Amount per person",
+        validators=[DataRequired(), Length(max=30)],
+        render_kw={"inputmode": "decimal", "autocomplete": "off"},
+    )
+    group_id = SelectField("Group", coerce=int, validators=[Optional()])
+    refs = TextAreaField(
+        "Or a selection of people",
+        validators=[Optional(), Length(max=200_000)],
+        description="Beneficiary reference codes, one per line or separated by commas. "
+        "Used when no group is chosen.",
+        render_kw={"rows": 4, "spellcheck": "false"},
+    )
+    batch_size = IntegerField(
+        "People per transaction",
+        validators=[NumberRange(min=1, max=1000, message="Between 1 and 1000.")],
+        description="Larger batches cost less gas per person; smaller ones fail smaller.",
+    )
