@@ -105,6 +105,10 @@ def serve(host: str, port: int, no_workers: bool):
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     stop = threading.Event()
+    from portal.chain.health import check_at_start
+
+    for problem in check_at_start(app):
+        click.echo(f"CHAIN PROBLEM: {problem}", err=True)
     worker = None
     if not no_workers:
         worker = start_worker(app)

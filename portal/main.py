@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, redirect, render_template, url_for
+from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select, text
 
@@ -57,6 +57,9 @@ def health():
         checks["broker"] = "ok"
     except Exception:
         checks["broker"] = "down"
+    problems = current_app.extensions.get("portal_chain_problems")
+    if problems is not None:
+        checks["chain"] = "ok" if not problems else "mismatch"
     healthy = all(v == "ok" for v in checks.values())
     return jsonify(status="ok" if healthy else "degraded", checks=checks), 200 if healthy else 503
 

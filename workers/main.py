@@ -10,9 +10,14 @@ from __future__ import annotations
 import threading
 
 from portal import create_app
+from portal.chain.health import check_at_start
 from workers.runtime import prepare, start_sweeper
 
-app = create_app(role="worker")
+# A separate process cannot share the embedded chain of `flask serve`: chain jobs fail with a
+# clear message unless WEB3_PROVIDER_URI names a node.
+app = create_app(role="worker", CHAIN_EMBEDDED_ALLOWED=False)
+if app.config.get("WEB3_PROVIDER_URI"):
+    check_at_start(app)
 broker = prepare(app)
 _stop = threading.Event()
 sweeper = start_sweeper(app, _stop)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import cache
 
+from eth_abi import decode as abi_decode
 from eth_abi import encode as abi_encode
 from web3 import Web3
 
@@ -36,6 +37,43 @@ def at(name: str, address: str):
     return client.web3().eth.contract(
         address=Web3.to_checksum_address(address), abi=artifacts.abi(name)
     )
+
+
+@cache
+def _errors() -> dict[str, tuple[str, list[str], list[str]]]:
+    """Custom errors of every portal contract by 4-byte selector (OpenZeppelin's included)."""
+    found = {}
+    for name in (PROJECT_TOKEN, ENTITLEMENTS, CASH_TRANSFER):
+        for item in artifacts.abi(name):
+            if item["type"] != "error":
+                continue
+            types = [i["type"] for i in item["inputs"]]
+            selector = Web3.keccak(text=f"{item['name']}({','.join(types)})")[:4].hex()
+            found[selector] = (item["name"], [i["name"] for i in item["inputs"]], types)
+    return found
+
+
+def describe_revert(data: str | bytes | None) -> str | None:
+    """``InsufficientFunding(needed=4000, available=0)`` from revert data, if it is ours."""
+    if not data:
+        return None
+    raw = (
+        bytes.fromhex(data[2:] if data.startswith("0x") else data)
+        if isinstance(data, str)
+        else data
+    )
+    known = _errors().get(raw[:4].hex())
+    if known is None:
+        return None
+    name, names, types = known
+    try:
+        values = abi_decode(types, raw[4:])
+    except Exception:
+        return name
+    shown = ", ".join(
+        f"{n}={v.hex() if isinstance(v, bytes) else v}" for n, v in zip(names, values, strict=True)
+    )
+    return f"{name}({shown})"
 
 
 def has_code(address: str) -> bool:

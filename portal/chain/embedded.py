@@ -18,6 +18,7 @@ import threading
 from pathlib import Path
 
 from eth_tester import EthereumTester, PyEVMBackend
+from eth_tester.exceptions import TransactionFailed
 from web3 import EthereumTesterProvider
 
 log = logging.getLogger(__name__)
@@ -40,10 +41,28 @@ class _JournaledProvider(EthereumTesterProvider):
 
     def make_request(self, method, params):
         with self._chain.lock:
-            response = super().make_request(method, params)
+            try:
+                response = super().make_request(method, params)
+            except TransactionFailed as exc:
+                # Answer as a JSON-RPC node does (code 3 with the revert data), so callers see
+                # the same ContractLogicError / ContractCustomError here as against anvil.
+                return _revert_response(exc)
             if method == "eth_sendRawTransaction" and "result" in response:
                 self._chain.record(params[0])
             return response
+
+
+def _revert_response(exc: TransactionFailed) -> dict:
+    raw = b""
+    for candidate in (exc.__context__, exc):
+        arg = candidate.args[0] if candidate is not None and candidate.args else None
+        if isinstance(arg, Exception) and arg.args:
+            arg = arg.args[0]
+        if isinstance(arg, bytes):
+            raw = arg
+            break
+    error = {"code": 3, "message": "execution reverted", "data": "0x" + raw.hex()}
+    return {"jsonrpc": "2.0", "id": 0, "error": error}
 
 
 class EmbeddedChain:

@@ -23,7 +23,7 @@ from sqlalchemy import select, update
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from portal import events, realtime
-from portal.chain import client, signers
+from portal.chain import client, contracts, signers
 from portal.chain.models import (
     CONFIRMED,
     FAILED,
@@ -62,6 +62,10 @@ def _signer_lock(signer_id: int) -> threading.Lock:
 
 def reason_of(exc: BaseException) -> str:
     """A revert reason people can read: custom errors by name where the ABI knows them."""
+    data = getattr(exc, "data", None)
+    named = contracts.describe_revert(data) if isinstance(data, (str, bytes)) else None
+    if named:
+        return named
     message = getattr(exc, "message", None) or str(exc)
     return message.replace("execution reverted: ", "").strip()[:500] or "reverted"
 

@@ -55,9 +55,9 @@ def _selection(project, text: str) -> list[int]:
     if not refs:
         return []
     found = dict(
-        db.session.execute(select(Beneficiary.ref, Beneficiary.id).where(Beneficiary.ref.in_(refs)))
-        .tuples()
-        .all()
+        db.session.execute(
+            select(Beneficiary.ref, Beneficiary.id).where(Beneficiary.ref.in_(refs))
+        ).all()
     )
     unknown = [r for r in refs if r not in found]
     if unknown:
