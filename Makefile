@@ -47,6 +47,7 @@ run: venv
 
 test: venv
 	bash tests/support/ensure_chromium.sh
+	bash contracts/ensure_deps.sh
 	$(PY) tests/support/run_tests.py $(PYTEST_ARGS)
 
 lint: venv

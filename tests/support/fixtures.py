@@ -92,3 +92,20 @@ def sqlite_factory(redis_db, portal_secrets, tmp_path_factory):
         return url
 
     return make
+
+
+@pytest.fixture(scope="session")
+def anvil_node(tmp_path_factory):
+    """A local JSON-RPC chain (anvil) for the session, stopped by PID at the end."""
+    from tests.support.anvil import Anvil
+
+    try:
+        node = Anvil(log_dir=tmp_path_factory.mktemp("anvil"))
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
+    node.start()
+    try:
+        node.wait_ready()
+        yield node
+    finally:
+        node.stop()
