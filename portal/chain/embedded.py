@@ -3,8 +3,8 @@
 eth-tester keeps its state in memory only. Every raw transaction the node accepts is appended
 to a journal under ``instance/chain/`` before the answer returns; at start the journal is
 replayed into a fresh EVM with the same genesis, which recreates the same accounts, contract
-addresses and transaction hashes, so the chain agrees with the database again. Replay packs
-many transactions into each block: a long history comes back in seconds, not one block per tx.
+addresses and transaction hashes, so the chain agrees with the database again. Replay puts
+transactions into a shared block until one depends on a pending one (then that block is mined).
 
 One EVM per journal file per process; web and worker threads of ``flask serve`` share it. A
 separate worker process cannot, which is why production uses a JSON-RPC node instead.
@@ -100,7 +100,7 @@ class EmbeddedChain:
                 if not line.strip():
                     continue
                 try:
-                    self.tester.send_raw_transaction(line.strip())
+                    self._replay_one(line.strip())
                 except Exception as exc:
                     raise JournalError(
                         f"The embedded chain's journal ({self.journal}) cannot be replayed: "
@@ -114,6 +114,15 @@ class EmbeddedChain:
         finally:
             self.tester.enable_auto_mine_transactions()
         log.info("embedded chain: replayed %d transactions", self.replayed)
+
+    def _replay_one(self, raw: str) -> None:
+        try:
+            self.tester.send_raw_transaction(raw)
+        except Exception:  # noqa: BLE001 - checked against the last mined state: mine, retry
+            # A transaction may depend on one still pending (gas money just sent to its
+            # sender); mining the pending block settles that, and a second refusal is real.
+            self.tester.mine_block()
+            self.tester.send_raw_transaction(raw)
 
 
 def get(instance_dir: str | None) -> EmbeddedChain:

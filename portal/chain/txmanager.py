@@ -306,16 +306,21 @@ def _final_failure(tx: ChainTx, message: str) -> None:
 
 
 def _revert_reason(w3, tx: ChainTx, receipt) -> str:
-    """Replays the call at the block that reverted it: nodes do not keep the reason."""
+    """Replays the call to learn why it reverted: nodes do not keep the reason.
+
+    The state after the block comes first: it includes the transactions mined before this one in
+    the same block, which are often the cause; the state before the block is the fallback.
+    """
     call = {"from": tx.signer.address, "data": tx.data, "value": tx.value, "gas": tx.gas_limit}
     if tx.to_address:
         call["to"] = tx.to_address
-    try:
-        w3.eth.call(call, receipt["blockNumber"] - 1)
-    except ContractLogicError as exc:
-        return reason_of(exc)
-    except Exception:
-        return "no reason available from the node"
+    for block in (receipt["blockNumber"], receipt["blockNumber"] - 1):
+        try:
+            w3.eth.call(call, block)
+        except ContractLogicError as exc:
+            return reason_of(exc)
+        except Exception:  # noqa: BLE001 - a node without history: say so rather than guess
+            return "no reason available from the node"
     if receipt["gasUsed"] >= tx.gas_limit:
         return "out of gas"
     return "no reason given"

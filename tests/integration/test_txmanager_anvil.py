@@ -1,0 +1,138 @@
+"""The transaction manager against a node that does not mine until told to (anvil --no-mining).
+
+A transaction that stays unmined is replaced with a higher fee under the same nonce, and the
+follow-up finds the receipt of whichever version was mined; a transaction that passed its gas
+estimate but reverts when mined is recorded with the contract's reason; nonces come from the
+database in order, whatever the node's pending pool holds.
+"""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from portal.chain import contracts, signers, txmanager
+from portal.chain.models import ChainTx
+from portal.extensions import db
+from tests.support.anvil import DEV_KEY, Anvil
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def lazy_node(tmp_path):
+    node = Anvil("--no-mining", log_dir=tmp_path)
+    node.start()
+    try:
+        node.wait_ready()
+        yield node
+    finally:
+        node.stop()
+
+
+@pytest.fixture
+def chain_app(app_factory, database_factory, lazy_node):
+    app = app_factory(
+        database_factory("portal_it_tx"),
+        WEB3_PROVIDER_URI=lazy_node.url,
+        CHAIN_FAUCET_KEY=DEV_KEY,
+        CHAIN_STUCK_SECONDS=0,
+        CHAIN_RECEIPT_WAIT_SECONDS=0,
+    )
+    with app.app_context():
+        yield app
+        db.session.remove()
+
+
+def _mine(node):
+    node.rpc("evm_mine")
+
+
+def test_stuck_transaction_is_replaced_with_a_higher_fee(chain_app, lazy_node, monkeypatch):
+    # The faucet top-up waits for its receipt: mine it as soon as it is in the pool.
+    signer = signers.operator()
+    db.session.commit()
+    monkeypatch.setattr(signers, "ensure_gas", lambda s: None)
+    lazy_node.rpc("anvil_setBalance", signer.address, hex(10**20))
+
+    data = contracts.deploy_data(contracts.PROJECT_TOKEN, "Stuck", "STK", 2, signer.address)
+    tx = txmanager.submit(purpose="deploy.token", to=None, data=data)
+    assert tx.status == "sent" and tx.nonce == 0
+    first = tx.broadcasts[0]
+
+    assert txmanager.follow_up(tx, wait_seconds=0) is not None  # not mined: replaced
+    db.session.refresh(tx)
+    assert len(tx.broadcasts) == 2
+    second = tx.broadcasts[1]
+    assert second.max_priority_fee_per_gas > first.max_priority_fee_per_gas
+    assert second.max_fee_per_gas >= first.max_fee_per_gas * 5 // 4
+    assert second.tx_hash != first.tx_hash and tx.tx_hash == second.tx_hash
+
+    _mine(lazy_node)
+    assert txmanager.follow_up(tx, wait_seconds=1) is None
+    db.session.commit()
+    tx = db.session.get(ChainTx, tx.id)
+    assert tx.status == "confirmed" and tx.tx_hash == second.tx_hash
+    assert tx.contract_address and contracts.has_code(tx.contract_address)
+
+
+def test_nonces_come_from_the_database_in_order(chain_app, lazy_node, monkeypatch):
+    signer = signers.operator()
+    db.session.commit()
+    monkeypatch.setattr(signers, "ensure_gas", lambda s: None)
+    lazy_node.rpc("anvil_setBalance", signer.address, hex(10**20))
+    data = contracts.deploy_data(contracts.PROJECT_TOKEN, "N", "NN", 0, signer.address)
+    sent = [txmanager.submit(purpose="deploy.token", to=None, data=data) for _ in range(3)]
+    assert [t.nonce for t in sent] == [0, 1, 2]
+    _mine(lazy_node)
+    for t in sent:
+        assert txmanager.follow_up(t, wait_seconds=1) is None
+    db.session.commit()
+    statuses = db.session.scalars(select(ChainTx.status).order_by(ChainTx.nonce)).all()
+    assert statuses == ["confirmed"] * 3
+
+
+def test_revert_when_mined_is_recorded_with_its_reason(chain_app, lazy_node, monkeypatch):
+    signer = signers.operator()
+    db.session.commit()
+    monkeypatch.setattr(signers, "ensure_gas", lambda s: None)
+    lazy_node.rpc("anvil_setBalance", signer.address, hex(10**20))
+    lazy_node.rpc("evm_setAutomine", True)
+    token = txmanager.submit(
+        purpose="deploy.token",
+        to=None,
+        data=contracts.deploy_data(contracts.PROJECT_TOKEN, "R", "RR", 0, signer.address),
+    )
+    assert txmanager.follow_up(token, wait_seconds=5) is None
+    db.session.commit()
+    token = db.session.get(ChainTx, token.id)
+    lazy_node.rpc("evm_setAutomine", False)
+
+    # Two mints pass their estimates one by one; in between, the minter role is renounced in
+    # the same block, so the second mint reverts when it is mined.
+    mint = txmanager.submit(
+        purpose="fund",
+        to=token.contract_address,
+        data=contracts.encode(contracts.PROJECT_TOKEN, "mint", signer.address, 5),
+    )
+    role = (
+        contracts.at(contracts.PROJECT_TOKEN, token.contract_address).functions.MINTER_ROLE().call()
+    )
+    renounce = txmanager.submit(
+        purpose="renounce",
+        to=token.contract_address,
+        data=contracts.encode(contracts.PROJECT_TOKEN, "renounceRole", role, signer.address),
+    )
+    late_mint = txmanager.submit(
+        purpose="fund",
+        to=token.contract_address,
+        data=contracts.encode(contracts.PROJECT_TOKEN, "mint", signer.address, 7),
+    )
+    _mine(lazy_node)
+    for t in (mint, renounce, late_mint):
+        assert txmanager.follow_up(t, wait_seconds=2) is None
+    db.session.commit()
+    late = db.session.get(ChainTx, late_mint.id)
+    assert db.session.get(ChainTx, mint.id).status == "confirmed"
+    assert late.status == "reverted"
+    assert "AccessControlUnauthorizedAccount" in late.error
