@@ -118,7 +118,7 @@ class EmbeddedChain:
     def _replay_one(self, raw: str) -> None:
         try:
             self.tester.send_raw_transaction(raw)
-        except Exception:  # noqa: BLE001 - checked against the last mined state: mine, retry
+        except Exception:
             # A transaction may depend on one still pending (gas money just sent to its
             # sender); mining the pending block settles that, and a second refusal is real.
             self.tester.mine_block()

@@ -319,7 +319,7 @@ def _revert_reason(w3, tx: ChainTx, receipt) -> str:
             w3.eth.call(call, block)
         except ContractLogicError as exc:
             return reason_of(exc)
-        except Exception:  # noqa: BLE001 - a node without history: say so rather than guess
+        except Exception:
             return "no reason available from the node"
     if receipt["gasUsed"] >= tx.gas_limit:
         return "out of gas"
