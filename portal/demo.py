@@ -1,4 +1,5 @@
-"""Demo data for ``make run``: an admin, a project, 50 beneficiaries, 3 vendors, a group."""
+"""Demo data for ``make run``: an admin, a project, 50 beneficiaries, 3 vendors, a group, and
+on the embedded chain the project's contracts, funding and a first allocation."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from portal.accounts import services as accounts
 from portal.accounts.models import User
 from portal.beneficiaries import groups
 from portal.beneficiaries import services as beneficiaries
+from portal.chain.demo import seed_chain
 from portal.extensions import db
 from portal.projects import services as projects
 from portal.timeutil import utcnow
@@ -83,4 +85,7 @@ def seed_demo(count: int = 50) -> str | None:
         if status == "approved":
             vendors.change_status(vendor, "approved")
     db.session.commit()
+    # On the embedded chain the project starts deployed, funded and with its group allocated,
+    # so a vendor can charge a beneficiary at once.
+    seed_chain(project, group)
     return password
