@@ -25,19 +25,23 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import NamedTuple
 
 from portal.beneficiaries import normalize
 from portal.beneficiaries.forms import LANGUAGES
-from portal.crypto import blind_index
 from portal.imports.fields import BY_NAME, check_mapping
+from portal.imports.indexes import BlindIndexer
+from portal.imports.phones import PhoneNormaliser
 
 MAX_CELL = 1000
 MAX_NAME = 200
 INVALID, DUPLICATE = "invalid", "duplicate"
 
 _FORMULA_START = ("=", "+", "-", "@")
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _SPREADSHEET_ERRORS = {
     "#N/A",
     "#REF!",
@@ -100,8 +104,10 @@ class RowError:
     kind: str = INVALID  # or DUPLICATE (see dedup)
 
 
-@dataclass(frozen=True, slots=True)
-class ValidRow:
+class ValidRow(NamedTuple):
+    """A checked row. A named tuple rather than a frozen dataclass: as immutable, and built
+    four times faster (a frozen dataclass sets each of its 14 fields through a call)."""
+
     row: int
     name: str
     phone: str  # E.164
@@ -159,14 +165,20 @@ class RowValidator:
             raise ValueError("unusable mapping: " + " ".join(problems))
         self.default_country = default_country
         self.today = today or date.today()
+        self._phones = PhoneNormaliser(default_country)
+        self._index = BlindIndexer()
         self._width = len(headers)
         self._columns = [
-            (field, headers.index(header), header) for header, field in mapping.items() if field
+            _Column(field, headers.index(header), header, getattr(self, f"_{field}"))
+            for header, field in mapping.items()
+            if field
         ]
+        self._coordinates = any(c.field in ("latitude", "longitude") for c in self._columns)
 
     def validate(self, row: int, cells: list) -> ValidRow | list[RowError]:
         errors: list[RowError] = []
-        if len(cells) > self._width and any(cell != "" for cell in cells[self._width :]):
+        width = len(cells)
+        if width > self._width and any(cell != "" for cell in cells[self._width :]):
             errors.append(
                 RowError(
                     row,
@@ -176,28 +188,20 @@ class RowValidator:
                 )
             )
         values: dict[str, object] = {}
-        for field, index, header in self._columns:
-            raw = cells[index] if index < len(cells) else ""
-            try:
-                values[field] = self._parse(field, raw)
-            except _Bad as bad:
-                errors.append(RowError(row, field, bad.message, header))
-            except normalize.InvalidValue as bad:
-                errors.append(RowError(row, field, str(bad), header))
-        self._check_coordinates(row, values, errors)
+        for column in self._columns:
+            raw = cells[column.index] if column.index < width else ""
+            outcome = column.outcome(raw)
+            if type(outcome) is _Failure:
+                errors.append(RowError(row, column.field, outcome.message, column.header))
+            else:
+                values[column.field] = outcome
+        if self._coordinates:
+            self._check_coordinates(row, values, errors)
         if errors:
             return errors
         return self._valid(row, values)
 
     # -- per field ---------------------------------------------------------------------------
-
-    def _parse(self, field: str, raw: object) -> object:
-        if isinstance(raw, str):
-            if len(raw) > MAX_CELL:
-                raise _Bad(f"The value is longer than {MAX_CELL:,} characters.")
-            if raw in _SPREADSHEET_ERRORS:
-                raise _Bad(f"The cell holds the spreadsheet error {raw}: fix it or type the value.")
-        return getattr(self, f"_{field}")(raw)
 
     def _name(self, raw: object) -> str:
         name = _free_text(raw)
@@ -211,6 +215,8 @@ class RowValidator:
         text = _number_text(raw, "Not a phone number.")
         if not text:
             raise _Bad("A phone number is required.")
+        if text.isdigit():  # most cells: neither form below can match digits alone
+            return self._phones.e164(text)
         if _SCIENTIFIC.fullmatch(text):
             raise _Bad(
                 "The number was shortened by a spreadsheet into scientific notation (like "
@@ -218,7 +224,7 @@ class RowValidator:
             )
         if whole := _WHOLE_WITH_ZEROS.fullmatch(text):
             text = whole.group(1)
-        return normalize.phone_e164(text, self.default_country)
+        return self._phones.e164(text)
 
     def _national_id(self, raw: object) -> str | None:
         return normalize.national_id(_number_text(raw, "Use 4 to 32 letters and digits."))
@@ -303,7 +309,7 @@ class RowValidator:
             )
 
     def _header_of(self, field: str) -> str:
-        return next((header for f, _, header in self._columns if f == field), "")
+        return next((c.header for c in self._columns if c.field == field), "")
 
     def _valid(self, row: int, values: dict) -> ValidRow:
         phone = values["phone"]
@@ -316,9 +322,9 @@ class RowValidator:
             row=row,
             name=values["name"],
             phone=phone,
-            phone_index=blind_index("phone:" + phone),
+            phone_index=self._index("phone:" + phone),
             national_id=nid,
-            national_id_index=blind_index("nid:" + nid) if nid else None,
+            national_id_index=self._index("nid:" + nid) if nid else None,
             date_of_birth=values.get("date_of_birth"),
             location=location,
             latitude=lat,
@@ -328,6 +334,66 @@ class RowValidator:
             consent=values.get("consent", False),
             retention_until=values.get("retention_until"),
         )
+
+
+class _Failure:
+    """A field's error message, as kept in a column's cache."""
+
+    __slots__ = ("message",)
+
+    def __init__(self, message: str):
+        self.message = message
+
+
+# The fields whose values repeat across rows (names, places, dates, codes). Phones and national
+# IDs are unique per person: caching them would only cost memory.
+_CACHED = frozenset(
+    ("name", "location", "date_of_birth", "retention_until", "gender", "language", "consent")
+)
+CACHE_SIZE = 20_000  # distinct values per field; the cache starts over when full (flat memory)
+_MISSING = object()
+
+
+class _Column:
+    """One mapped column: its parser, and for repeating fields a cache of text -> outcome.
+
+    Only ``str`` cells are cached: the outcome depends on the type too (1 == 1.0 == True as dict
+    keys), and a parser's outcome depends on nothing but the value (the validator's country and
+    date are fixed for its life), so a cached answer is the answer, errors included.
+    """
+
+    __slots__ = ("_cache", "_parse", "field", "header", "index")
+
+    def __init__(self, field: str, index: int, header: str, parse: Callable[[object], object]):
+        self.field, self.index, self.header, self._parse = field, index, header, parse
+        self._cache: dict[str, object] | None = {} if field in _CACHED else None
+
+    def outcome(self, raw: object) -> object:
+        """The parsed value, or a ``_Failure`` with the message for the user."""
+        cache = self._cache
+        if cache is not None and type(raw) is str:
+            found = cache.get(raw, _MISSING)
+            if found is _MISSING:
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                found = cache[raw] = self._checked(raw)
+            return found
+        return self._checked(raw)
+
+    def _checked(self, raw: object) -> object:
+        try:
+            if isinstance(raw, str):
+                if len(raw) > MAX_CELL:
+                    raise _Bad(f"The value is longer than {MAX_CELL:,} characters.")
+                if raw in _SPREADSHEET_ERRORS:
+                    raise _Bad(
+                        f"The cell holds the spreadsheet error {raw}: fix it or type the value."
+                    )
+            return self._parse(raw)
+        except _Bad as bad:
+            return _Failure(bad.message)
+        except normalize.InvalidValue as bad:
+            return _Failure(str(bad))
 
 
 # Value helpers ------------------------------------------------------------------------------
@@ -343,7 +409,7 @@ def _plain(raw: object) -> str:
 
 def _free_text(raw: object) -> str:
     text = " ".join(_plain(raw).split())
-    if any(ch < " " or ch == "\x7f" for ch in text):
+    if _CONTROL.search(text):
         raise _Bad("Contains invisible control characters; type the value again.")
     if text.startswith(_FORMULA_START):
         raise _Bad(

@@ -313,3 +313,23 @@ def test_short_rows_read_missing_cells_as_empty(index_key):
 def test_an_unusable_mapping_is_a_programming_error():
     with pytest.raises(ValueError, match="Phone number is required"):
         RowValidator({"N": "name"}, ["N"], "NP")
+
+
+def test_repeated_values_give_the_same_answers_from_the_cache(index_key, monkeypatch):
+    from portal.imports import validation
+
+    monkeypatch.setattr(validation, "CACHE_SIZE", 3)  # the cache also starts over when full
+    cached = RowValidator(MAPPING, HEADERS, "NP", today=TODAY)
+    samples = [
+        {"date_of_birth": "31/01/1990", "gender": "F", "consent": "yes"},
+        {"date_of_birth": "04/13/1990", "gender": "maybe", "consent": "perhaps"},
+        {"date_of_birth": "1990-01-31", "location": "=cmd", "language": "Nepali"},
+        {"consent": 1, "gender": "1"},  # a number and the text "1" are not the same cell
+        {"consent": "1", "name": "Ram"},
+        {"consent": True, "language": "xx"},
+    ]
+    for number, values in enumerate(samples * 4, start=2):
+        cells = {"name": "Sita Kumari", "phone": "9841000001", **values}
+        cells = [cells.get(f.name, "") for f in FIELDS]
+        fresh = RowValidator(MAPPING, HEADERS, "NP", today=TODAY)  # never a cached answer
+        assert cached.validate(number, cells) == fresh.validate(number, cells)
