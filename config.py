@@ -106,6 +106,24 @@ class Config:
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
 
+    # SMS and one-time codes (vendor sign-in, redemptions). "outbox" only stores what would be
+    # sent, for the development outbox page; production refuses it. "http": a Twilio-style API.
+    SMS_PROVIDER = env_str("SMS_PROVIDER", "outbox")
+    SMS_HTTP_URL = env_str("SMS_HTTP_URL")
+    SMS_ACCOUNT = env_str("SMS_ACCOUNT")
+    SMS_TOKEN = env_str("SMS_TOKEN")
+    SMS_FROM = env_str("SMS_FROM")
+    SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10)
+    OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 300)
+    OTP_MAX_TRIES = env_int("OTP_MAX_TRIES", 5)
+    OTP_MAX_RESENDS = env_int("OTP_MAX_RESENDS", 3)
+    OTP_RESEND_SECONDS = env_int("OTP_RESEND_SECONDS", 30)
+    VENDOR_SESSION_SECONDS = env_int("VENDOR_SESSION_SECONDS", 8 * 3600)
+    VENDOR_CODE_PHONE_LIMIT = env_str("VENDOR_CODE_PHONE_LIMIT", "5 per 15 minutes")
+    VENDOR_CODE_IP_LIMIT = env_str("VENDOR_CODE_IP_LIMIT", "30 per 15 minutes")
+    VENDOR_CODE_ENTRY_LIMIT = env_str("VENDOR_CODE_ENTRY_LIMIT", "60 per 15 minutes")
+    VENDOR_CHARGE_LIMIT = env_str("VENDOR_CHARGE_LIMIT", "30 per 10 minutes")
+
     INSTANCE_DIR = str(INSTANCE_DIR)
 
 

@@ -105,9 +105,11 @@ def _connect_listeners() -> None:
     from portal.audit import listeners as audit_listeners
     from portal.chain import setup as chain_setup
     from portal.disbursements import services as disbursements
+    from portal.redemptions import listeners as redemption_listeners
     from portal.vendors import listeners as vendor_listeners
 
     audit_listeners.connect()
     vendor_listeners.connect()
     chain_setup.connect()
     disbursements.connect()
+    redemption_listeners.connect()

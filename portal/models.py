@@ -9,10 +9,13 @@ def import_all() -> None:
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
     from portal.cards import models as _cards  # noqa: F401
     from portal.chain import models as _chain  # noqa: F401
+    from portal.comms import models as _comms  # noqa: F401
     from portal.disbursements import models as _disbursements  # noqa: F401
     from portal.files import models as _files  # noqa: F401
     from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.projects import models as _projects  # noqa: F401
+    from portal.redemptions import models as _redemptions  # noqa: F401
     from portal.settings import models as _settings  # noqa: F401
+    from portal.vendor_portal import models as _vendor_portal  # noqa: F401
     from portal.vendors import models as _vendors  # noqa: F401

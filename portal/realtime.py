@@ -45,6 +45,14 @@ def project_room(project_id: int) -> str:
     return f"project:{project_id}"
 
 
+def vendor_room(vendor_id: int) -> str:
+    return f"vendor:{vendor_id}"
+
+
+def vendor_session_room(session_id: int) -> str:
+    return f"vendor-session:{session_id}"
+
+
 def emitter():
     """The app's Socket.IO server, or a write-only emitter in a worker process."""
     return current_app.extensions.get("portal_emitter") or socketio
@@ -101,6 +109,8 @@ class Topic:
 
 
 TOPICS: dict[str, Topic] = {}
+# Topics for signed-in vendors (their own session, not a staff user): handler(vendor, params).
+VENDOR_TOPICS: dict[str, Topic] = {}
 
 
 def topic(name: str, permission: str):
@@ -116,6 +126,27 @@ def topic(name: str, permission: str):
     return decorator
 
 
+def vendor_topic(name: str):
+    """Register a vendor topic: handler(vendor, params) -> (rooms, snapshot).
+
+    Whatever rooms the handler names, a vendor socket joins only its own ``vendor:<id>`` room.
+    """
+
+    def decorator(fn):
+        VENDOR_TOPICS[name] = Topic(name, "vendor session", fn)
+        return fn
+
+    return decorator
+
+
+def _current_vendor():
+    """The vendor of this socket's vendor session, re-read for every event (None if ended)."""
+    from portal.vendor_portal import sessions as vendor_sessions  # builds on this module
+
+    vendor_sessions.forget_cached()
+    return vendor_sessions.current_vendor()
+
+
 def _refuse(message: str) -> dict:
     return {"ok": False, "error": message}
 
@@ -123,10 +154,16 @@ def _refuse(message: str) -> dict:
 def _on_connect(auth=None):
     # current_user is reloaded from the server-side session row, so a revoked or signed-out
     # browser is refused here and on every later event.
-    if not current_user.is_authenticated:
+    if current_user.is_authenticated:
+        join_room(user_room(current_user.id))
+        join_room(session_room(session["sid_row"]))
+        return True
+    vendor = _current_vendor()
+    db.session.remove()
+    if vendor is None:
         return False
-    join_room(user_room(current_user.id))
-    join_room(session_room(session["sid_row"]))
+    join_room(vendor_room(vendor.id))
+    join_room(vendor_session_room(session["vsid_row"]))
     return True
 
 
@@ -146,6 +183,8 @@ class _Refused(Exception):
 
 def _resolve(data) -> tuple[Topic, list[str], dict]:
     """Check the user and the topic's permission; return the topic, its rooms and snapshot."""
+    if isinstance(data, dict) and str(data.get("topic", "")) in VENDOR_TOPICS:
+        return _resolve_vendor(data)
     if not _signed_in():
         disconnect()
         raise _Refused("signed out")
@@ -162,6 +201,23 @@ def _resolve(data) -> tuple[Topic, list[str], dict]:
     finally:
         db.session.remove()
     return found, rooms, snapshot
+
+
+def _resolve_vendor(data: dict) -> tuple[Topic, list[str], dict]:
+    found = VENDOR_TOPICS[str(data["topic"])]
+    try:
+        vendor = _current_vendor()
+        if vendor is None:
+            disconnect()
+            raise _Refused("signed out")
+        own = vendor_room(vendor.id)
+        try:
+            rooms, snapshot = found.handler(vendor, data)
+        except (PermissionError, LookupError, ValueError):
+            raise _Refused("forbidden") from None
+    finally:
+        db.session.remove()
+    return found, [room for room in rooms if room == own], snapshot
 
 
 def _on_subscribe(data):
@@ -186,7 +242,11 @@ def _on_unsubscribe(data):
 
 def end_session_sockets(session_id: int) -> None:
     """Close the sockets of a signed-out or revoked session that this process serves."""
-    room = session_room(session_id)
+    end_room_sockets(session_room(session_id))
+
+
+def end_room_sockets(room: str) -> None:
+    """Tell the sockets in ``room`` that their session ended, and close them."""
     server = socketio.server
     if server is None:
         return

@@ -105,6 +105,7 @@ def init_app(app: Flask) -> None:
     from portal.beneficiaries.routes import bp as beneficiaries_bp
     from portal.cards.routes import bp as cards_bp
     from portal.chain.routes import bp as chain_bp
+    from portal.comms.routes import bp as comms_bp
     from portal.disbursements.routes import bp as disbursements_bp
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
@@ -112,6 +113,7 @@ def init_app(app: Flask) -> None:
     from portal.main import bp as main_bp
     from portal.projects.routes import bp as projects_bp
     from portal.settings.routes import bp as settings_bp
+    from portal.vendor_portal.routes import bp as vendor_portal_bp
     from portal.vendors.routes import bp as vendors_bp
 
     for bp in (
@@ -130,6 +132,8 @@ def init_app(app: Flask) -> None:
         jobs_bp,
         audit_bp,
         settings_bp,
+        comms_bp,
+        vendor_portal_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

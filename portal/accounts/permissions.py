@@ -27,6 +27,7 @@ PERMISSIONS: dict[str, str] = {
     "user.manage": "Invite and edit staff accounts",
     "role.manage": "Create roles and change their permissions",
     "settings.manage": "Change runtime settings",
+    "outbox.read": "Read the development SMS outbox (never available in production)",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.

@@ -43,3 +43,7 @@ CHAIN_FUND = register_kind("chain.fund", "contracts", "Fund project", max_attemp
 DISBURSEMENT_BATCH = register_kind(
     "disbursement.batch", "contracts", "Disbursement batch", max_attempts=5
 )
+COMMS_SMS = register_kind("comms.sms", "comms", "SMS", max_attempts=6)
+REDEMPTION_TRANSFER = register_kind(
+    "redemptions.transfer", "contracts", "Redemption transfer", max_attempts=5
+)

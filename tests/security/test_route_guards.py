@@ -16,11 +16,29 @@ PUBLIC = {
     "main.favicon",
     # Kobo's REST service cannot sign in: the route checks the source's shared secret itself.
     "kobo.webhook",
+    # Vendors sign in with their phone and an SMS code (rate-limited per number and address).
+    "vendor.sign_in",
+    "vendor.sign_in_code",
+    "vendor.sign_in_resend",
 }
+VENDOR_SIGN_IN = "/vendor/sign-in"
+
+
+def _vendor_guarded(app, rule) -> bool:
+    return getattr(app.view_functions[rule.endpoint], "vendor_guarded", False)
 
 
 def _rules(app):
-    return [r for r in app.url_map.iter_rules() if r.endpoint not in PUBLIC]
+    """Staff routes: neither public nor behind the vendor guard."""
+    return [
+        r
+        for r in app.url_map.iter_rules()
+        if r.endpoint not in PUBLIC and not _vendor_guarded(app, r)
+    ]
+
+
+def _vendor_rules(app):
+    return [r for r in app.url_map.iter_rules() if _vendor_guarded(app, r)]
 
 
 def _url(rule) -> str:
@@ -36,7 +54,7 @@ def test_every_route_is_public_or_guarded(app):
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
         marked_public = getattr(view, "is_public", False)
-        guarded = hasattr(view, "required_permissions")
+        guarded = hasattr(view, "required_permissions") or getattr(view, "vendor_guarded", False)
         if rule.endpoint in PUBLIC:
             if not marked_public and rule.endpoint != "static":
                 unguarded.append(f"{rule.endpoint} is allow-listed but not marked @public")
@@ -51,6 +69,50 @@ def test_public_marks_match_the_allow_list(app):
 
 
 def test_anonymous_requests_are_sent_to_sign_in(app, client):
+    leaks = []
+    for rule in _rules(app):
+        for method in _methods(rule):
+            response = client.open(_url(rule), method=method)
+            if response.status_code != 302 or "/login" not in response.headers.get("Location", ""):
+                leaks.append(f"{method} {rule.rule} -> {response.status_code}")
+    for rule in _vendor_rules(app):
+        for method in _methods(rule):
+            response = client.open(_url(rule), method=method)
+            location = response.headers.get("Location", "")
+            if response.status_code != 302 or not location.startswith(VENDOR_SIGN_IN):
+                leaks.append(f"{method} {rule.rule} -> {response.status_code}")
+    assert not leaks, "\n".join(leaks)
+
+
+def test_vendor_routes_refuse_a_staff_session(app, client, make_user, login):
+    """A staff sign-in, even an admin's, opens no vendor page: those need a vendor session."""
+    assert _vendor_rules(app), "no vendor routes found"
+    login(client, make_user("admin"))
+    leaks = []
+    for rule in _vendor_rules(app):
+        for method in _methods(rule):
+            response = client.open(_url(rule), method=method)
+            location = response.headers.get("Location", "")
+            if response.status_code != 302 or not location.startswith(VENDOR_SIGN_IN):
+                leaks.append(f"{method} {rule.rule} -> {response.status_code}")
+    assert not leaks, "\n".join(leaks)
+
+
+def test_staff_routes_refuse_a_vendor_session(app, client, make_vendor):
+    """A vendor signed in on the phone is not a staff user anywhere."""
+    from flask import session
+
+    from portal.vendor_portal import sessions as vendor_sessions
+
+    vendor = make_vendor(status="approved")
+    db.session.commit()
+    with app.test_request_context():
+        vendor_sessions.start(vendor)
+        db.session.commit()
+        signed_in = dict(session)
+    with client.session_transaction() as browser:
+        browser.update(signed_in)
+    assert client.get("/vendor/").status_code == 200
     leaks = []
     for rule in _rules(app):
         for method in _methods(rule):

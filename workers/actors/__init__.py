@@ -22,6 +22,8 @@ ACTOR_MODULES = (
     "workers.actors.imports",
     "workers.actors.cards",
     "workers.actors.chain",
+    "workers.actors.comms",
+    "workers.actors.redemptions",
 )
 
 

@@ -1,0 +1,46 @@
+"""The outbox: every message the portal sends, encrypted at rest, with its delivery state.
+
+The number and the text are personal data (and the text may hold a one-time code), so both are
+encrypted columns. A message that carries a code is purged (text and number blanked) once the
+code has expired: the row stays as the delivery record.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import ForeignKey, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.crypto import Encrypted
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+QUEUED, SENT, FAILED = "queued", "sent", "failed"
+STATUSES = (QUEUED, SENT, FAILED)
+SMS = "sms"
+
+
+class OutboxMessage(db.Model):
+    __tablename__ = "outbox_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(10), default=SMS)
+    # What the message is for ("vendor.sign_in", "redemption.code"): never the text itself.
+    purpose: Mapped[str] = mapped_column(String(40), index=True)
+    recipient: Mapped[str | None] = mapped_column(Encrypted)
+    body: Mapped[str | None] = mapped_column(Encrypted)
+    status: Mapped[str] = mapped_column(String(10), default=QUEUED, index=True)
+    provider: Mapped[str] = mapped_column(String(20))
+    provider_ref: Mapped[str | None] = mapped_column(String(80))
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(default=0)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="SET NULL"), index=True
+    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    sent_at: Mapped[datetime | None]
+    # When the text and the number are blanked (messages with a code: when the code expires).
+    purge_after: Mapped[datetime | None] = mapped_column(index=True)
+    purged_at: Mapped[datetime | None]

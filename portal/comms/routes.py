@@ -1,0 +1,44 @@
+"""The development outbox: what would have been sent, for staff trying the portal locally.
+
+It exists only while the outbox provider is in use outside production (a 404 otherwise), so
+codes sent to real phones are never on a page.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, abort, current_app, render_template
+
+from portal.accounts.guards import permission_required
+from portal.comms import services
+from portal.comms.providers import OUTBOX, check_config
+from portal.extensions import db
+
+bp = Blueprint("comms", __name__, url_prefix="/dev")
+REFRESH_SECONDS = 5
+
+
+@bp.record_once
+def _check_settings(state) -> None:
+    # Registering the blueprint is part of every app start: a wrong SMS setup stops it there.
+    check_config(state.app.config)
+
+
+def outbox_enabled() -> bool:
+    config = current_app.config
+    return config.get("ENV_NAME") != "production" and config.get("SMS_PROVIDER") == OUTBOX
+
+
+@bp.get("/outbox")
+@permission_required("outbox.read")
+def outbox():
+    if not outbox_enabled():
+        abort(404)
+    if services.purge_expired():
+        db.session.commit()
+    response = current_app.make_response(
+        render_template("comms/outbox.html", messages=services.recent(), refresh=REFRESH_SECONDS)
+    )
+    # A plain HTTP refresh: the page follows new messages without any script.
+    response.headers["Refresh"] = str(REFRESH_SECONDS)
+    response.headers["Cache-Control"] = "no-store"
+    return response

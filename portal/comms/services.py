@@ -1,0 +1,110 @@
+"""Sending SMS: a message row now, the provider call in a ``comms.sms`` job after commit.
+
+The row is written in the caller's transaction, so a message exists exactly when the change that
+asked for it commits, and a job that fails is retried until the provider takes it. Nothing here
+logs a number or a text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from flask import current_app
+from sqlalchemy import select, update
+
+from portal.comms.models import FAILED, SENT, SMS, OutboxMessage
+from portal.comms.providers import ProviderError, get_provider
+from portal.extensions import db
+from portal.jobs import dispatch
+from portal.jobs.kinds import COMMS_SMS
+from portal.jobs.lifecycle import PermanentJobError
+from portal.timeutil import utcnow
+
+# Messages without a code are kept this long as sent, then blanked like the others.
+KEEP_DAYS = 30
+
+
+def send_sms(
+    to_e164: str,
+    body: str,
+    purpose: str,
+    *,
+    expires_at: datetime | None = None,
+    project_id: int | None = None,
+) -> OutboxMessage:
+    """Queue an SMS. ``expires_at``: when the text stops being useful (a code's expiry); the
+    message is not sent after it, and its text and number are blanked then."""
+    message = OutboxMessage(
+        channel=SMS,
+        purpose=purpose,
+        recipient=to_e164,
+        body=body,
+        provider=current_app.config.get("SMS_PROVIDER") or "outbox",
+        project_id=project_id,
+        purge_after=expires_at or utcnow() + timedelta(days=KEEP_DAYS),
+    )
+    db.session.add(message)
+    db.session.flush()
+    job = dispatch.enqueue(COMMS_SMS.name, {"message_id": message.id}, project_id=project_id)
+    message.job_id = job.id
+    return message
+
+
+def deliver(message_id: int) -> str:
+    """The ``comms.sms`` job: hand the message to the provider, once it is sent mark it so."""
+    purge_expired()
+    message = db.session.get(OutboxMessage, message_id)
+    if message is None:
+        raise PermanentJobError("The message this job was for no longer exists.")
+    if message.status == SENT:
+        return "already sent"
+    if message.purged_at is not None or message.body is None:
+        message.status = FAILED
+        message.error = "Expired before it could be sent."
+        return "expired before it could be sent"
+    provider = get_provider(current_app.config)
+    message.attempts += 1
+    try:
+        ref = provider.send(message.recipient, message.body)
+    except ProviderError as exc:
+        message.error = str(exc)
+        if exc.permanent:
+            message.status = FAILED
+        # Kept even though the job's transaction is rolled back on the way out.
+        db.session.commit()
+        if exc.permanent:
+            raise PermanentJobError(str(exc)) from None
+        raise
+    message.status = SENT
+    message.provider = provider.name
+    message.provider_ref = ref
+    message.error = None
+    message.sent_at = utcnow()
+    return f"sent through {provider.name}"
+
+
+def purge_expired(limit: int = 500) -> int:
+    """Blank the text and number of messages past their keeping time; returns how many."""
+    now = utcnow()
+    ids = list(
+        db.session.scalars(
+            select(OutboxMessage.id)
+            .where(OutboxMessage.purge_after < now, OutboxMessage.purged_at.is_(None))
+            .limit(limit)
+        )
+    )
+    if not ids:
+        return 0
+    db.session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id.in_(ids), OutboxMessage.purged_at.is_(None))
+        .values(body=None, recipient=None, purged_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return len(ids)
+
+
+def recent(limit: int = 100) -> list[OutboxMessage]:
+    return list(
+        db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit))
+    )

@@ -1,0 +1,1 @@
+"""Redemptions: a beneficiary spends entitlement at a vendor, confirmed by a one-time SMS code."""

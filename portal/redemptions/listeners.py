@@ -1,0 +1,21 @@
+"""What redemptions do when the chain answers and when a vendor is suspended."""
+
+from __future__ import annotations
+
+from portal import events
+from portal.redemptions import services
+
+SUSPENDED_NOTE = "The vendor was suspended. Nothing was taken."
+
+
+def _on_chain_final(tx, receipt=None, **_) -> None:
+    services.on_chain_final(tx)
+
+
+def _on_vendor_suspended(vendor, **_) -> None:
+    services.stop_for_vendor(vendor.id, SUSPENDED_NOTE)
+
+
+def connect() -> None:
+    events.chain_tx_final.connect(_on_chain_final, weak=False)
+    events.vendor_suspended.connect(_on_vendor_suspended, weak=False)

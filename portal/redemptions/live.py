@@ -1,0 +1,92 @@
+"""What a redemption looks like on the wire and to the vendor, and who hears about it."""
+
+from __future__ import annotations
+
+from portal import realtime
+from portal.chain.models import ProjectChain
+from portal.chain.setup import format_amount
+from portal.extensions import db
+from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
+from portal.redemptions.models import (
+    ACCEPTED,
+    CANCELLED,
+    FAILED,
+    FINAL,
+    SETTLED,
+    SUBMITTED,
+    Redemption,
+)
+
+REDEMPTION_UPDATED = "redemption.updated"
+
+# What the vendor reads: "pending" until the chain confirms, then "confirmed".
+LABELS = {
+    AWAITING: "Waiting for the code",
+    ACCEPTED: "Pending",
+    SUBMITTED: "Pending",
+    SETTLED: "Confirmed",
+    FAILED: "Failed",
+    CANCELLED: "Cancelled",
+    EXPIRED: "Code expired",
+    LOCKED: "Too many wrong codes",
+}
+TONES = {
+    AWAITING: "queued",
+    ACCEPTED: "running",
+    SUBMITTED: "running",
+    SETTLED: "succeeded",
+    FAILED: "failed",
+    CANCELLED: "cancelled",
+    EXPIRED: "cancelled",
+    LOCKED: "failed",
+}
+# Vendors see why in words that carry no chain detail; staff see the stored error.
+VENDOR_NOTES = {
+    FAILED: "The transfer did not go through. Nothing was taken from the beneficiary.",
+    EXPIRED: "The code was not entered in time. Nothing was taken.",
+    LOCKED: "The code was entered wrong too many times. Nothing was taken.",
+}
+
+
+def label(status: str) -> str:
+    return LABELS.get(status, status)
+
+
+def vendor_note(redemption: Redemption) -> str:
+    if redemption.status == CANCELLED:
+        return redemption.error or "Cancelled. Nothing was taken."
+    return VENDOR_NOTES.get(redemption.status, "")
+
+
+def money(amount: int, pc: ProjectChain | None) -> str:
+    if pc is None:
+        return str(amount)
+    return f"{format_amount(amount, pc.decimals)} {pc.symbol}"
+
+
+def serialize(redemption: Redemption) -> dict:
+    pc = db.session.get(ProjectChain, redemption.project_id)
+    return {
+        "id": redemption.id,
+        "project_id": redemption.project_id,
+        "vendor_id": redemption.vendor_id,
+        "status": redemption.status,
+        "label": label(redemption.status),
+        "tone": TONES.get(redemption.status, "queued"),
+        "final": redemption.status in FINAL,
+        "amount": money(redemption.amount, pc),
+        "note": vendor_note(redemption),
+        "settled_at": redemption.settled_at.isoformat() if redemption.settled_at else None,
+    }
+
+
+def rooms_for(redemption: Redemption) -> list[str]:
+    return [
+        realtime.vendor_room(redemption.vendor_id),
+        realtime.project_room(redemption.project_id),
+    ]
+
+
+def announce(redemption: Redemption) -> None:
+    """Push the redemption's state once the transaction that set it commits."""
+    realtime.emit_after_commit(REDEMPTION_UPDATED, serialize(redemption), rooms_for(redemption))

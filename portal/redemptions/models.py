@@ -1,0 +1,59 @@
+"""A redemption: a vendor charges a beneficiary's entitlement, confirmed by the person's code.
+
+awaiting_code → accepted (code right; entitlement reserved in the same UPDATE transaction)
+→ submitted (handed to the chain) → settled (confirmed on chain). Side exits: failed (the
+transfer did not happen; the reservation is given back), cancelled (by the vendor, or their
+suspension), expired and locked (the code ran out of time or of tries).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
+from portal.timeutil import utcnow
+
+ACCEPTED, SUBMITTED, SETTLED = "accepted", "submitted", "settled"
+FAILED, CANCELLED = "failed", "cancelled"
+STATUSES = (AWAITING, ACCEPTED, SUBMITTED, SETTLED, FAILED, CANCELLED, EXPIRED, LOCKED)
+# The entitlement is reserved and the tokens are not yet with the vendor.
+IN_FLIGHT = (ACCEPTED, SUBMITTED)
+OPEN = (AWAITING, *IN_FLIGHT)
+FINAL = (SETTLED, FAILED, CANCELLED, EXPIRED, LOCKED)
+# How the vendor found the beneficiary.
+BY_CARD, BY_PHONE = "card", "phone"
+
+
+class Redemption(db.Model):
+    __tablename__ = "redemptions"
+    __table_args__ = (
+        Index("ix_redemptions_vendor_created", "vendor_id", "created_at"),
+        Index("ix_redemptions_project_status", "project_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
+    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # token base units
+    method: Mapped[str] = mapped_column(String(10), default=BY_CARD)
+    status: Mapped[str] = mapped_column(String(16), default=AWAITING, index=True)
+    # HMAC of (id, amount, code); emptied once the code is used or can no longer be.
+    code_hash: Mapped[str | None] = mapped_column(String(64))
+    code_expires_at: Mapped[datetime]
+    tries: Mapped[int] = mapped_column(default=0)
+    resends: Mapped[int] = mapped_column(default=0)
+    last_sent_at: Mapped[datetime] = mapped_column(default=utcnow)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    chain_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    confirmed_at: Mapped[datetime | None]  # the code was accepted
+    submitted_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]  # the transfer was confirmed on chain
+    finished_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,111 @@
+"""Vendor sessions: a server-side row behind its own key in the signed session cookie.
+
+Staff sessions use ``sid``; vendors ``vsid``. The two never stand in for each other: a vendor
+session opens no staff page and a staff sign-in opens no vendor page.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+
+from flask import current_app, g, has_request_context, request, session
+from sqlalchemy import select, update
+
+from portal.crypto import token_hash
+from portal.extensions import db
+from portal.timeutil import utcnow
+from portal.vendor_portal.models import VendorSession
+from portal.vendors.models import APPROVED, Vendor
+
+TOKEN_KEY, ROW_KEY = "vsid", "vsid_row"
+_CACHE = "portal_vendor"
+_TOUCH_EVERY = timedelta(minutes=1)
+
+
+def start(vendor: Vendor) -> VendorSession:
+    token = secrets.token_urlsafe(32)
+    now = utcnow()
+    row = VendorSession(
+        vendor_id=vendor.id,
+        token_hash=token_hash(token),
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=current_app.config["VENDOR_SESSION_SECONDS"]),
+        user_agent=(request.user_agent.string or "")[:255] if has_request_context() else "",
+    )
+    db.session.add(row)
+    db.session.flush()
+    session[TOKEN_KEY] = token
+    session[ROW_KEY] = row.id
+    session.permanent = True
+    g.pop(_CACHE, None)
+    return row
+
+
+def current_vendor() -> Vendor | None:
+    """The approved vendor of this browser's live vendor session, else None (cached per request)."""
+    if _CACHE in g:
+        return g.get(_CACHE)
+    vendor = _load()
+    setattr(g, _CACHE, vendor)
+    return vendor
+
+
+def forget_cached() -> None:
+    """Socket events must see a revoke made a moment ago, as requests do."""
+    g.pop(_CACHE, None)
+
+
+def current_row_id() -> int | None:
+    return session.get(ROW_KEY)
+
+
+def _load() -> Vendor | None:
+    token = session.get(TOKEN_KEY)
+    if not token:
+        return None
+    row = db.session.scalar(
+        select(VendorSession).where(
+            VendorSession.token_hash == token_hash(token), VendorSession.revoked_at.is_(None)
+        )
+    )
+    now = utcnow()
+    if row is None or row.expires_at <= now:
+        return None
+    if now - row.last_seen_at > _TOUCH_EVERY:
+        # Its own statement, so a request that rolls back still counts as activity.
+        with db.engine.begin() as conn:
+            conn.execute(
+                update(VendorSession).where(VendorSession.id == row.id).values(last_seen_at=now)
+            )
+    vendor = db.session.get(Vendor, row.vendor_id)
+    return vendor if vendor is not None and vendor.status == APPROVED else None
+
+
+def end_current() -> int | None:
+    row_id = session.pop(ROW_KEY, None)
+    session.pop(TOKEN_KEY, None)
+    g.pop(_CACHE, None)
+    if row_id:
+        revoke(row_id)
+    return row_id
+
+
+def revoke(row_id: int) -> bool:
+    return (
+        db.session.execute(
+            update(VendorSession)
+            .where(VendorSession.id == row_id, VendorSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        ).rowcount
+        == 1
+    )
+
+
+def revoke_all(vendor_id: int) -> int:
+    return db.session.execute(
+        update(VendorSession)
+        .where(VendorSession.vendor_id == vendor_id, VendorSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount
