@@ -32,6 +32,9 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
     pc = setup.state(project.id)
     if deploy_form is None:
         deploy_form = DeployForm(symbol=f"P{project.id}AID")
+    fund_form = fund_form or FundForm()
+    if pc is not None:
+        fund_form.amount.description = f"In {pc.symbol}; the token has {pc.decimals} decimals."
     fundings = db.session.scalars(
         select(Funding)
         .where(Funding.project_id == project.id)
@@ -54,7 +57,7 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
             money=money,
             fundings=fundings,
             deploy_form=deploy_form,
-            fund_form=fund_form or FundForm(),
+            fund_form=fund_form,
             fmt=setup.format_amount,
         ),
         status,

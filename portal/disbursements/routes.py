@@ -72,6 +72,8 @@ def new(project_id: int):
     project = projects.get_visible(current_user, project_id)
     pc = setup.state(project.id)
     form = _form(project)
+    if pc is not None:
+        form.amount.description = f"In {pc.symbol}, e.g. 1500 or 12.50 ({pc.decimals} decimals)."
     status = 200
     if form.validate_on_submit():
         try:
