@@ -159,7 +159,6 @@ def _on_connect(auth=None):
         join_room(session_room(session["sid_row"]))
         return True
     vendor = _current_vendor()
-    db.session.remove()
     if vendor is None:
         return False
     join_room(vendor_room(vendor.id))

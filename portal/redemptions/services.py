@@ -216,6 +216,7 @@ def start(
         status=AWAITING,
         code_expires_at=now + codes.ttl(),
         last_sent_at=now,
+        created_at=now,
         tries=0,
         resends=0,
     )

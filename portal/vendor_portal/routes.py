@@ -16,7 +16,6 @@ from flask import (
     session,
     url_for,
 )
-from flask_limiter import RequestLimit
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -39,6 +38,7 @@ bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 SIGN_IN_KEY = "vsignin"
 
 WRONG_CODE = "That code is not right. {left} more {tries} before it stops working."
+TOO_MANY = "Too many tries for now. Wait a few minutes, then try again."
 OUTCOME_NOTES = {
     codes.LOCKED: "The code was entered wrong too many times and no longer works.",
     codes.EXPIRED: "The code has expired.",
@@ -69,19 +69,6 @@ def _vendor_key() -> str:
     return f"vendor-session:{session.get(sessions.ROW_KEY)}"
 
 
-def _too_many(limit: RequestLimit):
-    return current_app.make_response(
-        (
-            render_template(
-                "vendor/message.html",
-                title="Please wait",
-                message="Too many tries for now. Wait a few minutes, then try again.",
-            ),
-            429,
-        )
-    )
-
-
 # --- errors inside vendor pages look like vendor pages ----------------------------------------
 
 
@@ -102,6 +89,8 @@ def _domain_error(exc):
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc):
+    if exc.code == 429:
+        return _message(429, "Please wait", TOO_MANY)
     return _message(exc.code or 500, "That did not work", exc.description or "")
 
 
@@ -114,19 +103,18 @@ def _field_errors(form, exc: ValidationFailed, fallback: str) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and target.startswith("/vendor") and not target.startswith("//"):
+    if target and (target == "/vendor" or target.startswith("/vendor/")):
         return target
     return url_for("vendor.home")
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
 @public
-@limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"), methods=["POST"], on_breach=_too_many)
+@limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"), methods=["POST"])
 @limiter.limit(
     _limit("VENDOR_CODE_PHONE_LIMIT"),
     key_func=_phone_key,
     methods=["POST"],
-    on_breach=_too_many,
     scope="vendor-phone",
 )
 def sign_in():
@@ -149,7 +137,7 @@ def sign_in():
 
 @bp.route("/sign-in/code", methods=["GET", "POST"])
 @public
-@limiter.limit(_limit("VENDOR_CODE_ENTRY_LIMIT"), methods=["POST"], on_breach=_too_many)
+@limiter.limit(_limit("VENDOR_CODE_ENTRY_LIMIT"), methods=["POST"])
 def sign_in_code():
     attempt_id = session.get(SIGN_IN_KEY)
     if not attempt_id:
@@ -183,10 +171,8 @@ def sign_in_code():
 
 @bp.post("/sign-in/resend")
 @public
-@limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"), on_breach=_too_many)
-@limiter.limit(
-    _limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_attempt_key, on_breach=_too_many, scope="attempt"
-)
+@limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"))
+@limiter.limit(_limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_attempt_key, scope="attempt")
 def sign_in_resend():
     attempt_id = session.get(SIGN_IN_KEY)
     if not attempt_id or not EmptyForm().validate_on_submit():
@@ -277,7 +263,6 @@ def _money_of(vendor):
     _limit("VENDOR_CHARGE_LIMIT"),
     key_func=_vendor_key,
     methods=["POST"],
-    on_breach=_too_many,
     scope="vendor-charge",
 )
 def charge():
@@ -337,7 +322,6 @@ def _code_page(vendor, redemption, form):
     _limit("VENDOR_CODE_ENTRY_LIMIT"),
     key_func=_vendor_key,
     methods=["POST"],
-    on_breach=_too_many,
     scope="vendor-code",
 )
 def code(redemption_id: int):
@@ -371,9 +355,7 @@ def code(redemption_id: int):
 
 @bp.post("/payments/<int:redemption_id>/resend")
 @vendor_required
-@limiter.limit(
-    _limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_vendor_key, on_breach=_too_many, scope="resend"
-)
+@limiter.limit(_limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_vendor_key, scope="resend")
 def resend(redemption_id: int):
     vendor = current_vendor()
     if EmptyForm().validate_on_submit():

@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 from datetime import timedelta
 
-from flask import current_app, g, has_request_context, request, session
+from flask import current_app, has_request_context, request, session
 from sqlalchemy import select, update
 
 from portal.crypto import token_hash
@@ -19,7 +19,10 @@ from portal.vendor_portal.models import VendorSession
 from portal.vendors.models import APPROVED, Vendor
 
 TOKEN_KEY, ROW_KEY = "vsid", "vsid_row"
-_CACHE = "portal_vendor"
+# Cached on the request's environ, which lives exactly as long as the request (``g`` outlives
+# it where an app context is shared, as in tests).
+_CACHE = "portal.vendor"
+_MISSING = object()
 _TOUCH_EVERY = timedelta(minutes=1)
 
 
@@ -39,22 +42,25 @@ def start(vendor: Vendor) -> VendorSession:
     session[TOKEN_KEY] = token
     session[ROW_KEY] = row.id
     session.permanent = True
-    g.pop(_CACHE, None)
+    forget_cached()
     return row
 
 
 def current_vendor() -> Vendor | None:
     """The approved vendor of this browser's live vendor session, else None (cached per request)."""
-    if _CACHE in g:
-        return g.get(_CACHE)
-    vendor = _load()
-    setattr(g, _CACHE, vendor)
-    return vendor
+    if not has_request_context():
+        return None
+    found = request.environ.get(_CACHE, _MISSING)
+    if found is _MISSING:
+        found = request.environ[_CACHE] = _load()
+    return found
 
 
 def forget_cached() -> None:
-    """Socket events must see a revoke made a moment ago, as requests do."""
-    g.pop(_CACHE, None)
+    """Socket events share one environ per connection: each must see a revoke made a moment
+    ago, as requests do."""
+    if has_request_context():
+        request.environ.pop(_CACHE, None)
 
 
 def current_row_id() -> int | None:
@@ -86,7 +92,7 @@ def _load() -> Vendor | None:
 def end_current() -> int | None:
     row_id = session.pop(ROW_KEY, None)
     session.pop(TOKEN_KEY, None)
-    g.pop(_CACHE, None)
+    forget_cached()
     if row_id:
         revoke(row_id)
     return row_id

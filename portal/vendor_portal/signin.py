@@ -61,6 +61,7 @@ def request_code(raw_phone: str) -> VendorSignIn:
         status=codes.AWAITING,
         code_expires_at=now + codes.ttl(),
         last_sent_at=now,
+        created_at=now,
         tries=0,
         resends=0,
     )
