@@ -104,6 +104,7 @@ def create_app(
 def _connect_listeners() -> None:
     from portal.audit import listeners as audit_listeners
     from portal.chain import setup as chain_setup
+    from portal.dashboard import live as dashboard_live
     from portal.disbursements import services as disbursements
     from portal.redemptions import listeners as redemption_listeners
     from portal.vendors import listeners as vendor_listeners
@@ -112,4 +113,5 @@ def _connect_listeners() -> None:
     vendor_listeners.connect()
     chain_setup.connect()
     disbursements.connect()
+    dashboard_live.connect()
     redemption_listeners.connect()

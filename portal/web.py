@@ -106,6 +106,7 @@ def init_app(app: Flask) -> None:
     from portal.cards.routes import bp as cards_bp
     from portal.chain.routes import bp as chain_bp
     from portal.comms.routes import bp as comms_bp
+    from portal.dashboard.routes import bp as dashboard_bp
     from portal.disbursements.routes import bp as disbursements_bp
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
@@ -126,6 +127,7 @@ def init_app(app: Flask) -> None:
         cards_bp,
         chain_bp,
         disbursements_bp,
+        dashboard_bp,
         imports_bp,
         kobo_bp,
         vendors_bp,
