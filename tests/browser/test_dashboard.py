@@ -1,0 +1,233 @@
+"""The live dashboard in a real browser: a project deployed, funded and allocated on chain by the
+portal's own jobs, a redemption confirmed in another process, and the screen's figures changing
+within a second without a reload; then the chain settles it and the screen follows again."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.support import stack
+
+pytestmark = pytest.mark.browser
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+@pytest.fixture(scope="module")
+def chain_portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
+    """``flask serve`` with its worker threads (chain jobs need the embedded EVM of that process)
+    and, in this process, an app on the same database and Redis: what it commits reaches the
+    browser the way a separate worker's commits do, through Redis."""
+    from config import Config
+    from portal import create_app
+    from portal.extensions import db
+
+    url = sqlite_factory()
+    folder = tmp_path_factory.mktemp("dashboard-stack")
+    channel = f"portal-dashboard-{secrets.token_hex(4)}"
+    env = stack.portal_env(
+        database_url=url,
+        redis_url=redis_db.url,
+        instance_dir=folder / "instance",
+        secrets=portal_secrets,
+        SOCKETIO_CHANNEL=channel,
+    )
+    email, password = f"ops-{secrets.token_hex(4)}@example.org", "a-long-dashboard-password-9"
+    stack.create_user(env, email, password, role="admin")
+    web = stack.WebServer(env, folder, workers=True)
+    app = create_app(
+        Config,
+        role="worker",
+        SQLALCHEMY_DATABASE_URI=url,
+        REDIS_URL=redis_db.url,
+        BROKER="redis",
+        SECRET_KEY=portal_secrets["SECRET_KEY"],
+        PII_KEY=portal_secrets["PII_KEY"],
+        INSTANCE_DIR=str(folder / "test-process"),
+        RATELIMIT_STORAGE_URI="memory://",
+        SOCKETIO_CHANNEL=channel,
+    )
+    try:
+        web.start()
+        web.wait_ready()
+        yield {"base": web.base_url, "email": email, "password": password, "app": app}
+    finally:
+        web.stop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["dramatiq_broker"].close()
+
+
+def wait_until(check, timeout: float = 60, what: str = "the portal's jobs"):
+    from portal.extensions import db
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()  # read what the web process's workers committed since
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def prepare_project():
+    """A project with 3 people allocated 40.00 each and an approved vendor, through the
+    services and the web process's chain jobs."""
+    from sqlalchemy import select
+
+    from portal.accounts.models import User
+    from portal.beneficiaries import services as beneficiaries
+    from portal.chain import setup
+    from portal.disbursements import services as disbursements
+    from portal.disbursements.models import Disbursement
+    from portal.extensions import db
+    from portal.projects import services as projects
+    from portal.projects.models import Project
+    from portal.vendors import services as vendors
+
+    admin = db.session.scalar(select(User).limit(1))
+    project = projects.create({"name": "Koshi cash for food", "type": "cva"}, admin)
+    projects.change_status(project, "active")
+    people = [
+        beneficiaries.create(
+            {"name": f"Dashboard Person {n}", "phone": f"98455000{n:02d}"}, project=project
+        )
+        for n in range(3)
+    ]
+    shop = vendors.register(
+        {
+            "name": "Hill Grocers",
+            "phone": "9805500001",
+            "category": "shop",
+            "contact_name": "Owner",
+        },
+        project=project,
+    )
+    vendors.change_status(shop, "approved")
+    db.session.commit()
+    project_id = project.id
+
+    setup.start_deploy(project, "AID", 2, None)
+    db.session.commit()
+    wait_until(lambda: setup.state(project_id).status == "deployed", what="deployment")
+    setup.start_funding(db.session.get(Project, project_id), "500.00", "test", None)
+    db.session.commit()
+    wait_until(lambda: setup.state(project_id).funded == 50_000, what="funding")
+    d, _ = disbursements.create(
+        db.session.get(Project, project_id),
+        title="First round",
+        amount_text="40.00",
+        group_id=None,
+        beneficiary_ids=[p.id for p in people],
+        batch_size=10,
+        user_id=None,
+    )
+    disbursements.start(d, None)
+    db.session.commit()
+    d_id = d.id
+    wait_until(lambda: db.session.get(Disbursement, d_id).status == "completed", what="allocation")
+    return project_id, [p.id for p in people], shop.id
+
+
+def charge(project_id: int, person_id: int, vendor_id: int, amount: int):
+    """The vendor's phone: start a charge (a code goes to the outbox), then read the code."""
+    from sqlalchemy import select
+
+    from portal.beneficiaries.models import Beneficiary
+    from portal.chain import setup
+    from portal.comms.models import OutboxMessage
+    from portal.extensions import db
+    from portal.projects.models import Project
+    from portal.redemptions import services as redemptions
+    from portal.vendors.models import Vendor
+
+    vendor = db.session.get(Vendor, vendor_id)
+    started = redemptions.start(
+        vendor,
+        db.session.get(Project, project_id),
+        setup.state(project_id),
+        db.session.get(Beneficiary, person_id),
+        amount,
+        "card",
+    )
+    db.session.commit()
+    body = db.session.scalar(select(OutboxMessage.body).order_by(OutboxMessage.id.desc()).limit(1))
+    return vendor, started.id, CODE.search(body).group(1)
+
+
+def sign_in(page, portal):
+    page.goto(f"{portal['base']}/login")
+    page.get_by_label("Email").fill(portal["email"])
+    page.get_by_label("Password").fill(portal["password"])
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+
+
+def test_figures_follow_a_redemption_within_a_second(chromium, chain_portal, shots):
+    from portal.extensions import db
+    from portal.redemptions import services as redemptions
+
+    with chain_portal["app"].app_context():
+        project_id, people, vendor_id = prepare_project()
+
+        context = chromium.new_context(viewport={"width": 1920, "height": 1080})
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        sign_in(page, chain_portal)
+        page.goto(f"{chain_portal['base']}/projects/{project_id}/live")
+        redeemed = page.locator('[data-kpi="redeemed"]')
+        expect(page.locator('[data-kpi="allocated"]')).to_have_text("120.00")
+        expect(redeemed).to_have_text("0.00")
+        expect(page.locator("#dash-conn")).to_have_attribute("data-state", "on", timeout=10_000)
+        page.evaluate(
+            """() => {
+              window.__notReloaded = true;
+              const target = document.querySelector('[data-kpi="redeemed"]');
+              new MutationObserver(() => { window.__changedAt = window.__changedAt || Date.now(); })
+                .observe(target, { childList: true, characterData: true, subtree: true });
+            }"""
+        )
+
+        # Another process of the portal accepts a beneficiary's code: one commit.
+        vendor, redemption_id, code = charge(project_id, people[0], vendor_id, 1250)
+        before = time.time() * 1000
+        assert redemptions.confirm(vendor, redemption_id, code).ok
+        db.session.commit()
+
+        expect(redeemed).to_have_text("12.50", timeout=1000)
+        latency_ms = page.evaluate("window.__changedAt") - before
+        print(f"\ncommit → figure on screen: {latency_ms:.0f} ms")
+        assert latency_ms < 1000
+        expect(page.locator('[data-kpi="remaining"]')).to_have_text("107.50")
+        feed = page.locator("#dash-feed li").first
+        expect(feed).to_contain_text("Hill Grocers")
+        expect(feed).to_contain_text("pending")
+
+        # The web process's worker sends the transfer; once the chain confirms, the screen says so.
+        expect(feed).to_contain_text("confirmed", timeout=30_000)
+        expect(page.locator('[data-kpi="people-served"]')).to_have_text("1")
+        shop_row = page.locator(f'#dash-vendors tbody tr[data-id="{vendor_id}"]')
+        expect(shop_row).to_contain_text("12.50")
+        assert page.evaluate("window.__notReloaded === true"), "the dashboard was reloaded"
+        assert not errors, errors
+        # Personal data never reaches the screen: the reference only.
+        text = page.locator("#dashboard").inner_text()
+        assert "Dashboard Person" not in text and "98455000" not in text
+        page.screenshot(path=str(shots / "dashboard-1920.png"))
+
+        phone = chromium.new_context(viewport={"width": 375, "height": 812})
+        small = phone.new_page()
+        sign_in(small, chain_portal)
+        small.goto(f"{chain_portal['base']}/projects/{project_id}/live")
+        expect(small.locator('[data-kpi="redeemed"]')).to_have_text("12.50")
+        width = small.evaluate("document.documentElement.scrollWidth")
+        assert width <= 375, f"the dashboard is {width}px wide on a 375px phone"
+        small.screenshot(path=str(shots / "dashboard-375.png"), full_page=True)
+        phone.close()
+        context.close()
