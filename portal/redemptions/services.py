@@ -272,6 +272,21 @@ def expire_if_due(redemption: Redemption) -> Redemption:
     return redemption
 
 
+def expire_due(vendor_id: int) -> int:
+    """Expire the vendor's redemptions whose code ran out unused (nobody may have looked)."""
+    ids = db.session.scalars(
+        select(Redemption.id).where(
+            Redemption.vendor_id == vendor_id,
+            Redemption.status == AWAITING,
+            Redemption.code_expires_at <= utcnow(),
+        )
+    ).all()
+    expired = [rid for rid in ids if codes.expire(Redemption, rid)]
+    for redemption_id in expired:
+        announce(_reload(redemption_id))
+    return len(expired)
+
+
 def _reserve(redemption: Redemption) -> bool:
     left = Entitlement.allocated - Entitlement.redeemed - Entitlement.revoked
     return (

@@ -212,6 +212,8 @@ def sign_out():
 @vendor_required
 def home():
     vendor = current_vendor()
+    if redemptions.expire_due(vendor.id):
+        db.session.commit()
     return render_template(
         "vendor/home.html",
         vendor=vendor,

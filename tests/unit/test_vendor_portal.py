@@ -348,3 +348,16 @@ def test_a_staff_socket_cannot_use_vendor_topics(world, client, app, make_user, 
     assert sio.is_connected()
     ack = sio.emit("subscribe", {"topic": "redemptions"}, callback=True)
     assert ack == {"ok": False, "error": "signed out"}
+
+
+def test_unused_codes_show_as_expired_on_the_home_page(world, client):
+    project, _, vendor = world
+    sign_in(client, vendor)
+    client.post(
+        "/vendor/charge", data={"project_id": project.id, "phone": "9841000001", "amount": "1"}
+    )
+    redemption = db.session.scalar(select(Redemption))
+    redemption.code_expires_at = redemption.created_at
+    db.session.commit()
+    assert "Code expired" in client.get("/vendor/").get_data(as_text=True)
+    assert db.session.get(Redemption, redemption.id).status == "expired"
