@@ -1,6 +1,7 @@
 """The live dashboard in a real browser: a project deployed, funded and allocated on chain by the
 portal's own jobs, a redemption confirmed in another process, and the screen's figures changing
-within a second without a reload; then the chain settles it and the screen follows again."""
+within a second without a reload; then the chain settles it and the screen follows again; and a
+screen that lost its connection catches up when it is back."""
 
 from __future__ import annotations
 
@@ -214,6 +215,17 @@ def test_figures_follow_a_redemption_within_a_second(chromium, chain_portal, sho
         expect(page.locator('[data-kpi="people-served"]')).to_have_text("1")
         shop_row = page.locator(f'#dash-vendors tbody tr[data-id="{vendor_id}"]')
         expect(shop_row).to_contain_text("12.50")
+
+        # A screen that lost its connection misses pushes, and catches up when it is back.
+        page.evaluate("Portal.socket.disconnect()")
+        expect(page.locator("#dash-conn")).to_have_attribute("data-state", "off")
+        vendor, redemption_id, code = charge(project_id, people[1], vendor_id, 500)
+        assert redemptions.confirm(vendor, redemption_id, code).ok
+        db.session.commit()
+        page.wait_for_timeout(500)
+        expect(redeemed).to_have_text("12.50")
+        page.evaluate("Portal.socket.connect()")
+        expect(redeemed).to_have_text("17.50", timeout=5000)
         assert page.evaluate("window.__notReloaded === true"), "the dashboard was reloaded"
         assert not errors, errors
         # Personal data never reaches the screen: the reference only.
@@ -225,7 +237,7 @@ def test_figures_follow_a_redemption_within_a_second(chromium, chain_portal, sho
         small = phone.new_page()
         sign_in(small, chain_portal)
         small.goto(f"{chain_portal['base']}/projects/{project_id}/live")
-        expect(small.locator('[data-kpi="redeemed"]')).to_have_text("12.50")
+        expect(small.locator('[data-kpi="redeemed"]')).to_have_text("17.50")
         width = small.evaluate("document.documentElement.scrollWidth")
         assert width <= 375, f"the dashboard is {width}px wide on a 375px phone"
         small.screenshot(path=str(shots / "dashboard-375.png"), full_page=True)
