@@ -1,8 +1,15 @@
-"""The two streaming passes over an import file: the dry run and the commit.
+"""The two streaming passes of an import: the dry run and the commit.
 
-Both read the stored file row by row, validate, and de-duplicate inside the file and against the
-database (through the blind indexes, 1,000 rows per query). The commit inserts in chunks with
-bulk statements inside the job's single transaction.
+The dry run reads the stored upload row by row: it validates, de-duplicates inside the file and
+against the database (through the blind indexes, 1,000 rows per query), writes the error report,
+and keeps the rows it accepted, normalised, for the commit (``portal.imports.checked``): the
+file is parsed and validated once. The commit reads those rows back, checks each against the
+database again (people may have been enrolled since) and inserts them in the job's single
+transaction: all or nothing, unless the user chose "valid rows only". On PostgreSQL it inserts
+by COPY, and prepares the next chunk (duplicate check, ids, encryption) in a thread while the
+database writes the last one (``portal.imports.bulk``, ``portal.imports.ahead``). A batch whose
+checked rows are missing (dry run from before they were kept) is read from the upload and
+validated again instead.
 """
 
 from __future__ import annotations
@@ -13,9 +20,12 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 from sqlalchemy import insert, text
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from portal.beneficiaries.models import (
     ACTIVE,
@@ -27,16 +37,25 @@ from portal.beneficiaries.models import (
 from portal.beneficiaries.services import new_ref
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import dedup, parsing, validation
+from portal.imports import bulk, checked, dedup, parsing, validation
+from portal.imports.ahead import Ahead
 from portal.imports.models import ALL_OR_NOTHING, KOBO, ImportBatch, KoboSubmission
 from portal.imports.services import Tally, record_analysis, record_commit
 from portal.jobs.lifecycle import PermanentJobError
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
 
+# Rows per database duplicate check in the dry run. The error report lists these duplicates
+# when their chunk is checked, so the order of its lines (and which errors the preview shows
+# first) depends on this number: keep it.
 CHUNK = 1000
+# Rows per COPY round at commit: big enough that each statement's overhead is small, small
+# enough that a round's work overlaps the next one's preparation well (and memory stays flat).
+COMMIT_CHUNK = 5000
 UUID = "_uuid"  # the submission id column of a pulled Kobo batch (portal.imports.kobo)
 Progress = Callable[[str, int, int], None]  # phase, rows done, rows expected (0: unknown)
+PHONE_ENROLLED = "A beneficiary with this phone number is already enrolled."
+NATIONAL_ID_ENROLLED = "A beneficiary with this national ID is already enrolled."
 
 
 @contextmanager
@@ -52,6 +71,32 @@ def _table(batch: ImportBatch) -> Iterator[tuple[parsing.Table, validation.RowVa
         yield table, validator
 
 
+def _not_enrolled(
+    executor: Session | Connection, rows: list[validation.ValidRow], tally: Tally, on_error
+) -> list[bool]:
+    """For each row, whether nobody enrolled has its phone or national ID (counted, and the
+    others reported through ``on_error``)."""
+    phones, ids = dedup.existing_in_db(
+        executor,
+        {r.phone_index for r in rows},
+        {r.national_id_index for r in rows if r.national_id_index},
+    )
+    fresh = []
+    for row in rows:
+        if row.phone_index in phones:
+            tally.duplicates += 1
+            on_error(tally.error(row.row, "phone", PHONE_ENROLLED))
+            fresh.append(False)
+        elif row.national_id_index and row.national_id_index in ids:
+            tally.duplicates += 1
+            on_error(tally.error(row.row, "national_id", NATIONAL_ID_ENROLLED))
+            fresh.append(False)
+        else:
+            tally.new += 1
+            fresh.append(True)
+    return fresh
+
+
 class _Checker:
     """Validation plus both kinds of de-duplication, one row at a time, DB lookups in chunks."""
 
@@ -62,46 +107,30 @@ class _Checker:
         self.in_file = dedup.InFileDeduper()
         self.pending: list[validation.ValidRow] = []
 
-    def feed(self, row_number: int, cells: list) -> list[validation.ValidRow]:
-        """Check one row; returns rows now known to be new (in chunks), else []."""
+    def feed(self, row_number: int, cells: list) -> validation.ValidRow | None:
+        """Check one row; returns it when it is valid and new in the file, else None. Its check
+        against the database comes with its chunk's (``drain``)."""
         self.tally.total += 1
         result = self.validator.validate(row_number, cells)
         if isinstance(result, list):
             self.tally.invalid += 1
             for problem in result:
                 self.on_error(self.tally.error(problem.row, problem.field, problem.message))
-            return []
+            return None
         clash = self.in_file.check(result)
         if clash is not None:
             self.tally.duplicates += 1
             self.on_error(self.tally.error(row_number, clash.field, clash.message))
-            return []
+            return None
         self.pending.append(result)
-        return self.drain() if len(self.pending) >= CHUNK else []
+        if len(self.pending) >= CHUNK:
+            self.drain()
+        return result
 
-    def drain(self) -> list[validation.ValidRow]:
+    def drain(self) -> None:
         rows, self.pending = self.pending, []
-        if not rows:
-            return []
-        phones, ids = dedup.existing_in_db(
-            db.session,
-            {r.phone_index for r in rows},
-            {r.national_id_index for r in rows if r.national_id_index},
-        )
-        fresh = []
-        for row in rows:
-            if row.phone_index in phones:
-                self.tally.duplicates += 1
-                message = "A beneficiary with this phone number is already enrolled."
-                self.on_error(self.tally.error(row.row, "phone", message))
-            elif row.national_id_index and row.national_id_index in ids:
-                self.tally.duplicates += 1
-                message = "A beneficiary with this national ID is already enrolled."
-                self.on_error(self.tally.error(row.row, "national_id", message))
-            else:
-                self.tally.new += 1
-                fresh.append(row)
-        return fresh
+        if rows:
+            _not_enrolled(db.session, rows, self.tally, self.on_error)
 
 
 class _Throttle:
@@ -117,11 +146,22 @@ class _Throttle:
             self.progress(phase, done, total)
 
 
+def _uuid_column(batch: ImportBatch, headers: list[str]) -> int | None:
+    return headers.index(UUID) if batch.kind == KOBO and UUID in headers else None
+
+
+def _uuid(cells: list, column: int | None) -> str:
+    return str(cells[column]) if column is not None and column < len(cells) else ""
+
+
 def analyse(batch: ImportBatch, progress: Progress) -> Tally:
-    """The dry run: counts, the first errors, and a full error report (row, field, message)."""
+    """The dry run: counts, the first errors, a full error report (row, field, message), and
+    the accepted rows kept for the commit."""
     tally = Tally()
     report = _Throttle(progress)
+    checked.drop(batch)  # an earlier dry run's
     with tempfile.SpooledTemporaryFile(max_size=4 * 1024 * 1024, mode="w+b") as raw:
+        # The report names rows, fields and what is wrong, never a value: no personal data.
         text = io.TextIOWrapper(raw, encoding="utf-8", newline="")
         writer = csv.writer(text)
         writer.writerow(["row", "field", "message"])
@@ -131,10 +171,30 @@ def analyse(batch: ImportBatch, progress: Progress) -> Tally:
 
         with _table(batch) as (table, validator):
             checker = _Checker(validator, tally, on_error)
-            for row_number, cells in table.rows():
-                checker.feed(row_number, cells)
-                report("checking", tally.total, 0)
-            checker.drain()
+            uuids = _uuid_column(batch, table.headers)
+            keep = checked.Writer()
+
+            def accepted() -> Iterator[bytes]:
+                for row_number, cells in table.rows():
+                    row = checker.feed(row_number, cells)
+                    if row is not None:
+                        keep.add(tally.total, row, _uuid(cells, uuids))
+                        if keep.buffered >= checked.FLUSH_BYTES:
+                            yield keep.take()
+                    report("checking", tally.total, 0)
+                checker.drain()
+                yield keep.take()
+
+            kept = storage.store(
+                checked.ChunkStream(accepted()),
+                kind=checked.KIND,
+                filename=checked.filename(batch),
+                content_type="text/csv",
+                created_by_id=batch.created_by_id,
+                project_id=batch.project_id,
+            )
+            if keep.rows == 0:
+                storage.delete(kept)
         text.flush()
         errors_file = None
         if tally.errors:
@@ -153,6 +213,14 @@ def analyse(batch: ImportBatch, progress: Progress) -> Tally:
     return tally
 
 
+class _Candidate(NamedTuple):
+    """A row to insert at commit: its ordinal among the file's rows, Kobo uuid, and values."""
+
+    ordinal: int
+    uuid: str
+    row: validation.ValidRow
+
+
 def commit(batch: ImportBatch, progress: Progress) -> int:
     """Insert the new rows; in all-or-nothing mode any problem found now undoes everything."""
     tally = Tally()
@@ -168,53 +236,105 @@ def commit(batch: ImportBatch, progress: Progress) -> int:
 
     imported = 0
     expected = batch.total_rows
-    with _table(batch) as (table, validator):
-        receipts = _KoboReceipts(batch, table.headers)
-        checker = _Checker(validator, tally, on_error)
-        for row_number, cells in table.rows():
-            receipts.note(row_number, cells)
-            fresh = checker.feed(row_number, cells)
-            if fresh:
-                imported += receipts.record(fresh, _insert(batch, fresh))
-            report("saving", tally.total, expected)
-        fresh = checker.drain()
-        imported += receipts.record(fresh, _insert(batch, fresh))
-    report("saved", tally.total, expected, force=True)
+    receipts = _KoboReceipts(batch)
+    db.session.flush()  # as the ORM INSERTs did: pending rows first (a new group, a receipt)
+    with _candidates(batch, tally, on_error) as candidates:
+        chunks = _chunks(candidates, COMMIT_CHUNK)
+        if _copies():
+            writer = bulk.CopyWriter(batch.project_id, batch.group_id, utcnow())
+            ready = _prepared(chunks, writer, db.engine, tally, on_error)
+            with Ahead(ready, depth=2, name=f"import-{batch.id}") as ahead:
+                for done, fresh, prepared in ahead:
+                    ids = writer.write(db.session.connection(), prepared)
+                    imported += receipts.record(fresh, ids)
+                    report("saving", done, expected)
+        else:
+            for chunk in chunks:
+                flags = _not_enrolled(db.session, [c.row for c in chunk], tally, on_error)
+                fresh = [c for c, ok in zip(chunk, flags, strict=True) if ok]
+                ids = insert_rows(batch.project_id, batch.group_id, [c.row for c in fresh])
+                imported += receipts.record(fresh, ids)
+                report("saving", chunk[-1].ordinal, expected)
+    report("saved", expected, expected, force=True)
     record_commit(batch, imported)
     return imported
 
 
-def _insert(batch: ImportBatch, rows: list[validation.ValidRow]) -> list[int]:
-    return insert_rows(batch.project_id, batch.group_id, rows)
+@contextmanager
+def _candidates(batch: ImportBatch, tally: Tally, on_error) -> Iterator[Iterator[_Candidate]]:
+    """The rows the dry run kept; or, when it kept none on record, the upload validated again."""
+    stored = checked.find(batch)
+    if stored is not None:
+        yield (_Candidate(*found) for found in checked.read(stored))
+        return
+    with _table(batch) as (table, validator):
+        yield _revalidated(batch, table, validator, tally, on_error)
+
+
+def _revalidated(batch, table, validator, tally: Tally, on_error) -> Iterator[_Candidate]:
+    uuids = _uuid_column(batch, table.headers)
+    in_file = dedup.InFileDeduper()
+    for row_number, cells in table.rows():
+        tally.total += 1
+        result = validator.validate(row_number, cells)
+        if isinstance(result, list):
+            tally.invalid += 1
+            for problem in result:
+                on_error(tally.error(problem.row, problem.field, problem.message))
+            continue
+        clash = in_file.check(result)
+        if clash is not None:
+            tally.duplicates += 1
+            on_error(tally.error(row_number, clash.field, clash.message))
+            continue
+        yield _Candidate(tally.total, _uuid(cells, uuids), result)
+
+
+def _chunks(candidates: Iterator[_Candidate], size: int) -> Iterator[list[_Candidate]]:
+    chunk: list[_Candidate] = []
+    for candidate in candidates:
+        chunk.append(candidate)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _prepared(chunks, writer: bulk.CopyWriter, engine, tally: Tally, on_error):
+    """Each chunk checked against the database and made ready to COPY (runs in a thread, on a
+    connection of its own: it reads committed rows and draws ids, neither needs the import's
+    transaction; the rows of earlier chunks, not committed yet, cannot be duplicates of later
+    ones, which the dry run checked in the file)."""
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        for chunk in chunks:
+            flags = _not_enrolled(connection, [c.row for c in chunk], tally, on_error)
+            fresh = [c for c, ok in zip(chunk, flags, strict=True) if ok]
+            yield chunk[-1].ordinal, fresh, writer.prepare(connection, [c.row for c in fresh])
 
 
 class _KoboReceipts:
     """For a pulled Kobo batch: remember each imported row's submission uuid, so that neither
     the webhook nor the next pull imports that submission again."""
 
-    def __init__(self, batch: ImportBatch, headers: list[str]):
+    def __init__(self, batch: ImportBatch):
         self.source_id = batch.source_id
-        self.column = headers.index(UUID) if batch.kind == KOBO and UUID in headers else None
-        self.uuids: dict[int, str] = {}
+        self.active = batch.kind == KOBO and UUID in batch.headers
 
-    def note(self, row_number: int, cells: list) -> None:
-        if self.column is not None and self.column < len(cells):
-            self.uuids[row_number] = str(cells[self.column])
-
-    def record(self, rows: list[validation.ValidRow], ids: list[int]) -> int:
-        if self.column is not None and rows:
+    def record(self, rows: list[_Candidate], ids: list[int]) -> int:
+        if self.active and rows:
             db.session.execute(
                 insert(KoboSubmission),
                 [
                     {
                         "source_id": self.source_id,
-                        "uuid": self.uuids.pop(row.row),
+                        "uuid": candidate.uuid,
                         "beneficiary_id": pk,
                         "outcome": "imported",
                         "message": "",
                         "received_at": utcnow(),
                     }
-                    for row, pk in zip(rows, ids, strict=True)
+                    for candidate, pk in zip(rows, ids, strict=True)
                 ],
             )
         return len(ids)
@@ -223,11 +343,12 @@ class _KoboReceipts:
 def insert_rows(
     project_id: int, group_id: int | None, rows: list[validation.ValidRow]
 ) -> list[int]:
-    """Bulk-insert checked rows into a project (and group); returns the new ids in order.
+    """Insert checked rows into a project (and group); returns the new ids in order.
 
-    The values go through each column's type (``Encrypted`` encrypts), whichever way they are
-    sent: on PostgreSQL with psycopg, COPY (ids drawn from the table's sequence first), about
-    twice as fast as executemany INSERTs for a big import (bench/import.py); elsewhere, INSERTs.
+    For the Kobo webhook's single rows, seeding, and the commit on databases without COPY (a
+    commit on PostgreSQL goes through ``portal.imports.bulk``). The values go through each
+    column's type (``Encrypted`` encrypts), whichever way they are sent: on PostgreSQL with
+    psycopg, COPY (ids drawn from the table's sequence first); elsewhere, INSERTs.
     """
     if not rows:
         return []

@@ -1,8 +1,9 @@
 """An import batch from upload to commit: store, map, dry run, commit.
 
-The file is kept encrypted (``portal.files.storage``) and read twice, streaming: once for the dry
-run (counts, error report) and once for the commit, so neither pass holds the file in memory.
-The commit is one transaction: all rows or none, unless the user chose "valid rows only".
+The file is kept encrypted (``portal.files.storage``) and read streaming by the dry run (counts,
+error report), which keeps the rows it accepted, normalised and encrypted too, for the commit
+(``portal.imports.checked``): no pass holds the file in memory. The commit is one transaction:
+all rows or none, unless the user chose "valid rows only".
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from portal import events
 from portal.errors import DomainError, InvalidTransition, NotFound
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import fields, live, parsing
+from portal.imports import checked, fields, live, parsing
 from portal.imports.models import (
     ALL_OR_NOTHING,
     ANALYSING,
@@ -160,6 +161,7 @@ def choose_sheet(batch: ImportBatch, sheet: str) -> None:
     batch.headers_json = json.dumps(headers)
     batch.mapping_json = json.dumps(_proposed_mapping(source, headers))
     batch.status = UPLOADED
+    checked.drop(batch)  # another sheet: the rows checked before are not this import's
     db.session.flush()
 
 
@@ -175,6 +177,7 @@ def set_mapping(batch: ImportBatch, mapping: dict[str, str]) -> list[str]:
     if batch.source_id:
         db.session.get(ImportSource, batch.source_id).mapping_json = json.dumps(mapping)
     batch.status = UPLOADED
+    checked.drop(batch)  # read with the old mapping
     db.session.flush()
     return []
 
@@ -240,6 +243,7 @@ def _drop_files(batch: ImportBatch) -> None:
         setattr(batch, attr, None)
         if stored is not None:
             storage.delete(stored)
+    checked.drop(batch)
 
 
 @dataclass
@@ -279,11 +283,13 @@ def record_commit(batch: ImportBatch, imported: int) -> None:
     batch.imported_rows = imported
     batch.status = COMMITTED
     batch.committed_at = utcnow()
-    # The rows are in the database now; the upload (personal data) has no reason to stay.
+    # The rows are in the database now; the upload and the checked rows (personal data) have
+    # no reason to stay.
     stored = db.session.get(storage.StoredFile, batch.file_id) if batch.file_id else None
     batch.file_id = None
     if stored is not None:
         storage.delete(stored)
+    checked.drop(batch)
     db.session.flush()
     events.import_changed.send(
         batch,

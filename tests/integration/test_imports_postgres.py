@@ -120,3 +120,58 @@ def test_kobo_webhook_receipts_on_postgresql(app):
             .where(KoboSubmission.source_id == source.id)
         )
         assert count == 1
+
+
+def test_commit_in_overlapped_chunks_stays_all_or_nothing(app, monkeypatch):
+    import threading
+
+    from portal.beneficiaries import groups
+    from portal.beneficiaries import services as beneficiaries
+    from portal.beneficiaries.models import BeneficiaryPII, GroupMember, ProjectBeneficiary
+    from portal.extensions import db
+    from portal.imports import pipeline, services
+    from portal.jobs.lifecycle import PermanentJobError
+
+    monkeypatch.setattr(pipeline, "COMMIT_CHUNK", 2)  # four chunks through the thread
+    base = 41_000_000 + secrets.randbelow(8_000_000)
+    tag = secrets.token_hex(4).upper()
+    rows = [(f"Person {k}", f"98{base + k:08d}", f"PGC{tag}{k}") for k in range(7)]
+    with app.app_context():
+        user, project = _setup()
+        group = groups.create(project, f"Round {secrets.token_hex(3)}", "overlap test")
+        db.session.commit()
+        batch = services.create_batch(_csv(rows), project=project, user=user, group=group)
+        db.session.commit()
+        pipeline.analyse(batch, lambda *a: None)
+        db.session.commit()
+        assert batch.new_rows == 7
+
+        # Enrolled by hand since the dry run: row 7 (the fourth chunk) is now a duplicate.
+        beneficiaries.create({"name": "Meanwhile", "phone": rows[5][1]}, project=project)
+        db.session.commit()
+        batch.status, batch.mode = "committing", "all"
+        with pytest.raises(PermanentJobError, match=r"Row 7 \(phone\).*Nothing was imported"):
+            pipeline.commit(batch, lambda *a: None)
+        db.session.rollback()
+        members = select(func.count()).select_from(ProjectBeneficiary)
+        members = members.where(ProjectBeneficiary.project_id == project.id)
+        assert db.session.scalar(members) == 1  # only the person enrolled by hand
+        assert not [t for t in threading.enumerate() if t.name.startswith("import-")]
+
+        batch.status, batch.mode = "committing", "valid_only"
+        progress = []
+        assert pipeline.commit(batch, lambda *a: progress.append(a)) == 6
+        db.session.commit()
+        assert db.session.scalar(members) == 7
+        in_group = select(func.count()).select_from(GroupMember)
+        assert db.session.scalar(in_group.where(GroupMember.group_id == group.id)) == 6
+        names = db.session.scalars(
+            select(BeneficiaryPII.name)
+            .join(
+                ProjectBeneficiary,
+                ProjectBeneficiary.beneficiary_id == BeneficiaryPII.beneficiary_id,
+            )
+            .where(ProjectBeneficiary.project_id == project.id)
+        ).all()
+        assert sorted(names) == sorted(["Meanwhile"] + [r[0] for r in rows if r[1] != rows[5][1]])
+        assert progress[-1] == ("saved", 7, 7)

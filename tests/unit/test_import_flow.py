@@ -251,3 +251,64 @@ def test_headers_only_is_refused_and_another_sheet_can_be_read(app, client, staf
     assert batch.sheet == "People" and batch.mapping == {"Full name": "name", "Mobile": "phone"}
     batch = map_and_check(client, batch, worker)
     assert (batch.total_rows, batch.new_rows) == (1, 1)
+
+
+def _checked_files() -> list[StoredFile]:
+    from portal.imports import checked
+
+    return db.session.scalars(select(StoredFile).where(StoredFile.kind == checked.KIND)).all()
+
+
+def test_the_commit_inserts_the_rows_the_dry_run_kept(app, client, staff, worker):
+    from portal.files import storage
+
+    _, project = staff
+    batch = map_and_check(client, batch_from(upload(client, project, WITH_PROBLEMS)), worker)
+    (kept,) = _checked_files()
+    raw = storage.path_of(kept).read_bytes()
+    assert b"Sita" not in raw and b"9841000001" not in raw  # encrypted at rest too
+    plain = b"".join(storage.iter_plain(kept)).decode()
+    assert plain.count("\n") == 3 and "+9779841000001" in plain  # valid rows, normalised
+
+    # The upload is not read again: without it, the commit still has everything it needs.
+    upload_file = db.session.get(StoredFile, batch.file_id)
+    storage.path_of(upload_file).unlink()
+    client.post(f"/imports/{batch.id}/commit", data={"mode": "valid_only"})
+    worker.run("imports")
+    db.session.refresh(batch)
+    assert batch.status == "committed" and batch.imported_rows == 3
+    assert count(Beneficiary) == 3 and _checked_files() == []
+
+
+def test_without_kept_rows_the_commit_checks_the_upload_again(app, client, staff, worker):
+    from portal.files import storage
+
+    _, project = staff
+    batch = map_and_check(client, batch_from(upload(client, project, WITH_PROBLEMS)), worker)
+    for stored in _checked_files():  # e.g. checked before the rows were kept
+        storage.delete(stored)
+    db.session.commit()
+    client.post(f"/imports/{batch.id}/commit", data={"mode": "valid_only"})
+    worker.run("imports")
+    db.session.refresh(batch)
+    assert batch.status == "committed" and batch.imported_rows == 3
+    phones = sorted(p.phone for p in db.session.scalars(select(BeneficiaryPII)))
+    assert phones == ["+9779841000001", "+9779841000002", "+9779841000003"]
+
+
+def test_kept_rows_go_with_a_new_mapping_or_a_discard(app, client, staff, worker):
+    _, project = staff
+    batch = map_and_check(client, batch_from(upload(client, project, GOOD)), worker)
+    assert len(_checked_files()) == 1
+    map_and_check(client, batch, worker)  # a second dry run replaces them
+    assert len(_checked_files()) == 1
+    form = {f"map-{k}": batch.mapping.get(h, "") for k, h in enumerate(batch.headers)}
+    form["map-3"] = ""  # the date of birth left out: what was checked no longer holds
+    assert client.post(f"/imports/{batch.id}/mapping", data=form).status_code == 302
+    db.session.expire_all()
+    assert _checked_files() == []
+    worker.run("imports")
+    assert len(_checked_files()) == 1
+    assert client.post(f"/imports/{batch.id}/discard").status_code == 302
+    db.session.expire_all()
+    assert _checked_files() == [] and count(StoredFile) == 0
