@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from portal import events
-from portal.redemptions import services
+from portal.redemptions import services, transfer
 
 SUSPENDED_NOTE = "The vendor was suspended. Nothing was taken."
 
 
 def _on_chain_final(tx, receipt=None, **_) -> None:
-    services.on_chain_final(tx)
+    transfer.on_chain_final(tx)
 
 
 def _on_vendor_suspended(vendor, **_) -> None:

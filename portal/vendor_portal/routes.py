@@ -25,7 +25,7 @@ from portal.accounts.guards import public
 from portal.chain import setup
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db, limiter
-from portal.redemptions import codes
+from portal.redemptions import codes, ledger
 from portal.redemptions import live as redemption_live
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import AWAITING
@@ -217,8 +217,8 @@ def home():
     return render_template(
         "vendor/home.html",
         vendor=vendor,
-        balances=redemptions.balances(vendor),
-        recent=redemptions.recent(vendor.id),
+        balances=ledger.balances(vendor, with_chain=True),
+        recent=ledger.recent(vendor.id),
         projects=redemptions.chargeable_projects(vendor),
         label=redemption_live.label,
         tones=redemption_live.TONES,
@@ -232,7 +232,7 @@ def home():
 def history():
     vendor = current_vendor()
     page = db.paginate(
-        redemptions.history(vendor.id),
+        ledger.history(vendor.id),
         page=request.args.get("page", 1, type=int),
         per_page=20,
         error_out=False,
@@ -248,7 +248,7 @@ def history():
 
 
 def _money_of(vendor):
-    chains = {project.id: pc for project, pc in redemptions.served_chains(vendor)}
+    chains = {project.id: pc for project, pc in ledger.served_chains(vendor)}
 
     def money(redemption) -> str:
         return redemption_live.money(redemption.amount, chains.get(redemption.project_id))
@@ -309,10 +309,10 @@ def _code_page(vendor, redemption, form):
         "vendor/code.html",
         redemption=redemption,
         form=form,
-        person_ref=redemptions.person_ref(redemption),
+        person_ref=ledger.person_ref(redemption),
         amount=redemption_live.money(redemption.amount, setup.state(redemption.project_id)),
         resend_wait=codes.resend_wait(redemption),
-        seconds_left=redemptions.seconds_left(redemption),
+        seconds_left=ledger.seconds_left(redemption),
         resend_form=EmptyForm(),
         cancel_form=EmptyForm(),
     )
@@ -398,9 +398,9 @@ def receipt(redemption_id: int):
         vendor=vendor,
         redemption=redemption,
         state=redemption_live.serialize(redemption),
-        person_ref=redemptions.person_ref(redemption),
-        project=redemptions.project_of(redemption),
-        tx_hash=redemptions.tx_hash_of(redemption),
+        person_ref=ledger.person_ref(redemption),
+        project=ledger.project_of(redemption),
+        tx_hash=ledger.tx_hash_of(redemption),
     )
 
 

@@ -14,7 +14,7 @@ from portal.comms.models import OutboxMessage
 from portal.disbursements.models import Entitlement
 from portal.extensions import db
 from portal.jobs.models import Job
-from portal.redemptions import codes
+from portal.redemptions import codes, ledger, transfer
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import CANCELLED, FAILED, SETTLED, Redemption
 from portal.vendors import services as vendors
@@ -76,9 +76,10 @@ def test_code_to_tokens_at_the_vendor(funded, worker):
     assert entitlements.functions.redemptionDone(key).call()
 
     # The job run again (a duplicate delivery after a crash) sends nothing more.
-    assert redemptions.transfer(done.id).startswith("nothing to do")
-    balance = redemptions.balances(vendor)[0]
+    assert transfer.transfer(done.id).startswith("nothing to do")
+    balance = ledger.balances(vendor, with_chain=True)[0]
     assert (balance.settled, balance.pending, balance.count) == (1250, 0, 1)
+    assert (balance.on_chain, balance.on_chain_text) == (1250, "12.50 AID")
 
 
 def test_a_rerun_finds_the_transaction_already_signed(funded, worker):
@@ -86,7 +87,7 @@ def test_a_rerun_finds_the_transaction_already_signed(funded, worker):
     redemption = charge(project, pc, person, vendor, amount=500)
     assert redemptions.confirm(vendor, redemption.id, last_code()).ok
     db.session.commit()
-    first = redemptions.transfer(redemption.id)
+    first = transfer.transfer(redemption.id)
     db.session.commit()
     assert first.startswith("sent as transaction")
     # As if the worker died after sending and the job ran again before the receipt came.
@@ -94,7 +95,7 @@ def test_a_rerun_finds_the_transaction_already_signed(funded, worker):
         Redemption.__table__.update().where(Redemption.id == redemption.id).values(chain_tx_id=None)
     )
     db.session.commit()
-    assert redemptions.transfer(redemption.id).startswith("already sent")
+    assert transfer.transfer(redemption.id).startswith("already sent")
     db.session.commit()
     worker.run("contracts")
     assert redeem_txs() == 1

@@ -19,7 +19,7 @@ from portal.disbursements.models import Entitlement
 from portal.errors import Forbidden, ValidationFailed
 from portal.extensions import db
 from portal.jobs.models import Job
-from portal.redemptions import codes
+from portal.redemptions import codes, ledger
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import Redemption
 from portal.vendors import services as vendors
@@ -253,7 +253,7 @@ def test_a_confirmed_transaction_settles_the_redemption(world):
     assert (row.status, row.chain_tx_id) == ("settled", tx.id)
     assert row.settled_at is not None
     assert db.session.scalar(select(Entitlement)).redeemed == 1_000
-    balance = redemptions.balances(world[3])[0]
+    balance = ledger.balances(world[3])[0]
     assert (balance.settled_text, balance.count) == ("10.00 AID", 1)
 
 
