@@ -7,17 +7,19 @@ held at the dry run are kept too: the commit checks every row against the databa
 people may have been enrolled, or removed, since. The file is found by its kind and name, and is
 deleted with the upload once the batch is committed or discarded (or when it expires).
 
-The format is CSV, one row a line: the row's ordinal among the file's data rows (for progress),
-the KoboToolbox submission id (empty but for pulled Kobo batches), then the ValidRow fields the
-insert uses. An empty value is None for the optional fields: none of them can be "" otherwise
+The format is text, one row a line and its values separated by tabs: the row's ordinal among
+the file's data rows (for progress), the KoboToolbox submission id (empty but for pulled Kobo
+batches), then the ValidRow's fields in order, as ``str`` writes them. Backslash, tab, newline
+and carriage return in a value are written as \\\\, \\t, \\n and \\r (as in PostgreSQL's COPY
+text format). An empty value is None for the optional fields: none of them can be "" otherwise
 (an empty ID, date or location is None after validation; gender "" stays "", as it is not
-optional).
+optional). Tab-separated rather than CSV because it is about twice as fast to write and read.
 """
 
 from __future__ import annotations
 
-import csv
 import io
+import re
 from collections.abc import Iterable, Iterator
 from datetime import date
 
@@ -30,10 +32,15 @@ from portal.imports.validation import ValidRow
 
 KIND = "import-checked"
 FLUSH_BYTES = 256 * 1024  # what storage seals per chunk
+_SPECIAL = re.compile(r"[\\\t\n\r]")
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_UNESCAPE = re.compile(r"\\(.)")
+_UNESCAPED = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
+_TABS = len(ValidRow._fields) + 1  # between the ordinal, the uuid and the row's fields
 
 
 def filename(batch: ImportBatch) -> str:
-    return f"import-{batch.id}-checked.csv"
+    return f"import-{batch.id}-checked.tsv"
 
 
 def find(batch: ImportBatch) -> storage.StoredFile | None:
@@ -50,43 +57,39 @@ def drop(batch: ImportBatch) -> None:
         storage.delete(stored)
 
 
+def _text(value: str) -> str:
+    return value.translate(_ESCAPES) if _SPECIAL.search(value) else value
+
+
+def _plain(value: str) -> str:
+    return _UNESCAPE.sub(lambda m: _UNESCAPED[m.group(1)], value) if "\\" in value else value
+
+
+def _field(value) -> str:
+    return "" if value is None else _text(str(value))
+
+
 class Writer:
     """Serialises accepted rows; ``take`` hands over what is buffered, as UTF-8 bytes."""
 
     def __init__(self) -> None:
-        self._text = io.StringIO()
-        self._csv = csv.writer(self._text, lineterminator="\n")
+        self._lines: list[str] = []
+        self.buffered = 0  # characters
         self.rows = 0
 
     def add(self, ordinal: int, row: ValidRow, uuid: str = "") -> None:
         self.rows += 1
-        self._csv.writerow(
-            (
-                ordinal,
-                uuid,
-                row.row,
-                row.name,
-                row.phone,
-                row.phone_index,
-                row.national_id or "",
-                row.national_id_index or "",
-                row.date_of_birth or "",
-                row.location or "",
-                row.gender,
-                row.language,
-                "1" if row.consent else "",
-                row.retention_until.isoformat() if row.retention_until else "",
-            )
-        )
-
-    @property
-    def buffered(self) -> int:
-        return self._text.tell()
+        values = (ordinal, uuid, *row)
+        line = "\t".join(["" if v is None else str(v) for v in values]) + "\n"
+        if line.count("\t") != _TABS or line.count("\n") != 1 or "\\" in line or "\r" in line:
+            line = "\t".join([_field(v) for v in values]) + "\n"  # a value needs escapes
+        self._lines.append(line)
+        self.buffered += len(line)
 
     def take(self) -> bytes:
-        data = self._text.getvalue().encode()
-        self._text.seek(0)
-        self._text.truncate()
+        data = "".join(self._lines).encode()
+        self._lines.clear()
+        self.buffered = 0
         return data
 
 
@@ -125,10 +128,10 @@ def read(stored: storage.StoredFile) -> Iterator[tuple[int, str, ValidRow]]:
 
 def _rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, ValidRow]]:
     text = io.TextIOWrapper(
-        io.BufferedReader(ChunkStream(chunks), FLUSH_BYTES), encoding="utf-8", newline=""
+        io.BufferedReader(ChunkStream(chunks), FLUSH_BYTES), encoding="utf-8", newline="\n"
     )
     try:
-        for fields in csv.reader(text):
+        for line in text:
             (
                 ordinal,
                 uuid,
@@ -140,28 +143,30 @@ def _rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, ValidRow]]:
                 national_id_index,
                 date_of_birth,
                 location,
+                latitude,
+                longitude,
                 gender,
                 language,
                 consent,
                 retention_until,
-            ) = fields
+            ) = line[:-1].split("\t")
             row = ValidRow(
                 row=int(number),
-                name=name,
-                phone=phone,
-                phone_index=phone_index,
-                national_id=national_id or None,
-                national_id_index=national_id_index or None,
-                date_of_birth=date_of_birth or None,
-                location=location or None,
-                latitude=None,  # already part of the location; the insert does not use them
-                longitude=None,
-                gender=gender,
-                language=language,
-                consent=consent == "1",
+                name=_plain(name),
+                phone=_plain(phone),
+                phone_index=_plain(phone_index),
+                national_id=_plain(national_id) or None,
+                national_id_index=_plain(national_id_index) or None,
+                date_of_birth=_plain(date_of_birth) or None,
+                location=_plain(location) or None,
+                latitude=float(latitude) if latitude else None,
+                longitude=float(longitude) if longitude else None,
+                gender=_plain(gender),
+                language=_plain(language),
+                consent=consent == "True",
                 retention_until=date.fromisoformat(retention_until) if retention_until else None,
             )
-            yield int(ordinal), uuid, row
+            yield int(ordinal), _plain(uuid), row
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

@@ -16,13 +16,15 @@ _BLOCK = 64  # SHA-256's block size in bytes
 
 
 class BlindIndexer:
-    def __init__(self, key: bytes | None = None):
+    """``BlindIndexer(prefix=p)(v)`` is ``crypto.blind_index(p + v)``."""
+
+    def __init__(self, key: bytes | None = None, prefix: str = ""):
         # crypto keeps the derived keys private; this is its index key, read once per import.
         key = crypto._key("index") if key is None else key
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
         key = key.ljust(_BLOCK, b"\0")
-        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        self._inner = hashlib.sha256(bytes(b ^ 0x36 for b in key) + prefix.encode())
         self._outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
 
     def __call__(self, value: str) -> str:

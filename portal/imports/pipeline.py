@@ -189,7 +189,7 @@ def analyse(batch: ImportBatch, progress: Progress) -> Tally:
                 checked.ChunkStream(accepted()),
                 kind=checked.KIND,
                 filename=checked.filename(batch),
-                content_type="text/csv",
+                content_type="text/tab-separated-values",
                 created_by_id=batch.created_by_id,
                 project_id=batch.project_id,
             )

@@ -166,7 +166,8 @@ class RowValidator:
         self.default_country = default_country
         self.today = today or date.today()
         self._phones = PhoneNormaliser(default_country)
-        self._index = BlindIndexer()
+        self._phone_index = BlindIndexer(prefix="phone:")
+        self._nid_index = BlindIndexer(prefix="nid:")
         self._width = len(headers)
         self._columns = [
             _Column(field, headers.index(header), header, getattr(self, f"_{field}"))
@@ -322,9 +323,9 @@ class RowValidator:
             row=row,
             name=values["name"],
             phone=phone,
-            phone_index=self._index("phone:" + phone),
+            phone_index=self._phone_index(phone),
             national_id=nid,
-            national_id_index=self._index("nid:" + nid) if nid else None,
+            national_id_index=self._nid_index(nid) if nid else None,
             date_of_birth=values.get("date_of_birth"),
             location=location,
             latitude=lat,
@@ -350,7 +351,10 @@ class _Failure:
 _CACHED = frozenset(
     ("name", "location", "date_of_birth", "retention_until", "gender", "language", "consent")
 )
-CACHE_SIZE = 20_000  # distinct values per field; the cache starts over when full (flat memory)
+# Distinct values per field; the cache starts over when full, so memory stays flat. Dates of
+# birth need the most: a century of days, in two or three ways of writing them.
+CACHE_SIZE = 50_000
+CACHED_LENGTH = 100  # longer values are rare and would make the cache heavy
 _MISSING = object()
 
 
@@ -371,7 +375,7 @@ class _Column:
     def outcome(self, raw: object) -> object:
         """The parsed value, or a ``_Failure`` with the message for the user."""
         cache = self._cache
-        if cache is not None and type(raw) is str:
+        if cache is not None and type(raw) is str and len(raw) <= CACHED_LENGTH:
             found = cache.get(raw, _MISSING)
             if found is _MISSING:
                 if len(cache) >= CACHE_SIZE:

@@ -175,3 +175,32 @@ def test_commit_in_overlapped_chunks_stays_all_or_nothing(app, monkeypatch):
         ).all()
         assert sorted(names) == sorted(["Meanwhile"] + [r[0] for r in rows if r[1] != rows[5][1]])
         assert progress[-1] == ("saved", 7, 7)
+
+
+def test_database_duplicates_by_arrays_on_postgresql(app, monkeypatch):
+    from portal.beneficiaries import services as beneficiaries
+    from portal.crypto import blind_index
+    from portal.extensions import db
+    from portal.imports import dedup
+
+    monkeypatch.setattr(dedup, "DB_CHUNK", 2)  # several chunks, of unequal numbers
+    base = 41_000_000 + secrets.randbelow(8_000_000)
+    with app.app_context():
+        _, project = _setup()
+        by_phone = beneficiaries.create({"name": "A", "phone": f"98{base:08d}"}, project=project)
+        nid = f"ARR{secrets.token_hex(4).upper()}"
+        by_nid = beneficiaries.create(
+            {"name": "B", "phone": f"98{base + 1:08d}", "national_id": nid}, project=project
+        )
+        db.session.commit()
+        strangers = [blind_index(f"phone:+977{base + 100 + k}") for k in range(5)]
+        phones, nids = dedup.existing_in_db(
+            db.session,
+            [*strangers, by_phone.pii.phone_index, None],
+            [blind_index("nid:NOBODY1"), by_nid.pii.national_id_index],
+        )
+        # B is found by national ID; its phone was not asked about, so it is not a phone hit.
+        assert phones == {by_phone.pii.phone_index}
+        assert nids == {by_nid.pii.national_id_index}
+        with pytest.raises(ValueError, match="hex"):
+            dedup.existing_in_db(db.session, ["not hex, {quoted}"], [])

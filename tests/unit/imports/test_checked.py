@@ -46,13 +46,15 @@ def test_rows_come_back_as_written_however_the_bytes_are_cut():
                 national_id_index="cd" * 32,
                 date_of_birth="1990-01-31",
                 location="Ward 4, Bharatpur (27.7172, 85.324)",
+                latitude=27.7172,
+                longitude=-85.32400000000001,
                 gender="female",
                 language="ne",
                 consent=True,
                 retention_until=date(2030, 12, 31),
             ),
         ),
-        (5, 'odd\nuuid, with "quotes"', _row(9, gender="other", language="sw")),
+        (5, "odd\nuuid\twith \\ and \r", _row(9, name="Back\\slash", gender="other")),
     ]
     writer = checked.Writer()
     for ordinal, uuid, row in rows:

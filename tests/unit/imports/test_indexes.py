@@ -15,6 +15,10 @@ def test_the_same_hash_as_crypto_blind_index(index_key):
     values += [f"phone:+977{rng.randrange(10**10):010d}" for _ in range(2000)]
     for value in values:
         assert indexer(value) == crypto.blind_index(value), value
+    for prefix in ("phone:", "nid:"):
+        with_prefix = BlindIndexer(prefix=prefix)
+        for value in values[:50]:
+            assert with_prefix(value) == crypto.blind_index(prefix + value), value
 
 
 def test_keys_longer_than_a_block_are_hashed_first_as_in_hmac():
