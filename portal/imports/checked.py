@@ -9,7 +9,8 @@ deleted with the upload once the batch is committed or discarded (or when it exp
 
 The format is text, one row a line and its values separated by tabs: the row's ordinal among
 the file's data rows (for progress), the KoboToolbox submission id (empty but for pulled Kobo
-batches), then the ValidRow's fields in order, as ``str`` writes them. Backslash, tab, newline
+batches), whether the dry run found the person enrolled already, then the ValidRow's fields in
+order, as ``str`` writes them. Backslash, tab, newline
 and carriage return in a value are written as \\\\, \\t, \\n and \\r (as in PostgreSQL's COPY
 text format). An empty value is None for the optional fields: none of them can be "" otherwise
 (an empty ID, date or location is None after validation; gender "" stays "", as it is not
@@ -36,7 +37,7 @@ _SPECIAL = re.compile(r"[\\\t\n\r]")
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _UNESCAPE = re.compile(r"\\(.)")
 _UNESCAPED = {"\\": "\\", "t": "\t", "n": "\n", "r": "\r"}
-_TABS = len(ValidRow._fields) + 1  # between the ordinal, the uuid and the row's fields
+_TABS = len(ValidRow._fields) + 2  # between the ordinal, uuid, enrolled and the row's fields
 
 
 def filename(batch: ImportBatch) -> str:
@@ -77,9 +78,9 @@ class Writer:
         self.buffered = 0  # characters
         self.rows = 0
 
-    def add(self, ordinal: int, row: ValidRow, uuid: str = "") -> None:
+    def add(self, ordinal: int, row: ValidRow, uuid: str = "", enrolled: bool = False) -> None:
         self.rows += 1
-        values = (ordinal, uuid, *row)
+        values = (ordinal, uuid, enrolled, *row)
         line = "\t".join(["" if v is None else str(v) for v in values]) + "\n"
         if line.count("\t") != _TABS or line.count("\n") != 1 or "\\" in line or "\r" in line:
             line = "\t".join([_field(v) for v in values]) + "\n"  # a value needs escapes
@@ -117,8 +118,8 @@ class ChunkStream(io.RawIOBase):
         return size
 
 
-def read(stored: storage.StoredFile) -> Iterator[tuple[int, str, ValidRow]]:
-    """(ordinal, Kobo uuid or "", row) for each stored row, in file order, streaming.
+def read(stored: storage.StoredFile) -> Iterator[tuple[int, str, bool, ValidRow]]:
+    """(ordinal, Kobo uuid or "", enrolled, row) for each stored row, in file order, streaming.
 
     The file is opened now (in the app context); the rows can be read in another thread.
     """
@@ -126,7 +127,7 @@ def read(stored: storage.StoredFile) -> Iterator[tuple[int, str, ValidRow]]:
     return _rows(chunks)
 
 
-def _rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, ValidRow]]:
+def _rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, bool, ValidRow]]:
     text = io.TextIOWrapper(
         io.BufferedReader(ChunkStream(chunks), FLUSH_BYTES), encoding="utf-8", newline="\n"
     )
@@ -135,6 +136,7 @@ def _rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, ValidRow]]:
             (
                 ordinal,
                 uuid,
+                enrolled,
                 number,
                 name,
                 phone,
@@ -166,7 +168,7 @@ def _rows(chunks: Iterator[bytes]) -> Iterator[tuple[int, str, ValidRow]]:
                 consent=consent == "True",
                 retention_until=date.fromisoformat(retention_until) if retention_until else None,
             )
-            yield int(ordinal), _plain(uuid), row
+            yield int(ordinal), _plain(uuid), enrolled == "True", row
     finally:
         close = getattr(chunks, "close", None)
         if close is not None:

@@ -204,3 +204,39 @@ def test_database_duplicates_by_arrays_on_postgresql(app, monkeypatch):
         assert nids == {by_nid.pii.national_id_index}
         with pytest.raises(ValueError, match="hex"):
             dedup.existing_in_db(db.session, ["not hex, {quoted}"], [])
+
+
+def test_the_commit_asks_the_database_only_about_rows_found_enrolled(app):
+    from sqlalchemy import event
+
+    from portal.beneficiaries import services as beneficiaries
+    from portal.extensions import db
+    from portal.imports import pipeline, services
+
+    base = 41_000_000 + secrets.randbelow(8_000_000)
+    rows = [(f"Person {k}", f"98{base + k:08d}", "") for k in range(5)]
+    with app.app_context():
+        user, project = _setup()
+        beneficiaries.create({"name": "Known", "phone": rows[2][1]}, project=project)
+        db.session.commit()
+        batch = services.create_batch(_csv(rows), project=project, user=user)
+        db.session.commit()
+        pipeline.analyse(batch, lambda *a: None)
+        db.session.commit()
+        assert (batch.new_rows, batch.duplicate_rows) == (4, 1)
+
+        statements = []
+
+        def seen(conn, cursor, statement, parameters, context, executemany):
+            statements.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", seen)
+        try:
+            batch.status, batch.mode = "committing", "valid_only"
+            assert pipeline.commit(batch, lambda *a: None) == 4
+            db.session.commit()
+        finally:
+            event.remove(db.engine, "before_cursor_execute", seen)
+        lookups = [s for s in statements if "FROM beneficiary_pii" in s]
+        assert len(lookups) == 1  # the one row found enrolled, asked about again
+        assert not [s for s in statements if s.startswith("ROLLBACK TO SAVEPOINT")]

@@ -35,10 +35,11 @@ def _pieces(data: bytes, size: int) -> list[bytes]:
 
 def test_rows_come_back_as_written_however_the_bytes_are_cut():
     rows = [
-        (1, "", _row(2)),
+        (1, "", False, _row(2)),
         (
             2,
             "uuid-0002",
+            True,
             _row(
                 3,
                 name='Dil "Kancha", Bahadur नेपाली',
@@ -54,11 +55,11 @@ def test_rows_come_back_as_written_however_the_bytes_are_cut():
                 retention_until=date(2030, 12, 31),
             ),
         ),
-        (5, "odd\nuuid\twith \\ and \r", _row(9, name="Back\\slash", gender="other")),
+        (5, "odd\nuuid\twith \\ and \r", False, _row(9, name="Back\\slash", gender="other")),
     ]
     writer = checked.Writer()
-    for ordinal, uuid, row in rows:
-        writer.add(ordinal, row, uuid)
+    for ordinal, uuid, enrolled, row in rows:
+        writer.add(ordinal, row, uuid, enrolled)
     assert writer.rows == 3 and writer.buffered > 0
     data = writer.take()
     assert writer.buffered == 0 and writer.take() == b""
