@@ -42,20 +42,30 @@ def index():
         status=request.args.get("status", ""),
         sort=request.args.get("sort", "newest"),
     )
-    query = services.search(current_user, params)
-    if show_pii():
-        # One query for the page's personal data, not one per row.
-        query = query.options(selectinload(Beneficiary.pii))
-    page = db.paginate(
-        query,
+    # One query for the page's personal data, not one per row.
+    options = (selectinload(Beneficiary.pii),) if show_pii() else ()
+    page = services.list_page(
+        current_user,
+        params,
         page=_int_arg("page") or 1,
-        per_page=25,
-        error_out=False,
-        count=True,
+        after=request.args.get("after", "")[:40],
+        before=request.args.get("before", "")[:40],
+        options=options,
     )
+    # Links keep the search and filters; a page is a number or a row's sort values, so every
+    # page has a URL that can be shared.
+    kept = {k: request.args.get(k, "") for k in ("q", "project", "group", "status", "sort")}
+    kept = {k: v for k, v in kept.items() if v}
+
+    def link(arguments: dict | None) -> str | None:
+        return None if arguments is None else url_for(".index", **kept, **arguments)
+
     return render_template(
         "beneficiaries/index.html",
         page=page,
+        previous_url=link(page.previous),
+        next_url=link(page.next),
+        first_url=link({}) if page.cursor or (page.number or 1) > 2 else None,
         params=params,
         statuses=STATUSES,
         sorts=services.SORTS,

@@ -244,3 +244,107 @@ def test_no_table_holds_personal_data_in_clear(app, make_user, make_project, mak
     db.session.expire_all()
     pii = db.session.get(BeneficiaryPII, person.id)
     assert (pii.name, pii.phone, pii.national_id) == (name, e164, nid)
+
+
+# Pages of the list: numbered near the top, then by a row's sort values ----------------------
+
+
+@pytest.fixture
+def small_pages(monkeypatch):
+    monkeypatch.setattr(beneficiaries, "PER_PAGE", 4)
+    monkeypatch.setattr(beneficiaries, "NUMBERED_PAGES", 2)
+
+
+def _walk(user, params, **start) -> list[beneficiaries.ListPage]:
+    """Every page from ``start`` on, following the "next" arguments as the links do."""
+    pages = [beneficiaries.list_page(user, params, **start)]
+    while pages[-1].next is not None:
+        pages.append(beneficiaries.list_page(user, params, **pages[-1].next))
+        assert len(pages) < 100
+    return pages
+
+
+@pytest.mark.parametrize("sort", ["newest", "oldest", "ref", "status"])
+def test_pages_forward_and_back_give_every_row_once_in_order(
+    make_user, make_beneficiary, small_pages, sort
+):
+    admin = make_user()
+    for k in range(19):
+        make_beneficiary(status="inactive" if k % 3 == 0 else "active")
+    params = beneficiaries.ListQuery(sort=sort)
+    expected = [p.id for p in _search(admin, sort=sort)]
+    pages = _walk(admin, params)
+    assert [p.number for p in pages[:2]] == [1, 2] and all(p.cursor for p in pages[2:])
+    assert [person.id for page in pages for person in page.items] == expected
+    assert pages[-1].next is None and len(pages) == 5
+
+    # Back from the last page by the "previous" arguments: the same pages, the other way.
+    back = [pages[-1]]
+    while back[-1].previous is not None and back[-1].cursor:
+        back.append(beneficiaries.list_page(admin, params, **back[-1].previous))
+    assert [[p.id for p in page.items] for page in back] == [
+        [p.id for p in page.items] for page in reversed(pages[-len(back) :])
+    ]
+
+
+def test_pages_keep_to_what_the_user_may_see_and_the_filters(
+    make_user, make_project, make_beneficiary, small_pages
+):
+    agent = make_user(role="field agent")
+    mine, other = make_project(members=[agent]), make_project()
+    group = groups.create(mine, "Round 1", "first")
+    seen = [make_beneficiary(project=mine) for _ in range(9)]
+    for _ in range(5):
+        make_beneficiary(project=other)
+    groups.add_members(group, seen[::2])
+    pages = _walk(agent, beneficiaries.ListQuery())
+    assert [p.id for page in pages for p in page.items] == [p.id for p in reversed(seen)]
+    in_group = _walk(agent, beneficiaries.ListQuery(group_id=group.id), after=str(seen[-1].id))
+    assert [p.id for page in in_group for p in page.items] == [p.id for p in reversed(seen[:-1:2])]
+
+
+def test_a_cursor_that_is_not_one_gives_the_first_page(make_user, make_beneficiary, small_pages):
+    admin = make_user()
+    people = [make_beneficiary() for _ in range(6)]
+    first = beneficiaries.list_page(admin, beneficiaries.ListQuery())
+    for token in ("", "abc", "12.5", "-3", "9" * 30, "active.x"):
+        page = beneficiaries.list_page(admin, beneficiaries.ListQuery(), after=token)
+        assert page.number == 1 and page.items == first.items
+    status = beneficiaries.list_page(
+        admin, beneficiaries.ListQuery(sort="status"), after=f"deleted.{people[0].id}"
+    )
+    assert status.number == 1
+
+
+def test_totals_are_exact_up_to_a_limit_then_said_to_be_more(
+    make_user, make_beneficiary, small_pages, monkeypatch
+):
+    admin = make_user()
+    for _ in range(7):
+        make_beneficiary()
+    page = beneficiaries.list_page(admin, beneficiaries.ListQuery())
+    assert (page.total, page.approximate, page.at_least, page.pages) == (7, False, False, 2)
+    monkeypatch.setattr(beneficiaries, "EXACT_COUNT_LIMIT", 5)
+    page = beneficiaries.list_page(admin, beneficiaries.ListQuery())
+    assert (page.total, page.at_least) == (5, True)  # no estimate on SQLite: "more than 5"
+
+
+def test_list_page_links_keep_filters_and_are_shareable(
+    app, client, make_user, login, make_beneficiary, small_pages
+):
+    admin = make_user()
+    people = [make_beneficiary(status="active") for _ in range(13)]
+    login(client, admin)
+    first = client.get("/beneficiaries/?status=active&sort=oldest").get_data(as_text=True)
+    assert "Page 1 of 4 · 13 in all" in first
+    assert 'href="/beneficiaries/?status=active&amp;sort=oldest&amp;page=2" rel="next"' in first
+    second = client.get("/beneficiaries/?status=active&sort=oldest&page=2").get_data(as_text=True)
+    after = people[7].id  # the last row of page 2, oldest first
+    assert f'href="/beneficiaries/?status=active&amp;sort=oldest&amp;after={after}"' in second
+    third = client.get(f"/beneficiaries/?status=active&sort=oldest&after={after}")
+    body = third.get_data(as_text=True)
+    assert third.status_code == 200 and people[8].ref in body and people[7].ref not in body
+    assert f"before={people[8].id}" in body and "First page" in body
+    assert "13 in all" in body and "Page " not in body
+    empty = client.get(f"/beneficiaries/?sort=oldest&after={people[-1].id}").get_data(as_text=True)
+    assert "No more beneficiaries this way" in empty
