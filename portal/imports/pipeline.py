@@ -3,13 +3,13 @@
 The dry run reads the stored upload row by row: it validates, de-duplicates inside the file and
 against the database (through the blind indexes, 1,000 rows per query), writes the error report,
 and keeps the rows it accepted, normalised, for the commit (``portal.imports.checked``): the
-file is parsed and validated once. The commit reads those rows back, checks each against the
-database again (people may have been enrolled since) and inserts them in the job's single
-transaction: all or nothing, unless the user chose "valid rows only". On PostgreSQL it inserts
-by COPY, and prepares the next chunk (duplicate check, ids, encryption) in a thread while the
-database writes the last one (``portal.imports.bulk``, ``portal.imports.ahead``). A batch whose
-checked rows are missing (dry run from before they were kept) is read from the upload and
-validated again instead.
+file is parsed and validated once. The commit reads those rows back, checks them against the
+database again (people may have been enrolled since: on PostgreSQL first through the unique
+indexes as it inserts, see ``_copy_in``) and inserts them in the job's single transaction: all
+or nothing, unless the user chose "valid rows only". On PostgreSQL it inserts by COPY, and
+prepares the next chunk (ids, encryption, COPY text) in a thread while the database writes the
+last one (``portal.imports.bulk``, ``portal.imports.ahead``). A batch whose checked rows are
+missing (dry run from before they were kept) is read from the upload and validated again.
 """
 
 from __future__ import annotations
@@ -97,6 +97,23 @@ def _not_enrolled(
     return fresh
 
 
+def _validated(validator, in_file, tally: Tally, on_error, row_number: int, cells: list):
+    """The row checked and normalised, or None (counted, reported through ``on_error``)."""
+    tally.total += 1
+    result = validator.validate(row_number, cells)
+    if isinstance(result, list):
+        tally.invalid += 1
+        for problem in result:
+            on_error(tally.error(problem.row, problem.field, problem.message))
+        return None
+    clash = in_file.check(result)
+    if clash is not None:
+        tally.duplicates += 1
+        on_error(tally.error(row_number, clash.field, clash.message))
+        return None
+    return result
+
+
 class _Checker:
     """Validation plus both kinds of de-duplication, one row at a time, DB lookups in chunks.
 
@@ -113,17 +130,10 @@ class _Checker:
         self.pending: list[tuple[int, str, validation.ValidRow]] = []
 
     def feed(self, row_number: int, cells: list, uuid: str = "") -> None:
-        self.tally.total += 1
-        result = self.validator.validate(row_number, cells)
-        if isinstance(result, list):
-            self.tally.invalid += 1
-            for problem in result:
-                self.on_error(self.tally.error(problem.row, problem.field, problem.message))
-            return
-        clash = self.in_file.check(result)
-        if clash is not None:
-            self.tally.duplicates += 1
-            self.on_error(self.tally.error(row_number, clash.field, clash.message))
+        result = _validated(
+            self.validator, self.in_file, self.tally, self.on_error, row_number, cells
+        )
+        if result is None:
             return
         self.pending.append((self.tally.total, uuid, result))
         if len(self.pending) >= CHUNK:
@@ -312,19 +322,9 @@ def _revalidated(batch, table, validator, tally: Tally, on_error) -> Iterator[_C
     uuids = _uuid_column(batch, table.headers)
     in_file = dedup.InFileDeduper()
     for row_number, cells in table.rows():
-        tally.total += 1
-        result = validator.validate(row_number, cells)
-        if isinstance(result, list):
-            tally.invalid += 1
-            for problem in result:
-                on_error(tally.error(problem.row, problem.field, problem.message))
-            continue
-        clash = in_file.check(result)
-        if clash is not None:
-            tally.duplicates += 1
-            on_error(tally.error(row_number, clash.field, clash.message))
-            continue
-        yield _Candidate(tally.total, _uuid(cells, uuids), True, result)
+        result = _validated(validator, in_file, tally, on_error, row_number, cells)
+        if result is not None:
+            yield _Candidate(tally.total, _uuid(cells, uuids), True, result)
 
 
 def _chunks(candidates: Iterator[_Candidate], size: int) -> Iterator[list[_Candidate]]:
