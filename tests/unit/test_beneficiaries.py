@@ -348,3 +348,19 @@ def test_list_page_links_keep_filters_and_are_shareable(
     assert "13 in all" in body and "Page " not in body
     empty = client.get(f"/beneficiaries/?sort=oldest&after={people[-1].id}").get_data(as_text=True)
     assert "No more beneficiaries this way" in empty
+
+
+def test_numbered_pages_by_status_are_read_a_status_at_a_time_in_order(
+    make_user, make_beneficiary, monkeypatch
+):
+    monkeypatch.setattr(beneficiaries, "PER_PAGE", 3)
+    monkeypatch.setattr(beneficiaries, "NUMBERED_PAGES", 20)
+    admin = make_user()
+    for k in range(17):
+        make_beneficiary(status="inactive" if k % 4 == 0 else "active")
+    for status in ("", "active", "inactive"):
+        params = beneficiaries.ListQuery(sort="status", status=status)
+        expected = [p.id for p in _search(admin, sort="status", status=status)]
+        for number in range(1, 8):
+            page = beneficiaries.list_page(admin, params, page=number)
+            assert [p.id for p in page.items] == expected[(number - 1) * 3 : number * 3]
