@@ -70,40 +70,45 @@ def project_chain(project_id: int):
     return _page(projects.get_visible(current_user, project_id))
 
 
+def _submit(project, form, form_name: str, start, done_message: str):
+    """Validate ``form``, call ``start(form)``; re-render with field errors or redirect."""
+    if not form.validate_on_submit():
+        return _page(project, **{form_name: form}, status=422)
+    try:
+        start(form)
+    except ValidationFailed as exc:
+        db.session.rollback()
+        _apply_field_errors(form, exc)
+        return _page(project, **{form_name: form}, status=422)
+    db.session.commit()
+    flash(done_message)
+    return redirect(url_for("chain.project_chain", project_id=project.id))
+
+
 @bp.post("/chain/deploy")
 @permission_required("chain.manage")
 def deploy(project_id: int):
     project = projects.get_visible(current_user, project_id)
-    form = DeployForm()
-    if not form.validate_on_submit():
-        return _page(project, deploy_form=form, status=422)
-    try:
-        setup.start_deploy(project, form.symbol.data, form.decimals.data, current_user.id)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _apply_field_errors(form, exc)
-        return _page(project, deploy_form=form, status=422)
-    db.session.commit()
-    flash("Deployment started: the token, then the project contract. This page updates by itself.")
-    return redirect(url_for("chain.project_chain", project_id=project.id))
+    return _submit(
+        project,
+        DeployForm(),
+        "deploy_form",
+        lambda f: setup.start_deploy(project, f.symbol.data, f.decimals.data, current_user.id),
+        "Deployment started: the token, then the project contract. This page updates by itself.",
+    )
 
 
 @bp.post("/chain/fund")
 @permission_required("chain.manage")
 def fund(project_id: int):
     project = projects.get_visible(current_user, project_id)
-    form = FundForm()
-    if not form.validate_on_submit():
-        return _page(project, fund_form=form, status=422)
-    try:
-        setup.start_funding(project, form.amount.data, form.note.data, current_user.id)
-    except ValidationFailed as exc:
-        db.session.rollback()
-        _apply_field_errors(form, exc)
-        return _page(project, fund_form=form, status=422)
-    db.session.commit()
-    flash("Funding sent: the amount counts once the mint is confirmed on chain.")
-    return redirect(url_for("chain.project_chain", project_id=project.id))
+    return _submit(
+        project,
+        FundForm(),
+        "fund_form",
+        lambda f: setup.start_funding(project, f.amount.data, f.note.data, current_user.id),
+        "Funding sent: the amount counts once the mint is confirmed on chain.",
+    )
 
 
 @bp.get("/transactions")

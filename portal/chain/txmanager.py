@@ -85,6 +85,18 @@ def submit(
     db.session.commit()  # the signer row (if new) must exist before its lock is taken
     signers.ensure_gas(signer)
     ref_type, ref_id = ref or (None, None)
+    # What every record of this call shares, whether it is refused or signed.
+    intent = {
+        "signer_id": signer.id,
+        "project_id": project_id,
+        "chain_id": w3.eth.chain_id,
+        "purpose": purpose,
+        "ref_type": ref_type,
+        "ref_id": ref_id,
+        "to_address": to,
+        "data": data,
+        "value": value,
+    }
     call = {"from": signer.address, "data": data, "value": value}
     if to:
         call["to"] = to
@@ -92,16 +104,8 @@ def submit(
         estimate = w3.eth.estimate_gas(call)
     except ContractLogicError as exc:
         tx = ChainTx(
-            signer_id=signer.id,
-            project_id=project_id,
-            chain_id=w3.eth.chain_id,
+            **intent,
             nonce=None,
-            purpose=purpose,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            to_address=to,
-            data=data,
-            value=value,
             gas_limit=0,
             status=REVERTED,
             error=f"Refused before sending, the call would revert: {reason_of(exc)}",
@@ -114,20 +118,7 @@ def submit(
 
     with _signer_lock(signer.id):
         nonce = _allocate_nonce(signer, w3)
-        tx = ChainTx(
-            signer_id=signer.id,
-            project_id=project_id,
-            chain_id=w3.eth.chain_id,
-            nonce=nonce,
-            purpose=purpose,
-            ref_type=ref_type,
-            ref_id=ref_id,
-            to_address=to,
-            data=data,
-            value=value,
-            gas_limit=estimate * 6 // 5 + 20_000,
-            status=PENDING,
-        )
+        tx = ChainTx(**intent, nonce=nonce, gas_limit=estimate * 6 // 5 + 20_000, status=PENDING)
         db.session.add(tx)
         db.session.flush()
         priority, max_fee = _fees(w3)
