@@ -85,5 +85,8 @@ def test_fix_a_file_then_watch_the_import_finish(chromium, live_portal, shots, t
     page.screenshot(path=str(shots / "import-done.png"), full_page=True)
 
     page.get_by_role("link", name="See them").click()
-    expect(page.locator(".pager")).to_contain_text(f"{ROWS} in all")
+    # Past 10,000 rows the list stops counting exactly (the count would cost more than the page).
+    expect(page.locator(".pager")).to_contain_text(
+        re.compile(rf"(more than 10,000|about [\d,]+|{ROWS:,}) in all")
+    )
     context.close()
