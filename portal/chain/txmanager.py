@@ -271,7 +271,31 @@ def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast:
     return version
 
 
+def _claim_final(tx: ChainTx) -> bool:
+    """Take the right to finalise: two follow-ups of one transaction must not both run hooks.
+
+    The UPDATE waits for a concurrent one to commit and then finds the row no longer open.
+    """
+    taken = db.session.execute(
+        update(ChainTx)
+        .where(ChainTx.id == tx.id, ChainTx.status.in_(OPEN_STATUSES))
+        .values(updated_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(tx)
+    return taken == 1 and tx.status in OPEN_STATUSES
+
+
+def ensure_follow_up(tx: ChainTx) -> None:
+    """A job that will drive this open transaction to its end (a crash may have lost the first;
+    a second one is harmless, see ``_claim_final``)."""
+    if tx.status in OPEN_STATUSES:
+        dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=tx.project_id)
+
+
 def _finalize(tx: ChainTx, version: ChainTxBroadcast, receipt, w3) -> None:
+    if not _claim_final(tx):
+        return
     tx.tx_hash = version.tx_hash
     tx.block_number = receipt["blockNumber"]
     tx.gas_used = receipt["gasUsed"]
@@ -290,6 +314,8 @@ def _finalize(tx: ChainTx, version: ChainTxBroadcast, receipt, w3) -> None:
 
 
 def _final_failure(tx: ChainTx, message: str) -> None:
+    if not _claim_final(tx):
+        return
     tx.status = FAILED
     tx.error = message
     events.chain_tx_final.send(tx, receipt=None)

@@ -250,7 +250,10 @@ def run_batch(batch_id: int) -> str:
         return "already confirmed"
     disbursement = batch.disbursement
     pc = setup.state(disbursement.project_id)
-    if _open_tx(batch) is not None:
+    open_tx = _open_tx(batch)
+    if open_tx is not None:
+        # A worker may have died between the broadcast and sending the follow-up job.
+        txmanager.ensure_follow_up(open_tx)
         return "already sent, waiting for its receipt"
     contract = contracts.at(pc.contract_kind, pc.contract_address)
     if contract.functions.batchDone(batch.batch_key).call():

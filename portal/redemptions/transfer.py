@@ -57,6 +57,8 @@ def transfer(redemption_id: int) -> str:
             .values(chain_tx_id=signed.id)
             .execution_options(synchronize_session=False)
         )
+        # A worker may have died between the broadcast and sending the follow-up job.
+        txmanager.ensure_follow_up(signed)
         return f"already sent as transaction {signed.id}"
     pc = setup.state(redemption.project_id)
     if pc is None or pc.status != DEPLOYED or pc.contract_kind != contracts.ENTITLEMENTS:

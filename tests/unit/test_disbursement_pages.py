@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from portal.beneficiaries import groups
@@ -180,3 +181,49 @@ def test_a_batch_found_done_on_chain_is_not_sent_again(app, make_project, make_b
     pc = setup.state(project.id)
     contract = contracts.at(pc.contract_kind, pc.contract_address)
     assert contract.functions.outstanding().call() == 3000
+
+
+def test_a_lost_follow_up_is_sent_again_when_the_batch_job_runs_again(
+    app, make_project, make_beneficiary, worker, monkeypatch
+):
+    from portal.chain import txmanager
+    from portal.disbursements import services
+    from portal.jobs import dispatch
+
+    project, group, _ = _deployed_project(make_project, make_beneficiary, worker, people=2)
+    chain.fund(worker, project, "100")
+    d, _ = services.create(
+        project,
+        title="Lost",
+        amount_text="5",
+        group_id=group.id,
+        beneficiary_ids=None,
+        batch_size=2,
+        user_id=None,
+    )
+    d.status = "running"
+    db.session.commit()
+    batch = d.batches[0]
+
+    # The worker dies after the broadcast, before the follow-up job is recorded.
+    real = dispatch.enqueue
+
+    def lose_follow_ups(kind, *args, **kwargs):
+        if kind == "chain.confirm":
+            raise SystemExit("worker killed")
+        return real(kind, *args, **kwargs)
+
+    monkeypatch.setattr(txmanager.dispatch, "enqueue", lose_follow_ups)
+    with pytest.raises(SystemExit):
+        services.run_batch(batch.id)
+    db.session.rollback()
+    monkeypatch.setattr(txmanager.dispatch, "enqueue", real)
+    tx = db.session.scalar(select(ChainTx).where(ChainTx.purpose == "allocate"))
+    # Stored before the broadcast; "sent" was never committed. The chain has it all the same.
+    assert tx.status == "pending" and tx.broadcasts
+
+    assert services.run_batch(batch.id) == "already sent, waiting for its receipt"
+    db.session.commit()
+    worker.run("contracts")
+    assert db.session.get(Disbursement, d.id).status == "completed"
+    assert sorted(db.session.scalars(select(Entitlement.allocated))) == [500, 500]
