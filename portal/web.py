@@ -105,6 +105,7 @@ def init_app(app: Flask) -> None:
     from portal.beneficiaries.routes import bp as beneficiaries_bp
     from portal.cards.routes import bp as cards_bp
     from portal.chain.routes import bp as chain_bp
+    from portal.chain.routes import wallet_bp
     from portal.comms.routes import bp as comms_bp
     from portal.dashboard.routes import bp as dashboard_bp
     from portal.disbursements.routes import bp as disbursements_bp
@@ -126,6 +127,7 @@ def init_app(app: Flask) -> None:
         exports_bp,
         cards_bp,
         chain_bp,
+        wallet_bp,
         disbursements_bp,
         dashboard_bp,
         imports_bp,

@@ -31,3 +31,12 @@ class FundForm(FlaskForm):
     note = StringField(
         "Note", validators=[Length(max=255)], description="E.g. the grant it comes from."
     )
+
+
+class WalletForm(FlaskForm):
+    address = StringField(
+        "Wallet address",
+        validators=[Length(max=42)],
+        description="The person's own wallet (0x…), for cash-transfer projects. Empty removes it.",
+        render_kw={"autocomplete": "off", "spellcheck": "false", "inputmode": "text"},
+    )

@@ -8,8 +8,9 @@ from sqlalchemy import func, select
 
 from portal import realtime
 from portal.accounts.guards import permission_required
-from portal.chain import setup, txmanager
-from portal.chain.forms import DeployForm, FundForm
+from portal.beneficiaries import services as beneficiaries
+from portal.chain import setup, txmanager, wallets
+from portal.chain.forms import DeployForm, FundForm, WalletForm
 from portal.chain.models import TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
 from portal.errors import NotFound, ValidationFailed
@@ -157,3 +158,31 @@ def transactions_topic(user, params: dict):
     return [txmanager.transactions_room(project.id), realtime.project_room(project.id)], {
         "chain": setup.serialize(pc) if pc else None
     }
+
+
+wallet_bp = Blueprint("wallets", __name__, url_prefix="/beneficiaries/<int:beneficiary_id>")
+
+
+@wallet_bp.app_template_global("wallet_of")
+def wallet_for_page(person):
+    """The beneficiary page's wallet panel (only for those who may manage beneficiaries)."""
+    return wallets.wallet_of(person.id)
+
+
+@wallet_bp.post("/wallet")
+@permission_required("beneficiary.manage")
+def set_wallet(beneficiary_id: int):
+    person = beneficiaries.get_visible(current_user, beneficiary_id)
+    form = WalletForm()
+    if form.validate_on_submit():
+        try:
+            found = wallets.set_wallet(person, form.address.data)
+        except ValidationFailed as exc:
+            db.session.rollback()
+            flash(exc.fields["address"], "error")
+        else:
+            db.session.commit()
+            flash("Wallet address saved." if found else "Wallet address removed.", "success")
+    else:
+        flash("The form expired; try again.", "error")
+    return redirect(url_for("beneficiaries.show", beneficiary_id=person.id) + "#wallet")

@@ -227,3 +227,54 @@ def test_a_lost_follow_up_is_sent_again_when_the_batch_job_runs_again(
     worker.run("contracts")
     assert db.session.get(Disbursement, d.id).status == "completed"
     assert sorted(db.session.scalars(select(Entitlement.allocated))) == [500, 500]
+
+
+def test_cash_project_pays_the_wallets_people_gave(
+    app, client, login, make_user, make_project, make_beneficiary, worker
+):
+    user = make_user("admin")
+    project = make_project(type="cash", status="active", members=[user])
+    people = [make_beneficiary(project=project) for _ in range(3)]
+    group = groups.create(project, "Cash", "first round")
+    groups.add_members(group, people)
+    db.session.commit()
+    pc = chain.deploy(worker, project)
+    assert pc.contract_kind == "CashTransfer"
+    chain.fund(worker, project, "100")
+    login(client, user)
+
+    bad = client.post(
+        f"/beneficiaries/{people[0].id}/wallet",
+        data={"address": "0x1234"},
+        follow_redirects=True,
+    )
+    assert b"Not a wallet address" in bad.data
+    typo = "0x52908400098527886E0F7030069857D2E4169EE7".replace("E7", "e7")
+    assert (
+        b"checksum is wrong"
+        in client.post(
+            f"/beneficiaries/{people[0].id}/wallet", data={"address": typo}, follow_redirects=True
+        ).data
+    )
+    wallets = ["0x" + "ab" * 20, "0x" + "cd" * 20]
+    for person, address in zip(people[:2], wallets, strict=True):
+        client.post(f"/beneficiaries/{person.id}/wallet", data={"address": address})
+
+    made = client.post(
+        f"/projects/{project.id}/disbursements/new",
+        data={"title": "Cash", "amount": "7", "group_id": group.id, "batch_size": 5},
+        follow_redirects=True,
+    )
+    assert b"1 people were left out" in made.data  # no wallet, not silently dropped
+    d = db.session.scalar(select(Disbursement))
+    assert d.beneficiaries == 2
+    client.post(f"/disbursements/{d.id}/start")
+    worker.run("contracts")
+    assert db.session.get(Disbursement, d.id).status == "completed"
+    token = contracts.at(contracts.PROJECT_TOKEN, pc.token_address)
+    w3 = contracts.client.web3()
+    assert [token.functions.balanceOf(w3.to_checksum_address(a)).call() for a in wallets] == [
+        700,
+        700,
+    ]
+    assert db.session.scalar(select(db.func.count()).select_from(Entitlement)) == 0
