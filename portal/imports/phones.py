@@ -27,8 +27,11 @@ from phonenumbers import PhoneMetadata
 from portal.beneficiaries import normalize
 
 # Every number type that makes phonenumbers' _number_type_helper answer something other than
-# UNKNOWN: a number is valid when it matches the general description and one of these.
+# UNKNOWN: a number is valid when it matches the general description and one of these. Which
+# one does not matter here, so the usual ones come first.
 _TYPES = (
+    "mobile",
+    "fixed_line",
     "premium_rate",
     "toll_free",
     "shared_cost",
@@ -37,8 +40,6 @@ _TYPES = (
     "pager",
     "uan",
     "voicemail",
-    "fixed_line",
-    "mobile",
 )
 _MAX_NSN = 17  # phonenumbers' _MAX_LENGTH_FOR_NSN
 
