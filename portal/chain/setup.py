@@ -228,7 +228,10 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
         funding.status = CONFIRMED if tx.status == CONFIRMED else FAILED
         if tx.status == CONFIRMED:
             pc = state(funding.project_id)
-            pc.funded += funding.amount
+            # In SQL, not in Python: two fundings may be confirmed at the same moment.
+            pc.funded = ProjectChain.funded + funding.amount
+            db.session.flush()
+            db.session.refresh(pc)
             _announce(pc)
 
 

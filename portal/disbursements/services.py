@@ -8,7 +8,7 @@ crash never allocates anyone twice; the confirmed receipt, not the send, moves t
 
 from __future__ import annotations
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 
 from portal import events, realtime
 from portal.beneficiaries.models import ACTIVE, Beneficiary, GroupMember, ProjectBeneficiary
@@ -326,7 +326,8 @@ def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -
     for item in items:
         found = existing.get(item.beneficiary_id)
         if found is not None:
-            found.allocated += item.amount
+            # In SQL, not in Python: another disbursement may be crediting the same person.
+            found.allocated = Entitlement.allocated + item.amount
         else:
             fresh.append(
                 {
@@ -344,11 +345,32 @@ def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -
 
 
 def _settle(disbursement: Disbursement) -> None:
-    statuses = [b.status for b in disbursement.batches]
-    if all(s == B_CONFIRMED for s in statuses):
+    """Complete (or fail) the disbursement once every batch is final.
+
+    Batches are confirmed by follow-up jobs running side by side: each would see only its own
+    batch confirmed and none would complete the disbursement. Taking the disbursement row's lock
+    first (an UPDATE) makes them queue here, and each then reads the others' committed states.
+    """
+    db.session.execute(
+        update(Disbursement)
+        .where(Disbursement.id == disbursement.id)
+        .values(status=Disbursement.status)
+        .execution_options(synchronize_session=False)
+    )
+    db.session.flush()
+    statuses = list(
+        db.session.scalars(
+            select(DisbursementBatch)
+            .where(DisbursementBatch.disbursement_id == disbursement.id)
+            .execution_options(populate_existing=True)
+        )
+    )
+    db.session.refresh(disbursement)
+    states = [b.status for b in statuses]
+    if all(s == B_CONFIRMED for s in states):
         disbursement.status = COMPLETED
         disbursement.finished_at = utcnow()
-    elif all(s in (B_CONFIRMED, B_FAILED) for s in statuses):
+    elif all(s in (B_CONFIRMED, B_FAILED) for s in states):
         disbursement.status = FAILED
         disbursement.finished_at = utcnow()
     announce(disbursement)
