@@ -44,10 +44,11 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
     ).all()
     money = None
     if pc is not None:
+        committed = disbursements.committed_total(project.id)
         money = {
             "funded": pc.funded,
-            "committed": disbursements.committed_total(project.id),
-            "available": disbursements.available(project.id),
+            "committed": committed,
+            "available": disbursements.available(project.id, committed),
             "pending_funding": setup.pending_funding(project.id),
         }
     return (

@@ -19,7 +19,7 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import select, update
+from sqlalchemy import update
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from portal import events, realtime
@@ -370,14 +370,3 @@ def _announce(tx: ChainTx) -> None:
     if tx.project_id is None:
         return
     realtime.emit_after_commit(TX_UPDATED, serialize(tx), [transactions_room(tx.project_id)])
-
-
-def open_transactions(limit: int = 500) -> list[ChainTx]:
-    return list(
-        db.session.scalars(
-            select(ChainTx)
-            .where(ChainTx.status.in_(OPEN_STATUSES))
-            .order_by(ChainTx.id)
-            .limit(limit)
-        )
-    )

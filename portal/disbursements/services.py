@@ -74,8 +74,9 @@ def committed_total(project_id: int) -> int:
     )
 
 
-def available(project_id: int) -> int:
-    """Funded tokens not yet promised to anyone (revoked entitlements come back)."""
+def available(project_id: int, committed: int | None = None) -> int:
+    """Funded tokens not yet promised to anyone (revoked entitlements come back); pass
+    ``committed`` when the caller already has ``committed_total``."""
     pc = setup.state(project_id)
     if pc is None:
         return 0
@@ -84,7 +85,9 @@ def available(project_id: int) -> int:
             Entitlement.project_id == project_id
         )
     )
-    return pc.funded + revoked - committed_total(project_id)
+    if committed is None:
+        committed = committed_total(project_id)
+    return pc.funded + revoked - committed
 
 
 def _recipients(project: Project, group_id: int | None, beneficiary_ids: list[int] | None):

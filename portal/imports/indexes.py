@@ -20,7 +20,7 @@ class BlindIndexer:
 
     def __init__(self, key: bytes | None = None, prefix: str = ""):
         # crypto keeps the derived keys private; this is its index key, read once per import.
-        key = crypto._key("index") if key is None else key
+        key = crypto.derived_key("index") if key is None else key
         if len(key) > _BLOCK:
             key = hashlib.sha256(key).digest()
         key = key.ljust(_BLOCK, b"\0")

@@ -6,7 +6,6 @@ screen that lost its connection catches up when it is back."""
 from __future__ import annotations
 
 import re
-import secrets
 import time
 
 import pytest
@@ -23,45 +22,14 @@ def chain_portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
     """``flask serve`` with its worker threads (chain jobs need the embedded EVM of that process)
     and, in this process, an app on the same database and Redis: what it commits reaches the
     browser the way a separate worker's commits do, through Redis."""
-    from config import Config
-    from portal import create_app
-    from portal.extensions import db
-
-    url = sqlite_factory()
-    folder = tmp_path_factory.mktemp("dashboard-stack")
-    channel = f"portal-dashboard-{secrets.token_hex(4)}"
-    env = stack.portal_env(
-        database_url=url,
+    with stack.served_portal(
+        database_url=sqlite_factory(),
         redis_url=redis_db.url,
-        instance_dir=folder / "instance",
         secrets=portal_secrets,
-        SOCKETIO_CHANNEL=channel,
-    )
-    email, password = f"ops-{secrets.token_hex(4)}@example.org", "a-long-dashboard-password-9"
-    stack.create_user(env, email, password, role="admin")
-    web = stack.WebServer(env, folder, workers=True)
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=url,
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(folder / "test-process"),
-        RATELIMIT_STORAGE_URI="memory://",
-        SOCKETIO_CHANNEL=channel,
-    )
-    try:
-        web.start()
-        web.wait_ready()
-        yield {"base": web.base_url, "email": email, "password": password, "app": app}
-    finally:
-        web.stop()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["dramatiq_broker"].close()
+        folder=tmp_path_factory.mktemp("dashboard-stack"),
+        name="ops",
+    ) as served:
+        yield served
 
 
 def wait_until(check, timeout: float = 60, what: str = "the portal's jobs"):

@@ -9,8 +9,6 @@ only creates the people, the group and the vendor through the services on the sa
 
 from __future__ import annotations
 
-import secrets
-
 import pytest
 from playwright.sync_api import expect
 
@@ -28,46 +26,19 @@ VENDOR_PHONE, PERSON_PHONE = "9805700001", "9845700001"
 
 @pytest.fixture(scope="module")
 def world(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
-    from config import Config
-    from portal import create_app
     from portal.extensions import db
 
-    url = sqlite_factory()
-    folder = tmp_path_factory.mktemp("distribution-stack")
-    env = stack.portal_env(
-        database_url=url,
+    with stack.served_portal(
+        database_url=sqlite_factory(),
         redis_url=redis_db.url,
-        instance_dir=folder / "instance",
         secrets=portal_secrets,
-        SOCKETIO_CHANNEL=f"portal-flow-{secrets.token_hex(4)}",
-    )
-    email, password = f"staff-{secrets.token_hex(4)}@example.org", "a-long-flow-password-7"
-    stack.create_user(env, email, password, role="admin")
-    web = stack.WebServer(env, folder, workers=True)
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=url,
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(folder / "test-process"),
-        RATELIMIT_STORAGE_URI="memory://",
-    )
-    try:
-        web.start()
-        web.wait_ready()
-        with app.app_context():
+        folder=tmp_path_factory.mktemp("distribution-stack"),
+        name="flow",
+    ) as served:
+        with served["app"].app_context():
             ids = _people_and_vendor()
             db.session.remove()
-        yield {"base": web.base_url, "email": email, "password": password, **ids}
-    finally:
-        web.stop()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["dramatiq_broker"].close()
+        yield {**served, **ids}
 
 
 def _people_and_vendor() -> dict:

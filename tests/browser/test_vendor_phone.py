@@ -10,7 +10,6 @@ database, as staff would through the pages.
 from __future__ import annotations
 
 import re
-import secrets
 import time
 
 import pytest
@@ -27,46 +26,19 @@ CARD: dict[str, str] = {}  # the beneficiary's card token, printed on the card o
 
 @pytest.fixture(scope="module")
 def portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
-    from config import Config
-    from portal import create_app
     from portal.extensions import db
 
-    url = sqlite_factory()
-    folder = tmp_path_factory.mktemp("vendor-stack")
-    env = stack.portal_env(
-        database_url=url,
+    with stack.served_portal(
+        database_url=sqlite_factory(),
         redis_url=redis_db.url,
-        instance_dir=folder / "instance",
         secrets=portal_secrets,
-        SOCKETIO_CHANNEL=f"portal-vendor-{secrets.token_hex(4)}",
-    )
-    email, password = f"staff-{secrets.token_hex(4)}@example.org", "a-long-vendor-password-3"
-    stack.create_user(env, email, password, role="admin")
-    web = stack.WebServer(env, folder, workers=True)
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=url,
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(folder / "test-process"),
-        RATELIMIT_STORAGE_URI="memory://",
-    )
-    try:
-        web.start()
-        web.wait_ready()
-        with app.app_context():
+        folder=tmp_path_factory.mktemp("vendor-stack"),
+        name="vendor",
+    ) as served:
+        with served["app"].app_context():
             prepare()
             db.session.remove()
-        yield {"base": web.base_url, "email": email, "password": password}
-    finally:
-        web.stop()
-        with app.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        app.extensions["dramatiq_broker"].close()
+        yield served
 
 
 def wait_until(check, what: str, timeout: float = 90):

@@ -7,12 +7,14 @@ its own process group and is stopped by PID.
 
 from __future__ import annotations
 
+import contextlib
 import html
 import os
 import re
 import subprocess
 import sys
 from pathlib import Path
+from secrets import token_hex
 
 from tests.support.services import REPO_ROOT, ManagedProcess, free_port, wait_for
 
@@ -299,3 +301,50 @@ def fresh_csrf(http, base_url: str, paths=("/jobs", "/", "/account")) -> str:
             return token
         seen.append(f"{path}: {page.status_code}")
     raise SignInFailed("no page offered a CSRF token after sign-in (" + ", ".join(seen) + ")")
+
+
+@contextlib.contextmanager
+def served_portal(*, database_url: str, redis_url: str, secrets: dict, folder: Path, name: str):
+    """``flask serve`` with its worker threads (and so the embedded chain), a staff admin, and an
+    in-process worker-role app on the same database and Socket.IO channel, for a test to prepare
+    data through the services and to emit as a separate worker would.
+
+    Yields ``{"base", "email", "password", "app"}``; stops the server and closes the app after.
+    """
+    from config import Config
+    from portal import create_app
+    from portal.extensions import db
+
+    channel = f"portal-{name}-{token_hex(4)}"
+    env = portal_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        instance_dir=folder / "instance",
+        secrets=secrets,
+        SOCKETIO_CHANNEL=channel,
+    )
+    email, password = f"{name}-{token_hex(4)}@example.org", f"a-long-{name}-password-{token_hex(2)}"
+    create_user(env, email, password, role="admin")
+    web = WebServer(env, folder, workers=True)
+    app = create_app(
+        Config,
+        role="worker",
+        SQLALCHEMY_DATABASE_URI=database_url,
+        REDIS_URL=redis_url,
+        BROKER="redis",
+        SECRET_KEY=secrets["SECRET_KEY"],
+        PII_KEY=secrets["PII_KEY"],
+        INSTANCE_DIR=str(folder / "test-process"),
+        RATELIMIT_STORAGE_URI="memory://",
+        SOCKETIO_CHANNEL=channel,
+    )
+    try:
+        web.start()
+        web.wait_ready()
+        yield {"base": web.base_url, "email": email, "password": password, "app": app}
+    finally:
+        web.stop()
+        with app.app_context():
+            db.session.remove()
+            db.engine.dispose()
+        app.extensions["dramatiq_broker"].close()
