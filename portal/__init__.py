@@ -52,8 +52,9 @@ def create_app(
     from portal import crypto, realtime
     from portal.extensions import csrf, db, limiter, login_manager, migrate, socketio
     from portal.jobs.broker import init_broker
+    from portal.transactions import PortalFlask
 
-    app = Flask(
+    app = PortalFlask(
         __name__,
         template_folder=str(BASE_DIR / "templates"),
         static_folder=str(BASE_DIR / "static"),
@@ -91,9 +92,10 @@ def create_app(
     else:
         realtime.make_worker_emitter(app)
 
-    from portal import cli, models, security, web
+    from portal import cli, models, security, transactions, web
 
     models.import_all()
+    transactions.init_app(app)
     security.init_app(app)
     web.init_app(app)
     cli.init_app(app)

@@ -81,7 +81,8 @@ def _emit_pending(sess) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(sess) -> None:
-    sess.info.pop(_PENDING, None)
+    if not sess.in_nested_transaction():  # a savepoint's rollback keeps the outer emits
+        sess.info.pop(_PENDING, None)
 
 
 def client_manager(url: str, channel: str, write_only: bool = False) -> socketio_lib.RedisManager:

@@ -7,6 +7,7 @@ from urllib.parse import urlencode
 from flask import Flask, jsonify, render_template, request
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
+from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
 
 from portal.errors import DomainError
@@ -57,6 +58,14 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(DomainError)
     def domain_error(exc):
         return _render_error(exc.status, str(exc))
+
+    @app.errorhandler(IntegrityError)
+    def conflict(exc):
+        # Two requests changed the same thing at once and the database kept the first.
+        app.logger.warning("integrity conflict on %s %s", request.method, request.path)
+        return _render_error(
+            409, "Someone else changed this at the same moment. Reload the page and try again."
+        )
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
@@ -142,9 +151,3 @@ def init_app(app: Flask) -> None:
         app.register_blueprint(bp)
     register_errors(app)
     register_template_helpers(app)
-
-    @app.teardown_request
-    def commit_or_rollback(exc):
-        # Views that change state commit themselves; anything left open is abandoned here.
-        if exc is not None:
-            db.session.rollback()

@@ -36,6 +36,7 @@ def start_worker(app, threads: int | None = None) -> dramatiq.Worker:
 
 def start_sweeper(app, stop: threading.Event) -> threading.Thread:
     """Run the job sweeper every SWEEP_INTERVAL_SECONDS until ``stop`` is set."""
+    from portal.comms.services import purge_expired as blank_expired_messages
     from portal.files.storage import purge_expired
     from portal.jobs.services import sweep
 
@@ -49,6 +50,8 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
                     purged = purge_expired()
                     if purged:
                         log.info("deleted %s expired files", purged)
+                    if blank_expired_messages():
+                        db.session.commit()
                 except Exception:
                     log.exception("job sweep failed")
                 finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from flask import (
     Blueprint,
     abort,
@@ -32,6 +34,7 @@ from portal.accounts.models import Role, User
 from portal.accounts.permissions import PERMISSIONS
 from portal.errors import DomainError
 from portal.extensions import db, limiter
+from portal.transactions import after_commit, attempt
 
 bp = Blueprint("accounts", __name__)
 
@@ -58,7 +61,7 @@ def login():
         try:
             user = services.authenticate(form.email.data, form.password.data)
         except services.SignInFailed as exc:
-            db.session.commit()  # keep the failure count and the audit entry
+            # Returned, not raised: the failure count and the audit entry are committed.
             form.password.errors.append(str(exc))
             return render_template("accounts/login.html", form=form), 401
         sessions.start(user)
@@ -66,7 +69,6 @@ def login():
         events.user_signed_in.send(
             user, action="auth.signed_in", summary=f"User {user.id} signed in"
         )
-        db.session.commit()
         return redirect(_safe_next(request.args.get("next")))
     return render_template("accounts/login.html", form=form)
 
@@ -79,10 +81,9 @@ def logout():
         user, action="auth.signed_out", summary=f"User {user.id} signed out"
     )
     row_id = sessions.end_current()
-    db.session.commit()
     logout_user()
     if row_id:
-        realtime.end_session_sockets(row_id)
+        after_commit(partial(realtime.end_session_sockets, row_id))
     flash("You are signed out.", "info")
     return redirect(url_for("accounts.login"))
 
@@ -105,7 +106,6 @@ def account():
                     action="user.password_changed",
                     summary=f"User {current_user.id} changed their password",
                 )
-                db.session.commit()
                 flash("Password changed.", "success")
                 return redirect(url_for("accounts.account"))
     return render_template(
@@ -121,8 +121,7 @@ def account():
 @signed_in
 def revoke_session(row_id: int):
     if EmptyForm().validate_on_submit() and sessions.revoke(row_id, user_id=current_user.id):
-        db.session.commit()
-        realtime.end_session_sockets(row_id)
+        after_commit(partial(realtime.end_session_sockets, row_id))
         flash("That session is signed out.", "success")
     return redirect(url_for("accounts.account"))
 
@@ -145,17 +144,16 @@ def user_new():
     form.role_id.choices = _role_choices()
     if form.validate_on_submit():
         try:
-            user = services.create_user(
-                form.email.data,
-                form.name.data,
-                form.password.data,
-                db.session.get(Role, form.role_id.data),
-            )
+            with attempt():
+                user = services.create_user(
+                    form.email.data,
+                    form.name.data,
+                    form.password.data,
+                    db.session.get(Role, form.role_id.data),
+                )
         except DomainError as exc:
-            db.session.rollback()
             form.email.errors.append(str(exc))
         else:
-            db.session.commit()
             flash(f"{user.name} can now sign in.", "success")
             return redirect(url_for("accounts.users"))
     return render_template("accounts/user_form.html", form=form, user=None)
@@ -174,7 +172,6 @@ def user_edit(user_id: int):
             services.set_user_role(user, db.session.get(Role, form.role_id.data), form.active.data)
             if not user.active:
                 sessions.revoke_all(user.id)
-            db.session.commit()
             flash("Saved.", "success")
             return redirect(url_for("accounts.users"))
     return render_template("accounts/user_form.html", form=form, user=user)
@@ -198,14 +195,13 @@ def role_edit(role_id: int | None):
         form.permissions.data = sorted(role.permissions)
     if form.validate_on_submit():
         try:
-            role = services.save_role(
-                role, form.name.data, form.description.data or "", set(form.permissions.data)
-            )
+            with attempt():
+                role = services.save_role(
+                    role, form.name.data, form.description.data or "", set(form.permissions.data)
+                )
         except DomainError as exc:
-            db.session.rollback()
             form.name.errors.append(str(exc))
         else:
-            db.session.commit()
             flash(f"Role {role.name} saved.", "success")
             return redirect(url_for("accounts.roles"))
     return render_template("accounts/role_form.html", form=form, role=role)

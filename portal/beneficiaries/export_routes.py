@@ -8,7 +8,6 @@ from flask_login import current_user
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import exports, services
-from portal.extensions import db
 
 bp = Blueprint("beneficiary_exports", __name__, url_prefix="/beneficiaries")
 
@@ -37,7 +36,6 @@ def export(fmt: str):
         return redirect(url_for("beneficiaries.index"))
     export = exports.prepare(current_user, list_query(request.form))
     exports.record(export, fmt, exports.count(export))
-    db.session.commit()  # audited before the first row leaves
     chunks = exports.csv_chunks(export) if fmt == "csv" else exports.xlsx_chunks(export)
     return Response(
         stream_with_context(chunks),  # the rows read db.session inside the request

@@ -14,6 +14,7 @@ from portal.beneficiaries.models import Beneficiary, GroupMember
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.projects import services as projects
+from portal.transactions import attempt
 
 bp = Blueprint("groups", __name__, url_prefix="/groups")
 
@@ -36,13 +37,12 @@ def new():
         form.project_id.data = int(request.args["project"])
     if form.validate_on_submit():
         try:
-            project = projects.get_visible(current_user, form.project_id.data)
-            group = groups.create(project, form.name.data, form.purpose.data)
+            with attempt():
+                project = projects.get_visible(current_user, form.project_id.data)
+                group = groups.create(project, form.name.data, form.purpose.data)
         except DomainError as exc:
-            db.session.rollback()
             form.name.errors.append(str(exc))
         else:
-            db.session.commit()
             flash(f"Group {group.name} created.", "success")
             return redirect(url_for("groups.show", group_id=group.id))
     return render_template("groups/form.html", form=form)
@@ -76,6 +76,5 @@ def remove_member(group_id: int, beneficiary_id: int):
     group = groups.get_visible(current_user, group_id)
     if EmptyForm().validate_on_submit():
         groups.remove_member(group, services.get_visible(current_user, beneficiary_id))
-        db.session.commit()
         flash("Removed from the group.", "success")
     return redirect(url_for("groups.show", group_id=group.id))

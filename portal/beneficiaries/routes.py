@@ -19,6 +19,7 @@ from portal.extensions import db
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
+from portal.transactions import attempt
 
 bp = Blueprint("beneficiaries", __name__, url_prefix="/beneficiaries")
 
@@ -115,12 +116,11 @@ def new():
             if form.consent.data == "yes":
                 values["consent_at"] = utcnow()
             try:
-                person = services.create(values, project=project)
+                with attempt():
+                    person = services.create(values, project=project)
             except DomainError as exc:
-                db.session.rollback()
                 _field_error(form, exc)
             else:
-                db.session.commit()
                 flash(f"Beneficiary {person.ref} enrolled.", "success")
                 return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
     return render_template("beneficiaries/form.html", form=form, person=None)
@@ -176,14 +176,13 @@ def edit(beneficiary_id: int):
         if form.consent.data == "yes" and not person.consent_at:
             values["consent_at"] = utcnow()
         try:
-            services.update(person, values)
-            if form.consent.data == "no":
-                person.consent_at = None
+            with attempt():
+                services.update(person, values)
+                if form.consent.data == "no":
+                    person.consent_at = None
         except DomainError as exc:
-            db.session.rollback()
             _field_error(form, exc)
         else:
-            db.session.commit()
             flash("Saved.", "success")
             return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
     return render_template("beneficiaries/form.html", form=form, person=person)
@@ -197,7 +196,6 @@ def add_project(beneficiary_id: int):
     form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if form.validate_on_submit():
         services.add_to_project(person, projects.get_visible(current_user, form.project_id.data))
-        db.session.commit()
         flash("Added to the project.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
 
@@ -208,7 +206,6 @@ def remove_project(beneficiary_id: int, project_id: int):
     person = services.get_visible(current_user, beneficiary_id)
     if EmptyForm().validate_on_submit():
         services.remove_from_project(person, projects.get_visible(current_user, project_id))
-        db.session.commit()
         flash("Removed from the project.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
 
@@ -224,6 +221,5 @@ def add_group(beneficiary_id: int):
     if form.validate_on_submit():
         group = groups.get_visible(current_user, form.group_id.data)
         groups.add_members(group, [person])
-        db.session.commit()
         flash(f"Added to group {group.name}.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))

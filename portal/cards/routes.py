@@ -21,7 +21,6 @@ from portal.cards import services
 from portal.cards.forms import LookupForm
 from portal.cards.models import ACTIVE
 from portal.errors import NotFound
-from portal.extensions import db
 
 bp = Blueprint("cards", __name__, url_prefix="/cards")
 
@@ -80,7 +79,6 @@ def issue(beneficiary_id: int):
     person = beneficiaries.get_visible(current_user, beneficiary_id)
     if EmptyForm().validate_on_submit():
         services.print_single(person, current_user)
-        db.session.commit()
         flash(
             f"New card issued to {person.ref}; any older card stops working now. Download and"
             " print it below: the file is deleted after a day.",
@@ -96,7 +94,6 @@ def revoke(beneficiary_id: int):
     person = beneficiaries.get_visible(current_user, beneficiary_id)
     if EmptyForm().validate_on_submit():
         card = services.revoke_active(person)
-        db.session.commit()
         flash(f"Card …{card.token_hint} revoked: it no longer works.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id, _anchor="card"))
 
@@ -107,7 +104,6 @@ def print_group(group_id: int):
     group = groups.get_visible(current_user, group_id)
     if EmptyForm().validate_on_submit():
         sheet = services.request_group_print(group, current_user)
-        db.session.commit()
         flash(
             f"Printing cards as job {sheet.job_id}. When it finishes, the old cards of these"
             " people stop working.",
@@ -121,7 +117,6 @@ def print_group(group_id: int):
 def download(print_id: int):
     sheet, chunks = services.open_pdf(current_user, print_id)
     filename = sheet.file.filename
-    db.session.commit()  # the download is audited before the first byte leaves
     return Response(
         stream_with_context(chunks),
         mimetype="application/pdf",

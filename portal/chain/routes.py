@@ -16,6 +16,7 @@ from portal.disbursements import services as disbursements
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.projects import services as projects
+from portal.transactions import attempt
 
 bp = Blueprint("chain", __name__, url_prefix="/projects/<int:project_id>")
 
@@ -77,12 +78,11 @@ def _submit(project, form, form_name: str, start, done_message: str):
     if not form.validate_on_submit():
         return _page(project, **{form_name: form}, status=422)
     try:
-        start(form)
+        with attempt():
+            start(form)
     except ValidationFailed as exc:
-        db.session.rollback()
         _apply_field_errors(form, exc)
         return _page(project, **{form_name: form}, status=422)
-    db.session.commit()
     flash(done_message)
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
@@ -177,12 +177,11 @@ def set_wallet(beneficiary_id: int):
     form = WalletForm()
     if form.validate_on_submit():
         try:
-            found = wallets.set_wallet(person, form.address.data)
+            with attempt():
+                found = wallets.set_wallet(person, form.address.data)
         except ValidationFailed as exc:
-            db.session.rollback()
             flash(exc.fields["address"], "error")
         else:
-            db.session.commit()
             flash("Wallet address saved." if found else "Wallet address removed.", "success")
     else:
         flash("The form expired; try again.", "error")

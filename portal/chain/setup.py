@@ -94,7 +94,6 @@ def deploy_step(project_id: int) -> str:
             ref=("project_chain", project_id),
         )
         pc.token_tx_id = tx.id
-        db.session.commit()
         return "token sent"
     if pc.token_address and pc.contract_tx_id is None:
         data = contracts.deploy_data(
@@ -108,7 +107,6 @@ def deploy_step(project_id: int) -> str:
             ref=("project_chain", project_id),
         )
         pc.contract_tx_id = tx.id
-        db.session.commit()
         return "contract sent"
     return "waiting for confirmation"
 
@@ -169,7 +167,6 @@ def fund_step(funding_id: int) -> str:
         ref=("funding", funding.id),
     )
     funding.tx_id = tx.id
-    db.session.commit()
     return "mint sent"
 
 

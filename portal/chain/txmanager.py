@@ -1,12 +1,16 @@
-"""Chain writes: nonce from the database, signed and stored before broadcast, followed up.
+"""Chain writes: nonce from the database, signed and stored in the caller's unit of work,
+broadcast after it commits, then followed up.
 
-``submit`` allocates the signer's next nonce under a row lock (``UPDATE`` first, so SQLite and
-PostgreSQL both serialise here), signs, stores the signed bytes and their hash, commits, and only
-then broadcasts: a crash at any point leaves a row that ``follow_up`` can finish. In one process
-a lock per signer also keeps broadcasts in nonce order, which an in-process EVM insists on.
+``submit`` allocates the signer's next nonce under the signer row's lock (an ``UPDATE`` first, so
+SQLite and PostgreSQL both serialise here; the lock is held until the caller commits, so two
+callers never share a nonce), signs, stores the signed bytes and their hash and queues the
+``chain.confirm`` follow-up, all in the caller's transaction. The broadcast happens after that
+commit: work that rolls back never reaches the chain, and a crash after the commit leaves a stored
+transaction that the follow-up sends again. Broadcasts of one process go out in nonce order under
+a per-signer lock, which an in-process EVM insists on.
 
-``follow_up`` (the ``chain.confirm`` job) looks for a receipt of any signed version; re-sends a
-version the node never accepted; replaces one stuck too long with a higher fee (same nonce); and
+``follow_up`` (the ``chain.confirm`` job) looks for a receipt of any signed version; sends a
+version the node has not accepted; replaces one stuck too long with a higher fee (same nonce); and
 records the outcome, the revert reason included. Listeners of ``events.chain_tx_final`` move the
 domain objects (batches, redemptions, deployments) in the same transaction.
 """
@@ -19,7 +23,8 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import update
+from sqlalchemy import event, update
+from sqlalchemy.orm import Session
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from portal import events, realtime
@@ -42,6 +47,7 @@ from portal.timeutil import utcnow
 log = logging.getLogger(__name__)
 
 TX_UPDATED = "chain.tx"
+_AFTER_COMMIT = "chain_broadcasts"  # session.info key: (signer id, nonce, raw) to send
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
 
@@ -79,10 +85,13 @@ def submit(
     ref: tuple[str, int] | None = None,
     value: int = 0,
 ) -> ChainTx:
-    """Sign and send a transaction from the operator. Commits the session (see module doc)."""
+    """Prepare a transaction from the operator in the caller's unit of work (see module doc).
+
+    A call that would revert raises ``Reverted`` with its refused record flushed: the record is
+    kept only if the caller commits (a job handler returns, or raises ``RefusedJob``).
+    """
     w3 = client.web3()
     signer = signers.operator()
-    db.session.commit()  # the signer row (if new) must exist before its lock is taken
     signers.ensure_gas(signer)
     ref_type, ref_id = ref or (None, None)
     # What every record of this call shares, whether it is refused or signed.
@@ -113,22 +122,51 @@ def submit(
         db.session.add(tx)
         db.session.flush()
         _announce(tx)
-        db.session.commit()
         raise Reverted(reason_of(exc), tx) from exc
 
-    with _signer_lock(signer.id):
-        nonce = _allocate_nonce(signer, w3)
-        tx = ChainTx(**intent, nonce=nonce, gas_limit=estimate * 6 // 5 + 20_000, status=PENDING)
-        db.session.add(tx)
-        db.session.flush()
-        priority, max_fee = _fees(w3)
-        version = _sign(tx, signer, priority, max_fee)
-        _announce(tx)
-        db.session.commit()  # stored before broadcast
-        _broadcast(tx, version)
-        dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=project_id)
-        db.session.commit()
+    nonce = _allocate_nonce(signer, w3)
+    tx = ChainTx(**intent, nonce=nonce, gas_limit=estimate * 6 // 5 + 20_000, status=PENDING)
+    db.session.add(tx)
+    db.session.flush()
+    priority, max_fee = _fees(w3)
+    _sign(tx, signer, priority, max_fee)
+    _announce(tx)
+    dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=project_id)
     return tx
+
+
+def _broadcast_after_commit(version: ChainTxBroadcast, tx: ChainTx) -> None:
+    pending = db.session.info.setdefault(_AFTER_COMMIT, [])
+    pending.append((tx.signer_id, tx.nonce, version.raw))
+
+
+@event.listens_for(Session, "after_commit")
+def _send_committed(sess) -> None:
+    queued = sess.info.pop(_AFTER_COMMIT, None)
+    if not queued:
+        return
+    for signer_id, _nonce, raw in sorted(queued, key=lambda item: (item[0], item[1])):
+        with _signer_lock(signer_id):
+            _send_raw(raw)
+
+
+def _send_raw(raw: str) -> None:
+    try:
+        client.web3().eth.send_raw_transaction(raw)
+    except Exception as exc:  # the follow-up job sends it again and records why
+        log.info("broadcast after commit not accepted (%s); the follow-up retries", exc)
+
+
+def _known_to_node(w3, version: ChainTxBroadcast) -> bool:
+    try:
+        return w3.eth.get_transaction(version.tx_hash) is not None
+    except TransactionNotFound:
+        return False
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_uncommitted(sess) -> None:
+    sess.info.pop(_AFTER_COMMIT, None)
 
 
 def _allocate_nonce(signer: ChainSigner, w3) -> int:
@@ -178,6 +216,7 @@ def _sign(tx: ChainTx, signer: ChainSigner, priority: int, max_fee: int) -> Chai
     )
     db.session.add(version)
     tx.tx_hash = version.tx_hash
+    _broadcast_after_commit(version, tx)
     return version
 
 
@@ -232,24 +271,28 @@ def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
     config = current_app.config
     wait = config["CHAIN_RECEIPT_WAIT_SECONDS"] if wait_seconds is None else wait_seconds
     deadline = time.monotonic() + wait
+    version, receipt = _find_receipt(w3, tx)
+    if receipt is None and tx.status == PENDING:
+        if w3.eth.get_transaction_count(tx.signer.address, "latest") > tx.nonce:
+            version, receipt = _find_receipt(w3, tx)  # mined between the two questions?
+            if receipt is None:
+                _final_failure(tx, "Its nonce was used by another transaction; never mined.")
+                return None
+        elif _known_to_node(w3, tx.broadcasts[-1]):
+            _mark_sent(tx, tx.broadcasts[-1])  # broadcast after its maker committed
+        else:
+            _broadcast(tx, tx.broadcasts[-1])  # never sent (its maker died), or dropped
     pause = 0.02
-    while True:
-        version, receipt = _find_receipt(w3, tx)
-        if receipt is not None:
-            _finalize(tx, version, receipt, w3)
-            return None
-        if tx.status == PENDING or time.monotonic() >= deadline:
-            break
+    while receipt is None and tx.status != PENDING and time.monotonic() < deadline:
         time.sleep(pause)
         pause = min(pause * 1.5, 0.5)
-
-    latest = tx.broadcasts[-1]
+        version, receipt = _find_receipt(w3, tx)
+    if receipt is not None:
+        _finalize(tx, version, receipt, w3)
+        return None
     if tx.status == PENDING:
-        if w3.eth.get_transaction_count(tx.signer.address, "latest") > tx.nonce:
-            _final_failure(tx, "Its nonce was used by another transaction; it was never mined.")
-            return None
-        _broadcast(tx, latest)
         return config["CHAIN_RESEND_SECONDS"]
+    latest = tx.broadcasts[-1]
     stuck_for = utcnow() - (latest.sent_at or latest.created_at)
     if stuck_for > timedelta(seconds=config["CHAIN_STUCK_SECONDS"]):
         replace_with_higher_fee(tx)
@@ -257,7 +300,10 @@ def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
 
 
 def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast:
-    """Same nonce, same call, fees raised by a quarter (nodes want at least a tenth more)."""
+    """Same nonce, same call, fees raised by a quarter (nodes want at least a tenth more).
+
+    Stored in the caller's transaction and broadcast after it commits, like the first version.
+    """
     w3 = client.web3()
     latest = tx.broadcasts[-1]
     _, floor_fee = _fees(w3)
@@ -265,8 +311,6 @@ def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast:
     max_fee = max(latest.max_fee_per_gas * 5 // 4 + 1, floor_fee + priority)
     version = _sign(tx, tx.signer, priority, max_fee)
     db.session.flush()
-    db.session.commit()  # stored before broadcast, like the first version
-    _broadcast(tx, version)
     log.info("transaction %s replaced with a higher fee", tx.id)
     return version
 

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, render_template
 from portal.accounts.guards import permission_required
 from portal.comms import services
 from portal.comms.providers import OUTBOX, check_config
-from portal.extensions import db
+from portal.timeutil import utcnow
 
 bp = Blueprint("comms", __name__, url_prefix="/dev")
 REFRESH_SECONDS = 5
@@ -33,10 +33,15 @@ def outbox_enabled() -> bool:
 def outbox():
     if not outbox_enabled():
         abort(404)
-    if services.purge_expired():
-        db.session.commit()
+    # Expired texts are blanked by the sweeper and by the next SMS job; a page view only
+    # hides them (a GET changes nothing).
     response = current_app.make_response(
-        render_template("comms/outbox.html", messages=services.recent(), refresh=REFRESH_SECONDS)
+        render_template(
+            "comms/outbox.html",
+            messages=services.recent(),
+            refresh=REFRESH_SECONDS,
+            now=utcnow(),
+        )
     )
     # A plain HTTP refresh: the page follows new messages without any script.
     response.headers["Refresh"] = str(REFRESH_SECONDS)

@@ -17,7 +17,7 @@ from portal.comms.providers import ProviderError, get_provider
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.kinds import COMMS_SMS
-from portal.jobs.lifecycle import PermanentJobError
+from portal.jobs.lifecycle import PermanentJobError, RefusedJob, RetryKeepingWork
 from portal.timeutil import utcnow
 
 # Messages without a code are kept this long as sent, then blanked like the others.
@@ -70,11 +70,9 @@ def deliver(message_id: int) -> str:
         message.error = str(exc)
         if exc.permanent:
             message.status = FAILED
-        # Kept even though the job's transaction is rolled back on the way out.
-        db.session.commit()
-        if exc.permanent:
-            raise PermanentJobError(str(exc)) from None
-        raise
+            raise RefusedJob(str(exc)) from None
+        # The attempt count and the provider's answer are kept with the failed attempt.
+        raise RetryKeepingWork(str(exc)) from exc
     message.status = SENT
     message.provider = provider.name
     message.provider_ref = ref

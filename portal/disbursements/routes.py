@@ -17,6 +17,7 @@ from portal.disbursements.models import DisbursementBatch
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.projects import services as projects
+from portal.transactions import attempt
 
 bp = Blueprint("disbursements", __name__)
 NO_GROUP = 0
@@ -77,25 +78,24 @@ def new(project_id: int):
     status = 200
     if form.validate_on_submit():
         try:
-            group_id = form.group_id.data or None
-            selection = None if group_id else _selection(project, form.refs.data)
-            disbursement, left_out = services.create(
-                project,
-                title=form.title.data,
-                amount_text=form.amount.data,
-                group_id=group_id,
-                beneficiary_ids=selection,
-                batch_size=form.batch_size.data,
-                user_id=current_user.id,
-            )
+            with attempt():
+                group_id = form.group_id.data or None
+                selection = None if group_id else _selection(project, form.refs.data)
+                disbursement, left_out = services.create(
+                    project,
+                    title=form.title.data,
+                    amount_text=form.amount.data,
+                    group_id=group_id,
+                    beneficiary_ids=selection,
+                    batch_size=form.batch_size.data,
+                    user_id=current_user.id,
+                )
         except ValidationFailed as exc:
-            db.session.rollback()
             for name, message in exc.fields.items():
                 field = getattr(form, name, None) or form.amount
                 field.errors = [*field.errors, message]
             status = 422
         else:
-            db.session.commit()
             if left_out:
                 flash(f"{left_out} people were left out: they have no wallet address yet.", "info")
             return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
@@ -133,7 +133,6 @@ def show(disbursement_id: int):
 def start(disbursement_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
     services.start(disbursement, current_user.id)
-    db.session.commit()
     flash("Started: one transaction per batch. Progress shows here as batches are confirmed.")
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
@@ -146,6 +145,5 @@ def retry(disbursement_id: int, batch_id: int):
     if batch is None or batch.disbursement_id != disbursement.id:
         raise NotFound("No such batch in this disbursement.")
     services.retry_batch(batch, current_user.id)
-    db.session.commit()
     flash(f"Batch {batch.number} sent again. The contract refuses a batch it has already done.")
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))

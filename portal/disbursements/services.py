@@ -39,7 +39,7 @@ from portal.disbursements.models import (
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
-from portal.jobs.lifecycle import PermanentJobError
+from portal.jobs.lifecycle import PermanentJobError, RefusedJob
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
@@ -289,10 +289,7 @@ def run_batch(batch_id: int) -> str:
         batch.error = exc.reason
         batch.tx_id = exc.tx.id
         _settle(disbursement)
-        db.session.commit()
-        raise PermanentJobError(
-            f"Batch {batch.number} refused by the contract: {exc.reason}"
-        ) from exc
+        raise RefusedJob(f"Batch {batch.number} refused by the contract: {exc.reason}") from exc
     batch.tx_id = tx.id
     announce(disbursement)
     return f"sent as transaction {tx.id}"

@@ -19,6 +19,7 @@ from portal.imports.models import KOBO, ImportBatch, ImportSource, KoboSubmissio
 from portal.jobs import dispatch
 from portal.jobs.kinds import KOBO_PULL
 from portal.projects import services as projects
+from portal.transactions import attempt
 from portal.web import problem
 
 bp = Blueprint("kobo", __name__)
@@ -112,7 +113,6 @@ def edit(source_id: int | None):
             db.session.add(source)
             db.session.flush()
             secret = kobo.new_webhook_secret(source) if created else None
-            db.session.commit()
             if secret:
                 flash(
                     "Connected. Give KoboToolbox's REST service this secret as the "
@@ -163,7 +163,6 @@ def pull(source_id: int):
             project_id=source.project_id,
             created_by_id=current_user.id,
         )
-        db.session.commit()
         flash("Pulling the form's new submissions; they will appear below as an import.", "info")
         return redirect(url_for("kobo.show", source_id=source.id, job=job.id))
     return redirect(url_for("kobo.show", source_id=source.id))
@@ -175,7 +174,6 @@ def rotate_secret(source_id: int):
     source = _visible_source(source_id)
     if EmptyForm().validate_on_submit():
         secret = kobo.new_webhook_secret(source)
-        db.session.commit()
         flash(
             f"New webhook secret (the old one stops working now; shown only once): {secret}",
             "success",
@@ -203,11 +201,10 @@ def webhook(source_id: int):
     if not isinstance(payload, dict):
         return problem(400, "Send one submission as a JSON object.")
     try:
-        receipt, first = kobo.import_submission(source, payload)
+        with attempt():
+            receipt, first = kobo.import_submission(source, payload)
     except DomainError as exc:
-        db.session.rollback()
         return problem(exc.status, str(exc))
-    db.session.commit()
     body = {"uuid": receipt.uuid, "outcome": receipt.outcome, "message": receipt.message}
     if not first:
         body["repeat"] = True

@@ -24,6 +24,7 @@ from portal.imports import fields, live, services, template
 from portal.imports.forms import CommitForm, UploadForm
 from portal.imports.models import ANALYSING, COMMITTING
 from portal.projects import services as projects
+from portal.transactions import attempt
 
 bp = Blueprint("imports", __name__, url_prefix="/imports")
 MANAGE = ("beneficiary.manage", "beneficiary.pii.read")
@@ -87,18 +88,17 @@ def new():
             form.group_id.errors = ["Choose a group of the same project."]
         else:
             try:
-                batch = services.create_batch(
-                    form.file.data,
-                    project=project,
-                    user=current_user,
-                    group=group,
-                    source=services.source_named(form.source.data),
-                )
+                with attempt():
+                    batch = services.create_batch(
+                        form.file.data,
+                        project=project,
+                        user=current_user,
+                        group=group,
+                        source=services.source_named(form.source.data),
+                    )
             except DomainError as exc:
-                db.session.rollback()
                 form.file.errors = [str(exc)]
             else:
-                db.session.commit()
                 return redirect(url_for("imports.mapping", batch_id=batch.id))
     return render_template(
         "imports/new.html", form=form, sources=[s.name for s in services.sources()]
@@ -122,7 +122,6 @@ def mapping(batch_id: int):
             problems = services.set_mapping(batch, chosen)
             if not problems:
                 services.start_analysis(batch, current_user.id)
-                db.session.commit()
                 return redirect(url_for("imports.show", batch_id=batch.id))
     return render_template(
         "imports/mapping.html",
@@ -140,12 +139,10 @@ def sheet(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
         try:
-            services.choose_sheet(batch, request.form.get("sheet", ""))
+            with attempt():
+                services.choose_sheet(batch, request.form.get("sheet", ""))
         except DomainError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
-        else:
-            db.session.commit()
     return redirect(url_for("imports.mapping", batch_id=batch.id))
 
 
@@ -185,12 +182,10 @@ def commit(batch_id: int):
     form = CommitForm()
     if form.validate_on_submit():
         try:
-            services.start_commit(batch, current_user, form.mode.data)
+            with attempt():
+                services.start_commit(batch, current_user, form.mode.data)
         except DomainError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
-        else:
-            db.session.commit()
     return redirect(url_for("imports.show", batch_id=batch.id))
 
 
@@ -200,7 +195,6 @@ def analyse(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
         services.start_analysis(batch, current_user.id)
-        db.session.commit()
     return redirect(url_for("imports.show", batch_id=batch.id))
 
 
@@ -210,6 +204,5 @@ def discard(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
         services.discard(batch)
-        db.session.commit()
         flash("The import was discarded and its file deleted.", "success")
     return redirect(url_for("imports.index"))

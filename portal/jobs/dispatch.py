@@ -96,4 +96,7 @@ def _send_after_commit(session) -> None:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_after_rollback(session) -> None:
-    session.info.pop(_PENDING, None)
+    # A savepoint rolled back (``transactions.attempt``): the outer transaction and the jobs
+    # it recorded go on. A message for a job row that was undone is skipped by the claim.
+    if not session.in_nested_transaction():
+        session.info.pop(_PENDING, None)

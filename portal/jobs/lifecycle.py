@@ -23,6 +23,20 @@ class PermanentJobError(Exception):
     """Raised by a handler when trying again cannot help (bad input): the job fails at once."""
 
 
+class RefusedJob(PermanentJobError):
+    """The job failed for good, but what the handler recorded about why is kept (committed with
+    the failure), e.g. a batch marked refused with the contract's reason."""
+
+    keeps_work = True
+
+
+class RetryKeepingWork(Exception):
+    """The attempt failed and may be tried again; what the handler recorded about it (an
+    attempt count, a provider's answer) is committed with the failure."""
+
+    keeps_work = True
+
+
 def claim(job_id: int) -> Job | None:
     """Move the job to running if it may start; None if another delivery or a cancel won."""
     now = utcnow()
@@ -90,7 +104,8 @@ def describe(exc: BaseException) -> str:
 
 def fail(job_id: int, exc: BaseException) -> tuple[Job, int | None]:
     """Record a failed attempt; returns the job and the retry delay (None: dead letter)."""
-    db.session.rollback()  # whatever the handler half-wrote goes
+    if not getattr(exc, "keeps_work", False):
+        db.session.rollback()  # whatever the handler half-wrote goes
     job = db.session.get(Job, job_id, populate_existing=True)
     if job is None or job.status != RUNNING:
         return job, None

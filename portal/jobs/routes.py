@@ -88,7 +88,6 @@ def retry(job_id: int):
     job = services.get_visible(current_user, job_id)
     if EmptyForm().validate_on_submit():
         services.retry(job)
-        db.session.commit()
         flash(f"Job {job.id} is queued again.", "success")
     return _back(job.id)
 
@@ -99,7 +98,6 @@ def cancel(job_id: int):
     job = services.get_visible(current_user, job_id)
     if EmptyForm().validate_on_submit():
         services.cancel(job)
-        db.session.commit()
         flash(f"Job {job.id} is cancelled.", "success")
     return _back(job.id)
 
@@ -110,7 +108,6 @@ def diagnostic():
     form = DiagnosticForm()
     if form.validate_on_submit():
         job = services.run_diagnostic(current_user, fail_times=form.fail_times.data or 0)
-        db.session.commit()
         flash(f"Pipeline check queued as job {job.id}.", "success")
         return redirect(url_for("jobs.show", job_id=job.id))
     flash("Give a number of failures from 0 to 10.", "error")

@@ -14,6 +14,7 @@ from portal.extensions import db
 from portal.projects import services
 from portal.projects.forms import MembersForm, ProjectForm, StatusForm
 from portal.projects.models import STATUSES, TRANSITIONS
+from portal.transactions import attempt
 from portal.vendors.models import VendorProject
 
 bp = Blueprint("projects", __name__, url_prefix="/projects")
@@ -44,12 +45,11 @@ def new():
     form = ProjectForm()
     if form.validate_on_submit():
         try:
-            project = services.create(_form_data(form), current_user)
+            with attempt():
+                project = services.create(_form_data(form), current_user)
         except DomainError as exc:
-            db.session.rollback()
             form.name.errors.append(str(exc))
         else:
-            db.session.commit()
             flash(f"Project “{project.name}” created as a draft.", "success")
             return redirect(url_for("projects.show", project_id=project.id))
     return render_template("projects/form.html", form=form, project=None)
@@ -95,12 +95,11 @@ def edit(project_id: int):
     form = ProjectForm(obj=project)
     if form.validate_on_submit():
         try:
-            services.update(project, _form_data(form))
+            with attempt():
+                services.update(project, _form_data(form))
         except DomainError as exc:
-            db.session.rollback()
             form.name.errors.append(str(exc))
         else:
-            db.session.commit()
             flash("Project saved.", "success")
             return redirect(url_for("projects.show", project_id=project.id))
     return render_template("projects/form.html", form=form, project=project)
@@ -114,7 +113,6 @@ def change_status(project_id: int):
     form.status.choices = [(s, s) for s in TRANSITIONS[project.status]]
     if form.validate_on_submit():
         services.change_status(project, form.status.data)
-        db.session.commit()
         flash(f"Project is now {project.status}.", "success")
     else:
         flash("Choose a status this project can move to.", "error")
@@ -129,7 +127,6 @@ def members(project_id: int):
     form.members.choices = [(u.id, u.name) for u in db.session.scalars(select(User))]
     if form.validate_on_submit():
         services.set_members(project, set(form.members.data))
-        db.session.commit()
         flash("Members saved.", "success")
     else:
         flash("Choose members from the list.", "error")

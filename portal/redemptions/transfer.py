@@ -40,8 +40,9 @@ def _signed_tx(redemption_id: int) -> ChainTx | None:
 def transfer(redemption_id: int) -> str:
     """The ``redemptions.transfer`` job: send the redeem call once.
 
-    ``txmanager.submit`` commits: the move to ``submitted`` is committed before anything is
-    signed, so a suspension arriving meanwhile no longer cancels a transfer under way.
+    The move to ``submitted`` (a conditional UPDATE, holding the row until this job commits) and
+    the signed transaction commit together, and nothing is broadcast before: a suspension
+    arriving meanwhile either cancels the redemption first or finds the transfer under way.
     """
     redemption = db.session.get(Redemption, redemption_id)
     if redemption is None:

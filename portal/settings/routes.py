@@ -9,8 +9,8 @@ from wtforms.validators import DataRequired, Length
 
 from portal.accounts.guards import permission_required
 from portal.errors import DomainError
-from portal.extensions import db
 from portal.settings import services
+from portal.transactions import attempt
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
@@ -29,12 +29,11 @@ def index():
     form = SettingsForm(default_country=services.default_country())
     if form.validate_on_submit():
         try:
-            services.set_value(services.DEFAULT_COUNTRY, form.default_country.data)
+            with attempt():
+                services.set_value(services.DEFAULT_COUNTRY, form.default_country.data)
         except DomainError as exc:
-            db.session.rollback()
             form.default_country.errors.append(str(exc))
         else:
-            db.session.commit()
             flash("Settings saved.", "success")
             return redirect(url_for("settings.index"))
     return render_template("settings/index.html", form=form)

@@ -13,6 +13,7 @@ from portal.errors import DomainError
 from portal.extensions import db
 from portal.projects import services as projects
 from portal.projects.models import Project
+from portal.transactions import attempt
 from portal.vendors import services
 from portal.vendors.forms import VendorForm, VendorStatusForm
 from portal.vendors.models import CATEGORIES, STATUSES, TRANSITIONS
@@ -69,12 +70,11 @@ def new():
             form.project_id.errors = ["Choose the project this vendor serves."]
         else:
             try:
-                vendor = services.register(_values(form), project)
+                with attempt():
+                    vendor = services.register(_values(form), project)
             except DomainError as exc:
-                db.session.rollback()
                 getattr(form, getattr(exc, "field", "name"), form.name).errors.append(str(exc))
             else:
-                db.session.commit()
                 flash(f"Vendor {vendor.name} registered; it waits for approval.", "success")
                 return redirect(url_for("vendors.show", vendor_id=vendor.id))
     return render_template("vendors/form.html", form=form, vendor=None)
@@ -110,12 +110,11 @@ def edit(vendor_id: int):
     form.project_id.choices = [(0, "")]
     if form.validate_on_submit():
         try:
-            services.update(vendor, _values(form))
+            with attempt():
+                services.update(vendor, _values(form))
         except DomainError as exc:
-            db.session.rollback()
             getattr(form, getattr(exc, "field", "name"), form.name).errors.append(str(exc))
         else:
-            db.session.commit()
             flash("Saved.", "success")
             return redirect(url_for("vendors.show", vendor_id=vendor.id))
     return render_template("vendors/form.html", form=form, vendor=vendor)
@@ -129,7 +128,6 @@ def change_status(vendor_id: int):
     form.status.choices = [(s, s) for s in TRANSITIONS[vendor.status]]
     if form.validate_on_submit():
         services.change_status(vendor, form.status.data, form.reason.data or "")
-        db.session.commit()
         flash(f"Vendor is now {vendor.status}.", "success")
     else:
         flash("Choose a decision this vendor can take.", "error")
@@ -144,7 +142,6 @@ def assign(vendor_id: int):
     form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if form.validate_on_submit():
         services.assign(vendor, projects.get_visible(current_user, form.project_id.data))
-        db.session.commit()
         flash("Assigned.", "success")
     return redirect(url_for("vendors.show", vendor_id=vendor.id))
 
@@ -155,6 +152,5 @@ def unassign(vendor_id: int, project_id: int):
     vendor = services.get_visible(current_user, vendor_id)
     if EmptyForm().validate_on_submit():
         services.unassign(vendor, projects.get_visible(current_user, project_id))
-        db.session.commit()
         flash("Removed from the project.", "success")
     return redirect(url_for("vendors.show", vendor_id=vendor.id))

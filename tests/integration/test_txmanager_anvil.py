@@ -57,10 +57,14 @@ def test_stuck_transaction_is_replaced_with_a_higher_fee(chain_app, lazy_node, m
 
     data = contracts.deploy_data(contracts.PROJECT_TOKEN, "Stuck", "STK", 2, signer.address)
     tx = txmanager.submit(purpose="deploy.token", to=None, data=data)
-    assert tx.status == "sent" and tx.nonce == 0
+    assert tx.status == "pending" and tx.nonce == 0
+    assert lazy_node.rpc("eth_getTransactionCount", signer.address, "pending") == "0x0"
+    db.session.commit()  # the unit of work ends: now it is broadcast
+    assert lazy_node.rpc("eth_getTransactionCount", signer.address, "pending") == "0x1"
     first = tx.broadcasts[0]
 
     assert txmanager.follow_up(tx, wait_seconds=0) is not None  # not mined: replaced
+    db.session.commit()  # the replacement goes out after its unit of work
     db.session.refresh(tx)
     assert len(tx.broadcasts) == 2
     second = tx.broadcasts[1]
@@ -84,6 +88,7 @@ def test_nonces_come_from_the_database_in_order(chain_app, lazy_node, monkeypatc
     data = contracts.deploy_data(contracts.PROJECT_TOKEN, "N", "NN", 0, signer.address)
     sent = [txmanager.submit(purpose="deploy.token", to=None, data=data) for _ in range(3)]
     assert [t.nonce for t in sent] == [0, 1, 2]
+    db.session.commit()
     _mine(lazy_node)
     for t in sent:
         assert txmanager.follow_up(t, wait_seconds=1) is None
@@ -103,6 +108,7 @@ def test_revert_when_mined_is_recorded_with_its_reason(chain_app, lazy_node, mon
         to=None,
         data=contracts.deploy_data(contracts.PROJECT_TOKEN, "R", "RR", 0, signer.address),
     )
+    db.session.commit()
     assert txmanager.follow_up(token, wait_seconds=5) is None
     db.session.commit()
     token = db.session.get(ChainTx, token.id)
@@ -128,6 +134,7 @@ def test_revert_when_mined_is_recorded_with_its_reason(chain_app, lazy_node, mon
         to=token.contract_address,
         data=contracts.encode(contracts.PROJECT_TOKEN, "mint", signer.address, 7),
     )
+    db.session.commit()  # all three go out now, in nonce order
     _mine(lazy_node)
     for t in (mint, renounce, late_mint):
         assert txmanager.follow_up(t, wait_seconds=2) is None

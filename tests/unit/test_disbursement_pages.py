@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
 from sqlalchemy import select
 
 from portal.beneficiaries import groups
@@ -183,18 +182,12 @@ def test_a_batch_found_done_on_chain_is_not_sent_again(app, make_project, make_b
     assert contract.functions.outstanding().call() == 3000
 
 
-def test_a_lost_follow_up_is_sent_again_when_the_batch_job_runs_again(
-    app, make_project, make_beneficiary, worker, monkeypatch
-):
-    from portal.chain import txmanager
+def _running_draft(project, group, title: str) -> Disbursement:
     from portal.disbursements import services
-    from portal.jobs import dispatch
 
-    project, group, _ = _deployed_project(make_project, make_beneficiary, worker, people=2)
-    chain.fund(worker, project, "100")
     d, _ = services.create(
         project,
-        title="Lost",
+        title=title,
         amount_text="5",
         group_id=group.id,
         beneficiary_ids=None,
@@ -203,30 +196,62 @@ def test_a_lost_follow_up_is_sent_again_when_the_batch_job_runs_again(
     )
     d.status = "running"
     db.session.commit()
+    return d
+
+
+def test_a_worker_dying_after_commit_before_the_broadcast_loses_nothing(
+    app, make_project, make_beneficiary, worker, monkeypatch
+):
+    from portal.chain import client, txmanager
+    from portal.disbursements import services
+
+    project, group, _ = _deployed_project(make_project, make_beneficiary, worker, people=2)
+    chain.fund(worker, project, "100")
+    d = _running_draft(project, group, "Crash after commit")
     batch = d.batches[0]
 
-    # The worker dies after the broadcast, before the follow-up job is recorded.
-    real = dispatch.enqueue
-
-    def lose_follow_ups(kind, *args, **kwargs):
-        if kind == "chain.confirm":
-            raise SystemExit("worker killed")
-        return real(kind, *args, **kwargs)
-
-    monkeypatch.setattr(txmanager.dispatch, "enqueue", lose_follow_ups)
-    with pytest.raises(SystemExit):
-        services.run_batch(batch.id)
-    db.session.rollback()
-    monkeypatch.setattr(txmanager.dispatch, "enqueue", real)
-    tx = db.session.scalar(select(ChainTx).where(ChainTx.purpose == "allocate"))
-    # Stored before the broadcast; "sent" was never committed. The chain has it all the same.
-    assert tx.status == "pending" and tx.broadcasts
-
-    assert services.run_batch(batch.id) == "already sent, waiting for its receipt"
+    # The batch job's unit of work commits (signed transaction and its follow-up job), then
+    # the process dies before its after-commit broadcast.
+    monkeypatch.setattr(txmanager, "_send_raw", lambda raw: None)
+    services.run_batch(batch.id)
     db.session.commit()
+    monkeypatch.undo()
+    tx = db.session.scalar(select(ChainTx).where(ChainTx.purpose == "allocate"))
+    assert tx.status == "pending" and tx.broadcasts
+    assert not txmanager._known_to_node(client.web3(), tx.broadcasts[0])
+
+    # The follow-up, committed with it, sends the stored bytes and confirms them.
     worker.run("contracts")
     assert db.session.get(Disbursement, d.id).status == "completed"
     assert sorted(db.session.scalars(select(Entitlement.allocated))) == [500, 500]
+
+
+def test_a_batch_job_that_rolls_back_after_signing_sends_nothing_and_keeps_no_nonce(
+    app, make_project, make_beneficiary, worker, monkeypatch
+):
+    from portal.chain import client
+    from portal.disbursements import services
+
+    project, group, _ = _deployed_project(make_project, make_beneficiary, worker, people=2)
+    chain.fund(worker, project, "100")
+    d = _running_draft(project, group, "Rolled back")
+    batch = d.batches[0]
+    operator = signers.operator()
+    nonce_before = client.web3().eth.get_transaction_count(operator.address, "pending")
+    next_before = operator.next_nonce
+
+    services.run_batch(batch.id)  # signed in this unit of work...
+    db.session.rollback()  # ...which then fails: nothing of it reaches the chain
+    assert db.session.scalar(select(ChainTx).where(ChainTx.purpose == "allocate")) is None
+    assert client.web3().eth.get_transaction_count(operator.address, "pending") == nonce_before
+    assert db.session.get(type(operator), operator.id).next_nonce == next_before
+
+    services.run_batch(batch.id)  # the retry takes the same nonce: no gap for later ones
+    db.session.commit()
+    worker.run("contracts")
+    tx = db.session.scalar(select(ChainTx).where(ChainTx.purpose == "allocate"))
+    assert tx.status == "confirmed" and tx.nonce == nonce_before
+    assert db.session.get(Disbursement, d.id).status == "completed"
 
 
 def test_cash_project_pays_the_wallets_people_gave(

@@ -1,0 +1,151 @@
+"""One transaction per request: framework code commits after the view and rolls back on error.
+
+Views and services only ``flush``; the request is the unit of work, as a job is for the worker
+middleware. Committing in ``dispatch_request`` (not in ``after_request``) means a conflict found
+at commit time goes through the ordinary error handlers and answers 409, not 500.
+
+A safe request (GET, HEAD, OPTIONS) may append to the audit log and touch a session's last-seen
+time, nothing else: ``_guard_safe_writes`` watches every flush and every ORM bulk statement and
+refuses any other write, so the rule holds by construction rather than by review.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from flask import Flask, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.orm import Session
+
+from portal.extensions import db
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# The only tables a safe request may write: the audit trail (reading personal data is audited)
+# and the session rows whose last-seen time a page view refreshes.
+SAFE_WRITABLE = frozenset({"audit_entries", "audit_head", "user_sessions", "vendor_sessions"})
+
+
+class WriteOnSafeRequest(RuntimeError):
+    """A GET (or HEAD/OPTIONS) tried to change domain state: a bug in the view, never allowed."""
+
+
+class PortalFlask(Flask):
+    def dispatch_request(self):
+        rv = super().dispatch_request()
+        finish()
+        return rv
+
+
+@contextmanager
+def attempt() -> Iterator[None]:
+    """Run a step whose refusal the view turns into a form error: on ``DomainError`` whatever
+    the step flushed is rolled back to a savepoint, and the rest of the request goes on (and
+    is committed by the framework as usual)."""
+    from portal.errors import DomainError
+
+    savepoint = db.session.begin_nested()
+    try:
+        yield
+    except DomainError:
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise
+    else:
+        if savepoint.is_active:
+            savepoint.commit()
+
+
+_CALLBACKS = "uow_after_commit"
+
+
+def after_commit(callback: Callable[[], None]) -> None:
+    """Run ``callback`` once the current transaction commits (dropped if it rolls back): for
+    effects outside the database that must not run ahead of the change, such as closing the
+    sockets of a session whose revocation is not committed yet."""
+    db.session.info.setdefault(_CALLBACKS, []).append(callback)
+
+
+@event.listens_for(Session, "after_commit")
+def _run_callbacks(sess) -> None:
+    for callback in sess.info.pop(_CALLBACKS, []):
+        callback()
+
+
+@event.listens_for(Session, "after_rollback")
+def _drop_callbacks(sess) -> None:
+    if not sess.in_nested_transaction():  # a savepoint's rollback keeps the outer callbacks
+        sess.info.pop(_CALLBACKS, None)
+
+
+_WROTE = "uow_wrote"  # session.info: something was flushed or executed since the last commit
+
+
+def finish() -> None:
+    """Commit the request's work (the view returned normally).
+
+    A safe request that wrote nothing is left alone: committing would only expire the objects
+    the rest of the request (a streamed body) still reads.
+    """
+    sess = db.session()
+    if request.method in SAFE_METHODS and not (
+        sess.info.get(_WROTE) or sess.new or sess.dirty or sess.deleted
+    ):
+        return
+    sess.commit()
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flush(sess, flush_context) -> None:
+    sess.info[_WROTE] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _forget_writes(sess) -> None:
+    sess.info.pop(_WROTE, None)
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_rolled_back_writes(sess) -> None:
+    if not sess.in_nested_transaction():
+        sess.info.pop(_WROTE, None)
+
+
+def _in_safe_request() -> bool:
+    return has_request_context() and request.method in SAFE_METHODS
+
+
+def _refuse(tables: set[str]) -> None:
+    raise WriteOnSafeRequest(
+        f"{request.method} {request.path} tried to write {', '.join(sorted(tables))}"
+    )
+
+
+@event.listens_for(Session, "before_flush")
+def _guard_safe_flush(sess, flush_context, instances) -> None:
+    if not _in_safe_request():
+        return
+    changed = [*sess.new, *sess.deleted, *(o for o in sess.dirty if sess.is_modified(o))]
+    tables = {obj.__table__.name for obj in changed if hasattr(obj, "__table__")}
+    if tables - SAFE_WRITABLE:
+        _refuse(tables - SAFE_WRITABLE)
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _guard_safe_statement(state) -> None:
+    if not (state.is_update or state.is_delete or state.is_insert):
+        return
+    state.session.info[_WROTE] = True
+    if not _in_safe_request():
+        return
+    table = getattr(state.statement, "table", None)
+    name = getattr(table, "name", None)
+    if name not in SAFE_WRITABLE:
+        _refuse({str(name)})
+
+
+def init_app(app: Flask) -> None:
+    @app.teardown_request
+    def _rollback_on_error(exc) -> None:
+        if exc is not None:
+            db.session.rollback()
