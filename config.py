@@ -105,6 +105,9 @@ class Config:
     # A sent transaction without a receipt this long is replaced with a higher fee.
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
+    # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
+    # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.
+    AMOUNT_MAX_UNITS = env_int("AMOUNT_MAX_UNITS", 100_000_000_000)
 
     # SMS and one-time codes (vendor sign-in, redemptions). "outbox" only stores what would be
     # sent, for the development outbox page; production refuses it. "http": a Twilio-style API.

@@ -195,7 +195,7 @@ def test_a_lost_follow_up_is_sent_again_when_the_batch_job_runs_again(
     d, _ = services.create(
         project,
         title="Lost",
-        amount_text="5",
+        amount=500,
         group_id=group.id,
         beneficiary_ids=None,
         batch_size=2,
