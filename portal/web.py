@@ -90,6 +90,8 @@ def register_template_helpers(app: Flask) -> None:
     )
 
     # Every amount on a page is written by the one module that also reads typed amounts.
+    if app.config.get("AMOUNT_LOCALE", "en") not in amounts.LOCALES:
+        raise RuntimeError(f"AMOUNT_LOCALE must be one of {', '.join(amounts.LOCALES)}")
     app.add_template_filter(amounts.format, "amount")
 
     @app.template_filter("dt")

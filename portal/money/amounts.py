@@ -59,6 +59,13 @@ class AmountError(ValidationFailed):
         self.message = message
 
 
+def default_locale() -> str:
+    """How the portal writes amounts unless told otherwise: ``AMOUNT_LOCALE`` (en, hi, ne)."""
+    if has_app_context():
+        return current_app.config.get("AMOUNT_LOCALE") or "en"
+    return "en"
+
+
 def max_units() -> int:
     """The configured upper bound on one amount, in whole tokens."""
     if has_app_context():
@@ -130,11 +137,14 @@ def check(base: int, decimals: int, *, allow_zero: bool = False) -> int:
     return base
 
 
-def format(base: int | None, decimals: int, locale: str = "en") -> str:
+def format(base: int | None, decimals: int, locale: str | None = None) -> str:
     """Base units to text with every fraction digit shown: 150050, 2 → ``1,500.50``."""
     if base is None:
         return "–"
     _check_decimals(decimals)
+    locale = locale or default_locale()
+    if locale not in LOCALES:
+        raise ValueError(f"amounts are written in {', '.join(LOCALES)}, not {locale!r}")
     grouping, digits = LOCALES[locale]
     sign = "-" if base < 0 else ""  # only ever a shortfall shown; a sign is never typed back
     whole, fraction = divmod(abs(int(base)), 10**decimals)

@@ -313,6 +313,18 @@ def test_the_amount_filter_is_the_module(app):
 
     assert render_template_string("{{ 150050|amount(2) }}") == "1,500.50"
     assert render_template_string("{{ 150050|amount(2, 'ne') }}") == "१,५००.५०"
+    app.config["AMOUNT_LOCALE"] = "hi"
+    assert render_template_string("{{ 12345678|amount(0) }}") == "1,23,45,678"
+
+
+def test_an_unknown_locale_is_refused_at_start_and_in_format(app):
+    from config import TestConfig
+    from portal import create_app
+
+    with pytest.raises(ValueError, match="not 'fr'"):
+        amounts.format(1, 2, "fr")
+    with pytest.raises(RuntimeError, match="AMOUNT_LOCALE"):
+        create_app(TestConfig, INSTANCE_DIR=app.config["INSTANCE_DIR"], AMOUNT_LOCALE="fr")
 
 
 @pytest.mark.parametrize(
