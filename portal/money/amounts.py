@@ -18,7 +18,8 @@ from flask import current_app, has_app_context
 
 from portal.errors import ValidationFailed
 
-# Longest text looked at; the largest amount in Indian grouping with 18 decimals fits well.
+# Longest text looked at, padding included: the largest amount accepted, in any locale and with
+# any decimals allowed here, is at most 38 characters (tests hold it to that).
 MAX_TEXT = 64
 # What a token's ``decimals`` may be here (ERC-20 allows 255; nobody sane uses more than 18).
 MAX_DECIMALS = 36
@@ -73,11 +74,10 @@ def max_units() -> int:
     return DEFAULT_MAX_UNITS
 
 
-def ceiling(decimals: int, units: int | None = None) -> int:
+def ceiling(decimals: int) -> int:
     """The largest amount accepted, in base units: configured bound, column, uint256."""
     _check_decimals(decimals)
-    whole = max_units() if units is None else units
-    return min(whole * 10**decimals, COLUMN_MAX, UINT256_MAX)
+    return min(max_units() * 10**decimals, COLUMN_MAX, UINT256_MAX)
 
 
 def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:

@@ -67,10 +67,11 @@ def test_formatted_text_with_devanagari_digits_or_without_commas_parses_too(pair
     assert amounts.parse(devanagari, decimals) == base
 
 
-@pytest.mark.parametrize("decimals", range(19))
+@pytest.mark.parametrize("decimals", range(amounts.MAX_DECIMALS + 1))
 def test_the_largest_amount_round_trips_and_one_more_is_refused(decimals):
     top = amounts.ceiling(decimals)
     for locale in amounts.LOCALES:
+        assert len(amounts.format(top, decimals, locale)) <= 38
         assert amounts.parse(amounts.format(top, decimals, locale), decimals) == top
         with pytest.raises(amounts.AmountError, match="At most"):
             amounts.parse(amounts.format(top + 1, decimals, locale), decimals)
