@@ -105,6 +105,12 @@ class Config:
     # A sent transaction without a receipt this long is replaced with a higher fee.
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
+    # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
+    # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.
+    AMOUNT_MAX_UNITS = env_int("AMOUNT_MAX_UNITS", 100_000_000_000)
+    # How pages and messages write amounts: "en" 1,234,567.50; "hi" 12,34,567.50; "ne" the same
+    # in Devanagari digits. Every one of them is read back by the amount fields.
+    AMOUNT_LOCALE = env_str("AMOUNT_LOCALE", "en")
 
     # SMS and one-time codes (vendor sign-in, redemptions). "outbox" only stores what would be
     # sent, for the development outbox page; production refuses it. "http": a Twilio-style API.

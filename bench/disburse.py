@@ -179,7 +179,7 @@ def run(args) -> dict:
             setup.start_deploy(project, "BENCH", 2, None)
             db.session.commit()
             run_jobs_inline()
-            setup.start_funding(project, str(10 * args.people), "bench", None)
+            setup.start_funding(project, 1_000 * args.people, "bench", None)
             db.session.commit()
             run_jobs_inline()
 
@@ -187,7 +187,7 @@ def run(args) -> dict:
             disbursement, _ = disbursements.create(
                 project,
                 title="Bench",
-                amount_text="10",
+                amount=1_000,
                 group_id=group.id,
                 beneficiary_ids=None,
                 batch_size=args.batch,

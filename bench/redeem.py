@@ -121,13 +121,13 @@ def prepare(people: int) -> list[str]:
     db.session.commit()
     pid = project.id
     wait_until(lambda: setup.state(pid).status == "deployed", "deployment")
-    setup.start_funding(db.session.get(Project, pid), str(1000 * people), "bench", None)
+    setup.start_funding(db.session.get(Project, pid), 100_000 * people, "bench", None)
     db.session.commit()
     wait_until(lambda: setup.state(pid).funded > 0, "funding")
     d, _ = disbursements.create(
         db.session.get(Project, pid),
         title="Bench",
-        amount_text="1000",
+        amount=100_000,
         group_id=group.id,
         beneficiary_ids=None,
         batch_size=500,

@@ -85,6 +85,7 @@ def page_url(page: int) -> str:
 
 def register_template_helpers(app: Flask) -> None:
     from portal.accounts.permissions import PERMISSIONS
+    from portal.money import amounts
 
     def can(permission: str) -> bool:
         return current_user.is_authenticated and current_user.can(permission)
@@ -96,6 +97,11 @@ def register_template_helpers(app: Flask) -> None:
     app.jinja_env.globals.update(
         can=can, page_url=page_url, ALL_PERMISSIONS=PERMISSIONS, has_endpoint=has_endpoint
     )
+
+    # Every amount on a page is written by the one module that also reads typed amounts.
+    if app.config.get("AMOUNT_LOCALE", "en") not in amounts.LOCALES:
+        raise RuntimeError(f"AMOUNT_LOCALE must be one of {', '.join(amounts.LOCALES)}")
+    app.add_template_filter(amounts.format, "amount")
 
     @app.template_filter("dt")
     def format_dt(value):

@@ -18,6 +18,7 @@ from portal.disbursements import services as disbursements
 from portal.extensions import db
 from portal.jobs import lifecycle
 from portal.jobs.models import CLAIMABLE, Job
+from portal.money import amounts
 
 CHAIN_KINDS = ("chain.deploy", "chain.confirm", "chain.fund", "disbursement.batch")
 
@@ -57,16 +58,17 @@ def seed_chain(project, group, amount: str = "1500", funding: str = "100000") ->
     """Deploy, fund and allocate to the group; only on the embedded chain (False otherwise)."""
     if not client.is_embedded():
         return False
-    setup.start_deploy(project, "WR26", 2, None)
+    decimals = 2
+    setup.start_deploy(project, "WR26", decimals, None)
     db.session.commit()
     run_jobs_inline()
-    setup.start_funding(project, funding, "Demo grant", None)
+    setup.start_funding(project, amounts.parse(funding, decimals), "Demo grant", None)
     db.session.commit()
     run_jobs_inline()
     disbursement, _ = disbursements.create(
         project,
         title="First distribution: winter food basket",
-        amount_text=amount,
+        amount=amounts.parse(amount, decimals),
         group_id=group.id,
         beneficiary_ids=None,
         batch_size=10,

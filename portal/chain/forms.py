@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
+from portal.money.forms import AmountField
+
 
 class DeployForm(FlaskForm):
     symbol = StringField(
@@ -23,11 +25,7 @@ class DeployForm(FlaskForm):
 
 
 class FundForm(FlaskForm):
-    amount = StringField(
-        "Amount to mint into the project",
-        validators=[DataRequired(), Length(max=30)],
-        render_kw={"inputmode": "decimal", "autocomplete": "off"},
-    )
+    amount = AmountField("Amount to mint into the project")
     note = StringField(
         "Note", validators=[Length(max=255)], description="E.g. the grant it comes from."
     )

@@ -11,10 +11,11 @@ from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
 from portal.chain import setup, txmanager, wallets
 from portal.chain.forms import DeployForm, FundForm, WalletForm
-from portal.chain.models import TX_STATUSES, ChainTx, Funding
+from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
+from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
 
@@ -34,9 +35,7 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
     pc = setup.state(project.id)
     if deploy_form is None:
         deploy_form = DeployForm(symbol=f"P{project.id}AID")
-    fund_form = fund_form or FundForm()
-    if pc is not None:
-        fund_form.amount.description = f"In {pc.symbol}; the token has {pc.decimals} decimals."
+    fund_form = fund_form or _fund_form(pc)
     fundings = db.session.scalars(
         select(Funding)
         .where(Funding.project_id == project.id)
@@ -61,10 +60,17 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
             fundings=fundings,
             deploy_form=deploy_form,
             fund_form=fund_form,
-            fmt=setup.format_amount,
         ),
         status,
     )
+
+
+def _fund_form(pc) -> FundForm:
+    form = FundForm()
+    form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
+    if form.amount.decimals is not None:
+        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
+    return form
 
 
 @bp.get("/chain")
@@ -106,7 +112,7 @@ def fund(project_id: int):
     project = projects.get_visible(current_user, project_id)
     return _submit(
         project,
-        FundForm(),
+        _fund_form(setup.state(project.id)),
         "fund_form",
         lambda f: setup.start_funding(project, f.amount.data, f.note.data, current_user.id),
         "Funding sent: the amount counts once the mint is confirmed on chain.",

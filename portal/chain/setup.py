@@ -8,7 +8,6 @@ the second. Every step checks what is already recorded, so a re-run never deploy
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
 
 from sqlalchemy import func, select
 
@@ -28,6 +27,7 @@ from portal.chain.models import (
 from portal.errors import Conflict, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
+from portal.money import amounts
 from portal.projects.models import Project
 
 CHAIN_UPDATED = "chain.project"
@@ -111,37 +111,16 @@ def deploy_step(project_id: int) -> str:
     return "waiting for confirmation"
 
 
-def parse_amount(text: str, decimals: int, field: str = "amount") -> int:
-    """Display units ("12.50") to base units; refuses more decimals than the token has."""
-    try:
-        value = Decimal(str(text).strip().replace(",", ""))
-    except (InvalidOperation, ValueError):
-        raise ValidationFailed({field: "Enter an amount such as 1500 or 12.50."}) from None
-    if not value.is_finite() or value <= 0:
-        raise ValidationFailed({field: "The amount must be more than zero."})
-    scaled = value.scaleb(decimals)
-    if scaled != scaled.to_integral_value():
-        raise ValidationFailed({field: f"At most {decimals} digits after the decimal point."})
-    base = int(scaled)
-    if base >= 2**62:
-        raise ValidationFailed({field: "That amount is too large."})
-    return base
-
-
-def format_amount(base: int | None, decimals: int) -> str:
-    if base is None:
-        return "–"
-    value = Decimal(base).scaleb(-decimals)
-    return f"{value:,.{decimals}f}"
-
-
-def start_funding(project: Project, amount_text: str, note: str, user_id: int | None) -> Funding:
+def start_funding(project: Project, amount: int, note: str, user_id: int | None) -> Funding:
+    """Record a funding of ``amount`` base units (from ``amounts.parse``) and send its mint."""
     pc = state(project.id)
     if pc is None or pc.status != DEPLOYED:
         raise Conflict("Deploy the project's contracts before funding it.")
     if project.is_closed:
         raise Conflict("A closed project cannot be funded.")
-    amount = parse_amount(amount_text, pc.decimals)
+    amounts.check(amount, pc.decimals)
+    if pc.funded + pending_funding(project.id) + amount > amounts.COLUMN_MAX:
+        raise amounts.AmountError("That would take the project's funding past what it can hold.")
     funding = Funding(
         project_id=project.id, amount=amount, note=(note or "")[:255], created_by_id=user_id
     )
@@ -187,7 +166,7 @@ def serialize(pc: ProjectChain) -> dict:
         "token_address": pc.token_address,
         "contract_address": pc.contract_address,
         "funded": pc.funded,
-        "funded_display": format_amount(pc.funded, pc.decimals),
+        "funded_display": amounts.format(pc.funded, pc.decimals),
     }
 
 

@@ -19,7 +19,6 @@ from sqlalchemy.engine import Connection
 from portal.beneficiaries.models import Beneficiary
 from portal.chain.models import FAILED as TX_FAILED
 from portal.chain.models import REVERTED, ChainTx, ProjectChain
-from portal.chain.setup import format_amount
 from portal.disbursements.models import (
     B_PENDING,
     B_SENT,
@@ -30,6 +29,7 @@ from portal.disbursements.models import (
 )
 from portal.jobs.models import QUEUED, RETRYING, Job
 from portal.jobs.models import RUNNING as JOB_RUNNING
+from portal.money import amounts
 from portal.redemptions.models import ACCEPTED, FAILED, SETTLED, SUBMITTED, Redemption
 from portal.timeutil import utcnow
 from portal.vendors.models import Vendor
@@ -68,7 +68,7 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
     decimals = chain.decimals if chain else 0
 
     def money(base: int) -> str:
-        return format_amount(base, decimals)
+        return amounts.format(base, decimals)
 
     totals = _totals(conn, project_id)
     chart = _chart(conn, project_id, now, totals["redeemed"])

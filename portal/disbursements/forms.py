@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from portal.money.forms import AmountField
+
 
 class DisbursementForm(FlaskForm):
     title = StringField(
@@ -11,11 +13,7 @@ class DisbursementForm(FlaskForm):
         validators=[DataRequired(), Length(max=120)],
         description="E.g. “November food basket”.",
     )
-    amount = StringField(
-        "Amount per person",
-        validators=[DataRequired(), Length(max=30)],
-        render_kw={"inputmode": "decimal", "autocomplete": "off"},
-    )
+    amount = AmountField("Amount per person")
     group_id = SelectField("Group", coerce=int, validators=[Optional()])
     refs = TextAreaField(
         "Or a selection of people",

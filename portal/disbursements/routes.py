@@ -11,11 +11,13 @@ from sqlalchemy import select
 from portal.accounts.guards import permission_required
 from portal.beneficiaries.models import Beneficiary, BeneficiaryGroup
 from portal.chain import setup
+from portal.chain.models import DEPLOYED
 from portal.disbursements import services
 from portal.disbursements.forms import DisbursementForm
 from portal.disbursements.models import DisbursementBatch
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
+from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
 
@@ -31,9 +33,7 @@ def index(project_id: int):
         services.visible(current_user).where(services.Disbursement.project_id == project.id)
     ).all()
     pc = setup.state(project.id)
-    return render_template(
-        "disbursements/index.html", project=project, items=items, pc=pc, fmt=setup.format_amount
-    )
+    return render_template("disbursements/index.html", project=project, items=items, pc=pc)
 
 
 def _form(project) -> DisbursementForm:
@@ -73,8 +73,9 @@ def new(project_id: int):
     project = projects.get_visible(current_user, project_id)
     pc = setup.state(project.id)
     form = _form(project)
-    if pc is not None:
-        form.amount.description = f"In {pc.symbol}, e.g. 1500 or 12.50 ({pc.decimals} decimals)."
+    form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
+    if form.amount.decimals is not None:
+        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
     status = 200
     if form.validate_on_submit():
         try:
@@ -84,7 +85,7 @@ def new(project_id: int):
                 disbursement, left_out = services.create(
                     project,
                     title=form.title.data,
-                    amount_text=form.amount.data,
+                    amount=form.amount.data,
                     group_id=group_id,
                     beneficiary_ids=selection,
                     batch_size=form.batch_size.data,
@@ -107,7 +108,6 @@ def new(project_id: int):
         pc=pc,
         form=form,
         available=services.available(project.id) if pc else 0,
-        fmt=setup.format_amount,
     ), status
 
 
@@ -124,7 +124,6 @@ def show(disbursement_id: int):
         pc=pc,
         progress=services.progress(disbursement),
         available=services.available(project.id),
-        fmt=setup.format_amount,
     )
 
 

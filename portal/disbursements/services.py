@@ -40,6 +40,7 @@ from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
+from portal.money import amounts
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
@@ -126,18 +127,19 @@ def create(
     project: Project,
     *,
     title: str,
-    amount_text: str,
+    amount: int,
     group_id: int | None,
     beneficiary_ids: list[int] | None,
     batch_size: int,
     user_id: int | None,
 ) -> tuple[Disbursement, int]:
-    """A draft with its items and batches; returns it and how many people were left out."""
+    """A draft of ``amount`` base units each (from ``amounts.parse``), with its items and
+    batches; returns it and how many people were left out."""
     projects.ensure_writable(project)
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
         raise Conflict("Deploy and fund the project's contracts before disbursing.")
-    amount = setup.parse_amount(amount_text, pc.decimals)
+    amounts.check(amount, pc.decimals)
     if group_id is None and not beneficiary_ids:
         raise ValidationFailed({"group_id": "Choose a group, or select people on the list."})
     people, left_out = _recipients(project, group_id, beneficiary_ids)
@@ -147,6 +149,10 @@ def create(
                 "group_id": "Nobody to pay: no active person in the project "
                 "matches (cash projects need a wallet address)."
             }
+        )
+    if amount * len(people) > amounts.COLUMN_MAX:
+        raise amounts.AmountError(
+            f"{len(people):,} people times this amount is more than a project can hold."
         )
     if not 1 <= batch_size <= 1000:
         raise ValidationFailed({"batch_size": "Between 1 and 1000 people per transaction."})
@@ -200,8 +206,8 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
         pc = setup.state(project.id)
         raise Conflict(
             "Not enough funding: this needs "
-            f"{setup.format_amount(disbursement.total, pc.decimals)} {pc.symbol}, "
-            f"{setup.format_amount(free, pc.decimals)} {pc.symbol} is available."
+            f"{amounts.format(disbursement.total, pc.decimals)} {pc.symbol}, "
+            f"{amounts.format(free, pc.decimals)} {pc.symbol} is available."
         )
     disbursement.status = RUNNING
     disbursement.started_at = utcnow()

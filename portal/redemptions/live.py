@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from portal import realtime
 from portal.chain.models import ProjectChain
-from portal.chain.setup import format_amount
 from portal.extensions import db
+from portal.money import amounts
 from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
 from portal.redemptions.models import (
     ACCEPTED,
@@ -61,7 +61,7 @@ def vendor_note(redemption: Redemption) -> str:
 def money(amount: int, pc: ProjectChain | None) -> str:
     if pc is None:
         return str(amount)
-    return f"{format_amount(amount, pc.decimals)} {pc.symbol}"
+    return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
 
 
 def serialize(redemption: Redemption) -> dict:

@@ -29,6 +29,7 @@ from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.kinds import REDEMPTION_TRANSFER
+from portal.money import amounts
 from portal.projects.models import ACTIVE as PROJECT_ACTIVE
 from portal.projects.models import Project
 from portal.redemptions import codes
@@ -192,6 +193,7 @@ def start(
     """Check what is left, and send the beneficiary a code bound to this redemption and amount."""
     if vendor.status != APPROVED:
         raise Forbidden("Only an approved vendor can charge.")
+    amounts.check(amount, pc.decimals)  # never a code for nothing, whoever calls
     held = entitlement(project.id, person.id)
     remaining = held.remaining if held else 0
     if remaining <= 0:

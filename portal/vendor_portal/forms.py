@@ -4,6 +4,8 @@ from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.money.forms import AmountField
+
 
 class PhoneForm(FlaskForm):
     phone = TelField(
@@ -38,8 +40,4 @@ class ChargeForm(FlaskForm):
         validators=[Optional(), Length(max=32)],
         render_kw={"autocomplete": "off", "inputmode": "tel"},
     )
-    amount = StringField(
-        "Amount",
-        validators=[DataRequired("Enter the amount."), Length(max=24)],
-        render_kw={"inputmode": "decimal", "autocomplete": "off"},
-    )
+    amount = AmountField("Amount")

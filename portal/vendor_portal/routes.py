@@ -18,6 +18,7 @@ from flask import (
 )
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from wtforms.validators import StopValidation
 
 from portal import realtime
 from portal.accounts.forms import EmptyForm
@@ -36,6 +37,7 @@ from portal.vendor_portal.sessions import current_vendor
 
 bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 SIGN_IN_KEY = "vsignin"
+CHOOSE_PROJECT = "Choose one of your projects."
 
 WRONG_CODE = "That code is not right. {left} more {tries} before it stops working."
 TOO_MANY = "Too many tries for now. Wait a few minutes, then try again."
@@ -259,6 +261,14 @@ def _money_of(vendor):
 # --- charging ---------------------------------------------------------------------------------
 
 
+def _one_of(served: dict):
+    def check(form, field):
+        if field.data not in served:
+            raise StopValidation(CHOOSE_PROJECT)
+
+    return check
+
+
 @bp.route("/charge", methods=["GET", "POST"])
 @vendor_required
 @limiter.limit(
@@ -275,14 +285,16 @@ def charge():
     if request.method == "GET":
         chosen = request.args.get("project", type=int)
         form.project_id.data = chosen or (options[0][0].id if options else None)
-    if options and form.validate_on_submit():
+    decimals = {project.id: pc.decimals for project, pc in options}
+    # The amount is read in the chosen project's token; no project of theirs, no amount.
+    form.amount.use(decimals.get(form.project_id.data), unknown="Choose the project first.")
+    if options and form.validate_on_submit(extra_validators={"project_id": [_one_of(decimals)]}):
         try:
             project, pc = redemptions.chargeable_project(vendor, form.project_id.data)
-            amount = setup.parse_amount(form.amount.data or "", pc.decimals)
             person, method = redemptions.find_beneficiary(
                 project, card=form.card.data or "", phone=form.phone.data or ""
             )
-            redemption = redemptions.start(vendor, project, pc, person, amount, method)
+            redemption = redemptions.start(vendor, project, pc, person, form.amount.data, method)
         except ValidationFailed as exc:
             db.session.rollback()
             _field_errors(form, exc, "amount")
@@ -293,7 +305,6 @@ def charge():
             db.session.commit()
             return redirect(url_for("vendor.code", redemption_id=redemption.id))
     form.card.data = ""  # a card code is a credential: never echoed back
-    decimals = {project.id: pc.decimals for project, pc in options}
     symbols = {project.id: pc.symbol for project, pc in options}
     return render_template(
         "vendor/charge.html",

@@ -84,13 +84,13 @@ def prepare_project():
     setup.start_deploy(project, "AID", 2, None)
     db.session.commit()
     wait_until(lambda: setup.state(project_id).status == "deployed", what="deployment")
-    setup.start_funding(db.session.get(Project, project_id), "500.00", "test", None)
+    setup.start_funding(db.session.get(Project, project_id), 50_000, "test", None)
     db.session.commit()
     wait_until(lambda: setup.state(project_id).funded == 50_000, what="funding")
     d, _ = disbursements.create(
         db.session.get(Project, project_id),
         title="First round",
-        amount_text="40.00",
+        amount=4_000,
         group_id=None,
         beneficiary_ids=[p.id for p in people],
         batch_size=10,

@@ -90,13 +90,13 @@ def prepare() -> None:
     db.session.commit()
     project_id, person_id = project.id, person.id
     wait_until(lambda: setup.state(project_id).status == "deployed", "deployment")
-    setup.start_funding(db.session.get(Project, project_id), "500.00", "test", None)
+    setup.start_funding(db.session.get(Project, project_id), 50_000, "test", None)
     db.session.commit()
     wait_until(lambda: setup.state(project_id).funded == 50_000, "funding")
     allocation, _ = disbursements.create(
         db.session.get(Project, project_id),
         title="First round",
-        amount_text="40.00",
+        amount=4_000,
         group_id=None,
         beneficiary_ids=[person_id],
         batch_size=10,

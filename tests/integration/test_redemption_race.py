@@ -108,7 +108,7 @@ def _prepare(app) -> tuple[int, int, int, int]:
 
     _wait(app, deployed, "the contracts")
     with app.app_context():
-        setup.start_funding(db.session.get(projects.Project, project_id), "100.00", "race", None)
+        setup.start_funding(db.session.get(projects.Project, project_id), 10_000, "race", None)
         db.session.commit()
     _wait(app, lambda: setup.state(project_id).funded == 10_000, "the funding")
     with app.app_context():
@@ -116,7 +116,7 @@ def _prepare(app) -> tuple[int, int, int, int]:
         disbursement, _ = disbursements.create(
             project,
             title="Race allocation",
-            amount_text="20.00",
+            amount=2_000,
             group_id=None,
             beneficiary_ids=[person_id],
             batch_size=10,

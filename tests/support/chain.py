@@ -9,6 +9,7 @@ from __future__ import annotations
 from portal.chain import setup
 from portal.disbursements import services as disbursements
 from portal.extensions import db
+from portal.money import amounts
 
 
 def deploy(worker, project, symbol: str = "AID", decimals: int = 2):
@@ -21,7 +22,8 @@ def deploy(worker, project, symbol: str = "AID", decimals: int = 2):
 
 
 def fund(worker, project, amount: str):
-    funding = setup.start_funding(project, amount, "test funding", None)
+    pc = setup.state(project.id)
+    funding = setup.start_funding(project, amounts.parse(amount, pc.decimals), "test funding", None)
     db.session.commit()
     worker.run("contracts")
     return funding
@@ -31,7 +33,7 @@ def allocate(worker, project, *, amount: str, group_id=None, beneficiary_ids=Non
     disbursement, _ = disbursements.create(
         project,
         title="Test allocation",
-        amount_text=amount,
+        amount=amounts.parse(amount, setup.state(project.id).decimals),
         group_id=group_id,
         beneficiary_ids=beneficiary_ids,
         batch_size=batch,

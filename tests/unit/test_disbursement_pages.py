@@ -188,7 +188,7 @@ def _running_draft(project, group, title: str) -> Disbursement:
     d, _ = services.create(
         project,
         title=title,
-        amount_text="5",
+        amount=500,
         group_id=group.id,
         beneficiary_ids=None,
         batch_size=2,

@@ -218,14 +218,15 @@ def test_charge_by_phone_to_receipt(world, client):
 @pytest.mark.parametrize(
     ("data", "field_error"),
     [
-        ({"phone": "9841000001", "amount": "abc"}, "Enter an amount"),
+        ({"phone": "9841000001", "amount": "abc"}, "Type only digits"),
         ({"phone": "9841000001", "amount": "1.234"}, "At most 2 digits"),
-        ({"phone": "9841000001", "amount": "-3"}, "more than zero"),
+        ({"phone": "9841000001", "amount": "-3"}, "without a sign"),
+        ({"phone": "9841000001", "amount": "0"}, "more than zero"),
         ({"phone": "9841000001", "amount": "60"}, "Only 50.00 AID is left"),
         ({"phone": "9841999999", "amount": "1"}, "Nobody in this project"),
         ({"phone": "", "amount": "1"}, "Scan the card"),
         ({"card": "AC1-NOTACARD", "amount": "1"}, "No working card"),
-        ({"phone": "9841000001", "amount": ""}, "Enter the amount"),
+        ({"phone": "9841000001", "amount": ""}, "Enter an amount"),
         ({"phone": "9841000001", "amount": "1", "project_id": "999"}, "Choose one of your"),
         ({"phone": "9841000001", "amount": "1", "project_id": "x"}, "Invalid Choice"),
     ],
