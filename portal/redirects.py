@@ -38,6 +38,8 @@ def safe_next(value: object, fallback: str, *, under: str = "/") -> str:
     if any(_suspicious(ch) for ch in value):
         return fallback
     encoded = quote(value, safe=_KEEP)
+    if encoded.startswith("//"):  # a host follows, even when urlsplit finds none ("///x")
+        return fallback
     parts = urlsplit(encoded)
     if parts.scheme or parts.netloc or not parts.path.startswith("/"):
         return fallback

@@ -63,6 +63,18 @@ def _is_common(password: str) -> bool:
     return False
 
 
+def _account_words(values: tuple[str, ...]) -> list[str]:
+    """ "Sita Gurung", "sita.gurung@x.org" -> sita, gurung, sitagurung, sita.gurung, x, org..."""
+    words: set[str] = set()
+    for value in values:
+        folded = value.casefold()
+        local = folded.split("@", 1)[0]
+        parts = [w for w in re.split(r"[\s@.+_-]+", folded) if w]
+        words.update(parts)
+        words.update({local, re.sub(r"[\s.+_-]+", "", local), "".join(folded.split())})
+    return sorted(w for w in words if w)
+
+
 def check(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
     """Raise WeakPassword unless ``password`` meets the policy.
 
@@ -78,8 +90,7 @@ def check(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
         raise WeakPassword(
             "This is one of the most common passwords. Choose a phrase of several unrelated words."
         )
-    inputs = [w for value in user_inputs for w in re.split(r"[\s@.+_-]+", value.casefold()) if w]
-    result = zxcvbn(password[:ESTIMATE_PREFIX], user_inputs=inputs)
+    result = zxcvbn(password[:ESTIMATE_PREFIX], user_inputs=_account_words(user_inputs))
     if result["score"] < MIN_SCORE:
         feedback = result["feedback"]
         reason = feedback.get("warning") or "It is too easy to guess."

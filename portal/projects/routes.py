@@ -136,7 +136,7 @@ def members(project_id: int):
     if form.validate_on_submit():
         try:
             services.set_members(
-                project, set(form.members.data), actor=current_user._get_current_object()
+                project, set(form.members.data or ()), actor=current_user._get_current_object()
             )
         except Refused as exc:
             db.session.rollback()
