@@ -694,6 +694,7 @@ def _grantable() -> set[str]:
 def test_users_page_guards(app, client, make_user, login):
     admin = make_user()
     login(client, admin)
+    assert client.get("/users").status_code == 200
     viewer = accounts.role_by_name("viewer")
     # Demoting or deactivating oneself would lose the page.
     response = client.post(f"/users/{admin.id}", data={"role_id": viewer.id, "active": "y"})
