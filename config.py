@@ -59,15 +59,22 @@ class Config:
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", False)
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SAMESITE = "Lax"
+    # A staff session ends after this long without a request (idle) ...
     PERMANENT_SESSION_LIFETIME = env_int("SESSION_LIFETIME_SECONDS", 8 * 3600)
+    # ... and this long after sign-in, however active.
+    SESSION_ABSOLUTE_SECONDS = env_int("SESSION_ABSOLUTE_SECONDS", 12 * 3600)
     WTF_CSRF_TIME_LIMIT = None  # the token lives as long as the session
     HSTS = False
 
     RATELIMIT_STORAGE_URI = env_str("RATELIMIT_STORAGE_URI")
     RATELIMIT_HEADERS_ENABLED = True
+    # Every POST to /login from one address, valid or not (a flood guard).
     LOGIN_RATE_LIMIT = env_str("LOGIN_RATE_LIMIT", "20 per minute")
-    LOCKOUT_THRESHOLD = env_int("LOCKOUT_THRESHOLD", 5)
-    LOCKOUT_MINUTES = env_int("LOCKOUT_MINUTES", 15)
+    # Sign-in attempts per account from one address (a right password clears its count), and
+    # per address over all accounts. No limit is per account alone: that would let anyone
+    # keep an account locked out.
+    LOGIN_ACCOUNT_LIMIT = env_str("LOGIN_ACCOUNT_LIMIT", "5 per 15 minutes")
+    LOGIN_IP_LIMIT = env_str("LOGIN_IP_LIMIT", "50 per 15 minutes")
 
     DEFAULT_COUNTRY = env_str("DEFAULT_COUNTRY", "NP")
     IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024)
@@ -153,6 +160,8 @@ class TestConfig(Config):
     REDIS_URL = None
     RATELIMIT_STORAGE_URI = "memory://"
     LOGIN_RATE_LIMIT = "1000 per minute"
+    # Every test signs in from 127.0.0.1; the per-account limit stays as in production.
+    LOGIN_IP_LIMIT = "1000 per minute"
     WTF_CSRF_ENABLED = False
     JOB_BACKOFF_BASE_MS = 10
     JOB_BACKOFF_CAP_MS = 50

@@ -13,7 +13,14 @@ from wtforms import (
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
-from portal.accounts.services import MIN_PASSWORD
+from portal.accounts.passwords import MAX_LENGTH, MIN_LENGTH
+
+# The policy itself (common and guessable passwords) is checked where the password is hashed,
+# so the command line and the seed obey it too; its refusal becomes this field's error.
+POLICY = (
+    f"{MIN_LENGTH} to {MAX_LENGTH} characters, not a common or easily guessed password: "
+    "a phrase of several unrelated words works well."
+)
 
 
 class LoginForm(FlaskForm):
@@ -23,7 +30,7 @@ class LoginForm(FlaskForm):
 
 class PasswordChangeForm(FlaskForm):
     current = PasswordField("Current password", validators=[DataRequired()])
-    new = PasswordField("New password", validators=[DataRequired(), Length(min=MIN_PASSWORD)])
+    new = PasswordField("New password", validators=[DataRequired()], description=POLICY)
     confirm = PasswordField(
         "Repeat the new password", validators=[DataRequired(), EqualTo("new", "The two differ.")]
     )
@@ -35,8 +42,8 @@ class UserCreateForm(FlaskForm):
     role_id = SelectField("Role", coerce=int)
     password = PasswordField(
         "Initial password",
-        validators=[DataRequired(), Length(min=MIN_PASSWORD)],
-        description=f"At least {MIN_PASSWORD} characters; the user should change it.",
+        validators=[DataRequired()],
+        description=POLICY + " The user should change it.",
     )
 
 

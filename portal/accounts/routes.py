@@ -17,10 +17,9 @@ from flask import (
 )
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
-from werkzeug.security import check_password_hash
 
 from portal import events, realtime
-from portal.accounts import services, sessions
+from portal.accounts import services, sessions, throttle
 from portal.accounts.forms import (
     EmptyForm,
     LoginForm,
@@ -31,9 +30,12 @@ from portal.accounts.forms import (
 )
 from portal.accounts.guards import permission_required, public, signed_in
 from portal.accounts.models import Role, User
+from portal.accounts.passwords import WeakPassword
 from portal.accounts.permissions import PERMISSIONS
+from portal.accounts.safeguards import Refused
 from portal.errors import DomainError
 from portal.extensions import db, limiter
+from portal.redirects import safe_next
 from portal.transactions import after_commit, attempt
 
 bp = Blueprint("accounts", __name__)
@@ -43,33 +45,41 @@ def _login_limit() -> str:
     return current_app.config["LOGIN_RATE_LIMIT"]
 
 
-def _safe_next(target: str | None) -> str:
-    # Only same-site paths: an open redirect after sign-in is a phishing tool.
-    if target and target.startswith("/") and not target.startswith("//"):
-        return target
-    return url_for("main.home")
+def _wait_words(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else "a minute"
 
 
 @bp.route("/login", methods=["GET", "POST"])
 @public
 @limiter.limit(_login_limit, methods=["POST"])
 def login():
+    home = url_for("main.home")
     if current_user.is_authenticated:
-        return redirect(url_for("main.home"))
+        return redirect(home)
     form = LoginForm()
     if form.validate_on_submit():
+        wait = throttle.consume(form.email.data)
+        if wait is not None:
+            # Keyed on the email as typed and the address, whether or not an account exists:
+            # the same answer for every email.
+            form.password.errors.append(
+                f"Too many sign-in attempts. Wait {_wait_words(wait)} and try again."
+            )
+            page = render_template("accounts/login.html", form=form)
+            return page, 429, {"Retry-After": str(wait)}
         try:
             user = services.authenticate(form.email.data, form.password.data)
         except services.SignInFailed as exc:
-            # Returned, not raised: the failure count and the audit entry are committed.
             form.password.errors.append(str(exc))
             return render_template("accounts/login.html", form=form), 401
+        throttle.succeeded(form.email.data)
         sessions.start(user)
         login_user(user)
         events.user_signed_in.send(
             user, action="auth.signed_in", summary=f"User {user.id} signed in"
         )
-        return redirect(_safe_next(request.args.get("next")))
+        return redirect(safe_next(request.args.get("next"), home))
     return render_template("accounts/login.html", form=form)
 
 
@@ -93,21 +103,38 @@ def logout():
 def account():
     form = PasswordChangeForm()
     if form.validate_on_submit():
-        if not check_password_hash(current_user.password_hash, form.current.data):
-            form.current.errors.append("This is not your current password.")
-        else:
-            try:
-                current_user.password_hash = services.hash_password(form.new.data)
-            except DomainError as exc:
-                form.new.errors.append(str(exc))
-            else:
-                events.user_changed.send(
-                    current_user._get_current_object(),
-                    action="user.password_changed",
-                    summary=f"User {current_user.id} changed their password",
+        user = current_user._get_current_object()
+        # Guessing the current password here is guessing a sign-in: the same limits apply.
+        wait = throttle.consume(user.email)
+        if wait is not None:
+            form.current.errors.append(
+                f"Too many attempts. Wait {_wait_words(wait)} and try again."
+            )
+            return _account_page(form), 429, {"Retry-After": str(wait)}
+        try:
+            with attempt():
+                ended = services.change_password(
+                    user, form.current.data, form.new.data, keep_session=session.get("sid_row")
                 )
-                flash("Password changed.", "success")
-                return redirect(url_for("accounts.account"))
+        except services.WrongPassword as exc:
+            form.current.errors.append(str(exc))
+        except WeakPassword as exc:
+            form.new.errors.append(str(exc))
+        else:
+            throttle.succeeded(user.email)
+            for row_id in ended:
+                after_commit(partial(realtime.end_session_sockets, row_id))
+            flash(
+                "Password changed. Your other sessions are signed out."
+                if ended
+                else "Password changed.",
+                "success",
+            )
+            return redirect(url_for("accounts.account"))
+    return _account_page(form)
+
+
+def _account_page(form: PasswordChangeForm) -> str:
     return render_template(
         "accounts/account.html",
         form=form,
@@ -150,7 +177,12 @@ def user_new():
                     form.name.data,
                     form.password.data,
                     db.session.get(Role, form.role_id.data),
+                    actor=current_user._get_current_object(),
                 )
+        except WeakPassword as exc:
+            form.password.errors.append(str(exc))
+        except Refused as exc:
+            form[exc.field].errors.append(str(exc))
         except DomainError as exc:
             form.email.errors.append(str(exc))
         else:
@@ -166,12 +198,20 @@ def user_edit(user_id: int):
     form = UserEditForm(obj=user)
     form.role_id.choices = _role_choices()
     if form.validate_on_submit():
-        if user.id == current_user.id and not form.active.data:
-            form.active.errors.append("You cannot deactivate your own account.")
+        try:
+            with attempt():
+                services.set_user_role(
+                    user,
+                    db.session.get(Role, form.role_id.data),
+                    form.active.data,
+                    actor=current_user._get_current_object(),
+                )
+        except Refused as exc:
+            form[exc.field].errors.append(str(exc))
         else:
-            services.set_user_role(user, db.session.get(Role, form.role_id.data), form.active.data)
-            if not user.active:
-                sessions.revoke_all(user.id)
+            ended = [] if user.active else sessions.revoke_all(user.id)
+            for row_id in ended:
+                after_commit(partial(realtime.end_session_sockets, row_id))
             flash("Saved.", "success")
             return redirect(url_for("accounts.users"))
     return render_template("accounts/user_form.html", form=form, user=user)
@@ -197,8 +237,14 @@ def role_edit(role_id: int | None):
         try:
             with attempt():
                 role = services.save_role(
-                    role, form.name.data, form.description.data or "", set(form.permissions.data)
+                    role,
+                    form.name.data,
+                    form.description.data or "",
+                    set(form.permissions.data),
+                    actor=current_user._get_current_object(),
                 )
+        except Refused as exc:
+            form[exc.field].errors.append(str(exc))
         except DomainError as exc:
             form.name.errors.append(str(exc))
         else:

@@ -1,39 +1,30 @@
-"""Staff accounts: creating users, signing in with lockout, and editing roles at runtime."""
+"""Staff accounts: creating users, signing in, changing passwords, and editing roles at runtime."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from flask import current_app
 from sqlalchemy import func, select
-from werkzeug.security import check_password_hash, generate_password_hash
 
 from portal import events
+from portal.accounts import passwords, safeguards, sessions
 from portal.accounts.models import Role, User
 from portal.accounts.permissions import PERMISSIONS, SEEDED_ROLES
 from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
 from portal.timeutil import utcnow
 
-MIN_PASSWORD = 12
-# Checked against when the email is unknown, so a miss costs as long as a hit.
-_DUMMY_HASH = generate_password_hash("not-a-real-password-0000")
+MIN_PASSWORD = passwords.MIN_LENGTH
 
-
-# One answer for every failure, so the form does not tell which emails have (locked) accounts.
-GENERIC_FAILURE = (
-    "Wrong email or password. After several failed tries an account is locked for a while."
-)
+# One answer for every failure (unknown email, wrong password, inactive account), so the form
+# does not tell which emails have accounts.
+GENERIC_FAILURE = "Wrong email or password."
 
 
 class SignInFailed(DomainError):
     status = 401
 
 
-def hash_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise DomainError(f"A password needs at least {MIN_PASSWORD} characters.")
-    return generate_password_hash(password, method="scrypt")
+def hash_password(password: str, *, user_inputs: tuple[str, ...] = ()) -> str:
+    return passwords.hash_password(password, user_inputs=user_inputs)
 
 
 def seed_roles() -> dict[str, Role]:
@@ -56,11 +47,22 @@ def role_by_name(name: str) -> Role:
     return role
 
 
-def create_user(email: str, name: str, password: str, role: Role) -> User:
+def create_user(
+    email: str, name: str, password: str, role: Role, *, actor: User | None = None
+) -> User:
+    """A new staff user. ``actor``: the staff member adding them (None: the command line)."""
     email = email.strip().lower()
+    if actor is not None:
+        safeguards.check_role_assignment(actor, None, role, True)
     if db.session.scalar(select(User.id).where(User.email == email)):
         raise Conflict("A user with this email exists.")
-    user = User(email=email, name=name.strip(), password_hash=hash_password(password), role=role)
+    name = name.strip()
+    user = User(
+        email=email,
+        name=name,
+        password_hash=hash_password(password, user_inputs=(email, name)),
+        role=role,
+    )
     db.session.add(user)
     db.session.flush()
     events.user_changed.send(
@@ -72,37 +74,66 @@ def create_user(email: str, name: str, password: str, role: Role) -> User:
 
 
 def authenticate(email: str, password: str) -> User:
-    """Return the user, or raise SignInFailed; counts failures and locks the account."""
-    cfg = current_app.config
+    """Return the user, or raise SignInFailed.
+
+    Every outcome does the same work: one check of the KDF (against a dummy hash of the same
+    parameters when the email is unknown) and one audit entry for a failure, so neither the
+    answer nor its timing tells an unknown email from a wrong password or an inactive account.
+    Throttling is the caller's (``throttle``), before this is called.
+    """
     user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
-    now = utcnow()
-    if user is None:
-        check_password_hash(_DUMMY_HASH, password)
+    stored = user.password_hash if user is not None else passwords.dummy_hash()
+    matches = passwords.verify(stored, password)
+    if user is None or not matches or not user.active:
+        if user is None:
+            sender, summary = "unknown", "Failed sign-in for an email with no account"
+        else:
+            sender, summary = user, f"Failed sign-in for user {user.id}"
+        events.user_sign_in_failed.send(sender, action="auth.failed", summary=summary)
         raise SignInFailed(GENERIC_FAILURE)
-    if user.locked_until and user.locked_until > now:
-        raise SignInFailed(GENERIC_FAILURE)
-    if not check_password_hash(user.password_hash, password) or not user.active:
-        user.failed_logins += 1
-        locked = user.failed_logins >= cfg["LOCKOUT_THRESHOLD"]
-        if locked:
-            user.locked_until = now + timedelta(minutes=cfg["LOCKOUT_MINUTES"])
-            user.failed_logins = 0
-        events.user_sign_in_failed.send(
-            user,
-            action="auth.failed",
-            summary=f"Failed sign-in for user {user.id}" + (" (account locked)" if locked else ""),
-        )
-        raise SignInFailed(GENERIC_FAILURE)
-    user.failed_logins = 0
-    user.locked_until = None
-    user.last_login_at = now
+    user.last_login_at = utcnow()
     return user
 
 
-def save_role(role: Role | None, name: str, description: str, permissions: set[str]) -> Role:
+def change_password(user: User, current: str, new: str, *, keep_session: int | None) -> list[int]:
+    """Set a new password; ends every other session of the user and returns their ids.
+
+    Raises WrongPassword when ``current`` is not the password, WeakPassword when ``new`` fails
+    the policy; nothing changes then.
+    """
+    if not passwords.verify(user.password_hash, current):
+        raise WrongPassword("This is not your current password.")
+    user.password_hash = hash_password(new, user_inputs=(user.email, user.name))
+    ended = sessions.revoke_all(user.id, keep=keep_session)
+    db.session.flush()
+    events.user_changed.send(
+        user,
+        action="user.password_changed",
+        summary=f"User {user.id} changed their password; {len(ended)} other sessions ended",
+    )
+    return ended
+
+
+class WrongPassword(DomainError):
+    status = 400
+
+
+def save_role(
+    role: Role | None,
+    name: str,
+    description: str,
+    permissions: set[str],
+    *,
+    actor: User | None = None,
+) -> Role:
+    """Create or change a role. ``actor`` may grant only what they hold (None: the system)."""
     unknown = permissions - set(PERMISSIONS)
     if unknown:
         raise DomainError(f"Unknown permissions: {', '.join(sorted(unknown))}.")
+    if actor is not None:
+        safeguards.check_role_change(actor, role, permissions)
+    elif role is not None:
+        safeguards.check_administration_after_role_change(role, permissions)
     name = name.strip()
     clash = db.session.scalar(select(Role.id).where(func.lower(Role.name) == name.lower()))
     if clash and (role is None or clash != role.id):
@@ -124,7 +155,11 @@ def save_role(role: Role | None, name: str, description: str, permissions: set[s
     return role
 
 
-def set_user_role(user: User, role: Role, active: bool) -> None:
+def set_user_role(user: User, role: Role, active: bool, *, actor: User | None = None) -> None:
+    if actor is not None:
+        safeguards.check_role_assignment(actor, user, role, active)
+    else:
+        safeguards.check_administration_after_user_change(user, role, active)
     changes = {}
     if user.role_id != role.id:
         changes["role"] = [user.role.name, role.name]

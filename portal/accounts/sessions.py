@@ -1,4 +1,8 @@
-"""Server-side session rows behind Flask-Login: listed, revocable, checked on every request."""
+"""Server-side session rows behind Flask-Login: listed, revocable, checked on every request.
+
+A session ends when revoked, after PERMANENT_SESSION_LIFETIME without a request (idle), and
+SESSION_ABSOLUTE_SECONDS after sign-in however active it is (a stolen cookie does not live on).
+"""
 
 from __future__ import annotations
 
@@ -43,9 +47,11 @@ def current_session_user(user_id: str, token: str | None) -> User | None:
     )
     if row is None or row.user_id != int(user_id):
         return None
-    lifetime = timedelta(seconds=current_app.config["PERMANENT_SESSION_LIFETIME"])
+    cfg = current_app.config
+    idle = timedelta(seconds=cfg["PERMANENT_SESSION_LIFETIME"])
+    absolute = timedelta(seconds=cfg["SESSION_ABSOLUTE_SECONDS"])
     now = utcnow()
-    if now - row.last_seen_at > lifetime:
+    if now - row.last_seen_at > idle or now - row.created_at > absolute:
         return None
     if now - row.last_seen_at > _TOUCH_EVERY:
         # A separate statement so a request that rolls back still counts as activity.
@@ -72,19 +78,33 @@ def revoke(row_id: int, user_id: int | None = None) -> bool:
     return db.session.execute(query.values(revoked_at=utcnow())).rowcount == 1
 
 
-def revoke_all(user_id: int) -> int:
-    return db.session.execute(
+def revoke_all(user_id: int, keep: int | None = None) -> list[int]:
+    """Revoke the user's live sessions (but ``keep``); returns the ids, to close their sockets."""
+    query = (
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
-    ).rowcount
+        .returning(UserSession.id)
+    )
+    if keep is not None:
+        query = query.where(UserSession.id != keep)
+    return sorted(db.session.scalars(query))
 
 
 def active_for(user_id: int) -> list[UserSession]:
+    cfg = current_app.config
+    now = utcnow()
+    idle_since = now - timedelta(seconds=cfg["PERMANENT_SESSION_LIFETIME"])
+    started_since = now - timedelta(seconds=cfg["SESSION_ABSOLUTE_SECONDS"])
     return list(
         db.session.scalars(
             select(UserSession)
-            .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+            .where(
+                UserSession.user_id == user_id,
+                UserSession.revoked_at.is_(None),
+                UserSession.last_seen_at >= idle_since,
+                UserSession.created_at >= started_since,
+            )
             .order_by(UserSession.last_seen_at.desc())
         )
     )

@@ -15,6 +15,7 @@ from portal.jobs.forms import DiagnosticForm
 from portal.jobs.kinds import KINDS, QUEUES
 from portal.jobs.models import STATUSES
 from portal.projects import services as projects
+from portal.redirects import safe_next
 
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
@@ -76,10 +77,8 @@ def show(job_id: int):
 
 
 def _back(job_id: int):
-    target = request.form.get("next", "")
-    if target.startswith("/jobs") and not target.startswith("//"):
-        return redirect(target)
-    return redirect(url_for("jobs.show", job_id=job_id))
+    fallback = url_for("jobs.show", job_id=job_id)
+    return redirect(safe_next(request.form.get("next"), fallback, under="/jobs"))
 
 
 @bp.post("/<int:job_id>/retry")

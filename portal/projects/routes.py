@@ -8,6 +8,7 @@ from sqlalchemy import func, select
 
 from portal.accounts.guards import permission_required
 from portal.accounts.models import User
+from portal.accounts.safeguards import Refused
 from portal.beneficiaries.models import BeneficiaryGroup, ProjectBeneficiary
 from portal.errors import DomainError
 from portal.extensions import db
@@ -58,7 +59,11 @@ def new():
 @bp.get("/<int:project_id>")
 @permission_required("project.read")
 def show(project_id: int):
-    project = services.get_visible(current_user, project_id)
+    return _show_page(services.get_visible(current_user, project_id))
+
+
+def _show_page(project, members_form: MembersForm | None = None):
+    """The project page; ``members_form`` carries a refused members change and its errors."""
     stats = {
         "beneficiaries": db.session.scalar(
             select(func.count()).where(ProjectBeneficiary.project_id == project.id)
@@ -72,7 +77,8 @@ def show(project_id: int):
     ).all()
     status_form = StatusForm()
     status_form.status.choices = [(s, s.title()) for s in TRANSITIONS[project.status]]
-    members_form = MembersForm(members=[m.user_id for m in project.members])
+    if members_form is None:
+        members_form = MembersForm(members=[m.user_id for m in project.members])
     members_form.members.choices = [
         (u.id, f"{u.name} ({u.role.name})")
         for u in db.session.scalars(select(User).where(User.active.is_(True)).order_by(User.name))
@@ -126,7 +132,14 @@ def members(project_id: int):
     form = MembersForm()
     form.members.choices = [(u.id, u.name) for u in db.session.scalars(select(User))]
     if form.validate_on_submit():
-        services.set_members(project, set(form.members.data))
+        try:
+            with attempt():
+                services.set_members(
+                    project, set(form.members.data or ()), actor=current_user._get_current_object()
+                )
+        except Refused as exc:
+            form.members.errors.append(str(exc))
+            return _show_page(project, form), 400
         flash("Members saved.", "success")
     else:
         flash("Choose members from the list.", "error")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Select, select
 
 from portal import events
+from portal.accounts import safeguards
 from portal.errors import InvalidTransition, NotFound, ProjectClosed
 from portal.extensions import db
 from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
@@ -105,9 +106,12 @@ def change_status(project: Project, new_status: str) -> Project:
     return project
 
 
-def set_members(project: Project, user_ids: set[int]) -> None:
+def set_members(project: Project, user_ids: set[int], *, actor=None) -> None:
+    """``actor`` (None: the system) may not remove themselves from a project they only see as
+    a member; nobody may leave a project without members."""
     ensure_writable(project)
     current = {m.user_id: m for m in project.members}
+    safeguards.check_members_change(actor, user_ids, set(current))
     added, removed = user_ids - set(current), set(current) - user_ids
     for uid in removed:
         project.members.remove(current[uid])

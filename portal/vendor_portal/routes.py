@@ -30,6 +30,7 @@ from portal.redemptions import codes, ledger
 from portal.redemptions import live as redemption_live
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import AWAITING
+from portal.redirects import safe_next
 from portal.vendor_portal import sessions, signin
 from portal.vendor_portal.forms import ChargeForm, CodeForm, PhoneForm
 from portal.vendor_portal.guards import vendor_required
@@ -105,9 +106,7 @@ def _field_errors(form, exc: ValidationFailed, fallback: str) -> None:
 
 
 def _safe_next(target: str | None) -> str:
-    if target and (target == "/vendor" or target.startswith("/vendor/")):
-        return target
-    return url_for("vendor.home")
+    return safe_next(target, url_for("vendor.home"), under="/vendor")
 
 
 @bp.route("/sign-in", methods=["GET", "POST"])
