@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_wtf import FlaskForm
-from wtforms import StringField
+from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from portal.accounts.guards import permission_required
@@ -21,18 +21,33 @@ class SettingsForm(FlaskForm):
         validators=[DataRequired(), Length(min=2, max=2)],
         description="Two letters, e.g. NP, KE, BD. Local numbers are read as this country's.",
     )
+    kobo_allowed_hosts = TextAreaField(
+        "KoboToolbox servers",
+        validators=[Length(max=2000)],
+        description="The servers a KoboToolbox source may name, comma separated: a host "
+        "(https on port 443), host:port or host:*. The API token is only ever sent to these.",
+    )
 
 
 @bp.route("/", methods=["GET", "POST"])
 @permission_required("settings.manage")
 def index():
-    form = SettingsForm(default_country=services.default_country())
+    form = SettingsForm(
+        default_country=services.default_country(),
+        kobo_allowed_hosts=services.get(services.KOBO_ALLOWED_HOSTS),
+    )
     if form.validate_on_submit():
-        try:
-            services.set_value(services.DEFAULT_COUNTRY, form.default_country.data)
-        except DomainError as exc:
+        failed = False
+        for key in (services.DEFAULT_COUNTRY, services.KOBO_ALLOWED_HOSTS):
+            if not form[key].raw_data:
+                continue  # not posted: left as it is
+            try:
+                services.set_value(key, form[key].data)
+            except DomainError as exc:
+                form[key].errors.append(str(exc))
+                failed = True
+        if failed:
             db.session.rollback()
-            form.default_country.errors.append(str(exc))
         else:
             db.session.commit()
             flash("Settings saved.", "success")
