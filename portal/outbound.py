@@ -21,10 +21,12 @@ Development and tests may allow plain http and name hosts that may resolve to pr
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import re
 import socket
+import threading
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +52,9 @@ _LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 # A last label that inet_aton would read as a number: the name is an IPv4 spelling, not a name.
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
 _NAT64 = ipaddress.ip_network("64:ff9b::/96")
+# Not globally reachable (IANA special-purpose registries) though the ipaddress module calls
+# some of their addresses global: IETF protocol assignments, local-use NAT64.
+_NOT_PUBLIC = (ipaddress.ip_network("192.0.0.0/24"), ipaddress.ip_network("64:ff9b:1::/48"))
 
 
 class Refused(Exception):
@@ -229,10 +234,12 @@ def check_url(url: str, policy: Policy) -> Target:
     if "@" in parts.netloc:
         raise Refused("The URL must not hold a user name or password.")
     try:
-        port = parts.port or DEFAULT_PORTS[scheme]
+        port = parts.port
     except ValueError:
-        raise Refused("The URL's port is not a number from 1 to 65535.") from None
-    if port == 0:
+        port = 0
+    if port is None:
+        port = DEFAULT_PORTS[scheme]
+    elif port == 0:
         raise Refused("The URL's port is not a number from 1 to 65535.")
     host = canonical_host(parts.hostname or "")
     target = Target(scheme, host, port, _path(parts))
@@ -298,6 +305,7 @@ def is_public(address: str) -> bool:
             or a.is_multicast
             or a.is_reserved
             or a.is_unspecified
+            or any(a in net for net in _NOT_PUBLIC if net.version == a.version)
         )
         for a in _embedded(parsed)
     )
@@ -348,6 +356,7 @@ def request(
     address = pinned_address(target, policy)
     timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
     options: dict = {"timeout": timeout, "retries": False, "maxsize": 1}
+    expired = threading.Event()
     if target.scheme == "https":
         pool: urllib3.HTTPConnectionPool = urllib3.HTTPSConnectionPool(
             address,
@@ -359,6 +368,7 @@ def request(
         )
     else:
         pool = urllib3.HTTPConnectionPool(address, target.port, **options)
+    pool.ConnectionCls = _watched(pool.ConnectionCls, started + policy.total_timeout, expired)
     sent = {"Accept-Encoding": "identity", **(headers or {}), "Host": target.host_header}
     reply = None
     try:
@@ -374,16 +384,50 @@ def request(
         )
         content = _read_capped(reply, policy, started)
         return Reply(reply.status, dict(reply.headers), content)
-    except NewConnectionError:  # urllib3 files it under timeouts; it is a refusal, or no route
-        raise Failed(f"{target.host} could not be reached (no connection).") from None
-    except (Urllib3Timeout, TimeoutError):
-        raise TimedOut(f"{target.host} did not answer in time.") from None
     except (HTTPError, OSError) as exc:
-        raise Failed(f"{target.host} could not be reached ({type(exc).__name__}).") from None
+        raise _failure(exc, target.host, expired.is_set()) from None
     finally:
         if reply is not None:
             reply.release_conn()
         pool.close()
+
+
+def _failure(exc: Exception, host: str, expired: bool) -> Failed:
+    if expired:  # the watchdog shut the socket
+        return TimedOut(f"{host} took too long to answer; stopped.")
+    if isinstance(exc, NewConnectionError):  # urllib3 files it under timeouts; it is not one
+        return Failed(f"{host} could not be reached (no connection).")
+    if isinstance(exc, Urllib3Timeout | TimeoutError):
+        return TimedOut(f"{host} did not answer in time.")
+    return Failed(f"{host} could not be reached ({type(exc).__name__}).")
+
+
+def _watched(base: type, deadline: float, expired: threading.Event) -> type:
+    """The pool's connection class, whose socket is shut when the overall time is up: the
+    per-read timeout alone lets a server drip bytes for ever."""
+
+    class Watched(base):
+        _timer: threading.Timer | None = None
+
+        def _new_conn(self):
+            sock = super()._new_conn()
+
+            def expire() -> None:
+                expired.set()
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
+
+            self._timer = threading.Timer(max(0.0, deadline - time.monotonic()), expire)
+            self._timer.daemon = True
+            self._timer.start()
+            return sock
+
+        def close(self) -> None:
+            if self._timer is not None:
+                self._timer.cancel()
+            super().close()
+
+    return Watched
 
 
 def _read_capped(reply, policy: Policy, started: float) -> bytes:

@@ -283,3 +283,32 @@ def test_an_unreachable_provider_is_a_transient_error():
     with pytest.raises(ProviderError, match="could not be reached") as failed:
         sms.send(NUMBER, BODY)
     assert not failed.value.permanent and NUMBER not in str(failed.value)
+
+
+def test_production_refuses_a_plain_http_or_private_sms_url(tmp_path):
+    settings = {
+        "ENV_NAME": "production",
+        "SMS_PROVIDER": "http",
+        "SMS_ACCOUNT": "AC1",
+        "SMS_TOKEN": "t",
+        "SMS_FROM": "+15550001111",
+        "INSTANCE_DIR": str(tmp_path),
+    }
+    for url, why in [
+        ("http://sms.example.org/send", "https"),
+        ("https://10.0.0.5/send", "public Internet"),
+        ("https://user@sms.example.org/send", "user name"),
+    ]:
+        with pytest.raises(ProviderConfigError, match=why):
+            create_app(TestConfig, SMS_HTTP_URL=url, **settings)
+
+
+def test_the_sms_token_goes_only_to_the_configured_host(http_app, provider, monkeypatch, worker):
+    """A look-up that turns the provider's name into another address: nothing sent, no retry."""
+    http_app.config["SMS_HTTP_URL"] = provider.url.replace("127.0.0.1", "sms.provider.test")
+    monkeypatch.setattr(outbound, "resolve", lambda host, port: ["10.20.30.40"])
+    message = queue()
+    worker.run("comms")
+    message = db.session.get(OutboxMessage, message.id)
+    assert message.status == "failed" and "public Internet" in message.error
+    assert provider.requests == []
