@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from portal.accounts.guards import permission_required
 from portal.accounts.models import User
 from portal.beneficiaries.models import BeneficiaryGroup, ProjectBeneficiary
-from portal.errors import DomainError
+from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.projects import services
 from portal.projects.forms import MembersForm, ProjectForm, StatusForm
@@ -22,6 +22,12 @@ FIELDS = ("name", "type", "description", "location", "currency", "start_date", "
 
 def _form_data(form: ProjectForm) -> dict:
     return {k: getattr(form, k).data for k in FIELDS}
+
+
+def _show_error(form: ProjectForm, exc: DomainError) -> None:
+    fields = exc.fields if isinstance(exc, ValidationFailed) else {"name": str(exc)}
+    for key, message in fields.items():
+        getattr(form, key, form.name).errors.append(message)
 
 
 @bp.get("/")
@@ -47,7 +53,7 @@ def new():
             project = services.create(_form_data(form), current_user)
         except DomainError as exc:
             db.session.rollback()
-            form.name.errors.append(str(exc))
+            _show_error(form, exc)
         else:
             db.session.commit()
             flash(f"Project “{project.name}” created as a draft.", "success")
@@ -98,7 +104,7 @@ def edit(project_id: int):
             services.update(project, _form_data(form))
         except DomainError as exc:
             db.session.rollback()
-            form.name.errors.append(str(exc))
+            _show_error(form, exc)
         else:
             db.session.commit()
             flash("Project saved.", "success")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import Select, select
 
-from portal import events
-from portal.errors import InvalidTransition, NotFound, ProjectClosed
+from portal import dateranges, events
+from portal.errors import InvalidTransition, NotFound, ProjectClosed, ValidationFailed
 from portal.extensions import db
 from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
 
@@ -54,9 +54,27 @@ def ensure_writable(project: Project) -> None:
         raise ProjectClosed(f"Project “{project.name}”")
 
 
+def _check_dates(data: dict, project: Project | None = None) -> None:
+    """Dates given (or changed) within the project range; the end not before the start."""
+    problems = {}
+    for key in ("start_date", "end_date"):
+        value = data.get(key)
+        if value is None or (project is not None and getattr(project, key) == value):
+            continue
+        if problem := dateranges.PROJECT.problem(value):
+            problems[key] = problem
+    start = data.get("start_date", project.start_date if project else None)
+    end = data.get("end_date", project.end_date if project else None)
+    if not problems and start and end and end < start:
+        problems["end_date"] = "The end comes before the start."
+    if problems:
+        raise ValidationFailed(problems)
+
+
 def create(data: dict, creator) -> Project:
     if data.get("type") not in TYPES:
         raise InvalidTransition("Unknown project type.")
+    _check_dates(data)
     project = Project(**{k: data.get(k) for k in EDITABLE if k in data})
     db.session.add(project)
     db.session.flush()
@@ -74,6 +92,7 @@ def create(data: dict, creator) -> Project:
 
 def update(project: Project, data: dict) -> Project:
     ensure_writable(project)
+    _check_dates(data, project)
     changed = sorted(k for k in EDITABLE if k in data and getattr(project, k) != data[k])
     for key in changed:
         setattr(project, key, data[key])
