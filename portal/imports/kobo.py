@@ -78,6 +78,8 @@ def fetch_submissions(server_url: str, asset_uid: str, token: str) -> Iterator[d
             reply = outbound.request("GET", url, rules, headers=headers)
         except outbound.Refused as exc:
             raise KoboError(f"Not sent: {exc}") from None
+        except outbound.TooLarge as exc:  # not worth another try
+            raise KoboError(f"KoboToolbox's answer was refused: {exc}") from None
         except outbound.Failed as exc:
             raise KoboError(f"KoboToolbox could not be reached: {exc}") from None
         if reply.status in (401, 403):
