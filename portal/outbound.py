@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import urllib3
-from urllib3.exceptions import HTTPError, NewConnectionError
+from urllib3.exceptions import ConnectTimeoutError, HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 
 try:  # the CA bundle requests uses; the system's otherwise
@@ -323,8 +323,8 @@ def resolve(host: str, port: int) -> list[str]:
     return list(dict.fromkeys(info[4][0] for info in infos))
 
 
-def pinned_address(target: Target, policy: Policy) -> str:
-    """Resolve once and check every answer; the first is the one connected to."""
+def checked_addresses(target: Target, policy: Policy) -> list[str]:
+    """Resolve once and check every answer: these, and only these, are connected to."""
     if _is_ip(target.host):
         addresses = [target.host]
     else:
@@ -336,7 +336,7 @@ def pinned_address(target: Target, policy: Policy) -> str:
         raise Failed(f"{target.host} could not be found (DNS).")
     for address in addresses:
         check_address(address, target.host, policy)
-    return addresses[0]
+    return addresses
 
 
 # --------------------------------------------------------------------------- the request
@@ -353,7 +353,33 @@ def request(
     """Send one request under ``policy``; Refused before anything is sent, Failed on the way."""
     started = time.monotonic()
     target = check_url(url, policy)
-    address = pinned_address(target, policy)
+    addresses = checked_addresses(target, policy)
+    sent = {"Accept-Encoding": "identity", **(headers or {}), "Host": target.host_header}
+    for address in addresses[:-1]:
+        try:
+            return _exchange(method, target, address, policy, sent, body, started)
+        except _NotConnected:
+            continue  # nothing was sent: the name's next checked address
+    try:
+        return _exchange(method, target, addresses[-1], policy, sent, body, started)
+    except _NotConnected as failed:
+        raise failed.failure from None
+
+
+class _NotConnected(Exception):
+    def __init__(self, failure: Failed):
+        self.failure = failure
+
+
+def _exchange(
+    method: str,
+    target: Target,
+    address: str,
+    policy: Policy,
+    headers: dict[str, str],
+    body: bytes | None,
+    started: float,
+) -> Reply:
     timeout = urllib3.Timeout(connect=policy.connect_timeout, read=policy.read_timeout)
     options: dict = {"timeout": timeout, "retries": False, "maxsize": 1}
     expired = threading.Event()
@@ -369,14 +395,13 @@ def request(
     else:
         pool = urllib3.HTTPConnectionPool(address, target.port, **options)
     pool.ConnectionCls = _watched(pool.ConnectionCls, started + policy.total_timeout, expired)
-    sent = {"Accept-Encoding": "identity", **(headers or {}), "Host": target.host_header}
     reply = None
     try:
         reply = pool.urlopen(
             method,
             target.path,
             body=body,
-            headers=sent,
+            headers=headers,
             redirect=False,
             retries=False,
             preload_content=False,
@@ -385,7 +410,10 @@ def request(
         content = _read_capped(reply, policy, started)
         return Reply(reply.status, dict(reply.headers), content)
     except (HTTPError, OSError) as exc:
-        raise _failure(exc, target.host, expired.is_set()) from None
+        failure = _failure(exc, target.host, expired.is_set())
+        if isinstance(exc, ConnectTimeoutError) and not expired.is_set():
+            raise _NotConnected(failure) from None  # no connection, so nothing sent
+        raise failure from None
     finally:
         if reply is not None:
             reply.release_conn()

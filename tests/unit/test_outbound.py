@@ -346,6 +346,23 @@ def test_the_checked_address_is_the_one_connected_to(serve, stub_dns, monkeypatc
     assert server.seen == [{"path": "/a?b=1", "host": f"provider.test:{server.port}"}]
 
 
+def test_an_unreachable_address_falls_back_to_the_next_checked_one(serve, monkeypatch):
+    server = serve(_answer())
+    monkeypatch.setattr(outbound, "resolve", lambda host, port: ["127.0.0.2", "127.0.0.1"])
+    connected: list[tuple] = []
+    real = outbound.urllib3.connection.connection.create_connection
+
+    def spy(address, *args, **kwargs):
+        connected.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr("urllib3.connection.connection.create_connection", spy)
+    reply = outbound.request("GET", f"http://provider.test:{server.port}/", local_policy())
+    assert reply.status == 200
+    assert connected == [("127.0.0.2", server.port), ("127.0.0.1", server.port)]
+    assert len(server.seen) == 1
+
+
 def test_redirects_are_not_followed(serve, stub_dns):
     server = serve(_answer(302, b"", [("Location", "http://169.254.169.254/latest/meta-data/")]))
     reply = outbound.request("GET", f"http://provider.test:{server.port}/", local_policy())
