@@ -8,9 +8,9 @@ request carries a secret (an API token, basic auth). So before anything is sent:
 - the host (and port) must be on the provider's allow-list;
 - the name is resolved once, every address it resolves to must be public (not private, loopback,
   link-local, multicast, reserved or unspecified, also when wrapped in an IPv4-mapped, 6to4,
-  Teredo or NAT64 IPv6 address), and the connection goes to that checked address: a second DNS
-  answer cannot swap in another one. TLS still sends the name (SNI) and verifies the certificate
-  for it, and the Host header names it;
+  Teredo or NAT64 IPv6 address), and the connection goes to those checked addresses only: a
+  second DNS answer cannot swap in another one. TLS still sends the name (SNI) and verifies
+  the certificate for it, and the Host header names it;
 - redirects are not followed (a 3xx is returned like any other status);
 - connecting, each read and the whole exchange have time limits, and the body is read up to a
   size cap, then dropped.
@@ -101,10 +101,6 @@ class Target:
     def host_header(self) -> str:
         name = f"[{self.host}]" if ":" in self.host else self.host
         return name if self.port == DEFAULT_PORTS[self.scheme] else f"{name}:{self.port}"
-
-    @property
-    def origin(self) -> str:
-        return f"{self.scheme}://{self.host_header}"
 
 
 @dataclass
