@@ -137,6 +137,19 @@ class Config:
     VENDOR_CODE_ENTRY_LIMIT = env_str("VENDOR_CODE_ENTRY_LIMIT", "60 per 15 minutes")
     VENDOR_CHARGE_LIMIT = env_str("VENDOR_CHARGE_LIMIT", "30 per 10 minutes")
 
+    # Outbound HTTP to providers (portal/outbound.py). Production ignores the first two: https
+    # only, public addresses only. Private hosts: names allowed to resolve to local addresses.
+    OUTBOUND_ALLOW_HTTP = env_bool("OUTBOUND_ALLOW_HTTP", True)
+    OUTBOUND_PRIVATE_HOSTS = env_str("OUTBOUND_PRIVATE_HOSTS", "")
+    OUTBOUND_CONNECT_TIMEOUT_SECONDS = env_int("OUTBOUND_CONNECT_TIMEOUT_SECONDS", 5)
+    OUTBOUND_READ_TIMEOUT_SECONDS = env_int("OUTBOUND_READ_TIMEOUT_SECONDS", 30)
+    OUTBOUND_TOTAL_TIMEOUT_SECONDS = env_int("OUTBOUND_TOTAL_TIMEOUT_SECONDS", 120)
+    OUTBOUND_MAX_BYTES = env_int("OUTBOUND_MAX_BYTES", 32 * 1024 * 1024)
+    OUTBOUND_CA_BUNDLE = env_str("OUTBOUND_CA_BUNDLE")
+    # KoboToolbox servers a source may name: host, host:port or host:* (comma separated). The
+    # runtime setting "kobo_allowed_hosts" (Settings page) replaces this default.
+    KOBO_ALLOWED_HOSTS = env_str("KOBO_ALLOWED_HOSTS", "kf.kobotoolbox.org, eu.kobotoolbox.org")
+
     INSTANCE_DIR = str(INSTANCE_DIR)
 
 
@@ -145,6 +158,8 @@ class ProductionConfig(Config):
     SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", True)
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
     HSTS = True
+    OUTBOUND_ALLOW_HTTP = False
+    OUTBOUND_PRIVATE_HOSTS = ""
     REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL", "WEB3_PROVIDER_URI")
 
 
@@ -167,6 +182,10 @@ class TestConfig(Config):
     JOB_BACKOFF_CAP_MS = 50
     CHAIN_EPHEMERAL = True  # a fresh in-memory chain per test app
     CHAIN_RECEIPT_WAIT_SECONDS = 2
+    # The local stand-ins for KoboToolbox and the SMS API listen on 127.0.0.1, any port.
+    OUTBOUND_ALLOW_HTTP = True
+    OUTBOUND_PRIVATE_HOSTS = "127.0.0.1"
+    KOBO_ALLOWED_HOSTS = "kf.kobotoolbox.org, eu.kobotoolbox.org, 127.0.0.1:*"
 
 
 CONFIGS = {"embedded": Config, "production": ProductionConfig, "test": TestConfig}

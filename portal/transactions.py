@@ -16,6 +16,7 @@ from contextlib import contextmanager
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -42,7 +43,7 @@ def attempt() -> Iterator[None]:
     """Run a step whose refusal the view turns into a form error: on ``DomainError`` whatever
     the step flushed is rolled back to a savepoint, and the rest of the request goes on (and
     is committed by the framework as usual)."""
-    from portal.errors import DomainError
+    from portal.errors import Conflict, DomainError
 
     savepoint = db.session.begin_nested()
     try:
@@ -51,6 +52,13 @@ def attempt() -> Iterator[None]:
         if savepoint.is_active:
             savepoint.rollback()
         raise
+    except IntegrityError as exc:
+        # A unique rule the step's own checks passed was taken a moment ago by someone else.
+        if savepoint.is_active:
+            savepoint.rollback()
+        raise Conflict(
+            "Something with the same details was saved a moment ago. Check and try again."
+        ) from exc
     else:
         if savepoint.is_active:
             savepoint.commit()

@@ -5,6 +5,7 @@ from wtforms import DateField, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.beneficiaries.models import GENDERS, STATUSES
+from portal.dateranges import BIRTH, InRange
 
 LANGUAGES = [
     ("en", "English"),
@@ -23,7 +24,7 @@ class BeneficiaryForm(FlaskForm):
         description="Local numbers use the default country; or give +country code.",
     )
     national_id = StringField("National ID", validators=[Optional(), Length(max=40)])
-    date_of_birth = DateField("Date of birth", validators=[Optional()])
+    date_of_birth = DateField("Date of birth", validators=[Optional(), InRange(BIRTH)])
     location = StringField("Location (village, ward)", validators=[Optional(), Length(max=200)])
     gender = SelectField("Gender", choices=dict(GENDERS))
     language = SelectField("SMS language", choices=dict(LANGUAGES))

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date
 
 import phonenumbers
 
+from portal import dateranges
 from portal.errors import DomainError
 
-_ID_STRIP = re.compile(r"[\s\-./]")
-_ID_OK = re.compile(r"^[A-Z0-9]{4,32}$")
+_ID_OK = re.compile(r"^[A-Za-z0-9]{4,32}$")
+_ASCII_SEPARATORS = re.compile(r"[\s\-./]")
 
 
 class InvalidValue(DomainError):
@@ -31,18 +33,40 @@ def phone_e164(raw: str, default_country: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
+def _id_character(ch: str) -> str:
+    """One character of a typed ID: a digit of any script as ASCII, a fullwidth letter as ASCII,
+    a space or dash of any kind (and . /) dropped; anything else kept, to be refused."""
+    if ch.isascii():
+        return "" if ch.isspace() or ch in "-./" else ch
+    category = unicodedata.category(ch)
+    if category == "Nd":
+        return str(unicodedata.decimal(ch))
+    if category in ("Zs", "Pd") or ch.isspace() or ch == "\u2212":  # spaces, dashes, minus
+        return ""
+    if "\uff01" <= ch <= "\uff5e":  # fullwidth forms of ASCII, as East Asian keyboards type
+        folded = unicodedata.normalize("NFKC", ch)
+        return "" if folded in "-./" else folded
+    return ch
+
+
 def national_id(raw: str | None) -> str | None:
+    """The ID in one spelling (ASCII letters upper case, ASCII digits, no separators), so every
+    spelling of one ID has one blind index."""
     if raw is None or not raw.strip():
         return None
-    value = _ID_STRIP.sub("", raw).upper()
-    if not _ID_OK.match(value):
+    if raw.isascii():  # most IDs: at import speed
+        value = _ASCII_SEPARATORS.sub("", raw)
+    else:
+        value = "".join(_id_character(ch) for ch in raw[:200])
+    # Checked before upper(): it turns some non-ASCII letters into ASCII ones ("ß" -> "SS").
+    if len(raw) > 200 or not _ID_OK.match(value):
         raise InvalidValue("national_id", "Use 4 to 32 letters and digits.")
-    return value
+    return value.upper()
 
 
-def date_of_birth(value: date | None) -> str | None:
+def date_of_birth(value: date | None, today: date | None = None) -> str | None:
     if value is None:
         return None
-    if value > date.today() or value.year < 1900:
-        raise InvalidValue("date_of_birth", "Date of birth must be in the past.")
+    if problem := dateranges.BIRTH.problem(value, today):
+        raise InvalidValue("date_of_birth", problem)
     return value.isoformat()

@@ -11,11 +11,12 @@ import math
 import secrets
 from contextlib import suppress
 from dataclasses import dataclass
+from datetime import date
 
 from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from portal import events
+from portal import dateranges, events
 from portal.beneficiaries import normalize
 from portal.beneficiaries.models import (
     STATUSES,
@@ -102,8 +103,14 @@ def _ensure_unique(values: dict, exclude_id: int | None = None) -> None:
             )
 
 
+def _check_retention(value: date | None) -> None:
+    if value is not None and (problem := dateranges.RETENTION.problem(value)):
+        raise normalize.InvalidValue("retention_until", problem)
+
+
 def create(data: dict, *, project: Project | None = None) -> Beneficiary:
     values = _pii_values(data)
+    _check_retention(data.get("retention_until"))
     _ensure_unique(values)
     if project is not None:
         projects.ensure_writable(project)
@@ -129,6 +136,8 @@ def update(person: Beneficiary, data: dict) -> Beneficiary:
     if data.get("status") not in (None, *STATUSES):
         raise normalize.InvalidValue("status", "Unknown status.")
     values = _pii_values(data)
+    if data.get("retention_until") != person.retention_until:  # a date passed may stay as it is
+        _check_retention(data.get("retention_until"))
     _ensure_unique(values, exclude_id=person.id)
     changed = [k for k in PII_FIELDS if getattr(person.pii, k) != values[k]]
     for key, value in values.items():

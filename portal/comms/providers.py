@@ -7,15 +7,19 @@ they end up in job errors, which staff read.
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
+from urllib.parse import urlencode, urlsplit
 
-import requests
+from portal import outbound
 
 OUTBOX, HTTP = "outbox", "http"
 PROVIDERS = (OUTBOX, HTTP)
 HTTP_SETTINGS = ("SMS_HTTP_URL", "SMS_ACCOUNT", "SMS_TOKEN", "SMS_FROM")
 # Statuses worth another try: the provider was busy or down, not the request wrong.
 _TRANSIENT = {408, 425, 429}
+# A provider's answer is a small JSON object; anything bigger is not read.
+MAX_REPLY_BYTES = 64 * 1024
 
 
 class ProviderError(Exception):
@@ -47,38 +51,50 @@ class HttpSmsProvider:
 
     name = HTTP
 
-    def __init__(self, url: str, account: str, token: str, sender: str, timeout: float = 10):
+    def __init__(
+        self,
+        url: str,
+        account: str,
+        token: str,
+        sender: str,
+        *,
+        policy: outbound.Policy,
+    ):
         self.url = url.replace("{account}", account)
         self.account = account
         self.token = token
         self.sender = sender
-        self.timeout = timeout
+        self.policy = policy
 
     def send(self, to: str, body: str) -> str | None:
+        credentials = base64.b64encode(f"{self.account}:{self.token}".encode()).decode()
         try:
-            reply = requests.post(
+            reply = outbound.request(
+                "POST",
                 self.url,
-                data={"To": to, "From": self.sender, "Body": body},
-                auth=(self.account, self.token),
-                timeout=(min(5.0, self.timeout), self.timeout),
-                allow_redirects=False,
+                self.policy,
+                headers={
+                    "Authorization": f"Basic {credentials}",
+                    "Content-Type": "application/x-www-form-urlencoded",
+                    "Accept": "application/json",
+                },
+                body=urlencode({"To": to, "From": self.sender, "Body": body}).encode(),
             )
-        except requests.Timeout:
+        except outbound.Refused as exc:
+            raise ProviderError(f"Not sent to the SMS provider: {exc}", permanent=True) from None
+        except outbound.TimedOut:
             raise ProviderError("The SMS provider did not answer in time.") from None
-        except requests.RequestException as exc:
+        except outbound.Failed as exc:
+            raise ProviderError(f"The SMS provider could not be reached: {exc}") from None
+        if reply.status >= 300:
             raise ProviderError(
-                f"The SMS provider could not be reached ({type(exc).__name__})."
-            ) from None
-        if reply.status_code >= 300:
-            raise ProviderError(
-                f"The SMS provider refused the message: HTTP {reply.status_code}"
-                f"{_error_code(reply)}.",
-                permanent=reply.status_code < 500 and reply.status_code not in _TRANSIENT,
+                f"The SMS provider refused the message: HTTP {reply.status}{_error_code(reply)}.",
+                permanent=reply.status < 500 and reply.status not in _TRANSIENT,
             )
         return _message_id(reply)
 
 
-def _json(reply: requests.Response) -> dict:
+def _json(reply: outbound.Reply) -> dict:
     try:
         found = reply.json()
     except ValueError:
@@ -86,19 +102,41 @@ def _json(reply: requests.Response) -> dict:
     return found if isinstance(found, dict) else {}
 
 
-def _error_code(reply: requests.Response) -> str:
+def _error_code(reply: outbound.Reply) -> str:
     # Only the numeric code: providers' error texts often quote the number they refused.
     code = _json(reply).get("code")
     return f" (provider code {code})" if isinstance(code, int) else ""
 
 
-def _message_id(reply: requests.Response) -> str | None:
+def _message_id(reply: outbound.Reply) -> str | None:
     found = _json(reply)
     for key in ("sid", "id", "message_id"):
         value = found.get(key)
         if isinstance(value, str | int) and str(value):
             return str(value)[:80]
     return None
+
+
+def sms_policy(config: Mapping) -> outbound.Policy:
+    """The SMS API's host and port (from its URL) is the one place the token may go."""
+    url = (config.get("SMS_HTTP_URL") or "").replace("{account}", config.get("SMS_ACCOUNT") or "")
+    parts = urlsplit(url)
+    try:
+        port = parts.port or outbound.DEFAULT_PORTS.get(parts.scheme.lower(), 443)
+        host = outbound.canonical_host(parts.hostname or "")
+    except (ValueError, outbound.Refused):
+        raise ProviderConfigError(f"SMS_HTTP_URL is not a usable URL: {url!r}.") from None
+    timeout = float(config.get("SMS_TIMEOUT_SECONDS") or 10)
+    shown = f"[{host}]" if ":" in host else host
+    return outbound.policy_from_config(
+        "SMS provider",
+        config,
+        [f"{shown}:{port}"],
+        connect_timeout=min(5.0, timeout),
+        read_timeout=timeout,
+        total_timeout=2 * timeout,
+        max_bytes=MAX_REPLY_BYTES,
+    )
 
 
 def check_config(config: Mapping) -> None:
@@ -123,6 +161,11 @@ def check_config(config: Mapping) -> None:
                 + ", ".join(missing)
                 + "."
             )
+        url = config["SMS_HTTP_URL"].replace("{account}", config["SMS_ACCOUNT"])
+        try:
+            outbound.check_url(url, sms_policy(config))
+        except outbound.Refused as exc:
+            raise ProviderConfigError(f"SMS_HTTP_URL cannot be used: {exc}") from None
 
 
 def get_provider(config: Mapping):
@@ -133,6 +176,6 @@ def get_provider(config: Mapping):
             config["SMS_ACCOUNT"],
             config["SMS_TOKEN"],
             config["SMS_FROM"],
-            timeout=float(config.get("SMS_TIMEOUT_SECONDS") or 10),
+            policy=sms_policy(config),
         )
     return OutboxProvider()

@@ -17,10 +17,11 @@ import secrets
 from collections.abc import Iterator
 from urllib.parse import urlsplit
 
-import requests
+from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
+from portal import outbound
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.files import storage
@@ -28,6 +29,7 @@ from portal.imports import dedup, fields, validation
 from portal.imports.models import KOBO, UPLOADED, ImportBatch, ImportSource, KoboSubmission
 from portal.projects import services as projects
 from portal.projects.models import Project
+from portal.settings import services as settings
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
 
@@ -35,11 +37,25 @@ UUID = "_uuid"
 # Kobo's bookkeeping fields: kept out of the columns offered for matching, except the uuid.
 _META_PREFIXES = ("_", "meta/", "formhub/")
 PAGE_SIZE = 1000
-TIMEOUT = 30
 
 
 class KoboError(DomainError):
     status = 502
+
+
+def policy() -> outbound.Policy:
+    """The servers the API token may go to: the allow-list setting, under the outbound rules."""
+    return outbound.policy_from_config(
+        "KoboToolbox", current_app.config, settings.get(settings.KOBO_ALLOWED_HOSTS)
+    )
+
+
+def check_server_url(url: str) -> None:
+    """Refuse a server URL the token may not be sent to (saving a source; no DNS asked)."""
+    try:
+        outbound.check_url(url, policy())
+    except outbound.Refused as exc:
+        raise KoboError(str(exc)) from None
 
 
 def _same_origin(a: str, b: str) -> bool:
@@ -51,25 +67,37 @@ def fetch_submissions(server_url: str, asset_uid: str, token: str) -> Iterator[d
     """Every submission of the form, following ``next`` page by page."""
     base = server_url.rstrip("/")
     url: str | None = f"{base}/api/v2/assets/{asset_uid}/data/?format=json&limit={PAGE_SIZE}"
-    http = requests.Session()
-    http.headers.update({"Authorization": f"Token {token}", "Accept": "application/json"})
+    rules = policy()
+    headers = {"Authorization": f"Token {token}", "Accept": "application/json"}
     while url:
-        # `next` comes from the server: follow it only on the configured host (no SSRF hop).
-        if not _same_origin(url, base):
+        # `next` comes from the server: follow it only on the configured host (no SSRF hop);
+        # the guard checks every hop again (allow-list, resolved address).
+        if not isinstance(url, str) or not _same_origin(url, base):
             raise KoboError("KoboToolbox answered with a next page on another server; stopped.")
         try:
-            reply = http.get(url, timeout=TIMEOUT)
-        except requests.RequestException as exc:
-            raise KoboError(f"KoboToolbox could not be reached ({type(exc).__name__}).") from None
-        if reply.status_code in (401, 403):
+            reply = outbound.request("GET", url, rules, headers=headers)
+        except outbound.Refused as exc:
+            raise KoboError(f"Not sent: {exc}") from None
+        except outbound.TooLarge as exc:  # not worth another try
+            raise KoboError(f"KoboToolbox's answer was refused: {exc}") from None
+        except outbound.Failed as exc:
+            raise KoboError(f"KoboToolbox could not be reached: {exc}") from None
+        if reply.status in (401, 403):
             raise KoboError("KoboToolbox refused the API token.")
-        if reply.status_code == 404:
+        if reply.status == 404:
             raise KoboError("KoboToolbox has no form with this asset uid.")
-        if reply.status_code != 200:
-            raise KoboError(f"KoboToolbox answered {reply.status_code}.")
+        if 300 <= reply.status < 400:
+            raise KoboError(
+                f"KoboToolbox answered with a redirect ({reply.status}); not followed. "
+                "Check the server address."
+            )
+        if reply.status != 200:
+            raise KoboError(f"KoboToolbox answered {reply.status}.")
         try:
             page = reply.json()
             results = page["results"]
+            if not isinstance(results, list) or not all(isinstance(r, dict) for r in results):
+                raise TypeError
         except (ValueError, KeyError, TypeError):
             raise KoboError("KoboToolbox's answer was not the expected JSON.") from None
         yield from results

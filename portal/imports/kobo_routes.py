@@ -7,7 +7,7 @@ from flask_login import current_user
 from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, URLField
-from wtforms.validators import URL, DataRequired, Length, Optional, Regexp
+from wtforms.validators import URL, DataRequired, Length, Optional, Regexp, ValidationError
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required, public
@@ -26,12 +26,22 @@ bp = Blueprint("kobo", __name__)
 MANAGE = ("beneficiary.manage", "beneficiary.pii.read")
 
 
+def allowed_server(form, field) -> None:
+    """The API token goes to this server: only to one on the allow-list (checked again when
+    pulling, as DNS can change)."""
+    try:
+        kobo.check_server_url((field.data or "").strip().rstrip("/"))
+    except kobo.KoboError as exc:
+        raise ValidationError(str(exc)) from None
+
+
 class KoboForm(FlaskForm):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     server_url = URLField(
         "KoboToolbox server",
         default="https://kf.kobotoolbox.org",
-        validators=[DataRequired(), URL(require_tld=False), Length(max=255)],
+        validators=[DataRequired(), URL(require_tld=False), Length(max=255), allowed_server],
+        description="Only the servers named on the Settings page are accepted.",
     )
     asset_uid = StringField(
         "Form asset uid",
@@ -105,7 +115,7 @@ def edit(source_id: int | None):
             created = source is None
             source = source or ImportSource(kind=KOBO)
             source.name = form.name.data.strip()
-            source.kobo_server_url = form.server_url.data.rstrip("/")
+            source.kobo_server_url = form.server_url.data.strip().rstrip("/")
             source.kobo_asset_uid = form.asset_uid.data
             if form.token.data:
                 source.kobo_token = form.token.data

@@ -479,6 +479,31 @@ def _xlsx_value(value: object) -> Cell:
     return str(value).strip()  # timedelta and anything newer openpyxl may give
 
 
+def sheet_names(path: Path, filename: str) -> tuple[list[str], str | None]:
+    """A workbook's sheet names and the one read when none is named; ([], None) for a CSV file
+    or a file that cannot be opened as a workbook."""
+    if Path(filename).suffix.lower() not in XLSX_EXTENSIONS:
+        return [], None
+    try:
+        sample, _ = _read_head(Path(path))
+        if not sample.startswith(b"PK\x03\x04"):
+            return [], None
+        _check_zip(Path(path))
+        workbook = _Workbook(Path(path))
+    except FileRejected:
+        return [], None
+    try:
+        names = list(workbook.sheets)
+        return names, _default_sheet(workbook, names)
+    finally:
+        workbook.close()
+
+
+def _default_sheet(workbook: _Workbook, names: list[str]) -> str | None:
+    # The first sheet a person sees: a hidden first sheet is usually a lookup list.
+    return next(iter(workbook.visible), names[0] if names else None)
+
+
 def _open_xlsx(path: Path, sheet: str | None) -> tuple[Table, Callable[[], None]]:
     sample, _ = _read_head(path)
     if not sample:
@@ -504,8 +529,7 @@ def _open_xlsx(path: Path, sheet: str | None) -> tuple[Table, Callable[[], None]
         names = list(workbook.sheets)
         if not names:
             raise FileRejected("This workbook has no worksheet with cells.")
-        # The first sheet a person sees: a hidden first sheet is usually a lookup list.
-        chosen = sheet or next(iter(workbook.visible), names[0])
+        chosen = sheet or _default_sheet(workbook, names)
         if chosen not in workbook.sheets:
             raise FileRejected(f"This workbook has no sheet named “{chosen}”.")
 

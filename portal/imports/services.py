@@ -102,11 +102,21 @@ def create_batch(
         )
     except ValueError as exc:
         raise ImportRejected(f"This file is too large: {exc}.") from None
+    message = ""
     try:
         headers, sheet, sheets = _read_headers(stored, filename, None)
-    except ImportRejected:
-        storage.delete(stored)
-        raise
+    except ImportRejected as exc:
+        # A workbook whose first sheet is not the table (instructions, a cover page): kept, so
+        # the person can choose the sheet; that sheet's own problems come when it is read.
+        sheets, first = _sheet_names(stored, filename)
+        if len(sheets) < 2:
+            storage.delete(stored)
+            raise
+        headers, sheet = [], None
+        message = (
+            f"The sheet “{first}” is not a table to import: {exc} "
+            "Choose the sheet that holds the table of people."
+        )
     batch = ImportBatch(
         source_id=source.id if source else None,
         project_id=project.id,
@@ -120,6 +130,7 @@ def create_batch(
         status=UPLOADED,
         headers_json=json.dumps(headers),
         mapping_json=json.dumps(_proposed_mapping(source, headers)),
+        message=message,
     )
     db.session.add(batch)
     db.session.flush()
@@ -142,6 +153,11 @@ def _read_headers(stored, filename: str, sheet: str | None) -> tuple[list[str], 
         raise ImportRejected(str(exc)) from None
 
 
+def _sheet_names(stored, filename: str) -> tuple[list[str], str | None]:
+    with storage.plain_copy(stored) as path:
+        return parsing.sheet_names(path, filename)
+
+
 def _proposed_mapping(source: ImportSource | None, headers: list[str]) -> dict[str, str]:
     remembered = {h: f for h, f in (source.mapping if source else {}).items() if h in headers}
     return remembered or fields.guess_mapping(headers)
@@ -161,6 +177,7 @@ def choose_sheet(batch: ImportBatch, sheet: str) -> None:
     batch.headers_json = json.dumps(headers)
     batch.mapping_json = json.dumps(_proposed_mapping(source, headers))
     batch.status = UPLOADED
+    batch.message = ""
     checked.drop(batch)  # another sheet: the rows checked before are not this import's
     db.session.flush()
 

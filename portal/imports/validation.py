@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
+from portal import dateranges
 from portal.beneficiaries import normalize
 from portal.beneficiaries.forms import LANGUAGES
 from portal.imports.fields import BY_NAME, check_mapping
@@ -231,12 +232,12 @@ class RowValidator:
         return normalize.national_id(_number_text(raw, "Use 4 to 32 letters and digits."))
 
     def _date_of_birth(self, raw: object) -> str | None:
-        return normalize.date_of_birth(_date(raw))
+        return normalize.date_of_birth(_date(raw), self.today)
 
     def _retention_until(self, raw: object) -> date | None:
         value = _date(raw)
-        if value is not None and value <= self.today:
-            raise _Bad("The date to keep the data until must be in the future.")
+        if value is not None and (problem := dateranges.RETENTION.problem(value, self.today)):
+            raise _Bad(problem)
         return value
 
     def _location(self, raw: object) -> str | None:

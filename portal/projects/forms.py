@@ -5,6 +5,7 @@ from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from portal.accounts.forms import CheckboxesField
+from portal.dateranges import PROJECT, InRange
 from portal.projects.models import TYPES
 
 
@@ -14,8 +15,8 @@ class ProjectForm(FlaskForm):
     description = TextAreaField("Description", validators=[Length(max=4000)])
     location = StringField("Area", validators=[Length(max=120)])
     currency = StringField("Currency", default="NPR", validators=[DataRequired(), Length(max=8)])
-    start_date = DateField("Starts", validators=[Optional()])
-    end_date = DateField("Ends", validators=[Optional()])
+    start_date = DateField("Starts", validators=[Optional(), InRange(PROJECT)])
+    end_date = DateField("Ends", validators=[Optional(), InRange(PROJECT)])
 
     def validate_end_date(self, field):
         if field.data and self.start_date.data and field.data < self.start_date.data:

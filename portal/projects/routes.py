@@ -10,7 +10,7 @@ from portal.accounts.guards import permission_required
 from portal.accounts.models import User
 from portal.accounts.safeguards import Refused
 from portal.beneficiaries.models import BeneficiaryGroup, ProjectBeneficiary
-from portal.errors import DomainError
+from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.projects import services
 from portal.projects.forms import MembersForm, ProjectForm, StatusForm
@@ -24,6 +24,12 @@ FIELDS = ("name", "type", "description", "location", "currency", "start_date", "
 
 def _form_data(form: ProjectForm) -> dict:
     return {k: getattr(form, k).data for k in FIELDS}
+
+
+def _show_error(form: ProjectForm, exc: DomainError) -> None:
+    fields = exc.fields if isinstance(exc, ValidationFailed) else {"name": str(exc)}
+    for key, message in fields.items():
+        getattr(form, key, form.name).errors.append(message)
 
 
 @bp.get("/")
@@ -49,7 +55,7 @@ def new():
             with attempt():
                 project = services.create(_form_data(form), current_user)
         except DomainError as exc:
-            form.name.errors.append(str(exc))
+            _show_error(form, exc)
         else:
             flash(f"Project “{project.name}” created as a draft.", "success")
             return redirect(url_for("projects.show", project_id=project.id))
@@ -104,7 +110,7 @@ def edit(project_id: int):
             with attempt():
                 services.update(project, _form_data(form))
         except DomainError as exc:
-            form.name.errors.append(str(exc))
+            _show_error(form, exc)
         else:
             flash("Project saved.", "success")
             return redirect(url_for("projects.show", project_id=project.id))

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 
-from portal import events
+from portal import dateranges, events
 from portal.accounts import safeguards
-from portal.errors import InvalidTransition, NotFound, ProjectClosed
+from portal.errors import InvalidTransition, NotFound, ProjectClosed, ValidationFailed
 from portal.extensions import db
 from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
 
@@ -55,9 +55,40 @@ def ensure_writable(project: Project) -> None:
         raise ProjectClosed(f"Project “{project.name}”")
 
 
+def _check_dates(data: dict, project: Project | None = None) -> None:
+    """Dates given (or changed) within the project range; the end not before the start."""
+    problems = {}
+    for key in ("start_date", "end_date"):
+        value = data.get(key)
+        if value is None or (project is not None and getattr(project, key) == value):
+            continue
+        if problem := dateranges.PROJECT.problem(value):
+            problems[key] = problem
+    start = data.get("start_date", project.start_date if project else None)
+    end = data.get("end_date", project.end_date if project else None)
+    if not problems and start and end and end < start:
+        problems["end_date"] = "The end comes before the start."
+    if problems:
+        raise ValidationFailed(problems)
+
+
+def _check_name_free(name: str | None, project: Project | None = None) -> None:
+    if not name:
+        return
+    taken = db.session.scalar(
+        select(Project.id).where(
+            func.lower(Project.name) == name.lower(), Project.id != (project.id if project else -1)
+        )
+    )
+    if taken is not None:
+        raise ValidationFailed({"name": "Another project already has this name; choose another."})
+
+
 def create(data: dict, creator) -> Project:
     if data.get("type") not in TYPES:
         raise InvalidTransition("Unknown project type.")
+    _check_dates(data)
+    _check_name_free(data.get("name"))
     project = Project(**{k: data.get(k) for k in EDITABLE if k in data})
     db.session.add(project)
     db.session.flush()
@@ -75,6 +106,8 @@ def create(data: dict, creator) -> Project:
 
 def update(project: Project, data: dict) -> Project:
     ensure_writable(project)
+    _check_dates(data, project)
+    _check_name_free(data.get("name"), project)
     changed = sorted(k for k in EDITABLE if k in data and getattr(project, k) != data[k])
     for key in changed:
         setattr(project, key, data[key])

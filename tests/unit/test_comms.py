@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select, text
 
 from config import TestConfig
-from portal import create_app
+from portal import create_app, outbound
 from portal.comms import services as comms
 from portal.comms.models import OutboxMessage
 from portal.comms.providers import HttpSmsProvider, ProviderConfigError, ProviderError
@@ -262,16 +262,59 @@ def test_a_refused_message_fails_at_once_and_says_why_without_the_number(
         assert NUMBER not in seen and "123456" not in seen and "secret-token" not in seen
 
 
+def local_policy(timeout: float) -> outbound.Policy:
+    """The local stand-in's allowance, as the test configuration gives it."""
+    return outbound.Policy(
+        "SMS provider",
+        frozenset({"127.0.0.1:*"}),
+        allow_http=True,
+        private_hosts=frozenset({"127.0.0.1"}),
+        connect_timeout=timeout,
+        read_timeout=timeout,
+    )
+
+
 def test_a_slow_provider_times_out(provider):
     provider.delay = 1.5
-    sms = HttpSmsProvider(provider.url, "AC1", "t", "+15550001111", timeout=0.5)
+    sms = HttpSmsProvider(provider.url, "AC1", "t", "+15550001111", policy=local_policy(0.5))
     with pytest.raises(ProviderError, match="did not answer in time") as failed:
         sms.send(NUMBER, BODY)
     assert not failed.value.permanent
 
 
 def test_an_unreachable_provider_is_a_transient_error():
-    sms = HttpSmsProvider("http://127.0.0.1:9/none", "AC1", "t", "+15550001111", timeout=1)
+    sms = HttpSmsProvider(
+        "http://127.0.0.1:9/none", "AC1", "t", "+15550001111", policy=local_policy(1)
+    )
     with pytest.raises(ProviderError, match="could not be reached") as failed:
         sms.send(NUMBER, BODY)
     assert not failed.value.permanent and NUMBER not in str(failed.value)
+
+
+def test_production_refuses_a_plain_http_or_private_sms_url(tmp_path):
+    settings = {
+        "ENV_NAME": "production",
+        "SMS_PROVIDER": "http",
+        "SMS_ACCOUNT": "AC1",
+        "SMS_TOKEN": "t",
+        "SMS_FROM": "+15550001111",
+        "INSTANCE_DIR": str(tmp_path),
+    }
+    for url, why in [
+        ("http://sms.example.org/send", "https"),
+        ("https://10.0.0.5/send", "public Internet"),
+        ("https://user@sms.example.org/send", "user name"),
+    ]:
+        with pytest.raises(ProviderConfigError, match=why):
+            create_app(TestConfig, SMS_HTTP_URL=url, **settings)
+
+
+def test_the_sms_token_goes_only_to_the_configured_host(http_app, provider, monkeypatch, worker):
+    """A look-up that turns the provider's name into another address: nothing sent, no retry."""
+    http_app.config["SMS_HTTP_URL"] = provider.url.replace("127.0.0.1", "sms.provider.test")
+    monkeypatch.setattr(outbound, "resolve", lambda host, port: ["10.20.30.40"])
+    message = queue()
+    worker.run("comms")
+    message = db.session.get(OutboxMessage, message.id)
+    assert message.status == "failed" and "public Internet" in message.error
+    assert provider.requests == []

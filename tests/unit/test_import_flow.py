@@ -312,3 +312,87 @@ def test_kept_rows_go_with_a_new_mapping_or_a_discard(app, client, staff, worker
     assert client.post(f"/imports/{batch.id}/discard").status_code == 302
     db.session.expire_all()
     assert _checked_files() == [] and count(StoredFile) == 0
+
+
+# Sheets a workbook may start with that are not a table: each is refused for its own reason.
+_NOT_A_TABLE = {
+    "note": [["Fill one person a row on the next sheet."]],
+    "gap": [["Read this first", "", "then the next sheet"], ["a", "b", "c"]],
+    "empty": [],
+    "twice": [["Note", "note"], ["x", "y"]],
+    "long": [["x" * 300], ["y"]],
+}
+
+
+def _workbook(sheets: list[tuple[str, list[list]]]) -> bytes:
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for title, rows in sheets:
+        sheet = book.create_sheet(title)
+        for row in rows:
+            sheet.append(row)
+    data = io.BytesIO()
+    book.save(data)
+    return data.getvalue()
+
+
+@pytest.mark.filterwarnings("ignore::hypothesis.errors.NonInteractiveExampleWarning")
+def test_a_workbook_not_starting_with_its_table_lets_the_sheet_be_chosen(
+    app, client, staff, worker
+):
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    _, project = staff
+    people = [["Full name", "Mobile"], ["Sita Rai", 9841000001], ["Ram Thapa", 9841000002]]
+
+    @settings(
+        derandomize=True,
+        max_examples=8,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture],
+    )
+    @given(
+        junk=st.lists(st.sampled_from(sorted(_NOT_A_TABLE)), min_size=1, max_size=3),
+        data_at=st.integers(1, 3),
+    )
+    def check(junk, data_at):
+        sheets = [(f"{kind} {i}", _NOT_A_TABLE[kind]) for i, kind in enumerate(junk)]
+        sheets.insert(min(data_at, len(sheets)), ("People", people))
+        response = upload(client, project, _workbook(sheets), name="book.xlsx")
+        assert response.status_code == 302, response.data[-800:]
+        batch = batch_from(response)
+        assert batch.sheets == [title for title, _ in sheets]
+        assert batch.sheet is None and batch.headers == []
+        assert f"“{sheets[0][0]}”" in batch.message and "Choose the sheet" in batch.message
+        page = client.get(f"/imports/{batch.id}/mapping").get_data(as_text=True)
+        assert "Read this sheet" in page and "Check the file" not in page
+        # Nothing to check until a sheet is read.
+        assert client.post(f"/imports/{batch.id}/mapping", data={}).status_code == 400
+        for title, _ in sheets:
+            if title == "People":
+                continue
+            reply = client.post(f"/imports/{batch.id}/sheet", data={"sheet": title})
+            assert reply.status_code == 302
+            db.session.refresh(batch)
+            assert batch.sheet is None  # that sheet's own problem was flashed
+        client.post(f"/imports/{batch.id}/sheet", data={"sheet": "People"})
+        db.session.refresh(batch)
+        assert batch.sheet == "People" and batch.message == ""
+        assert batch.mapping == {"Full name": "name", "Mobile": "phone"}
+
+    check()
+    batch = db.session.scalars(select(ImportBatch).order_by(ImportBatch.id.desc())).first()
+    batch = map_and_check(client, batch, worker)
+    assert (batch.total_rows, batch.new_rows) == (2, 2)
+
+
+def test_a_workbook_of_one_sheet_that_is_not_a_table_is_refused(app, client, staff):
+    _, project = staff
+    before = count(StoredFile)
+    for kind, rows in _NOT_A_TABLE.items():
+        page = upload(client, project, _workbook([("Only", rows)]), name="one.xlsx")
+        assert page.status_code == 200 and b'class="error"' in page.data, kind
+    assert count(StoredFile) == before

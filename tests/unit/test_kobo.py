@@ -165,3 +165,123 @@ def test_kobo_pages_are_guarded(app, client, make_user, login, source):
     login(client, make_user("viewer"))
     assert client.get("/imports/kobo/").status_code == 403
     assert client.post(f"/imports/kobo/{source.id}/pull").status_code == 403
+
+
+# --- where the API token may go ------------------------------------------------------------------
+
+
+def _form(project, server_url: str, name: str = "Survey") -> dict:
+    return {
+        "name": name,
+        "server_url": server_url,
+        "asset_uid": ASSET,
+        "token": TOKEN,
+        "project_id": project.id,
+        "group_id": 0,
+    }
+
+
+@pytest.mark.parametrize(
+    "server_url",
+    [
+        "http://169.254.169.254",
+        "http://2130706433",
+        "http://0x7f.1:8000",
+        "http://[::ffff:127.0.0.1]:8000",
+        "https://kf.kobotoolbox.org@10.0.0.1",
+        "https://kf.kobotoolbox.org:8443",
+        "https://kf.kobotoolbox.org.evil.example",
+        "https://redis.internal:6379",
+        "http://localhost:5432",
+    ],
+)
+def test_the_form_refuses_a_server_off_the_allow_list(
+    app, client, make_user, login, project, server_url
+):
+    login(client, make_user("admin"))
+    page = client.post("/imports/kobo/new", data=_form(project, server_url))
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert (
+        "not an allowed KoboToolbox server" in html
+        or "must not hold a user name" in html
+        or ("not a host name" in html)
+    )
+    assert db.session.scalar(select(func.count()).select_from(ImportSource)) == 0
+
+
+def test_the_form_accepts_an_allowed_server(app, client, make_user, login, project):
+    login(client, make_user("admin"))
+    page = client.post("/imports/kobo/new", data=_form(project, "https://KF.kobotoolbox.org/"))
+    assert page.status_code == 302
+    saved = db.session.scalar(select(ImportSource))
+    assert saved.kobo_server_url == "https://KF.kobotoolbox.org"
+
+
+def test_the_allow_list_setting_lets_an_own_server_in(app, client, make_user, login, project):
+    from portal.settings import services as settings
+
+    login(client, make_user("admin"))
+    own = "https://kobo.ngo.example:8443"
+    assert client.post("/imports/kobo/new", data=_form(project, own)).status_code == 200
+    settings.set_value(settings.KOBO_ALLOWED_HOSTS, "kf.kobotoolbox.org, KOBO.ngo.example:8443")
+    assert settings.get(settings.KOBO_ALLOWED_HOSTS) == "kf.kobotoolbox.org, kobo.ngo.example:8443"
+    db.session.commit()
+    assert client.post("/imports/kobo/new", data=_form(project, own)).status_code == 302
+
+
+def test_the_allow_list_setting_refuses_what_is_not_a_host(app):
+    from portal.errors import DomainError
+    from portal.settings import services as settings
+
+    for value in ("kf.kobotoolbox.org, 0x7f.1", "kobo.example:https", "a:b:c"):
+        with pytest.raises(DomainError):
+            settings.set_value(settings.KOBO_ALLOWED_HOSTS, value)
+
+
+def test_pulling_checks_the_address_again(app, source, monkeypatch):
+    """Saved while it resolved to a public address; now the name leads inside: nothing sent."""
+    from portal import outbound
+
+    with FakeKobo(ASSET, TOKEN, people(1)) as fake:
+        source.kobo_server_url = f"http://kf.kobotoolbox.org:{fake.server.server_address[1]}"
+        monkeypatch.setattr(outbound, "resolve", lambda host, port: ["127.0.0.1"])
+        app.config["KOBO_ALLOWED_HOSTS"] = "kf.kobotoolbox.org:*"
+        with pytest.raises(kobo.KoboError, match="not on the public Internet"):
+            kobo.pull_to_batch(source, None)
+        assert fake.requests == []
+
+
+def test_a_source_saved_before_the_allow_list_is_not_pulled(app, source):
+    source.kobo_server_url = "http://10.1.2.3:8080"
+    with pytest.raises(kobo.KoboError, match="not an allowed KoboToolbox server"):
+        kobo.pull_to_batch(source, None)
+
+
+def test_a_redirect_is_not_followed(app, source):
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from threading import Thread
+
+    hits: list[str] = []
+
+    class Redirecting(BaseHTTPRequestHandler):
+        def log_message(self, *args):
+            pass
+
+        def do_GET(self):
+            hits.append(self.path)
+            self.send_response(302)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Redirecting)
+    Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        source.kobo_server_url = f"http://127.0.0.1:{server.server_address[1]}"
+        with pytest.raises(kobo.KoboError, match="redirect"):
+            kobo.pull_to_batch(source, None)
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(hits) == 1

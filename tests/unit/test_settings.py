@@ -53,3 +53,28 @@ def test_setting_the_same_value_again_is_not_audited_twice(app):
         db.session.scalars(select(AuditEntry).where(AuditEntry.action == "settings.changed")).all()
     )
     assert count == 1
+
+
+def test_the_settings_page_edits_the_kobo_allow_list(app, client, make_user, login):
+    from portal.settings import services as settings
+
+    login(client, make_user("admin"))
+    page = client.post(
+        "/settings/",
+        data={"default_country": "NP", "kobo_allowed_hosts": "kobo.ngo.example, 0x7f.1"},
+    )
+    assert page.status_code == 200 and "is not a host name" in page.get_data(as_text=True)
+    assert settings.get(settings.KOBO_ALLOWED_HOSTS) == app.config["KOBO_ALLOWED_HOSTS"]
+    page = client.post(
+        "/settings/",
+        data={
+            "default_country": "NP",
+            "kobo_allowed_hosts": "Kobo.NGO.example:8443\nkf.kobotoolbox.org",
+        },
+    )
+    assert page.status_code == 302
+    assert settings.get(settings.KOBO_ALLOWED_HOSTS) == "kf.kobotoolbox.org, kobo.ngo.example:8443"
+    changed = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "settings.changed")
+    ).all()
+    assert "Setting kobo_allowed_hosts changed" in [entry.summary for entry in changed]

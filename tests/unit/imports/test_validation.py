@@ -194,8 +194,8 @@ def test_dates_of_birth(check, raw, expected):
         ("Jan 31 1990", "Use a date like 1990-01-31 or 31/01/1990 (day first)."),
         (time(10, 30), "Not a date."),
         (-5, "Not a date."),
-        ("2099-01-01", "Date of birth must be in the past."),
-        ("1850-01-01", "Date of birth must be in the past."),
+        ("2099-01-01", "A date of birth cannot be in the future."),
+        ("1850-01-01", "A date of birth cannot be before 1900."),
     ],
 )
 def test_bad_dates_of_birth(check, raw, message):
