@@ -142,3 +142,24 @@ def test_missing_and_hidden_projects_give_the_same_answer(make_project, make_use
     with pytest.raises(NotFound) as not_visible:
         projects.get_visible(agent, hidden.id)
     assert str(missing.value) == str(not_visible.value)
+
+
+@pytest.mark.parametrize("spelling", ["Winter relief", "winter RELIEF", "WINTER RELIEF"])
+def test_a_taken_project_name_is_a_field_error_on_the_form(
+    client, login, make_user, make_project, spelling
+):
+    admin = make_user("admin")
+    make_project(name="Winter relief")
+    other = make_project(name="Spring seeds")
+    db.session.commit()
+    login(client, admin)
+    page = client.post(
+        "/projects/new", data={"name": spelling, "type": "cva"}, follow_redirects=True
+    )
+    assert page.status_code == 200
+    assert "Another project already has this name" in page.get_data(as_text=True)
+    edited = client.post(f"/projects/{other.id}/edit", data={"name": spelling, "type": other.type})
+    assert edited.status_code == 200
+    assert "Another project already has this name" in edited.get_data(as_text=True)
+    names = db.session.scalars(select(projects.Project.name).order_by("id")).all()
+    assert names == ["Winter relief", "Spring seeds"]
