@@ -38,6 +38,7 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
     """Run the job sweeper every SWEEP_INTERVAL_SECONDS until ``stop`` is set."""
     from portal.files.storage import purge_expired
     from portal.jobs.services import sweep
+    from portal.vendor_portal.sweep import sweep as sweep_payments
 
     def loop():
         while not stop.wait(app.config["SWEEP_INTERVAL_SECONDS"]):
@@ -49,6 +50,9 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
                     purged = purge_expired()
                     if purged:
                         log.info("deleted %s expired files", purged)
+                    expired, _ = sweep_payments()
+                    if expired:
+                        log.info("expired %s unused payment codes", expired)
                 except Exception:
                     log.exception("job sweep failed")
                 finally:

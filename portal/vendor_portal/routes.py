@@ -2,6 +2,10 @@
 
 Views parse the form and render; ``portal.vendor_portal.signin`` and
 ``portal.redemptions.services`` do the work. Every page but sign-in needs a vendor session.
+
+GETs change no domain state (a code past its expiry reads as expired; the sweeper writes it).
+Limits are keyed on the thing attacked (``portal.quotas``: per payer, per vendor, per vendor
+phone number) or, for the anonymous sign-in pages, on the address; never on a session.
 """
 
 from __future__ import annotations
@@ -19,16 +23,17 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from portal import realtime
+from portal import realtime, web
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import public
 from portal.chain import setup
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db, limiter
+from portal.quotas.services import Throttled
 from portal.redemptions import codes, ledger
 from portal.redemptions import live as redemption_live
 from portal.redemptions import services as redemptions
-from portal.redemptions.models import AWAITING
+from portal.redemptions.models import AWAITING, BY_CARD, IN_FLIGHT, SETTLED, effective_status
 from portal.vendor_portal import sessions, signin
 from portal.vendor_portal.forms import ChargeForm, CodeForm, PhoneForm
 from portal.vendor_portal.guards import vendor_required
@@ -53,20 +58,10 @@ def _limit(name: str):
     return lambda: current_app.config[name]
 
 
-def _phone_key() -> str:
-    # Per number, whatever address asks: SMS to one phone cannot be pumped from many addresses.
-    try:
-        return "vendor-phone:" + signin.phone_index(request.form.get("phone", ""))
-    except ValidationFailed:
-        return "vendor-phone:invalid"
-
-
-def _attempt_key() -> str:
-    return f"vendor-attempt:{session.get(SIGN_IN_KEY)}"
-
-
 def _vendor_key() -> str:
-    return f"vendor-session:{session.get(sessions.ROW_KEY)}"
+    # The vendor, not the session: a new sign-in does not start a fresh count.
+    vendor = current_vendor()
+    return f"vendor:{vendor.id}" if vendor is not None else f"vendor-ip:{request.remote_addr}"
 
 
 # --- errors inside vendor pages look like vendor pages ----------------------------------------
@@ -84,7 +79,20 @@ def _csrf_error(exc):
 
 @bp.errorhandler(DomainError)
 def _domain_error(exc):
+    if isinstance(exc, Throttled):
+        return _throttled(exc)
     return _message(exc.status, "That did not work", str(exc))
+
+
+def _throttled(exc: Throttled):
+    """A limit said no: the page (or problem body) says when, and so does Retry-After."""
+    if web.wants_json():
+        db.session.rollback()
+        body, status, headers = web.problem(429, str(exc))
+    else:
+        body, status = _message(429, "Please wait", str(exc))
+        headers = {}
+    return body, status, {**headers, "Retry-After": str(exc.retry_after)}
 
 
 @bp.errorhandler(HTTPException)
@@ -111,12 +119,6 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/sign-in", methods=["GET", "POST"])
 @public
 @limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"), methods=["POST"])
-@limiter.limit(
-    _limit("VENDOR_CODE_PHONE_LIMIT"),
-    key_func=_phone_key,
-    methods=["POST"],
-    scope="vendor-phone",
-)
 def sign_in():
     if current_vendor() is not None:
         return redirect(url_for("vendor.home"))
@@ -172,13 +174,14 @@ def sign_in_code():
 @bp.post("/sign-in/resend")
 @public
 @limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"))
-@limiter.limit(_limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_attempt_key, scope="attempt")
 def sign_in_resend():
     attempt_id = session.get(SIGN_IN_KEY)
     if not attempt_id or not EmptyForm().validate_on_submit():
         return redirect(url_for("vendor.sign_in"))
     try:
         signin.resend(attempt_id)
+    except Throttled:
+        raise
     except DomainError as exc:
         db.session.rollback()
         flash(str(exc), "error")
@@ -196,10 +199,8 @@ def _wrong(left: int) -> str:
 @vendor_required
 def sign_out():
     if EmptyForm().validate_on_submit():
-        row_id = sessions.end_current()
+        sessions.end_current()  # its sockets close once this commits
         db.session.commit()
-        if row_id:
-            realtime.end_room_sockets(realtime.vendor_session_room(row_id))
         flash("You are signed out.", "info")
         return redirect(url_for("vendor.sign_in"))
     return redirect(url_for("vendor.home"))
@@ -212,8 +213,6 @@ def sign_out():
 @vendor_required
 def home():
     vendor = current_vendor()
-    if redemptions.expire_due(vendor.id):
-        db.session.commit()
     return render_template(
         "vendor/home.html",
         vendor=vendor,
@@ -222,6 +221,7 @@ def home():
         projects=redemptions.chargeable_projects(vendor),
         label=redemption_live.label,
         tones=redemption_live.TONES,
+        status_of=effective_status,
         money=_money_of(vendor),
         sign_out_form=EmptyForm(),
     )
@@ -243,6 +243,7 @@ def history():
         page=page,
         label=redemption_live.label,
         tones=redemption_live.TONES,
+        status_of=effective_status,
         money=_money_of(vendor),
     )
 
@@ -261,12 +262,6 @@ def _money_of(vendor):
 
 @bp.route("/charge", methods=["GET", "POST"])
 @vendor_required
-@limiter.limit(
-    _limit("VENDOR_CHARGE_LIMIT"),
-    key_func=_vendor_key,
-    methods=["POST"],
-    scope="vendor-charge",
-)
 def charge():
     vendor = current_vendor()
     options = redemptions.chargeable_projects(vendor)
@@ -279,13 +274,17 @@ def charge():
         try:
             project, pc = redemptions.chargeable_project(vendor, form.project_id.data)
             amount = setup.parse_amount(form.amount.data or "", pc.decimals)
-            person, method = redemptions.find_beneficiary(
+            payer = redemptions.find_payer(
                 project, card=form.card.data or "", phone=form.phone.data or ""
             )
-            redemption = redemptions.start(vendor, project, pc, person, amount, method)
+            redemption = redemptions.start(
+                vendor, project, pc, payer.person, amount, payer.method, subject=payer.subject
+            )
         except ValidationFailed as exc:
             db.session.rollback()
             _field_errors(form, exc, "amount")
+        except Throttled:
+            raise
         except DomainError as exc:
             db.session.rollback()
             form.amount.errors.append(str(exc))
@@ -304,12 +303,24 @@ def charge():
     )
 
 
+def _payer_shown(redemption) -> str | None:
+    """Who pays, as the vendor may see it: a scanned card's holder by masked name; for a typed
+    number nothing at all until the code is accepted (then the beneficiary's reference)."""
+    if redemption.beneficiary_id is None:
+        return None
+    if redemption.confirmed_at is not None:
+        return ledger.person_ref(redemption)
+    if redemption.method == BY_CARD:
+        return redemptions.masked_name(ledger.person_of(redemption))
+    return None
+
+
 def _code_page(vendor, redemption, form):
     return render_template(
         "vendor/code.html",
         redemption=redemption,
         form=form,
-        person_ref=ledger.person_ref(redemption),
+        payer=_payer_shown(redemption),
         amount=redemption_live.money(redemption.amount, setup.state(redemption.project_id)),
         resend_wait=codes.resend_wait(redemption),
         seconds_left=ledger.seconds_left(redemption),
@@ -329,11 +340,7 @@ def _code_page(vendor, redemption, form):
 def code(redemption_id: int):
     vendor = current_vendor()
     redemption = redemptions.get_for_vendor(vendor, redemption_id)
-    expired = redemptions.expire_if_due(redemption)
-    if expired.status != redemption.status:
-        db.session.commit()
-    redemption = expired
-    if redemption.status != AWAITING:
+    if effective_status(redemption) != AWAITING:
         return redirect(url_for("vendor.receipt", redemption_id=redemption.id))
     form = CodeForm()
     if form.validate_on_submit():
@@ -357,19 +364,20 @@ def code(redemption_id: int):
 
 @bp.post("/payments/<int:redemption_id>/resend")
 @vendor_required
-@limiter.limit(_limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_vendor_key, scope="resend")
 def resend(redemption_id: int):
     vendor = current_vendor()
     if EmptyForm().validate_on_submit():
         try:
             redemptions.resend(vendor, redemption_id)
+        except Throttled:
+            raise
         except DomainError as exc:
             db.session.rollback()
             flash(str(exc), "error")
         else:
             db.session.commit()
             flash(
-                "A new code is on its way to the beneficiary. The old one no longer works.",
+                "If the payer can pay, a new code is on its way. The old one no longer works.",
                 "success",
             )
     return redirect(url_for("vendor.code", redemption_id=redemption_id))
@@ -391,14 +399,16 @@ def cancel(redemption_id: int):
 @vendor_required
 def receipt(redemption_id: int):
     vendor = current_vendor()
-    redemption = redemptions.expire_if_due(redemptions.get_for_vendor(vendor, redemption_id))
-    db.session.commit()
+    redemption = redemptions.get_for_vendor(vendor, redemption_id)
+    pc = setup.state(redemption.project_id)
+    paid = redemption.status in (*IN_FLIGHT, SETTLED) and redemption.remaining_after is not None
     return render_template(
         "vendor/receipt.html",
         vendor=vendor,
         redemption=redemption,
         state=redemption_live.serialize(redemption),
-        person_ref=ledger.person_ref(redemption),
+        payer=_payer_shown(redemption),
+        left=redemption_live.money(redemption.remaining_after, pc) if paid else None,
         project=ledger.project_of(redemption),
         tx_hash=ledger.tx_hash_of(redemption),
     )
