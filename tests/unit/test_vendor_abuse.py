@@ -228,7 +228,9 @@ def test_a_typed_number_of_nobody_looks_like_a_beneficiarys(world, roomy, amount
                     as_text=True
                 )
             )
-        sent = set(CODE.findall(" ".join(db.session.scalars(select(OutboxMessage.body)))))
+        sent = set(
+            CODE.findall(" ".join(b for b in db.session.scalars(select(OutboxMessage.body)) if b))
+        )
         wrong = next(code for code in ("000000", "000001") if code not in sent)
         seen.append(client.post(path, data={"code": wrong}).get_data(as_text=True))
         seen.append(client.get(path.removesuffix("/code")).get_data(as_text=True))
