@@ -453,10 +453,17 @@ def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
 
 
 def subject_of(redemption: Redemption) -> str:
+    """The per-payer limit key; the sweeper blanks it on old rows, which wait for no code."""
     if redemption.subject:
         return redemption.subject
-    person = db.session.get(Beneficiary, redemption.beneficiary_id)
-    return phone_subject(person.pii.phone)
+    person = _person_of(redemption)
+    return phone_subject(person.pii.phone) if person else f"redemption:{redemption.id}"
+
+
+def _person_of(redemption: Redemption) -> Beneficiary | None:
+    if redemption.beneficiary_id is None:
+        return None
+    return db.session.get(Beneficiary, redemption.beneficiary_id)
 
 
 def resend(vendor: Vendor, redemption_id: int) -> Redemption:

@@ -352,3 +352,26 @@ def test_vendor_gets_write_no_domain_state(world, app):
         select(AuditEntry.id, AuditEntry.hash).order_by(AuditEntry.id)
     ).all()
     assert entries[: len(audit_before)] == audit_before
+
+
+def test_the_sweeper_expires_codes_and_forgets_old_limit_keys(world, roomy):
+    from portal.redemptions import codes
+    from portal.redemptions import services as redemptions
+    from portal.vendor_portal.sweep import sweep
+
+    project, _, vendor = world
+    client = signed_in(roomy, vendor)
+    decoy_id = int(charge(client, project, phone=NOBODY_PHONE).headers["Location"].split("/")[3])
+    assert db.session.scalar(select(func.count()).select_from(QuotaHit)) > 0
+    two_days_ago = db.session.get(Redemption, decoy_id).created_at - timedelta(days=2)
+    db.session.execute(
+        update(Redemption).values(created_at=two_days_ago, code_expires_at=two_days_ago)
+    )
+    db.session.execute(update(QuotaHit).values(at=two_days_ago))
+    db.session.commit()
+    assert sweep()[0] == 1
+    decoy = db.session.get(Redemption, decoy_id)
+    assert (decoy.status, decoy.subject) == ("expired", None)
+    assert db.session.scalar(select(func.count()).select_from(QuotaHit)) == 0
+    # An old row without its key still answers.
+    assert redemptions.confirm(vendor, decoy_id, "123456").outcome == codes.EXPIRED
