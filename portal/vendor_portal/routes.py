@@ -10,6 +10,8 @@ phone number) or, for the anonymous sign-in pages, on the address; never on a se
 
 from __future__ import annotations
 
+import time
+
 from flask import (
     Blueprint,
     current_app,
@@ -29,6 +31,7 @@ from portal.accounts.guards import public
 from portal.chain import setup
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db, limiter
+from portal.quotas import services as quotas
 from portal.quotas.services import Throttled
 from portal.redemptions import codes, ledger
 from portal.redemptions import live as redemption_live
@@ -43,7 +46,7 @@ bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 SIGN_IN_KEY = "vsignin"
 
 WRONG_CODE = "That code is not right. {left} more {tries} before it stops working."
-TOO_MANY = "Too many tries for now. Wait a few minutes, then try again."
+TOO_MANY = "Too many tries for now. Try again {when}."
 OUTCOME_NOTES = {
     codes.LOCKED: "The code was entered wrong too many times and no longer works.",
     codes.EXPIRED: "The code has expired.",
@@ -98,7 +101,12 @@ def _throttled(exc: Throttled):
 @bp.errorhandler(HTTPException)
 def _http_error(exc):
     if exc.code == 429:
-        return _message(429, "Please wait", TOO_MANY)
+        # Flask-Limiter (per address, or per vendor for codes typed): say when, as quotas do.
+        breached = [lim for lim in limiter.current_limits if lim.breached]
+        if breached:
+            wait = max(int(max(lim.reset_at for lim in breached) - time.time()), 1)
+            return _message(429, "Please wait", TOO_MANY.format(when=quotas.when(wait)))
+        return _message(429, "Please wait", TOO_MANY.format(when="in a few minutes"))
     return _message(exc.code or 500, "That did not work", exc.description or "")
 
 
