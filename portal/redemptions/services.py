@@ -1,4 +1,4 @@
-"""Redemptions up to the chain: find the beneficiary, send the code, accept it once and reserve
+"""Redemptions up to the chain: find the payer, send the code, accept it once and reserve
 the amount, resend, cancel, and stop a suspended vendor's redemptions.
 
 Never twice: accepting a code is one conditional UPDATE of the redemption (it must still wait for
@@ -7,6 +7,12 @@ UPDATE of the entitlement reserves the amount (only if that much is left). Only 
 transfer job recorded, so a code entered fifty times at once yields one reservation and one job.
 The chain step (``portal.redemptions.transfer``) sends the redeem call once, and the contract
 itself refuses a redemption id it has seen.
+
+Nothing before an accepted code tells the vendor who pays or what is left: a typed number that
+is nobody's here becomes a decoy (a row with no beneficiary and no code, no SMS), and an amount
+above what is left gets no code (the beneficiary's SMS says what is left); both look like any
+charge on the vendor's pages. Codes sent and wrong codes are limited per payer (a keyed hash of
+the phone number, by card or typed), charges per vendor, in the database (``portal.quotas``).
 """
 
 from __future__ import annotations
