@@ -132,10 +132,21 @@ class Config:
     OTP_MAX_RESENDS = env_int("OTP_MAX_RESENDS", 3)
     OTP_RESEND_SECONDS = env_int("OTP_RESEND_SECONDS", 30)
     VENDOR_SESSION_SECONDS = env_int("VENDOR_SESSION_SECONDS", 8 * 3600)
-    VENDOR_CODE_PHONE_LIMIT = env_str("VENDOR_CODE_PHONE_LIMIT", "5 per 15 minutes")
+    # A new sign-in beyond this many live sessions ends the vendor's oldest one.
+    VENDOR_MAX_SESSIONS = env_int("VENDOR_MAX_SESSIONS", 3)
+    # Per address (Flask-Limiter): the sign-in pages are anonymous.
     VENDOR_CODE_IP_LIMIT = env_str("VENDOR_CODE_IP_LIMIT", "30 per 15 minutes")
+    # Per vendor (Flask-Limiter, keyed on the vendor, not the session): codes typed.
     VENDOR_CODE_ENTRY_LIMIT = env_str("VENDOR_CODE_ENTRY_LIMIT", "60 per 15 minutes")
-    VENDOR_CHARGE_LIMIT = env_str("VENDOR_CHARGE_LIMIT", "30 per 10 minutes")
+    # Counted in the database (portal/quotas), across all sessions and processes:
+    # sign-in codes sent to one vendor phone number,
+    VENDOR_SIGNIN_SMS_LIMITS = env_str("VENDOR_SIGNIN_SMS_LIMITS", "3 per 10 minutes; 10 per day")
+    # charges started and codes re-sent by one vendor,
+    VENDOR_CHARGE_LIMITS = env_str("VENDOR_CHARGE_LIMITS", "10 per minute; 300 per day")
+    # payment codes sent to one beneficiary (or typed number), by any vendor,
+    BENEFICIARY_CODE_LIMITS = env_str("BENEFICIARY_CODE_LIMITS", "3 per 10 minutes; 10 per day")
+    # wrong payment codes typed for one beneficiary (or typed number), by any vendor.
+    BENEFICIARY_GUESS_LIMITS = env_str("BENEFICIARY_GUESS_LIMITS", "10 per hour; 20 per day")
 
     # Outbound HTTP to providers (portal/outbound.py). Production ignores the first two: https
     # only, public addresses only. Private hosts: names allowed to resolve to local addresses.

@@ -230,10 +230,13 @@ def run(args) -> dict:
             WEB3_PROVIDER_URI=node.url,
             CHAIN_FAUCET_KEY=DEV_KEY,
             SOCKETIO_CHANNEL=f"bench-redeem-{secrets.token_hex(4)}",
-            VENDOR_CHARGE_LIMIT=HIGH,
+            VENDOR_CHARGE_LIMITS=HIGH,
             VENDOR_CODE_ENTRY_LIMIT=HIGH,
-            VENDOR_CODE_PHONE_LIMIT=HIGH,
+            VENDOR_SIGNIN_SMS_LIMITS=HIGH,
             VENDOR_CODE_IP_LIMIT=HIGH,
+            BENEFICIARY_CODE_LIMITS=HIGH,
+            BENEFICIARY_GUESS_LIMITS=HIGH,
+            VENDOR_MAX_SESSIONS="1000",
         )
         stack.migrate(env)
         stack.create_user(env, "bench@example.org", "a-long-bench-password-9", role="admin")

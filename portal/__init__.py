@@ -109,6 +109,7 @@ def _connect_listeners() -> None:
     from portal.dashboard import live as dashboard_live
     from portal.disbursements import services as disbursements
     from portal.redemptions import listeners as redemption_listeners
+    from portal.vendor_portal import listeners as vendor_portal_listeners
     from portal.vendors import listeners as vendor_listeners
 
     audit_listeners.connect()
@@ -117,3 +118,4 @@ def _connect_listeners() -> None:
     disbursements.connect()
     dashboard_live.connect()
     redemption_listeners.connect()
+    vendor_portal_listeners.connect()

@@ -81,9 +81,11 @@ def audit_verify():
 def sweep_jobs():
     """Re-send unsent or lost jobs and recover orphaned ones, once."""
     from portal.jobs.services import sweep
+    from portal.vendor_portal.sweep import sweep as sweep_payments
 
     report = sweep()
-    click.echo(f"re-sent {report.resent}, recovered {report.orphaned}")
+    expired, _ = sweep_payments()
+    click.echo(f"re-sent {report.resent}, recovered {report.orphaned}, expired {expired} codes")
 
 
 def _interrupt(signum, frame):

@@ -15,6 +15,7 @@ def import_all() -> None:
     from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.projects import models as _projects  # noqa: F401
+    from portal.quotas import models as _quotas  # noqa: F401
     from portal.redemptions import models as _redemptions  # noqa: F401
     from portal.settings import models as _settings  # noqa: F401
     from portal.vendor_portal import models as _vendor_portal  # noqa: F401

@@ -37,6 +37,11 @@ class PortalFlask(Flask):
         finish()
         return rv
 
+    def handle_user_exception(self, e):
+        # Whatever the view or the commit raised, its work goes before any error page renders.
+        db.session.rollback()
+        return super().handle_user_exception(e)
+
 
 @contextmanager
 def attempt() -> Iterator[None]:

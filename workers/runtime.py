@@ -39,6 +39,7 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
     from portal.comms.services import purge_expired as blank_expired_messages
     from portal.files.storage import purge_expired
     from portal.jobs.services import sweep
+    from portal.vendor_portal.sweep import sweep as sweep_payments
 
     def loop():
         while not stop.wait(app.config["SWEEP_INTERVAL_SECONDS"]):
@@ -52,6 +53,9 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
                         log.info("deleted %s expired files", purged)
                     if blank_expired_messages():
                         db.session.commit()
+                    expired, _ = sweep_payments()
+                    if expired:
+                        log.info("expired %s unused payment codes", expired)
                 except Exception:
                     log.exception("job sweep failed")
                 finally:

@@ -1,6 +1,6 @@
 """sign-in: throttling replaces the account lock (drop users.failed_logins, users.locked_until)
 
-Revision ID: 0007_signin
+Revision ID: 0007
 Revises: 0006
 Create Date: 2026-12-03 10:30:00
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 # revision identifiers, used by Alembic.
-revision = "0007_signin"
+revision = "0007"
 down_revision = "0006"
 branch_labels = None
 depends_on = None

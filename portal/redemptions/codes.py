@@ -69,6 +69,7 @@ def resend_gap() -> timedelta:
 class Check:
     outcome: str  # ACCEPTED, WRONG, LOCKED, EXPIRED or USED
     tries_left: int = 0
+    counted: bool = False  # this check used up one of the row's tries
 
     @property
     def ok(self) -> bool:
@@ -113,20 +114,23 @@ def refuse(model, row_id: int) -> Check:
         )
         .execution_options(synchronize_session=False)
     ).rowcount
+    counted = counted == 1
     row = db.session.get(model, row_id, populate_existing=True)
     if row is None:
         return Check(USED)
     if row.status == AWAITING and row.code_expires_at <= now:
         expire(model, row_id)
-        return Check(EXPIRED)
+        return Check(EXPIRED, counted=counted)
     if row.status == AWAITING and row.tries >= limit:
         _lock(model, row_id)
-        return Check(LOCKED)
+        return Check(LOCKED, counted=counted)
     if row.status in (LOCKED, EXPIRED):
-        return Check(row.status)
+        return Check(row.status, counted=counted)
     if row.status != AWAITING:
         return Check(USED)
-    return Check(WRONG, tries_left=max(limit - row.tries, 0)) if counted else Check(USED)
+    if not counted:
+        return Check(USED)
+    return Check(WRONG, tries_left=max(limit - row.tries, 0), counted=True)
 
 
 def _lock(model, row_id: int) -> None:
@@ -150,10 +154,11 @@ def expire(model, row_id: int) -> bool:
     return done == 1
 
 
-def renew(model, row_id: int, code_digest: str) -> bool:
+def renew(model, row_id: int, code_digest: str | None) -> bool:
     """Replace the code for a resend, within the resend limit and not sooner than the gap.
 
-    Wrong tries are not forgiven: the try limit holds across resends.
+    Wrong tries are not forgiven: the try limit holds across resends. A None digest leaves a
+    row that no code can match (a decoy keeps behaving like a real one).
     """
     now = utcnow()
     done = db.session.execute(

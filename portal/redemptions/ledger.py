@@ -110,6 +110,12 @@ def person_ref(redemption: Redemption) -> str:
     )
 
 
+def person_of(redemption: Redemption) -> Beneficiary | None:
+    if redemption.beneficiary_id is None:
+        return None
+    return db.session.get(Beneficiary, redemption.beneficiary_id)
+
+
 def project_of(redemption: Redemption) -> Project:
     return db.session.get(Project, redemption.project_id)
 

@@ -15,6 +15,7 @@ from portal.redemptions.models import (
     SETTLED,
     SUBMITTED,
     Redemption,
+    effective_status,
 )
 
 REDEMPTION_UPDATED = "redemption.updated"
@@ -53,9 +54,10 @@ def label(status: str) -> str:
 
 
 def vendor_note(redemption: Redemption) -> str:
-    if redemption.status == CANCELLED:
+    status = effective_status(redemption)
+    if status == CANCELLED:
         return redemption.error or "Cancelled. Nothing was taken."
-    return VENDOR_NOTES.get(redemption.status, "")
+    return VENDOR_NOTES.get(status, "")
 
 
 def money(amount: int, pc: ProjectChain | None) -> str:
@@ -66,14 +68,15 @@ def money(amount: int, pc: ProjectChain | None) -> str:
 
 def serialize(redemption: Redemption) -> dict:
     pc = db.session.get(ProjectChain, redemption.project_id)
+    status = effective_status(redemption)
     return {
         "id": redemption.id,
         "project_id": redemption.project_id,
         "vendor_id": redemption.vendor_id,
-        "status": redemption.status,
-        "label": label(redemption.status),
-        "tone": TONES.get(redemption.status, "queued"),
-        "final": redemption.status in FINAL,
+        "status": status,
+        "label": label(status),
+        "tone": TONES.get(status, "queued"),
+        "final": status in FINAL,
         "amount": money(redemption.amount, pc),
         "note": vendor_note(redemption),
         "settled_at": redemption.settled_at.isoformat() if redemption.settled_at else None,
@@ -81,10 +84,10 @@ def serialize(redemption: Redemption) -> dict:
 
 
 def rooms_for(redemption: Redemption) -> list[str]:
-    return [
-        realtime.vendor_room(redemption.vendor_id),
-        realtime.project_room(redemption.project_id),
-    ]
+    rooms = [realtime.vendor_room(redemption.vendor_id)]
+    if redemption.beneficiary_id is not None:  # a decoy is nothing to the operations room
+        rooms.append(realtime.project_room(redemption.project_id))
+    return rooms
 
 
 def announce(redemption: Redemption) -> None:

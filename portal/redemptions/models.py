@@ -3,7 +3,8 @@
 awaiting_code → accepted (code right; entitlement reserved in the same UPDATE transaction)
 → submitted (handed to the chain) → settled (confirmed on chain). Side exits: failed (the
 transfer did not happen; the reservation is given back), cancelled (by the vendor, or their
-suspension), expired and locked (the code ran out of time or of tries).
+suspension), expired and locked (the code ran out of time or of tries). A code past its
+expiry reads as expired (``effective_status``) before the sweeper writes it.
 """
 
 from __future__ import annotations
@@ -28,6 +29,13 @@ FINAL = (SETTLED, FAILED, CANCELLED, EXPIRED, LOCKED)
 BY_CARD, BY_PHONE = "card", "phone"
 
 
+def effective_status(redemption: Redemption) -> str:
+    """The status as of now: a code past its expiry is expired, written or not."""
+    if redemption.status == AWAITING and redemption.code_expires_at <= utcnow():
+        return EXPIRED
+    return redemption.status
+
+
 class Redemption(db.Model):
     __tablename__ = "redemptions"
     __table_args__ = (
@@ -38,7 +46,11 @@ class Redemption(db.Model):
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id"))
     vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
-    beneficiary_id: Mapped[int] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    # None for a decoy: a typed number that is nobody's who can pay in this project. The row
+    # behaves like any other on the vendor's pages, but holds no code and sends no SMS.
+    beneficiary_id: Mapped[int | None] = mapped_column(ForeignKey("beneficiaries.id"), index=True)
+    # The key of the per-payer limits: a keyed hash of the phone number (portal/quotas).
+    subject: Mapped[str | None] = mapped_column(String(64))
     amount: Mapped[int] = mapped_column(BigInteger)  # token base units
     method: Mapped[str] = mapped_column(String(10), default=BY_CARD)
     status: Mapped[str] = mapped_column(String(16), default=AWAITING, index=True)
@@ -53,6 +65,8 @@ class Redemption(db.Model):
     error: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     confirmed_at: Mapped[datetime | None]  # the code was accepted
+    # What the beneficiary had left once this payment was reserved: shown on the receipt only.
+    remaining_after: Mapped[int | None] = mapped_column(BigInteger)
     submitted_at: Mapped[datetime | None]
     settled_at: Mapped[datetime | None]  # the transfer was confirmed on chain
     finished_at: Mapped[datetime | None]

@@ -1,4 +1,4 @@
-"""Redemptions up to the chain: find the beneficiary, send the code, accept it once and reserve
+"""Redemptions up to the chain: find the payer, send the code, accept it once and reserve
 the amount, resend, cancel, and stop a suspended vendor's redemptions.
 
 Never twice: accepting a code is one conditional UPDATE of the redemption (it must still wait for
@@ -7,6 +7,12 @@ UPDATE of the entitlement reserves the amount (only if that much is left). Only 
 transfer job recorded, so a code entered fifty times at once yields one reservation and one job.
 The chain step (``portal.redemptions.transfer``) sends the redeem call once, and the contract
 itself refuses a redemption id it has seen.
+
+Nothing before an accepted code tells the vendor who pays or what is left: a typed number that
+is nobody's here becomes a decoy (a row with no beneficiary and no code, no SMS), and an amount
+above what is left gets no code (the beneficiary's SMS says what is left); both look like any
+charge on the vendor's pages. Codes sent and wrong codes are limited per payer (a keyed hash of
+the phone number, by card or typed), charges per vendor, in the database (``portal.quotas``).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from portal.jobs.kinds import REDEMPTION_TRANSFER
 from portal.money import amounts
 from portal.projects.models import ACTIVE as PROJECT_ACTIVE
 from portal.projects.models import Project
+from portal.quotas import services as quotas
 from portal.redemptions import codes
 from portal.redemptions.live import announce, money
 from portal.redemptions.models import (
@@ -51,6 +58,25 @@ REF = "redemption"  # ChainTx.ref_type
 CODE_PURPOSE = "redemption"  # bound into the code's hash
 SMS_PURPOSE = "redemption.code"
 SHORT = "short"  # the code was right but the entitlement no longer covers the amount
+NOTICE_PURPOSE = "redemption.short"  # the SMS that says the amount asked is more than is left
+
+# Limits keyed on the thing attacked, across every session of every vendor (portal/quotas).
+CHARGES = quotas.define(
+    "vendor-charge",
+    "VENDOR_CHARGE_LIMITS",
+    "You have started many charges in a short time. You can start another {when}.",
+)
+CODES_SENT = quotas.define(
+    "payer-code",
+    "BENEFICIARY_CODE_LIMITS",
+    "Several codes were sent for this person or number a moment ago. "
+    "A new code can be sent {when}.",
+)
+WRONG_GUESSES = quotas.define(
+    "payer-wrong",
+    "BENEFICIARY_GUESS_LIMITS",
+    "Too many wrong codes were typed for this person or number. Try again {when}.",
+)
 
 
 @dataclass(frozen=True)
@@ -126,17 +152,48 @@ def entitlement(project_id: int, beneficiary_id: int) -> Entitlement | None:
     )
 
 
-def find_beneficiary(
-    project: Project, *, card: str = "", phone: str = ""
-) -> tuple[Beneficiary, str]:
-    """The beneficiary a scanned or typed card, or a phone number, points to in this project."""
+@dataclass(frozen=True)
+class Payer:
+    """Who a charge is for. ``person`` is None when a typed number is nobody's who can pay here:
+    the charge then goes on as a decoy that no code can confirm, so the vendor learns nothing.
+    ``subject`` keys the per-person limits: a keyed hash of the phone number, the same for a
+    beneficiary found by card or by number, and for a number that is nobody's."""
+
+    person: Beneficiary | None
+    method: str
+    subject: str
+
+
+def phone_subject(e164: str) -> str:
+    return quotas.subject("phone", e164)
+
+
+def _member(project: Project, person: Beneficiary | None) -> bool:
+    return (
+        person is not None
+        and person.status == PERSON_ACTIVE
+        and db.session.scalar(
+            select(ProjectBeneficiary.id).where(
+                ProjectBeneficiary.project_id == project.id,
+                ProjectBeneficiary.beneficiary_id == person.id,
+            )
+        )
+        is not None
+    )
+
+
+def find_payer(project: Project, *, card: str = "", phone: str = "") -> Payer:
+    """The payer a scanned or typed card, or a typed phone number, points to in this project.
+
+    A card is a credential the vendor holds in hand: an unknown one is a field error. A typed
+    number is not: whether it is a beneficiary's is not told before the code is accepted.
+    """
     if (card or "").strip():
-        field, method = "card", BY_CARD
-        missing = "No working card of this project matches this code."
         person = cards.resolve(card)
-    elif (phone or "").strip():
-        field, method = "phone", BY_PHONE
-        missing = "Nobody in this project has this phone number."
+        if not _member(project, person):
+            raise ValidationFailed({"card": "No working card of this project matches this code."})
+        return Payer(person, BY_CARD, phone_subject(person.pii.phone))
+    if (phone or "").strip():
         try:
             e164 = normalize.phone_e164(phone, default_country())
         except normalize.InvalidValue as exc:
@@ -147,17 +204,14 @@ def find_beneficiary(
             )
         )
         person = db.session.get(Beneficiary, person_id) if person_id else None
-    else:
-        raise ValidationFailed({"card": "Scan the card or type its code, or enter a phone number."})
-    member = person is not None and db.session.scalar(
-        select(ProjectBeneficiary.id).where(
-            ProjectBeneficiary.project_id == project.id,
-            ProjectBeneficiary.beneficiary_id == person.id,
-        )
-    )
-    if not member or person.status != PERSON_ACTIVE:
-        raise ValidationFailed({field: missing})
-    return person, method
+        return Payer(person if _member(project, person) else None, BY_PHONE, phone_subject(e164))
+    raise ValidationFailed({"card": "Scan the card or type its code, or enter a phone number."})
+
+
+def masked_name(person: Beneficiary) -> str:
+    """The holder's name as a scanned card may show it: each word's first letter, then dots."""
+    words = (person.pii.name or "").split()
+    return " ".join(word[0] + "•" * min(len(word) - 1, 4) for word in words[:4]) or "—"
 
 
 # --- starting, confirming, resending, cancelling --------------------------------------------
@@ -171,42 +225,84 @@ def _code_text(code: str, redemption: Redemption, vendor: Vendor, pc: ProjectCha
     )
 
 
-def _send_code(redemption: Redemption, vendor: Vendor, pc: ProjectChain, code: str) -> None:
+def _short_text(redemption: Redemption, vendor: Vendor, pc: ProjectChain, left: int) -> str:
+    return (
+        f"{vendor.name[:40]} asked you to pay {money(redemption.amount, pc)}, but you have "
+        f"{money(left, pc)} left. No code was sent and nothing was taken."
+    )
+
+
+def _remaining(redemption: Redemption) -> int:
+    held = entitlement(redemption.project_id, redemption.beneficiary_id)
+    return held.remaining if held else 0
+
+
+def _issue_code(redemption: Redemption, vendor: Vendor, pc: ProjectChain, *, renew: bool) -> bool:
+    """Give the redemption a code and send it, if the beneficiary can pay the amount.
+
+    Otherwise the row gets no code (nothing can confirm it): a number that is nobody's gets no
+    SMS, a beneficiary with too little left gets an SMS saying so, and the vendor's page is the
+    same in every case. False when ``renew`` found the row no longer renewable.
+    """
+    code = codes.new_code()
+    payable = redemption.beneficiary_id is not None and _remaining(redemption) >= redemption.amount
+    code_digest = (
+        codes.digest(CODE_PURPOSE, redemption.id, redemption.amount, code=code) if payable else None
+    )
+    if renew:
+        if not codes.renew(Redemption, redemption.id, code_digest):
+            return False
+        redemption = reload(redemption.id)
+    else:
+        redemption.code_hash = code_digest
+    if redemption.beneficiary_id is None:
+        return True
     person = db.session.get(Beneficiary, redemption.beneficiary_id)
+    if payable:
+        body, purpose = _code_text(code, redemption, vendor, pc), SMS_PURPOSE
+    else:
+        body, purpose = _short_text(redemption, vendor, pc, _remaining(redemption)), NOTICE_PURPOSE
     comms.send_sms(
         person.pii.phone,
-        _code_text(code, redemption, vendor, pc),
-        SMS_PURPOSE,
+        body,
+        purpose,
         expires_at=redemption.code_expires_at,
         project_id=redemption.project_id,
     )
+    return True
 
 
 def start(
     vendor: Vendor,
     project: Project,
     pc: ProjectChain,
-    person: Beneficiary,
+    person: Beneficiary | None,
     amount: int,
     method: str,
+    *,
+    subject: str | None = None,
 ) -> Redemption:
-    """Check what is left, and send the beneficiary a code bound to this redemption and amount."""
+    """Start a charge and send the payer a code bound to this redemption and amount.
+
+    Nothing here tells the vendor who the payer is or what they have left: a number that is
+    nobody's (``person`` None) and an amount above what is left both go on to the code page,
+    where no code can confirm them. Limits per vendor and per payer are checked first.
+    """
     if vendor.status != APPROVED:
         raise Forbidden("Only an approved vendor can charge.")
     amounts.check(amount, pc.decimals)  # never a code for nothing, whoever calls
-    held = entitlement(project.id, person.id)
-    remaining = held.remaining if held else 0
-    if remaining <= 0:
-        raise ValidationFailed({"amount": "This beneficiary has nothing left to spend here."})
-    if amount > remaining:
-        raise ValidationFailed({"amount": f"Only {money(remaining, pc)} is left."})
-    # A vendor who starts again for the same person does not leave a second live code behind.
-    _supersede(vendor.id, person.id)
+    if subject is None:
+        subject = phone_subject(person.pii.phone)
+    quotas.take(CHARGES, f"vendor:{vendor.id}")
+    quotas.take(CODES_SENT, subject)
+    # A vendor who starts again for the same payer does not leave a second live code behind.
+    _supersede(vendor.id, subject)
     now = utcnow()
     redemption = Redemption(
         project_id=project.id,
         vendor_id=vendor.id,
-        beneficiary_id=person.id,
+        beneficiary_id=person.id if person is not None else None,
+        subject=subject,
         amount=amount,
         method=method,
         status=AWAITING,
@@ -218,26 +314,26 @@ def start(
     )
     db.session.add(redemption)
     db.session.flush()
-    code = codes.new_code()
-    redemption.code_hash = codes.digest(CODE_PURPOSE, redemption.id, redemption.amount, code=code)
-    _send_code(redemption, vendor, pc, code)
+    _issue_code(redemption, vendor, pc, renew=False)
     db.session.flush()
+    who = person.ref if person is not None else "a number of nobody in this project"
     record(
         redemption,
         "redemption.started",
-        f"Redemption {redemption.id}: vendor {vendor.id} charges {person.ref} "
-        f"{money(amount, pc)} ({method}); code sent",
+        f"Redemption {redemption.id}: vendor {vendor.id} charges {who} "
+        f"{money(amount, pc)} ({method})"
+        + ("; code sent" if redemption.code_hash else "; no code (cannot pay)"),
         f"vendor:{vendor.id}",
     )
     announce(redemption)
     return redemption
 
 
-def _supersede(vendor_id: int, beneficiary_id: int) -> None:
+def _supersede(vendor_id: int, subject: str) -> None:
     ids = db.session.scalars(
         select(Redemption.id).where(
             Redemption.vendor_id == vendor_id,
-            Redemption.beneficiary_id == beneficiary_id,
+            Redemption.subject == subject,
             Redemption.status == AWAITING,
         )
     ).all()
@@ -268,14 +364,13 @@ def expire_if_due(redemption: Redemption) -> Redemption:
     return redemption
 
 
-def expire_due(vendor_id: int) -> int:
-    """Expire the vendor's redemptions whose code ran out unused (nobody may have looked)."""
+def expire_due(limit: int = 500) -> int:
+    """Expire redemptions whose code ran out unused (the sweeper's job: pages only read)."""
     ids = db.session.scalars(
-        select(Redemption.id).where(
-            Redemption.vendor_id == vendor_id,
-            Redemption.status == AWAITING,
-            Redemption.code_expires_at <= utcnow(),
-        )
+        select(Redemption.id)
+        .where(Redemption.status == AWAITING, Redemption.code_expires_at <= utcnow())
+        .order_by(Redemption.id)
+        .limit(limit)
     ).all()
     expired = [rid for rid in ids if codes.expire(Redemption, rid)]
     for redemption_id in expired:
@@ -319,9 +414,16 @@ def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
     code = codes.clean(typed)
     if code is None:
         raise ValidationFailed({"code": "Enter the 6 digits of the code."})
+    subject = subject_of(redemption)
+    waiting = redemption.status == AWAITING and redemption.code_expires_at > utcnow()
+    if waiting:
+        # Before the code is compared: past the limit, even a right guess is not tried.
+        quotas.check(WRONG_GUESSES, subject)
     code_digest = codes.digest(CODE_PURPOSE, redemption.id, redemption.amount, code=code)
     if not codes.accept(Redemption, redemption.id, code_digest, ACCEPTED, confirmed_at=utcnow()):
         check = codes.refuse(Redemption, redemption.id)
+        if check.counted:
+            quotas.hit(WRONG_GUESSES, subject)
         redemption = reload(redemption.id)
         if check.outcome in (codes.LOCKED, codes.EXPIRED):
             announce(redemption)
@@ -344,7 +446,7 @@ def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
     db.session.execute(
         update(Redemption)
         .where(Redemption.id == redemption.id)
-        .values(job_id=job.id)
+        .values(job_id=job.id, remaining_after=_remaining(redemption))
         .execution_options(synchronize_session=False)
     )
     redemption = reload(redemption.id)
@@ -358,20 +460,35 @@ def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
     return Confirmation(codes.ACCEPTED, redemption)
 
 
+def subject_of(redemption: Redemption) -> str:
+    """The per-payer limit key; the sweeper blanks it on old rows, which wait for no code."""
+    if redemption.subject:
+        return redemption.subject
+    person = _person_of(redemption)
+    return phone_subject(person.pii.phone) if person else f"redemption:{redemption.id}"
+
+
+def _person_of(redemption: Redemption) -> Beneficiary | None:
+    if redemption.beneficiary_id is None:
+        return None
+    return db.session.get(Beneficiary, redemption.beneficiary_id)
+
+
 def resend(vendor: Vendor, redemption_id: int) -> Redemption:
-    """A new code (the old one stops working), within the resend limit and gap."""
+    """A new code (the old one stops working), within the resend limit and gap and the payer's
+    and vendor's limits."""
     redemption = expire_if_due(get_for_vendor(vendor, redemption_id))
     wait = codes.resend_wait(redemption)
     if wait < 0:
         raise Conflict("No more codes can be sent for this payment. Start a new charge.")
     if wait > 0:
         raise Conflict(f"Wait {wait} seconds before sending another code.")
-    code = codes.new_code()
-    code_digest = codes.digest(CODE_PURPOSE, redemption.id, redemption.amount, code=code)
-    if not codes.renew(Redemption, redemption.id, code_digest):
+    quotas.take(CHARGES, f"vendor:{vendor.id}")
+    quotas.take(CODES_SENT, subject_of(redemption))
+    pc = db.session.get(ProjectChain, redemption.project_id)
+    if not _issue_code(redemption, vendor, pc, renew=True):
         raise Conflict("A code was sent a moment ago. Wait a little before asking again.")
     redemption = reload(redemption.id)
-    _send_code(redemption, vendor, db.session.get(ProjectChain, redemption.project_id), code)
     announce(redemption)
     return redemption
 

@@ -27,6 +27,8 @@ class VendorSignIn(db.Model):
     status: Mapped[str] = mapped_column(String(16), default=AWAITING)
     # HMAC of (vendor id, attempt id, code); see portal/redemptions/codes.py.
     code_hash: Mapped[str | None] = mapped_column(String(64))
+    # The key of the per-number limit on sign-in codes, a keyed hash (portal/quotas).
+    subject: Mapped[str | None] = mapped_column(String(64))
     code_expires_at: Mapped[datetime]
     tries: Mapped[int] = mapped_column(default=0)
     resends: Mapped[int] = mapped_column(default=0)

@@ -2,9 +2,15 @@
 
 Views parse the form and render; ``portal.vendor_portal.signin`` and
 ``portal.redemptions.services`` do the work. Every page but sign-in needs a vendor session.
+
+GETs change no domain state (a code past its expiry reads as expired; the sweeper writes it).
+Limits are keyed on the thing attacked (``portal.quotas``: per payer, per vendor, per vendor
+phone number) or, for the anonymous sign-in pages, on the address; never on a session.
 """
 
 from __future__ import annotations
+
+import time
 
 from flask import (
     Blueprint,
@@ -20,16 +26,18 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import StopValidation
 
-from portal import realtime
+from portal import realtime, transactions, web
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import public
 from portal.chain import setup
 from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db, limiter
+from portal.quotas import services as quotas
+from portal.quotas.services import Throttled
 from portal.redemptions import codes, ledger
 from portal.redemptions import live as redemption_live
 from portal.redemptions import services as redemptions
-from portal.redemptions.models import AWAITING
+from portal.redemptions.models import AWAITING, BY_CARD, IN_FLIGHT, SETTLED, effective_status
 from portal.redirects import safe_next
 from portal.vendor_portal import sessions, signin
 from portal.vendor_portal.forms import ChargeForm, CodeForm, PhoneForm
@@ -41,7 +49,7 @@ SIGN_IN_KEY = "vsignin"
 CHOOSE_PROJECT = "Choose one of your projects."
 
 WRONG_CODE = "That code is not right. {left} more {tries} before it stops working."
-TOO_MANY = "Too many tries for now. Wait a few minutes, then try again."
+TOO_MANY = "Too many tries for now. Try again {when}."
 OUTCOME_NOTES = {
     codes.LOCKED: "The code was entered wrong too many times and no longer works.",
     codes.EXPIRED: "The code has expired.",
@@ -56,27 +64,16 @@ def _limit(name: str):
     return lambda: current_app.config[name]
 
 
-def _phone_key() -> str:
-    # Per number, whatever address asks: SMS to one phone cannot be pumped from many addresses.
-    try:
-        return "vendor-phone:" + signin.phone_index(request.form.get("phone", ""))
-    except ValidationFailed:
-        return "vendor-phone:invalid"
-
-
-def _attempt_key() -> str:
-    return f"vendor-attempt:{session.get(SIGN_IN_KEY)}"
-
-
 def _vendor_key() -> str:
-    return f"vendor-session:{session.get(sessions.ROW_KEY)}"
+    # The vendor, not the session: a new sign-in does not start a fresh count.
+    vendor = current_vendor()
+    return f"vendor:{vendor.id}" if vendor is not None else f"vendor-ip:{request.remote_addr}"
 
 
 # --- errors inside vendor pages look like vendor pages ----------------------------------------
 
 
 def _message(status: int, title: str, message: str):
-    db.session.rollback()
     return render_template("vendor/message.html", title=title, message=message), status
 
 
@@ -87,13 +84,30 @@ def _csrf_error(exc):
 
 @bp.errorhandler(DomainError)
 def _domain_error(exc):
+    if isinstance(exc, Throttled):
+        return _throttled(exc)
     return _message(exc.status, "That did not work", str(exc))
+
+
+def _throttled(exc: Throttled):
+    """A limit said no: the page (or problem body) says when, and so does Retry-After."""
+    if web.wants_json():
+        body, status, headers = web.problem(429, str(exc))
+    else:
+        body, status = _message(429, "Please wait", str(exc))
+        headers = {}
+    return body, status, {**headers, "Retry-After": str(exc.retry_after)}
 
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc):
     if exc.code == 429:
-        return _message(429, "Please wait", TOO_MANY)
+        # Flask-Limiter (per address, or per vendor for codes typed): say when, as quotas do.
+        breached = [lim for lim in limiter.current_limits if lim.breached]
+        if breached:
+            wait = max(int(max(lim.reset_at for lim in breached) - time.time()), 1)
+            return _message(429, "Please wait", TOO_MANY.format(when=quotas.when(wait)))
+        return _message(429, "Please wait", TOO_MANY.format(when="in a few minutes"))
     return _message(exc.code or 500, "That did not work", exc.description or "")
 
 
@@ -112,24 +126,17 @@ def _safe_next(target: str | None) -> str:
 @bp.route("/sign-in", methods=["GET", "POST"])
 @public
 @limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"), methods=["POST"])
-@limiter.limit(
-    _limit("VENDOR_CODE_PHONE_LIMIT"),
-    key_func=_phone_key,
-    methods=["POST"],
-    scope="vendor-phone",
-)
 def sign_in():
     if current_vendor() is not None:
         return redirect(url_for("vendor.home"))
     form = PhoneForm()
     if form.validate_on_submit():
         try:
-            attempt = signin.request_code(form.phone.data)
+            with transactions.attempt():
+                attempt = signin.request_code(form.phone.data)
         except ValidationFailed as exc:
-            db.session.rollback()
             _field_errors(form, exc, "phone")
         else:
-            db.session.commit()
             session[SIGN_IN_KEY] = attempt.id
             session["vsignin_next"] = _safe_next(request.args.get("next"))
             return redirect(url_for("vendor.sign_in_code"))
@@ -146,17 +153,15 @@ def sign_in_code():
     form = CodeForm()
     if form.validate_on_submit():
         try:
-            check, vendor = signin.verify(attempt_id, form.code.data)
+            with transactions.attempt():
+                check, vendor = signin.verify(attempt_id, form.code.data)
         except ValidationFailed as exc:
-            db.session.rollback()
             _field_errors(form, exc, "code")
         else:
             if check.ok:
                 sessions.start(vendor)
-                db.session.commit()
                 session.pop(SIGN_IN_KEY, None)
                 return redirect(_safe_next(session.pop("vsignin_next", None)))
-            db.session.commit()
             if check.outcome == codes.WRONG:
                 form.code.errors.append(_wrong(check.tries_left))
             else:
@@ -173,18 +178,18 @@ def sign_in_code():
 @bp.post("/sign-in/resend")
 @public
 @limiter.limit(_limit("VENDOR_CODE_IP_LIMIT"))
-@limiter.limit(_limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_attempt_key, scope="attempt")
 def sign_in_resend():
     attempt_id = session.get(SIGN_IN_KEY)
     if not attempt_id or not EmptyForm().validate_on_submit():
         return redirect(url_for("vendor.sign_in"))
     try:
-        signin.resend(attempt_id)
+        with transactions.attempt():
+            signin.resend(attempt_id)
+    except Throttled:
+        raise
     except DomainError as exc:
-        db.session.rollback()
         flash(str(exc), "error")
     else:
-        db.session.commit()
         flash("If the number is a vendor's, a new code is on its way.", "success")
     return redirect(url_for("vendor.sign_in_code"))
 
@@ -197,10 +202,7 @@ def _wrong(left: int) -> str:
 @vendor_required
 def sign_out():
     if EmptyForm().validate_on_submit():
-        row_id = sessions.end_current()
-        db.session.commit()
-        if row_id:
-            realtime.end_room_sockets(realtime.vendor_session_room(row_id))
+        sessions.end_current()  # its sockets close once this commits
         flash("You are signed out.", "info")
         return redirect(url_for("vendor.sign_in"))
     return redirect(url_for("vendor.home"))
@@ -213,8 +215,6 @@ def sign_out():
 @vendor_required
 def home():
     vendor = current_vendor()
-    if redemptions.expire_due(vendor.id):
-        db.session.commit()
     return render_template(
         "vendor/home.html",
         vendor=vendor,
@@ -223,6 +223,7 @@ def home():
         projects=redemptions.chargeable_projects(vendor),
         label=redemption_live.label,
         tones=redemption_live.TONES,
+        status_of=effective_status,
         money=_money_of(vendor),
         sign_out_form=EmptyForm(),
     )
@@ -244,6 +245,7 @@ def history():
         page=page,
         label=redemption_live.label,
         tones=redemption_live.TONES,
+        status_of=effective_status,
         money=_money_of(vendor),
     )
 
@@ -270,12 +272,6 @@ def _one_of(served: dict):
 
 @bp.route("/charge", methods=["GET", "POST"])
 @vendor_required
-@limiter.limit(
-    _limit("VENDOR_CHARGE_LIMIT"),
-    key_func=_vendor_key,
-    methods=["POST"],
-    scope="vendor-charge",
-)
 def charge():
     vendor = current_vendor()
     options = redemptions.chargeable_projects(vendor)
@@ -289,19 +285,27 @@ def charge():
     form.amount.use(decimals.get(form.project_id.data), unknown="Choose the project first.")
     if options and form.validate_on_submit(extra_validators={"project_id": [_one_of(decimals)]}):
         try:
-            project, pc = redemptions.chargeable_project(vendor, form.project_id.data)
-            person, method = redemptions.find_beneficiary(
-                project, card=form.card.data or "", phone=form.phone.data or ""
-            )
-            redemption = redemptions.start(vendor, project, pc, person, form.amount.data, method)
+            with transactions.attempt():
+                project, pc = redemptions.chargeable_project(vendor, form.project_id.data)
+                payer = redemptions.find_payer(
+                    project, card=form.card.data or "", phone=form.phone.data or ""
+                )
+                redemption = redemptions.start(
+                    vendor,
+                    project,
+                    pc,
+                    payer.person,
+                    form.amount.data,
+                    payer.method,
+                    subject=payer.subject,
+                )
         except ValidationFailed as exc:
-            db.session.rollback()
             _field_errors(form, exc, "amount")
+        except Throttled:
+            raise
         except DomainError as exc:
-            db.session.rollback()
             form.amount.errors.append(str(exc))
         else:
-            db.session.commit()
             return redirect(url_for("vendor.code", redemption_id=redemption.id))
     form.card.data = ""  # a card code is a credential: never echoed back
     symbols = {project.id: pc.symbol for project, pc in options}
@@ -314,12 +318,24 @@ def charge():
     )
 
 
+def _payer_shown(redemption) -> str | None:
+    """Who pays, as the vendor may see it: a scanned card's holder by masked name; for a typed
+    number nothing at all until the code is accepted (then the beneficiary's reference)."""
+    if redemption.beneficiary_id is None:
+        return None
+    if redemption.confirmed_at is not None:
+        return ledger.person_ref(redemption)
+    if redemption.method == BY_CARD:
+        return redemptions.masked_name(ledger.person_of(redemption))
+    return None
+
+
 def _code_page(vendor, redemption, form):
     return render_template(
         "vendor/code.html",
         redemption=redemption,
         form=form,
-        person_ref=ledger.person_ref(redemption),
+        payer=_payer_shown(redemption),
         amount=redemption_live.money(redemption.amount, setup.state(redemption.project_id)),
         resend_wait=codes.resend_wait(redemption),
         seconds_left=ledger.seconds_left(redemption),
@@ -339,21 +355,16 @@ def _code_page(vendor, redemption, form):
 def code(redemption_id: int):
     vendor = current_vendor()
     redemption = redemptions.get_for_vendor(vendor, redemption_id)
-    expired = redemptions.expire_if_due(redemption)
-    if expired.status != redemption.status:
-        db.session.commit()
-    redemption = expired
-    if redemption.status != AWAITING:
+    if effective_status(redemption) != AWAITING:
         return redirect(url_for("vendor.receipt", redemption_id=redemption.id))
     form = CodeForm()
     if form.validate_on_submit():
         try:
-            result = redemptions.confirm(vendor, redemption.id, form.code.data)
+            with transactions.attempt():
+                result = redemptions.confirm(vendor, redemption.id, form.code.data)
         except ValidationFailed as exc:
-            db.session.rollback()
             _field_errors(form, exc, "code")
         else:
-            db.session.commit()
             if result.ok:
                 return redirect(url_for("vendor.receipt", redemption_id=redemption.id))
             if result.outcome == codes.WRONG:
@@ -367,19 +378,19 @@ def code(redemption_id: int):
 
 @bp.post("/payments/<int:redemption_id>/resend")
 @vendor_required
-@limiter.limit(_limit("VENDOR_CODE_PHONE_LIMIT"), key_func=_vendor_key, scope="resend")
 def resend(redemption_id: int):
     vendor = current_vendor()
     if EmptyForm().validate_on_submit():
         try:
-            redemptions.resend(vendor, redemption_id)
+            with transactions.attempt():
+                redemptions.resend(vendor, redemption_id)
+        except Throttled:
+            raise
         except DomainError as exc:
-            db.session.rollback()
             flash(str(exc), "error")
         else:
-            db.session.commit()
             flash(
-                "A new code is on its way to the beneficiary. The old one no longer works.",
+                "If the payer can pay, a new code is on its way. The old one no longer works.",
                 "success",
             )
     return redirect(url_for("vendor.code", redemption_id=redemption_id))
@@ -391,7 +402,6 @@ def cancel(redemption_id: int):
     vendor = current_vendor()
     if EmptyForm().validate_on_submit():
         if redemptions.cancel(vendor, redemption_id):
-            db.session.commit()
             flash("Cancelled. Nothing was taken.", "info")
         return redirect(url_for("vendor.receipt", redemption_id=redemption_id))
     return redirect(url_for("vendor.code", redemption_id=redemption_id))
@@ -401,14 +411,16 @@ def cancel(redemption_id: int):
 @vendor_required
 def receipt(redemption_id: int):
     vendor = current_vendor()
-    redemption = redemptions.expire_if_due(redemptions.get_for_vendor(vendor, redemption_id))
-    db.session.commit()
+    redemption = redemptions.get_for_vendor(vendor, redemption_id)
+    pc = setup.state(redemption.project_id)
+    paid = redemption.status in (*IN_FLIGHT, SETTLED) and redemption.remaining_after is not None
     return render_template(
         "vendor/receipt.html",
         vendor=vendor,
         redemption=redemption,
         state=redemption_live.serialize(redemption),
-        person_ref=ledger.person_ref(redemption),
+        payer=_payer_shown(redemption),
+        left=redemption_live.money(redemption.remaining_after, pc) if paid else None,
         project=ledger.project_of(redemption),
         tx_hash=ledger.tx_hash_of(redemption),
     )

@@ -2,6 +2,10 @@
 
 Staff sessions use ``sid``; vendors ``vsid``. The two never stand in for each other: a vendor
 session opens no staff page and a staff sign-in opens no vendor page.
+
+A vendor has at most VENDOR_MAX_SESSIONS live sessions (a new sign-in ends the oldest), and
+suspending a vendor ends them all: the rows are revoked, so reinstating the vendor brings none
+back. Sockets of ended sessions are closed once the change commits.
 """
 
 from __future__ import annotations
@@ -10,8 +14,10 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, has_request_context, request, session
-from sqlalchemy import select, update
+from flask_sqlalchemy.session import Session
+from sqlalchemy import event, select, update
 
+from portal import realtime
 from portal.crypto import token_hash
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -24,9 +30,13 @@ TOKEN_KEY, ROW_KEY = "vsid", "vsid_row"
 _CACHE = "portal.vendor"
 _MISSING = object()
 _TOUCH_EVERY = timedelta(minutes=1)
+_ENDED = "portal_ended_vendor_sessions"
 
 
 def start(vendor: Vendor) -> VendorSession:
+    """A new session for this browser; beyond the cap, the vendor's oldest live ones end."""
+    # The vendor row lock makes two sign-ins at once count each other (PostgreSQL).
+    db.session.scalar(select(Vendor.id).where(Vendor.id == vendor.id).with_for_update())
     token = secrets.token_urlsafe(32)
     now = utcnow()
     row = VendorSession(
@@ -39,6 +49,7 @@ def start(vendor: Vendor) -> VendorSession:
     )
     db.session.add(row)
     db.session.flush()
+    _trim(vendor.id, keep=max(current_app.config["VENDOR_MAX_SESSIONS"], 1))
     session[TOKEN_KEY] = token
     session[ROW_KEY] = row.id
     session.permanent = True
@@ -98,8 +109,28 @@ def end_current() -> int | None:
     return row_id
 
 
+def live_ids(vendor_id: int) -> list[int]:
+    """The vendor's sessions that still open pages, newest first."""
+    return list(
+        db.session.scalars(
+            select(VendorSession.id)
+            .where(
+                VendorSession.vendor_id == vendor_id,
+                VendorSession.revoked_at.is_(None),
+                VendorSession.expires_at > utcnow(),
+            )
+            .order_by(VendorSession.created_at.desc(), VendorSession.id.desc())
+        )
+    )
+
+
+def _trim(vendor_id: int, keep: int) -> list[int]:
+    ended = [row_id for row_id in live_ids(vendor_id)[keep:] if revoke(row_id)]
+    return ended
+
+
 def revoke(row_id: int) -> bool:
-    return (
+    done = (
         db.session.execute(
             update(VendorSession)
             .where(VendorSession.id == row_id, VendorSession.revoked_at.is_(None))
@@ -107,11 +138,30 @@ def revoke(row_id: int) -> bool:
         ).rowcount
         == 1
     )
+    if done:
+        db.session.info.setdefault(_ENDED, []).append(row_id)
+    return done
 
 
 def revoke_all(vendor_id: int) -> int:
-    return db.session.execute(
-        update(VendorSession)
-        .where(VendorSession.vendor_id == vendor_id, VendorSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    ).rowcount
+    ids = list(
+        db.session.scalars(
+            update(VendorSession)
+            .where(VendorSession.vendor_id == vendor_id, VendorSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+            .returning(VendorSession.id)
+        )
+    )
+    db.session.info.setdefault(_ENDED, []).extend(ids)
+    return len(ids)
+
+
+@event.listens_for(Session, "after_commit")
+def _close_sockets(sess) -> None:
+    for row_id in sess.info.pop(_ENDED, []):
+        realtime.end_room_sockets(realtime.vendor_session_room(row_id))
+
+
+@event.listens_for(Session, "after_rollback")
+def _forget_ended(sess) -> None:
+    sess.info.pop(_ENDED, None)

@@ -1,8 +1,10 @@
 """Vendor sign-in with the phone number and an SMS code.
 
 Every number gets the same answer ("if it is an approved vendor's, a code is on its way"), so
-the page does not tell which numbers belong to vendors. Rate limits per number and per address
-sit on the routes; the try and resend limits on the attempt row (``portal.redemptions.codes``).
+the page does not tell which numbers belong to vendors. Codes sent per number are limited in
+the database (``SIGN_IN_CODES``, whichever session or address asks, known number or not), per
+address on the routes; the try and resend limits sit on the attempt row
+(``portal.redemptions.codes``).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from portal.comms import services as comms
 from portal.crypto import blind_index
 from portal.errors import Conflict, ValidationFailed
 from portal.extensions import db
+from portal.quotas import services as quotas
 from portal.redemptions import codes
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
@@ -25,13 +28,23 @@ CODE_PURPOSE = "vendor.sign_in"
 SMS_PURPOSE = "vendor.sign_in"
 
 
-def phone_index(raw: str) -> str:
-    """The vendor blind index of a typed number; raises ValidationFailed for a bad number."""
+SIGN_IN_CODES = quotas.define(
+    "vendor-sign-in",
+    "VENDOR_SIGNIN_SMS_LIMITS",
+    "Several sign-in codes were sent to this number a moment ago. You can ask for another {when}.",
+)
+
+
+def _e164(raw: str) -> str:
     try:
-        phone = normalize.phone_e164(raw, default_country())
+        return normalize.phone_e164(raw, default_country())
     except normalize.InvalidValue as exc:
         raise ValidationFailed({"phone": str(exc)}) from None
-    return blind_index("vendor-phone:" + phone)
+
+
+def phone_index(raw: str) -> str:
+    """The vendor blind index of a typed number; raises ValidationFailed for a bad number."""
+    return blind_index("vendor-phone:" + _e164(raw))
 
 
 def _text(code: str, vendor: Vendor) -> str:
@@ -51,13 +64,18 @@ def _send(attempt: VendorSignIn, vendor: Vendor) -> None:
 
 
 def request_code(raw_phone: str) -> VendorSignIn:
-    index = phone_index(raw_phone)
+    phone = _e164(raw_phone)
+    subject = quotas.subject("vendor-phone", phone)
+    quotas.take(SIGN_IN_CODES, subject)
     vendor = db.session.scalar(
-        select(Vendor).where(Vendor.phone_index == index, Vendor.status == APPROVED)
+        select(Vendor).where(
+            Vendor.phone_index == blind_index("vendor-phone:" + phone), Vendor.status == APPROVED
+        )
     )
     now = utcnow()
     attempt = VendorSignIn(
         vendor_id=vendor.id if vendor else None,
+        subject=subject,
         status=codes.AWAITING,
         code_expires_at=now + codes.ttl(),
         last_sent_at=now,
@@ -82,6 +100,8 @@ def resend(attempt_id: int) -> VendorSignIn:
         raise Conflict("No more codes can be sent. Start again with your phone number.")
     if wait > 0:
         raise Conflict(f"Wait {wait} seconds before asking for another code.")
+    if attempt.subject:
+        quotas.take(SIGN_IN_CODES, attempt.subject)
     vendor = db.session.get(Vendor, attempt.vendor_id) if attempt.vendor_id else None
     placeholder = codes.digest(CODE_PURPOSE, "none", attempt.id, code=codes.new_code())
     if not codes.renew(VendorSignIn, attempt.id, placeholder):
