@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries import groups, services
+from portal.beneficiaries import groups, reads, services
 from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
 from portal.beneficiaries.models import STATUSES, Beneficiary
 from portal.errors import DomainError
@@ -60,7 +60,7 @@ def index():
     def link(arguments: dict | None) -> str | None:
         return None if arguments is None else url_for(".index", **kept, **arguments)
 
-    return render_template(
+    body = render_template(
         "beneficiaries/index.html",
         page=page,
         previous_url=link(page.previous),
@@ -73,6 +73,15 @@ def index():
         groups=db.session.scalars(groups.visible(current_user)).all(),
         show_pii=show_pii(),
     )
+    if show_pii():
+        reads.record(page.items, "list", project_id=params.project_id)
+    return _audited(body)
+
+
+def _audited(body: str) -> str:
+    """Commit the read's audit entry (rendering is done: nothing left to load) and answer."""
+    db.session.commit()
+    return body
 
 
 def _form_values(form: BeneficiaryForm) -> dict:
@@ -144,7 +153,7 @@ def show(beneficiary_id: int):
         for g in db.session.scalars(groups.visible(current_user))
         if g.id not in in_groups and not g.project.is_closed
     ]
-    return render_template(
+    body = render_template(
         "beneficiaries/show.html",
         person=person,
         show_pii=show_pii(),
@@ -154,6 +163,9 @@ def show(beneficiary_id: int):
         group_form=group_form,
         remove_form=EmptyForm(),
     )
+    if show_pii():
+        reads.record([person], "page")
+    return _audited(body)
 
 
 @bp.route("/<int:beneficiary_id>/edit", methods=["GET", "POST"])
@@ -171,6 +183,7 @@ def edit(beneficiary_id: int):
         form.gender.data, form.language.data = person.gender, person.language
         form.status.data, form.retention_until.data = person.status, person.retention_until
         form.consent.data = "yes" if person.consent_at else "no"
+        reads.record([person], "edit form")
     if form.validate_on_submit():
         values = _form_values(form)
         if form.consent.data == "yes" and not person.consent_at:
@@ -186,7 +199,7 @@ def edit(beneficiary_id: int):
             db.session.commit()
             flash("Saved.", "success")
             return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
-    return render_template("beneficiaries/form.html", form=form, person=person)
+    return _audited(render_template("beneficiaries/form.html", form=form, person=person))
 
 
 @bp.post("/<int:beneficiary_id>/projects")
