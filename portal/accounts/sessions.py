@@ -8,6 +8,7 @@ from datetime import timedelta
 from flask import current_app, request, session
 from sqlalchemy import select, update
 
+from portal import realtime
 from portal.accounts.models import User, UserSession
 from portal.crypto import token_hash
 from portal.extensions import db
@@ -66,18 +67,26 @@ def end_current() -> int | None:
 
 
 def revoke(row_id: int, user_id: int | None = None) -> bool:
+    """Revoke one session; its sockets close on every web process once this commits."""
     query = update(UserSession).where(UserSession.id == row_id, UserSession.revoked_at.is_(None))
     if user_id is not None:
         query = query.where(UserSession.user_id == user_id)
-    return db.session.execute(query.values(revoked_at=utcnow())).rowcount == 1
+    revoked = db.session.execute(query.values(revoked_at=utcnow())).rowcount == 1
+    if revoked:
+        realtime.evict_after_commit(realtime.session_room(row_id), ended=True)
+    return revoked
 
 
 def revoke_all(user_id: int) -> int:
-    return db.session.execute(
+    """Revoke every session of the user; their sockets close everywhere once this commits."""
+    count = db.session.execute(
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     ).rowcount
+    if count:
+        realtime.evict_after_commit(realtime.user_room(user_id), ended=True)
+    return count
 
 
 def active_for(user_id: int) -> list[UserSession]:

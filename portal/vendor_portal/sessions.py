@@ -12,6 +12,7 @@ from datetime import timedelta
 from flask import current_app, has_request_context, request, session
 from sqlalchemy import select, update
 
+from portal import realtime
 from portal.crypto import token_hash
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -99,7 +100,8 @@ def end_current() -> int | None:
 
 
 def revoke(row_id: int) -> bool:
-    return (
+    """Revoke one session; its sockets close on every web process once this commits."""
+    revoked = (
         db.session.execute(
             update(VendorSession)
             .where(VendorSession.id == row_id, VendorSession.revoked_at.is_(None))
@@ -107,11 +109,18 @@ def revoke(row_id: int) -> bool:
         ).rowcount
         == 1
     )
+    if revoked:
+        realtime.evict_after_commit(realtime.vendor_session_room(row_id), ended=True)
+    return revoked
 
 
 def revoke_all(vendor_id: int) -> int:
-    return db.session.execute(
+    """Revoke every session of the vendor; their sockets close everywhere once this commits."""
+    count = db.session.execute(
         update(VendorSession)
         .where(VendorSession.vendor_id == vendor_id, VendorSession.revoked_at.is_(None))
         .values(revoked_at=utcnow())
     ).rowcount
+    if count:
+        realtime.evict_after_commit(realtime.vendor_room(vendor_id), ended=True)
+    return count
