@@ -1,0 +1,181 @@
+"""A user scoped to some projects sees nothing of the others, on any page or export.
+
+Generated projects each hold named rows (groups, people, vendors, Kobo forms, file sources); a
+user who is a member of some of them walks every GET route, with every id the data has, and no
+name of another project's row may appear. The audit log is checked by its project column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import os
+
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from portal.accounts.permissions import ALL_PROJECTS, PERMISSIONS
+from portal.accounts.services import save_role
+from portal.audit.models import AuditEntry
+from portal.beneficiaries import groups
+from portal.extensions import db
+from portal.imports.models import KOBO, ImportSource
+
+EXAMPLES = 6 if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else 3
+# Words no page prints by itself, so a hit can only be a generated row.
+MARKER = st.text(alphabet="bcdfghjklmnpqrstvwxz", min_size=10, max_size=10).map(lambda s: "zq" + s)
+
+# A small CSV a project's import is made from.
+SHEET = "name,phone\nAsha,9841000001\n"
+
+
+def _scoped_role():
+    everything_but_all = set(PERMISSIONS) - {ALL_PROJECTS}
+    return save_role(
+        None, "scoped everything", "every permission, own projects", everything_but_all
+    )
+
+
+def _fill(project, marker: str, admin_client, make_beneficiary, make_vendor) -> None:
+    """Rows of every kind that belongs to a project, each named with the project's marker."""
+    group = groups.create(project, f"Group {marker}", "")
+    person = make_beneficiary(project=project, name=f"Person {marker}")
+    groups.add_members(group, [person])
+    make_vendor(project=project, name=f"Shop {marker}")
+    db.session.add(
+        ImportSource(
+            kind=KOBO,
+            name=f"Kobo {marker}",
+            project_id=project.id,
+            kobo_server_url="https://kf.kobotoolbox.org",
+            kobo_asset_uid="aBcDeF123456",
+        )
+    )
+    db.session.commit()
+    response = admin_client.post(
+        "/imports/new",
+        data={
+            "file": (io.BytesIO(SHEET.encode()), "list.csv"),
+            "project_id": str(project.id),
+            "group_id": "0",
+            "source": f"Sheet {marker}",
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+
+
+def _get_routes(app):
+    """GET routes and their arguments, when these are ints (the rest serve static files)."""
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        needed = sorted(set(rule.arguments) - set(rule.defaults or {}))
+        converters = [type(rule._converters.get(a)).__name__ for a in needed]
+        if all(c == "IntegerConverter" for c in converters):
+            yield rule, needed
+
+
+def _urls(app, ids: list[int], project_ids: list[int]):
+    for rule, needed in _get_routes(app):
+        if not needed:
+            path = rule.build(dict(rule.defaults or {}), append_unknown=False)[1]
+            yield path
+            for pid in project_ids:  # every list filters by project: ask for the others'
+                yield f"{path}?project={pid}&project_id={pid}"
+        elif len(needed) == 1:
+            for value in ids:
+                yield rule.build({**(rule.defaults or {}), needed[0]: value}, append_unknown=False)[
+                    1
+                ]
+
+
+def test_a_scoped_user_sees_no_other_projects_rows(
+    app, make_user, make_project, make_beneficiary, make_vendor, login
+):
+    admin = make_user("admin")
+    admin_client = app.test_client()
+    login(admin_client, admin)
+    role = _scoped_role()
+    db.session.commit()
+    hidden_from: dict[str, set[int]] = {}  # marker -> ids of the projects holding it
+    made: list = []
+    serial = itertools.count()
+
+    @settings(
+        derandomize=True,
+        max_examples=EXAMPLES,
+        deadline=None,
+        phases=[Phase.explicit, Phase.reuse, Phase.generate],  # each example is a whole walk
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        markers=st.lists(MARKER, min_size=2, max_size=4, unique=True),
+        data=st.data(),
+    )
+    def walk(markers, data):
+        new = []
+        for generated in markers:
+            marker = f"{generated}x{next(serial)}"  # examples add up: names must stay unique
+            project = make_project(name=f"Project {marker}", creator=admin)
+            _fill(project, marker, admin_client, make_beneficiary, make_vendor)
+            new.append((marker, project.id))
+        made.extend(new)
+        member_of = data.draw(
+            st.sets(st.sampled_from([pid for _, pid in new]), min_size=1, max_size=len(new) - 1)
+        )
+        user = make_user("viewer")
+        user.role = role
+        for pid in member_of:
+            from portal.projects import services as projects
+            from portal.projects.models import Project
+
+            project = db.session.get(Project, pid)
+            projects.set_members(project, {m.user_id for m in project.members} | {user.id})
+        db.session.commit()
+        client = app.test_client()
+        assert login(client, user).status_code == 302
+        hidden = [marker for marker, pid in made if pid not in member_of]
+        shown = [marker for marker, pid in made if pid in member_of]
+        all_ids = sorted({pid for _, pid in made})
+        top = max(all_ids) + 3  # ids of every table run about as high as the project ids
+        leaks = []
+        seen_own = False
+        for url in _urls(app, list(range(1, top)), all_ids):
+            response = client.get(url)
+            body = response.get_data(as_text=True)
+            leaks.extend(f"{url} shows {m}" for m in hidden if m in body)
+            seen_own = seen_own or any(m in body for m in shown)
+        assert not leaks, "\n".join(leaks[:20])
+        assert seen_own, "the walk never showed the user's own rows: it proves nothing"
+        client.post("/logout")
+
+    walk()
+
+
+def test_the_audit_log_shows_a_scoped_reader_only_their_projects(
+    app, client, make_user, make_project, login
+):
+    admin = make_user("admin")
+    mine, theirs = make_project(creator=admin), make_project(creator=admin)
+    reader = make_user("finance")
+    from portal.projects import services as projects
+
+    projects.set_members(mine, {admin.id, reader.id})
+    db.session.commit()
+    everywhere = set(db.session.scalars(select(AuditEntry.project_id)))
+    assert {mine.id, theirs.id, None} <= everywhere  # the log holds all three kinds
+    login(client, reader)
+
+    page = client.get("/audit/?per_page=500").get_data(as_text=True)
+    assert f"Project {mine.id} created" in page
+    assert f"Project {theirs.id} created" not in page
+    assert f"Project {theirs.id} created" not in client.get(
+        f"/audit/?project={theirs.id}"
+    ).get_data(as_text=True)
+
+    rows = list(csv.DictReader(io.StringIO(client.get("/audit/export.csv").get_data(as_text=True))))
+    assert rows, "the reader's own project has entries"
+    assert {row["project"] for row in rows} == {str(mine.id)}
