@@ -22,6 +22,8 @@ from portal.audit.models import AuditEntry
 from portal.beneficiaries import groups
 from portal.extensions import db
 from portal.imports.models import KOBO, ImportSource
+from portal.projects import services as projects
+from portal.projects.models import Project
 
 EXAMPLES = 6 if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else 3
 # Words no page prints by itself, so a hit can only be a generated row.
@@ -100,7 +102,6 @@ def test_a_scoped_user_sees_no_other_projects_rows(
     login(admin_client, admin)
     role = _scoped_role()
     db.session.commit()
-    hidden_from: dict[str, set[int]] = {}  # marker -> ids of the projects holding it
     made: list = []
     serial = itertools.count()
 
@@ -129,9 +130,6 @@ def test_a_scoped_user_sees_no_other_projects_rows(
         user = make_user("viewer")
         user.role = role
         for pid in member_of:
-            from portal.projects import services as projects
-            from portal.projects.models import Project
-
             project = db.session.get(Project, pid)
             projects.set_members(project, {m.user_id for m in project.members} | {user.id})
         db.session.commit()
@@ -161,8 +159,6 @@ def test_the_audit_log_shows_a_scoped_reader_only_their_projects(
     admin = make_user("admin")
     mine, theirs = make_project(creator=admin), make_project(creator=admin)
     reader = make_user("finance")
-    from portal.projects import services as projects
-
     projects.set_members(mine, {admin.id, reader.id})
     db.session.commit()
     everywhere = set(db.session.scalars(select(AuditEntry.project_id)))
