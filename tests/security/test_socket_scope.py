@@ -1,0 +1,104 @@
+"""A socket's rooms follow its user's access: when access shrinks or the session ends, the user's
+sockets are closed (after the change commits) and must subscribe again under what is left.
+
+These run in one process without a message queue; tests/integration/test_scale_out.py proves the
+same across two web processes on Redis.
+"""
+
+from __future__ import annotations
+
+from portal.accounts import services as accounts
+from portal.accounts import sessions
+from portal.accounts.models import Role, User
+from portal.extensions import db, socketio
+from portal.projects import services as projects
+from portal.projects.models import Project
+
+# Socket handlers end the shared test session (as they end their own in a server), which
+# detaches the test's objects: re-read them before changing them.
+
+
+def _socket(app, login, user):
+    client = app.test_client()
+    login(client, user)
+    return socketio.test_client(app, flask_test_client=client)
+
+
+def _watch(sio, project) -> dict:
+    return sio.emit("subscribe", {"topic": "dashboard", "project_id": project.id}, callback=True)
+
+
+def test_removing_a_member_closes_their_sockets_and_they_cannot_rejoin(
+    app, make_user, make_project, login
+):
+    staying, leaving = make_user("viewer"), make_user("viewer")
+    project = make_project(members=[staying, leaving])
+    db.session.commit()
+    sockets = {u.id: _socket(app, login, u) for u in (staying, leaving)}
+    for sio in sockets.values():
+        assert _watch(sio, project)["ok"] is True
+
+    project = db.session.get(Project, project.id)
+    projects.set_members(project, {m.user_id for m in project.members} - {leaving.id})
+    assert sockets[leaving.id].is_connected(), "closed before the change committed"
+    db.session.commit()
+
+    assert not sockets[leaving.id].is_connected()
+    assert sockets[staying.id].is_connected()
+    again = _socket(app, login, leaving)
+    assert again.is_connected()  # still signed in, only no longer in the project
+    assert _watch(again, project) == {"ok": False, "error": "forbidden"}
+
+
+def test_a_rolled_back_removal_closes_nothing(app, make_user, make_project, login):
+    user = make_user("viewer")
+    project = make_project(members=[user])
+    db.session.commit()
+    sio = _socket(app, login, user)
+    assert _watch(sio, project)["ok"] is True
+    projects.set_members(db.session.get(Project, project.id), set())
+    db.session.rollback()
+    assert sio.is_connected()
+
+
+def test_a_role_losing_a_permission_closes_its_holders_sockets(app, make_user, make_project, login):
+    role = accounts.save_role(None, "watcher", "", {"project.read", "dashboard.read"})
+    holder, other = make_user("viewer"), make_user("viewer")
+    holder.role = role
+    project = make_project(members=[holder, other])
+    db.session.commit()
+    sockets = {u.id: _socket(app, login, u) for u in (holder, other)}
+    for sio in sockets.values():
+        assert _watch(sio, project)["ok"] is True
+
+    role = db.session.get(Role, role.id)
+    accounts.save_role(role, "watcher", "", {"project.read", "dashboard.read", "job.read"})
+    db.session.commit()
+    assert sockets[holder.id].is_connected(), "a grant takes nothing away"
+
+    role = db.session.get(Role, role.id)
+    accounts.save_role(role, "watcher", "", {"project.read"})
+    db.session.commit()
+    assert not sockets[holder.id].is_connected()
+    assert sockets[other.id].is_connected()
+    assert _watch(_socket(app, login, holder), project) == {"ok": False, "error": "forbidden"}
+
+
+def test_a_changed_role_or_deactivation_closes_the_users_sockets(
+    app, make_user, make_project, login
+):
+    user = make_user("programme manager")
+    project = make_project(members=[user])
+    db.session.commit()
+    sio = _socket(app, login, user)
+    assert _watch(sio, project)["ok"] is True
+    user = db.session.get(User, user.id)
+    accounts.set_user_role(user, accounts.role_by_name("field agent"), active=True)
+    db.session.commit()
+    assert not sio.is_connected()
+
+    sio = _socket(app, login, user)
+    assert sio.is_connected()
+    sessions.revoke_all(user.id)
+    db.session.commit()
+    assert not sio.is_connected()
