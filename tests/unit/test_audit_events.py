@@ -7,14 +7,18 @@ import json
 
 import blinker
 import pytest
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from portal import events
 from portal.audit import listeners
 from portal.audit import services as audit
 from portal.audit.models import AuditEntry
+from portal.beneficiaries import groups
+from portal.beneficiaries import services as beneficiaries
+from portal.beneficiaries.models import Beneficiary
 from portal.cards import services as cards
 from portal.extensions import db
+from portal.projects.models import Project
 from tests.support import chain
 
 
@@ -165,3 +169,39 @@ def test_an_unknown_card_is_not_recorded_as_a_read(client, login, staff, person)
     login(client, staff["field agent"])
     client.post("/cards/lookup", data={"token": "ABCD-EFGH-JKLM"})
     assert _pii_reads() == []
+
+
+def test_every_page_that_shows_personal_data_is_audited(app, client, login, staff, person):
+    """Walks every GET page with every id the data has: a page whose body shows the person's
+    name or phone must have added an entry saying who read it (or an export/print entry)."""
+    person = db.session.get(Beneficiary, person.id)
+    (project_id,) = beneficiaries.project_ids_of(person)
+    group = groups.create(db.session.get(Project, project_id), "Ward 4", "")
+    groups.add_members(group, [person])
+    cards.issue(person)
+    db.session.commit()
+    user = staff["programme manager"]
+    login(client, user)
+    audited = {"beneficiary.pii_read", "beneficiaries.exported", "cards.downloaded"}
+    unaudited, shown = [], []
+    for rule in app.url_map.iter_rules():
+        if "GET" not in rule.methods or rule.endpoint == "static":
+            continue
+        needed = sorted(set(rule.arguments) - set(rule.defaults or {}))
+        if len(needed) > 1 or any(
+            type(rule._converters.get(a)).__name__ != "IntegerConverter" for a in needed
+        ):
+            continue
+        values = [{}] if not needed else [{needed[0]: i} for i in range(1, 6)]
+        for value in values:
+            url = rule.build({**(rule.defaults or {}), **value}, append_unknown=False)[1]
+            before = db.session.scalar(select(func.max(AuditEntry.seq))) or 0
+            body = client.get(url).get_data(as_text=True)
+            if "Sita Gurung" not in body and "9841234567" not in body:
+                continue
+            shown.append(url)
+            new = db.session.scalars(select(AuditEntry.action).where(AuditEntry.seq > before))
+            if not audited & set(new):
+                unaudited.append(url)
+    assert shown, "no page showed the person's data: the walk proves nothing"
+    assert not unaudited, f"pages showing personal data without an audit entry: {unaudited}"
