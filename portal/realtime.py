@@ -19,6 +19,7 @@ from flask_socketio import SocketIO, disconnect, join_room, leave_room
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event
 
+from portal.errors import DomainError
 from portal.extensions import db, socketio
 
 log = logging.getLogger(__name__)
@@ -150,7 +151,8 @@ VENDOR_TOPICS: dict[str, Topic] = {}
 def topic(name: str, permission: str):
     """Register a subscription topic: handler(user, params) -> (rooms, snapshot).
 
-    The handler raises ``PermissionError`` or ``LookupError`` to refuse.
+    The handler raises ``PermissionError``, ``LookupError`` or a ``DomainError`` (``NotFound``
+    from a ``get_visible``) to refuse.
     """
 
     def decorator(fn):
@@ -229,7 +231,7 @@ def _resolve(data) -> tuple[Topic, list[str], dict]:
         raise _Refused("forbidden")
     try:
         rooms, snapshot = found.handler(current_user, data)
-    except (PermissionError, LookupError, ValueError):
+    except (PermissionError, LookupError, ValueError, DomainError):
         raise _Refused("forbidden") from None
     finally:
         db.session.remove()
@@ -246,7 +248,7 @@ def _resolve_vendor(data: dict) -> tuple[Topic, list[str], dict]:
         own = vendor_room(vendor.id)
         try:
             rooms, snapshot = found.handler(vendor, data)
-        except (PermissionError, LookupError, ValueError):
+        except (PermissionError, LookupError, ValueError, DomainError):
             raise _Refused("forbidden") from None
     finally:
         db.session.remove()

@@ -10,17 +10,20 @@ from __future__ import annotations
 import csv
 import io
 import itertools
+import json
 import os
 
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 
+from portal import realtime
+from portal.accounts.models import Role, User
 from portal.accounts.permissions import ALL_PROJECTS, PERMISSIONS
 from portal.accounts.services import save_role
 from portal.audit.models import AuditEntry
 from portal.beneficiaries import groups
-from portal.extensions import db
+from portal.extensions import db, socketio
 from portal.imports.models import KOBO, ImportSource
 from portal.projects import services as projects
 from portal.projects.models import Project
@@ -102,6 +105,8 @@ def test_a_scoped_user_sees_no_other_projects_rows(
     login(admin_client, admin)
     role = _scoped_role()
     db.session.commit()
+    # Socket handlers end the shared test session: keep ids, re-read the rows in each example.
+    admin_id, role_id = admin.id, role.id
     made: list = []
     serial = itertools.count()
 
@@ -120,15 +125,16 @@ def test_a_scoped_user_sees_no_other_projects_rows(
         new = []
         for generated in markers:
             marker = f"{generated}x{next(serial)}"  # examples add up: names must stay unique
-            project = make_project(name=f"Project {marker}", creator=admin)
+            creator = db.session.get(User, admin_id)
+            project = make_project(name=f"Project {marker}", creator=creator)
             _fill(project, marker, admin_client, make_beneficiary, make_vendor)
             new.append((marker, project.id))
         made.extend(new)
-        member_of = data.draw(
-            st.sets(st.sampled_from([pid for _, pid in new]), min_size=1, max_size=len(new) - 1)
-        )
+        # Positions, not ids: the ids grow from example to example, the draws must not change.
+        picked = data.draw(st.sets(st.integers(0, len(new) - 1), min_size=1, max_size=len(new) - 1))
+        member_of = {new[i][1] for i in picked}
         user = make_user("viewer")
-        user.role = role
+        user.role = db.session.get(Role, role_id)
         for pid in member_of:
             project = db.session.get(Project, pid)
             projects.set_members(project, {m.user_id for m in project.members} | {user.id})
@@ -146,6 +152,21 @@ def test_a_scoped_user_sees_no_other_projects_rows(
             body = response.get_data(as_text=True)
             leaks.extend(f"{url} shows {m}" for m in hidden if m in body)
             seen_own = seen_own or any(m in body for m in shown)
+        # Every socket topic, with every id, answers nothing of the other projects either.
+        sio = socketio.test_client(app, flask_test_client=client)
+        for topic in sorted(realtime.TOPICS):
+            for value in range(1, top):
+                ack = sio.emit(
+                    "subscribe", {"topic": topic, "id": value, "project_id": value}, callback=True
+                )
+                text = json.dumps(ack)
+                leaks.extend(f"topic {topic} #{value} shows {m}" for m in hidden if m in text)
+                leaks.extend(
+                    f"topic {topic} #{value} joined project {pid}"
+                    for pid in all_ids
+                    if pid not in member_of and ack.get("ok") and f'"project_id": {pid},' in text
+                )
+        sio.disconnect()
         assert not leaks, "\n".join(leaks[:20])
         assert seen_own, "the walk never showed the user's own rows: it proves nothing"
         client.post("/logout")

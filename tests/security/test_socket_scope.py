@@ -102,3 +102,13 @@ def test_a_changed_role_or_deactivation_closes_the_users_sockets(
     sessions.revoke_all(user.id)
     db.session.commit()
     assert not sio.is_connected()
+
+
+def test_a_topic_for_a_row_out_of_reach_is_refused_not_raised(app, make_user, login):
+    """Topic handlers look rows up with the services' ``get_visible`` (``NotFound``): refused
+    like any other row the user may not see."""
+    sio = _socket(app, login, make_user("admin"))
+    for topic in ("disbursement", "import", "job", "transactions", "dashboard"):
+        ack = sio.emit("subscribe", {"topic": topic, "id": 999, "project_id": 999}, callback=True)
+        assert ack == {"ok": False, "error": "forbidden"}, topic
+    assert sio.is_connected()
