@@ -87,7 +87,13 @@ def evict_after_commit(room: str, *, ended: bool) -> None:
 def _emit_pending(sess) -> None:
     for event_name, data, rooms in sess.info.pop(_PENDING, []):
         emit(event_name, data, rooms)
-    for room, ended in dict.fromkeys(sess.info.pop(_PENDING_EVICTIONS, [])):
+    evictions: dict[str, bool] = {}
+    for room, ended in sess.info.pop(_PENDING_EVICTIONS, []):
+        # Once per room; an ended session wins, so its page is told and reloads.
+        evictions[room] = evictions.get(room, False) or ended
+    # Ended sessions first: a socket also in a user room closed for a change of access would
+    # otherwise go without being told its session is over.
+    for room, ended in sorted(evictions.items(), key=lambda item: not item[1]):
         evict(room, ended=ended)
 
 

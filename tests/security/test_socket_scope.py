@@ -112,3 +112,30 @@ def test_a_topic_for_a_row_out_of_reach_is_refused_not_raised(app, make_user, lo
         ack = sio.emit("subscribe", {"topic": topic, "id": 999, "project_id": 999}, callback=True)
         assert ack == {"ok": False, "error": "forbidden"}, topic
     assert sio.is_connected()
+
+
+def test_deactivating_a_user_tells_their_sockets_the_session_ended(
+    app, make_user, make_project, login
+):
+    """Deactivation changes the user (access) and revokes their sessions (ended): the socket is
+    told its session ended, once, and closed."""
+    user = make_user("viewer")
+    db.session.commit()
+    sio = _socket(app, login, user)
+    user = db.session.get(User, user.id)
+    accounts.set_user_role(user, user.role, active=False)
+    sessions.revoke_all(user.id)
+    received: list = []
+    original = sio.socketio.server.manager.emit
+
+    def spy(event, data, *args, **kwargs):
+        received.append((event, sio.is_connected()))
+        return original(event, data, *args, **kwargs)
+
+    sio.socketio.server.manager.emit = spy
+    try:
+        db.session.commit()
+    finally:
+        sio.socketio.server.manager.emit = original
+    assert not sio.is_connected()
+    assert received == [("session.ended", True)], "told before it closed, and once"
