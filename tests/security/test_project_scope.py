@@ -196,3 +196,52 @@ def test_the_audit_log_shows_a_scoped_reader_only_their_projects(
     rows = list(csv.DictReader(io.StringIO(client.get("/audit/export.csv").get_data(as_text=True))))
     assert rows, "the reader's own project has entries"
     assert {row["project"] for row in rows} == {str(mine.id)}
+
+
+def test_another_projects_source_cannot_be_borrowed_by_name(
+    app, client, make_user, make_project, login
+):
+    """Typing the name of a source the user cannot see neither reuses nor rewrites its
+    remembered mapping: the name is refused, the file kept for another try."""
+    admin = make_user("admin")
+    theirs = make_project(creator=admin)
+    user = make_user("field agent")
+    mine = make_project(creator=admin, members=[user])
+    kobo_form = ImportSource(
+        kind=KOBO, name="Ward survey", project_id=theirs.id, mapping_json='{"Name": "name"}'
+    )
+    db.session.add(kobo_form)
+    db.session.commit()
+    login(client, user)
+
+    page = client.get("/imports/new").get_data(as_text=True)
+    assert "Ward survey" not in page
+    response = client.post(
+        "/imports/new",
+        data={
+            "file": (io.BytesIO(SHEET.encode()), "list.csv"),
+            "project_id": str(mine.id),
+            "group_id": "0",
+            "source": "Ward survey",
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 200
+    assert "This name is taken; choose another source name." in response.get_data(as_text=True)
+    db.session.expire_all()
+    assert db.session.get(ImportSource, kobo_form.id).mapping_json == '{"Name": "name"}'
+
+    response = client.post(
+        "/imports/new",
+        data={
+            "file": (io.BytesIO(SHEET.encode()), "list.csv"),
+            "project_id": str(mine.id),
+            "group_id": "0",
+            "source": "Ward survey (mine)",
+        },
+        content_type="multipart/form-data",
+    )
+    assert response.status_code == 302
+    made = db.session.scalar(select(ImportSource).where(ImportSource.name == "Ward survey (mine)"))
+    assert made.project_id == mine.id
+    assert "Ward survey (mine)" in client.get("/imports/new").get_data(as_text=True)
