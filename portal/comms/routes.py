@@ -7,6 +7,7 @@ codes sent to real phones are never on a page.
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template
+from flask_login import current_user
 
 from portal.accounts.guards import permission_required
 from portal.comms import services
@@ -36,7 +37,9 @@ def outbox():
     if services.purge_expired():
         db.session.commit()
     response = current_app.make_response(
-        render_template("comms/outbox.html", messages=services.recent(), refresh=REFRESH_SECONDS)
+        render_template(
+            "comms/outbox.html", messages=services.recent(current_user), refresh=REFRESH_SECONDS
+        )
     )
     # A plain HTTP refresh: the page follows new messages without any script.
     response.headers["Refresh"] = str(REFRESH_SECONDS)

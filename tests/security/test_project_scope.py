@@ -23,6 +23,7 @@ from portal.accounts.permissions import ALL_PROJECTS, PERMISSIONS
 from portal.accounts.services import save_role
 from portal.audit.models import AuditEntry
 from portal.beneficiaries import groups
+from portal.comms import services as comms
 from portal.extensions import db, socketio
 from portal.imports.models import KOBO, ImportSource
 from portal.projects import services as projects
@@ -49,6 +50,7 @@ def _fill(project, marker: str, admin_client, make_beneficiary, make_vendor) -> 
     person = make_beneficiary(project=project, name=f"Person {marker}")
     groups.add_members(group, [person])
     make_vendor(project=project, name=f"Shop {marker}")
+    comms.send_sms("+9779841000001", f"Message {marker}", "test", project_id=project.id)
     db.session.add(
         ImportSource(
             kind=KOBO,
