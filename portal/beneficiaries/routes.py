@@ -145,7 +145,12 @@ def show(beneficiary_id: int):
     project_form.project_id.choices = [
         (p.id, p.name) for p in open_projects if p.id not in member_of
     ]
-    person_groups = groups.groups_of(person)
+    # Which other projects and groups the person is in is shown only for projects the user sees.
+    visible = projects.visible_project_ids(current_user)
+    shown = member_of if visible is None else member_of & visible
+    person_groups = [
+        g for g in groups.groups_of(person) if visible is None or g.project_id in visible
+    ]
     in_groups = {g.id for g in person_groups}
     group_form = GroupPickForm()
     group_form.group_id.choices = [
@@ -157,7 +162,7 @@ def show(beneficiary_id: int):
         "beneficiaries/show.html",
         person=person,
         show_pii=show_pii(),
-        projects=db.session.scalars(select(Project).where(Project.id.in_(member_of))).all(),
+        projects=db.session.scalars(select(Project).where(Project.id.in_(shown))).all(),
         groups=person_groups,
         project_form=project_form,
         group_form=group_form,

@@ -23,11 +23,13 @@ from portal.accounts.permissions import ALL_PROJECTS, PERMISSIONS
 from portal.accounts.services import save_role
 from portal.audit.models import AuditEntry
 from portal.beneficiaries import groups
+from portal.beneficiaries import services as beneficiaries
 from portal.comms import services as comms
 from portal.extensions import db, socketio
 from portal.imports.models import KOBO, ImportSource
 from portal.projects import services as projects
 from portal.projects.models import Project
+from portal.vendors import services as vendors
 
 EXAMPLES = 6 if os.environ.get("CI", "").lower() in {"1", "true", "yes"} else 3
 # Words no page prints by itself, so a hit can only be a generated row.
@@ -131,6 +133,17 @@ def test_a_scoped_user_sees_no_other_projects_rows(
             project = make_project(name=f"Project {marker}", creator=creator)
             _fill(project, marker, admin_client, make_beneficiary, make_vendor)
             new.append((marker, project.id))
+        # A person and a vendor in every project of the example: their pages are open to each
+        # project's members, and must not tell one project's members about the others.
+        shared_person = make_beneficiary(name=f"Person shared {next(serial)}")
+        shared_vendor = make_vendor(name=f"Shop shared {next(serial)}")
+        for marker, pid in new:
+            project = db.session.get(Project, pid)
+            beneficiaries.add_to_project(shared_person, project)
+            vendors.assign(shared_vendor, project)
+            group = groups.create(project, f"Shared group {marker}", "")
+            groups.add_members(group, [shared_person])
+        db.session.commit()
         made.extend(new)
         # Positions, not ids: the ids grow from example to example, the draws must not change.
         picked = data.draw(st.sets(st.integers(0, len(new) - 1), min_size=1, max_size=len(new) - 1))
