@@ -28,6 +28,8 @@ import_changed = _signals.signal("import-changed")
 card_changed = _signals.signal("card-changed")
 card_print_changed = _signals.signal("card-print-changed")
 beneficiaries_exported = _signals.signal("beneficiaries-exported")
+# Someone saw a person's personal data (their page unmasked, a card looked up): who, whom, when.
+beneficiary_pii_read = _signals.signal("beneficiary-pii-read")
 
 vendor_changed = _signals.signal("vendor-changed")
 vendor_approved = _signals.signal("vendor-approved")

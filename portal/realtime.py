@@ -19,6 +19,7 @@ from flask_socketio import SocketIO, disconnect, join_room, leave_room
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event
 
+from portal.errors import DomainError
 from portal.extensions import db, socketio
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,9 @@ SUBSCRIBE = "subscribe"
 UNSUBSCRIBE = "unsubscribe"
 
 _PENDING = "portal_pending_emits"
+_PENDING_EVICTIONS = "portal_pending_evictions"
+# Between web processes only: the client manager takes it off before it could reach a browser.
+EVICT = "portal.evict"
 
 
 def user_room(user_id: int) -> str:
@@ -73,25 +77,62 @@ def emit_after_commit(event_name: str, data: dict, rooms: list[str]) -> None:
     db.session.info.setdefault(_PENDING, []).append((event_name, data, rooms))
 
 
+def evict_after_commit(room: str, *, ended: bool) -> None:
+    """Close the sockets in ``room`` on every web process once the change commits (a socket
+    that reconnected before the commit would pass the checks it must now fail)."""
+    db.session.info.setdefault(_PENDING_EVICTIONS, []).append((room, ended))
+
+
 @event.listens_for(Session, "after_commit")
 def _emit_pending(sess) -> None:
     for event_name, data, rooms in sess.info.pop(_PENDING, []):
         emit(event_name, data, rooms)
+    evictions: dict[str, bool] = {}
+    for room, ended in sess.info.pop(_PENDING_EVICTIONS, []):
+        # Once per room; an ended session wins, so its page is told and reloads.
+        evictions[room] = evictions.get(room, False) or ended
+    # Ended sessions first: a socket also in a user room closed for a change of access would
+    # otherwise go without being told its session is over.
+    for room, ended in sorted(evictions.items(), key=lambda item: not item[1]):
+        evict(room, ended=ended)
 
 
 @event.listens_for(Session, "after_rollback")
 def _drop_pending(sess) -> None:
     if not sess.in_nested_transaction():  # a savepoint's rollback keeps the outer emits
         sess.info.pop(_PENDING, None)
+        sess.info.pop(_PENDING_EVICTIONS, None)
 
 
-def client_manager(url: str, channel: str, write_only: bool = False) -> socketio_lib.RedisManager:
+class ClientManager(socketio_lib.RedisManager):
+    """The Redis pub/sub manager, able to close a room's sockets on every web process.
+
+    python-socketio carries emits, ``disconnect(sid)``, ``enter_room``/``leave_room`` of one
+    sid and ``close_room`` (which only forgets the room) to the other processes. A room's
+    sockets are known only to the process serving them, so "close every socket in this room"
+    must run in each process: it travels as an emit of ``EVICT`` to the room, through the same
+    channel and listener thread as every emit, and each process's manager (this class) handles
+    it instead of sending it to browsers. Workers publish it with a write-only instance.
+    """
+
+    def _handle_emit(self, message):
+        if message.get("event") != EVICT:
+            return super()._handle_emit(message)
+        if self.server is None or not isinstance(message.get("room"), str):
+            return None
+        data = message.get("data")
+        payload = data[0] if isinstance(data, list) and data else {}
+        _evict_here(self.server, message["room"], ended=bool(payload.get("ended")))
+        return None
+
+
+def client_manager(url: str, channel: str, write_only: bool = False) -> ClientManager:
     """The Redis pub/sub manager between Socket.IO servers and emitters.
 
     Built here rather than from ``message_queue=`` because Flask-SocketIO only recognises
     redis:// URLs, while the embedded Redis listens on a unix socket (unix://).
     """
-    return socketio_lib.RedisManager(url, channel=channel, write_only=write_only)
+    return ClientManager(url, channel=channel, write_only=write_only)
 
 
 def make_worker_emitter(app) -> None:
@@ -117,7 +158,8 @@ VENDOR_TOPICS: dict[str, Topic] = {}
 def topic(name: str, permission: str):
     """Register a subscription topic: handler(user, params) -> (rooms, snapshot).
 
-    The handler raises ``PermissionError`` or ``LookupError`` to refuse.
+    The handler raises ``PermissionError``, ``LookupError`` or a ``DomainError`` (``NotFound``
+    from a ``get_visible``) to refuse.
     """
 
     def decorator(fn):
@@ -196,7 +238,7 @@ def _resolve(data) -> tuple[Topic, list[str], dict]:
         raise _Refused("forbidden")
     try:
         rooms, snapshot = found.handler(current_user, data)
-    except (PermissionError, LookupError, ValueError):
+    except (PermissionError, LookupError, ValueError, DomainError):
         raise _Refused("forbidden") from None
     finally:
         db.session.remove()
@@ -213,7 +255,7 @@ def _resolve_vendor(data: dict) -> tuple[Topic, list[str], dict]:
         own = vendor_room(vendor.id)
         try:
             rooms, snapshot = found.handler(vendor, data)
-        except (PermissionError, LookupError, ValueError):
+        except (PermissionError, LookupError, ValueError, DomainError):
             raise _Refused("forbidden") from None
     finally:
         db.session.remove()
@@ -241,22 +283,43 @@ def _on_unsubscribe(data):
 
 
 def end_session_sockets(session_id: int) -> None:
-    """Close the sockets of a signed-out or revoked session that this process serves."""
+    """Close the sockets of a signed-out or revoked session, on every web process."""
     end_room_sockets(session_room(session_id))
 
 
 def end_room_sockets(room: str) -> None:
-    """Tell the sockets in ``room`` that their session ended, and close them."""
+    """Tell the sockets in ``room`` that their session ended, and close them, everywhere."""
+    evict(room, ended=True)
+
+
+def evict(room: str, *, ended: bool) -> None:
+    """Close the sockets in ``room`` on every web process.
+
+    ``ended``: their session is over; they are told (the page reloads, to the sign-in page).
+    Otherwise the user's access changed: the browser connects again and subscribes anew, and
+    each topic checks the permissions the user holds now.
+    """
     server = socketio.server
-    if server is None:
-        return
-    socketio.emit(SESSION_ENDED, {}, to=room, namespace="/")
+    manager = server.manager if server is not None else current_app.extensions.get("portal_emitter")
+    try:
+        if isinstance(manager, ClientManager):
+            manager.emit(EVICT, {"ended": ended}, room=room, namespace="/")
+        elif server is not None:  # one process, no message queue
+            _evict_here(server, room, ended=ended)
+    except Exception:  # the session row is the authority: a refused socket event still follows
+        log.error("could not close the sockets of %s", room, exc_info=True)
+
+
+def _evict_here(server, room: str, *, ended: bool) -> None:
+    """Close the sockets in ``room`` that this process serves."""
+    if ended:
+        server.emit(SESSION_ENDED, {}, to=room, namespace="/", ignore_queue=True)
     try:
         sids = [sid for sid, _ in server.manager.get_participants("/", room)]
     except (KeyError, ValueError):
         sids = []
     for sid in sids:
-        server.disconnect(sid, namespace="/")
+        server.disconnect(sid, namespace="/", ignore_queue=True)
 
 
 def register_handlers(sio: SocketIO) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from flask import (
     Blueprint,
     abort,
@@ -18,7 +16,7 @@ from flask import (
 from flask_login import current_user, login_user, logout_user
 from sqlalchemy import select
 
-from portal import events, realtime
+from portal import events
 from portal.accounts import services, sessions, throttle
 from portal.accounts.forms import (
     EmptyForm,
@@ -36,7 +34,7 @@ from portal.accounts.safeguards import Refused
 from portal.errors import DomainError
 from portal.extensions import db, limiter
 from portal.redirects import safe_next
-from portal.transactions import after_commit, attempt
+from portal.transactions import attempt
 
 bp = Blueprint("accounts", __name__)
 
@@ -90,10 +88,8 @@ def logout():
     events.user_signed_out.send(
         user, action="auth.signed_out", summary=f"User {user.id} signed out"
     )
-    row_id = sessions.end_current()
+    sessions.end_current()  # its sockets close on every web process once this commits
     logout_user()
-    if row_id:
-        after_commit(partial(realtime.end_session_sockets, row_id))
     flash("You are signed out.", "info")
     return redirect(url_for("accounts.login"))
 
@@ -122,8 +118,6 @@ def account():
             form.new.errors.append(str(exc))
         else:
             throttle.succeeded(user.email)
-            for row_id in ended:
-                after_commit(partial(realtime.end_session_sockets, row_id))
             flash(
                 "Password changed. Your other sessions are signed out."
                 if ended
@@ -148,7 +142,6 @@ def _account_page(form: PasswordChangeForm) -> str:
 @signed_in
 def revoke_session(row_id: int):
     if EmptyForm().validate_on_submit() and sessions.revoke(row_id, user_id=current_user.id):
-        after_commit(partial(realtime.end_session_sockets, row_id))
         flash("That session is signed out.", "success")
     return redirect(url_for("accounts.account"))
 
@@ -209,9 +202,8 @@ def user_edit(user_id: int):
         except Refused as exc:
             form[exc.field].errors.append(str(exc))
         else:
-            ended = [] if user.active else sessions.revoke_all(user.id)
-            for row_id in ended:
-                after_commit(partial(realtime.end_session_sockets, row_id))
+            if not user.active:
+                sessions.revoke_all(user.id)  # and their sockets, once this commits
             flash("Saved.", "success")
             return redirect(url_for("accounts.users"))
     return render_template("accounts/user_form.html", form=form, user=user)

@@ -12,6 +12,7 @@ from datetime import timedelta
 from flask import current_app, request, session
 from sqlalchemy import select, update
 
+from portal import realtime
 from portal.accounts.models import User, UserSession
 from portal.crypto import token_hash
 from portal.extensions import db
@@ -72,14 +73,19 @@ def end_current() -> int | None:
 
 
 def revoke(row_id: int, user_id: int | None = None) -> bool:
+    """Revoke one session; its sockets close on every web process once this commits."""
     query = update(UserSession).where(UserSession.id == row_id, UserSession.revoked_at.is_(None))
     if user_id is not None:
         query = query.where(UserSession.user_id == user_id)
-    return db.session.execute(query.values(revoked_at=utcnow())).rowcount == 1
+    revoked = db.session.execute(query.values(revoked_at=utcnow())).rowcount == 1
+    if revoked:
+        realtime.evict_after_commit(realtime.session_room(row_id), ended=True)
+    return revoked
 
 
 def revoke_all(user_id: int, keep: int | None = None) -> list[int]:
-    """Revoke the user's live sessions (but ``keep``); returns the ids, to close their sockets."""
+    """Revoke the user's live sessions (but ``keep``); their sockets close on every web process
+    once this commits. Returns the ids of the sessions ended."""
     query = (
         update(UserSession)
         .where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
@@ -88,7 +94,10 @@ def revoke_all(user_id: int, keep: int | None = None) -> list[int]:
     )
     if keep is not None:
         query = query.where(UserSession.id != keep)
-    return sorted(db.session.scalars(query))
+    ended = sorted(db.session.scalars(query))
+    for row_id in ended:
+        realtime.evict_after_commit(realtime.session_room(row_id), ended=True)
+    return ended
 
 
 def active_for(user_id: int) -> list[UserSession]:

@@ -1,33 +1,14 @@
-"""The audit log hears every domain event and appends one entry for it, in the same transaction."""
+"""The audit log hears every domain event and appends one entry for it, in the same transaction.
+
+Every signal in ``portal.events`` has a listener here (a test holds it to that). Most senders pass
+``action``, ``summary`` and ``project_id`` themselves; a chain transaction's outcome is described
+here, from the transaction row.
+"""
 
 from __future__ import annotations
 
 from portal import events
 from portal.audit import services as audit
-
-AUDITED = (
-    events.user_signed_in,
-    events.user_sign_in_failed,
-    events.user_signed_out,
-    events.user_changed,
-    events.role_changed,
-    events.project_changed,
-    events.project_status_changed,
-    events.project_members_changed,
-    events.beneficiary_changed,
-    events.beneficiary_projects_changed,
-    events.group_changed,
-    events.import_changed,
-    events.card_changed,
-    events.card_print_changed,
-    events.beneficiaries_exported,
-    events.vendor_changed,
-    events.vendor_approved,
-    events.vendor_suspended,
-    events.job_retried,
-    events.job_cancelled,
-    events.settings_changed,
-)
 
 
 def _record(sender, *, action: str, summary: str, project_id=None, data=None, **_):
@@ -35,6 +16,51 @@ def _record(sender, *, action: str, summary: str, project_id=None, data=None, **
     audit.record(action, summary, target=target, project_id=project_id, data=data)
 
 
+def _chain_tx_final(tx, **_):
+    # Money and contracts moved (or failed to): the hash ties the entry to the chain's own record.
+    audit.record(
+        f"chain.tx_{tx.status}",
+        f"Chain transaction {tx.id} ({tx.purpose}) {tx.status}",
+        target=tx,
+        project_id=tx.project_id,
+        data={
+            "purpose": tx.purpose,
+            "ref": f"{tx.ref_type or ''}:{tx.ref_id or ''}",
+            "tx_hash": tx.tx_hash,
+            "block": tx.block_number,
+        },
+    )
+
+
+LISTENERS = {
+    events.user_signed_in: _record,
+    events.user_sign_in_failed: _record,
+    events.user_signed_out: _record,
+    events.user_changed: _record,
+    events.role_changed: _record,
+    events.project_changed: _record,
+    events.project_status_changed: _record,
+    events.project_members_changed: _record,
+    events.beneficiary_changed: _record,
+    events.beneficiary_projects_changed: _record,
+    events.beneficiary_pii_read: _record,
+    events.group_changed: _record,
+    events.import_changed: _record,
+    events.card_changed: _record,
+    events.card_print_changed: _record,
+    events.beneficiaries_exported: _record,
+    events.vendor_changed: _record,
+    events.vendor_approved: _record,
+    events.vendor_suspended: _record,
+    events.chain_tx_final: _chain_tx_final,
+    events.project_chain_changed: _record,
+    events.disbursement_changed: _record,
+    events.job_retried: _record,
+    events.job_cancelled: _record,
+    events.settings_changed: _record,
+}
+
+
 def connect() -> None:
-    for signal in AUDITED:
-        signal.connect(_record, weak=False)
+    for signal, listener in LISTENERS.items():
+        signal.connect(listener, weak=False)

@@ -7,18 +7,22 @@ import io
 from datetime import date, datetime, time, timedelta
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
+from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.guards import permission_required
 from portal.audit import services
 from portal.audit.models import AuditEntry
 from portal.extensions import db
+from portal.projects import services as projects
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 
 def _query():
-    query = select(AuditEntry)
+    # A project-scoped reader sees the entries of their projects only; entries tied to no
+    # project (sign-ins, users, roles, settings) are for readers who see every project.
+    query = projects.scope(select(AuditEntry), AuditEntry.project_id, current_user)
     action = request.args.get("action", "").strip()
     if action:
         query = query.where(AuditEntry.action.startswith(action[:64]))

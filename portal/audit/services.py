@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from flask import has_request_context
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import inspect, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -80,7 +80,9 @@ def record(
     if target is not None:
         db.session.flush()  # a new target needs its id
         target_type = target_type or target.__tablename__
-        target_id = target.id
+        # The primary key, whatever its name (a project's chain state is keyed by project_id).
+        key = inspect(target).identity or ()
+        target_id = key[0] if len(key) == 1 else "/".join(map(str, key)) or None
     if actor_label is None:
         actor_id, actor_label = _current_actor()
     head = _locked_head()

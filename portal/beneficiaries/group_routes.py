@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries import groups, services
+from portal.beneficiaries import groups, reads, services
 from portal.beneficiaries.forms import GroupForm
 from portal.beneficiaries.models import Beneficiary, GroupMember
 from portal.errors import DomainError
@@ -61,13 +61,17 @@ def show(group_id: int):
         per_page=25,
         error_out=False,
     )
-    return render_template(
+    show_pii = current_user.can("beneficiary.pii.read")
+    body = render_template(
         "groups/show.html",
         group=group,
         page=page,
-        show_pii=current_user.can("beneficiary.pii.read"),
+        show_pii=show_pii,
         remove_form=EmptyForm(),
     )
+    if show_pii:
+        reads.record(page.items, f"group {group.id}", project_id=group.project_id)
+    return body
 
 
 @bp.post("/<int:group_id>/members/<int:beneficiary_id>/remove")

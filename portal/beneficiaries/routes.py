@@ -11,7 +11,7 @@ from sqlalchemy.orm import selectinload
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries import groups, services
+from portal.beneficiaries import groups, reads, services
 from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
 from portal.beneficiaries.models import STATUSES, Beneficiary
 from portal.errors import DomainError
@@ -61,7 +61,7 @@ def index():
     def link(arguments: dict | None) -> str | None:
         return None if arguments is None else url_for(".index", **kept, **arguments)
 
-    return render_template(
+    body = render_template(
         "beneficiaries/index.html",
         page=page,
         previous_url=link(page.previous),
@@ -74,6 +74,9 @@ def index():
         groups=db.session.scalars(groups.visible(current_user)).all(),
         show_pii=show_pii(),
     )
+    if show_pii():
+        reads.record(page.items, "list", project_id=params.project_id)
+    return body
 
 
 def _form_values(form: BeneficiaryForm) -> dict:
@@ -136,7 +139,12 @@ def show(beneficiary_id: int):
     project_form.project_id.choices = [
         (p.id, p.name) for p in open_projects if p.id not in member_of
     ]
-    person_groups = groups.groups_of(person)
+    # Which other projects and groups the person is in is shown only for projects the user sees.
+    visible = projects.visible_project_ids(current_user)
+    shown = member_of if visible is None else member_of & visible
+    person_groups = [
+        g for g in groups.groups_of(person) if visible is None or g.project_id in visible
+    ]
     in_groups = {g.id for g in person_groups}
     group_form = GroupPickForm()
     group_form.group_id.choices = [
@@ -144,16 +152,19 @@ def show(beneficiary_id: int):
         for g in db.session.scalars(groups.visible(current_user))
         if g.id not in in_groups and not g.project.is_closed
     ]
-    return render_template(
+    body = render_template(
         "beneficiaries/show.html",
         person=person,
         show_pii=show_pii(),
-        projects=db.session.scalars(select(Project).where(Project.id.in_(member_of))).all(),
+        projects=db.session.scalars(select(Project).where(Project.id.in_(shown))).all(),
         groups=person_groups,
         project_form=project_form,
         group_form=group_form,
         remove_form=EmptyForm(),
     )
+    if show_pii():
+        reads.record([person], "page")
+    return body
 
 
 @bp.route("/<int:beneficiary_id>/edit", methods=["GET", "POST"])
@@ -171,6 +182,7 @@ def edit(beneficiary_id: int):
         form.gender.data, form.language.data = person.gender, person.language
         form.status.data, form.retention_until.data = person.status, person.retention_until
         form.consent.data = "yes" if person.consent_at else "no"
+        reads.record([person], "edit form")
     if form.validate_on_submit():
         values = _form_values(form)
         if form.consent.data == "yes" and not person.consent_at:

@@ -15,7 +15,7 @@ from flask_login import current_user
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries import groups
+from portal.beneficiaries import groups, reads
 from portal.beneficiaries import services as beneficiaries
 from portal.cards import services
 from portal.cards.forms import LookupForm
@@ -65,10 +65,12 @@ def lookup():
                 person = None  # the same answer as an unknown card
         if person is None:
             form.token.errors = ["No card matches this token."]
-        elif card.status == ACTIVE:
-            flash(f"Card …{card.token_hint} works: it belongs to {person.ref}.", "success")
-            return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
         else:
+            # Who looked up whose card, whether or not a page then shows personal data.
+            reads.record([person], f"card lookup, card {card.status}")
+            if card.status == ACTIVE:
+                flash(f"Card …{card.token_hint} works: it belongs to {person.ref}.", "success")
+                return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
             found = {"card": card, "person": person}
     return render_template("cards/lookup.html", form=form, found=found)
 

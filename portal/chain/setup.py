@@ -67,6 +67,12 @@ def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | No
     dispatch.enqueue(
         "chain.deploy", {"project_id": project.id}, project_id=project.id, created_by_id=user_id
     )
+    _changed(
+        pc,
+        "chain.deploy_started",
+        f"Project {project.id}: contracts deployment started",
+        {"symbol": symbol, "decimals": decimals, "kind": pc.contract_kind},
+    )
     _announce(pc)
     return pc
 
@@ -129,6 +135,12 @@ def start_funding(project: Project, amount: int, note: str, user_id: int | None)
     dispatch.enqueue(
         "chain.fund", {"funding_id": funding.id}, project_id=project.id, created_by_id=user_id
     )
+    _changed(
+        funding,
+        "chain.funding_started",
+        f"Project {project.id}: funding {funding.id} started",
+        {"amount": amount, "symbol": pc.symbol, "decimals": pc.decimals},
+    )
     return funding
 
 
@@ -172,7 +184,13 @@ def serialize(pc: ProjectChain) -> dict:
 
 def _announce(pc: ProjectChain) -> None:
     realtime.emit_after_commit(CHAIN_UPDATED, serialize(pc), [realtime.project_room(pc.project_id)])
-    events.project_chain_changed.send(pc)
+
+
+def _changed(row: ProjectChain | Funding, action: str, summary: str, data: dict) -> None:
+    """A step of the project's life on chain, for the audit log (amounts in base units)."""
+    events.project_chain_changed.send(
+        row, action=action, summary=summary, project_id=row.project_id, data=data
+    )
 
 
 def _on_final(tx: ChainTx, receipt=None, **_) -> None:
@@ -186,6 +204,12 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
                 pc.token_tx_id = None
             else:
                 pc.contract_tx_id = None
+            _changed(
+                pc,
+                "chain.deploy_failed",
+                f"Project {pc.project_id}: {tx.purpose} failed (transaction {tx.id})",
+                {"tx_id": tx.id},
+            )
             _announce(pc)
             return
         if tx.purpose == "deploy.token":
@@ -196,12 +220,24 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
         elif tx.purpose == "deploy.contract":
             pc.contract_address = tx.contract_address
             pc.status = DEPLOYED
+        _changed(
+            pc,
+            "chain.deployed" if pc.status == DEPLOYED else "chain.token_deployed",
+            f"Project {pc.project_id}: {tx.purpose} confirmed at {tx.contract_address}",
+            {"tx_id": tx.id, "address": tx.contract_address},
+        )
         _announce(pc)
     elif tx.ref_type == "funding":
         funding = db.session.get(Funding, tx.ref_id)
         if funding is None or funding.status != PENDING:
             return
         funding.status = CONFIRMED if tx.status == CONFIRMED else FAILED
+        _changed(
+            funding,
+            "chain.funded" if funding.status == CONFIRMED else "chain.funding_failed",
+            f"Project {funding.project_id}: funding {funding.id} {funding.status}",
+            {"amount": funding.amount, "tx_id": tx.id},
+        )
         if tx.status == CONFIRMED:
             pc = state(funding.project_id)
             # In SQL, not in Python: two fundings may be confirmed at the same moment.

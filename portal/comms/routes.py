@@ -7,6 +7,7 @@ codes sent to real phones are never on a page.
 from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, render_template
+from flask_login import current_user
 
 from portal.accounts.guards import permission_required
 from portal.comms import services
@@ -38,7 +39,7 @@ def outbox():
     response = current_app.make_response(
         render_template(
             "comms/outbox.html",
-            messages=services.recent(),
+            messages=services.recent(current_user),
             refresh=REFRESH_SECONDS,
             now=utcnow(),
         )

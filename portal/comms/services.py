@@ -18,6 +18,7 @@ from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.kinds import COMMS_SMS
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob, RetryKeepingWork
+from portal.projects import services as projects
 from portal.timeutil import utcnow
 
 # Messages without a code are kept this long as sent, then blanked like the others.
@@ -102,7 +103,8 @@ def purge_expired(limit: int = 500) -> int:
     return len(ids)
 
 
-def recent(limit: int = 100) -> list[OutboxMessage]:
-    return list(
-        db.session.scalars(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(limit))
-    )
+def recent(user, limit: int = 100) -> list[OutboxMessage]:
+    """The latest messages of the projects the user sees (those of no project, such as vendor
+    sign-in codes, only for users who see every project)."""
+    query = projects.scope(select(OutboxMessage), OutboxMessage.project_id, user)
+    return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)))

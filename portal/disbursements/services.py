@@ -192,7 +192,17 @@ def create(
                 for bid, address in chunk
             ],
         )
-    events.disbursement_changed.send(disbursement, data={"action": "created"})
+    _changed(
+        disbursement,
+        "disbursement.created",
+        {
+            "amount_each": amount,
+            "beneficiaries": len(people),
+            "total": disbursement.total,
+            "batch_size": batch_size,
+            "left_out": left_out,
+        },
+    )
     return disbursement, left_out
 
 
@@ -218,7 +228,7 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
             project_id=project.id,
             created_by_id=user_id,
         ).id
-    events.disbursement_changed.send(disbursement, data={"action": "started"})
+    _changed(disbursement, "disbursement.started", {"total": disbursement.total, "available": free})
     announce(disbursement)
 
 
@@ -236,9 +246,7 @@ def retry_batch(batch: DisbursementBatch, user_id: int | None) -> None:
         project_id=disbursement.project_id,
         created_by_id=user_id,
     ).id
-    events.disbursement_changed.send(
-        disbursement, data={"action": "batch-retried", "batch": batch.number}
-    )
+    _changed(disbursement, "disbursement.batch_retried", {"batch": batch.number})
     announce(disbursement)
 
 
@@ -408,6 +416,17 @@ def progress(disbursement: Disbursement) -> dict:
             for b in batches
         ],
     }
+
+
+def _changed(disbursement: Disbursement, action: str, data: dict) -> None:
+    """For the audit log: amounts in base units, never who is paid."""
+    events.disbursement_changed.send(
+        disbursement,
+        action=action,
+        summary=f"Disbursement {disbursement.id} {action.split('.', 1)[1].replace('_', ' ')}",
+        project_id=disbursement.project_id,
+        data=data,
+    )
 
 
 def announce(disbursement: Disbursement) -> None:

@@ -14,7 +14,7 @@ from portal.accounts.guards import permission_required, public
 from portal.beneficiaries.models import BeneficiaryGroup
 from portal.errors import DomainError, NotFound
 from portal.extensions import csrf, db, limiter
-from portal.imports import kobo
+from portal.imports import kobo, services
 from portal.imports.models import KOBO, ImportBatch, ImportSource, KoboSubmission
 from portal.jobs import dispatch
 from portal.jobs.kinds import KOBO_PULL
@@ -58,9 +58,7 @@ class KoboForm(FlaskForm):
 
 
 def _kobo_sources():
-    return db.session.scalars(
-        select(ImportSource).where(ImportSource.kind == KOBO).order_by(ImportSource.name)
-    ).all()
+    return db.session.scalars(services.visible_sources(current_user, KOBO)).all()
 
 
 def _visible_source(source_id: int) -> ImportSource:
@@ -139,8 +137,9 @@ def edit(source_id: int | None):
 @permission_required(*MANAGE)
 def show(source_id: int):
     source = _visible_source(source_id)
+    # The batches of projects the user sees: a source may have fed another project before.
     batches = db.session.scalars(
-        select(ImportBatch)
+        projects.scope(select(ImportBatch), ImportBatch.project_id, current_user)
         .where(ImportBatch.source_id == source.id)
         .order_by(ImportBatch.id.desc())
         .limit(20)

@@ -17,7 +17,7 @@ from sqlalchemy import select
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries.models import BeneficiaryGroup
-from portal.errors import DomainError
+from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
 from portal.imports import fields, live, services, template
@@ -89,19 +89,27 @@ def new():
         else:
             try:
                 with attempt():
+                    source = services.source_named(
+                        form.source.data, project=project, user=current_user
+                    )
                     batch = services.create_batch(
                         form.file.data,
                         project=project,
                         user=current_user,
                         group=group,
-                        source=services.source_named(form.source.data),
+                        source=source,
                     )
+            except ValidationFailed as exc:
+                if "source" in exc.fields:
+                    form.source.errors = [exc.fields["source"]]
+                else:
+                    form.file.errors = [str(exc)]
             except DomainError as exc:
                 form.file.errors = [str(exc)]
             else:
                 return redirect(url_for("imports.mapping", batch_id=batch.id))
     return render_template(
-        "imports/new.html", form=form, sources=[s.name for s in services.sources()]
+        "imports/new.html", form=form, sources=[s.name for s in services.sources(current_user)]
     )
 
 

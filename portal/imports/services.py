@@ -17,7 +17,7 @@ from sqlalchemy import Select, select
 from werkzeug.datastructures import FileStorage
 
 from portal import events
-from portal.errors import DomainError, InvalidTransition, NotFound
+from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
 from portal.imports import checked, fields, live, parsing
@@ -61,18 +61,36 @@ def get_visible(user, batch_id: int) -> ImportBatch:
     return batch
 
 
-def sources() -> list[ImportSource]:
-    return list(db.session.scalars(select(ImportSource).order_by(ImportSource.name)))
+def visible_sources(user, kind: str | None = None) -> Select:
+    """Sources of the projects the user sees: a source belongs to the project it feeds.
+
+    A source without a project (made before sources had one) is seen only by users who see
+    every project.
+    """
+    query = projects.scope(select(ImportSource), ImportSource.project_id, user)
+    if kind is not None:
+        query = query.where(ImportSource.kind == kind)
+    return query.order_by(ImportSource.name)
 
 
-def source_named(name: str, kind: str = "file") -> ImportSource:
-    """The source with this name, created on first use (its mapping is remembered)."""
+def sources(user) -> list[ImportSource]:
+    return list(db.session.scalars(visible_sources(user)))
+
+
+def source_named(name: str, *, project: Project, user, kind: str = "file") -> ImportSource:
+    """The source with this name, created for ``project`` on first use (its mapping is
+    remembered). A name held by a source the user cannot see is refused, not borrowed: the
+    source's remembered mapping belongs to another project."""
     name = name.strip()[:120]
     found = db.session.scalar(select(ImportSource).where(ImportSource.name == name))
     if found is None:
-        found = ImportSource(name=name, kind=kind)
+        found = ImportSource(name=name, kind=kind, project_id=project.id)
         db.session.add(found)
         db.session.flush()
+        return found
+    seen = db.session.scalar(visible_sources(user).where(ImportSource.id == found.id))
+    if seen is None:
+        raise ValidationFailed({"source": "This name is taken; choose another source name."})
     return found
 
 

@@ -14,8 +14,7 @@ import secrets
 from datetime import timedelta
 
 from flask import current_app, has_request_context, request, session
-from flask_sqlalchemy.session import Session
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 
 from portal import realtime
 from portal.crypto import token_hash
@@ -30,7 +29,6 @@ TOKEN_KEY, ROW_KEY = "vsid", "vsid_row"
 _CACHE = "portal.vendor"
 _MISSING = object()
 _TOUCH_EVERY = timedelta(minutes=1)
-_ENDED = "portal_ended_vendor_sessions"
 
 
 def start(vendor: Vendor) -> VendorSession:
@@ -130,7 +128,8 @@ def _trim(vendor_id: int, keep: int) -> list[int]:
 
 
 def revoke(row_id: int) -> bool:
-    done = (
+    """Revoke one session; its sockets close on every web process once this commits."""
+    revoked = (
         db.session.execute(
             update(VendorSession)
             .where(VendorSession.id == row_id, VendorSession.revoked_at.is_(None))
@@ -138,30 +137,18 @@ def revoke(row_id: int) -> bool:
         ).rowcount
         == 1
     )
-    if done:
-        db.session.info.setdefault(_ENDED, []).append(row_id)
-    return done
+    if revoked:
+        realtime.evict_after_commit(realtime.vendor_session_room(row_id), ended=True)
+    return revoked
 
 
 def revoke_all(vendor_id: int) -> int:
-    ids = list(
-        db.session.scalars(
-            update(VendorSession)
-            .where(VendorSession.vendor_id == vendor_id, VendorSession.revoked_at.is_(None))
-            .values(revoked_at=utcnow())
-            .returning(VendorSession.id)
-        )
-    )
-    db.session.info.setdefault(_ENDED, []).extend(ids)
-    return len(ids)
-
-
-@event.listens_for(Session, "after_commit")
-def _close_sockets(sess) -> None:
-    for row_id in sess.info.pop(_ENDED, []):
-        realtime.end_room_sockets(realtime.vendor_session_room(row_id))
-
-
-@event.listens_for(Session, "after_rollback")
-def _forget_ended(sess) -> None:
-    sess.info.pop(_ENDED, None)
+    """Revoke every session of the vendor; their sockets close everywhere once this commits."""
+    count = db.session.execute(
+        update(VendorSession)
+        .where(VendorSession.vendor_id == vendor_id, VendorSession.revoked_at.is_(None))
+        .values(revoked_at=utcnow())
+    ).rowcount
+    if count:
+        realtime.evict_after_commit(realtime.vendor_room(vendor_id), ended=True)
+    return count

@@ -94,7 +94,12 @@ def show(vendor_id: int):
     return render_template(
         "vendors/show.html",
         vendor=vendor,
-        projects=db.session.scalars(select(Project).where(Project.id.in_(assigned))).all(),
+        # Only the projects the user sees: a vendor's other assignments are not theirs to know.
+        projects=db.session.scalars(
+            projects.scope(select(Project), Project.id, current_user).where(
+                Project.id.in_(assigned)
+            )
+        ).all(),
         status_form=status_form,
         project_form=project_form,
         remove_form=EmptyForm(),

@@ -27,7 +27,12 @@
   }
 
   socket.on("connect", function () { setState("on", "connected"); subscribeAll(); });
-  socket.on("disconnect", function () { setState("off", "reconnecting"); });
+  socket.on("disconnect", function (reason) {
+    setState("off", "reconnecting");
+    // The server closes the sockets of a user whose access changed: connect again, and every
+    // subscription is checked anew. (An ended session is told first and the page reloads.)
+    if (reason === "io server disconnect") socket.connect();
+  });
   socket.on("connect_error", function () { setState("off", "offline, retrying"); });
   socket.on(EVENTS.SESSION_ENDED, function () { window.location.reload(); });
 

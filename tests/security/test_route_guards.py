@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from portal.accounts import sessions
 from portal.accounts.services import save_role
@@ -175,14 +176,30 @@ def test_sign_out_closes_the_sessions_sockets(app, client, make_user, login):
     assert not sio.is_connected()
 
 
-def test_socket_refused_once_its_session_is_revoked_elsewhere(app, client, make_user, login):
-    """A revoke seen by another process: the socket stays open but every event is refused."""
+def test_revoking_a_session_closes_its_sockets(app, client, make_user, login):
     user = make_user("admin")
     login(client, user)
     sio = socketio.test_client(app, flask_test_client=client)
     assert sio.emit("subscribe", {"topic": "jobs"}, callback=True)["ok"] is True
     (row,) = sessions.active_for(user.id)
     sessions.revoke(row.id)
+    assert sio.is_connected(), "closed before the revoke committed"
+    db.session.commit()
+    assert not sio.is_connected()
+
+
+def test_socket_refused_once_its_session_is_revoked_unheard(app, client, make_user, login):
+    """A revoke whose message never arrived (written by hand, Redis down): the socket is still
+    open, but every event is refused."""
+    user = make_user("admin")
+    login(client, user)
+    sio = socketio.test_client(app, flask_test_client=client)
+    assert sio.emit("subscribe", {"topic": "jobs"}, callback=True)["ok"] is True
+    (row,) = sessions.active_for(user.id)
+    db.session.execute(
+        text("UPDATE user_sessions SET revoked_at = CURRENT_TIMESTAMP WHERE id = :id"),
+        {"id": row.id},
+    )
     db.session.commit()
     ack = sio.emit("subscribe", {"topic": "jobs"}, callback=True)
     assert ack == {"ok": False, "error": "signed out"}

@@ -450,12 +450,10 @@ def test_issue_from_the_beneficiary_page_then_download_the_card(
     assert "Download the card PDF" in page
 
     # From another thread, as a server runs it: the view's session ends before the body streams.
+    # (The page view committed its audit entry: read the id here, not on the thread.)
     result = {}
-    thread = threading.Thread(
-        target=lambda: result.update(
-            r=client.get(f"/cards/prints/{card.print_id}.pdf", buffered=True)
-        )
-    )
+    url = f"/cards/prints/{card.print_id}.pdf"
+    thread = threading.Thread(target=lambda: result.update(r=client.get(url, buffered=True)))
     thread.start()
     thread.join(30)
     download = result["r"]
