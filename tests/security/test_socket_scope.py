@@ -51,12 +51,13 @@ def test_removing_a_member_closes_their_sockets_and_they_cannot_rejoin(
 
 
 def test_a_rolled_back_removal_closes_nothing(app, make_user, make_project, login):
-    user = make_user("viewer")
-    project = make_project(members=[user])
+    user, other = make_user("viewer"), make_user("viewer")
+    project = make_project(members=[user, other])
     db.session.commit()
+    project_id, other_id = project.id, other.id
     sio = _socket(app, login, user)
     assert _watch(sio, project)["ok"] is True
-    projects.set_members(db.session.get(Project, project.id), set())
+    projects.set_members(db.session.get(Project, project_id), {other_id})
     db.session.rollback()
     assert sio.is_connected()
 

@@ -500,7 +500,11 @@ def test_a_password_change_ends_the_other_sessions(app, make_user, login, monkey
     from portal import realtime
 
     closed = []
-    monkeypatch.setattr(realtime, "end_session_sockets", closed.append)
+    monkeypatch.setattr(
+        realtime,
+        "evict",
+        lambda room, ended: room.startswith("session:") and closed.append(int(room[8:])),
+    )
     user = make_user()
     laptop, phone, tablet = app.test_client(), app.test_client(), app.test_client()
     for c in (laptop, phone, tablet):
@@ -580,7 +584,7 @@ def test_deactivating_a_user_closes_their_sockets(app, client, make_user, login,
     from portal import realtime
 
     closed = []
-    monkeypatch.setattr(realtime, "end_session_sockets", closed.append)
+    monkeypatch.setattr(realtime, "evict", lambda room, ended: closed.append((room, ended)))
     admin, other = make_user(), make_user(role="viewer")
     login(app.test_client(), other)
     login(client, admin)
@@ -588,7 +592,9 @@ def test_deactivating_a_user_closes_their_sockets(app, client, make_user, login,
         f"/users/{other.id}", data={"role_id": other.role_id}
     )  # "active" unticked
     assert response.status_code == 302
-    assert len(closed) == 1
+    # Its one session is ended and told; the user's room is closed for the change of access.
+    ended = [room for room, told in closed if told]
+    assert len(ended) == 1 and ended[0].startswith("session:")
 
 
 # --------------------------------------------------------------------------- roles and members
