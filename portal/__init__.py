@@ -88,7 +88,7 @@ def create_app(
             **payloads.socket_options(),
             **options,
         )
-        payloads.guard_socket_server(socketio.server)
+        payloads.guard_socket_server(app, socketio.server)
         realtime.register_handlers(socketio)
     else:
         realtime.make_worker_emitter(app)

@@ -3,8 +3,9 @@
 Every route gets ``MAX_CONTENT_LENGTH`` (small: sign-in, ordinary forms, the API); the few that
 take more are named in ``LARGER``. The limit belongs to the request (``PortalRequest``), so it
 holds from the first hook that reads the form (the CSRF check) onwards. Werkzeug refuses a body
-whose Content-Length is over the limit without reading it, and stops reading a chunked body at
-the limit; ``refuse_declared_overrun`` also refuses one that the view would never read.
+whose Content-Length is over the limit without reading it; ``refuse_overrun`` also refuses one
+that the view would never read, and a body without a declared length (chunked), which Werkzeug
+would silently cut at the limit. Browsers and webhook senders always declare the length.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from flask import Flask, Request, current_app, request
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import LengthRequired, RequestEntityTooLarge
 
 from portal import payloads
 
@@ -75,12 +76,14 @@ def init_app(app: Flask) -> None:
     app.request_class = PortalRequest
 
     @app.before_request
-    def refuse_declared_overrun():
+    def refuse_overrun():
         # Werkzeug refuses only when something reads the body; a view that ignores it would
         # otherwise leave the server to read and discard all of it.
         declared, limit = request.content_length, request.max_content_length
         if declared is not None and limit is not None and declared > limit:
             raise RequestEntityTooLarge(refused_message(limit))
+        if "chunked" in request.headers.get("Transfer-Encoding", "").lower():
+            raise LengthRequired("Send the request with a Content-Length header.")
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(exc):

@@ -143,15 +143,17 @@ class SocketJSON:
         return engineio_json.loads(s if text is None else text, *args, **kwargs)
 
 
-def guard_socket_server(server) -> None:
-    """Close the connection that sends an undecodable packet; cap WebSocket messages.
+def guard_socket_server(app, server, path: str = "/socket.io/") -> None:
+    """Close the connection that sends an undecodable packet; cap bodies and WebSocket messages.
 
     ``server`` is the python-socketio server. A packet that fails to decode (refused by
     ``check``, or malformed) raises out of Socket.IO's message handler; Engine.IO would log a
     traceback and keep the connection. Here it is one warning line and the connection closes
-    (without waiting for the client to poll, so no server thread waits on an attacker).
+    without waiting for the client to poll (Engine.IO's own ``disconnect`` waits, so a client
+    that never polls again would hold a server thread for good).
     """
     eio = server.eio
+    app.wsgi_app = SocketBodyCap(app.wsgi_app, path, eio.max_http_buffer_size)
     handle = eio.handlers["message"]
 
     def on_message(eio_sid, data):
@@ -160,13 +162,39 @@ def guard_socket_server(server) -> None:
         except ValueError as exc:
             reason = exc.message if isinstance(exc, PayloadRefused) else type(exc).__name__
             log.warning("closed a Socket.IO connection after an undecodable packet: %s", reason)
-            socket = eio.sockets.get(eio_sid)
+            # Engine.IO's own disconnect() waits for the client to collect the close packet.
+            socket = eio.sockets.pop(eio_sid, None)
             if socket is not None:
                 socket.close(wait=False, reason=eio.reason.SERVER_DISCONNECT)
             return None
 
     eio.on("message", on_message)
     _cap_websocket_messages(eio)
+
+
+class SocketBodyCap:
+    """WSGI middleware: a polling body over the cap is answered 413 before Engine.IO sees it.
+
+    Engine.IO refuses it too, but then disconnects the session in a way that blocks the request
+    thread until the client polls again, which an attacker never does.
+    """
+
+    def __init__(self, wsgi_app, path: str, max_bytes: int):
+        self.wsgi_app, self.path, self.max_bytes = wsgi_app, path, max_bytes
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(self.path):
+            try:
+                declared = int(environ.get("CONTENT_LENGTH") or 0)
+            except ValueError:
+                declared = self.max_bytes + 1
+            if declared > self.max_bytes:
+                log.warning("refused a Socket.IO body of %d bytes", declared)
+                start_response(
+                    "413 Request Entity Too Large", [("Content-Type", "text/plain; charset=utf-8")]
+                )
+                return [b"Packet too large."]
+        return self.wsgi_app(environ, start_response)
 
 
 def _cap_websocket_messages(eio) -> None:
