@@ -10,6 +10,7 @@ read, and its answers carry no ``Server:`` banner.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -80,22 +81,24 @@ def _polling_post(base: str, sid: str, body: str) -> requests.Response:
     )
 
 
-def _websocket_send(base: str, packet: str) -> None:
+def _websocket_send(base: str, packet: str) -> int | None:
+    """Send one packet on a new WebSocket; wait for the server to close it; the close code."""
     ws = simple_websocket.Client.connect(
         base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
     )
     try:
         assert ws.receive(timeout=10).startswith("0")  # Engine.IO open
         ws.send(packet)
-        # The server closes this connection; reading until then proves it answered.
         deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if ws.receive(timeout=1) is None and not ws.connected:
-                break
+        while ws.connected and time.monotonic() < deadline:
+            ws.receive(timeout=1)
     except simple_websocket.ConnectionClosed:
         pass
     finally:
-        ws.close()
+        with contextlib.suppress(simple_websocket.ConnectionClosed):
+            ws.close()
+    assert not ws.connected, "the server kept a connection that sent a hostile packet"
+    return ws.close_reason
 
 
 def _still_the_same_worker(process) -> None:
@@ -121,7 +124,7 @@ def test_deep_socket_packets_are_refused_and_the_server_serves_on(web):
         sid = _polling_session(base)
         assert _polling_post(base, sid, body).status_code == 200
         assert _polling_post(base, sid, "40").status_code == 400  # that session was closed
-    _websocket_send(base, "42" + "[" * DEEP)
+    assert _websocket_send(base, "42" + "[" * DEEP) == 1009  # message too big
     _websocket_send(base, "42" + "[" * 60_000)
     _health(base)
     _still_the_same_worker(process)

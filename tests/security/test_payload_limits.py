@@ -476,3 +476,94 @@ def test_gunicorn_response_head_has_no_server_line():
     response.response_length = 0
     head = "".join(response.default_headers())
     assert "server:" not in head.lower() and head.startswith("HTTP/1.1 200 OK")
+
+
+# --------------------------------------------------------------------------- uploads
+
+
+def _xlsx(tmp_path, part: str, edit) -> str:
+    """A real two-row workbook with one of its XML parts edited."""
+    import zipfile
+
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.active.append(["Full name", "Mobile"])
+    book.active.append(["Asha", "9841000001"])
+    plain = io.BytesIO()
+    book.save(plain)
+    path = tmp_path / "hostile.xlsx"
+    with zipfile.ZipFile(plain) as source, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as out:
+        for info in source.infolist():
+            data = source.read(info.filename)
+            out.writestr(info.filename, edit(data) if info.filename == part else data)
+    return path
+
+
+def _read_xlsx(path):
+    from portal.imports import parsing
+
+    with parsing.open_table(path, "people.xlsx") as table:
+        return table.headers, list(table.rows())
+
+
+SHEET = "xl/worksheets/sheet1.xml"
+
+
+def test_openpyxl_reads_workbook_parts_with_defusedxml():
+    import openpyxl.xml
+
+    assert openpyxl.xml.DEFUSEDXML and not openpyxl.xml.LXML
+
+
+DEEP_XML = b"<x>" * 200_000 + b"</x>" * 200_000
+
+
+@pytest.mark.parametrize(
+    ("part", "marker"), [("xl/styles.xml", b"</styleSheet>"), ("xl/workbook.xml", b"</workbook>")]
+)
+def test_deeply_nested_workbook_xml_is_harmless(tmp_path, part, marker):
+    path = _xlsx(tmp_path, part, lambda data: data.replace(marker, DEEP_XML + marker, 1))
+    assert _read_xlsx(path)[0] == ["Full name", "Mobile"]
+
+
+def test_a_deeply_nested_sheet_is_refused(tmp_path):
+    from portal.imports import parsing
+
+    path = _xlsx(tmp_path, SHEET, lambda data: data.replace(b"<sheetData>", DEEP_XML, 1))
+    with pytest.raises(parsing.FileRejected):
+        _read_xlsx(path)
+
+
+def test_a_sheet_stuffed_outside_its_rows_is_refused(tmp_path):
+    from portal.imports import parsing
+
+    junk = b"<x/>" * (parsing.XLSX_MAX_LOOSE_ELEMENTS + 1)
+    path = _xlsx(tmp_path, SHEET, lambda data: data.replace(b"<sheetData>", junk + b"<sheetData>"))
+    with pytest.raises(parsing.FileRejected, match="too much besides its rows"):
+        _read_xlsx(path)
+
+
+def test_a_row_wider_than_excel_allows_is_refused(tmp_path):
+    from portal.imports import parsing
+
+    cells = b'<c t="n"><v>1</v></c>' * (parsing.XLSX_MAX_ROW_ELEMENTS // 2 + 1)
+    path = _xlsx(tmp_path, SHEET, lambda data: data.replace(b"</row>", cells + b"</row>", 1))
+    with pytest.raises(parsing.FileRejected, match="more cells than Excel allows"):
+        _read_xlsx(path)
+
+
+def test_csv_with_an_endless_field_is_refused_unread(tmp_path):
+    from portal.imports import parsing
+
+    path = tmp_path / "people.csv"
+    path.write_bytes(b'Full name,Mobile\n"' + b"x" * (3 * parsing.FIELD_LIMIT) + b"\n")
+    with pytest.raises(parsing.FileRejected):
+        _read_xlsx_or_csv(path, "people.csv")
+
+
+def _read_xlsx_or_csv(path, name):
+    from portal.imports import parsing
+
+    with parsing.open_table(path, name) as table:
+        return list(table.rows())
