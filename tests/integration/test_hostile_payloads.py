@@ -18,7 +18,7 @@ import time
 
 import pytest
 import requests
-import simple_websocket
+import websocket
 
 from tests.support import stack
 
@@ -82,23 +82,26 @@ def _polling_post(base: str, sid: str, body: str) -> requests.Response:
 
 
 def _websocket_send(base: str, packet: str) -> int | None:
-    """Send one packet on a new WebSocket; wait for the server to close it; the close code."""
-    ws = simple_websocket.Client.connect(
-        base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+    """Send one packet on a new WebSocket; the code the server closes it with (None: no code).
+
+    Fails if the server keeps the connection open.
+    """
+    ws = websocket.create_connection(
+        base.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket", timeout=15
     )
+    assert ws.recv().startswith("0")  # Engine.IO open
     try:
-        assert ws.receive(timeout=10).startswith("0")  # Engine.IO open
         ws.send(packet)
-        deadline = time.monotonic() + 15
-        while ws.connected and time.monotonic() < deadline:
-            ws.receive(timeout=1)
-    except simple_websocket.ConnectionClosed:
-        pass
+        while True:
+            opcode, data = ws.recv_data(control_frame=True)
+            if opcode == websocket.ABNF.OPCODE_CLOSE:
+                return int.from_bytes(data[:2], "big") if len(data) >= 2 else None
+    except (OSError, websocket.WebSocketConnectionClosedException):
+        # Closed while the packet was still being sent: the reset may overtake the close frame.
+        return None
     finally:
-        with contextlib.suppress(simple_websocket.ConnectionClosed):
+        with contextlib.suppress(Exception):
             ws.close()
-    assert not ws.connected, "the server kept a connection that sent a hostile packet"
-    return ws.close_reason
 
 
 def _still_the_same_worker(process) -> None:
@@ -124,8 +127,8 @@ def test_deep_socket_packets_are_refused_and_the_server_serves_on(web):
         sid = _polling_session(base)
         assert _polling_post(base, sid, body).status_code == 200
         assert _polling_post(base, sid, "40").status_code == 400  # that session was closed
-    assert _websocket_send(base, "42" + "[" * DEEP) == 1009  # message too big
-    _websocket_send(base, "42" + "[" * 60_000)
+    assert _websocket_send(base, "42" + "[" * DEEP) in (1009, None)  # 1009: message too big
+    assert _websocket_send(base, "42" + "[" * 60_000) in (1000, None)
     _health(base)
     _still_the_same_worker(process)
 
