@@ -78,7 +78,8 @@ class Config:
 
     DEFAULT_COUNTRY = env_str("DEFAULT_COUNTRY", "NP")
     IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024)
-    MAX_CONTENT_LENGTH = IMPORT_MAX_BYTES + 1024 * 1024
+    # Request bodies: this for every route but the few in portal/body_limits.py (uploads...).
+    MAX_CONTENT_LENGTH = env_int("MAX_BODY_BYTES", 64 * 1024)
     # A TrueType font for card sheets; unset: a system Unicode font if found; "core": built-in.
     CARD_FONT = env_str("CARD_FONT")
     PAGE_SIZE = 25

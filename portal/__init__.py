@@ -49,7 +49,7 @@ def create_app(
     config_class: type[Config] | None = None, *, role: str = "web", **overrides
 ) -> Flask:
     """Build the app. ``role`` is "web" (serves pages and sockets) or "worker" (runs jobs)."""
-    from portal import crypto, realtime
+    from portal import crypto, payloads, realtime
     from portal.extensions import csrf, db, limiter, login_manager, migrate, socketio
     from portal.jobs.broker import init_broker
     from portal.transactions import PortalFlask
@@ -86,8 +86,10 @@ def create_app(
             async_mode=app.config["SOCKETIO_ASYNC_MODE"],
             logger=False,
             engineio_logger=False,
+            **payloads.socket_options(),
             **options,
         )
+        payloads.guard_socket_server(app, socketio.server)
         realtime.register_handlers(socketio)
     else:
         realtime.make_worker_emitter(app)

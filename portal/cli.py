@@ -100,6 +100,7 @@ def serve(host: str, port: int, no_workers: bool):
     """The embedded mode: web, Socket.IO, worker threads and the sweeper in one process."""
     from portal.embedded import stop_redis
     from portal.extensions import socketio
+    from portal.serving import QuietRequestHandler
     from workers.runtime import start_sweeper, start_worker
 
     app = current_app._get_current_object()
@@ -119,7 +120,14 @@ def serve(host: str, port: int, no_workers: bool):
     # Flask refuses app.run() inside a CLI command; here serving is the command's whole point.
     os.environ.pop("FLASK_RUN_FROM_CLI", None)
     try:
-        socketio.run(app, host=host, port=port, allow_unsafe_werkzeug=True, use_reloader=False)
+        socketio.run(
+            app,
+            host=host,
+            port=port,
+            allow_unsafe_werkzeug=True,
+            use_reloader=False,
+            request_handler=QuietRequestHandler,
+        )
     finally:
         stop.set()
         if worker is not None:

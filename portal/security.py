@@ -1,9 +1,11 @@
-"""Security headers on every response, and the login manager's session check."""
+"""Security headers on every response, limits on what a request may carry, and the login
+manager's session check."""
 
 from __future__ import annotations
 
 from flask import Flask, session
 
+from portal import body_limits, payloads, stack_limits
 from portal.extensions import login_manager
 
 CSP = (
@@ -13,7 +15,35 @@ CSP = (
 )
 
 
+class NoStore:
+    """WSGI middleware: ``Cache-Control: no-store`` on every response but static files.
+
+    Pages, exports and Socket.IO polling answers may all carry personal data; no browser or
+    proxy keeps a copy. Outermost, so Engine.IO's answers (which bypass Flask) get it too.
+    """
+
+    def __init__(self, wsgi_app, static_prefix: str):
+        self.wsgi_app = wsgi_app
+        self.static_prefix = static_prefix.rstrip("/") + "/"
+
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO", "").startswith(self.static_prefix):
+            return self.wsgi_app(environ, start_response)
+
+        def no_store(status, headers, exc_info=None):
+            headers = [(k, v) for k, v in headers if k.lower() != "cache-control"]
+            headers.append(("Cache-Control", "no-store"))
+            return start_response(status, headers, exc_info)
+
+        return self.wsgi_app(environ, no_store)
+
+
 def init_app(app: Flask) -> None:
+    stack_limits.apply()
+    app.json = payloads.JSONProvider(app)
+    body_limits.init_app(app)
+    app.wsgi_app = NoStore(app.wsgi_app, app.static_url_path or "/static")
+
     login_manager.login_view = "accounts.login"
     login_manager.login_message = "Please sign in to continue."
     login_manager.login_message_category = "info"

@@ -20,6 +20,8 @@ ERROR_TITLES = {
     404: "Page not found",
     405: "Not allowed",
     409: "That cannot be done now",
+    411: "Length required",
+    413: "Too large",
     429: "Too many requests",
     500: "Something went wrong on our side",
 }

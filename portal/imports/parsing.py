@@ -61,6 +61,11 @@ HEADER_LIMIT = 200
 XLSX_MAX_UNCOMPRESSED = 4 * 1024**3
 XLSX_MAX_SHARED_STRINGS = 512 * 1024**2
 XLSX_MAX_COLUMNS = 16_384  # Excel's own limit
+# Elements a sheet part may hold outside its rows (<cols> has at most one per column), and
+# within one row (a cell is two or three): parsed elements stay in memory until their row or the
+# sheet data ends, so these bound memory whatever a compressed part expands to.
+XLSX_MAX_LOOSE_ELEMENTS = 100_000
+XLSX_MAX_ROW_ELEMENTS = 8 * XLSX_MAX_COLUMNS
 _XLSX_CHUNK = 500
 DELIMITERS = (",", ";", "\t", "|")
 
@@ -633,14 +638,18 @@ class _RowParser(WorkSheetParser):
 
     def parse(self) -> Iterator[tuple[int, list[dict]]]:
         sheet_data = None
+        in_row = loose = in_this_row = 0
         # Safe on this input: see _Workbook (and the entity-bomb test in the corpus).
         events = iterparse(self.source, events=("start", "end"))  # noqa: S314
         for event, element in events:
             if event == "start":
                 if element.tag == DATA_TAG:
                     sheet_data = element
+                elif element.tag == ROW_TAG:
+                    in_row, in_this_row = in_row + 1, 0
                 continue
             if element.tag == ROW_TAG:
+                in_row -= 1
                 row = self.parse_row(element)
                 element.clear()
                 if sheet_data is not None:
@@ -648,6 +657,14 @@ class _RowParser(WorkSheetParser):
                 yield row
             elif element.tag == DATA_TAG:
                 return
+            elif in_row:
+                in_this_row += 1
+                if in_this_row > XLSX_MAX_ROW_ELEMENTS:
+                    raise FileRejected("A row of this sheet has more cells than Excel allows.")
+            else:
+                loose += 1
+                if loose > XLSX_MAX_LOOSE_ELEMENTS:
+                    raise FileRejected("This sheet holds too much besides its rows.")
 
     def parse_row(self, row) -> tuple[int, list[dict]]:
         number = row.get("r")
@@ -694,6 +711,8 @@ def _xlsx_records(workbook: _Workbook, sheet: str) -> Iterator[Row]:
         try:
             with _quiet_openpyxl():
                 chunk = [row for _, row in zip(range(_XLSX_CHUNK), rows, strict=False)]
+        except FileRejected:
+            raise
         except Exception as exc:
             log.info("unreadable worksheet: %s", type(exc).__name__)
             where = f" after row {number}" if number else ""
