@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-from datetime import date, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 
 from flask import Blueprint, Response, render_template, request, stream_with_context
 from sqlalchemy import select
 
+from portal import inputs
 from portal.accounts.guards import permission_required
 from portal.audit import services
 from portal.audit.models import AuditEntry
@@ -19,36 +20,30 @@ bp = Blueprint("audit", __name__, url_prefix="/audit")
 
 def _query():
     query = select(AuditEntry)
-    action = request.args.get("action", "").strip()
+    action = inputs.text_arg("action", 64)
     if action:
-        query = query.where(AuditEntry.action.startswith(action[:64]))
-    actor = request.args.get("actor", "")
-    if actor.isdigit():
-        query = query.where(AuditEntry.actor_id == int(actor))
-    project = request.args.get("project", "")
-    if project.isdigit():
-        query = query.where(AuditEntry.project_id == int(project))
-    target = request.args.get("target", "").strip()
+        query = query.where(AuditEntry.action.startswith(action, autoescape=True))
+    actor = inputs.id_arg("actor")
+    if actor:
+        query = query.where(AuditEntry.actor_id == actor)
+    project = inputs.id_arg("project")
+    if project:
+        query = query.where(AuditEntry.project_id == project)
+    target = inputs.text_arg("target", 40)
     if target:
-        query = query.where(AuditEntry.target_type == target[:40])
-    for name, op in (("since", "ge"), ("until", "lt")):
-        try:
-            day = date.fromisoformat(request.args.get(name, ""))
-        except ValueError:
-            continue
-        if op == "ge":
-            query = query.where(AuditEntry.at >= datetime.combine(day, time.min))
-        else:
-            query = query.where(AuditEntry.at < datetime.combine(day + timedelta(days=1), time.min))
+        query = query.where(AuditEntry.target_type == target)
+    since, until = inputs.date_arg("since"), inputs.date_arg("until")
+    if since:
+        query = query.where(AuditEntry.at >= datetime.combine(since, time.min))
+    if until:
+        query = query.where(AuditEntry.at < datetime.combine(until + timedelta(days=1), time.min))
     return query.order_by(AuditEntry.seq.desc())
 
 
 @bp.get("/")
 @permission_required("audit.read")
 def index():
-    page = db.paginate(
-        _query(), page=request.args.get("page", 1, type=int), per_page=50, error_out=False
-    )
+    page = db.paginate(_query(), page=inputs.page_arg(), per_page=50, error_out=False)
     return render_template("audit/index.html", page=page, args=request.args)
 
 

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
+from portal.forms import Form
 
-class DeployForm(FlaskForm):
+
+class DeployForm(Form):
     symbol = StringField(
         "Token symbol",
         validators=[
@@ -22,7 +23,7 @@ class DeployForm(FlaskForm):
     )
 
 
-class FundForm(FlaskForm):
+class FundForm(Form):
     amount = StringField(
         "Amount to mint into the project",
         validators=[DataRequired(), Length(max=30)],
@@ -33,7 +34,7 @@ class FundForm(FlaskForm):
     )
 
 
-class WalletForm(FlaskForm):
+class WalletForm(Form):
     address = StringField(
         "Wallet address",
         validators=[Length(max=42)],

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from portal.forms import Form
 
-class DisbursementForm(FlaskForm):
+
+class DisbursementForm(Form):
     title = StringField(
         "Title",
         validators=[DataRequired(), Length(max=120)],

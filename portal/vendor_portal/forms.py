@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import Form
 
-class PhoneForm(FlaskForm):
+
+class PhoneForm(Form):
     phone = TelField(
         "Your phone number",
         validators=[DataRequired("Enter your phone number."), Length(max=32)],
@@ -13,7 +14,7 @@ class PhoneForm(FlaskForm):
     )
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     code = StringField(
         "Code",
         validators=[DataRequired("Enter the code."), Length(max=12)],
@@ -26,7 +27,7 @@ class CodeForm(FlaskForm):
     )
 
 
-class ChargeForm(FlaskForm):
+class ChargeForm(Form):
     project_id = SelectField("Project", coerce=int, validate_choice=False)
     card = StringField(
         "Card code",

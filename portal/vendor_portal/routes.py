@@ -19,7 +19,7 @@ from flask import (
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
-from portal import realtime
+from portal import inputs, realtime
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import public
 from portal.chain import setup
@@ -233,7 +233,7 @@ def history():
     vendor = current_vendor()
     page = db.paginate(
         ledger.history(vendor.id),
-        page=request.args.get("page", 1, type=int),
+        page=inputs.page_arg(),
         per_page=20,
         error_out=False,
     )
@@ -273,7 +273,7 @@ def charge():
     form = ChargeForm()
     form.project_id.choices = [(project.id, project.name) for project, _ in options]
     if request.method == "GET":
-        chosen = request.args.get("project", type=int)
+        chosen = inputs.id_arg("project")
         form.project_id.data = chosen or (options[0][0].id if options else None)
     if options and form.validate_on_submit():
         try:
