@@ -19,6 +19,8 @@ from flask_socketio import SocketIO, disconnect, join_room, leave_room
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event
 
+from portal import inputs
+from portal.errors import DomainError
 from portal.extensions import db, socketio
 
 log = logging.getLogger(__name__)
@@ -147,6 +149,18 @@ def _current_vendor():
     return vendor_sessions.current_vendor()
 
 
+def id_param(params: dict, name: str) -> int:
+    """The id a topic's payload names: a JSON number from 1 to ``inputs.MAX_ID``.
+
+    A boolean, a float, a string, a list or a number past any row is refused with ValueError
+    (the subscriber gets "forbidden"), so no handler passes such a value to the database.
+    """
+    number = inputs.parse_id(params.get(name)) if isinstance(params.get(name), int) else None
+    if number is None:
+        raise ValueError(f"{name} must be an id")
+    return number
+
+
 def _refuse(message: str) -> dict:
     return {"ok": False, "error": message}
 
@@ -195,7 +209,7 @@ def _resolve(data) -> tuple[Topic, list[str], dict]:
         raise _Refused("forbidden")
     try:
         rooms, snapshot = found.handler(current_user, data)
-    except (PermissionError, LookupError, ValueError):
+    except (PermissionError, LookupError, ValueError, DomainError):
         raise _Refused("forbidden") from None
     finally:
         db.session.remove()
@@ -212,7 +226,7 @@ def _resolve_vendor(data: dict) -> tuple[Topic, list[str], dict]:
         own = vendor_room(vendor.id)
         try:
             rooms, snapshot = found.handler(vendor, data)
-        except (PermissionError, LookupError, ValueError):
+        except (PermissionError, LookupError, ValueError, DomainError):
             raise _Refused("forbidden") from None
     finally:
         db.session.remove()

@@ -13,6 +13,7 @@ from portal import inputs
 from portal.accounts.guards import permission_required
 from portal.audit import services
 from portal.audit.models import AuditEntry
+from portal.beneficiaries.exports import escape_cell
 from portal.extensions import db
 
 bp = Blueprint("audit", __name__, url_prefix="/audit")
@@ -64,15 +65,16 @@ def export():
         for entry in db.session.scalars(_query().execution_options(yield_per=500)):
             buffer.seek(0)
             buffer.truncate()
+            # Text cells as in the beneficiary export: no formulas, no control characters.
             writer.writerow(
                 [
                     entry.seq,
                     entry.at.isoformat(),
-                    entry.actor_label,
-                    entry.action,
-                    f"{entry.target_type or ''}:{entry.target_id or ''}",
+                    escape_cell(entry.actor_label),
+                    escape_cell(entry.action),
+                    escape_cell(f"{entry.target_type or ''}:{entry.target_id or ''}"),
                     entry.project_id or "",
-                    entry.summary,
+                    escape_cell(entry.summary),
                     entry.hash,
                 ]
             )

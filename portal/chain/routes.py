@@ -153,10 +153,7 @@ def transaction(project_id: int, tx_id: int):
 
 @realtime.topic("transactions", "chain.read")
 def transactions_topic(user, params: dict):
-    project_id = params.get("project_id")
-    if not isinstance(project_id, int):
-        raise ValueError("project id must be a number")
-    project = projects.get_visible(user, project_id)
+    project = projects.get_visible(user, realtime.id_param(params, "project_id"))
     pc = setup.state(project.id)
     return [txmanager.transactions_room(project.id), realtime.project_room(project.id)], {
         "chain": setup.serialize(pc) if pc else None

@@ -68,7 +68,7 @@ def show(job_id: int):
 
 def _back(job_id: int):
     target = request.form.get("next", "")
-    if target.startswith("/jobs") and not target.startswith("//"):
+    if inputs.is_plain_text(target) and target.startswith("/jobs") and not target.startswith("//"):
         return redirect(target)
     return redirect(url_for("jobs.show", job_id=job_id))
 

@@ -408,12 +408,9 @@ def receipt(redemption_id: int):
 def redemptions_topic(vendor, params: dict):
     """The vendor's own redemptions; with an ``id``, the snapshot of that one."""
     snapshot: dict = {}
-    wanted = params.get("id")
-    if wanted is not None:
-        if not isinstance(wanted, int):
-            raise ValueError("id must be a number")
+    if params.get("id") is not None:
         try:
-            found = redemptions.get_for_vendor(vendor, wanted)
+            found = redemptions.get_for_vendor(vendor, realtime.id_param(params, "id"))
         except NotFound:
             raise LookupError("not this vendor's") from None
         snapshot["redemption"] = redemption_live.serialize(found)
