@@ -57,12 +57,14 @@ def verify():
 @bp.get("/export.csv")
 @permission_required("audit.read")
 def export():
+    query = _query()  # a bad filter is refused before the first row is sent
+
     def rows():
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(["seq", "at", "actor", "action", "target", "project", "summary", "hash"])
         yield buffer.getvalue()
-        for entry in db.session.scalars(_query().execution_options(yield_per=500)):
+        for entry in db.session.scalars(query.execution_options(yield_per=500)):
             buffer.seek(0)
             buffer.truncate()
             # Text cells as in the beneficiary export: no formulas, no control characters.
@@ -81,7 +83,7 @@ def export():
             yield buffer.getvalue()
 
     return Response(
-        stream_with_context(rows()),  # the rows read request.args and db.session
+        stream_with_context(rows()),  # the rows read db.session inside the request
         mimetype="text/csv",
         headers={"Content-Disposition": "attachment; filename=audit-log.csv"},
     )
