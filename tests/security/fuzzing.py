@@ -230,6 +230,9 @@ KNOWN_BAD = [
     "x" * 5000,
 ]
 
+# One of each class, tried on every field alone (generated values come on top).
+SHARP = ["a\x00b", "\x1b[31m\x07", "\x85", "²", "9" * 30, "9999-12-31", "1e999999", "x" * 5000]
+
 UNICODE_DIGITS = "0123456789²³¹⁰₀٠١٢٣٤٥६७८९०१२३४५①⑩"
 
 hostile_text = st.one_of(
