@@ -171,37 +171,6 @@ def test_every_form_is_a_portal_form(app):
     assert len(_all_forms()) >= 20
 
 
-@pytest.mark.parametrize(
-    ("value", "multiline", "refused"),
-    [
-        ("Sita\x00Rai", False, True),
-        ("Sita\x1b[31m", False, True),
-        ("bell\x07", False, True),
-        ("c1\x85", False, True),
-        ("two\nlines", False, True),
-        ("two\nlines\tand\r\n", True, False),
-        ("नेपाल ²", False, False),
-        ("bad \ufffd bytes", True, True),
-    ],
-)
-def test_text_fields_refuse_control_characters(app, value, multiline, refused):
-    from werkzeug.datastructures import MultiDict
-    from wtforms import StringField, TextAreaField
-
-    class Probe(Form):
-        text = TextAreaField("Note") if multiline else StringField("Name")
-
-    with app.test_request_context(method="POST"):
-        form = Probe(formdata=MultiDict({"text": value}), meta={"csrf": False})
-        assert form.validate() is not refused
-        if refused:
-            assert form.text.errors[0].startswith(("Note ", "Name "))
-            assert (
-                "control character" in form.text.errors[0]
-                or "not valid text" in (form.text.errors[0])
-            )
-
-
 def test_a_nul_in_a_form_is_a_field_error_not_a_500(app, client, world):
     response = client.post("/projects/new", data={"name": "Relief\x00", "type": "cva"})
     assert response.status_code == 200
