@@ -177,3 +177,47 @@ def test_a_nul_in_a_form_is_a_field_error_not_a_500(app, client, world):
     assert "Name contains a control character; remove it." in response.get_data(as_text=True)
     response = client.post("/vendors/new", data={"name": "Shop", "contact_name": "\x1b[2J"})
     assert "Owner or contact contains a control character" in response.get_data(as_text=True)
+
+
+def test_the_kobo_webhook_survives_hostile_submissions(app, client, world):
+    """The JSON entry: hostile question names and answers, ids of every JSON type."""
+    from portal.extensions import db
+    from portal.imports import kobo
+    from portal.imports.models import ImportSource
+
+    source = db.session.get(ImportSource, world.ids["source_id"])
+    secret = kobo.new_webhook_secret(source)
+    db.session.commit()
+    url = f"/api/kobo/{source.id}/submissions"
+    answer = st.one_of(
+        fuzzing.hostile_text,
+        st.integers(min_value=-(10**30), max_value=10**30),
+        st.booleans(),
+        st.none(),
+        st.lists(fuzzing.hostile_text, max_size=2),
+    )
+    submission = st.fixed_dictionaries(
+        {
+            "_uuid": answer,
+            "name": answer,
+            "phone": st.one_of(answer, st.just("9841000077")),
+        },
+        optional={"meta/instanceID": answer},
+    ).flatmap(
+        lambda base: st.dictionaries(fuzzing.hostile_text, answer, max_size=3).map(
+            lambda extra: {**extra, **base}
+        )
+    )
+
+    def check(payload):
+        response = client.post(url, json=payload, headers={"X-Portal-Secret": secret})
+        assert response.status_code < 500, (payload, response.status_code)
+        body = response.get_json()
+        assert isinstance(body, dict)
+
+    assert fuzzing.fuzz(40, submission, check) is None
+    refused = client.post(
+        url, json={"_uuid": "u-1", "name": "Sita\x1b[31m"}, headers={"X-Portal-Secret": secret}
+    )
+    assert refused.status_code == 422
+    assert "control character" in refused.get_json()["detail"]
