@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, select
+from sqlalchemy.exc import IntegrityError
 
 from portal import events
-from portal.errors import InvalidTransition, NotFound, ProjectClosed
+from portal.errors import Conflict, InvalidTransition, NotFound, ProjectClosed
 from portal.extensions import db
 from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
 
@@ -54,12 +55,24 @@ def ensure_writable(project: Project) -> None:
         raise ProjectClosed(f"Project “{project.name}”")
 
 
+def _flush_named(project: Project) -> None:
+    """Flush; a name another project holds (the unique constraint decides) is a Conflict.
+
+    The caller rolls back, as after any DomainError.
+    """
+    name = project.name  # read now: after a failed flush the session must roll back first
+    try:
+        db.session.flush()
+    except IntegrityError:
+        raise Conflict(f"A project named “{name}” exists already; choose another name.") from None
+
+
 def create(data: dict, creator) -> Project:
     if data.get("type") not in TYPES:
         raise InvalidTransition("Unknown project type.")
     project = Project(**{k: data.get(k) for k in EDITABLE if k in data})
     db.session.add(project)
-    db.session.flush()
+    _flush_named(project)
     db.session.add(ProjectMember(project_id=project.id, user_id=creator.id))
     db.session.flush()
     events.project_changed.send(
@@ -77,7 +90,7 @@ def update(project: Project, data: dict) -> Project:
     changed = sorted(k for k in EDITABLE if k in data and getattr(project, k) != data[k])
     for key in changed:
         setattr(project, key, data[key])
-    db.session.flush()
+    _flush_named(project)
     if changed:
         events.project_changed.send(
             project,

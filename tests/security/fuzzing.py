@@ -111,14 +111,19 @@ class World:
     vendor: object = None
 
 
-def seed(client, make_user, make_project, make_beneficiary, make_vendor, login) -> World:
+def seed(client, make_user, make_project, make_beneficiary, make_vendor, login, worker) -> World:
+    from sqlalchemy import select
+
     from portal.accounts import sessions
     from portal.accounts.services import save_role
     from portal.beneficiaries import groups
     from portal.cards import services as cards
+    from portal.chain.models import ChainTx
     from portal.imports.models import KOBO, ImportSource
     from portal.jobs import dispatch
     from portal.jobs.kinds import DIAGNOSTIC
+    from portal.redemptions import services as redemptions
+    from tests.support import chain
 
     admin = make_user("admin")
     other = make_user("viewer")
@@ -129,6 +134,15 @@ def seed(client, make_user, make_project, make_beneficiary, make_vendor, login) 
     groups.add_members(group, [person])
     vendor = make_vendor(project=project, status="approved")
     card, _ = cards.issue(person, issued_by=admin)
+    db.session.commit()
+    # A project on chain (the in-process EVM, through the real jobs): funding, a disbursement,
+    # a transaction and a pending payment give the chain, disbursement and vendor pages and
+    # their forms something to show and to act on.
+    deployed = chain.deploy(worker, project)
+    chain.fund(worker, project, "1000.00")
+    disbursement = chain.allocate(worker, project, amount="20.00", beneficiary_ids=[person.id])
+    redemption = redemptions.start(vendor, project, deployed, person, 100, "phone")
+    tx_id = db.session.scalar(select(ChainTx.id).where(ChainTx.project_id == project.id))
     source = ImportSource(name="Survey", kind=KOBO, project_id=project.id)
     db.session.add(source)
     job = dispatch.enqueue(DIAGNOSTIC.name, {"fail_times": 0}, created_by_id=admin.id)
@@ -161,6 +175,9 @@ def seed(client, make_user, make_project, make_beneficiary, make_vendor, login) 
         "batch_id": int(batch.group(1)) if batch else 1,
         "row_id": row.id,
         "print_id": 1,
+        "disbursement_id": disbursement.id,
+        "redemption_id": redemption.id,
+        "tx_id": tx_id,
         "card_id": card.id,
     }
     return World(ids=ids, admin=admin, vendor=vendor)
@@ -313,6 +330,26 @@ def _has_surrogate(text: str) -> bool:
 # Path segments for string converters and ids outside the id range.
 HOSTILE_IDS = [0, 2**31 - 1, 2**31, 2**63, 10**30]
 HOSTILE_SEGMENTS = ["%00", "x%1B", "%C2%B2", "..%2F..%2Fetc", "%FF%FE", "a" * 300]
+
+
+# Plausible values for fields a page leaves empty, so that one hostile field at a time gets
+# past the required checks of the others and reaches the services.
+PLAUSIBLE = {
+    "name": "Fuzz",
+    "title": "Fuzz round",
+    "purpose": "Fuzz purpose",
+    "source": "Fuzz source",
+    "contact_name": "Fuzz Owner",
+    "amount": "1.00",
+    "phone": "9841000099",
+    "email": "fuzz@example.org",
+    "symbol": "FUZ",
+    "currency": "NPR",
+    "batch_size": "10",
+    "refs": "",
+    "code": "123456",
+    "token": "AC1-FUZZ",
+}
 
 
 # --- forms found in pages -------------------------------------------------------------------

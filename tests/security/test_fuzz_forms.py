@@ -29,8 +29,10 @@ def app(pg_service, tmp_path):
 
 
 @pytest.fixture
-def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login):
-    return fuzzing.seed(client, make_user, make_project, make_beneficiary, make_vendor, login)
+def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
+    return fuzzing.seed(
+        client, make_user, make_project, make_beneficiary, make_vendor, login, worker
+    )
 
 
 class _Errors(logging.Handler):
@@ -81,6 +83,7 @@ def _fields_for(app, rule, discovered, fallback):
     for form in forms:
         baseline.update(form.fields)
         files |= form.files
+    baseline = {k: v or fuzzing.PLAUSIBLE.get(k, v) for k, v in baseline.items()}
     names = set(baseline) | fuzzing.names_read(app.view_functions[rule.endpoint])
     if not forms:
         names |= fallback

@@ -24,8 +24,10 @@ def app(pg_service, tmp_path):
 
 
 @pytest.fixture
-def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login):
-    return fuzzing.seed(client, make_user, make_project, make_beneficiary, make_vendor, login)
+def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
+    return fuzzing.seed(
+        client, make_user, make_project, make_beneficiary, make_vendor, login, worker
+    )
 
 
 class _Errors(logging.Handler):
@@ -119,6 +121,7 @@ def test_the_walk_reaches_the_views(app, client, world):
         == 200
     ]
     expected = {"beneficiaries.show", "projects.show", "vendors.show", "jobs.show", "vendor.home"}
+    expected |= {"disbursements.show", "chain.transaction", "vendor.receipt", "vendor.code"}
     assert expected <= set(ok)
     assert len(ok) >= 35, ok
 

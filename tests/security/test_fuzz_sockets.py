@@ -25,8 +25,10 @@ def app(pg_service, tmp_path):
 
 
 @pytest.fixture
-def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login):
-    return fuzzing.seed(client, make_user, make_project, make_beneficiary, make_vendor, login)
+def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
+    return fuzzing.seed(
+        client, make_user, make_project, make_beneficiary, make_vendor, login, worker
+    )
 
 
 hostile_json = st.recursive(

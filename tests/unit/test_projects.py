@@ -142,3 +142,19 @@ def test_missing_and_hidden_projects_give_the_same_answer(make_project, make_use
     with pytest.raises(NotFound) as not_visible:
         projects.get_visible(agent, hidden.id)
     assert str(missing.value) == str(not_visible.value)
+
+
+def test_a_taken_project_name_is_a_field_error(client, login, make_user, make_project):
+    admin = make_user("admin")
+    make_project(name="Winter relief", creator=admin)
+    other = make_project(name="Summer relief", creator=admin)
+    login(client, admin)
+    created = client.post("/projects/new", data={"name": "Winter relief", "type": "cva"})
+    assert created.status_code == 200
+    assert "A project named “Winter relief” exists already" in created.get_data(as_text=True)
+    renamed = client.post(
+        f"/projects/{other.id}/edit",
+        data={"name": "Winter relief", "type": "cva", "currency": "NPR"},
+    )
+    assert renamed.status_code == 200
+    assert "exists already; choose another name" in renamed.get_data(as_text=True)
