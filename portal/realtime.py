@@ -19,6 +19,7 @@ from flask_socketio import SocketIO, disconnect, join_room, leave_room
 from flask_sqlalchemy.session import Session
 from sqlalchemy import event
 
+from portal import inputs
 from portal.errors import DomainError
 from portal.extensions import db, socketio
 
@@ -188,6 +189,18 @@ def _current_vendor():
 
     vendor_sessions.forget_cached()
     return vendor_sessions.current_vendor()
+
+
+def id_param(params: dict, name: str) -> int:
+    """The id a topic's payload names: a JSON number from 1 to ``inputs.MAX_ID``.
+
+    A boolean, a float, a string, a list or a number past any row is refused with ValueError
+    (the subscriber gets "forbidden"), so no handler passes such a value to the database.
+    """
+    number = inputs.parse_id(params.get(name)) if isinstance(params.get(name), int) else None
+    if number is None:
+        raise ValueError(f"{name} must be an id")
+    return number
 
 
 def _refuse(message: str) -> dict:

@@ -9,7 +9,9 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
 from werkzeug.exceptions import HTTPException
+from werkzeug.routing import IntegerConverter
 
+from portal import inputs
 from portal.errors import DomainError
 from portal.extensions import db
 
@@ -114,7 +116,24 @@ def register_template_helpers(app: Flask) -> None:
         return "" if value is None else value.strftime("%Y-%m-%d")
 
 
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in a route: ASCII digits up to the largest id, else the route does not match.
+
+    Werkzeug's own takes any number of digits, and a 30-digit id is an error in PostgreSQL
+    rather than a missing row.
+    """
+
+    regex = r"[0-9]{1,10}"
+
+    def __init__(self, url_map, **kwargs):
+        kwargs.setdefault("max", inputs.MAX_ID)
+        super().__init__(url_map, **kwargs)
+
+
 def init_app(app: Flask) -> None:
+    # Before any blueprint: rules compile their converters when they are added.
+    app.url_map.converters["int"] = IdConverter
+    app.before_request(inputs.check_query_string)
     from portal.accounts.routes import bp as accounts_bp
     from portal.audit.routes import bp as audit_bp
     from portal.beneficiaries.export_routes import bp as exports_bp

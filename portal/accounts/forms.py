@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField,
     EmailField,
@@ -14,6 +13,7 @@ from wtforms.validators import DataRequired, Email, EqualTo, Length
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from portal.accounts.passwords import MAX_LENGTH, MIN_LENGTH
+from portal.forms import Form
 
 # The policy itself (common and guessable passwords) is checked where the password is hashed,
 # so the command line and the seed obey it too; its refusal becomes this field's error.
@@ -23,12 +23,12 @@ POLICY = (
 )
 
 
-class LoginForm(FlaskForm):
+class LoginForm(Form):
     email = EmailField("Email", validators=[DataRequired(), Email()])
     password = PasswordField("Password", validators=[DataRequired()])
 
 
-class PasswordChangeForm(FlaskForm):
+class PasswordChangeForm(Form):
     current = PasswordField("Current password", validators=[DataRequired()])
     new = PasswordField("New password", validators=[DataRequired()], description=POLICY)
     confirm = PasswordField(
@@ -36,7 +36,7 @@ class PasswordChangeForm(FlaskForm):
     )
 
 
-class UserCreateForm(FlaskForm):
+class UserCreateForm(Form):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)])
     role_id = SelectField("Role", coerce=int)
@@ -47,7 +47,7 @@ class UserCreateForm(FlaskForm):
     )
 
 
-class UserEditForm(FlaskForm):
+class UserEditForm(Form):
     role_id = SelectField("Role", coerce=int)
     active = BooleanField("Active (may sign in)")
 
@@ -57,11 +57,11 @@ class CheckboxesField(SelectMultipleField):
     option_widget = CheckboxInput()
 
 
-class RoleForm(FlaskForm):
+class RoleForm(Form):
     name = StringField("Name", validators=[DataRequired(), Length(max=80)])
     description = TextAreaField("Description", validators=[Length(max=255)])
     permissions = CheckboxesField("Permissions")
 
 
-class EmptyForm(FlaskForm):
+class EmptyForm(Form):
     """For buttons that post: carries the CSRF token and nothing else."""

@@ -5,25 +5,23 @@ from __future__ import annotations
 from flask import Blueprint, Response, abort, redirect, request, stream_with_context, url_for
 from flask_login import current_user
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import exports, services
+from portal.beneficiaries.models import STATUSES
 
 bp = Blueprint("beneficiary_exports", __name__, url_prefix="/beneficiaries")
-
-
-def _int(value: str | None) -> int | None:
-    return int(value) if value and value.isdigit() else None
 
 
 def list_query(values) -> services.ListQuery:
     """The list page's filters, from its query string (sent along as hidden form fields)."""
     return services.ListQuery(
-        q=(values.get("q") or "")[:100],
-        project_id=_int(values.get("project")),
-        group_id=_int(values.get("group")),
-        status=values.get("status") or "",
-        sort=values.get("sort") or "newest",
+        q=inputs.text_arg("q", values=values),
+        project_id=inputs.id_arg("project", values),
+        group_id=inputs.id_arg("group", values),
+        status=inputs.choice_arg("status", STATUSES, values=values),
+        sort=inputs.choice_arg("sort", services.SORTS, "newest", values=values),
     )
 
 

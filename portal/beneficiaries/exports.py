@@ -24,7 +24,7 @@ from openpyxl.utils import get_column_letter
 from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
-from portal import events
+from portal import events, inputs
 from portal.accounts.models import User
 from portal.beneficiaries import services
 from portal.beneficiaries.models import Beneficiary, ProjectBeneficiary
@@ -61,8 +61,12 @@ _XML_ILLEGAL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]
 
 
 def escape_cell(value) -> str:
-    """The value as text that no spreadsheet will evaluate as a formula."""
-    text = "" if value is None else str(value)
+    """The value as text that no spreadsheet will evaluate as a formula.
+
+    Control characters are dropped: the input rule refuses them, but rows written before it
+    may hold some, and a terminal or spreadsheet acts on ESC and BEL.
+    """
+    text = inputs.clean_for_export("" if value is None else str(value))
     if text.lstrip(" \n").startswith(FORMULA_START):
         return "'" + text
     return text

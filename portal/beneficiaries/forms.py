@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.beneficiaries.models import GENDERS, STATUSES
 from portal.dateranges import BIRTH, InRange
+from portal.forms import Form
 
 LANGUAGES = [
     ("en", "English"),
@@ -16,7 +16,7 @@ LANGUAGES = [
 ]
 
 
-class BeneficiaryForm(FlaskForm):
+class BeneficiaryForm(Form):
     name = StringField("Full name", validators=[DataRequired(), Length(max=200)])
     phone = TelField(
         "Phone number",
@@ -36,15 +36,15 @@ class BeneficiaryForm(FlaskForm):
     project_id = SelectField("Project", coerce=int, validators=[Optional()])
 
 
-class ProjectPickForm(FlaskForm):
+class ProjectPickForm(Form):
     project_id = SelectField("Project", coerce=int)
 
 
-class GroupPickForm(FlaskForm):
+class GroupPickForm(Form):
     group_id = SelectField("Group", coerce=int)
 
 
-class GroupForm(FlaskForm):
+class GroupForm(Form):
     project_id = SelectField("Project", coerce=int)
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     purpose = StringField(

@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, reads, services
@@ -33,8 +34,8 @@ def index():
 def new():
     form = GroupForm()
     form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
-    if request.method == "GET" and request.args.get("project", "").isdigit():
-        form.project_id.data = int(request.args["project"])
+    if request.method == "GET" and inputs.id_arg("project"):
+        form.project_id.data = inputs.id_arg("project")
     if form.validate_on_submit():
         try:
             with attempt():
@@ -57,7 +58,7 @@ def show(group_id: int):
         .join(GroupMember, GroupMember.beneficiary_id == Beneficiary.id)
         .where(GroupMember.group_id == group.id)
         .order_by(Beneficiary.ref),
-        page=request.args.get("page", 1, type=int),
+        page=inputs.page_arg(),
         per_page=25,
         error_out=False,
     )

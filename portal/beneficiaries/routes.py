@@ -9,6 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, reads, services
@@ -24,11 +25,6 @@ from portal.transactions import attempt
 bp = Blueprint("beneficiaries", __name__, url_prefix="/beneficiaries")
 
 
-def _int_arg(name: str) -> int | None:
-    value = request.args.get(name, "")
-    return int(value) if value.isdigit() else None
-
-
 def show_pii() -> bool:
     return current_user.can("beneficiary.pii.read")
 
@@ -37,20 +33,20 @@ def show_pii() -> bool:
 @permission_required("beneficiary.read")
 def index():
     params = services.ListQuery(
-        q=request.args.get("q", "")[:100],
-        project_id=_int_arg("project"),
-        group_id=_int_arg("group"),
-        status=request.args.get("status", ""),
-        sort=request.args.get("sort", "newest"),
+        q=inputs.text_arg("q"),
+        project_id=inputs.id_arg("project"),
+        group_id=inputs.id_arg("group"),
+        status=inputs.choice_arg("status", STATUSES),
+        sort=inputs.choice_arg("sort", services.SORTS, "newest"),
     )
     # One query for the page's personal data, not one per row.
     options = (selectinload(Beneficiary.pii),) if show_pii() else ()
     page = services.list_page(
         current_user,
         params,
-        page=_int_arg("page") or 1,
-        after=request.args.get("after", "")[:40],
-        before=request.args.get("before", "")[:40],
+        page=inputs.page_arg(),
+        after=inputs.text_arg("after", 80),
+        before=inputs.text_arg("before", 80),
         options=options,
     )
     # Links keep the search and filters; a page is a number or a row's sort values, so every
@@ -106,8 +102,8 @@ def new():
     if current_user.sees_all_projects:
         choices = [(0, "— none yet —"), *choices]
     form.project_id.choices = choices
-    if request.method == "GET" and _int_arg("project"):
-        form.project_id.data = _int_arg("project")
+    if request.method == "GET" and inputs.id_arg("project"):
+        form.project_id.data = inputs.id_arg("project")
     if form.validate_on_submit():
         project = None
         if form.project_id.data:

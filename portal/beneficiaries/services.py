@@ -16,7 +16,7 @@ from datetime import date
 from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from portal import dateranges, events
+from portal import dateranges, events, inputs
 from portal.beneficiaries import normalize
 from portal.beneficiaries.models import (
     STATUSES,
@@ -279,9 +279,10 @@ def _parse_cursor(sort: str, token: str | None) -> tuple | None:
     values = []
     for (column, _), part in zip(key, parts, strict=True):
         if column is Beneficiary.id:
-            if not part.isdigit() or len(part) > 18:
+            number = inputs.parse_id(part)
+            if number is None:
                 return None
-            values.append(int(part))
+            values.append(number)
         elif column is Beneficiary.status:
             if part not in STATUSES:
                 return None

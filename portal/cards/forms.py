@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length
 
+from portal.forms import Form
 
-class LookupForm(FlaskForm):
+
+class LookupForm(Form):
     token = StringField(
         "Card token",
         validators=[DataRequired(), Length(max=100)],

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
+from portal.forms import Form
 from portal.money.forms import AmountField
 
 
-class DeployForm(FlaskForm):
+class DeployForm(Form):
     symbol = StringField(
         "Token symbol",
         validators=[
@@ -24,14 +24,14 @@ class DeployForm(FlaskForm):
     )
 
 
-class FundForm(FlaskForm):
+class FundForm(Form):
     amount = AmountField("Amount to mint into the project")
     note = StringField(
         "Note", validators=[Length(max=255)], description="E.g. the grant it comes from."
     )
 
 
-class WalletForm(FlaskForm):
+class WalletForm(Form):
     address = StringField(
         "Wallet address",
         validators=[Length(max=42)],

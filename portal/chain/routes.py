@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from portal import realtime
+from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
 from portal.chain import setup, txmanager, wallets
@@ -123,11 +123,13 @@ def fund(project_id: int):
 @permission_required("chain.read")
 def transactions(project_id: int):
     project = projects.get_visible(current_user, project_id)
-    status = request.args.get("status", "")
+    status = inputs.choice_arg("status", TX_STATUSES)
     query = select(ChainTx).where(ChainTx.project_id == project.id)
-    if status in TX_STATUSES:
+    if status:
         query = query.where(ChainTx.status == status)
-    page = db.paginate(query.order_by(ChainTx.id.desc()), per_page=50, error_out=False)
+    page = db.paginate(
+        query.order_by(ChainTx.id.desc()), page=inputs.page_arg(), per_page=50, error_out=False
+    )
     counts = dict(
         db.session.execute(
             select(ChainTx.status, func.count())
@@ -157,10 +159,7 @@ def transaction(project_id: int, tx_id: int):
 
 @realtime.topic("transactions", "chain.read")
 def transactions_topic(user, params: dict):
-    project_id = params.get("project_id")
-    if not isinstance(project_id, int):
-        raise ValueError("project id must be a number")
-    project = projects.get_visible(user, project_id)
+    project = projects.get_visible(user, realtime.id_param(params, "project_id"))
     pc = setup.state(project.id)
     return [txmanager.transactions_room(project.id), realtime.project_room(project.id)], {
         "chain": setup.serialize(pc) if pc else None

@@ -63,11 +63,8 @@ def connect() -> None:
 
 @realtime.topic(TOPIC, PERMISSION)
 def dashboard_topic(user, params: dict):
-    project_id = params.get("project_id")
-    if not isinstance(project_id, int) or isinstance(project_id, bool):
-        raise ValueError("project_id must be a number")
     try:
-        project = projects.get_visible(user, project_id)
+        project = projects.get_visible(user, realtime.id_param(params, "project_id"))
     except NotFound:
         raise LookupError("no such project") from None
     return [room(project.id)], snapshot.build(db.session.connection(), project.id)

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, NumberRange, Optional
 
+from portal.forms import Form
 from portal.money.forms import AmountField
 
 
-class DisbursementForm(FlaskForm):
+class DisbursementForm(Form):
     title = StringField(
         "Title",
         validators=[DataRequired(), Length(max=120)],

@@ -457,8 +457,5 @@ def connect() -> None:
 
 @realtime.topic("disbursement", "disbursement.manage")
 def disbursement_topic(user, params: dict):
-    disbursement_id = params.get("id")
-    if not isinstance(disbursement_id, int):
-        raise ValueError("disbursement id must be a number")
-    disbursement = get_visible(user, disbursement_id)
+    disbursement = get_visible(user, realtime.id_param(params, "id"))
     return [room(disbursement.id)], {"progress": progress(disbursement)}

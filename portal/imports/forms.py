@@ -1,14 +1,14 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField, FileRequired
 from wtforms import RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import Form
 from portal.imports.models import ALL_OR_NOTHING, VALID_ONLY
 
 
-class UploadForm(FlaskForm):
+class UploadForm(Form):
     file = FileField(
         "File (CSV or Excel .xlsx)",
         validators=[FileRequired("Choose a file to upload.")],
@@ -24,7 +24,7 @@ class UploadForm(FlaskForm):
     )
 
 
-class CommitForm(FlaskForm):
+class CommitForm(Form):
     mode = RadioField(
         "How to import",
         choices={

@@ -21,7 +21,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from portal import outbound
+from portal import inputs, outbound
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.files import storage
@@ -117,9 +117,27 @@ def flatten(submission: dict) -> dict[str, str]:
 
 
 def submission_uuid(submission: dict) -> str | None:
-    value = submission.get(UUID) or (submission.get("meta/instanceID") or "").removeprefix("uuid:")
-    value = str(value or "").strip()
-    return value[:64] or None
+    """The submission's ``_uuid`` (or its instance ID); None unless it is plain text or a number."""
+    value = submission.get(UUID)
+    if not value:
+        value = submission.get("meta/instanceID")
+        value = value.removeprefix("uuid:") if isinstance(value, str) else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not inputs.is_plain_text(value):
+        return None
+    return value.strip()[:64] or None
+
+
+def text_problem(row: dict[str, str]) -> str | None:
+    """Why a flattened submission breaks the input rule (answers may span lines), or None."""
+    for key, value in row.items():
+        if not inputs.is_plain_text(key):
+            return "A question name contains a control character."
+        problem = inputs.text_problem(value, multiline=True)
+        if problem:
+            return f"The answer to “{key[:80]}” {problem}."
+    return None
 
 
 def guess_mapping(headers: list[str]) -> dict[str, str]:
@@ -232,6 +250,9 @@ def import_submission(source: ImportSource, submission: dict) -> tuple[KoboSubmi
         raise SubmissionRejected("This source has no project to import into.")
     projects.ensure_writable(db.session.get(Project, source.project_id))
     row = flatten(submission)
+    problem = text_problem(row)
+    if problem:
+        raise SubmissionRejected(problem)
     headers = list(row)
     mapping = mapping_for(source, headers)
     receipt = KoboSubmission(source_id=source.id, uuid=uuid)

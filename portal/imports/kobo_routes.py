@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, URLField
 from wtforms.validators import URL, DataRequired, Length, Optional, Regexp, ValidationError
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required, public
 from portal.beneficiaries.models import BeneficiaryGroup
 from portal.errors import DomainError, NotFound
 from portal.extensions import csrf, db, limiter
+from portal.forms import Form
 from portal.imports import kobo, services
 from portal.imports.models import KOBO, ImportBatch, ImportSource, KoboSubmission
 from portal.jobs import dispatch
@@ -35,7 +36,7 @@ def allowed_server(form, field) -> None:
         raise ValidationError(str(exc)) from None
 
 
-class KoboForm(FlaskForm):
+class KoboForm(Form):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     server_url = URLField(
         "KoboToolbox server",
@@ -157,7 +158,7 @@ def show(source_id: int):
         receipts=receipts,
         webhook_url=url_for("kobo.webhook", source_id=source.id, _external=True),
         form=EmptyForm(),
-        pull_job_id=request.args.get("job", type=int),
+        pull_job_id=inputs.id_arg("job"),
     )
 
 

@@ -55,8 +55,5 @@ def announce(batch: ImportBatch) -> None:
 def import_topic(user, params: dict):
     from portal.imports.services import get_visible
 
-    batch_id = params.get("id")
-    if not isinstance(batch_id, int):
-        raise ValueError("import id must be a number")
-    batch = get_visible(user, batch_id)
+    batch = get_visible(user, realtime.id_param(params, "id"))
     return [batch_room(batch.id)], {"batch": serialize(batch)}

@@ -14,6 +14,7 @@ from flask import (
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries.models import BeneficiaryGroup
@@ -35,7 +36,7 @@ MANAGE = ("beneficiary.manage", "beneficiary.pii.read")
 def index():
     page = db.paginate(
         services.visible(current_user),
-        page=request.args.get("page", 1, type=int),
+        page=inputs.page_arg(),
         per_page=25,
         error_out=False,
     )
@@ -80,7 +81,7 @@ def new():
         (g.id, f"{g.name} ({g.project.name})") for g in groups
     ]
     if request.method == "GET":
-        form.project_id.data = request.args.get("project", type=int)
+        form.project_id.data = inputs.id_arg("project")
     if form.validate_on_submit():
         project = projects.get_visible(current_user, form.project_id.data)
         group = next((g for g in groups if g.id == form.group_id.data), None)

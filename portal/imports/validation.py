@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
-from portal import dateranges
+from portal import dateranges, inputs
 from portal.beneficiaries import normalize
 from portal.beneficiaries.forms import LANGUAGES
 from portal.imports.fields import BY_NAME, check_mapping
@@ -42,7 +42,6 @@ MAX_NAME = 200
 INVALID, DUPLICATE = "invalid", "duplicate"
 
 _FORMULA_START = ("=", "+", "-", "@")
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _SPREADSHEET_ERRORS = {
     "#N/A",
     "#REF!",
@@ -414,7 +413,7 @@ def _plain(raw: object) -> str:
 
 def _free_text(raw: object) -> str:
     text = " ".join(_plain(raw).split())
-    if _CONTROL.search(text):
+    if inputs.text_problem(text):  # the portal's input rule: no C0/C1 controls, valid text
         raise _Bad("Contains invisible control characters; type the value again.")
     if text.startswith(_FORMULA_START):
         raise _Bad(

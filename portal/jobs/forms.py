@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import IntegerField
 from wtforms.validators import NumberRange, Optional
 
+from portal.forms import Form
 
-class DiagnosticForm(FlaskForm):
+
+class DiagnosticForm(Form):
     fail_times = IntegerField(
         "Fail the first tries",
         default=0,

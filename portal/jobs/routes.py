@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.extensions import db
@@ -20,22 +19,14 @@ from portal.redirects import safe_next
 bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 
 
-def _date_arg(name: str) -> date | None:
-    try:
-        return date.fromisoformat(request.args.get(name, ""))
-    except ValueError:
-        return None
-
-
 def _filter() -> services.JobFilter:
-    project = request.args.get("project", "")
     return services.JobFilter(
-        queue=request.args.get("queue", "") if request.args.get("queue") in QUEUES else "",
-        status=request.args.get("status", ""),
-        project_id=int(project) if project.isdigit() else None,
-        kind=request.args.get("kind", "") if request.args.get("kind") in KINDS else "",
-        since=_date_arg("since"),
-        until=_date_arg("until"),
+        queue=inputs.choice_arg("queue", QUEUES),
+        status=inputs.choice_arg("status", STATUSES),
+        project_id=inputs.id_arg("project"),
+        kind=inputs.choice_arg("kind", KINDS),
+        since=inputs.date_arg("since"),
+        until=inputs.date_arg("until"),
     )
 
 
@@ -45,7 +36,7 @@ def index():
     f = _filter()
     page = db.paginate(
         services.search(current_user, f),
-        page=request.args.get("page", 1, type=int),
+        page=inputs.page_arg(),
         per_page=25,
         error_out=False,
     )

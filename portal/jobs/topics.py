@@ -24,10 +24,7 @@ def jobs_topic(user, params: dict):
 
 @realtime.topic("job", "job.read")
 def job_topic(user, params: dict):
-    job_id = params.get("id")
-    if not isinstance(job_id, int):
-        raise ValueError("job id must be a number")
-    job = services.get_visible(user, job_id)
+    job = services.get_visible(user, realtime.id_param(params, "id"))
     return [live.job_room(job.id)], {
         "job": live.serialize(job),
         "attempts": [

@@ -1,15 +1,15 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from portal.accounts.forms import CheckboxesField
 from portal.dateranges import PROJECT, InRange
+from portal.forms import Form
 from portal.projects.models import TYPES
 
 
-class ProjectForm(FlaskForm):
+class ProjectForm(Form):
     name = StringField("Name", validators=[DataRequired(), Length(max=120)])
     type = SelectField("Type", choices=dict(TYPES))
     description = TextAreaField("Description", validators=[Length(max=4000)])
@@ -23,9 +23,9 @@ class ProjectForm(FlaskForm):
             raise ValidationError("The end comes before the start.")
 
 
-class StatusForm(FlaskForm):
+class StatusForm(Form):
     status = SelectField("New status", choices=[])
 
 
-class MembersForm(FlaskForm):
+class MembersForm(Form):
     members = CheckboxesField("Members", coerce=int)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from sqlalchemy import Select, func, select
+from sqlalchemy.exc import IntegrityError
 
 from portal import dateranges, events
 from portal.accounts import safeguards
-from portal.errors import InvalidTransition, NotFound, ProjectClosed, ValidationFailed
+from portal.errors import Conflict, InvalidTransition, NotFound, ProjectClosed, ValidationFailed
 from portal.extensions import db
 from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
 
@@ -84,6 +85,18 @@ def _check_name_free(name: str | None, project: Project | None = None) -> None:
         raise ValidationFailed({"name": "Another project already has this name; choose another."})
 
 
+def _flush_named(project: Project) -> None:
+    """Flush; a name another project holds (the unique constraint decides) is a Conflict.
+
+    The caller rolls back, as after any DomainError.
+    """
+    name = project.name  # read now: after a failed flush the session must roll back first
+    try:
+        db.session.flush()
+    except IntegrityError:
+        raise Conflict(f"A project named “{name}” exists already; choose another name.") from None
+
+
 def create(data: dict, creator) -> Project:
     if data.get("type") not in TYPES:
         raise InvalidTransition("Unknown project type.")
@@ -91,7 +104,7 @@ def create(data: dict, creator) -> Project:
     _check_name_free(data.get("name"))
     project = Project(**{k: data.get(k) for k in EDITABLE if k in data})
     db.session.add(project)
-    db.session.flush()
+    _flush_named(project)
     db.session.add(ProjectMember(project_id=project.id, user_id=creator.id))
     db.session.flush()
     events.project_changed.send(
@@ -111,7 +124,7 @@ def update(project: Project, data: dict) -> Project:
     changed = sorted(k for k in EDITABLE if k in data and getattr(project, k) != data[k])
     for key in changed:
         setattr(project, key, data[key])
-    db.session.flush()
+    _flush_named(project)
     if changed:
         events.project_changed.send(
             project,

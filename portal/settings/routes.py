@@ -3,19 +3,19 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
-from flask_wtf import FlaskForm
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
 from portal.accounts.guards import permission_required
 from portal.errors import DomainError, ValidationFailed
+from portal.forms import Form
 from portal.settings import services
 from portal.transactions import attempt
 
 bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 
-class SettingsForm(FlaskForm):
+class SettingsForm(Form):
     default_country = StringField(
         "Default country for phone numbers",
         validators=[DataRequired(), Length(min=2, max=2)],

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import Form
 from portal.money.forms import AmountField
 
 
-class PhoneForm(FlaskForm):
+class PhoneForm(Form):
     phone = TelField(
         "Your phone number",
         validators=[DataRequired("Enter your phone number."), Length(max=32)],
@@ -15,7 +15,7 @@ class PhoneForm(FlaskForm):
     )
 
 
-class CodeForm(FlaskForm):
+class CodeForm(Form):
     code = StringField(
         "Code",
         validators=[DataRequired("Enter the code."), Length(max=12)],
@@ -28,7 +28,7 @@ class CodeForm(FlaskForm):
     )
 
 
-class ChargeForm(FlaskForm):
+class ChargeForm(Form):
     project_id = SelectField("Project", coerce=int, validate_choice=False)
     card = StringField(
         "Card code",

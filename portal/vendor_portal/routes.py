@@ -26,7 +26,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import StopValidation
 
-from portal import realtime, transactions, web
+from portal import inputs, realtime, transactions, web
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import public
 from portal.chain import setup
@@ -235,7 +235,7 @@ def history():
     vendor = current_vendor()
     page = db.paginate(
         ledger.history(vendor.id),
-        page=request.args.get("page", 1, type=int),
+        page=inputs.page_arg(),
         per_page=20,
         error_out=False,
     )
@@ -278,7 +278,7 @@ def charge():
     form = ChargeForm()
     form.project_id.choices = [(project.id, project.name) for project, _ in options]
     if request.method == "GET":
-        chosen = request.args.get("project", type=int)
+        chosen = inputs.id_arg("project")
         form.project_id.data = chosen or (options[0][0].id if options else None)
     decimals = {project.id: pc.decimals for project, pc in options}
     # The amount is read in the chosen project's token; no project of theirs, no amount.
@@ -430,12 +430,9 @@ def receipt(redemption_id: int):
 def redemptions_topic(vendor, params: dict):
     """The vendor's own redemptions; with an ``id``, the snapshot of that one."""
     snapshot: dict = {}
-    wanted = params.get("id")
-    if wanted is not None:
-        if not isinstance(wanted, int):
-            raise ValueError("id must be a number")
+    if params.get("id") is not None:
         try:
-            found = redemptions.get_for_vendor(vendor, wanted)
+            found = redemptions.get_for_vendor(vendor, realtime.id_param(params, "id"))
         except NotFound:
             raise LookupError("not this vendor's") from None
         snapshot["redemption"] = redemption_live.serialize(found)

@@ -1,13 +1,13 @@
 from __future__ import annotations
 
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
+from portal.forms import Form
 from portal.vendors.models import CATEGORIES
 
 
-class VendorForm(FlaskForm):
+class VendorForm(Form):
     name = StringField("Business name", validators=[DataRequired(), Length(max=120)])
     category = SelectField("Category", choices=dict(CATEGORIES))
     contact_name = StringField("Owner or contact", validators=[DataRequired(), Length(max=120)])
@@ -20,6 +20,6 @@ class VendorForm(FlaskForm):
     project_id = SelectField("Project", coerce=int, validators=[Optional()])
 
 
-class VendorStatusForm(FlaskForm):
+class VendorStatusForm(Form):
     status = SelectField("Decision", choices=[])
     reason = StringField("Reason (shown in the audit log)", validators=[Length(max=255)])

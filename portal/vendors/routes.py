@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries.forms import ProjectPickForm
@@ -31,15 +32,14 @@ def _values(form: VendorForm) -> dict:
 @bp.get("/")
 @permission_required("vendor.read")
 def index():
-    project_arg = request.args.get("project", "")
     page = db.paginate(
         services.search(
             current_user,
-            status=request.args.get("status", ""),
-            project_id=int(project_arg) if project_arg.isdigit() else None,
-            q=request.args.get("q", "")[:100],
+            status=inputs.choice_arg("status", STATUSES),
+            project_id=inputs.id_arg("project"),
+            q=inputs.text_arg("q"),
         ),
-        page=request.args.get("page", 1, type=int),
+        page=inputs.page_arg(),
         per_page=25,
         error_out=False,
     )
