@@ -75,6 +75,8 @@ def emit_after_commit(event_name: str, data: dict, rooms: list[str]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _emit_pending(sess) -> None:
+    if sess.in_nested_transaction():  # a SAVEPOINT released: the transaction goes on
+        return
     for event_name, data, rooms in sess.info.pop(_PENDING, []):
         emit(event_name, data, rooms)
 

@@ -32,6 +32,8 @@ room = publisher.room
 
 
 def _after_commit(sess) -> None:
+    if sess.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     touched, lookups = changes.take(sess)
     if not touched and not lookups:
         return

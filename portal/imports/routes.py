@@ -119,9 +119,15 @@ def mapping(batch_id: int):
                 header: request.form.get(f"map-{index}", "")
                 for index, header in enumerate(batch.headers)
             }
-            problems = services.set_mapping(batch, chosen)
+            try:
+                problems = services.set_mapping(batch, chosen)
+                if not problems:
+                    services.start_analysis(batch, current_user.id)
+            except DomainError as exc:  # another request moved the import on meanwhile
+                db.session.rollback()
+                flash(str(exc), "error")
+                return redirect(url_for("imports.show", batch_id=batch.id))
             if not problems:
-                services.start_analysis(batch, current_user.id)
                 db.session.commit()
                 return redirect(url_for("imports.show", batch_id=batch.id))
     return render_template(
@@ -199,8 +205,13 @@ def commit(batch_id: int):
 def analyse(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
-        services.start_analysis(batch, current_user.id)
-        db.session.commit()
+        try:
+            services.start_analysis(batch, current_user.id)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+        else:
+            db.session.commit()
     return redirect(url_for("imports.show", batch_id=batch.id))
 
 
@@ -209,7 +220,12 @@ def analyse(batch_id: int):
 def discard(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
-        services.discard(batch)
+        try:
+            services.discard(batch)
+        except DomainError as exc:
+            db.session.rollback()
+            flash(str(exc), "error")
+            return redirect(url_for("imports.show", batch_id=batch.id))
         db.session.commit()
         flash("The import was discarded and its file deleted.", "success")
     return redirect(url_for("imports.index"))
