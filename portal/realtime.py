@@ -86,6 +86,8 @@ def evict_after_commit(room: str, *, ended: bool) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _emit_pending(sess) -> None:
+    if sess.in_nested_transaction():  # a SAVEPOINT released: the transaction goes on
+        return
     for event_name, data, rooms in sess.info.pop(_PENDING, []):
         emit(event_name, data, rooms)
     evictions: dict[str, bool] = {}

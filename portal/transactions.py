@@ -12,11 +12,11 @@ refuses any other write, so the rule holds by construction rather than by review
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, ResourceClosedError
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -51,16 +51,20 @@ def attempt() -> Iterator[None]:
     from portal.errors import Conflict, DomainError
 
     savepoint = db.session.begin_nested()
+
+    def undo() -> None:
+        # Also after a failed flush, which leaves the savepoint inactive but still open.
+        with suppress(ResourceClosedError):  # the step rolled everything back itself
+            savepoint.rollback()
+
     try:
         yield
     except DomainError:
-        if savepoint.is_active:
-            savepoint.rollback()
+        undo()
         raise
     except IntegrityError as exc:
         # A unique rule the step's own checks passed was taken a moment ago by someone else.
-        if savepoint.is_active:
-            savepoint.rollback()
+        undo()
         raise Conflict(
             "Something with the same details was saved a moment ago. Check and try again."
         ) from exc
@@ -81,6 +85,8 @@ def after_commit(callback: Callable[[], None]) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _run_callbacks(sess) -> None:
+    if sess.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     for callback in sess.info.pop(_CALLBACKS, []):
         callback()
 
@@ -115,7 +121,8 @@ def _note_flush(sess, flush_context) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _forget_writes(sess) -> None:
-    sess.info.pop(_WROTE, None)
+    if not sess.in_nested_transaction():
+        sess.info.pop(_WROTE, None)
 
 
 @event.listens_for(Session, "after_rollback")

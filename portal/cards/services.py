@@ -47,6 +47,7 @@ from portal.jobs.models import CLAIMABLE, RUNNING, Job
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
+from portal.transitions import move
 
 PII = "beneficiary.pii.read"
 TOKEN_PREFIX = "AC1-"  # noqa: S105  (a format marker, not a secret)
@@ -177,11 +178,8 @@ def issue(
 
 
 def revoke(card: BeneficiaryCard) -> BeneficiaryCard:
-    if card.status != ACTIVE:
-        raise InvalidTransition("This card is already revoked.")
-    card.status = REVOKED
-    card.revoked_at = utcnow()
-    db.session.flush()
+    # Twice at once: one revokes (and is audited), the other is told.
+    move(card, (ACTIVE,), REVOKED, "This card is already revoked.", revoked_at=utcnow())
     person = db.session.get(Beneficiary, card.beneficiary_id)
     events.card_changed.send(
         person,

@@ -29,6 +29,7 @@ from portal.extensions import db
 from portal.jobs import dispatch
 from portal.money import amounts
 from portal.projects.models import Project
+from portal.transitions import insert_or_skip, move
 
 CHAIN_UPDATED = "chain.project"
 MAX_DECIMALS = 6  # keeps base-unit amounts inside a 64-bit column, see chain/models.py
@@ -53,17 +54,22 @@ def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | No
         )
     if not 0 <= decimals <= MAX_DECIMALS:
         raise ValidationFailed({"decimals": f"Between 0 and {MAX_DECIMALS}."})
+    busy = "This project's contracts are already deployed or on their way."
     found = state(project.id)
     if found is not None and found.status != NOT_DEPLOYED:
-        raise Conflict("This project's contracts are already deployed or on their way.")
-    pc = found or ProjectChain(project_id=project.id)
-    pc.chain_id = client.web3().eth.chain_id
-    pc.symbol = symbol
-    pc.decimals = decimals
-    pc.contract_kind = contract_kind_for(project)
-    pc.status = DEPLOYING
-    db.session.add(pc)
-    db.session.flush()
+        raise Conflict(busy)
+    values = {
+        "chain_id": client.web3().eth.chain_id,
+        "symbol": symbol,
+        "decimals": decimals,
+        "contract_kind": contract_kind_for(project),
+    }
+    if found is None:
+        # Two first deploys at once: one row, made by whichever comes first.
+        insert_or_skip(ProjectChain, {"project_id": project.id, "status": NOT_DEPLOYED, **values})
+    pc = db.session.get(ProjectChain, project.id, populate_existing=True)
+    # One deploy job per project, however many requests arrive together.
+    move(pc, (NOT_DEPLOYED,), DEPLOYING, busy, **values)
     dispatch.enqueue(
         "chain.deploy", {"project_id": project.id}, project_id=project.id, created_by_id=user_id
     )

@@ -142,6 +142,8 @@ def _broadcast_after_commit(version: ChainTxBroadcast, tx: ChainTx) -> None:
 
 @event.listens_for(Session, "after_commit")
 def _send_committed(sess) -> None:
+    if sess.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     queued = sess.info.pop(_AFTER_COMMIT, None)
     if not queued:
         return
@@ -166,6 +168,8 @@ def _known_to_node(w3, version: ChainTxBroadcast) -> bool:
 
 @event.listens_for(Session, "after_rollback")
 def _forget_uncommitted(sess) -> None:
+    # Even a savepoint's rollback drops them all: a transaction signed inside it is gone, and
+    # one signed before it is sent by its follow-up job after the commit.
     sess.info.pop(_AFTER_COMMIT, None)
 
 

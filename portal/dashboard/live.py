@@ -32,6 +32,8 @@ room = publisher.room
 
 
 def _after_commit(sess) -> None:
+    if sess.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     touched, lookups = changes.take(sess)
     if not touched and not lookups:
         return
@@ -46,7 +48,8 @@ def _after_commit(sess) -> None:
 
 
 def _after_rollback(sess) -> None:
-    changes.forget(sess)
+    if not sess.in_nested_transaction():  # a savepoint's rollback: a refresh too many is harmless
+        changes.forget(sess)
 
 
 def connect() -> None:

@@ -21,6 +21,7 @@ from portal.chain.models import (
     OPEN_STATUSES,
     BeneficiaryWallet,
     ChainTx,
+    ProjectChain,
 )
 from portal.disbursements.models import (
     B_CONFIRMED,
@@ -44,6 +45,7 @@ from portal.money import amounts
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
+from portal.transitions import current_status, move
 
 PROGRESS = "disbursement.progress"
 REF = "disbursement_batch"
@@ -206,21 +208,43 @@ def create(
     return disbursement, left_out
 
 
+def _locked_funding(project_id: int) -> ProjectChain | None:
+    """The project's chain row, locked until the transaction ends, as committed now.
+
+    Every start of a disbursement in the project takes this lock before it adds up what is
+    promised: two starts at once queue here, and the second counts the first one's total.
+    """
+    return db.session.execute(
+        select(ProjectChain)
+        .where(ProjectChain.project_id == project_id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).scalar_one_or_none()
+
+
 def start(disbursement: Disbursement, user_id: int | None) -> None:
+    """Start a draft: refused, changing nothing, if it has started already or if the funds
+    not yet promised to other disbursements of the project do not cover it."""
     if disbursement.status != DRAFT:
         raise Conflict("This disbursement has already been started.")
     project = db.session.get(Project, disbursement.project_id)
     projects.ensure_writable(project)
+    pc = _locked_funding(project.id)
+    # Every start in the project waits for that lock, so what is read now is what the others
+    # committed: the status (a second start of this one) and the totals already promised.
+    if current_status(Disbursement, disbursement.id) != DRAFT:
+        raise Conflict("This disbursement has already been started.")
     free = available(project.id)
-    if disbursement.total > free:
-        pc = setup.state(project.id)
-        raise Conflict(
-            "Not enough funding: this needs "
-            f"{amounts.format(disbursement.total, pc.decimals)} {pc.symbol}, "
-            f"{amounts.format(free, pc.decimals)} {pc.symbol} is available."
-        )
-    disbursement.status = RUNNING
-    disbursement.started_at = utcnow()
+    if pc is None or disbursement.total > free:
+        raise Conflict(_not_enough(pc, disbursement.total, free))
+    # Conditional all the same: the lock only orders the starts that take it.
+    move(
+        disbursement,
+        (DRAFT,),
+        RUNNING,
+        "This disbursement has already been started.",
+        started_at=utcnow(),
+    )
     for batch in disbursement.batches:
         batch.job_id = dispatch.enqueue(
             "disbursement.batch",
@@ -232,11 +256,29 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
     announce(disbursement)
 
 
+def _not_enough(pc: ProjectChain | None, needed: int, free: int) -> str:
+    if pc is None:
+        return "Deploy and fund the project's contracts before disbursing."
+
+    def shown(amount: int) -> str:
+        return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
+
+    return (
+        f"Not enough funding: this disbursement needs {shown(needed)}, and only "
+        f"{shown(max(free, 0))} of the {shown(pc.funded)} funded is not yet promised to "
+        "disbursements already started. Fund the project or disburse less."
+    )
+
+
 def retry_batch(batch: DisbursementBatch, user_id: int | None) -> None:
-    if batch.status != B_FAILED:
-        raise Conflict("Only a failed batch can be retried.")
-    batch.status = B_PENDING
-    batch.error = None
+    # Two retries at once must not queue two jobs for one batch.
+    move(
+        batch,
+        (B_FAILED,),
+        B_PENDING,
+        lambda found: f"Only a failed batch can be retried; this one is {found}.",
+        error=None,
+    )
     disbursement = batch.disbursement
     disbursement.status = RUNNING
     disbursement.finished_at = None

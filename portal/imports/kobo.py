@@ -22,7 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from portal import inputs, outbound
-from portal.errors import DomainError
+from portal.errors import Conflict, DomainError
 from portal.extensions import db
 from portal.files import storage
 from portal.imports import dedup, fields, validation
@@ -32,6 +32,7 @@ from portal.projects.models import Project
 from portal.settings import services as settings
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
+from portal.transitions import insert_or_skip
 
 UUID = "_uuid"
 # Kobo's bookkeeping fields: kept out of the columns offered for matching, except the uuid.
@@ -232,58 +233,79 @@ class SubmissionRejected(DomainError):
     status = 422
 
 
-def import_submission(source: ImportSource, submission: dict) -> tuple[KoboSubmission, bool]:
-    """Import one webhook submission; returns (receipt, first time seen)."""
-    from portal.imports.pipeline import insert_rows
+DUPLICATE = "This person is already enrolled."
 
+
+def import_submission(source: ImportSource, submission: dict) -> tuple[KoboSubmission, bool]:
+    """Import one webhook submission; returns (receipt, first time seen).
+
+    The receipt is claimed first, by an INSERT that skips when the ``_uuid`` is there: of ten
+    deliveries of one submission at once, one imports it and the others get its receipt (on
+    PostgreSQL they wait for the first one's transaction to end, then read what it recorded).
+    """
     uuid = submission_uuid(submission)
     if uuid is None:
         raise SubmissionRejected("The submission has no _uuid.")
-    existing = db.session.scalar(
-        select(KoboSubmission).where(
-            KoboSubmission.source_id == source.id, KoboSubmission.uuid == uuid
-        )
-    )
+    existing = _receipt(source, uuid)
     if existing is not None:
         return existing, False
     if not source.project_id:
         raise SubmissionRejected("This source has no project to import into.")
     projects.ensure_writable(db.session.get(Project, source.project_id))
+    claimed = insert_or_skip(
+        KoboSubmission,
+        {"source_id": source.id, "uuid": uuid, "outcome": "pending", "received_at": utcnow()},
+        returning=KoboSubmission.id,
+    )
+    if claimed is None:
+        existing = _receipt(source, uuid)
+        if existing is None:  # claimed, then given up by a delivery that failed: send again
+            raise Conflict("This submission could not be recorded; send it again.")
+        return existing, False
+    receipt = db.session.get(KoboSubmission, claimed)
+    receipt.outcome, receipt.message, receipt.beneficiary_id = _import_one(source, submission)
+    db.session.flush()
+    return receipt, True
+
+
+def _receipt(source: ImportSource, uuid: str) -> KoboSubmission | None:
+    return db.session.scalar(
+        select(KoboSubmission)
+        .where(KoboSubmission.source_id == source.id, KoboSubmission.uuid == uuid)
+        .execution_options(populate_existing=True)
+    )
+
+
+def _import_one(source: ImportSource, submission: dict) -> tuple[str, str, int | None]:
+    """Validate and insert one submission's person: outcome, message and the new id."""
+    from portal.imports.pipeline import insert_rows
+
     row = flatten(submission)
     problem = text_problem(row)
     if problem:
         raise SubmissionRejected(problem)
     headers = list(row)
     mapping = mapping_for(source, headers)
-    receipt = KoboSubmission(source_id=source.id, uuid=uuid)
     problems = fields.check_mapping(mapping, headers)
     if problems:
-        receipt.outcome, receipt.message = "invalid", "; ".join(problems)[:500]
-    else:
-        validator = validation.RowValidator(mapping, headers, default_country())
-        result = validator.validate(1, [row[h] for h in headers])
-        if isinstance(result, list):
-            receipt.outcome = "invalid"
-            receipt.message = "; ".join(f"{e.field}: {e.message}" for e in result)[:500]
-        else:
-            phones, ids = dedup.existing_in_db(
-                db.session,
-                {result.phone_index},
-                {result.national_id_index} if result.national_id_index else set(),
-            )
-            if phones or ids:
-                receipt.outcome = "duplicate"
-                receipt.message = "This person is already enrolled."
-            else:
-                (receipt.beneficiary_id,) = insert_rows(
-                    source.project_id, source.group_id, [result]
-                )
-                receipt.outcome = "imported"
-    db.session.add(receipt)
+        return "invalid", "; ".join(problems)[:500], None
+    validator = validation.RowValidator(mapping, headers, default_country())
+    result = validator.validate(1, [row[h] for h in headers])
+    if isinstance(result, list):
+        message = "; ".join(f"{e.field}: {e.message}" for e in result)
+        return "invalid", message[:500], None
+    phones, ids = dedup.existing_in_db(
+        db.session,
+        {result.phone_index},
+        {result.national_id_index} if result.national_id_index else set(),
+    )
+    if phones or ids:
+        return "duplicate", DUPLICATE, None
     try:
-        db.session.flush()
+        # Another submission (another uuid) may enrol the same phone or ID at this moment:
+        # the unique indexes decide, and only this insert is undone.
+        with db.session.begin_nested():
+            (person_id,) = insert_rows(source.project_id, source.group_id, [result])
     except IntegrityError:
-        # The same submission delivered twice at once: the other delivery recorded it.
-        db.session.rollback()
-        raise SubmissionRejected("This submission is being imported already.") from None
-    return receipt, True
+        return "duplicate", DUPLICATE, None
+    return "imported", "", person_id

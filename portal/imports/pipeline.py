@@ -44,6 +44,7 @@ from portal.imports.services import Tally, record_analysis, record_commit
 from portal.jobs.lifecycle import PermanentJobError
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
+from portal.transitions import dialect_insert
 
 # Rows per database duplicate check in the dry run. The error report lists these duplicates
 # when their chunk is checked, so the order of its lines (and which errors the preview shows
@@ -364,8 +365,10 @@ class _KoboReceipts:
 
     def record(self, rows: list[_Candidate], ids: list[int]) -> int:
         if self.active and rows:
+            # A webhook delivery of the same submission may have left its receipt meanwhile:
+            # that one stays, and the commit goes on.
             db.session.execute(
-                insert(KoboSubmission),
+                dialect_insert(KoboSubmission).on_conflict_do_nothing(),
                 [
                     {
                         "source_id": self.source_id,

@@ -128,9 +128,15 @@ def mapping(batch_id: int):
                 header: request.form.get(f"map-{index}", "")
                 for index, header in enumerate(batch.headers)
             }
-            problems = services.set_mapping(batch, chosen)
+            try:
+                with attempt():
+                    problems = services.set_mapping(batch, chosen)
+                    if not problems:
+                        services.start_analysis(batch, current_user.id)
+            except DomainError as exc:  # another request moved the import on meanwhile
+                flash(str(exc), "error")
+                return redirect(url_for("imports.show", batch_id=batch.id))
             if not problems:
-                services.start_analysis(batch, current_user.id)
                 return redirect(url_for("imports.show", batch_id=batch.id))
     return render_template(
         "imports/mapping.html",
@@ -203,7 +209,11 @@ def commit(batch_id: int):
 def analyse(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
-        services.start_analysis(batch, current_user.id)
+        try:
+            with attempt():
+                services.start_analysis(batch, current_user.id)
+        except DomainError as exc:
+            flash(str(exc), "error")
     return redirect(url_for("imports.show", batch_id=batch.id))
 
 
@@ -212,6 +222,11 @@ def analyse(batch_id: int):
 def discard(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     if EmptyForm().validate_on_submit():
-        services.discard(batch)
+        try:
+            with attempt():
+                services.discard(batch)
+        except DomainError as exc:
+            flash(str(exc), "error")
+            return redirect(url_for("imports.show", batch_id=batch.id))
         flash("The import was discarded and its file deleted.", "success")
     return redirect(url_for("imports.index"))

@@ -39,9 +39,18 @@ from portal.jobs.kinds import IMPORT_ANALYSE, IMPORT_COMMIT
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
+from portal.transitions import change, move
 
 EXTENSIONS = {".csv": "csv", ".xlsx": "xlsx"}
 PREVIEW_ERRORS = 20
+CHANGEABLE = (UPLOADED, READY, FAILED)  # the states in which the mapping and sheet may change
+# What a request that lost the race (or came late) is told, by the state it found.
+_BUSY = {
+    ANALYSING: "The dry run of this import is already running.",
+    COMMITTING: "This import is already being committed.",
+    COMMITTED: "This import has been committed already.",
+    DISCARDED: "This import was discarded.",
+}
 
 
 class ImportRejected(DomainError):
@@ -181,20 +190,24 @@ def _proposed_mapping(source: ImportSource | None, headers: list[str]) -> dict[s
     return remembered or fields.guess_mapping(headers)
 
 
+def _refusal(otherwise: str):
+    """The message for a state change refused in the state found (``move``'s ``refused``)."""
+    return lambda found: _BUSY.get(found, otherwise)
+
+
 def choose_sheet(batch: ImportBatch, sheet: str) -> None:
     """Read another sheet of the workbook; the mapping is proposed afresh for its columns."""
-    if batch.status not in (UPLOADED, READY, FAILED):
-        raise InvalidTransition("This import can no longer be changed.")
     if sheet not in batch.sheets:
         raise ImportRejected("The workbook has no sheet with that name.")
     stored = db.session.get(storage.StoredFile, batch.file_id or "")
     if stored is None:
         raise ImportRejected("The uploaded file is gone; upload it again.")
+    # First the state (this also holds the row until the request ends), then the reading.
+    move(batch, CHANGEABLE, UPLOADED, _refusal("This import can no longer be changed."))
     headers, batch.sheet, _ = _read_headers(stored, batch.filename, sheet)
     source = db.session.get(ImportSource, batch.source_id) if batch.source_id else None
     batch.headers_json = json.dumps(headers)
     batch.mapping_json = json.dumps(_proposed_mapping(source, headers))
-    batch.status = UPLOADED
     batch.message = ""
     checked.drop(batch)  # another sheet: the rows checked before are not this import's
     db.session.flush()
@@ -202,28 +215,32 @@ def choose_sheet(batch: ImportBatch, sheet: str) -> None:
 
 def set_mapping(batch: ImportBatch, mapping: dict[str, str]) -> list[str]:
     """Save the mapping (and remember it on the source); returns problems, empty when fine."""
-    if batch.status not in (UPLOADED, READY, FAILED):
-        raise InvalidTransition("This import can no longer be changed.")
+    if batch.status not in CHANGEABLE:
+        raise InvalidTransition(_BUSY.get(batch.status, "This import can no longer be changed."))
     mapping = {h: f for h, f in mapping.items() if f}
     problems = fields.check_mapping(mapping, batch.headers)
     if problems:
         return problems
+    move(batch, CHANGEABLE, UPLOADED, _refusal("This import can no longer be changed."))
     batch.mapping_json = json.dumps(mapping)
     if batch.source_id:
         db.session.get(ImportSource, batch.source_id).mapping_json = json.dumps(mapping)
-    batch.status = UPLOADED
     checked.drop(batch)  # read with the old mapping
     db.session.flush()
     return []
 
 
 def start_analysis(batch: ImportBatch, created_by_id: int | None):
-    if batch.status not in (UPLOADED, READY, FAILED):
-        raise InvalidTransition("This import is already running or finished.")
     if fields.check_mapping(batch.mapping, batch.headers):
         raise InvalidTransition("Map the columns first.")
-    batch.status = ANALYSING
-    batch.message = ""
+    # One statement checks and sets: of two requests at once, one starts the dry run.
+    move(
+        batch,
+        CHANGEABLE,
+        ANALYSING,
+        _refusal("This import is already running or finished."),
+        message="",
+    )
     job = dispatch.enqueue(
         IMPORT_ANALYSE.name,
         {"batch_id": batch.id},
@@ -236,8 +253,10 @@ def start_analysis(batch: ImportBatch, created_by_id: int | None):
 
 
 def start_commit(batch: ImportBatch, user, mode: str):
+    """Queue the commit: one job for one import, whoever else clicks at the same moment."""
+    not_ready = _refusal("Run the dry run first; only a checked import can be committed.")
     if batch.status != READY:
-        raise InvalidTransition("Run the dry run first; only a checked import can be committed.")
+        raise InvalidTransition(not_ready(batch.status))
     if mode not in (ALL_OR_NOTHING, VALID_ONLY):
         raise InvalidTransition("Choose how to import.")
     problems = batch.invalid_rows + batch.duplicate_rows
@@ -249,8 +268,8 @@ def start_commit(batch: ImportBatch, user, mode: str):
     if batch.new_rows == 0:
         raise InvalidTransition("There is nobody new to import in this file.")
     projects.ensure_writable(db.session.get(Project, batch.project_id))
-    batch.status = COMMITTING
-    batch.mode = mode
+    # The status read above may be stale: the UPDATE ... WHERE status = 'ready' decides.
+    move(batch, (READY,), COMMITTING, not_ready, mode=mode, message="")
     job = dispatch.enqueue(
         IMPORT_COMMIT.name,
         {"batch_id": batch.id},
@@ -264,10 +283,15 @@ def start_commit(batch: ImportBatch, user, mode: str):
 
 def discard(batch: ImportBatch) -> None:
     """Drop a batch that will not be committed, and its files (they hold personal data)."""
-    if batch.status in (ANALYSING, COMMITTING, COMMITTED):
-        raise InvalidTransition("A running or committed import cannot be discarded.")
+    # The state first: the files must not go while a dry run or commit that has just started
+    # reads them. Discarding twice is harmless (the second finds nothing to delete).
+    move(
+        batch,
+        (*CHANGEABLE, DISCARDED),
+        DISCARDED,
+        _refusal("A running or committed import cannot be discarded."),
+    )
     _drop_files(batch)
-    batch.status = DISCARDED
     db.session.flush()
 
 
@@ -310,14 +334,24 @@ def record_analysis(batch: ImportBatch, tally: Tally, errors_file) -> None:
         if old is not None:
             storage.delete(old)
     batch.errors_file_id = errors_file.id if errors_file else None
-    batch.status = READY
-    db.session.flush()
+    # Never over a commit or a discard that came in meanwhile.
+    move(
+        batch,
+        (*CHANGEABLE, ANALYSING),
+        READY,
+        _refusal("This import is no longer being checked."),
+    )
 
 
 def record_commit(batch: ImportBatch, imported: int) -> None:
     batch.imported_rows = imported
-    batch.status = COMMITTED
-    batch.committed_at = utcnow()
+    move(
+        batch,
+        (COMMITTING,),
+        COMMITTED,
+        _refusal("This import is no longer being committed."),
+        committed_at=utcnow(),
+    )
     # The rows are in the database now; the upload and the checked rows (personal data) have
     # no reason to stay.
     stored = db.session.get(storage.StoredFile, batch.file_id) if batch.file_id else None
@@ -342,12 +376,20 @@ def record_commit(batch: ImportBatch, imported: int) -> None:
     )
 
 
-def record_failure(batch_id: int, message: str) -> None:
-    """In its own transaction: the failed work was rolled back, the reason must stay."""
+def record_failure(batch_id: int, message: str, job_id: int | None = None) -> bool:
+    """In its own transaction: the failed work was rolled back, the reason must stay.
+
+    Only a batch still running (and, given ``job_id``, run by that job) is marked failed: a run
+    that lost to another one must not overwrite the other's success. True if it was marked.
+    """
     db.session.rollback()
-    batch = db.session.get(ImportBatch, batch_id)
-    if batch is not None:
-        batch.status = FAILED
-        batch.message = message[:2000]
-        live.announce(batch)
-        db.session.commit()
+    where = () if job_id is None else (ImportBatch.job_id == job_id,)
+    if not change(
+        ImportBatch, batch_id, (ANALYSING, COMMITTING), FAILED, where=where, message=message[:2000]
+    ):
+        db.session.rollback()
+        return False
+    batch = db.session.get(ImportBatch, batch_id, populate_existing=True)
+    live.announce(batch)
+    db.session.commit()
+    return True

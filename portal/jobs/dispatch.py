@@ -84,6 +84,8 @@ def send_now(jobs: list[tuple[int, str, str]], delay_ms: int | None = None) -> l
 
 @event.listens_for(Session, "after_commit")
 def _send_after_commit(session) -> None:
+    if session.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
+        return
     pending = session.info.pop(_PENDING, None)
     if not pending:
         return

@@ -25,6 +25,7 @@ from portal.jobs.models import (
 )
 from portal.projects import services as projects
 from portal.timeutil import utcnow
+from portal.transitions import move
 
 
 def visible(user) -> Select:
@@ -91,12 +92,17 @@ def retry(job: Job) -> Job:
     if not job.can_retry:
         raise InvalidTransition(f"A {job.status} job cannot be retried.")
     old = job.status
-    job.status = QUEUED
-    job.attempts = 0
-    job.error = None
-    job.finished_at = None
-    job.sent_at = None
-    db.session.flush()
+    # Two retries at once must not queue the job twice.
+    move(
+        job,
+        (old,),
+        QUEUED,
+        lambda found: f"A {found} job cannot be retried.",
+        attempts=0,
+        error=None,
+        finished_at=None,
+        sent_at=None,
+    )
     dispatch.schedule_send(job)
     events.job_retried.send(
         job,

@@ -10,6 +10,7 @@ from portal.accounts import safeguards
 from portal.errors import Conflict, InvalidTransition, NotFound, ProjectClosed, ValidationFailed
 from portal.extensions import db
 from portal.projects.models import TRANSITIONS, TYPES, Project, ProjectMember
+from portal.transitions import move
 
 EDITABLE = ("name", "type", "description", "location", "currency", "start_date", "end_date")
 
@@ -140,8 +141,12 @@ def change_status(project: Project, new_status: str) -> Project:
     old = project.status
     if new_status not in TRANSITIONS.get(old, ()):
         raise InvalidTransition(f"A {old} project cannot become {new_status}.")
-    project.status = new_status
-    db.session.flush()
+    move(
+        project,
+        (old,),
+        new_status,
+        lambda found: f"This project is {found} now, not {old}; reload and decide again.",
+    )
     events.project_status_changed.send(
         project,
         action="project.status",

@@ -18,6 +18,7 @@ from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.settings.services import default_country
 from portal.timeutil import utcnow
+from portal.transitions import move
 from portal.vendors.models import (
     CATEGORIES,
     STATUSES,
@@ -93,10 +94,16 @@ def change_status(vendor: Vendor, new_status: str, reason: str = "") -> Vendor:
     old = vendor.status
     if new_status not in STATUSES or new_status not in TRANSITIONS[old]:
         raise InvalidTransition(f"A {old} vendor cannot become {new_status}.")
-    vendor.status = new_status
-    vendor.status_reason = reason.strip()[:255]
-    vendor.status_changed_at = utcnow()
-    db.session.flush()
+    # Only from the state this decision was made on: two staff acting at once (approve and
+    # suspend) do not both win.
+    move(
+        vendor,
+        (old,),
+        new_status,
+        lambda found: f"This vendor is {found} now, not {old}; reload and decide again.",
+        status_reason=reason.strip()[:255],
+        status_changed_at=utcnow(),
+    )
     signal = events.vendor_suspended if new_status == SUSPENDED else events.vendor_approved
     signal.send(
         vendor,

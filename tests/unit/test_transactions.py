@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from portal.errors import Conflict
 from portal.extensions import db
 from portal.settings.models import Setting
 from portal.transactions import SAFE_WRITABLE
@@ -122,3 +123,52 @@ def test_no_view_commits_by_hand():
         if "session.commit()" in line or "session.rollback()" in line
     ]
     assert offenders == []
+
+
+def test_after_commit_waits_for_the_real_commit_not_a_savepoint(app):
+    from portal.transactions import after_commit, attempt
+
+    ran = []
+    after_commit(lambda: ran.append("outer"))
+    with attempt():  # released on success: SQLAlchemy calls after_commit for it too
+        after_commit(lambda: ran.append("inner"))
+        db.session.add(Setting(key="probe.savepoint", value="1"))
+    assert ran == []
+    try:
+        with attempt():
+            after_commit(lambda: ran.append("refused"))
+            raise Conflict("no")
+    except Conflict:
+        pass
+    assert ran == []
+    db.session.commit()
+    assert ran[:2] == ["outer", "inner"]
+
+
+def test_a_refused_step_keeps_nothing_and_the_rest_of_the_request_goes_on(app):
+    from portal.transactions import attempt
+
+    db.session.add(Setting(key="probe.before", value="1"))
+    try:
+        with attempt():
+            db.session.add(Setting(key="probe.refused", value="1"))
+            db.session.flush()
+            raise Conflict("refused")
+    except Conflict:
+        pass
+    db.session.commit()
+    keys = set(db.session.scalars(select(Setting.key).where(Setting.key.like("probe.%"))))
+    assert keys == {"probe.before"}
+
+
+def test_a_duplicate_inside_a_step_is_a_conflict_not_an_error(app):
+    from portal.transactions import attempt
+
+    db.session.add(Setting(key="probe.dup", value="1"))
+    db.session.commit()
+    with pytest.raises(Conflict), attempt():
+        db.session.add(Setting(key="probe.dup", value="2"))
+        db.session.flush()
+    db.session.add(Setting(key="probe.after", value="1"))  # the session is still usable
+    db.session.commit()
+    assert db.session.scalar(select(func.count()).where(Setting.key == "probe.after")) == 1

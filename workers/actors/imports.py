@@ -17,7 +17,11 @@ def _batch(job, expected_status: str) -> ImportBatch:
         raise PermanentJobError("The import was deleted.")
     if batch.status != expected_status:
         # A retry of work already done (or undone): nothing to do twice.
-        raise _AlreadyDone(batch.status)
+        raise _AlreadyDone(f"the import is already {batch.status}")
+    if batch.job_id != job.id:
+        # Started again by another job: that one owns the batch, this one must neither run
+        # it a second time nor mark it failed.
+        raise _AlreadyDone(f"the import is being handled by job {batch.job_id}")
     return batch
 
 
@@ -25,26 +29,26 @@ class _AlreadyDone(Exception):
     pass
 
 
-def _fail(batch_id: int, message: str) -> None:
-    record_failure(batch_id, message)
-
-
 def _run(job, expected_status: str, work) -> dict:
     try:
         batch = _batch(job, expected_status)
     except _AlreadyDone as done:
-        return {"skipped": f"the import is already {done}"}
+        return {"skipped": str(done)}
+
+    def fail(message: str) -> None:
+        record_failure(batch.id, message, job.id)
+
     try:
         outcome = work(batch, live.progress_reporter(batch))
     except parsing.FileRejected as exc:
-        _fail(batch.id, str(exc))
+        fail(str(exc))
         raise PermanentJobError(str(exc)) from exc
     except PermanentJobError as exc:
-        _fail(batch.id, str(exc))
+        fail(str(exc))
         raise
     except Exception:
         if job.attempts >= job.max_attempts:  # the last try: the batch must not stay running
-            _fail(batch.id, "The import stopped on an unexpected error; see the job for details.")
+            fail("The import stopped on an unexpected error; see the job for details.")
         raise
     live.announce(batch)
     return outcome
