@@ -10,6 +10,8 @@ import threading
 import pytest
 from sqlalchemy import func, select
 
+from tests.support import chain
+
 pytestmark = pytest.mark.integration
 
 THREADS = 16  # within the pool of 10 plus its overflow of 10
@@ -29,9 +31,6 @@ def _world(app) -> tuple[int, int, list[int]]:
     """An active project with a chain row, one entitled beneficiary, THREADS approved vendors."""
     from portal.accounts import services as accounts
     from portal.beneficiaries import services as beneficiaries
-    from portal.chain.addresses import pseudonym
-    from portal.chain.models import ProjectChain
-    from portal.disbursements.models import Entitlement
     from portal.extensions import db
     from portal.projects import services as projects
     from portal.vendors import services as vendors
@@ -50,26 +49,8 @@ def _world(app) -> tuple[int, int, list[int]]:
             {"name": "Payer", "phone": f"98{41000000 + secrets.randbelow(8_000_000):08d}"},
             project=project,
         )
-        db.session.add(
-            ProjectChain(
-                project_id=project.id,
-                chain_id=1337,
-                symbol="AID",
-                decimals=2,
-                contract_kind="Entitlements",
-                status="deployed",
-                token_address="0x" + "11" * 20,
-                contract_address="0x" + "22" * 20,
-            )
-        )
-        db.session.add(
-            Entitlement(
-                project_id=project.id,
-                beneficiary_id=person.id,
-                address=pseudonym(person.id),
-                allocated=100_000,
-            )
-        )
+        chain.pretend_deployed(project)
+        chain.entitle(project, person, 100_000)
         vendor_ids = []
         for n in range(THREADS):
             vendor = vendors.register(

@@ -43,3 +43,37 @@ def allocate(worker, project, *, amount: str, group_id=None, beneficiary_ids=Non
     db.session.commit()
     worker.run("contracts")
     return disbursement
+
+
+def pretend_deployed(project, symbol: str = "AID", decimals: int = 2, status: str = "deployed"):
+    """A project's chain state as if deployed, without a chain: for tests of what happens in
+    the database before and after the chain step (codes, limits, amounts)."""
+    from portal.chain.models import ProjectChain
+
+    pc = ProjectChain(
+        project_id=project.id,
+        chain_id=1337,
+        symbol=symbol,
+        decimals=decimals,
+        contract_kind="Entitlements",
+        status=status,
+        token_address="0x" + "11" * 20,
+        contract_address="0x" + "22" * 20,
+    )
+    db.session.add(pc)
+    return pc
+
+
+def entitle(project, person, allocated: int = 10_000):
+    """An entitlement row as a confirmed allocation would have left it."""
+    from portal.chain.addresses import pseudonym
+    from portal.disbursements.models import Entitlement
+
+    row = Entitlement(
+        project_id=project.id,
+        beneficiary_id=person.id,
+        address=pseudonym(person.id),
+        allocated=allocated,
+    )
+    db.session.add(row)
+    return row

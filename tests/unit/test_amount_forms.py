@@ -20,6 +20,7 @@ from portal.extensions import db
 from portal.jobs.models import Job
 from portal.money import amounts
 from portal.redemptions.models import Redemption
+from tests.support import chain
 from tests.support.ci import ci_enabled
 
 # The spellings of the issue, and their neighbours.
@@ -78,18 +79,7 @@ def message_for(text: str) -> str:
 
 
 def _chain(project) -> None:
-    db.session.add(
-        ProjectChain(
-            project_id=project.id,
-            chain_id=1337,
-            symbol="AID",
-            decimals=2,
-            contract_kind="Entitlements",
-            status="deployed",
-            token_address="0x" + "11" * 20,
-            contract_address="0x" + "22" * 20,
-        )
-    )
+    chain.pretend_deployed(project)
 
 
 @pytest.fixture

@@ -12,10 +12,7 @@ from sqlalchemy import select, text, update
 
 from portal import crypto
 from portal.audit.models import AuditEntry
-from portal.chain.addresses import pseudonym
-from portal.chain.models import ProjectChain
 from portal.comms.models import OutboxMessage
-from portal.disbursements.models import Entitlement
 from portal.errors import Conflict, ValidationFailed
 from portal.extensions import db
 from portal.jobs.models import Job
@@ -23,6 +20,7 @@ from portal.redemptions import codes
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import ACCEPTED, Redemption
 from portal.timeutil import utcnow
+from tests.support import chain
 
 CODE = re.compile(r"\b(\d{6})\b")
 
@@ -32,25 +30,8 @@ def world(app, make_project, make_beneficiary, make_vendor):
     project = make_project(status="active")
     person = make_beneficiary(project=project)
     vendor = make_vendor(project=project, status="approved")
-    pc = ProjectChain(
-        project_id=project.id,
-        chain_id=1337,
-        symbol="AID",
-        decimals=2,
-        contract_kind="Entitlements",
-        status="deployed",
-        token_address="0x" + "11" * 20,
-        contract_address="0x" + "22" * 20,
-    )
-    db.session.add(pc)
-    db.session.add(
-        Entitlement(
-            project_id=project.id,
-            beneficiary_id=person.id,
-            address=pseudonym(person.id),
-            allocated=10_000,
-        )
-    )
+    pc = chain.pretend_deployed(project)
+    chain.entitle(project, person, 10_000)
     db.session.commit()
     return project, pc, person, vendor
 

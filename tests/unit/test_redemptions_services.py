@@ -12,7 +12,6 @@ from portal import events, realtime
 from portal.audit.models import AuditEntry
 from portal.beneficiaries import services as beneficiaries
 from portal.cards import services as cards
-from portal.chain.addresses import pseudonym
 from portal.chain.models import ChainSigner, ChainTx, ProjectChain
 from portal.comms.models import OutboxMessage
 from portal.disbursements.models import Entitlement
@@ -23,34 +22,13 @@ from portal.redemptions import codes, ledger
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import Redemption
 from portal.vendors import services as vendors
+from tests.support import chain
 
 CODE = re.compile(r"\b(\d{6})\b")
 
 
-def add_chain(project, symbol="AID", decimals=2, status="deployed"):
-    pc = ProjectChain(
-        project_id=project.id,
-        chain_id=1337,
-        symbol=symbol,
-        decimals=decimals,
-        contract_kind="Entitlements",
-        status=status,
-        token_address="0x" + "11" * 20,
-        contract_address="0x" + "22" * 20,
-    )
-    db.session.add(pc)
-    return pc
-
-
-def entitle(project, person, allocated=10_000):
-    row = Entitlement(
-        project_id=project.id,
-        beneficiary_id=person.id,
-        address=pseudonym(person.id),
-        allocated=allocated,
-    )
-    db.session.add(row)
-    return row
+add_chain = chain.pretend_deployed
+entitle = chain.entitle
 
 
 @pytest.fixture

@@ -8,14 +8,13 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from portal.chain.addresses import pseudonym
-from portal.chain.models import ProjectChain
 from portal.comms.models import OutboxMessage
 from portal.disbursements.models import Entitlement
 from portal.extensions import db, socketio
 from portal.redemptions.models import Redemption
 from portal.vendor_portal.models import VendorSession, VendorSignIn
 from portal.vendors import services as vendors
+from tests.support import chain
 
 CODE = re.compile(r"\b(\d{6})\b")
 
@@ -25,26 +24,8 @@ def world(app, make_project, make_beneficiary, make_vendor):
     project = make_project(name="Winter food", status="active")
     person = make_beneficiary(project=project, phone="9841000001")
     vendor = make_vendor(project=project, status="approved", name="Corner Shop")
-    db.session.add(
-        ProjectChain(
-            project_id=project.id,
-            chain_id=1337,
-            symbol="AID",
-            decimals=2,
-            contract_kind="Entitlements",
-            status="deployed",
-            token_address="0x" + "11" * 20,
-            contract_address="0x" + "22" * 20,
-        )
-    )
-    db.session.add(
-        Entitlement(
-            project_id=project.id,
-            beneficiary_id=person.id,
-            address=pseudonym(person.id),
-            allocated=5_000,
-        )
-    )
+    chain.pretend_deployed(project)
+    chain.entitle(project, person, 5_000)
     db.session.commit()
     return project, person, vendor
 
