@@ -73,6 +73,10 @@ def create_app(
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)
+    # Flask-Limiter keeps "enabled" on its one shared object and takes the last app's value as
+    # the default for the next: every app states its own, so one app that turns limits off
+    # (a fuzz test) cannot leave the next one on a stale store.
+    app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     init_broker(app)
     if role == "web":

@@ -198,6 +198,11 @@ def test_sign_in_redirects_only_on_site(app, make_user, passwords, target):
         query_string={"next": target},
         data={"email": user.email, "password": passwords[user.email]},
     )
+    if response.status_code == 400:
+        # A control character in any query parameter is refused by the input rule, by name.
+        assert any(ord(c) < 32 or 127 <= ord(c) < 160 for c in target), target
+        assert "next" in response.get_data(as_text=True)
+        return
     assert response.status_code == 302
     assert_stays_on_site(response.headers["Location"])
 
@@ -205,13 +210,20 @@ def test_sign_in_redirects_only_on_site(app, make_user, passwords, target):
 def test_the_reported_spellings_go_home(client, make_user, passwords):
     user = make_user()
     db.session.commit()
+    answers = {}
     for raw in ("/%09/evil.example", "/%0d%0aSet-Cookie:%20a=b", "/%5cevil.example"):
         client.post("/logout")
         response = client.post(
             f"/login?next={raw}", data={"email": user.email, "password": passwords[user.email]}
         )
-        assert response.status_code == 302, raw
-        assert response.headers["Location"] == "/", raw
+        answers[raw] = (response.status_code, response.headers.get("Location"))
+    # Tab and CRLF are refused by the input rule before sign-in (400 naming "next"); the
+    # backslash is decided on the parsed URL and goes home. Nothing leaves the site.
+    assert answers == {
+        "/%09/evil.example": (400, None),
+        "/%0d%0aSet-Cookie:%20a=b": (400, None),
+        "/%5cevil.example": (302, "/"),
+    }
 
 
 # --------------------------------------------------------------------------- enumeration
