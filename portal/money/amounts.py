@@ -115,12 +115,7 @@ def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:
             raise AmountError("Whole numbers only: this token has no fraction.")
         raise AmountError(f"At most {decimals} digits after the decimal point.")
     base = int(whole or "0") * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
-    if base == 0 and not allow_zero:
-        raise AmountError("The amount must be more than zero.")
-    top = ceiling(decimals)
-    if base > top:
-        raise AmountError(f"At most {format(top, decimals)} in one amount.")
-    return base
+    return check(base, decimals, allow_zero=allow_zero)
 
 
 def check(base: int, decimals: int, *, allow_zero: bool = False) -> int:
