@@ -297,16 +297,6 @@ def _on_unsubscribe(data):
     return {"ok": True}
 
 
-def end_session_sockets(session_id: int) -> None:
-    """Close the sockets of a signed-out or revoked session, on every web process."""
-    end_room_sockets(session_room(session_id))
-
-
-def end_room_sockets(room: str) -> None:
-    """Tell the sockets in ``room`` that their session ended, and close them, everywhere."""
-    evict(room, ended=True)
-
-
 def evict(room: str, *, ended: bool) -> None:
     """Close the sockets in ``room`` on every web process.
 

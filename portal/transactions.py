@@ -11,7 +11,7 @@ refuses any other write, so the rule holds by construction rather than by review
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from flask import Flask, has_request_context, request
@@ -71,30 +71,6 @@ def attempt() -> Iterator[None]:
     else:
         if savepoint.is_active:
             savepoint.commit()
-
-
-_CALLBACKS = "uow_after_commit"
-
-
-def after_commit(callback: Callable[[], None]) -> None:
-    """Run ``callback`` once the current transaction commits (dropped if it rolls back): for
-    effects outside the database that must not run ahead of the change, such as closing the
-    sockets of a session whose revocation is not committed yet."""
-    db.session.info.setdefault(_CALLBACKS, []).append(callback)
-
-
-@event.listens_for(Session, "after_commit")
-def _run_callbacks(sess) -> None:
-    if sess.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
-        return
-    for callback in sess.info.pop(_CALLBACKS, []):
-        callback()
-
-
-@event.listens_for(Session, "after_rollback")
-def _drop_callbacks(sess) -> None:
-    if not sess.in_nested_transaction():  # a savepoint's rollback keeps the outer callbacks
-        sess.info.pop(_CALLBACKS, None)
 
 
 _WROTE = "uow_wrote"  # session.info: something was flushed or executed since the last commit

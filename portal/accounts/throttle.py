@@ -69,12 +69,19 @@ def _seconds_until_reset(item: RateLimitItem, ids: tuple[str, ...]) -> int:
     return max(1, math.ceil(reset_at - time.time()))
 
 
+def _enabled() -> bool:
+    # This app's own setting: with rate limits off, Flask-Limiter builds no store for it.
+    return bool(current_app.config.get("RATELIMIT_ENABLED", True))
+
+
 def consume(email: str) -> int | None:
     """Count one attempt; the seconds to wait if a limit is passed, else None.
 
     The attempt is counted before the password is checked, in one atomic step per bucket, so
     parallel guesses cannot slip past the limit between a check and a count.
     """
+    if not _enabled():
+        return None
     for item, ids in _buckets(email):
         if not limiter.limiter.hit(item, *ids):
             return _seconds_until_reset(item, ids)
@@ -83,5 +90,7 @@ def consume(email: str) -> int | None:
 
 def succeeded(email: str) -> None:
     """A right password from this address: its earlier typos for the account no longer count."""
+    if not _enabled():
+        return
     item, ids = _buckets(email)[0]
     limiter.limiter.clear(item, *ids)

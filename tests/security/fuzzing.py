@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import inspect
 import io
+import logging
 import re
 import string
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from datetime import date
 from html.parser import HTMLParser
 from urllib.parse import quote, urlsplit
 
+import pytest
 from flask import g
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
@@ -432,3 +434,28 @@ def form_field_names() -> set[str]:
         stack.extend(cls.__subclasses__())
         names.update(name for name, value in vars(cls).items() if hasattr(value, "field_class"))
     return names
+
+
+# --- fixtures shared by the fuzz modules (each binds them: ``app = fuzzing.app``) ------------
+
+
+@pytest.fixture
+def app(pg_service, tmp_path):
+    yield from postgres_app(pg_service, tmp_path)
+
+
+@pytest.fixture
+def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
+    return seed(client, make_user, make_project, make_beneficiary, make_vendor, login, worker)
+
+
+class ErrorLog(logging.Handler):
+    """The last error the app logged: says why a request answered 500."""
+
+    def __init__(self):
+        super().__init__(logging.ERROR)
+        self.last = ""
+
+    def emit(self, record):
+        if record.exc_info:
+            self.last = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"[:300]

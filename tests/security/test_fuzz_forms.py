@@ -9,7 +9,6 @@ the test configuration (its check is tested in test_route_guards and the browser
 from __future__ import annotations
 
 import io
-import logging
 
 import pytest
 from hypothesis import strategies as st
@@ -23,26 +22,8 @@ pytestmark = pytest.mark.integration
 _LAST = ("logout", "sign_out", "revoke", "status", "discard", "cancel", "commit")
 
 
-@pytest.fixture
-def app(pg_service, tmp_path):
-    yield from fuzzing.postgres_app(pg_service, tmp_path)
-
-
-@pytest.fixture
-def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
-    return fuzzing.seed(
-        client, make_user, make_project, make_beneficiary, make_vendor, login, worker
-    )
-
-
-class _Errors(logging.Handler):
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.last = ""
-
-    def emit(self, record):
-        if record.exc_info:
-            self.last = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"[:300]
+app = fuzzing.app
+world = fuzzing.world
 
 
 def _kind(app, rule) -> str:
@@ -91,7 +72,7 @@ def _fields_for(app, rule, discovered, fallback):
 
 
 def test_every_post_route_survives_hostile_field_values(app, client, world, login):
-    logged = _Errors()
+    logged = fuzzing.ErrorLog()
     app.logger.addHandler(logged)
     vendor = app.test_client()
     fuzzing.vendor_session(app, vendor, world.vendor)

@@ -7,7 +7,6 @@ to the code that reads the query; then hostile ids and segments are tried in the
 
 from __future__ import annotations
 
-import logging
 import re
 
 import pytest
@@ -18,33 +17,13 @@ from tests.security import fuzzing
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def app(pg_service, tmp_path):
-    yield from fuzzing.postgres_app(pg_service, tmp_path)
-
-
-@pytest.fixture
-def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
-    return fuzzing.seed(
-        client, make_user, make_project, make_beneficiary, make_vendor, login, worker
-    )
-
-
-class _Errors(logging.Handler):
-    """The last error the app logged: says why a request answered 500."""
-
-    def __init__(self):
-        super().__init__(logging.ERROR)
-        self.last = ""
-
-    def emit(self, record):
-        if record.exc_info:
-            self.last = f"{record.exc_info[0].__name__}: {record.exc_info[1]}"[:300]
+app = fuzzing.app
+world = fuzzing.world
 
 
 @pytest.fixture
 def logged(app):
-    handler = _Errors()
+    handler = fuzzing.ErrorLog()
     app.logger.addHandler(handler)
     yield handler
     app.logger.removeHandler(handler)

@@ -19,16 +19,8 @@ from tests.security import fuzzing
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture
-def app(pg_service, tmp_path):
-    yield from fuzzing.postgres_app(pg_service, tmp_path)
-
-
-@pytest.fixture
-def world(app, client, make_user, make_project, make_beneficiary, make_vendor, login, worker):
-    return fuzzing.seed(
-        client, make_user, make_project, make_beneficiary, make_vendor, login, worker
-    )
+app = fuzzing.app
+world = fuzzing.world
 
 
 hostile_json = st.recursive(

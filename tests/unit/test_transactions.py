@@ -125,18 +125,20 @@ def test_no_view_commits_by_hand():
     assert offenders == []
 
 
-def test_after_commit_waits_for_the_real_commit_not_a_savepoint(app):
-    from portal.transactions import after_commit, attempt
+def test_after_commit_waits_for_the_real_commit_not_a_savepoint(app, monkeypatch):
+    from portal import realtime
+    from portal.transactions import attempt
 
     ran = []
-    after_commit(lambda: ran.append("outer"))
+    monkeypatch.setattr(realtime, "evict", lambda room, ended: ran.append(room))
+    realtime.evict_after_commit("outer", ended=True)
     with attempt():  # released on success: SQLAlchemy calls after_commit for it too
-        after_commit(lambda: ran.append("inner"))
+        realtime.evict_after_commit("inner", ended=True)
         db.session.add(Setting(key="probe.savepoint", value="1"))
     assert ran == []
     try:
         with attempt():
-            after_commit(lambda: ran.append("refused"))
+            realtime.evict_after_commit("refused", ended=True)
             raise Conflict("no")
     except Conflict:
         pass
