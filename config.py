@@ -112,6 +112,15 @@ class Config:
     CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
     # A sent transaction without a receipt this long is replaced with a higher fee.
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
+    # Fee bumps stop here (maxFeePerGas, in gwei); a transaction that needs more is flagged
+    # "fee ceiling reached" and staff are alerted.
+    CHAIN_MAX_FEE_PER_GAS_GWEI = env_int("CHAIN_MAX_FEE_PER_GAS_GWEI", 500)
+    # Blocks that must hold a transaction (its own included) before its effects are final.
+    # Unset: a default per known chain id (portal/chain/finality.py); dev chains 1.
+    CHAIN_CONFIRMATIONS = env_str("CHAIN_CONFIRMATIONS")
+    # Final transactions in this many recent blocks are compared with the node by the chain
+    # watch, to find rollbacks deeper than finality (a node restarted from an older state).
+    CHAIN_WATCH_BLOCKS = env_int("CHAIN_WATCH_BLOCKS", 2000)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
     # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.

@@ -14,7 +14,15 @@ from portal.extensions import db
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_user, seed_demo_command, audit_verify, serve, sweep_jobs):
+    for command in (
+        create_user,
+        seed_demo_command,
+        audit_verify,
+        serve,
+        sweep_jobs,
+        chain_check,
+        chain_watch,
+    ):
         app.cli.add_command(command)
 
 
@@ -134,3 +142,28 @@ def serve(host: str, port: int, no_workers: bool):
             worker.stop()
         db.session.remove()
         stop_redis()
+
+
+@click.command("chain-check")
+def chain_check():
+    """Compare every deployed project's contracts with the database; exit 1 if they differ."""
+    from portal.chain import reconcile
+
+    report = reconcile.check()
+    for project in report.projects:
+        click.echo(f"project {project.project_id}: chain {project.chain}, db {project.database}")
+    for difference in report.differences:
+        click.echo(f"DIFFERENCE: {difference}", err=True)
+    if not report.ok:
+        sys.exit(1)
+    click.echo(f"chain equals database for {len(report.projects)} project(s)")
+
+
+@click.command("chain-watch")
+def chain_watch():
+    """One pass of the chain watch: re-check, find deep rollbacks, repair nonce gaps."""
+    from portal.chain import alerts, watch
+
+    click.echo(f"chain watch: {watch.run()}")
+    for alert in alerts.open_alerts():
+        click.echo(f"OPEN ALERT {alert.id} ({alert.kind}): {alert.message}")

@@ -35,7 +35,15 @@ vendor_changed = _signals.signal("vendor-changed")
 vendor_approved = _signals.signal("vendor-approved")
 vendor_suspended = _signals.signal("vendor-suspended")
 
+# A transaction's outcome takes effect: a success when it is included (then re-checked until
+# final), a revert or a failure once final.
 chain_tx_final = _signals.signal("chain-tx-final")
+# The chain dropped an included transaction (a reorg, a node restarted from older state):
+# listeners put its effects back to pending; ``was`` is the status it had.
+chain_tx_undone = _signals.signal("chain-tx-undone")
+# Something about the chain staff must know (a rollback deeper than finality, a nonce gap, a
+# fee ceiling reached, the chain and the database disagreeing).
+chain_alert = _signals.signal("chain-alert")
 project_chain_changed = _signals.signal("project-chain-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
 

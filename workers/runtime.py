@@ -60,7 +60,23 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
                     log.exception("job sweep failed")
                 finally:
                     db.session.remove()
+                _watch_chain(app)
 
     thread = threading.Thread(target=loop, name="job-sweeper", daemon=True)
     thread.start()
     return thread
+
+
+def _watch_chain(app) -> None:
+    """Re-check unfinal transactions, find deep rollbacks, fill nonce gaps (portal/chain/watch)."""
+    from portal.chain import watch
+
+    with app.app_context():
+        try:
+            report = watch.run()
+            if any(report.values()):
+                log.info("chain watch: %s", report)
+        except Exception:
+            log.exception("chain watch failed")
+        finally:
+            db.session.remove()

@@ -32,6 +32,18 @@ def _chain_tx_final(tx, **_):
     )
 
 
+def _chain_tx_undone(tx, *, was: str, deep: bool = False, **_):
+    audit.record(
+        "chain.tx_rolled_back",
+        f"Chain transaction {tx.id} ({tx.purpose}) was {was} in a block the chain dropped"
+        + (" after it was final" if deep else "")
+        + "; its effects are pending again and it is sent again",
+        target=tx,
+        project_id=tx.project_id,
+        data={"purpose": tx.purpose, "ref": f"{tx.ref_type or ''}:{tx.ref_id or ''}", "deep": deep},
+    )
+
+
 LISTENERS = {
     events.user_signed_in: _record,
     events.user_sign_in_failed: _record,
@@ -53,6 +65,8 @@ LISTENERS = {
     events.vendor_approved: _record,
     events.vendor_suspended: _record,
     events.chain_tx_final: _chain_tx_final,
+    events.chain_tx_undone: _chain_tx_undone,
+    events.chain_alert: _record,
     events.project_chain_changed: _record,
     events.disbursement_changed: _record,
     events.job_retried: _record,

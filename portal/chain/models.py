@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.crypto import Encrypted
@@ -18,11 +18,16 @@ from portal.timeutil import utcnow
 # ChainTx.status
 PENDING = "pending"  # nonce allocated and signed, not yet accepted by the node
 SENT = "sent"  # accepted by the node, waiting for a receipt
+# Included in a block (effects of a success applied at once, so a vendor sees it quickly);
+# ``final_at`` is set once CHAIN_CONFIRMATIONS blocks hold it. Until then it is re-checked, and a
+# receipt that vanishes or moves to another block puts it back to PENDING, effects undone.
 CONFIRMED = "confirmed"
-REVERTED = "reverted"
+REVERTED = "reverted"  # included but failed; its failure takes effect only once final
 FAILED = "failed"  # could not be broadcast and will not be tried again
 TX_STATUSES = (PENDING, SENT, CONFIRMED, REVERTED, FAILED)
 OPEN_STATUSES = (PENDING, SENT)
+INCLUDED_STATUSES = (CONFIRMED, REVERTED)
+NOOP_PURPOSE = "nonce.fill"  # a 0-value self transfer that fills a nonce nothing else will use
 
 # ProjectChain.status
 NOT_DEPLOYED, DEPLOYING, DEPLOYED = "not_deployed", "deploying", "deployed"
@@ -46,7 +51,18 @@ class ChainTx(db.Model):
     """One intended transaction: a nonce of a signer, whatever fee it finally went out with."""
 
     __tablename__ = "chain_txs"
-    __table_args__ = (UniqueConstraint("signer_id", "nonce", name="uq_chain_tx_signer_nonce"),)
+    # One live transaction per nonce. A failed one (never mined, or given up) leaves its nonce
+    # free for a no-op filler when a rollback makes the chain ask for that nonce again.
+    __table_args__ = (
+        Index(
+            "uq_chain_tx_signer_live_nonce",
+            "signer_id",
+            "nonce",
+            unique=True,
+            postgresql_where=text("status <> 'failed'"),
+            sqlite_where=text("status <> 'failed'"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     signer_id: Mapped[int] = mapped_column(ForeignKey("chain_signers.id"))
@@ -68,6 +84,12 @@ class ChainTx(db.Model):
     tx_hash: Mapped[str | None] = mapped_column(String(66), index=True)  # the live version
     contract_address: Mapped[str | None] = mapped_column(String(42))
     block_number: Mapped[int | None] = mapped_column(BigInteger)
+    # The block that held the receipt: a later answer with another hash means a reorg.
+    block_hash: Mapped[str | None] = mapped_column(String(66))
+    final_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Set when a fee bump would pass CHAIN_MAX_FEE_PER_GAS_GWEI: the fee stays, staff are told.
+    fee_capped_at: Mapped[datetime | None]
+    rollbacks: Mapped[int] = mapped_column(Integer, default=0)  # receipts lost to reorgs
     gas_used: Mapped[int | None] = mapped_column(BigInteger)
     effective_gas_price: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(Text)
@@ -149,3 +171,38 @@ class BeneficiaryWallet(db.Model):
     )
     address: Mapped[str] = mapped_column(String(42))
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChainEffect(db.Model):
+    """A money effect of the chain applied to the database, at most once per (kind, ref_id).
+
+    Applying inserts the row (``INSERT ... ON CONFLICT DO NOTHING``): of two jobs applying the
+    same effect at once, the second waits for the first's commit and then skips. Undoing (the
+    transaction was rolled back by the chain) deletes it: only the deleter reverses the effect.
+    """
+
+    __tablename__ = "chain_effects"
+    __table_args__ = (UniqueConstraint("kind", "ref_id", name="uq_chain_effect_kind_ref"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    ref_id: Mapped[int] = mapped_column(Integer)
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id", ondelete="SET NULL"))
+    amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChainAlert(db.Model):
+    """Something about the chain staff must know: a rollback deeper than finality, a nonce gap,
+    a fee ceiling reached, a chain that disagrees with the database. Open until resolved."""
+
+    __tablename__ = "chain_alerts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(30), index=True)
+    message: Mapped[str] = mapped_column(Text)
+    chain_id: Mapped[int | None] = mapped_column(BigInteger)
+    block_number: Mapped[int | None] = mapped_column(BigInteger)
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
+    resolved_at: Mapped[datetime | None]

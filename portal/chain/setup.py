@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 
 from portal import events, realtime
-from portal.chain import client, contracts, signers, txmanager
+from portal.chain import client, contracts, effects, signers, txmanager
 from portal.chain.models import (
     CONFIRMED,
     DEPLOYED,
@@ -29,7 +29,7 @@ from portal.extensions import db
 from portal.jobs import dispatch
 from portal.money import amounts
 from portal.projects.models import Project
-from portal.transitions import insert_or_skip, move
+from portal.transitions import change, insert_or_skip, move
 
 CHAIN_UPDATED = "chain.project"
 MAX_DECIMALS = 6  # keeps base-unit amounts inside a 64-bit column, see chain/models.py
@@ -235,23 +235,89 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
         _announce(pc)
     elif tx.ref_type == "funding":
         funding = db.session.get(Funding, tx.ref_id)
-        if funding is None or funding.status != PENDING:
+        if funding is None:
             return
-        funding.status = CONFIRMED if tx.status == CONFIRMED else FAILED
+        if tx.status == CONFIRMED:
+            _apply_funding(funding, tx)
+        elif not effects.applied(effects.FUNDING, funding.id) and change(
+            Funding, funding.id, (PENDING,), FAILED
+        ):
+            db.session.refresh(funding, attribute_names=["status"])
+            _changed(
+                funding,
+                "chain.funding_failed",
+                f"Project {funding.project_id}: funding {funding.id} failed",
+                {"amount": funding.amount, "tx_id": tx.id},
+            )
+
+
+def _apply_funding(funding: Funding, tx: ChainTx) -> None:
+    """Count the mint once, however many follow-ups of it run at the same moment."""
+    if not effects.apply(effects.FUNDING, funding.id, tx_id=tx.id, amount=funding.amount):
+        return
+    change(Funding, funding.id, (PENDING, FAILED), CONFIRMED)
+    db.session.refresh(funding, attribute_names=["status"])
+    _changed(
+        funding,
+        "chain.funded",
+        f"Project {funding.project_id}: funding {funding.id} confirmed",
+        {"amount": funding.amount, "tx_id": tx.id},
+    )
+    _add_funded(funding.project_id, funding.amount)
+
+
+def _add_funded(project_id: int, amount: int) -> None:
+    # In SQL, not in Python: two fundings may be confirmed (or rolled back) at the same moment.
+    db.session.execute(
+        update(ProjectChain)
+        .where(ProjectChain.project_id == project_id)
+        .values(funded=ProjectChain.funded + amount)
+        .execution_options(synchronize_session=False)
+    )
+    pc = state(project_id)
+    if pc is not None:
+        db.session.refresh(pc)
+        _announce(pc)
+
+
+def _on_undone(tx: ChainTx, *, was: str, **_) -> None:
+    """The chain dropped an included transaction: what it did here is pending again."""
+    if was != CONFIRMED:
+        return
+    if tx.ref_type == "funding":
+        undone = effects.undo(effects.FUNDING, tx.ref_id)
+        if undone is None:
+            return
+        funding = db.session.get(Funding, tx.ref_id)
+        change(Funding, funding.id, (CONFIRMED,), PENDING)
+        db.session.refresh(funding, attribute_names=["status"])
         _changed(
             funding,
-            "chain.funded" if funding.status == CONFIRMED else "chain.funding_failed",
-            f"Project {funding.project_id}: funding {funding.id} {funding.status}",
-            {"amount": funding.amount, "tx_id": tx.id},
+            "chain.funding_rolled_back",
+            f"Project {funding.project_id}: funding {funding.id} is pending again (chain reorg)",
+            {"amount": undone.amount, "tx_id": tx.id},
         )
-        if tx.status == CONFIRMED:
-            pc = state(funding.project_id)
-            # In SQL, not in Python: two fundings may be confirmed at the same moment.
-            pc.funded = ProjectChain.funded + funding.amount
-            db.session.flush()
-            db.session.refresh(pc)
-            _announce(pc)
+        _add_funded(funding.project_id, -undone.amount)
+    elif tx.ref_type == "project_chain":
+        pc = state(tx.ref_id)
+        if pc is None:
+            return
+        # The same signed transaction, mined again, deploys at the same address.
+        if tx.purpose == "deploy.token":
+            pc.token_address = None
+        elif tx.purpose == "deploy.contract":
+            pc.contract_address = None
+        if pc.status == DEPLOYED:
+            pc.status = DEPLOYING
+        _changed(
+            pc,
+            "chain.deploy_rolled_back",
+            f"Project {pc.project_id}: {tx.purpose} is pending again (chain reorg)",
+            {"tx_id": tx.id},
+        )
+        _announce(pc)
 
 
 def connect() -> None:
     events.chain_tx_final.connect(_on_final, weak=False)
+    events.chain_tx_undone.connect(_on_undone, weak=False)

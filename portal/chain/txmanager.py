@@ -1,18 +1,25 @@
 """Chain writes: nonce from the database, signed and stored in the caller's unit of work,
 broadcast after it commits, then followed up.
 
-``submit`` allocates the signer's next nonce under the signer row's lock (an ``UPDATE`` first, so
-SQLite and PostgreSQL both serialise here; the lock is held until the caller commits, so two
-callers never share a nonce), signs, stores the signed bytes and their hash and queues the
-``chain.confirm`` follow-up, all in the caller's transaction. The broadcast happens after that
-commit: work that rolls back never reaches the chain, and a crash after the commit leaves a stored
-transaction that the follow-up sends again. Broadcasts of one process go out in nonce order under
-a per-signer lock, which an in-process EVM insists on.
+``submit`` estimates gas and quotes fees first, then allocates the signer's next nonce from the
+database alone (one ``UPDATE ... RETURNING`` that takes the signer row's lock until the caller
+commits, so two callers never share a nonce and no RPC waits inside the lock), signs, stores the
+signed bytes and their hash and queues the ``chain.confirm`` follow-up, all in the caller's
+transaction. The database's nonce is reconciled with the node by ``repair_signer`` (once per
+process on first use, then by the chain watch), not per transaction. The broadcast happens
+after that commit: work that rolls back never reaches the chain, and a crash after the commit
+leaves a stored transaction that the follow-up sends again. Broadcasts of one process go out in
+nonce order under a per-signer lock, which an in-process EVM insists on.
 
 ``follow_up`` (the ``chain.confirm`` job) looks for a receipt of any signed version; sends a
 version the node has not accepted; replaces one stuck too long with a higher fee (same nonce); and
 records the outcome, the revert reason included. Listeners of ``events.chain_tx_final`` move the
-domain objects (batches, redemptions, deployments) in the same transaction.
+domain objects (batches, redemptions, deployments) in the same transaction: a success as soon as
+it is included, a revert once final. An included transaction is re-checked until it is
+``finality.confirmations`` blocks deep; if its receipt vanishes or moves to another block it goes
+back to pending (``events.chain_tx_undone`` puts its effects back), and ``repair_signer`` re-sends
+the stored signed transactions in nonce order (a node does not put dropped transactions back in
+its pool), filling a nonce nothing will use with a 0-value self transfer.
 """
 
 from __future__ import annotations
@@ -23,15 +30,18 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
 
 from portal import events, realtime
-from portal.chain import client, contracts, signers
+from portal.chain import alerts, client, contracts, finality, signers
 from portal.chain.models import (
     CONFIRMED,
     FAILED,
+    INCLUDED_STATUSES,
+    NOOP_PURPOSE,
     OPEN_STATUSES,
     PENDING,
     REVERTED,
@@ -50,6 +60,7 @@ TX_UPDATED = "chain.tx"
 _AFTER_COMMIT = "chain_broadcasts"  # session.info key: (signer id, nonce, raw) to send
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
+_synced: set[tuple[str, int]] = set()  # (node, signer id) whose nonce this process reconciled
 
 
 class Reverted(Exception):
@@ -93,6 +104,7 @@ def submit(
     w3 = client.web3()
     signer = signers.operator()
     signers.ensure_gas(signer)
+    _sync_once(signer, w3)
     ref_type, ref_id = ref or (None, None)
     # What every record of this call shares, whether it is refused or signed.
     intent = {
@@ -124,11 +136,12 @@ def submit(
         _announce(tx)
         raise Reverted(reason_of(exc), tx) from exc
 
-    nonce = _allocate_nonce(signer, w3)
+    # Every RPC before the nonce: the signer row stays locked from here until the caller commits.
+    priority, max_fee = _fees(w3)
+    nonce = _allocate_nonce(signer)
     tx = ChainTx(**intent, nonce=nonce, gas_limit=estimate * 6 // 5 + 20_000, status=PENDING)
     db.session.add(tx)
     db.session.flush()
-    priority, max_fee = _fees(w3)
     _sign(tx, signer, priority, max_fee)
     _announce(tx)
     dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=project_id)
@@ -173,19 +186,56 @@ def _forget_uncommitted(sess) -> None:
     sess.info.pop(_AFTER_COMMIT, None)
 
 
-def _allocate_nonce(signer: ChainSigner, w3) -> int:
-    # The UPDATE takes the row's write lock before anything is read, on both databases.
-    db.session.execute(
+def _allocate_nonce(signer: ChainSigner) -> int:
+    """The next nonce, from the database alone: one statement that takes the row's write lock
+    (held until the caller commits) and hands out the value it found."""
+    taken = db.session.execute(
         update(ChainSigner)
         .where(ChainSigner.id == signer.id)
-        .values(next_nonce=ChainSigner.next_nonce)
+        .values(next_nonce=ChainSigner.next_nonce + 1)
+        .returning(ChainSigner.next_nonce)
+        .execution_options(synchronize_session=False)
+    ).scalar_one()
+    set_committed_value(signer, "next_nonce", taken)
+    return taken - 1
+
+
+def sync_next_nonce(signer: ChainSigner, w3) -> int:
+    """Never hand out a nonce the node has seen used (a key used elsewhere, a restored
+    database): raise the database's next nonce to the node's pending count. The RPC comes
+    first; the UPDATE locks the row only when it changes it."""
+    on_chain = w3.eth.get_transaction_count(signer.address, "pending")
+    db.session.execute(
+        update(ChainSigner)
+        .where(ChainSigner.id == signer.id, ChainSigner.next_nonce < on_chain)
+        .values(next_nonce=on_chain)
         .execution_options(synchronize_session=False)
     )
-    db.session.refresh(signer)
-    on_chain = w3.eth.get_transaction_count(signer.address, "pending")
-    nonce = max(signer.next_nonce, on_chain)
-    signer.next_nonce = nonce + 1
-    return nonce
+    return on_chain
+
+
+def _renonce(tx: ChainTx, w3) -> ChainTxBroadcast:
+    """The node's nonce passed this unmined transaction's (a transaction signed with the same
+    key elsewhere took it): sign the same call again at the next nonce. Safe, since every
+    version signed before shares the spent nonce and none of them can be mined any more."""
+    priority, max_fee = _fees(w3)
+    sync_next_nonce(tx.signer, w3)
+    spent = tx.nonce
+    tx.nonce = _allocate_nonce(tx.signer)
+    tx.error = f"Nonce {spent} was used by a transaction signed elsewhere; signed again."
+    log.warning("transaction %s: nonce %s used elsewhere, now %s", tx.id, spent, tx.nonce)
+    version = _sign(tx, tx.signer, priority, max_fee)
+    db.session.flush()
+    _announce(tx)
+    return version
+
+
+def _sync_once(signer: ChainSigner, w3) -> None:
+    key = (str(current_app.config.get("WEB3_PROVIDER_URI") or "embedded"), signer.id)
+    if key in _synced:
+        return
+    sync_next_nonce(signer, w3)
+    _synced.add(key)
 
 
 def _fees(w3) -> tuple[int, int]:
@@ -269,19 +319,22 @@ def _find_receipt(w3, tx: ChainTx):
 
 def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
     """Drive one transaction towards a final state; seconds until the next check, or None."""
-    if tx.status not in OPEN_STATUSES:
-        return None
-    w3 = client.web3()
     config = current_app.config
     wait = config["CHAIN_RECEIPT_WAIT_SECONDS"] if wait_seconds is None else wait_seconds
     deadline = time.monotonic() + wait
+    if tx.status in INCLUDED_STATUSES and tx.final_at is None:
+        return _recheck(tx, client.web3(), deadline)
+    if tx.status not in OPEN_STATUSES:
+        return None
+    w3 = client.web3()
     version, receipt = _find_receipt(w3, tx)
     if receipt is None and tx.status == PENDING:
         if w3.eth.get_transaction_count(tx.signer.address, "latest") > tx.nonce:
             version, receipt = _find_receipt(w3, tx)  # mined between the two questions?
             if receipt is None:
-                _final_failure(tx, "Its nonce was used by another transaction; never mined.")
-                return None
+                # None of its versions can ever be mined: the same call, at a fresh nonce.
+                _renonce(tx, w3)
+                return 0.0  # look again as soon as the new version is out (after the commit)
         elif _known_to_node(w3, tx.broadcasts[-1]):
             _mark_sent(tx, tx.broadcasts[-1])  # broadcast after its maker committed
         else:
@@ -292,7 +345,9 @@ def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
         pause = min(pause * 1.5, 0.5)
         version, receipt = _find_receipt(w3, tx)
     if receipt is not None:
-        _finalize(tx, version, receipt, w3)
+        _include(tx, version, receipt, w3)
+        if tx.status in INCLUDED_STATUSES and tx.final_at is None:
+            return _recheck(tx, w3, deadline)
         return None
     if tx.status == PENDING:
         return config["CHAIN_RESEND_SECONDS"]
@@ -303,20 +358,48 @@ def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
     return config["CHAIN_POLL_SECONDS"]
 
 
-def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast:
-    """Same nonce, same call, fees raised by a quarter (nodes want at least a tenth more).
+def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast | None:
+    """Same nonce, same call, fees raised by a quarter (nodes want at least a tenth more), up to
+    ``CHAIN_MAX_FEE_PER_GAS_GWEI``. None when the ceiling leaves no room for a bump a node would
+    accept: the transaction is flagged "fee ceiling reached" and staff are alerted (once).
 
     Stored in the caller's transaction and broadcast after it commits, like the first version.
     """
     w3 = client.web3()
     latest = tx.broadcasts[-1]
     _, floor_fee = _fees(w3)
+    ceiling = finality.max_fee_ceiling()
     priority = latest.max_priority_fee_per_gas * 5 // 4 + 1
-    max_fee = max(latest.max_fee_per_gas * 5 // 4 + 1, floor_fee + priority)
+    max_fee = min(max(latest.max_fee_per_gas * 5 // 4 + 1, floor_fee + priority), ceiling)
+    priority = min(priority, max_fee)
+    accepted_bump = latest.max_fee_per_gas * 11 // 10 + 1
+    if max_fee < accepted_bump or priority < latest.max_priority_fee_per_gas * 11 // 10 + 1:
+        _fee_capped(tx, latest.max_fee_per_gas, ceiling)
+        return None
     version = _sign(tx, tx.signer, priority, max_fee)
     db.session.flush()
     log.info("transaction %s replaced with a higher fee", tx.id)
     return version
+
+
+def _fee_capped(tx: ChainTx, fee: int, ceiling: int) -> None:
+    flagged = db.session.execute(
+        update(ChainTx)
+        .where(ChainTx.id == tx.id, ChainTx.fee_capped_at.is_(None))
+        .values(fee_capped_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(tx)
+    if flagged != 1:
+        return
+    tx.error = (
+        f"Fee ceiling reached: not mined at {fee / 1e9:.2f} gwei, and the ceiling "
+        f"(CHAIN_MAX_FEE_PER_GAS_GWEI = {ceiling // 10**9}) allows no higher bump."
+    )
+    alerts.raise_alert(
+        alerts.FEE_CEILING, f"Transaction {tx.id} ({tx.purpose}) is stuck: {tx.error}", tx=tx
+    )
+    _announce(tx)
 
 
 def _claim_final(tx: ChainTx) -> bool:
@@ -341,24 +424,223 @@ def ensure_follow_up(tx: ChainTx) -> None:
         dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=tx.project_id)
 
 
-def _finalize(tx: ChainTx, version: ChainTxBroadcast, receipt, w3) -> None:
+def _include(tx: ChainTx, version: ChainTxBroadcast, receipt, w3) -> None:
+    """Record the receipt. A success takes effect now (the vendor sees "confirmed" at once) and is
+    undone if the block is dropped; a revert takes effect once final, since the same call sent
+    again after a reorg may succeed."""
     if not _claim_final(tx):
         return
     tx.tx_hash = version.tx_hash
     tx.block_number = receipt["blockNumber"]
+    tx.block_hash = _hex(receipt["blockHash"])
     tx.gas_used = receipt["gasUsed"]
     tx.effective_gas_price = receipt.get("effectiveGasPrice")
     tx.confirmed_at = utcnow()
+    tx.final_at = None
     if receipt.get("contractAddress"):
         tx.contract_address = receipt["contractAddress"]
     if receipt["status"] == 1:
         tx.status = CONFIRMED
         tx.error = None
+        events.chain_tx_final.send(tx, receipt=receipt)
     else:
         tx.status = REVERTED
         tx.error = f"Reverted on chain: {_revert_reason(w3, tx, receipt)}"
-    events.chain_tx_final.send(tx, receipt=receipt)
+    db.session.flush()
     _announce(tx)
+
+
+def _recheck(tx: ChainTx, w3, deadline: float) -> float | None:
+    """Follow an included transaction until it is deep enough to be final, within ``deadline``;
+    seconds until the next look, or None once final."""
+    need = finality.confirmations(tx.chain_id)
+    pause = 0.1
+    while True:
+        receipt = _receipt_of(w3, tx.tx_hash)
+        if receipt is None or _hex(receipt["blockHash"]) != tx.block_hash:
+            roll_back(tx, "its receipt is gone from the chain" if receipt is None else "reorg")
+            if receipt is not None and tx.status == PENDING:
+                version = next(v for v in tx.broadcasts if v.tx_hash == tx.tx_hash)
+                _include(tx, version, receipt, w3)  # mined again, in another block
+            else:
+                repair_signer(tx.signer, w3)
+            if tx.status in INCLUDED_STATUSES and tx.final_at is None:
+                continue
+            return current_app.config["CHAIN_RESEND_SECONDS"] if tx.final_at is None else None
+        if finality.depth(w3.eth.block_number, receipt["blockNumber"]) >= need:
+            _make_final(tx)
+            return None
+        if time.monotonic() >= deadline:
+            return current_app.config["CHAIN_POLL_SECONDS"]
+        time.sleep(pause)
+        pause = min(pause * 1.5, 1.0)
+
+
+def _make_final(tx: ChainTx) -> None:
+    done = db.session.execute(
+        update(ChainTx)
+        .where(
+            ChainTx.id == tx.id,
+            ChainTx.status == tx.status,
+            ChainTx.block_hash == tx.block_hash,
+            ChainTx.final_at.is_(None),
+        )
+        .values(final_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(tx)
+    if done != 1:
+        return
+    if tx.status == REVERTED:
+        events.chain_tx_final.send(tx, receipt=None)
+    _announce(tx)
+
+
+def roll_back(tx: ChainTx, why: str) -> bool:
+    """The chain no longer holds this included transaction: back to pending, effects undone by
+    the listeners of ``events.chain_tx_undone``, to be sent again in nonce order.
+
+    A revert that was already final had its failure applied (a reservation given back...):
+    sending the same call again might now succeed behind the database's back, so it becomes
+    failed instead and ``repair_signer`` fills its nonce with a no-op. A final transaction
+    lost at all is a rollback deeper than finality: an alert.
+    """
+    was, was_final, block = tx.status, tx.final_at is not None, tx.block_number
+    if was not in INCLUDED_STATUSES:
+        return False
+    keep_failure = was == REVERTED and was_final
+    message = (
+        f"Reverted, then its block was dropped by the chain ({why}); its nonce is filled "
+        "with a no-op, the call is not sent again."
+        if keep_failure
+        else f"Its block was dropped by the chain ({why}); it is being sent again."
+    )
+    values = {
+        "status": FAILED if keep_failure else PENDING,
+        "block_number": None,
+        "block_hash": None,
+        "confirmed_at": None,
+        "final_at": tx.final_at if keep_failure else None,
+        "rollbacks": ChainTx.rollbacks + 1,
+        "error": message,
+    }
+    done = db.session.execute(
+        update(ChainTx)
+        .where(ChainTx.id == tx.id, ChainTx.status == was, ChainTx.block_hash == tx.block_hash)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(tx)
+    if done != 1:
+        return False
+    log.warning("transaction %s rolled back by the chain (%s), was %s", tx.id, why, was)
+    events.chain_tx_undone.send(tx, was=was, deep=was_final)
+    if was_final:
+        alerts.raise_alert(
+            alerts.DEEP_ROLLBACK,
+            f"Transaction {tx.id} ({tx.purpose}) was final in block {block}, and the chain no "
+            f"longer has it ({why}): a rollback deeper than finality "
+            f"({finality.confirmations(tx.chain_id)} blocks). Its effects are pending again; "
+            "it is sent again.",
+            tx=tx,
+            block_number=block,
+        )
+    _announce(tx)
+    return True
+
+
+def repair_signer(signer: ChainSigner, w3) -> dict:
+    """Make the node's view of this signer's nonces match the database's, after a rollback or a
+    node that lost its pool: every included transaction at or above the node's nonce is rolled
+    back; if the node's pending count is behind the database's next nonce, the stored signed
+    transactions from the node's nonce up are queued for broadcast in nonce order (after the
+    caller commits), and a nonce without a live transaction gets a 0-value self transfer."""
+    latest = w3.eth.get_transaction_count(signer.address, "latest")
+    pending = sync_next_nonce(signer, w3)
+    db.session.refresh(signer)
+    rows = list(
+        db.session.scalars(
+            select(ChainTx)
+            .where(ChainTx.signer_id == signer.id, ChainTx.nonce >= latest)
+            .where(ChainTx.status != FAILED)
+            .order_by(ChainTx.nonce)
+        )
+    )
+    rolled = 0
+    for tx in rows:
+        if tx.status in INCLUDED_STATUSES and roll_back(tx, "its nonce is not used on chain"):
+            rolled += 1
+            ensure_follow_up(tx)
+    live = {tx.nonce: tx for tx in rows if tx.status != FAILED}
+    report = {"latest": latest, "pending": pending, "next": signer.next_nonce, "rolled": rolled}
+    if pending >= signer.next_nonce and not rolled:
+        return {**report, "resent": 0, "filled": 0}
+    resent = filled = 0
+    for nonce in range(latest, signer.next_nonce):
+        tx = live.get(nonce)
+        if tx is None:
+            _fill(signer, nonce, w3)
+            filled += 1
+            continue
+        version = next((v for v in tx.broadcasts if v.tx_hash == tx.tx_hash), tx.broadcasts[-1])
+        _broadcast_after_commit(version, tx)
+        resent += 1
+    if filled:
+        alerts.raise_alert(
+            alerts.NONCE_GAP,
+            f"Signer {signer.name}: {filled} nonce(s) from {latest} had no transaction that "
+            "would be sent; filled with 0-value self transfers so later transactions can be mined.",
+            chain_id=w3.eth.chain_id,
+        )
+    if resent or filled:
+        log.warning("signer %s repaired: %s", signer.name, report)
+    return {**report, "resent": resent, "filled": filled}
+
+
+def _fill(signer: ChainSigner, nonce: int, w3) -> ChainTx:
+    """A no-op at ``nonce``, priced above anything signed before at that nonce (a node replaces
+    a pooled transaction only for a higher fee)."""
+    priority, max_fee = _fees(w3)
+    olds = db.session.execute(
+        select(ChainTxBroadcast.max_fee_per_gas, ChainTxBroadcast.max_priority_fee_per_gas)
+        .join(ChainTx)
+        .where(ChainTx.signer_id == signer.id, ChainTx.nonce == nonce)
+    ).all()
+    for old_fee, old_priority in olds:
+        priority = max(priority, old_priority * 5 // 4 + 1)
+        max_fee = max(max_fee, old_fee * 5 // 4 + 1, priority)
+    tx = ChainTx(
+        signer_id=signer.id,
+        project_id=None,
+        chain_id=w3.eth.chain_id,
+        nonce=nonce,
+        purpose=NOOP_PURPOSE,
+        to_address=signer.address,
+        data="0x",
+        value=0,
+        gas_limit=21_000,
+        status=PENDING,
+    )
+    db.session.add(tx)
+    db.session.flush()
+    _sign(tx, signer, priority, max_fee)
+    dispatch.enqueue("chain.confirm", {"tx_id": tx.id})
+    return tx
+
+
+def _receipt_of(w3, tx_hash: str | None):
+    if not tx_hash:
+        return None
+    try:
+        return w3.eth.get_transaction_receipt(tx_hash)
+    except TransactionNotFound:
+        return None
+
+
+def _hex(value) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return str(value)
 
 
 def _final_failure(tx: ChainTx, message: str) -> None:
@@ -366,6 +648,7 @@ def _final_failure(tx: ChainTx, message: str) -> None:
         return
     tx.status = FAILED
     tx.error = message
+    tx.final_at = utcnow()
     events.chain_tx_final.send(tx, receipt=None)
     _announce(tx)
 
@@ -400,6 +683,9 @@ def serialize(tx: ChainTx) -> dict:
         "nonce": tx.nonce,
         "tx_hash": tx.tx_hash,
         "block_number": tx.block_number,
+        "final": tx.final_at is not None,
+        "fee_ceiling_reached": tx.fee_capped_at is not None,
+        "rollbacks": tx.rollbacks or 0,
         "gas_used": tx.gas_used,
         "error": tx.error,
         "versions": len(tx.broadcasts),

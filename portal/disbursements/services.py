@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, update
 
 from portal import events, realtime
 from portal.beneficiaries.models import ACTIVE, Beneficiary, GroupMember, ProjectBeneficiary
-from portal.chain import addresses, contracts, setup, txmanager
+from portal.chain import addresses, contracts, effects, setup, txmanager
 from portal.chain.models import (
     CONFIRMED as TX_CONFIRMED,
 )
@@ -45,7 +45,7 @@ from portal.money import amounts
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
-from portal.transitions import current_status, move
+from portal.transitions import change, current_status, dialect_insert, move
 
 PROGRESS = "disbursement.progress"
 REF = "disbursement_batch"
@@ -316,8 +316,9 @@ def run_batch(batch_id: int) -> str:
         return "already sent, waiting for its receipt"
     contract = contracts.at(pc.contract_kind, pc.contract_address)
     if contract.functions.batchDone(batch.batch_key).call():
-        # Sent before a crash and mined, but never recorded here: the chain is the truth.
-        _apply_confirmed(batch)
+        # Sent before a crash and mined, but never recorded here: the chain is the truth. A
+        # follow-up of the same batch may be applying it right now: the effect row keeps it once.
+        _apply_confirmed(batch, batch.tx_id)
         return "found done on chain"
     items = list(
         db.session.scalars(
@@ -351,16 +352,53 @@ def run_batch(batch_id: int) -> str:
     return f"sent as transaction {tx.id}"
 
 
-def _apply_confirmed(batch: DisbursementBatch) -> None:
-    if batch.status == B_CONFIRMED:
-        return
-    batch.status = B_CONFIRMED
-    batch.error = None
+def _apply_confirmed(batch: DisbursementBatch, tx_id: int | None = None) -> bool:
+    """Mark the batch confirmed and credit its people, once whoever calls (see chain/effects)."""
     disbursement = batch.disbursement
     pc = setup.state(disbursement.project_id)
-    if pc.contract_kind == contracts.ENTITLEMENTS:
+    credits = pc.contract_kind == contracts.ENTITLEMENTS
+    amount = batch.size * disbursement.amount_each if credits else 0
+    if not effects.apply(effects.BATCH, batch.id, tx_id=tx_id, amount=amount):
+        return False
+    change(DisbursementBatch, batch.id, (B_PENDING, B_SENT, B_FAILED), B_CONFIRMED, error=None)
+    db.session.refresh(batch, attribute_names=["status", "error"])
+    if credits:
         _credit_entitlements(batch, disbursement)
     _settle(disbursement)
+    return True
+
+
+def _undo_confirmed(batch: DisbursementBatch, tx: ChainTx) -> bool:
+    """The chain dropped the batch's transaction: its credits are taken back (once) and the batch
+    waits for the transaction, which is sent again, to be mined anew."""
+    undone = effects.undo(effects.BATCH, batch.id)
+    if undone is None:
+        return False
+    change(DisbursementBatch, batch.id, (B_CONFIRMED,), B_SENT, error=None)
+    db.session.refresh(batch, attribute_names=["status", "error"])
+    disbursement = batch.disbursement
+    if undone.amount:
+        people = select(DisbursementItem.beneficiary_id).where(
+            DisbursementItem.batch_id == batch.id
+        )
+        db.session.execute(
+            update(Entitlement)
+            .where(
+                Entitlement.project_id == disbursement.project_id,
+                Entitlement.beneficiary_id.in_(people),
+            )
+            .values(allocated=Entitlement.allocated - disbursement.amount_each, updated_at=utcnow())
+            .execution_options(synchronize_session=False)
+        )
+    change(Disbursement, disbursement.id, (COMPLETED, FAILED), RUNNING, finished_at=None)
+    db.session.refresh(disbursement, attribute_names=["status", "finished_at"])
+    _changed(
+        disbursement,
+        "disbursement.batch_rolled_back",
+        {"batch": batch.number, "tx_id": tx.id, "amount": undone.amount},
+    )
+    announce(disbursement)
+    return True
 
 
 def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -> None:
@@ -369,35 +407,31 @@ def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -
             DisbursementItem.beneficiary_id, DisbursementItem.address, DisbursementItem.amount
         ).where(DisbursementItem.batch_id == batch.id)
     ).all()
-    existing = {
-        e.beneficiary_id: e
-        for e in db.session.scalars(
-            select(Entitlement).where(
-                Entitlement.project_id == disbursement.project_id,
-                Entitlement.beneficiary_id.in_([i.beneficiary_id for i in items]),
-            )
+    if not items:
+        return
+    rows = [
+        {
+            "project_id": disbursement.project_id,
+            "beneficiary_id": item.beneficiary_id,
+            "address": item.address,
+            "allocated": item.amount,
+            "redeemed": 0,
+            "revoked": 0,
+            "updated_at": utcnow(),
+        }
+        for item in items
+    ]
+    # In SQL, not in Python: another disbursement may be crediting the same person right now.
+    statement = dialect_insert(Entitlement).values(rows)
+    db.session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["project_id", "beneficiary_id"],
+            set_={
+                "allocated": Entitlement.allocated + statement.excluded.allocated,
+                "updated_at": statement.excluded.updated_at,
+            },
         )
-    }
-    fresh = []
-    for item in items:
-        found = existing.get(item.beneficiary_id)
-        if found is not None:
-            # In SQL, not in Python: another disbursement may be crediting the same person.
-            found.allocated = Entitlement.allocated + item.amount
-        else:
-            fresh.append(
-                {
-                    "project_id": disbursement.project_id,
-                    "beneficiary_id": item.beneficiary_id,
-                    "address": item.address,
-                    "allocated": item.amount,
-                    "redeemed": 0,
-                    "revoked": 0,
-                    "updated_at": utcnow(),
-                }
-            )
-    if fresh:
-        db.session.execute(insert(Entitlement), fresh)
+    )
 
 
 def _settle(disbursement: Disbursement) -> None:
@@ -483,18 +517,28 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
     if tx.ref_type != REF:
         return
     batch = db.session.get(DisbursementBatch, tx.ref_id)
-    if batch is None or batch.status == B_CONFIRMED:
+    if batch is None:
         return
     if tx.status == TX_CONFIRMED:
-        _apply_confirmed(batch)
-    else:
-        batch.status = B_FAILED
-        batch.error = tx.error
+        _apply_confirmed(batch, tx.id)
+    elif not effects.applied(effects.BATCH, batch.id) and change(
+        DisbursementBatch, batch.id, (B_PENDING, B_SENT), B_FAILED, error=tx.error
+    ):
+        db.session.refresh(batch, attribute_names=["status", "error"])
         _settle(batch.disbursement)
+
+
+def _on_undone(tx: ChainTx, *, was: str, **_) -> None:
+    if tx.ref_type != REF or was != TX_CONFIRMED:
+        return
+    batch = db.session.get(DisbursementBatch, tx.ref_id)
+    if batch is not None:
+        _undo_confirmed(batch, tx)
 
 
 def connect() -> None:
     events.chain_tx_final.connect(_on_final, weak=False)
+    events.chain_tx_undone.connect(_on_undone, weak=False)
 
 
 @realtime.topic("disbursement", "disbursement.manage")

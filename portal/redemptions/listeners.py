@@ -12,10 +12,16 @@ def _on_chain_final(tx, receipt=None, **_) -> None:
     transfer.on_chain_final(tx)
 
 
+def _on_chain_undone(tx, *, was: str, **_) -> None:
+    if was == "confirmed":
+        transfer.unsettle(tx)
+
+
 def _on_vendor_suspended(vendor, **_) -> None:
     services.stop_for_vendor(vendor.id, SUSPENDED_NOTE)
 
 
 def connect() -> None:
     events.chain_tx_final.connect(_on_chain_final, weak=False)
+    events.chain_tx_undone.connect(_on_chain_undone, weak=False)
     events.vendor_suspended.connect(_on_vendor_suspended, weak=False)

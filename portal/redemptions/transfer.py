@@ -150,3 +150,30 @@ def on_chain_final(tx: ChainTx) -> None:
         settle(redemption.id, tx.id)
     else:
         fail(redemption.id, tx.error or "The transfer failed on chain.", tx.id)
+
+
+def unsettle(tx: ChainTx) -> bool:
+    """The chain dropped the redeem transaction that settled this redemption: it is submitted
+    again (the amount stays reserved) until the transaction, sent again, is mined anew."""
+    if tx.ref_type != REF or tx.ref_id is None:
+        return False
+    moved = db.session.execute(
+        update(Redemption)
+        .where(
+            Redemption.id == tx.ref_id,
+            Redemption.status == SETTLED,
+            Redemption.chain_tx_id == tx.id,
+        )
+        .values(status=SUBMITTED, settled_at=None, finished_at=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if moved != 1:
+        return False
+    redemption = services.reload(tx.ref_id)
+    services.record(
+        redemption,
+        "redemption.unsettled",
+        f"Redemption {tx.ref_id}: its transfer was dropped by a chain reorg; sent again",
+    )
+    announce(redemption)
+    return True

@@ -6,7 +6,7 @@ from sqlalchemy import select
 
 from portal.beneficiaries import groups
 from portal.chain import contracts, setup, signers
-from portal.chain.models import ChainTx
+from portal.chain.models import ChainEffect, ChainTx
 from portal.disbursements.models import Disbursement, DisbursementBatch, Entitlement
 from portal.extensions import db
 from tests.support import chain
@@ -171,6 +171,7 @@ def test_a_batch_found_done_on_chain_is_not_sent_again(app, make_project, make_b
     batch.status = "pending"
     db.session.execute(db.update(ChainTx).where(ChainTx.ref_id == batch.id).values(ref_id=None))
     db.session.execute(db.delete(Entitlement))
+    db.session.execute(db.delete(ChainEffect))  # the effect committed with the batch's status
     db.session.commit()
 
     assert services.run_batch(batch.id) == "found done on chain"
