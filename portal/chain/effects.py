@@ -23,7 +23,9 @@ FUNDING = "funding"  # ref: funding id; amount: what was minted
 def apply(kind: str, ref_id: int, *, tx_id: int | None = None, amount: int = 0) -> bool:
     """Record the effect; True if this call recorded it (and must now change the balances)."""
     values = {"kind": kind, "ref_id": ref_id, "tx_id": tx_id, "amount": amount}
-    return bool(insert_or_skip(ChainEffect, {**values, "created_at": utcnow()}))
+    # RETURNING, not the row count: drivers report -1 for an INSERT ... ON CONFLICT DO NOTHING.
+    made = insert_or_skip(ChainEffect, {**values, "created_at": utcnow()}, ChainEffect.id)
+    return made is not None
 
 
 def undo(kind: str, ref_id: int):
