@@ -360,12 +360,24 @@ def _apply_confirmed(batch: DisbursementBatch, tx_id: int | None = None) -> bool
     amount = batch.size * disbursement.amount_each if credits else 0
     if not effects.apply(effects.BATCH, batch.id, tx_id=tx_id, amount=amount):
         return False
-    change(DisbursementBatch, batch.id, (B_PENDING, B_SENT, B_FAILED), B_CONFIRMED, error=None)
+    change(
+        DisbursementBatch,
+        batch.id,
+        (B_PENDING, B_SENT, B_FAILED),
+        B_CONFIRMED,
+        where=_of(disbursement),
+        error=None,
+    )
     db.session.refresh(batch, attribute_names=["status", "error"])
     if credits:
         _credit_entitlements(batch, disbursement)
     _settle(disbursement)
     return True
+
+
+def _of(disbursement: Disbursement) -> tuple:
+    # Named in the WHERE so that watchers of batch changes (the live dashboard) find the project.
+    return (DisbursementBatch.disbursement_id == disbursement.id,)
 
 
 def _undo_confirmed(batch: DisbursementBatch, tx: ChainTx) -> bool:
@@ -374,9 +386,9 @@ def _undo_confirmed(batch: DisbursementBatch, tx: ChainTx) -> bool:
     undone = effects.undo(effects.BATCH, batch.id)
     if undone is None:
         return False
-    change(DisbursementBatch, batch.id, (B_CONFIRMED,), B_SENT, error=None)
-    db.session.refresh(batch, attribute_names=["status", "error"])
     disbursement = batch.disbursement
+    change(DisbursementBatch, batch.id, (B_CONFIRMED,), B_SENT, where=_of(disbursement), error=None)
+    db.session.refresh(batch, attribute_names=["status", "error"])
     if undone.amount:
         people = select(DisbursementItem.beneficiary_id).where(
             DisbursementItem.batch_id == batch.id
@@ -522,7 +534,12 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
     if tx.status == TX_CONFIRMED:
         _apply_confirmed(batch, tx.id)
     elif not effects.applied(effects.BATCH, batch.id) and change(
-        DisbursementBatch, batch.id, (B_PENDING, B_SENT), B_FAILED, error=tx.error
+        DisbursementBatch,
+        batch.id,
+        (B_PENDING, B_SENT),
+        B_FAILED,
+        where=_of(batch.disbursement),
+        error=tx.error,
     ):
         db.session.refresh(batch, attribute_names=["status", "error"])
         _settle(batch.disbursement)

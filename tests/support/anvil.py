@@ -32,8 +32,9 @@ def ensure_installed() -> Path:
 
 
 class Anvil(ManagedProcess):
-    def __init__(self, *extra: str, log_dir: str | Path | None = None):
-        self.port = free_port()
+    def __init__(self, *extra: str, log_dir: str | Path | None = None, port: int | None = None):
+        # A given port: a node restarted where the portal already points (chaos tests).
+        self.port = port or free_port()
         argv = [
             str(ensure_installed()),
             "--host", "127.0.0.1",

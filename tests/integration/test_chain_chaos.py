@@ -1,0 +1,305 @@
+"""Chaos on the chain, with the portal as processes (web and worker on PostgreSQL, a Redis of the
+test's own) and anvil mining a block a second, effects final two blocks deep.
+
+- The node restarted from a state some seconds old in the middle of a distribution: the
+  transactions of the lost blocks (final ones among them) are found missing by the chain watch,
+  their effects go back to pending, the stored transactions are sent again in nonce order, and
+  the distribution completes with every person credited once: the chain equals the database.
+- The node paused (SIGSTOP) for 60 s in the middle of a distribution: after SIGCONT everything
+  completes, nothing lost, nothing doubled.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from tests.support import stack
+from tests.support.anvil import DEV_KEY, Anvil
+from tests.support.services import (
+    ManagedProcess,
+    _redis_server_binary,
+    free_port,
+    redis_ping,
+    wait_for,
+)
+
+pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+
+PASSWORD = "a-long-test-password-42"
+AMOUNT = "25"  # each, 2500 base units
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    binary = _redis_server_binary()
+    if binary is None:
+        pytest.skip("no redis-server binary")
+    port = free_port()
+    proc = ManagedProcess(
+        "redis",
+        [
+            binary,
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(tmp_path),
+        ],
+        log_path=tmp_path / "redis.log",
+    ).start()
+    url = f"redis://127.0.0.1:{port}/0"
+    try:
+        wait_for(lambda: redis_ping(url, 0.2), 10, what="the test's redis-server")
+        yield url
+    finally:
+        proc.stop()
+
+
+class Distribution:
+    """The portal's processes on one node, a project deployed and funded, and helpers."""
+
+    def __init__(self, url, redis_url, node, secrets, folder: Path):
+        self.url, self.node, self.folder = url, node, folder
+        self.env = stack.portal_env(
+            database_url=url,
+            redis_url=redis_url,
+            instance_dir=folder / "instance",
+            secrets=secrets,
+            WEB3_PROVIDER_URI=node.url,
+            CHAIN_FAUCET_KEY=DEV_KEY,
+            CHAIN_CONFIRMATIONS="2",
+            CHAIN_RECEIPT_WAIT_SECONDS="3",
+            CHAIN_POLL_SECONDS="1",
+            CHAIN_RESEND_SECONDS="1",
+            SWEEP_INTERVAL_SECONDS="1",
+            JOB_TIME_LIMIT_SECONDS="40",
+            JOB_STALE_SECONDS="45",
+            JOB_LOST_SECONDS="20",
+            JOB_BACKOFF_BASE_MS="200",
+        )
+        stack.flask_cli(self.env, "seed-demo")
+        stack.create_user(self.env, "chaos@example.org", PASSWORD, role="admin")
+        self.engine = sa.create_engine(url, pool_size=2)
+        self.project_id = self.scalar("select min(id) from projects")
+        self.group_id = self.scalar(
+            "select g.id from beneficiary_groups g where g.project_id = :p order by g.id limit 1",
+            p=self.project_id,
+        )
+        self.web = stack.WebServer(self.env, folder)
+        self.worker = stack.Worker(self.env, folder, processes=1, threads=4)
+
+    def scalar(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).scalar()
+
+    def rows(self, sql: str, **params):
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(sql), params).all()
+
+    def logs(self) -> str:
+        parts = {
+            "chain_txs": "select id, purpose, nonce, status, rollbacks, final_at, error "
+            "from chain_txs order by nonce",
+            "batches": "select id, number, status, tx_id from disbursement_batches order by id",
+            "alerts": "select kind, message from chain_alerts",
+            "jobs": "select id, kind, status, attempts, error from jobs where status <> "
+            "'succeeded' order by id",
+        }
+        text = "\n".join(
+            f"--- {name}\n" + "\n".join(map(str, self.rows(sql))) for name, sql in parts.items()
+        )
+        return f"\n{text}\n--- worker\n{self.worker.log_tail(40)}"
+
+    def wait(self, check, what: str, timeout: float):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.3)
+        raise AssertionError(f"timed out waiting for {what}{self.logs()}")
+
+    def start(self):
+        self.web.start()
+        self.worker.start()
+        self.web.wait_ready()
+        self.worker.wait_ready()
+        self.http = stack.sign_in(self.web.base_url, "chaos@example.org", PASSWORD)
+        p = self.project_id
+        self.post(f"/projects/{p}/chain/deploy", {"symbol": "CH", "decimals": 2})
+        self.wait(
+            lambda: (
+                self.scalar("select status from project_chains where project_id=:p", p=p)
+                == "deployed"
+            ),
+            "deployment",
+            60,
+        )
+        self.post(f"/projects/{p}/chain/fund", {"amount": "10000"})
+        self.wait(
+            lambda: (
+                self.scalar("select funded from project_chains where project_id=:p", p=p)
+                == 1_000_000
+            ),
+            "funding",
+            60,
+        )
+
+    def post(self, path: str, data: dict):
+        base = self.web.base_url
+        token = stack.fresh_csrf(self.http, base, paths=(path.rsplit("/", 1)[0], "/"))
+        reply = self.http.post(
+            f"{base}{path}", data={**data, "csrf_token": token}, allow_redirects=False, timeout=60
+        )
+        assert reply.status_code in (302, 303), (path, reply.status_code, reply.text[:500])
+        return reply
+
+    def disburse(self) -> int:
+        made = self.post(
+            f"/projects/{self.project_id}/disbursements/new",
+            {"title": "chaos", "amount": AMOUNT, "group_id": self.group_id, "batch_size": 2},
+        )
+        d_id = int(re.search(r"/disbursements/(\d+)", made.headers["Location"]).group(1))
+        self.post(f"/disbursements/{d_id}/start", {})
+        return d_id
+
+    def confirmed_batches(self, d_id: int) -> int:
+        return self.scalar(
+            "select count(*) from disbursement_batches where disbursement_id=:d "
+            "and status='confirmed'",
+            d=d_id,
+        )
+
+    def settled(self, d_id: int) -> bool:
+        return (
+            self.scalar("select status from disbursements where id=:d", d=d_id) == "completed"
+            and self.scalar(
+                "select count(*) from chain_txs where nonce is not null and final_at is null"
+            )
+            == 0
+        )
+
+    def assert_chain_equals_database(self, d_id: int):
+        _, people = self.rows("select total, beneficiaries from disbursements where id=:d", d=d_id)[
+            0
+        ]
+        allocated = [a for (a,) in self.rows("select allocated from entitlements")]
+        assert len(allocated) == people and set(allocated) == {2500}, self.logs()
+        done = stack.flask_cli(self.env, "chain-check")
+        assert "chain equals database" in done.stdout, done.stdout + done.stderr
+        assert self.scalar("select funded from project_chains") == 1_000_000
+
+    def stop(self):
+        self.worker.stop()
+        self.web.stop()
+        self.engine.dispose()
+
+
+@pytest.fixture
+def distribution_factory(own_redis, portal_secrets, database_factory, tmp_path):
+    made = []
+
+    def make(node):
+        d = Distribution(
+            database_factory("portal_chaos"), own_redis, node, portal_secrets, tmp_path
+        )
+        made.append(d)
+        return d
+
+    yield make
+    for d in made:
+        d.stop()
+
+
+def _copy_state(source: Path, target: Path) -> None:
+    """A consistent copy of the state anvil dumps every second (retry a half-written one)."""
+
+    def copied():
+        try:
+            shutil.copyfile(source, target)
+            json.loads(target.read_text())
+            return True
+        except (OSError, ValueError):
+            return False
+
+    wait_for(copied, 10, interval=0.2, what="a readable anvil state dump")
+
+
+def test_node_restarted_from_an_older_state_mid_distribution(distribution_factory, tmp_path):
+    state, old = tmp_path / "state.json", tmp_path / "old-state.json"
+    node = Anvil(
+        "--block-time", "1", "--dump-state", str(state), "--state-interval", "1",
+        log_dir=tmp_path,
+    )  # fmt: skip
+    node.start()
+    node.wait_ready()
+    restarted = None
+    stack_ = distribution_factory(node)
+    try:
+        stack_.start()
+        time.sleep(2.5)  # the dump now holds the funding's blocks
+        _copy_state(state, old)
+        height = int(node.rpc("eth_blockNumber"), 16)
+        d_id = stack_.disburse()
+        # Batches confirmed, and final, in blocks the older state does not have.
+        stack_.wait(
+            lambda: (
+                int(node.rpc("eth_blockNumber"), 16) >= height + 4
+                and stack_.confirmed_batches(d_id) >= 4
+            ),
+            "batches after the copy",
+            60,
+        )
+        lost_from = stack_.confirmed_batches(d_id)
+        os.kill(node.pid, signal.SIGKILL)
+        node.proc.wait(5)
+        restarted = Anvil(
+            "--block-time", "1", "--load-state", str(old), log_dir=tmp_path, port=node.port
+        )
+        restarted.start()
+        restarted.wait_ready()
+        assert int(restarted.rpc("eth_blockNumber"), 16) < height + 4
+        stack_.wait(lambda: stack_.settled(d_id), "the distribution to complete again", 120)
+        rolled = stack_.scalar("select coalesce(sum(rollbacks), 0) from chain_txs")
+        assert rolled > 0 and lost_from >= 4, stack_.logs()
+        assert stack_.scalar("select count(*) from chain_alerts where kind='deep_rollback'") > 0
+        stack_.assert_chain_equals_database(d_id)
+    finally:
+        stack_.stop()
+        if restarted is not None:
+            restarted.stop()
+        node.stop()
+
+
+def test_node_paused_for_a_minute_mid_distribution(distribution_factory, tmp_path):
+    node = Anvil("--block-time", "1", log_dir=tmp_path)
+    node.start()
+    node.wait_ready()
+    stack_ = distribution_factory(node)
+    try:
+        stack_.start()
+        d_id = stack_.disburse()
+        stack_.wait(lambda: stack_.confirmed_batches(d_id) >= 1, "a first batch", 60)
+        os.kill(node.pid, signal.SIGSTOP)
+        try:
+            time.sleep(60)
+        finally:
+            os.kill(node.pid, signal.SIGCONT)
+        stack_.wait(lambda: stack_.settled(d_id), "the distribution to complete", 90)
+        stack_.assert_chain_equals_database(d_id)
+    finally:
+        stack_.stop()
+        node.stop()
