@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
-from portal.chain import setup, txmanager, wallets
+from portal.chain import alerts, setup, txmanager, wallets
 from portal.chain.forms import DeployForm, FundForm, WalletForm
 from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
@@ -144,6 +144,7 @@ def transactions(project_id: int):
         counts=counts,
         status=status,
         statuses=TX_STATUSES,
+        chain_alerts=alerts.open_alerts(10),
     )
 
 

@@ -288,9 +288,11 @@ def test_node_paused_for_a_minute_mid_distribution(distribution_factory, tmp_pat
     node = Anvil("--block-time", "1", log_dir=tmp_path)
     node.start()
     node.wait_ready()
+    began = time.monotonic()
     stack_ = distribution_factory(node)
     try:
         stack_.start()
+        print(f"stack up, deployed and funded in {time.monotonic() - began:.1f} s")
         d_id = stack_.disburse()
         stack_.wait(lambda: stack_.confirmed_batches(d_id) >= 1, "a first batch", 60)
         os.kill(node.pid, signal.SIGSTOP)
@@ -298,7 +300,9 @@ def test_node_paused_for_a_minute_mid_distribution(distribution_factory, tmp_pat
             time.sleep(60)
         finally:
             os.kill(node.pid, signal.SIGCONT)
+        resumed = time.monotonic()
         stack_.wait(lambda: stack_.settled(d_id), "the distribution to complete", 90)
+        print(f"completed {time.monotonic() - resumed:.1f} s after the node resumed")
         stack_.assert_chain_equals_database(d_id)
     finally:
         stack_.stop()

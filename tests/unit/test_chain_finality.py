@@ -123,3 +123,17 @@ def test_no_rpc_while_the_nonce_row_is_locked(funded, monkeypatch):
     assert tx.nonce == before
     assert locked["calls"] == []  # nothing asked of the node between the lock and the commit
     db.session.commit()
+
+
+def test_the_transactions_page_shows_open_alerts_and_unfinal_transactions(
+    funded, client, login, make_user
+):
+    project, _ = funded
+    tx = db.session.scalar(select(ChainTx).where(ChainTx.purpose == "fund"))
+    txmanager.roll_back(tx, "test")
+    db.session.commit()
+    login(client, make_user("admin"))
+    page = client.get(f"/projects/{project.id}/transactions")
+    assert page.status_code == 200
+    assert b"Chain alerts" in page.data and b"deep rollback" in page.data
+    assert b"rolled back 1" in page.data
