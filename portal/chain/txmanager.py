@@ -568,7 +568,9 @@ def repair_signer(signer: ChainSigner, w3) -> dict:
     )
     rolled = 0
     for tx in rows:
-        if tx.status in INCLUDED_STATUSES and roll_back(tx, "its nonce is not used on chain"):
+        if tx.status not in INCLUDED_STATUSES or _still_mined(w3, tx):
+            continue  # the node's nonce was read before this one's block: not a rollback
+        if roll_back(tx, "its nonce is not used on chain"):
             rolled += 1
             ensure_follow_up(tx)
     live = {tx.nonce: tx for tx in rows if tx.status != FAILED}
@@ -595,6 +597,11 @@ def repair_signer(signer: ChainSigner, w3) -> dict:
     if resent or filled:
         log.warning("signer %s repaired: %s", signer.name, report)
     return {**report, "resent": resent, "filled": filled}
+
+
+def _still_mined(w3, tx: ChainTx) -> bool:
+    receipt = _receipt_of(w3, tx.tx_hash)
+    return receipt is not None and _hex(receipt["blockHash"]) == tx.block_hash
 
 
 def _fill(signer: ChainSigner, nonce: int, w3) -> ChainTx:

@@ -311,3 +311,74 @@ def test_two_starts_of_one_disbursement_start_it_once(app, seed):
         kinds = db.session.scalars(select(Job).where(Job.kind == "disbursement.batch")).all()
         jobs = sum(1 for job in kinds if job.payload.get("batch_id") == batch_id)
         assert jobs == 1
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_a_redemption_is_settled_or_failed_once_and_its_reservation_given_back_once(app, seed):
+    """The chain answers twice at once (two follow-ups; a success and a failure report): one
+    outcome wins, a failure gives the reservation back exactly once, and a rollback of the
+    settling transaction makes it pending (submitted) again, once."""
+    from datetime import timedelta
+
+    from portal.chain.models import ChainTx
+    from portal.disbursements.models import Entitlement
+    from portal.extensions import db
+    from portal.redemptions import transfer
+    from portal.redemptions.models import Redemption
+    from portal.timeutil import utcnow
+    from portal.vendors.models import Vendor
+
+    with app.app_context():
+        pid = _project().project_id
+        held = db.session.scalar(
+            select(Entitlement).where(Entitlement.project_id == pid, Entitlement.allocated > 0)
+        )
+        vendor = db.session.scalar(select(Vendor).where(Vendor.status == "approved"))
+        amount = 10 + seed
+        # Reserved (as an accepted code does) and handed to the chain.
+        db.session.execute(
+            update(Entitlement)
+            .where(Entitlement.id == held.id)
+            .values(redeemed=Entitlement.redeemed + amount)
+        )
+        redemption = Redemption(
+            project_id=pid,
+            vendor_id=vendor.id,
+            beneficiary_id=held.beneficiary_id,
+            amount=amount,
+            status="submitted",
+            code_expires_at=utcnow() + timedelta(minutes=5),
+        )
+        db.session.add(redemption)
+        db.session.commit()
+        rid, eid = redemption.id, held.id
+        reserved = db.session.get(Entitlement, eid).redeemed
+        db.session.remove()
+
+    def act(i: int):
+        if i % 2:
+            return transfer.settle(rid)
+        return transfer.fail(rid, "reverted")
+
+    results = race(app, seed, act)
+    assert [r for r in results if r is True] == [True], results
+    with app.app_context():
+        redemption = db.session.get(Redemption, rid)
+        redeemed = db.session.get(Entitlement, eid).redeemed
+        if redemption.status == "failed":
+            assert redeemed == reserved - amount  # given back once
+            return
+        assert redemption.status == "settled" and redeemed == reserved
+        # The transaction that settled it is dropped by the chain, seen by two repairs at once.
+        tx = db.session.scalar(select(ChainTx).where(ChainTx.status == "confirmed").limit(1))
+        db.session.execute(update(Redemption).where(Redemption.id == rid).values(chain_tx_id=tx.id))
+        db.session.commit()
+        tx_id = tx.id
+        db.session.remove()
+
+    fake = type("Tx", (), {"ref_type": "redemption", "ref_id": rid, "id": tx_id})
+    results = race(app, seed, lambda i: transfer.unsettle(fake))
+    assert [r for r in results if r is True] == [True], results
+    with app.app_context():
+        assert db.session.get(Redemption, rid).status == "submitted"
+        assert db.session.get(Entitlement, eid).redeemed == reserved  # still reserved
