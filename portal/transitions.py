@@ -73,5 +73,7 @@ def insert_or_skip(model, values: dict, returning=None):
     """
     statement = dialect_insert(model).values(**values).on_conflict_do_nothing()
     if returning is None:
-        return db.session.execute(statement).rowcount == 1 or None
+        # RETURNING, not the row count: psycopg reports -1 rows for ON CONFLICT DO NOTHING.
+        key = inspect(model).primary_key[0]
+        return db.session.execute(statement.returning(key)).first() is not None or None
     return db.session.execute(statement.returning(returning)).scalar_one_or_none()

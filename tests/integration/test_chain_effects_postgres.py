@@ -382,3 +382,21 @@ def test_a_redemption_is_settled_or_failed_once_and_its_reservation_given_back_o
     with app.app_context():
         assert db.session.get(Redemption, rid).status == "submitted"
         assert db.session.get(Entitlement, eid).redeemed == reserved  # still reserved
+
+
+def test_insert_or_skip_tells_an_insert_from_a_skip_on_postgresql(app):
+    """psycopg reports -1 rows for INSERT ... ON CONFLICT DO NOTHING: the answer must not
+    come from the row count (an effect that was applied looked skipped)."""
+    from portal.chain import effects
+    from portal.chain.models import ChainEffect
+    from portal.extensions import db
+    from portal.timeutil import utcnow
+    from portal.transitions import insert_or_skip
+
+    with app.app_context():
+        row = {"kind": "probe", "ref_id": 1, "amount": 0, "created_at": utcnow()}
+        assert insert_or_skip(ChainEffect, row) is True
+        assert insert_or_skip(ChainEffect, row) is None
+        assert effects.apply("probe", 2) is True and effects.apply("probe", 2) is False
+        assert effects.undo("probe", 2).amount == 0 and effects.undo("probe", 2) is None
+        db.session.rollback()
