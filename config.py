@@ -49,7 +49,10 @@ class Config:
     REDIS_URL = env_str("REDIS_URL")
     # "redis" uses the real Dramatiq RedisBroker; "stub" keeps messages in memory (unit tests).
     BROKER = env_str("BROKER", "redis")
-    SOCKETIO_ASYNC_MODE = "threading"
+    # Socket.IO's serving model: "auto" is gevent under gunicorn's gevent worker (the Procfile's
+    # web command; checked at start, see portal/cooperative.py), threading anywhere else
+    # (make run, flask serve). "threading" or "gevent" force one.
+    SOCKETIO_ASYNC_MODE = env_str("SOCKETIO_ASYNC_MODE", "auto")
     # The Redis pub/sub channel between Socket.IO servers and workers; one per deployment.
     SOCKETIO_CHANNEL = env_str("SOCKETIO_CHANNEL", "flask-socketio")
     WORKER_THREADS = env_int("WORKER_THREADS", 4)
