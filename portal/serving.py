@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from werkzeug.serving import WSGIRequestHandler
 
-
 ASYNC_MODES = ("threading", "gevent")
 
 
