@@ -115,6 +115,13 @@ class Config:
     CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
     # A sent transaction without a receipt this long is replaced with a higher fee.
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
+    # /health and `flask health`: the chain id the node must have (unset: whatever the database
+    # recorded for its projects), the age past which its latest block counts as "stale" (0: no
+    # limit; nodes that mine on demand, such as anvil without --block-time, sit still for hours),
+    # and how long each dependency may take to answer.
+    CHAIN_ID = env_int("CHAIN_ID", 0)
+    CHAIN_STALE_SECONDS = env_int("CHAIN_STALE_SECONDS", 0)
+    HEALTH_TIMEOUT_SECONDS = env_int("HEALTH_TIMEOUT_SECONDS", 3)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
     # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.
@@ -175,6 +182,8 @@ class ProductionConfig(Config):
     HSTS = True
     OUTBOUND_ALLOW_HTTP = False
     OUTBOUND_PRIVATE_HOSTS = ""
+    # A public chain makes a block every few seconds: five minutes without one is an outage.
+    CHAIN_STALE_SECONDS = env_int("CHAIN_STALE_SECONDS", 300)
     REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL", "WEB3_PROVIDER_URI")
 
 

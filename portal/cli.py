@@ -14,7 +14,7 @@ from portal.extensions import db
 
 
 def init_app(app: Flask) -> None:
-    for command in (create_user, seed_demo_command, audit_verify, serve, sweep_jobs):
+    for command in (create_user, seed_demo_command, audit_verify, serve, sweep_jobs, health):
         app.cli.add_command(command)
 
 
@@ -86,6 +86,30 @@ def sweep_jobs():
     report = sweep()
     expired, _ = sweep_payments()
     click.echo(f"re-sent {report.resent}, recovered {report.orphaned}, expired {expired} codes")
+
+
+@click.command("health")
+@click.option(
+    "--role",
+    type=click.Choice(["web", "worker"]),
+    default="worker",
+    show_default=True,
+    help="Whose view: a worker cannot use the embedded chain of `flask serve`.",
+)
+def health(role: str):
+    """Check the database, Redis and the chain as this environment's processes see them.
+
+    Prints the JSON of /health; exits 1 when something is not ok (for container health checks
+    of worker machines, which serve no HTTP).
+    """
+    import json
+
+    from portal.health import report
+
+    healthy, body = report(current_app._get_current_object(), role=role)
+    click.echo(json.dumps(body, sort_keys=True))
+    db.session.remove()
+    sys.exit(0 if healthy else 1)
 
 
 def _interrupt(signum, frame):
