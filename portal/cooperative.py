@@ -47,6 +47,8 @@ def _patch_problems() -> list[str]:
 def _psycopg_problems() -> list[str]:
     """psycopg 3 picks its wait function when imported: its C ``wait_c`` polls the socket itself
     (invisible to gevent) unless gevent had already patched ``select``."""
+    if not gevent_patched("select"):
+        return []  # the missing patch is the problem to report; psycopg only follows it
     import psycopg.waiting as waiting  # SQLAlchemy imports it anyway when it makes the engine
 
     found = []
