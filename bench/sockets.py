@@ -265,7 +265,7 @@ async def broadcast_level(bench: Bench, emitter, room: str, count: int, rate: fl
         await asyncio.sleep(0.1)
     latencies = [v for s in seqs for v in bench.receipts.get(s, ())]
     expected = connected * count
-    return latencies, (len(latencies) / expected if expected else 0.0)
+    return latencies, (len(latencies) / expected if expected else None)
 
 
 # --------------------------------------------------------------------------- pages (own process)
@@ -370,11 +370,12 @@ async def measure(args, web, env, email, password, project_id, redis_url) -> dic
                     "open_seconds": round(open_seconds, 1),
                     "broadcasts": args.broadcasts,
                     "broadcast": summary(latencies),
-                    "delivered_share": round(delivered, 4),
+                    "delivered_share": None if delivered is None else round(delivered, 4),
                     "pages": {**summary(page_result["timings"]), "errors": page_result["errors"]},
                     "web_worker_rss_mb": round(rss / 2**20, 1),
                     "web_worker_cpu_share": round((cpu1 - cpu0) / wall, 2),
                     "client_cpu_share": round(client_cpu / wall, 2),
+                    "load_1min": round(os.getloadavg()[0], 2),
                     "failures": bench.failures(),
                 }
             )
@@ -483,15 +484,16 @@ def print_table(result: dict) -> None:
     )
     print(
         f"  {'sockets':>7} {'conn':>5} {'bc p50':>7} {'bc p95':>7} {'bc max':>7} {'deliv':>6} "
-        f"{'page p95':>8} {'errs':>4} {'RSS MB':>7} {'web CPU':>7} {'client CPU':>10}"
+        f"{'page p95':>8} {'errs':>4} {'RSS MB':>7} {'web CPU':>7} {'client CPU':>10} {'load':>6}"
     )
     for lv in result["levels"]:
         b, p = lv["broadcast"], lv["pages"]
+        share = "-" if lv["delivered_share"] is None else f"{lv['delivered_share']:.3f}"
         print(
             f"  {lv['sockets']:>7} {lv['connected']:>5} {f(b['p50_ms']):>7} {f(b['p95_ms']):>7} "
-            f"{f(b['max_ms']):>7} {lv['delivered_share']:>6.3f} {f(p['p95_ms']):>8} "
+            f"{f(b['max_ms']):>7} {share:>6} {f(p['p95_ms']):>8} "
             f"{p['errors']:>4} {lv['web_worker_rss_mb']:>7} {lv['web_worker_cpu_share']:>7} "
-            f"{lv['client_cpu_share']:>10}"
+            f"{lv['client_cpu_share']:>10} {lv['load_1min']:>6}"
         )
     r = result["redis_pubsub"]
     print(f"  raw Redis PUBLISH -> SUBSCRIBE: p50 {r['p50_ms']:.2f} ms, p95 {r['p95_ms']:.2f} ms")
@@ -502,7 +504,11 @@ def print_table(result: dict) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--levels", default="500,1000,2000", help="socket counts, ascending")
+    parser.add_argument(
+        "--levels",
+        default="0,500,1000,2000",
+        help="socket counts, ascending; 0 is the baseline: pages while no socket is open",
+    )
     parser.add_argument("--broadcasts", type=int, default=30, help="broadcasts per level")
     parser.add_argument("--rate", type=float, default=2.0, help="broadcasts per second")
     # Sockets connecting at once. Each connect loads the session's user; at most once a minute
