@@ -49,7 +49,10 @@ class Config:
     REDIS_URL = env_str("REDIS_URL")
     # "redis" uses the real Dramatiq RedisBroker; "stub" keeps messages in memory (unit tests).
     BROKER = env_str("BROKER", "redis")
-    SOCKETIO_ASYNC_MODE = "threading"
+    # Socket.IO's serving model: "auto" is gevent under gunicorn's gevent worker (the Procfile's
+    # web command; checked at start, see portal/cooperative.py), threading anywhere else
+    # (make run, flask serve). "threading" or "gevent" force one.
+    SOCKETIO_ASYNC_MODE = env_str("SOCKETIO_ASYNC_MODE", "auto")
     # The Redis pub/sub channel between Socket.IO servers and workers; one per deployment.
     SOCKETIO_CHANNEL = env_str("SOCKETIO_CHANNEL", "flask-socketio")
     WORKER_THREADS = env_int("WORKER_THREADS", 4)
@@ -121,6 +124,13 @@ class Config:
     # Final transactions in this many recent blocks are compared with the node by the chain
     # watch, to find rollbacks deeper than finality (a node restarted from an older state).
     CHAIN_WATCH_BLOCKS = env_int("CHAIN_WATCH_BLOCKS", 2000)
+    # /health and `flask health`: the chain id the node must have (unset: whatever the database
+    # recorded for its projects), the age past which its latest block counts as "stale" (0: no
+    # limit; nodes that mine on demand, such as anvil without --block-time, sit still for hours),
+    # and how long each dependency may take to answer.
+    CHAIN_ID = env_int("CHAIN_ID", 0)
+    CHAIN_STALE_SECONDS = env_int("CHAIN_STALE_SECONDS", 0)
+    HEALTH_TIMEOUT_SECONDS = env_int("HEALTH_TIMEOUT_SECONDS", 3)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
     # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.
@@ -181,6 +191,8 @@ class ProductionConfig(Config):
     HSTS = True
     OUTBOUND_ALLOW_HTTP = False
     OUTBOUND_PRIVATE_HOSTS = ""
+    # A public chain makes a block every few seconds: five minutes without one is an outage.
+    CHAIN_STALE_SECONDS = env_int("CHAIN_STALE_SECONDS", 300)
     REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL", "WEB3_PROVIDER_URI")
 
 

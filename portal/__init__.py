@@ -80,6 +80,14 @@ def create_app(
     limiter.init_app(app)
     init_broker(app)
     if role == "web":
+        from portal import serving
+
+        app.config["SOCKETIO_ASYNC_MODE"] = serving.async_mode(app.config["SOCKETIO_ASYNC_MODE"])
+        if app.config["SOCKETIO_ASYNC_MODE"] == "gevent":
+            from portal.cooperative import refuse_if_blocking
+
+            # After db.init_app: the engine has imported its driver, so what it chose is known.
+            refuse_if_blocking(app.config["SQLALCHEMY_DATABASE_URI"])
         options = {}
         if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
             options["client_manager"] = realtime.client_manager(

@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         sweep_jobs,
         chain_check,
         chain_watch,
+        health,
     ):
         app.cli.add_command(command)
 
@@ -94,6 +95,30 @@ def sweep_jobs():
     report = sweep()
     expired, _ = sweep_payments()
     click.echo(f"re-sent {report.resent}, recovered {report.orphaned}, expired {expired} codes")
+
+
+@click.command("health")
+@click.option(
+    "--role",
+    type=click.Choice(["web", "worker"]),
+    default="worker",
+    show_default=True,
+    help="Whose view: a worker cannot use the embedded chain of `flask serve`.",
+)
+def health(role: str):
+    """Check the database, Redis and the chain as this environment's processes see them.
+
+    Prints the JSON of /health; exits 1 when something is not ok (for container health checks
+    of worker machines, which serve no HTTP).
+    """
+    import json
+
+    from portal.health import report
+
+    healthy, body = report(current_app._get_current_object(), role=role)
+    click.echo(json.dumps(body, sort_keys=True))
+    db.session.remove()
+    sys.exit(0 if healthy else 1)
 
 
 def _interrupt(signum, frame):

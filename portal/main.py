@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, jsonify, redirect, render_template, url_for
 from flask_login import current_user
-from sqlalchemy import func, select, text
+from sqlalchemy import func, select
 
 from portal.accounts.guards import public, signed_in
 from portal.beneficiaries import services as beneficiaries
 from portal.extensions import db
+from portal.health import report as health_report
 from portal.jobs import services as jobs
-from portal.jobs.broker import get_broker
 from portal.projects import services as projects
 from portal.vendors import services as vendors
 
@@ -44,24 +44,8 @@ def home():
 @bp.get("/health")
 @public
 def health():
-    checks = {}
-    try:
-        db.session.execute(text("select 1"))
-        checks["database"] = "ok"
-    except Exception:
-        checks["database"] = "down"
-    try:
-        client = getattr(get_broker(), "client", None)
-        if client is not None:
-            client.ping()
-        checks["broker"] = "ok"
-    except Exception:
-        checks["broker"] = "down"
-    problems = current_app.extensions.get("portal_chain_problems")
-    if problems is not None:
-        checks["chain"] = "ok" if not problems else "mismatch"
-    healthy = all(v == "ok" for v in checks.values())
-    return jsonify(status="ok" if healthy else "degraded", checks=checks), 200 if healthy else 503
+    healthy, body = health_report(current_app._get_current_object())
+    return jsonify(body), 200 if healthy else 503
 
 
 @bp.get("/favicon.ico")

@@ -200,19 +200,25 @@ class SocketBodyCap:
 def _cap_websocket_messages(eio) -> None:
     """Engine.IO checks a WebSocket message's size only once it is whole in memory.
 
-    simple-websocket can stop reading at a size, but Engine.IO's threading driver does not pass
-    one: give it the same cap as a polling body.
+    simple-websocket can stop reading at a size, but Engine.IO's drivers do not pass one (the
+    threading driver passes nothing, the gevent driver only its thread, event and selector
+    classes): give it the same cap as a polling body.
     """
     from engineio.async_drivers._websocket_wsgi import SimpleWebSocketWSGI
 
     driver = eio._async.get("websocket")
-    if driver is not SimpleWebSocketWSGI:
+    if not (isinstance(driver, type) and issubclass(driver, SimpleWebSocketWSGI)):
+        return
+    if getattr(driver, "portal_capped", False):
         return
 
-    class CappedWebSocket(SimpleWebSocketWSGI):
+    class CappedWebSocket(driver):
+        portal_capped = True
+
         def __init__(self, handler, server, **kwargs):
-            kwargs.setdefault("max_message_size", server.max_http_buffer_size)
             super().__init__(handler, server, **kwargs)
+            # simple_websocket.Server(environ, **server_args) is built per connection.
+            self.server_args.setdefault("max_message_size", server.max_http_buffer_size)
 
     eio._async = {**eio._async, "websocket": CappedWebSocket}
 

@@ -7,11 +7,17 @@ levels and the process dies without a traceback. The portal's own contracts need
 EVM call frames, so the limit goes back to a value the stack holds with a wide margin, and
 threads get a stack of known size rather than whatever ``ulimit -s`` gives. Runaway recursion
 then ends as a ``RecursionError`` in one request or job, not as the death of every thread.
+
+Greenlets (the gevent web worker) have no thread stack of their own: they run on the main
+thread's, whose size is the soft ``RLIMIT_STACK`` (``ulimit -s``), not ``threading.stack_size``.
+Linux checks that limit each time the main stack grows, so raising the soft limit here gives
+every greenlet the same room as a thread, whatever the shell set (up to the hard limit).
 """
 
 from __future__ import annotations
 
 import importlib
+import resource
 import sys
 import threading
 
@@ -42,4 +48,14 @@ def apply() -> None:
             continue
     sys.setrecursionlimit(RECURSION_LIMIT)
     threading.stack_size(THREAD_STACK_BYTES)
+    _raise_main_stack(THREAD_STACK_BYTES)
     _applied = True
+
+
+def _raise_main_stack(size: int) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_STACK)
+    if soft == resource.RLIM_INFINITY or soft >= size:
+        return
+    target = size if hard == resource.RLIM_INFINITY else min(size, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_STACK, (target, hard))

@@ -19,6 +19,7 @@ from pathlib import Path
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
+from portal import offload
 from portal.errors import DomainError
 
 MIN_LENGTH = 12
@@ -101,7 +102,15 @@ def check(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
 
 
 def hash_password(password: str, *, user_inputs: tuple[str, ...] = ()) -> str:
-    """Check the policy, then hash. Every place that sets a password goes through here."""
+    """Check the policy, then hash. Every place that sets a password goes through here.
+
+    Both run off the event loop under gevent (``portal.offload``): zxcvbn's rating and the
+    scrypt hash take tens of milliseconds each, which every other connection would wait for.
+    """
+    return offload.run(_check_and_hash, password, user_inputs)
+
+
+def _check_and_hash(password: str, user_inputs: tuple[str, ...]) -> str:
     check(password, user_inputs=user_inputs)
     return generate_password_hash(password, method=HASH_METHOD)
 
@@ -113,9 +122,9 @@ def verify(stored_hash: str, password: str) -> bool:
     dummy so that it costs what any other miss costs.
     """
     if len(password) > MAX_LENGTH:
-        check_password_hash(_dummy(), "")
+        offload.run(check_password_hash, _dummy(), "")
         return False
-    return check_password_hash(stored_hash, password)
+    return offload.run(check_password_hash, stored_hash, password)
 
 
 def dummy_hash() -> str:
@@ -125,7 +134,7 @@ def dummy_hash() -> str:
 
 @lru_cache(maxsize=1)
 def _dummy() -> str:
-    return generate_password_hash("unknown account placeholder", method=HASH_METHOD)
+    return offload.run(generate_password_hash, "unknown account placeholder", method=HASH_METHOD)
 
 
 def write_common_list(count: int = COMMON_COUNT, path: Path = COMMON_FILE) -> int:

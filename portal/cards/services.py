@@ -21,7 +21,7 @@ from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
 
-from portal import events
+from portal import events, offload
 from portal.accounts.models import User
 from portal.beneficiaries import groups as groups_service
 from portal.beneficiaries import services as beneficiaries
@@ -311,9 +311,16 @@ def _face(person: Beneficiary, token: str, project_name: str, with_names: bool) 
     )
 
 
-def _store_pdf(sheet: CardPrint, cards: CardSheet, filename: str, keep_days: int) -> StoredFile:
+def _store_pdf(
+    sheet: CardPrint,
+    cards: CardSheet,
+    filename: str,
+    keep_days: int,
+    content: bytes | None = None,
+) -> StoredFile:
+    """Store the sheet's PDF; ``content``: its bytes, when already made (off the loop)."""
     stored = storage.store(
-        io.BytesIO(cards.output()),
+        io.BytesIO(cards.output() if content is None else content),
         kind="cards",
         filename=filename,
         content_type="application/pdf",
@@ -394,15 +401,24 @@ def _project_label(person: Beneficiary, user: User) -> str:
     return " · ".join(db.session.scalars(query)) or "Aid programme"
 
 
+def _one_card(face: CardFace, font_path: str | None, title: str) -> tuple[CardSheet, bytes]:
+    cards = CardSheet(font_path=font_path, title=title)
+    cards.add(face)
+    return cards, cards.output()
+
+
 def print_single(person: Beneficiary, user: User) -> CardPrint:
     """Issue a new card to one person now and keep its one-card PDF briefly for download."""
     sheet = CardPrint(beneficiary_id=person.id, requested_by_id=user.id, with_names=user.can(PII))
     db.session.add(sheet)
     db.session.flush()
     _, token = issue(person, issued_by=user, print_id=sheet.id)
-    cards = CardSheet(font_path=card_font(), title=f"Card of {person.ref}")
-    cards.add(_face(person, token, _project_label(person, user), sheet.with_names))
-    stored = _store_pdf(sheet, cards, f"card-{person.ref}-{sheet.id}.pdf", SINGLE_KEEP_DAYS)
+    face = _face(person, token, _project_label(person, user), sheet.with_names)
+    # Loading the font and drawing the PDF is CPU work in a request: off gevent's loop.
+    cards, content = offload.run(_one_card, face, card_font(), f"Card of {person.ref}")
+    stored = _store_pdf(
+        sheet, cards, f"card-{person.ref}-{sheet.id}.pdf", SINGLE_KEEP_DAYS, content=content
+    )
     try:
         db.session.flush()
     except BaseException:

@@ -16,7 +16,7 @@ from flask import current_app
 from sqlalchemy import Select, select
 from werkzeug.datastructures import FileStorage
 
-from portal import events
+from portal import events, offload
 from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
@@ -166,23 +166,26 @@ def create_batch(
 
 def _read_headers(stored, filename: str, sheet: str | None) -> tuple[list[str], str | None, list]:
     try:
-        with (
-            storage.plain_copy(stored) as path,
-            parsing.open_table(path, filename, sheet=sheet) as table,
-        ):
-            if not table.has_rows:
-                raise ImportRejected(
-                    "The file has column headers but no rows under them"
-                    + (f" on the sheet “{table.sheet}”." if table.sheet else ".")
-                )
-            return list(table.headers), table.sheet, list(table.sheets)
+        with storage.plain_copy(stored) as path:
+            # Unzipping and parsing a workbook in a request: off gevent's loop (portal.offload).
+            return offload.run(_headers_of, path, filename, sheet)
     except parsing.FileRejected as exc:
         raise ImportRejected(str(exc)) from None
 
 
+def _headers_of(path, filename: str, sheet: str | None) -> tuple[list[str], str | None, list]:
+    with parsing.open_table(path, filename, sheet=sheet) as table:
+        if not table.has_rows:
+            raise ImportRejected(
+                "The file has column headers but no rows under them"
+                + (f" on the sheet “{table.sheet}”." if table.sheet else ".")
+            )
+        return list(table.headers), table.sheet, list(table.sheets)
+
+
 def _sheet_names(stored, filename: str) -> tuple[list[str], str | None]:
     with storage.plain_copy(stored) as path:
-        return parsing.sheet_names(path, filename)
+        return offload.run(parsing.sheet_names, path, filename)
 
 
 def _proposed_mapping(source: ImportSource | None, headers: list[str]) -> dict[str, str]:

@@ -28,11 +28,9 @@ DEEP = 100_000
 
 
 @pytest.fixture(scope="module")
-def web(request, app_factory, redis_db, portal_secrets, tmp_path_factory, sqlite_factory):
-    try:
-        url = request.getfixturevalue("database_factory")("portal_it_hostile", migrate=False)
-    except pytest.skip.Exception:
-        url = sqlite_factory(migrate=False)
+def web(app_factory, redis_db, portal_secrets, tmp_path_factory, database_factory):
+    # The production web command (gunicorn's gevent worker) refuses SQLite: PostgreSQL only.
+    url = database_factory("portal_it_hostile", migrate=False)
     folder = tmp_path_factory.mktemp("hostile")
     env = stack.portal_env(
         database_url=url,

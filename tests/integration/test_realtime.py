@@ -48,11 +48,15 @@ def portal_stack(request, redis_db, portal_secrets, tmp_path_factory, sqlite_fac
     procfile: the Procfile's release, web (gunicorn) and worker commands, as a platform runs them.
     """
     from_procfile = request.param == "procfile"
-    try:
-        url = request.getfixturevalue("database_factory")("portal_it_rt", migrate=not from_procfile)
-    except pytest.skip.Exception:
-        # No PostgreSQL here: a SQLite file shared by both processes.
-        url = sqlite_factory(migrate=not from_procfile)
+    if from_procfile:
+        # The production web command (gevent) refuses SQLite: it needs PostgreSQL.
+        url = request.getfixturevalue("database_factory")("portal_it_rt", migrate=False)
+    else:
+        try:
+            url = request.getfixturevalue("database_factory")("portal_it_rt")
+        except pytest.skip.Exception:
+            # No PostgreSQL here: a SQLite file shared by both processes.
+            url = sqlite_factory()
     folder = tmp_path_factory.mktemp("stack")
     env = stack.portal_env(
         database_url=url,
