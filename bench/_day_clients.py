@@ -93,6 +93,20 @@ async def fetch(
     return status, text, location
 
 
+async def close_client(sio: socketio.AsyncClient | None) -> None:
+    """Disconnect if connected, and close the client's HTTP session in any case (a connect
+    that failed or was cancelled leaves it open)."""
+    if sio is None:
+        return
+    with contextlib.suppress(Exception):  # the run is ending; the server drops what is left
+        if sio.connected:
+            await asyncio.wait_for(sio.disconnect(), 5)
+    http = getattr(sio.eio, "http", None)
+    if http is not None and not http.closed:
+        with contextlib.suppress(Exception):
+            await http.close()
+
+
 def path_of(location: str) -> str:
     """The path (and query) of a redirect's Location, absolute or not."""
     parts = urlsplit(location)
@@ -177,22 +191,28 @@ class Vendor:
         self.token = scrape_csrf(await self._get_page("vendor charge", "/vendor/charge"))
 
     async def connect(self, redemption_event: str) -> None:
+        """Open the phone's socket; a phone whose socket failed tries again before its next
+        charge, as a page reload would."""
+        await close_client(self.sio)
         self.sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
         self.sio.on(redemption_event, self._on_redemption)
         self.sio.on("disconnect", self._on_disconnect)
         wait = self.timeouts["socket"]
-        await asyncio.wait_for(
-            self.sio.connect(
-                self.base,
-                headers={"Cookie": cookie_header(self.http.cookie_jar, self.base)},
-                transports=["websocket"],
-                wait_timeout=wait,
-            ),
-            wait + 5,
-        )
-        ack = await self.sio.call("subscribe", {"topic": "redemptions"}, timeout=wait)
+        try:
+            await asyncio.wait_for(
+                self.sio.connect(
+                    self.base,
+                    headers={"Cookie": cookie_header(self.http.cookie_jar, self.base)},
+                    transports=["websocket"],
+                    wait_timeout=wait,
+                ),
+                wait + 5,
+            )
+            ack = await self.sio.call("subscribe", {"topic": "redemptions"}, timeout=wait)
+        except Exception as exc:
+            raise HttpError("vendor_socket_failed", f"vendor {self.index}: {exc!r}") from None
         if not (isinstance(ack, dict) and ack.get("ok")):
-            raise HttpError("socket_subscribe_refused", f"vendor subscribe: {ack!r}")
+            raise HttpError("vendor_socket_refused", f"vendor {self.index}: {ack!r}")
 
     def _on_redemption(self, data):
         if isinstance(data, dict) and data.get("final") and isinstance(data.get("id"), int):
@@ -201,7 +221,7 @@ class Vendor:
 
     def _on_disconnect(self, *args):
         if not self.closing:
-            self.figures.errors.add("socket_dropped", f"vendor {self.index}: {args!r}")
+            self.figures.errors.add("vendor_socket_dropped", f"vendor {self.index}: {args!r}")
 
     async def _final(self, redemption_id: int, deadline: float) -> tuple[float, dict] | None:
         while redemption_id not in self.finals:
@@ -260,12 +280,14 @@ class Vendor:
         if isinstance(data.get("ts"), int | float):
             f.confirmed_stamps.append(float(data["ts"]))
 
-    async def charge_until(self, end: float) -> None:
+    async def charge_until(self, end: float, redemption_event: str) -> None:
         n = 0
         while time.monotonic() < end:
             payer = self.payers[n % len(self.payers)]
             n += 1
             try:
+                if self.sio is None or not self.sio.connected:
+                    await self.connect(redemption_event)
                 await self.charge_once(payer)
             except HttpError as exc:
                 self.figures.errors.add(exc.kind, str(exc))
@@ -276,10 +298,7 @@ class Vendor:
 
     async def close(self) -> None:
         self.closing = True
-        if self.sio is not None and self.sio.connected:
-            # The run is ending; the server drops a socket that does not close cleanly.
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.sio.disconnect(), 5)
+        await close_client(self.sio)
         if self.http is not None:
             await self.http.close()
 
@@ -343,8 +362,7 @@ class Screen:
             self.dropped = True
 
 
-async def _open_screen(cfg: dict, cookie: str, screen: Screen, errors: Errors):
-    sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+async def _open_screen(cfg: dict, cookie: str, screen: Screen, sio, errors: Errors) -> None:
     sio.on("*", screen.on_any)
     sio.on("disconnect", screen.on_disconnect)
     wait = cfg["socket_timeout"]
@@ -363,13 +381,12 @@ async def _open_screen(cfg: dict, cookie: str, screen: Screen, errors: Errors):
             "subscribe", {"topic": cfg["topic"], "project_id": cfg["project_id"]}, timeout=wait
         )
         if not (isinstance(ack, dict) and ack.get("ok")):
-            errors.add("socket_subscribe_refused", repr(ack)[:200])
+            errors.add("dashboard_socket_refused", repr(ack)[:200])
         else:
             screen.connected = True
             screen.connect_s = time.monotonic() - started
     except Exception as exc:
-        errors.add("socket_connect_failed", repr(exc))
-    return sio
+        errors.add("dashboard_socket_failed", repr(exc))
 
 
 async def _watch(cfg: dict) -> dict:
@@ -382,10 +399,27 @@ async def _watch(cfg: dict) -> dict:
     async def one(k: int):
         async with gate:
             cookie = cfg["cookies"][k % len(cfg["cookies"])]
-            clients.append(await _open_screen(cfg, cookie, screens[k], errors))
+            sio = socketio.AsyncClient(reconnection=False, handle_sigint=False)
+            clients.append(sio)
+            await _open_screen(cfg, cookie, screens[k], sio, errors)
 
+    # Open when told (the vendors sign in first), and for a bounded time: against a server that
+    # stopped answering, sockets still waiting at the end of the window count as not opened.
+    told = time.monotonic() + cfg["max_seconds"]
+    while not (folder / "open").exists() and time.monotonic() < told:
+        await asyncio.sleep(0.1)
     opening = time.monotonic()
-    await asyncio.gather(*(one(k) for k in range(cfg["count"])))
+    tasks = [asyncio.ensure_future(one(k)) for k in range(cfg["count"])]
+    _, late = await asyncio.wait(tasks, timeout=cfg["open_seconds"])
+    for task in late:
+        task.cancel()
+    if late:
+        await asyncio.gather(*late, return_exceptions=True)
+        errors.add(
+            "dashboard_socket_not_open_in_time",
+            f"{len(late)} sockets not open within {cfg['open_seconds']:.0f} s",
+        )
+        errors.counts["dashboard_socket_not_open_in_time"] += len(late) - 1
     connected = sum(s.connected for s in screens)
     (folder / f"ready-{cfg['name']}.json").write_text(
         json.dumps({"connected": connected, "seconds": time.monotonic() - opening})
@@ -397,14 +431,9 @@ async def _watch(cfg: dict) -> dict:
         s.closing = True
     dropped = sum(s.dropped for s in screens)
     if dropped:
-        errors.add("socket_dropped", f"{dropped} dashboard sockets closed by the server")
-
-    async def close(sio):
-        if sio.connected:
-            with contextlib.suppress(Exception):  # ending anyway
-                await asyncio.wait_for(sio.disconnect(), 5)
-
-    await asyncio.gather(*(close(c) for c in clients))
+        errors.add("dashboard_socket_dropped", f"{dropped} sockets closed by the server")
+        errors.counts["dashboard_socket_dropped"] += dropped - 1
+    await asyncio.gather(*(close_client(c) for c in clients))
     other: dict[str, int] = {}
     for s in screens:
         for k, v in s.other.items():
