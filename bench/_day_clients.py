@@ -129,6 +129,8 @@ class VendorFigures:
     confirmed_stamps: list[float] = field(default_factory=list)  # the events' ``ts``
     confirmed_at: list[float] = field(default_factory=list)  # monotonic, for the rate
     started: int = 0
+    timed_out: list[int] = field(default_factory=list)  # no final state within the timeout
+    late: int = 0  # of those, confirmed after it (slow, not lost) before the run ended
     pages: Timings = field(default_factory=Timings)
     errors: Errors = field(default_factory=Errors)
 
@@ -147,6 +149,7 @@ class Vendor:
         self.sio: socketio.AsyncClient | None = None
         self.token: str | None = None
         self.finals: dict[int, tuple[float, dict]] = {}
+        self.timed_out: list[int] = []
         self.arrived = asyncio.Event()
         self.closing = False
 
@@ -265,6 +268,7 @@ class Vendor:
             f.errors.add(exc.kind, str(exc))
         final = await self._final(redemption_id, entered + self.timeouts["confirm"])
         if final is None:
+            self.timed_out.append(redemption_id)
             f.errors.add(
                 "redemption_not_confirmed",
                 f"redemption {redemption_id}: no final state in {self.timeouts['confirm']} s",
@@ -298,6 +302,11 @@ class Vendor:
 
     async def close(self) -> None:
         self.closing = True
+        for redemption_id in self.timed_out:
+            self.figures.timed_out.append(redemption_id)
+            found = self.finals.get(redemption_id)
+            if found and found[1].get("status") == "settled":
+                self.figures.late += 1
         await close_client(self.sio)
         if self.http is not None:
             await self.http.close()

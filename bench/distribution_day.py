@@ -90,6 +90,20 @@ def start_redis(folder: Path) -> tuple[services.ManagedProcess, str]:
     return proc, url
 
 
+def pg_free_connections(admin_url: str) -> int | None:
+    """max_connections minus what is in use (the server is shared with other work)."""
+    import psycopg
+
+    try:
+        with psycopg.connect(admin_url, connect_timeout=5) as conn:
+            row = conn.execute(
+                "select current_setting('max_connections')::int - count(*) from pg_stat_activity"
+            ).fetchone()
+    except psycopg.Error:
+        return None
+    return int(row[0])
+
+
 def portal_env(args, *, db_url, redis_url, folder, node_url, sms) -> dict:
     limits = {
         name: HIGH
@@ -353,6 +367,13 @@ def run(args) -> dict:
         cleanup.append(node.stop)
         node.start().wait_ready()
         pg = services.find_or_start_postgres()
+        result["pg_free_connections_at_start"] = free = pg_free_connections(pg.admin_url)
+        if free is not None and free < 60:
+            print(
+                f"WARNING: PostgreSQL has {free} free connections; the Procfile's stack may "
+                "take up to 3 pools (web, 2 worker processes) of 15: expect pool timeouts",
+                flush=True,
+            )
         cleanup.append(pg.stop)
         name = pg.create_database("portal_bench_day")
         cleanup.append(lambda: pg.drop_database(name))
@@ -469,6 +490,8 @@ def report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker) ->
     return {
         "redemptions_confirmed": confirmed,
         "redemptions_started": figures.started,
+        "redemptions_timed_out": len(figures.timed_out),
+        "redemptions_confirmed_after_timeout": figures.late,
         "redemptions_per_s": round(recorded["confirmed_in_window"] / load_s, 2),
         "code_to_confirmed_ms": code,
         "charge_to_confirmed_ms": _data.summary_ms(figures.charge_to_confirmed),
@@ -520,6 +543,11 @@ def print_table(r: dict) -> None:
     print(f"  worker: {r['procfile']['worker']}")
     print(f"  redemptions confirmed      {r['redemptions_confirmed']} of "
           f"{r['redemptions_started']} started, {r['redemptions_per_s']}/s")  # fmt: skip
+    if r["redemptions_timed_out"]:
+        print(
+            f"  not confirmed in time      {r['redemptions_timed_out']} (of which "
+            f"{r['redemptions_confirmed_after_timeout']} confirmed later)"
+        )
     print(f"  code entry -> confirmed    {ms(r['code_to_confirmed_ms'])}")
     print(f"  charge -> confirmed        {ms(r['charge_to_confirmed_ms'])}")
     print(f"  staff pages                {ms(r['staff_pages_ms']['all'])}")
