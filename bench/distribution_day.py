@@ -36,6 +36,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -277,7 +278,10 @@ async def wait_dashboards(ctx: dict, folder: Path, args) -> int:
     return 0  # reported as sockets that never opened
 
 
-def collect_dashboards(ctx: dict, folder: Path, timeout: float) -> list[dict]:
+def collect_dashboards(ctx: dict, folder: Path, timeout: float, grace: float) -> list[dict]:
+    # The last confirmations' updates are still on their way to the screens when the vendors
+    # stop: give them ``grace`` seconds before the screens close, or they would count as missed.
+    time.sleep(grace)
     (folder / "stop").touch()
     results = []
     deadline = time.monotonic() + timeout
@@ -445,10 +449,13 @@ def run(args) -> dict:
         print(f"opening {args.dashboards} dashboard sockets, signing vendors in ...", flush=True)
         start_dashboards(args, ctx, folder)
         recorded = asyncio.run(day(args, ctx, folder))
-        dashboards = collect_dashboards(ctx, folder, timeout=120)
+        dashboards = collect_dashboards(ctx, folder, timeout=120, grace=args.broadcast_grace)
         machine = sampler.stop()
         machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
         result.update(report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker))
+        result["logged_exceptions"] = {
+            proc.kind: log_exceptions(proc.log_path) for proc in (web, worker)
+        }
         return result
     finally:
         for step in reversed(cleanup):
@@ -525,6 +532,24 @@ def report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker) ->
     }
 
 
+EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Timeout)\b.*")
+
+
+def log_exceptions(path: Path, top: int = 5) -> dict[str, int]:
+    """The exceptions a process logged, counted by their first line (addresses blanked), so
+    a failed run says what broke without opening its logs."""
+    counts: dict[str, int] = {}
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return {}
+    for line in lines:
+        if EXCEPTION_LINE.match(line):
+            key = re.sub(r"0x[0-9a-f]+", "0x…", line)[:160]
+            counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1])[:top])
+
+
 def print_table(r: dict) -> None:
     def ms(s: dict) -> str:
         if not s or not s.get("n"):
@@ -556,6 +581,9 @@ def print_table(r: dict) -> None:
     print(f"  baseline transfer, quiet   {ms(r['baseline_transfer_quiet_ms'])}")
     print(f"  baseline, under the load   {ms(r['baseline_transfer_under_load_ms'])}")
     print(f"  errors                     {r['errors']} {r['errors_by_kind']}")
+    for role, found in r["logged_exceptions"].items():
+        for line, n in found.items():
+            print(f"    {role} logged {n} x {line}")
     for role, v in m["roles"].items():
         print(
             f"  {role:<7} RSS peak {v['rss_mb_peak']} MB over {v['processes']} processes, "
@@ -585,6 +613,12 @@ def parse(argv=None):
     parser.add_argument("--socket-timeout", type=float, default=20.0)
     parser.add_argument("--sms-timeout", type=float, default=30.0)
     parser.add_argument("--confirm-timeout", type=float, default=30.0)
+    parser.add_argument(
+        "--broadcast-grace",
+        type=float,
+        default=5.0,
+        help="seconds the screens stay open after the last confirmation",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     parser.add_argument(
         "--quick",

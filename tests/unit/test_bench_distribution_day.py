@@ -129,3 +129,23 @@ def test_quick_shrinks_the_day_but_keeps_what_is_given():
     assert (quick.seconds, quick.vendors, quick.dashboards) == (15.0, 7, 20)
     full = parse([])
     assert (full.seconds, full.vendors, full.dashboards) == (120.0, 50, 500)
+
+
+def test_a_failed_run_names_the_exceptions_its_processes_logged(tmp_path):
+    from distribution_day import log_exceptions
+
+    log = tmp_path / "web.log"
+    log.write_text(
+        "Traceback (most recent call last):\n"
+        '  File "x.py", line 1, in f\n'
+        "    raise exc.TimeoutError(\n"
+        "sqlalchemy.exc.TimeoutError: QueuePool limit of size 5 overflow 10 reached\n"
+        "sqlalchemy.exc.TimeoutError: QueuePool limit of size 5 overflow 10 reached\n"
+        "OSError: [Errno 9] Bad file descriptor at 0x7f00aa\n"
+        "[2026-12-03 14:00:53,897] ERROR in web: unhandled error on GET /vendor/charge\n"
+    )
+    assert log_exceptions(log) == {
+        "sqlalchemy.exc.TimeoutError: QueuePool limit of size 5 overflow 10 reached": 2,
+        "OSError: [Errno 9] Bad file descriptor at 0x…": 1,
+    }
+    assert log_exceptions(tmp_path / "missing.log") == {}
