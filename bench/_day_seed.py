@@ -1,0 +1,113 @@
+"""The distribution day's starting point, made through the portal's own services.
+
+Runs inside a worker-role app of the benchmark process (its own small pool); the chain work it
+asks for (deploying, minting, allocating) is done by the Procfile's worker processes, as it would
+be for staff clicking the same buttons. Every wait has a deadline.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import _data
+
+AMOUNT_EACH = 1_000_000  # base units each person is allocated (10,000.00 at 2 decimals)
+
+
+@dataclass
+class Seeded:
+    project_id: int
+    vendor_phones: list[str]
+    # vendor index -> the phones of the people that vendor charges (each person has one vendor,
+    # so a person never has two payments waiting at once)
+    payers: list[list[str]]
+    beneficiary_ids: list[int] = field(default_factory=list)
+    staff: list[tuple[str, str]] = field(default_factory=list)  # (email, password)
+
+
+def wait_until(check, what: str, timeout: float):
+    from portal.extensions import db
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        db.session.rollback()
+        value = check()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def vendor_phone(j: int) -> str:
+    return _data.phone_of(5_000_000 + j)  # far from the people's numbers
+
+
+def seed(
+    *, vendors: int, people_per_vendor: int, staff: int, password: str, timeout: float = 300
+) -> Seeded:
+    from sqlalchemy import select
+
+    from portal.accounts import services as accounts
+    from portal.accounts.models import User
+    from portal.beneficiaries import groups
+    from portal.beneficiaries import services as beneficiaries
+    from portal.chain import setup
+    from portal.disbursements import services as disbursements
+    from portal.disbursements.models import Disbursement
+    from portal.extensions import db
+    from portal.projects import services as projects
+    from portal.projects.models import Project
+    from portal.vendors import services as vendor_services
+
+    admin = db.session.scalar(select(User).order_by(User.id).limit(1))
+    role = accounts.role_by_name("admin")
+    staff_logins = [(admin.email, password)]
+    for k in range(1, staff):
+        email = f"day-staff-{k}@example.org"
+        accounts.create_user(email, f"Staff {k}", password, role)
+        staff_logins.append((email, password))
+
+    project = projects.create({"name": "Distribution day", "type": "cva"}, admin)
+    projects.change_status(project, "active")
+    people = vendors * people_per_vendor
+    phones = [_data.phone_of(i) for i in range(people)]
+    persons = [
+        beneficiaries.create({"name": f"Person {i}", "phone": p}, project=project)
+        for i, p in enumerate(phones)
+    ]
+    group = groups.create(project, "Day", "everyone on the list")
+    groups.add_members(group, persons)
+    vendor_phones = [vendor_phone(j) for j in range(vendors)]
+    for j, phone in enumerate(vendor_phones):
+        shop = vendor_services.register(
+            {"name": f"Shop {j}", "phone": phone, "category": "shop", "contact_name": "Owner"},
+            project=project,
+        )
+        vendor_services.change_status(shop, "approved")
+    setup.start_deploy(project, "DAY", 2, None)
+    db.session.commit()
+    pid = project.id
+    beneficiary_ids = [p.id for p in persons]
+
+    wait_until(lambda: setup.state(pid).status == "deployed", "the contracts' deployment", timeout)
+    setup.start_funding(db.session.get(Project, pid), AMOUNT_EACH * people, "day", None)
+    db.session.commit()
+    wait_until(lambda: setup.state(pid).funded > 0, "the funding", timeout)
+    disbursement, _ = disbursements.create(
+        db.session.get(Project, pid),
+        title="Day",
+        amount=AMOUNT_EACH,
+        group_id=group.id,
+        beneficiary_ids=None,
+        batch_size=500,
+        user_id=None,
+    )
+    disbursements.start(disbursement, None)
+    db.session.commit()
+    did = disbursement.id
+    wait_until(
+        lambda: db.session.get(Disbursement, did).status == "completed", "the allocation", timeout
+    )
+    payers = [phones[j::vendors] for j in range(vendors)]
+    return Seeded(pid, vendor_phones, payers, beneficiary_ids, staff_logins)

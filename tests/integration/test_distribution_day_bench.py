@@ -1,0 +1,57 @@
+"""``bench/distribution_day.py --quick`` on the real stack (the Procfile's web and worker,
+PostgreSQL, a redis-server and anvil of its own, SMS through the HTTP provider): a few vendors
+charge while dashboards are open, nothing fails, and everything it started is gone after."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import psycopg
+import pytest
+
+from tests.support import services, stack
+from tests.support.anvil import ensure_installed
+from tests.support.services import REPO_ROOT
+
+
+@pytest.fixture
+def anvil_binary():
+    try:
+        return ensure_installed()
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+def test_a_short_distribution_day_runs_clean_and_leaves_nothing_behind(pg_service, anvil_binary):
+    done = subprocess.run(
+        [sys.executable, "bench/distribution_day.py", "--quick", "--seconds", "10"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"no JSON line\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    result = json.loads(lines[-1])
+    detail = json.dumps({k: result.get(k) for k in ("errors_by_kind", "error_examples")})
+    assert done.returncode == 0, detail
+    assert result["errors"] == 0, detail
+    assert result["procfile"]["web"] == stack.procfile()["web"]
+    assert result["redemptions_confirmed"] > 0
+    assert result["redemptions_confirmed"] == result["redemptions_started"]
+    assert result["dashboards_connected"] == 20
+    assert result["vendor_sockets"] == result["vendors_signed_in"] == 5
+    assert result["broadcast_ms"]["n"] > 0  # every screen saw the confirmations
+    assert result["staff_pages_ms"]["all"]["n"] > 0
+    assert result["baseline_transfer_quiet_ms"]["n"] == 10
+
+    for role, pid in result["pids"].items():
+        assert not services.pid_alive(pid), f"{role} (pid {pid}) outlived the benchmark"
+    with psycopg.connect(pg_service.admin_url, autocommit=True) as conn:
+        left = conn.execute(
+            "select 1 from pg_database where datname = %s", (result["database"],)
+        ).fetchone()
+    assert left is None, "the benchmark's database was not dropped"
