@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, ResourceClosedError
+from sqlalchemy.exc import InvalidRequestError, IntegrityError, ResourceClosedError
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -39,8 +39,22 @@ class PortalFlask(Flask):
 
     def handle_user_exception(self, e):
         # Whatever the view or the commit raised, its work goes before any error page renders.
-        db.session.rollback()
+        discard()
         return super().handle_user_exception(e)
+
+
+def discard() -> None:
+    """Roll back the request's unit of work, whatever state the error left it in.
+
+    An error raised by an after-commit hook leaves the session mid-commit ("committed" state),
+    where ``rollback()`` itself raises and would hide the first error behind a bare 500 page;
+    the work is already committed then, so closing the session is all that is left to do.
+    """
+    sess = db.session()
+    try:
+        sess.rollback()
+    except InvalidRequestError:
+        sess.close()
 
 
 @contextmanager

@@ -174,3 +174,33 @@ def test_a_duplicate_inside_a_step_is_a_conflict_not_an_error(app):
     db.session.add(Setting(key="probe.after", value="1"))  # the session is still usable
     db.session.commit()
     assert db.session.scalar(select(func.count()).where(Setting.key == "probe.after")) == 1
+
+
+def test_a_failing_after_commit_hook_keeps_the_work_and_renders_the_portal_error_page(
+    probe, app, monkeypatch
+):
+    """The hook runs once the work is committed; its error must not turn into a second error
+    (a rollback refused in the "committed" state) hiding behind a bare server page."""
+    from flask_sqlalchemy.session import Session as FlaskSession
+    from sqlalchemy import event
+
+    def hook(sess):
+        if not sess.in_nested_transaction() and sess.info.pop("probe.hook", None):
+            raise Boom("in an after-commit hook")
+
+    event.listen(FlaskSession, "after_commit", hook)
+    try:
+        from flask import request
+
+        def view():
+            db.session.add(Setting(key=request.args["key"], value="1"))
+            db.session.info["probe.hook"] = True
+            return "done"
+
+        app.add_url_rule("/_hooked", "hooked", view, methods=["POST"])
+        response = probe.post("/_hooked", query_string={"key": "probe.hooked"})
+    finally:
+        event.remove(FlaskSession, "after_commit", hook)
+    assert response.status_code == 500
+    assert "boom" in response.get_data(as_text=True)  # the portal's page, from its handler
+    assert _stored("probe.hooked") == 1
