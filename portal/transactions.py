@@ -16,7 +16,7 @@ from contextlib import contextmanager, suppress
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.exc import InvalidRequestError, IntegrityError, ResourceClosedError
+from sqlalchemy.exc import IntegrityError, InvalidRequestError, ResourceClosedError
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
