@@ -53,7 +53,7 @@ def app_factory(redis_db, portal_secrets, tmp_path_factory):
             PII_KEY=portal_secrets["PII_KEY"],
             INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
             RATELIMIT_STORAGE_URI="memory://",
-            **overrides,
+            **{"DB_CONNECTION_GUARD": "raise", **overrides},
         )
         made.append(app)
         return app
