@@ -6,12 +6,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 
 from portal import events
 from portal.errors import InvalidTransition, NotFound
 from portal.extensions import db
 from portal.jobs import dispatch, inbroker, lifecycle, live
+from portal.jobs.attention import worker_gone
 from portal.jobs.broker import get_broker
 from portal.jobs.kinds import CHAIN_CONFIRM, DIAGNOSTIC
 from portal.jobs.models import (
@@ -26,6 +27,10 @@ from portal.jobs.models import (
 )
 from portal.projects import services as projects
 from portal.timeutil import utcnow
+
+# The Jobs page's filters: the statuses, and the running jobs whose worker is gone.
+STUCK = "stuck"
+FILTER_STATUSES = (*STATUSES, STUCK)
 
 
 def visible(user) -> Select:
@@ -51,7 +56,9 @@ def search(user, f: JobFilter) -> Select:
     query = visible(user)
     if f.queue:
         query = query.where(Job.queue == f.queue)
-    if f.status in STATUSES:
+    if f.status == STUCK:
+        query = query.where(worker_gone(utcnow()))
+    elif f.status in STATUSES:
         query = query.where(Job.status == f.status)
     if f.project_id:
         query = query.where(Job.project_id == f.project_id)
@@ -67,9 +74,13 @@ def search(user, f: JobFilter) -> Select:
 
 
 def status_counts(user) -> dict[str, int]:
+    """Jobs per status, and (as "stuck") the running ones whose worker is gone."""
     sub = visible(user).subquery()
     rows = db.session.execute(select(sub.c.status, func.count()).group_by(sub.c.status))
-    return {status: 0 for status in STATUSES} | dict(rows.all())
+    gone = db.session.scalar(
+        select(func.count()).select_from(visible(user).where(worker_gone(utcnow())).subquery())
+    )
+    return {status: 0 for status in FILTER_STATUSES} | dict(rows.all()) | {STUCK: gone}
 
 
 def get_visible(user, job_id: int) -> Job:
@@ -103,7 +114,7 @@ def retry(job: Job) -> Job:
     db.session.flush()
     result = db.session.execute(
         update(Job)
-        .where(Job.id == job.id, or_(Job.status.in_((FAILED, CANCELLED)), _worker_gone(now)))
+        .where(Job.id == job.id, or_(Job.status.in_((FAILED, CANCELLED)), worker_gone(now)))
         .values(
             status=QUEUED,
             attempts=0,
@@ -159,7 +170,7 @@ def cancel(job: Job) -> Job:
         update(Job)
         .where(
             Job.id == job.id,
-            or_(Job.status.in_((QUEUED, RETRYING)), _worker_gone(now)),
+            or_(Job.status.in_((QUEUED, RETRYING)), worker_gone(now)),
             # Checked again in the statement: the job may have run since it was read.
             *([Job.attempts == 0] if job.queue == CHAIN_QUEUE else []),
         )
@@ -205,15 +216,11 @@ class SweepReport:
     orphaned: int = 0
 
 
-def _worker_gone(now):
-    return and_(Job.status == RUNNING, Job.lease_expires_at < now)
-
-
 def recover_lost_leases(now) -> tuple[int, list[tuple[int, str, str]]]:
     """Running jobs whose lease expired (their worker is gone): back to retrying (or failed
     when out of attempts). Returns how many, and the (id, kind, queue) of the ones to send."""
     orphans = db.session.scalars(
-        select(Job).where(_worker_gone(now)).with_for_update(skip_locked=True)
+        select(Job).where(worker_gone(now)).with_for_update(skip_locked=True)
     ).all()
     recovered = []
     for job in orphans:
