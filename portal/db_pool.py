@@ -9,7 +9,8 @@ deadlock. Sizing the pool to the concurrency makes that wait zero:
 - web: ``WEB_THREADS`` (gunicorn ``--threads`` in the Procfile, or the number of greenlets
   allowed to use the database at once under gevent) + the dashboard publisher thread;
 - worker: the Dramatiq worker threads (``WORKER_THREADS``, the Procfile's ``--threads``) + the
-  job sweeper + the lease heartbeat + the dashboard publisher;
+  job sweeper + the lease heartbeat + the dashboard publisher + one spare (an import's
+  read-ahead thread; a second import at the same time reads inline instead of waiting);
 - ``flask serve`` (embedded): both.
 
 ``DB_POOL_SIZE`` overrides the computed size (e.g. to keep many processes under the server's
@@ -20,6 +21,9 @@ which is slower but never an error while a connection comes back within ``DB_POO
 from __future__ import annotations
 
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask
 
@@ -27,7 +31,10 @@ log = logging.getLogger(__name__)
 
 # Threads of their own that use the database, besides the ones serving requests or jobs.
 WEB_HELPERS = 1  # the dashboard publisher
-WORKER_HELPERS = 3  # the job sweeper, the lease heartbeat, the dashboard publisher
+# The job sweeper, the lease heartbeat, the dashboard publisher, and one spare connection
+# that an import may use to read ahead in a thread of its own (``spare``).
+WORKER_HELPERS = 4
+_SPARE = threading.BoundedSemaphore(1)
 
 
 def connections_needed(config, role: str, *, worker_threads: int | None = None) -> int:
@@ -77,3 +84,15 @@ def check_worker_pool(app: Flask, worker_threads: int) -> None:
             f"connections, but its pool has {size}: set WORKER_THREADS to the --threads of "
             "the dramatiq command (or DB_POOL_SIZE on purpose)."
         )
+
+
+@contextmanager
+def spare() -> Iterator[bool]:
+    """The process's one spare connection, if free (True): counted in the pool, so a job
+    that uses it in a helper thread never waits for the pool while holding its own."""
+    taken = _SPARE.acquire(blocking=False)
+    try:
+        yield taken
+    finally:
+        if taken:
+            _SPARE.release()

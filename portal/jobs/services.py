@@ -253,7 +253,7 @@ def resend_missing(now) -> int:
     db.session.commit()  # no transaction (nor connection) held while Redis is read
     if not waiting:
         return 0
-    present = inbroker.job_ids(get_broker())
+    present = inbroker.job_ids(get_broker(), current_app.config["JOB_LEASE_SECONDS"])
     missing = [row for row in waiting if present is None or row.id not in present]
     by_delay: dict[int | None, list[tuple[int, str, str]]] = {}
     for row in missing:
