@@ -96,3 +96,20 @@ def spare() -> Iterator[bool]:
     finally:
         if taken:
             _SPARE.release()
+
+
+def check_web_pool(app: Flask, concurrency: int) -> None:
+    """For the web server's start-up (e.g. gunicorn's ``post_worker_init`` with
+    ``worker.cfg.threads``, or the gevent DB concurrency limit): refuse a pool smaller than
+    the requests served at once, unless DB_POOL_SIZE was set on purpose."""
+    cfg = app.config
+    if cfg["SQLALCHEMY_DATABASE_URI"].startswith("sqlite") or cfg.get("DB_POOL_SIZE"):
+        return
+    needed = concurrency + WEB_HELPERS
+    size = cfg["SQLALCHEMY_ENGINE_OPTIONS"].get("pool_size", 0)
+    if size < needed:
+        raise RuntimeError(
+            f"The web process serves {concurrency} requests at once and needs {needed} "
+            f"database connections, but its pool has {size}: set WEB_THREADS to the server's "
+            "concurrency (or DB_POOL_SIZE on purpose)."
+        )

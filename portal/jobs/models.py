@@ -50,6 +50,8 @@ class Job(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When the sweeper last sent the job's message (the send after commit writes nothing: it
+    # would need a second connection). Kept for the record; nothing decides by it.
     sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
