@@ -154,6 +154,22 @@ def transactions(project_id: int):
     )
 
 
+@bp.post("/transactions/<int:tx_id>/follow-up")
+@permission_required("chain.manage")
+def follow_up(project_id: int, tx_id: int):
+    """A transaction not mined for long: make sure a follow-up job is driving it."""
+    project = projects.get_visible(current_user, project_id)
+    tx = db.session.get(ChainTx, tx_id)
+    if tx is None or tx.project_id != project.id:
+        raise NotFound("No such transaction in this project.")
+    job = attention.follow_up_stuck_tx(tx)
+    if job is None:
+        flash(f"A follow-up is already working on transaction {tx.id}.")
+    else:
+        flash(f"Transaction {tx.id} is checked again by job {job.id}; it is re-sent if needed.")
+    return redirect(url_for("chain.transactions", project_id=project.id, status="stuck"))
+
+
 @bp.get("/transactions/<int:tx_id>")
 @permission_required("chain.read")
 def transaction(project_id: int, tx_id: int):

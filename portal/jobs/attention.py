@@ -177,3 +177,31 @@ def restart_batch(batch: DisbursementBatch, user_id: int | None) -> Job:
     )
     batch.job_id = job.id
     return job
+
+
+def follow_up_stuck_tx(tx: ChainTx) -> Job | None:
+    """Queue a follow-up for a transaction not mined for long, unless one is alive already.
+
+    The follow-up re-sends the stored transaction or replaces it with a higher fee (up to the
+    configured ceiling); two at once are harmless (the final outcome is claimed once), so this
+    is safe at any moment. The transaction row is locked so two clicks queue one job.
+    """
+    import json
+
+    from portal.errors import InvalidTransition
+    from portal.jobs import dispatch
+    from portal.jobs.kinds import CHAIN_CONFIRM
+
+    db.session.execute(select(ChainTx.id).where(ChainTx.id == tx.id).with_for_update())
+    db.session.refresh(tx)
+    if not tx_is_stuck(tx):
+        raise InvalidTransition(f"Transaction {tx.id} is not stuck (it is {tx.status}).")
+    payload = json.dumps({"tx_id": tx.id}, separators=(",", ":"), sort_keys=True)
+    alive = db.session.scalar(
+        select(Job.id)
+        .where(Job.kind == CHAIN_CONFIRM.name, Job.payload_json == payload, job_alive())
+        .limit(1)
+    )
+    if alive is not None:
+        return None
+    return dispatch.enqueue(CHAIN_CONFIRM.name, {"tx_id": tx.id}, project_id=tx.project_id)

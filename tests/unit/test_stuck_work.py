@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from portal.beneficiaries import groups
 from portal.chain.models import ChainTx
@@ -118,3 +118,22 @@ def test_a_transaction_not_mined_for_long_is_shown_and_counted(
     assert f'data-tx-id="{tx.id}"' in page and "not mined for long" in page
     home = client.get("/").get_data(as_text=True)
     assert "1</strong> transaction not mined for long" in home
+
+    follow_up = f"/projects/{project.id}/transactions/{tx.id}/follow-up"
+    confirm = ("chain.confirm", f'{{"tx_id":{tx.id}}}')
+    before = db.session.scalar(
+        select(func.count()).where(Job.kind == confirm[0], Job.payload_json == confirm[1])
+    )
+    worker.broker.flush_all()
+    db.session.execute(
+        update(Job)
+        .where(Job.kind == confirm[0], Job.payload_json == confirm[1])
+        .values(status="failed")
+    )
+    db.session.commit()
+    assert client.post(follow_up).status_code == 302
+    assert client.post(follow_up).status_code == 302  # a second click queues nothing more
+    after = db.session.scalar(
+        select(func.count()).where(Job.kind == confirm[0], Job.payload_json == confirm[1])
+    )
+    assert after == before + 1
