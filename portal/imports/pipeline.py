@@ -287,13 +287,17 @@ def _copy_pass(batch: ImportBatch, report: _Throttle, on_error, check_all: bool)
         if spare:
             # The process's one spare connection: the next chunks are looked up while this
             # one is written.
-            ready = _prepared(chunks, writer, _autocommit(db.engine), tally, on_error, check_all)
+            engine = db.engine
+            opened = lambda: _autocommit(engine)  # noqa: E731  (opened in the read-ahead thread)
+            ready = _prepared(chunks, writer, opened, tally, on_error, check_all)
             steps = Ahead(ready, depth=2, name=f"import-{batch.id}")
         else:
             # Another import holds the spare: one after the other, on the job's own
             # connection, rather than wait for a second one while holding the first.
-            own = nullcontext(db.session.connection())
-            steps = nullcontext(_prepared(chunks, writer, own, tally, on_error, check_all))
+            own = db.session.connection()
+            steps = nullcontext(
+                _prepared(chunks, writer, lambda: nullcontext(own), tally, on_error, check_all)
+            )
         with steps as ahead:
             for done, fresh, prepared in ahead:
                 ids = writer.write(db.session.connection(), prepared)
@@ -355,11 +359,11 @@ def _chunks(candidates: Iterator[_Candidate], size: int) -> Iterator[list[_Candi
 
 def _prepared(chunks, writer: bulk.CopyWriter, opened, tally: Tally, on_error, check_all: bool):
     """Each chunk looked up in the database (all its rows, or those the dry run found enrolled)
-    and made ready to COPY. In a thread, on the spare connection ``opened``: it reads committed
+    and made ready to COPY. In a thread, on the spare connection ``opened()``: it reads committed
     rows and draws ids, and neither needs the import's transaction (the rows of earlier chunks,
     not committed yet, cannot be duplicates of later ones: the dry run checked the file). Or
     inline on the job's own connection, where those reads and draws are just as right."""
-    with opened as connection:
+    with opened() as connection:
         for chunk in chunks:
             asked = chunk if check_all else [c for c in chunk if c.enrolled]
             refused: set[int] = set()
