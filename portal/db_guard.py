@@ -18,6 +18,7 @@ import logging
 import threading
 import traceback
 
+from flask.globals import _cv_app
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -32,8 +33,8 @@ class OneConnectionGuard:
     def __init__(self, mode: str):
         self.mode = mode
         self._lock = threading.Lock()
-        self._owner: dict[int, int] = {}  # id(connection record) -> thread ident
-        self._held: dict[int, int] = {}  # thread ident -> connections held
+        self._owner: dict[int, tuple] = {}  # id(connection record) -> scope
+        self._held: dict[tuple, int] = {}  # scope -> connections held
         self.violations: list[str] = []
 
     def install(self, engine: Engine) -> None:
@@ -41,13 +42,13 @@ class OneConnectionGuard:
         event.listen(engine, "checkin", self._checkin)
 
     def _checkout(self, dbapi_connection, record, proxy) -> None:
-        me = threading.get_ident()
+        me = _scope()
         with self._lock:
             held = self._held.get(me, 0)
             self._owner[id(record)] = me
             self._held[me] = held + 1
         if held:
-            where = "".join(traceback.format_stack(limit=12)[:-2])
+            where = "".join(traceback.format_stack(limit=30)[:-2])
             message = f"thread {threading.current_thread().name} took a second connection:\n{where}"
             self.violations.append(message)
             log.error("%s", message)
@@ -68,7 +69,15 @@ class OneConnectionGuard:
                 self._held.pop(owner, None)
 
     def held_by_current_thread(self) -> int:
-        return self._held.get(threading.get_ident(), 0)
+        return self._held.get(_scope(), 0)
+
+
+def _scope() -> tuple:
+    """A thread (or greenlet) within one app context: what one request or one job is. Flask-
+    SQLAlchemy gives each app context its own session, so a test that holds a session while
+    it drives a request in the same thread is two scopes, as two requests would be."""
+    ctx = _cv_app.get(None)
+    return (threading.get_ident(), id(ctx) if ctx is not None else None)
 
 
 def install(app) -> OneConnectionGuard | None:

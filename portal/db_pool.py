@@ -63,7 +63,9 @@ def configure(app: Flask) -> None:
             cfg["ROLE"],
         )
     options = dict(cfg.get("SQLALCHEMY_ENGINE_OPTIONS") or {})
-    options.setdefault("pool_size", size)
+    if "pool_size" in options:
+        return  # engine options given in full (a test's own pool): they are the caller's
+    options["pool_size"] = size
     # No overflow: the size is the promise made to the database server's max_connections.
     options.setdefault("max_overflow", 0)
     options.setdefault("pool_timeout", cfg["DB_POOL_TIMEOUT"])
