@@ -190,6 +190,10 @@ def portal(anvil_node, portal_secrets, database_factory, tmp_path_factory, app_f
         portal.stop()
         redis.stop()
         engine.dispose()
+        from portal.extensions import db
+
+        with portal.app.app_context():
+            db.engine.dispose()
 
 
 def _disburse(portal, title: str, amount: str, batch_size: int) -> int:

@@ -17,7 +17,12 @@ THREADS = 8
 
 @pytest.fixture(scope="module")
 def app(app_factory, pg_url):
-    return app_factory(pg_url, DB_POOL_SIZE=THREADS + 2)
+    from portal.extensions import db
+
+    app = app_factory(pg_url, DB_POOL_SIZE=THREADS + 2)
+    yield app
+    with app.app_context():
+        db.engine.dispose()  # the server's connections are shared: give them back now
 
 
 def _job(app) -> int:
