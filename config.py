@@ -55,7 +55,18 @@ class Config:
     SOCKETIO_ASYNC_MODE = env_str("SOCKETIO_ASYNC_MODE", "auto")
     # The Redis pub/sub channel between Socket.IO servers and workers; one per deployment.
     SOCKETIO_CHANNEL = env_str("SOCKETIO_CHANNEL", "flask-socketio")
-    WORKER_THREADS = env_int("WORKER_THREADS", 4)
+    # Threads of one Dramatiq worker process: keep it equal to the Procfile's ``--threads``
+    # (which reads it); the worker's database pool is sized from it (portal/db_pool.py).
+    WORKER_THREADS = env_int("WORKER_THREADS", 8)
+    # Requests one web process serves at once (gunicorn ``--threads``, or the greenlets allowed
+    # to use the database at once under gevent): the web pool is sized from it.
+    WEB_THREADS = env_int("WEB_THREADS", 50)
+    # Set only to cap the pool below the computed need (requests then queue for a connection).
+    DB_POOL_SIZE = env_int("DB_POOL_SIZE", 0)
+    DB_POOL_TIMEOUT = env_int("DB_POOL_TIMEOUT", 30)
+    # "raise" or "log": refuse/log a second connection taken by a thread that holds one
+    # (portal/db_guard.py). The integration tests run with "raise".
+    DB_CONNECTION_GUARD = env_str("DB_CONNECTION_GUARD")
 
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
@@ -92,13 +103,14 @@ class Config:
     JOB_BACKOFF_CAP_MS = env_int("JOB_BACKOFF_CAP_MS", 10 * 60_000)
     # A try that runs longer than this is interrupted (Dramatiq's TimeLimit) and counts as failed.
     JOB_TIME_LIMIT_SECONDS = env_int("JOB_TIME_LIMIT_SECONDS", 20 * 60)
-    # A job still "running" this long after its start is taken as orphaned by a dead worker. It
-    # must exceed the time limit, or a slow but live try would be run a second time.
-    JOB_STALE_SECONDS = env_int("JOB_STALE_SECONDS", 25 * 60)
-    # A job committed but unsent this long is re-sent by the sweeper.
+    # A running job's claim is a lease its worker process renews every JOB_HEARTBEAT_SECONDS;
+    # a lease not renewed for JOB_LEASE_SECONDS means the worker is gone, and the job runs again
+    # (a dead worker's jobs restart within lease + one sweep interval).
+    JOB_LEASE_SECONDS = env_int("JOB_LEASE_SECONDS", 30)
+    JOB_HEARTBEAT_SECONDS = env_int("JOB_HEARTBEAT_SECONDS", 10)
+    # A queued or retrying job whose message is not in the broker this long after its last
+    # change (a failed send, Redis restarted without its data) is sent again by the sweeper.
     JOB_UNSENT_GRACE_SECONDS = env_int("JOB_UNSENT_GRACE_SECONDS", 5)
-    # A sent job not picked up this long is taken as lost (Redis restarted) and re-sent.
-    JOB_LOST_SECONDS = env_int("JOB_LOST_SECONDS", 10 * 60)
     SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 15)
 
     # The chain: unset means the embedded in-process EVM (state journaled under instance/).

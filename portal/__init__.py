@@ -49,7 +49,7 @@ def create_app(
     config_class: type[Config] | None = None, *, role: str = "web", **overrides
 ) -> Flask:
     """Build the app. ``role`` is "web" (serves pages and sockets) or "worker" (runs jobs)."""
-    from portal import crypto, payloads, realtime
+    from portal import crypto, db_guard, db_pool, payloads, realtime
     from portal.extensions import csrf, db, limiter, login_manager, migrate, socketio
     from portal.jobs.broker import init_broker
     from portal.transactions import PortalFlask
@@ -69,7 +69,9 @@ def create_app(
     _configure_redis(app)
     crypto.configure(app.config["PII_KEY"])
 
+    db_pool.configure(app)
     db.init_app(app)
+    db_guard.install(app)
     migrate.init_app(app, db, directory=str(BASE_DIR / "migrations"), render_as_batch=True)
     login_manager.init_app(app)
     csrf.init_app(app)

@@ -10,6 +10,7 @@ from portal.accounts.guards import public, signed_in
 from portal.beneficiaries import services as beneficiaries
 from portal.extensions import db
 from portal.health import report as health_report
+from portal.jobs import attention
 from portal.jobs import services as jobs
 from portal.projects import services as projects
 from portal.vendors import services as vendors
@@ -38,7 +39,13 @@ def home():
         if user.can("project.read")
         else []
     )
-    return render_template("main/home.html", figures=figures, job_counts=counts, recent=recent)
+    return render_template(
+        "main/home.html",
+        figures=figures,
+        job_counts=counts,
+        attention=attention.for_user(user),
+        recent=recent,
+    )
 
 
 @bp.get("/health")

@@ -7,18 +7,30 @@ import threading
 import dramatiq
 from dramatiq.middleware import SkipMessage
 
+from portal import db_pool
 from portal.extensions import db
-from portal.jobs import lifecycle
+from portal.jobs import leases, lifecycle
 from portal.jobs.dispatch import message_for
 
 
 class JobLifecycle(dramatiq.Middleware):
-    """Before: push an app context and claim the job (skip if it may not run).
-    After: record success, or the failure with a delayed re-send while attempts remain."""
+    """Before: push an app context and claim the job's lease (skip if it may not run).
+    After: record success, or the failure with a delayed re-send while attempts remain; both
+    only while this run still holds the lease.
+
+    The worker process's lease heartbeat starts with the worker and stops with it."""
 
     def __init__(self, app):
         self.app = app
+        self.heartbeat = leases.for_app(app)
         self._local = threading.local()
+
+    def after_worker_boot(self, broker, worker):
+        db_pool.check_worker_pool(self.app, worker.worker_threads)
+        self.heartbeat.start()
+
+    def before_worker_shutdown(self, broker, worker):
+        self.heartbeat.stop()
 
     def _push(self):
         ctx = self.app.app_context()
@@ -34,20 +46,29 @@ class JobLifecycle(dramatiq.Middleware):
 
     def before_process_message(self, broker, message):
         self._push()
-        if lifecycle.claim(message.args[0]) is None:
+        self._local.token = None
+        job = lifecycle.claim(message.args[0], leases.worker_id())
+        if job is None:
             raise SkipMessage()
+        self._local.token = job.lease_token
+        self.heartbeat.hold(job.id, job.lease_token)
 
     def after_skip_message(self, broker, message):
         self._pop()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
+        token = getattr(self._local, "token", None)
         try:
+            # Before the outcome is written: the heartbeat must not take a finished job for
+            # one whose lease was taken over.
+            self.heartbeat.release(token)
             job_id = message.args[0]
             if exception is None:
-                lifecycle.succeed(job_id)
+                lifecycle.succeed(job_id, token)
                 return
-            job, delay = lifecycle.fail(job_id, exception)
+            job, delay = lifecycle.fail(job_id, exception, token)
             if delay is not None:
                 broker.enqueue(message_for(job.id, job.kind, job.queue), delay=delay)
         finally:
+            self._local.token = None
             self._pop()

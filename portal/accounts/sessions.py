@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 
 from portal import realtime
 from portal.accounts.models import User, UserSession
+from portal.after_release import touch_after_release
 from portal.crypto import token_hash
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -55,11 +56,9 @@ def current_session_user(user_id: str, token: str | None) -> User | None:
     if now - row.last_seen_at > idle or now - row.created_at > absolute:
         return None
     if now - row.last_seen_at > _TOUCH_EVERY:
-        # A separate statement so a request that rolls back still counts as activity.
-        with db.engine.begin() as conn:
-            conn.execute(
-                update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now)
-            )
+        # Outside the request's transaction, so a request that rolls back still counts as
+        # activity; after it, so the request never holds two connections.
+        touch_after_release(UserSession, row.id, now)
     user = db.session.get(User, row.user_id)
     return user if user and user.active else None
 

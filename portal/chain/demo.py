@@ -45,11 +45,11 @@ def run_jobs_inline(kinds=CHAIN_KINDS, limit: int = 200) -> int:
         try:
             result = HANDLERS[job.kind](job)
         except Exception as exc:
-            lifecycle.fail(job_id, exc)
+            lifecycle.fail(job_id, exc, job.lease_token)
             raise
         if result is not None:
             db.session.get(Job, job_id).result_json = json.dumps(result, default=str)
-        lifecycle.succeed(job_id)
+        lifecycle.succeed(job_id, job.lease_token)
         ran += 1
     return ran
 

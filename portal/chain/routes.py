@@ -15,6 +15,7 @@ from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
+from portal.jobs import attention
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -123,9 +124,11 @@ def fund(project_id: int):
 @permission_required("chain.read")
 def transactions(project_id: int):
     project = projects.get_visible(current_user, project_id)
-    status = inputs.choice_arg("status", TX_STATUSES)
+    status = inputs.choice_arg("status", (*TX_STATUSES, "stuck"))
     query = select(ChainTx).where(ChainTx.project_id == project.id)
-    if status:
+    if status == "stuck":  # open and not mined for longer than CHAIN_STUCK_SECONDS
+        query = attention.stuck_transactions([project.id])
+    elif status:
         query = query.where(ChainTx.status == status)
     page = db.paginate(
         query.order_by(ChainTx.id.desc()), page=inputs.page_arg(), per_page=50, error_out=False
@@ -137,15 +140,35 @@ def transactions(project_id: int):
             .group_by(ChainTx.status)
         ).all()
     )
+    counts["stuck"] = db.session.scalar(
+        select(func.count()).select_from(attention.stuck_transactions([project.id]).subquery())
+    )
     return render_template(
         "chain/transactions.html",
         project=project,
         page=page,
         counts=counts,
+        tx_is_stuck=attention.tx_is_stuck,
         status=status,
-        statuses=TX_STATUSES,
+        statuses=(*TX_STATUSES, "stuck"),
         chain_alerts=alerts.open_alerts(10),
     )
+
+
+@bp.post("/transactions/<int:tx_id>/follow-up")
+@permission_required("chain.manage")
+def follow_up(project_id: int, tx_id: int):
+    """A transaction not mined for long: make sure a follow-up job is driving it."""
+    project = projects.get_visible(current_user, project_id)
+    tx = db.session.get(ChainTx, tx_id)
+    if tx is None or tx.project_id != project.id:
+        raise NotFound("No such transaction in this project.")
+    job = attention.follow_up_stuck_tx(tx)
+    if job is None:
+        flash(f"A follow-up is already working on transaction {tx.id}.")
+    else:
+        flash(f"Transaction {tx.id} is checked again by job {job.id}; it is re-sent if needed.")
+    return redirect(url_for("chain.transactions", project_id=project.id, status="stuck"))
 
 
 @bp.get("/transactions/<int:tx_id>")

@@ -17,6 +17,7 @@ from portal.disbursements.forms import DisbursementForm
 from portal.disbursements.models import DisbursementBatch
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
+from portal.jobs import attention
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -124,6 +125,7 @@ def show(disbursement_id: int):
         pc=pc,
         progress=services.progress(disbursement),
         available=services.available(project.id),
+        stuck=attention.stuck_batch_ids(disbursement.id),
     )
 
 
@@ -145,4 +147,20 @@ def retry(disbursement_id: int, batch_id: int):
         raise NotFound("No such batch in this disbursement.")
     services.retry_batch(batch, current_user.id)
     flash(f"Batch {batch.number} sent again. The contract refuses a batch it has already done.")
+    return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
+
+
+@bp.post("/disbursements/<int:disbursement_id>/batches/<int:batch_id>/restart")
+@permission_required("disbursement.manage")
+def restart(disbursement_id: int, batch_id: int):
+    """A stuck batch (no transaction on its way, no live job): send it again."""
+    disbursement = services.get_visible(current_user, disbursement_id)
+    batch = db.session.get(DisbursementBatch, batch_id)
+    if batch is None or batch.disbursement_id != disbursement.id:
+        raise NotFound("No such batch in this disbursement.")
+    job = attention.restart_batch(batch, current_user.id)
+    flash(
+        f"Batch {batch.number} is queued again as job {job.id}. It checks the chain first, "
+        "so nobody is allocated twice."
+    )
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))

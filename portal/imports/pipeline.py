@@ -19,7 +19,7 @@ import io
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import NamedTuple
 
 from sqlalchemy import insert, text
@@ -27,6 +27,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from portal import db_pool
 from portal.beneficiaries.models import (
     ACTIVE,
     Beneficiary,
@@ -281,15 +282,32 @@ def _copy_pass(batch: ImportBatch, report: _Throttle, on_error, check_all: bool)
     imported = 0
     receipts = _KoboReceipts(batch)
     writer = bulk.CopyWriter(batch.project_id, batch.group_id, utcnow())
-    with _candidates(batch, tally, on_error) as candidates:
+    with _candidates(batch, tally, on_error) as candidates, db_pool.spare() as spare:
         chunks = _chunks(candidates, COMMIT_CHUNK)
-        ready = _prepared(chunks, writer, db.engine, tally, on_error, check_all)
-        with Ahead(ready, depth=2, name=f"import-{batch.id}") as ahead:
+        if spare:
+            # The process's one spare connection: the next chunks are looked up while this
+            # one is written.
+            engine = db.engine
+            opened = lambda: _autocommit(engine)  # noqa: E731  (opened in the read-ahead thread)
+            ready = _prepared(chunks, writer, opened, tally, on_error, check_all)
+            steps = Ahead(ready, depth=2, name=f"import-{batch.id}")
+        else:
+            # Another import holds the spare: one after the other, on the job's own
+            # connection, rather than wait for a second one while holding the first.
+            own = db.session.connection()
+            steps = nullcontext(
+                _prepared(chunks, writer, lambda: nullcontext(own), tally, on_error, check_all)
+            )
+        with steps as ahead:
             for done, fresh, prepared in ahead:
                 ids = writer.write(db.session.connection(), prepared)
                 imported += receipts.record(fresh, ids)
                 report("saving", done, batch.total_rows)
     return imported
+
+
+def _autocommit(engine):
+    return engine.connect().execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _insert(batch: ImportBatch, report: _Throttle, on_error) -> int:
@@ -339,12 +357,13 @@ def _chunks(candidates: Iterator[_Candidate], size: int) -> Iterator[list[_Candi
         yield chunk
 
 
-def _prepared(chunks, writer: bulk.CopyWriter, engine, tally: Tally, on_error, check_all: bool):
+def _prepared(chunks, writer: bulk.CopyWriter, opened, tally: Tally, on_error, check_all: bool):
     """Each chunk looked up in the database (all its rows, or those the dry run found enrolled)
-    and made ready to COPY. Runs in a thread, on a connection of its own: it reads committed
+    and made ready to COPY. In a thread, on the spare connection ``opened()``: it reads committed
     rows and draws ids, and neither needs the import's transaction (the rows of earlier chunks,
-    not committed yet, cannot be duplicates of later ones: the dry run checked the file)."""
-    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+    not committed yet, cannot be duplicates of later ones: the dry run checked the file). Or
+    inline on the job's own connection, where those reads and draws are just as right."""
+    with opened() as connection:
         for chunk in chunks:
             asked = chunk if check_all else [c for c in chunk if c.enrolled]
             refused: set[int] = set()

@@ -19,8 +19,9 @@ from portal.jobs.kinds import QUEUES
 
 def _middleware(app: Flask):
     limit_ms = app.config["JOB_TIME_LIMIT_SECONDS"] * 1000
-    if app.config["JOB_STALE_SECONDS"] * 1000 <= limit_ms:
-        raise RuntimeError("JOB_STALE_SECONDS must be longer than JOB_TIME_LIMIT_SECONDS")
+    if app.config["JOB_LEASE_SECONDS"] < 2 * app.config["JOB_HEARTBEAT_SECONDS"] + 1:
+        # One late heartbeat must not cost a live worker its job.
+        raise RuntimeError("JOB_LEASE_SECONDS must exceed twice JOB_HEARTBEAT_SECONDS")
     return [AgeLimit(), TimeLimit(time_limit=limit_ms), ShutdownNotifications()]
 
 

@@ -1,8 +1,12 @@
 """Sending job messages only after the transaction that wrote the Job row has committed.
 
 ``enqueue`` remembers the new job ids on the session; an ``after_commit`` listener sends them.
-If Redis is unreachable the row simply stays unsent and the sweeper sends it later, so a job is
+If Redis is unreachable the message simply is not there, and the sweeper, which looks for every
+queued job's message in the broker (``portal.jobs.services.sweep``), sends it later: a job is
 never lost and never sent before a worker could see its row.
+
+The listener touches no database: it runs while the committing session still holds its
+connection, and taking a second one there is what deadlocked a full pool (``portal.db_guard``).
 """
 
 from __future__ import annotations
@@ -13,14 +17,13 @@ import logging
 import dramatiq
 from flask import current_app
 from flask_sqlalchemy.session import Session
-from sqlalchemy import event, update
+from sqlalchemy import event
 
 from portal.extensions import db
 from portal.jobs import live
 from portal.jobs.broker import get_broker
 from portal.jobs.kinds import KINDS
 from portal.jobs.models import QUEUED, Job
-from portal.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 _PENDING = "portal_pending_jobs"
@@ -66,7 +69,8 @@ def message_for(job_id: int, kind: str, queue: str) -> dramatiq.Message:
 
 
 def send_now(jobs: list[tuple[int, str, str]], delay_ms: int | None = None) -> list[int]:
-    """Send messages for (id, kind, queue) triples; mark the sent ones. Returns the sent ids."""
+    """Send messages for (id, kind, queue) triples. Returns the sent ids; nothing is written
+    (a caller that keeps the time, the sweeper, writes it on its own session)."""
     broker = get_broker()
     sent: list[int] = []
     for job_id, kind, queue in jobs:
@@ -75,10 +79,6 @@ def send_now(jobs: list[tuple[int, str, str]], delay_ms: int | None = None) -> l
             sent.append(job_id)
         except Exception:  # the sweeper will try again; the row is the truth
             log.warning("could not send job %s; it stays unsent for the sweeper", job_id)
-    if sent:
-        # A separate short transaction: the caller's has already committed.
-        with db.engine.begin() as conn:
-            conn.execute(update(Job).where(Job.id.in_(sent)).values(sent_at=utcnow()))
     return sent
 
 

@@ -1,17 +1,20 @@
 """The Job state machine as the worker drives it: claim, succeed, fail (retry or dead letter).
 
 Each step is one conditional UPDATE, so two deliveries of the same message (at-least-once) can
-never both run the job: the second finds it no longer claimable and is skipped.
+never both run the job: the second finds it no longer claimable and is skipped. A claim is a
+lease (``portal.jobs.leases``): once its worker stops renewing it, the job may be claimed again,
+and the former holder's success or failure, conditional on its token, records nothing.
 """
 
 from __future__ import annotations
 
 import random
 import traceback
+import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, or_, select, update
 
 from portal.extensions import db
 from portal.jobs import live
@@ -37,18 +40,52 @@ class RetryKeepingWork(Exception):
     keeps_work = True
 
 
-def claim(job_id: int) -> Job | None:
-    """Move the job to running if it may start; None if another delivery or a cancel won."""
+WORKER_GONE = "The worker running this job stopped before it finished (its lease expired)."
+
+
+def claimable(now):
+    """A job a message may start: queued or retrying, or running under a lease that expired
+    (its worker is gone) with attempts left (the sweeper fails the ones without)."""
+    return or_(
+        Job.status.in_(CLAIMABLE),
+        and_(
+            Job.status == RUNNING,
+            Job.lease_expires_at < now,
+            Job.attempts < Job.max_attempts,
+        ),
+    )
+
+
+def claim(job_id: int, owner: str | None = None) -> Job | None:
+    """Take the job's lease and move it to running if it may start; None if another delivery
+    holds a live lease, or a cancel or a finish won. The returned job carries the new
+    ``lease_token`` that every later step of this run must present."""
     now = utcnow()
+    token = uuid.uuid4().hex
     result = db.session.execute(
         update(Job)
-        .where(Job.id == job_id, Job.status.in_(CLAIMABLE))
-        .values(status=RUNNING, attempts=Job.attempts + 1, started_at=now, next_attempt_at=None)
+        .where(Job.id == job_id, claimable(now))
+        .values(
+            status=RUNNING,
+            attempts=Job.attempts + 1,
+            started_at=now,
+            next_attempt_at=None,
+            lease_token=token,
+            lease_owner=owner,
+            lease_expires_at=now + timedelta(seconds=current_app.config["JOB_LEASE_SECONDS"]),
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
         db.session.rollback()
         return None
+    # A previous try whose worker died never closed its attempt.
+    db.session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
+        .values(finished_at=now, outcome=FAILED, error=WORKER_GONE)
+        .execution_options(synchronize_session=False)
+    )
     job = db.session.get(Job, job_id, populate_existing=True)
     number = (db.session.scalar(select(func.count()).where(JobAttempt.job_id == job_id)) or 0) + 1
     db.session.add(JobAttempt(job_id=job_id, number=number, started_at=now))
@@ -70,15 +107,28 @@ def close_attempt(job_id: int, outcome: str, error: str | None = None) -> None:
         attempt.error = error
 
 
-def succeed(job_id: int) -> Job | None:
-    job = db.session.get(Job, job_id)
-    if job.status != RUNNING:
-        # Someone else (a cancel is impossible here, but the sweeper is not) decided already.
+def _release(job_id: int, token: str | None, **values) -> Job | None:
+    """End this run's lease with ``values``, only if the run still holds it. The UPDATE locks
+    the row until the commit, so a concurrent re-claim either sees the job finished or has
+    already taken the lease (then this finds no row, and the caller rolls back its work)."""
+    result = db.session.execute(
+        update(Job)
+        .where(Job.id == job_id, Job.status == RUNNING, Job.lease_token == token)
+        .values(lease_token=None, lease_expires_at=None, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != 1:
+        return None
+    return db.session.get(Job, job_id, populate_existing=True)
+
+
+def succeed(job_id: int, token: str | None = None) -> Job | None:
+    """Record success, and commit the job's work with it, if this run still holds the lease.
+    Otherwise the work is rolled back: another claim runs (or ran) the job."""
+    job = _release(job_id, token, status=SUCCEEDED, error=None, finished_at=utcnow())
+    if job is None:
         db.session.rollback()
         return None
-    job.status = SUCCEEDED
-    job.error = None
-    job.finished_at = utcnow()
     close_attempt(job_id, SUCCEEDED)
     live.emit_job(job)
     db.session.commit()
@@ -102,23 +152,32 @@ def describe(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}{where}"[:4000]
 
 
-def fail(job_id: int, exc: BaseException) -> tuple[Job, int | None]:
-    """Record a failed attempt; returns the job and the retry delay (None: dead letter)."""
+def fail(
+    job_id: int, exc: BaseException, token: str | None = None
+) -> tuple[Job | None, int | None]:
+    """Record a failed attempt; returns the job and the retry delay (None: dead letter).
+    Nothing is recorded (None, None) if this run no longer holds the lease."""
     if not getattr(exc, "keeps_work", False):
         db.session.rollback()  # whatever the handler half-wrote goes
     job = db.session.get(Job, job_id, populate_existing=True)
-    if job is None or job.status != RUNNING:
-        return job, None
-    job.error = describe(exc)
-    close_attempt(job_id, FAILED, job.error)
+    if job is None or job.status != RUNNING or job.lease_token != token:
+        db.session.rollback()
+        return None, None
+    error = describe(exc)
     delay = None
     if job.attempts < job.max_attempts and not isinstance(exc, PermanentJobError):
         delay = backoff_ms(job.attempts)
-        job.status = RETRYING
-        job.next_attempt_at = utcnow() + timedelta(milliseconds=delay)
+        values = {
+            "status": RETRYING,
+            "next_attempt_at": utcnow() + timedelta(milliseconds=delay),
+        }
     else:
-        job.status = FAILED
-        job.finished_at = utcnow()
+        values = {"status": FAILED, "finished_at": utcnow()}
+    job = _release(job_id, token, error=error, **values)
+    if job is None:
+        db.session.rollback()
+        return None, None
+    close_attempt(job_id, FAILED, error)
     live.emit_job(job)
     db.session.commit()
     return job, delay

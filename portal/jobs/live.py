@@ -34,6 +34,7 @@ def serialize(job: Job) -> dict:
         "updated_at": job.updated_at.isoformat() if job.updated_at else None,
         "next_attempt_at": job.next_attempt_at.isoformat() if job.next_attempt_at else None,
         "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "worker_gone": job.worker_gone,
         "can_retry": job.can_retry,
         "can_cancel": job.can_cancel,
     }

@@ -30,6 +30,7 @@ class Job(db.Model):
     __table_args__ = (
         Index("ix_jobs_status_created", "status", "created_at"),
         Index("ix_jobs_queue_created", "queue", "created_at"),
+        Index("ix_jobs_status_lease", "status", "lease_expires_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -49,10 +50,31 @@ class Job(db.Model):
     )
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    # When the sweeper last sent the job's message (the send after commit writes nothing: it
+    # would need a second connection). Kept for the record; nothing decides by it.
     sent_at: Mapped[datetime | None]
     started_at: Mapped[datetime | None]
     finished_at: Mapped[datetime | None]
     next_attempt_at: Mapped[datetime | None]
+    # The claim of a running job is a lease (portal/jobs/leases.py): the worker process that
+    # holds it renews ``lease_expires_at`` while the job runs. Once it has expired the worker
+    # is taken as gone and the job may be claimed again; every step of the running job is
+    # conditional on ``lease_token``, so a slow former holder cannot record over a new claim.
+    lease_token: Mapped[str | None] = mapped_column(String(32))
+    lease_owner: Mapped[str | None] = mapped_column(String(120))
+    lease_expires_at: Mapped[datetime | None]
+
+    def lease_expired(self, now: datetime | None = None) -> bool:
+        """Running, and its worker stopped renewing the claim: the worker is gone."""
+        return (
+            self.status == RUNNING
+            and self.lease_expires_at is not None
+            and self.lease_expires_at < (now or utcnow())
+        )
+
+    @property
+    def worker_gone(self) -> bool:
+        return self.lease_expired()
 
     @property
     def payload(self) -> dict:
@@ -64,11 +86,16 @@ class Job(db.Model):
 
     @property
     def can_retry(self) -> bool:
-        return self.status in (FAILED, CANCELLED)
+        return self.status in (FAILED, CANCELLED) or self.worker_gone
 
     @property
     def can_cancel(self) -> bool:
-        return self.status in (QUEUED, RETRYING)
+        """Whether Cancel is offered (the service checks again, in its UPDATE): never for a
+        chain job that has run or a transaction's follow-up, whose transaction may be in
+        flight."""
+        if self.kind == "chain.confirm" or (self.queue == "contracts" and self.attempts):
+            return False
+        return self.status in (QUEUED, RETRYING) or self.worker_gone
 
 
 class JobAttempt(db.Model):

@@ -12,7 +12,6 @@ from portal.extensions import db
 from portal.jobs import services, topics  # noqa: F401  (topics registers the socket topics)
 from portal.jobs.forms import DiagnosticForm
 from portal.jobs.kinds import KINDS, QUEUES
-from portal.jobs.models import STATUSES
 from portal.projects import services as projects
 from portal.redirects import safe_next
 
@@ -22,7 +21,7 @@ bp = Blueprint("jobs", __name__, url_prefix="/jobs")
 def _filter() -> services.JobFilter:
     return services.JobFilter(
         queue=inputs.choice_arg("queue", QUEUES),
-        status=inputs.choice_arg("status", STATUSES),
+        status=inputs.choice_arg("status", services.FILTER_STATUSES),
         project_id=inputs.id_arg("project"),
         kind=inputs.choice_arg("kind", KINDS),
         since=inputs.date_arg("since"),
@@ -45,7 +44,7 @@ def index():
         page=page,
         f=f,
         queues=QUEUES,
-        statuses=STATUSES,
+        statuses=services.FILTER_STATUSES,
         kinds=KINDS,
         counts=services.status_counts(current_user),
         projects=db.session.scalars(projects.visible_projects(current_user)).all(),

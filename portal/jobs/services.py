@@ -6,13 +6,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
-from sqlalchemy import Select, and_, func, or_, select, update
+from sqlalchemy import Select, func, or_, select, update
 
 from portal import events
 from portal.errors import InvalidTransition, NotFound
 from portal.extensions import db
-from portal.jobs import dispatch, lifecycle, live
-from portal.jobs.kinds import DIAGNOSTIC
+from portal.jobs import dispatch, inbroker, lifecycle, live
+from portal.jobs.attention import worker_gone
+from portal.jobs.broker import get_broker
+from portal.jobs.kinds import CHAIN_CONFIRM, DIAGNOSTIC
 from portal.jobs.models import (
     CANCELLED,
     FAILED,
@@ -25,7 +27,10 @@ from portal.jobs.models import (
 )
 from portal.projects import services as projects
 from portal.timeutil import utcnow
-from portal.transitions import move
+
+# The Jobs page's filters: the statuses, and the running jobs whose worker is gone.
+STUCK = "stuck"
+FILTER_STATUSES = (*STATUSES, STUCK)
 
 
 def visible(user) -> Select:
@@ -51,7 +56,9 @@ def search(user, f: JobFilter) -> Select:
     query = visible(user)
     if f.queue:
         query = query.where(Job.queue == f.queue)
-    if f.status in STATUSES:
+    if f.status == STUCK:
+        query = query.where(worker_gone(utcnow()))
+    elif f.status in STATUSES:
         query = query.where(Job.status == f.status)
     if f.project_id:
         query = query.where(Job.project_id == f.project_id)
@@ -67,9 +74,13 @@ def search(user, f: JobFilter) -> Select:
 
 
 def status_counts(user) -> dict[str, int]:
+    """Jobs per status, and (as "stuck") the running ones whose worker is gone."""
     sub = visible(user).subquery()
     rows = db.session.execute(select(sub.c.status, func.count()).group_by(sub.c.status))
-    return {status: 0 for status in STATUSES} | dict(rows.all())
+    gone = db.session.scalar(
+        select(func.count()).select_from(visible(user).where(worker_gone(utcnow())).subquery())
+    )
+    return {status: 0 for status in FILTER_STATUSES} | dict(rows.all()) | {STUCK: gone}
 
 
 def get_visible(user, job_id: int) -> Job:
@@ -87,22 +98,41 @@ def attempts_of(job: Job) -> list[JobAttempt]:
     )
 
 
+# Jobs that write to the chain: once one has run, a transaction of it may be in flight, and
+# only the chain may decide what became of it (retrying is safe: the actors look first).
+CHAIN_QUEUE = "contracts"
+
+
 def retry(job: Job) -> Job:
-    """Give a failed or cancelled job a fresh set of attempts."""
-    if not job.can_retry:
-        raise InvalidTransition(f"A {job.status} job cannot be retried.")
+    """Give a failed or cancelled job, or one whose worker is gone, a fresh set of attempts.
+
+    One conditional UPDATE: two retries at once, a retry racing the sweeper or a late
+    re-claim, queue it once; a job whose worker still renews its lease is never touched.
+    """
+    now = utcnow()
     old = job.status
-    # Two retries at once must not queue the job twice.
-    move(
-        job,
-        (old,),
-        QUEUED,
-        lambda found: f"A {found} job cannot be retried.",
-        attempts=0,
-        error=None,
-        finished_at=None,
-        sent_at=None,
+    db.session.flush()
+    result = db.session.execute(
+        update(Job)
+        .where(Job.id == job.id, or_(Job.status.in_((FAILED, CANCELLED)), worker_gone(now)))
+        .values(
+            status=QUEUED,
+            attempts=0,
+            error=None,
+            finished_at=None,
+            next_attempt_at=None,
+            sent_at=None,
+            lease_token=None,
+            lease_expires_at=None,
+        )
+        .execution_options(synchronize_session=False)
     )
+    if result.rowcount != 1:
+        db.session.refresh(job)
+        raise InvalidTransition(_refusal(job, "retried"))
+    if old == RUNNING:
+        lifecycle.close_attempt(job.id, FAILED, lifecycle.WORKER_GONE)
+    db.session.refresh(job)
     dispatch.schedule_send(job)
     events.job_retried.send(
         job,
@@ -113,16 +143,51 @@ def retry(job: Job) -> Job:
     return job
 
 
+def _refusal(job: Job, verb: str) -> str:
+    if job.status == RUNNING:
+        return f"Job {job.id} is running on a live worker; it cannot be {verb} now."
+    return f"A {job.status} job cannot be {verb}."
+
+
 def cancel(job: Job) -> Job:
-    """Cancel a job that has not started; a message still in Redis will find it cancelled."""
+    """Cancel a job that has not started or whose worker is gone; a message still in Redis
+    will find it cancelled, and a late former holder cannot record over it (its lease token is
+    gone). A chain job that has run once is refused: a transaction of it may be in flight."""
+    if job.kind == CHAIN_CONFIRM.name:
+        raise InvalidTransition(
+            f"Job {job.id} follows a chain transaction already signed: the chain decides its "
+            "outcome, so it cannot be cancelled. Retry it if it is stuck."
+        )
+    if job.queue == CHAIN_QUEUE and job.attempts > 0:
+        raise InvalidTransition(
+            f"Job {job.id} writes to the chain and has already run: a transaction of it may be "
+            "on its way, and cancelling could lose its outcome. Retry it instead; the job "
+            "checks the chain before doing anything again."
+        )
+    now = utcnow()
+    old = job.status
     result = db.session.execute(
         update(Job)
-        .where(Job.id == job.id, Job.status.in_((QUEUED, RETRYING)))
-        .values(status=CANCELLED, finished_at=utcnow(), next_attempt_at=None)
+        .where(
+            Job.id == job.id,
+            or_(Job.status.in_((QUEUED, RETRYING)), worker_gone(now)),
+            # Checked again in the statement: the job may have run since it was read.
+            *([Job.attempts == 0] if job.queue == CHAIN_QUEUE else []),
+        )
+        .values(
+            status=CANCELLED,
+            finished_at=now,
+            next_attempt_at=None,
+            lease_token=None,
+            lease_expires_at=None,
+        )
         .execution_options(synchronize_session=False)
     )
     if result.rowcount != 1:
-        raise InvalidTransition("Only a queued or retrying job can be cancelled.")
+        db.session.refresh(job)
+        raise InvalidTransition(_refusal(job, "cancelled"))
+    if old == RUNNING:
+        lifecycle.close_attempt(job.id, CANCELLED, lifecycle.WORKER_GONE)
     db.session.refresh(job)
     live.emit_job(job)
     events.job_cancelled.send(
@@ -151,23 +216,17 @@ class SweepReport:
     orphaned: int = 0
 
 
-def sweep() -> SweepReport:
-    """Re-send what was committed but never sent or was lost; recover jobs of dead workers.
-
-    Safe to run anywhere and often: a duplicate message finds its job no longer claimable.
-    """
-    cfg = current_app.config
-    now = utcnow()
-    report = SweepReport()
-    stale = now - timedelta(seconds=cfg["JOB_STALE_SECONDS"])
+def recover_lost_leases(now) -> tuple[int, list[tuple[int, str, str]]]:
+    """Running jobs whose lease expired (their worker is gone): back to retrying (or failed
+    when out of attempts). Returns how many, and the (id, kind, queue) of the ones to send."""
     orphans = db.session.scalars(
-        select(Job)
-        .where(Job.status == RUNNING, Job.started_at < stale)
-        .with_for_update(skip_locked=True)
+        select(Job).where(worker_gone(now)).with_for_update(skip_locked=True)
     ).all()
     recovered = []
     for job in orphans:
-        job.error = "The worker running this job stopped before it finished."
+        job.error = lifecycle.WORKER_GONE
+        job.lease_token = None
+        job.lease_expires_at = None
         lifecycle.close_attempt(job.id, FAILED, job.error)
         if job.attempts < job.max_attempts:
             job.status = RETRYING
@@ -177,34 +236,55 @@ def sweep() -> SweepReport:
             job.status = FAILED
             job.finished_at = now
         live.emit_job(job)
-    report.orphaned = len(orphans)
-    db.session.commit()
-    dispatch.send_now(recovered)  # at once, not a sweep later
+    return len(orphans), recovered
 
-    unsent = now - timedelta(seconds=cfg["JOB_UNSENT_GRACE_SECONDS"])
-    lost = now - timedelta(seconds=cfg["JOB_LOST_SECONDS"])
-    due = db.session.execute(
-        select(Job.id, Job.kind, Job.queue)
-        .where(
-            or_(
-                and_(Job.status == QUEUED, Job.sent_at.is_(None), Job.created_at < unsent),
-                and_(Job.status == QUEUED, Job.sent_at < lost),
-                and_(Job.status == RETRYING, Job.next_attempt_at < now - timedelta(seconds=60)),
-                and_(Job.status == RETRYING, Job.next_attempt_at.is_(None)),
-            )
-        )
-        .limit(1000)
+
+def resend_missing(now) -> int:
+    """Send again every queued or retrying job whose message the broker does not hold."""
+    grace = now - timedelta(seconds=current_app.config["JOB_UNSENT_GRACE_SECONDS"])
+    # The rows first, the broker second: a message taken and acknowledged in between makes a
+    # duplicate, which finds its job no longer claimable; the other order could miss a loss.
+    waiting = db.session.execute(
+        select(Job.id, Job.kind, Job.queue, Job.next_attempt_at)
+        .where(Job.status.in_((QUEUED, RETRYING)), Job.updated_at < grace)
+        .order_by(Job.id)
+        .limit(5000)
     ).all()
-    db.session.commit()
-    sent = dispatch.send_now([(j.id, j.kind, j.queue) for j in due])
+    db.session.commit()  # no transaction (nor connection) held while Redis is read
+    if not waiting:
+        return 0
+    present = inbroker.job_ids(get_broker(), current_app.config["JOB_LEASE_SECONDS"])
+    missing = [row for row in waiting if present is None or row.id not in present]
+    by_delay: dict[int | None, list[tuple[int, str, str]]] = {}
+    for row in missing:
+        delay = None
+        if row.next_attempt_at is not None and row.next_attempt_at > now:
+            delay = int((row.next_attempt_at - now).total_seconds() * 1000)
+        by_delay.setdefault(delay, []).append((row.id, row.kind, row.queue))
+    sent: list[int] = []
+    for delay, jobs in by_delay.items():
+        sent += dispatch.send_now(jobs, delay)
     if sent:
-        # Push the next re-send of a retrying job another grace period away.
         db.session.execute(
             update(Job)
-            .where(Job.id.in_(sent), Job.status == RETRYING)
-            .values(next_attempt_at=now)
+            .where(Job.id.in_(sent))
+            .values(sent_at=now)
             .execution_options(synchronize_session=False)
         )
         db.session.commit()
-    report.resent = len(sent)
+    return len(sent)
+
+
+def sweep() -> SweepReport:
+    """Recover the jobs of dead workers; send again what was committed but never sent or was
+    lost with Redis's data.
+
+    Safe to run anywhere and often: a duplicate message finds its job no longer claimable.
+    """
+    now = utcnow()
+    report = SweepReport()
+    report.orphaned, recovered = recover_lost_leases(now)
+    db.session.commit()
+    dispatch.send_now(recovered)  # at once, not a sweep later
+    report.resent = resend_missing(now)
     return report

@@ -17,6 +17,7 @@ from flask import current_app, has_request_context, request, session
 from sqlalchemy import select, update
 
 from portal import realtime
+from portal.after_release import touch_after_release
 from portal.crypto import token_hash
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -89,11 +90,9 @@ def _load() -> Vendor | None:
     if row is None or row.expires_at <= now:
         return None
     if now - row.last_seen_at > _TOUCH_EVERY:
-        # Its own statement, so a request that rolls back still counts as activity.
-        with db.engine.begin() as conn:
-            conn.execute(
-                update(VendorSession).where(VendorSession.id == row.id).values(last_seen_at=now)
-            )
+        # Outside the request's transaction, so a request that rolls back still counts as
+        # activity; after it, so the request never holds two connections.
+        touch_after_release(VendorSession, row.id, now)
     vendor = db.session.get(Vendor, row.vendor_id)
     return vendor if vendor is not None and vendor.status == APPROVED else None
 

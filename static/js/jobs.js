@@ -5,17 +5,18 @@
   var table = document.getElementById("jobs-table");
   var detail = document.getElementById("job-detail");
 
-  function badge(status) {
+  function badge(status, gone) {
     var span = document.createElement("span");
-    span.className = "badge badge--" + status;
+    // A running job whose lease expired: its worker is gone (the server decides, not the clock here).
+    span.className = "badge badge--" + (gone ? "stuck" : status);
     span.dataset.status = status;
-    span.textContent = status;
+    span.textContent = gone ? "worker gone" : status;
     return span;
   }
 
   function paint(root, job, quiet) {
     var status = root.querySelector('[data-field="status"]');
-    if (status) { status.textContent = ""; status.appendChild(badge(job.status)); }
+    if (status) { status.textContent = ""; status.appendChild(badge(job.status, job.worker_gone)); }
     var attempts = root.querySelector('[data-field="attempts"]');
     if (attempts) attempts.textContent = job.attempts + "/" + job.max_attempts;
     var error = root.querySelector('[data-field="error"]');

@@ -42,19 +42,18 @@ def app_factory(redis_db, portal_secrets, tmp_path_factory):
     def make(database_url: str, **overrides):
         from portal import create_app
 
-        app = create_app(
-            Config,
-            role="worker",
-            SQLALCHEMY_DATABASE_URI=database_url,
-            SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 10},
-            REDIS_URL=redis_db.url,
-            BROKER="redis",
-            SECRET_KEY=portal_secrets["SECRET_KEY"],
-            PII_KEY=portal_secrets["PII_KEY"],
-            INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-            RATELIMIT_STORAGE_URI="memory://",
-            **overrides,
-        )
+        options = {
+            "SQLALCHEMY_DATABASE_URI": database_url,
+            "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10},
+            "REDIS_URL": redis_db.url,
+            "BROKER": "redis",
+            "SECRET_KEY": portal_secrets["SECRET_KEY"],
+            "PII_KEY": portal_secrets["PII_KEY"],
+            "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
+            "RATELIMIT_STORAGE_URI": "memory://",
+            "DB_CONNECTION_GUARD": "raise",
+        }
+        app = create_app(Config, role="worker", **{**options, **overrides})
         made.append(app)
         return app
 

@@ -54,12 +54,13 @@ def test_disbursement_survives_a_killed_worker(
         secrets=portal_secrets,
         WEB3_PROVIDER_URI=anvil_node.url,
         CHAIN_FAUCET_KEY=DEV_KEY,
-        # A killed worker leaves its job "running", and the messages it had already fetched
-        # unacknowledged in Redis (Dramatiq hands those back only after a heartbeat timeout and
-        # at random maintenance): the sweeper recovers both within the test's patience.
+        # A killed worker leaves its job "running" under a lease nobody renews, and the messages
+        # it had already fetched unacknowledged in Redis: the sweeper takes back the first once
+        # the lease expires and sends the second again once the dead consumer has been silent
+        # as long (short settings here; tests/integration/test_chaos_jobs.py uses the defaults).
         JOB_TIME_LIMIT_SECONDS="20",
-        JOB_STALE_SECONDS="25",
-        JOB_LOST_SECONDS="20",
+        JOB_LEASE_SECONDS="10",
+        JOB_HEARTBEAT_SECONDS="3",
         SWEEP_INTERVAL_SECONDS="1",
         JOB_BACKOFF_BASE_MS="200",
     )
@@ -85,7 +86,7 @@ def test_disbursement_survives_a_killed_worker(
                 for table, query in (
                     (
                         "jobs",
-                        "select id, kind, status, attempts, sent_at, error from jobs "
+                        "select id, kind, status, attempts, lease_expires_at, error from jobs "
                         "where status <> 'succeeded' order by id",
                     ),
                     (

@@ -43,7 +43,21 @@ def _run(batch, mode: str):
     return pipeline.commit(batch, lambda *a: None)
 
 
-def test_import_modes_and_dedup_on_postgresql(app):
+@pytest.fixture(params=["spare free", "spare taken"])
+def spare(request):
+    """Run the commit with the process's spare connection free (read-ahead in a thread) and
+    taken by another import (read inline on the job's own connection)."""
+    from portal import db_pool
+
+    if request.param == "spare free":
+        yield
+        return
+    with db_pool.spare() as taken:
+        assert taken
+        yield
+
+
+def test_import_modes_and_dedup_on_postgresql(app, spare):
     from portal.beneficiaries import services as beneficiaries
     from portal.beneficiaries.models import BeneficiaryPII, ProjectBeneficiary
     from portal.extensions import db
@@ -122,7 +136,7 @@ def test_kobo_webhook_receipts_on_postgresql(app):
         assert count == 1
 
 
-def test_commit_in_overlapped_chunks_stays_all_or_nothing(app, monkeypatch):
+def test_commit_in_overlapped_chunks_stays_all_or_nothing(app, monkeypatch, spare):
     import threading
 
     from portal.beneficiaries import groups

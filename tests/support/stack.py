@@ -58,6 +58,8 @@ def portal_env(
         # The Dramatiq CLI has no flag for it; 100 ms keeps the pick-up after idle fast.
         dramatiq_worker_timeout="100",
         PYTHONUNBUFFERED="1",
+        # A second connection taken by a thread holding one fails loudly (portal/db_guard.py).
+        DB_CONNECTION_GUARD="raise",
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
         # Procfile commands name gunicorn, dramatiq and flask: take this interpreter's.
         PATH=os.pathsep.join(p for p in (str(Path(PYTHON).parent), env.get("PATH")) if p),

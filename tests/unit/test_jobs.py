@@ -65,7 +65,9 @@ def test_enqueue_writes_the_row_but_sends_only_after_commit(app, staff):
     db.session.commit()
     assert _queued(app) == 1
     db.session.refresh(job)
-    assert job.sent_at is not None
+    # The hook after commit writes nothing (it would need a second connection): the sweeper
+    # finds a job whose send failed by looking for its message in the broker.
+    assert job.sent_at is None
 
 
 def test_rollback_sends_nothing_and_is_forgotten(app, staff):
@@ -208,7 +210,7 @@ def test_sweep_resends_a_committed_but_unsent_job(app, worker, staff):
     # As if the process died between commit and send, or Redis lost the message.
     worker.broker.flush("default")
     grace = app.config["JOB_UNSENT_GRACE_SECONDS"]
-    _backdate(job, sent_at=None, created_at=utcnow() - timedelta(seconds=grace + 30))
+    _backdate(job, updated_at=utcnow() - timedelta(seconds=grace + 30))
     assert worker.queued() == 0
 
     report = jobs.sweep()
@@ -226,18 +228,16 @@ def test_sweep_recovers_a_job_orphaned_by_a_dead_worker(app, worker, staff):
     worker.broker.flush("default")
     # A worker claimed the job and died: the row says running, nobody is running it.
     lifecycle.claim(job.id)
-    stale = app.config["JOB_STALE_SECONDS"]
-    _backdate(job, started_at=utcnow() - timedelta(seconds=stale + 60))
+    _backdate(job, lease_expires_at=utcnow() - timedelta(seconds=1))
 
     report = jobs.sweep()
     assert report.orphaned == 1
     db.session.expire_all()
     assert job.status == RETRYING
     assert "stopped before it finished" in job.error
-
-    # Once its retry is overdue, the sweeper sends it and a worker finishes it.
-    _backdate(job, next_attempt_at=utcnow() - timedelta(minutes=5))
-    assert jobs.sweep().resent == 1
+    assert job.lease_token is None
+    # Sent at once, not a sweep later.
+    assert worker.queued() == 1
     worker.run()
     assert job.status == SUCCEEDED
     assert job.attempts == 2
@@ -247,7 +247,7 @@ def test_sweep_fails_an_orphan_that_has_no_attempts_left(app, staff):
     job = jobs.run_diagnostic(staff, fail_times=1)  # max_attempts=1
     db.session.commit()
     lifecycle.claim(job.id)
-    _backdate(job, started_at=utcnow() - timedelta(seconds=app.config["JOB_STALE_SECONDS"] + 1))
+    _backdate(job, lease_expires_at=utcnow() - timedelta(seconds=1))
     assert jobs.sweep().orphaned == 1
     db.session.expire_all()
     assert job.status == FAILED
