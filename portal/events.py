@@ -44,6 +44,7 @@ chain_tx_undone = _signals.signal("chain-tx-undone")
 # Something about the chain staff must know (a rollback deeper than finality, a nonce gap, a
 # fee ceiling reached, the chain and the database disagreeing).
 chain_alert = _signals.signal("chain-alert")
+chain_alert_resolved = _signals.signal("chain-alert-resolved")
 project_chain_changed = _signals.signal("project-chain-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
 

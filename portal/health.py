@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
+from contextlib import suppress
 
 from flask import Flask
 from sqlalchemy import select, text
@@ -139,4 +140,11 @@ def report(app: Flask, role: str | None = None) -> tuple[bool, dict]:
         body["async_mode"] = app.config.get("SOCKETIO_ASYNC_MODE")
     if chain is not None:
         body["chain"] = {k: v for k, v in chain.items() if k != "status"}
+        # Open chain alerts (a deep rollback, a nonce gap, a fee ceiling) are for people and
+        # monitoring, not for a load balancer: the process itself is fine, so they do not
+        # make it "degraded".
+        with suppress(Exception):
+            from portal.chain import alerts
+
+            body["chain"]["open_alerts"] = alerts.open_counts()
     return healthy, body

@@ -67,6 +67,7 @@ LISTENERS = {
     events.chain_tx_final: _chain_tx_final,
     events.chain_tx_undone: _chain_tx_undone,
     events.chain_alert: _record,
+    events.chain_alert_resolved: _record,
     events.project_chain_changed: _record,
     events.disbursement_changed: _record,
     events.job_retried: _record,

@@ -73,13 +73,26 @@ def open_counts() -> dict[str, int]:
     return {kind: count for kind, count in rows}
 
 
-def resolve(alert_id: int) -> bool:
-    return (
-        db.session.execute(
-            update(ChainAlert)
-            .where(ChainAlert.id == alert_id, ChainAlert.resolved_at.is_(None))
-            .values(resolved_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        == 1
+def resolve(alert_id: int, reason: str = "") -> bool:
+    """Close an open alert (a person looked into it); False if it was closed already."""
+    alert = db.session.get(ChainAlert, alert_id)
+    if alert is None:
+        return False
+    closed = db.session.execute(
+        update(ChainAlert)
+        .where(ChainAlert.id == alert_id, ChainAlert.resolved_at.is_(None))
+        .values(resolved_at=utcnow())
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if closed != 1:
+        return False
+    tx = db.session.get(ChainTx, alert.tx_id) if alert.tx_id else None
+    events.chain_alert_resolved.send(
+        alert,
+        action="chain.alert_resolved",
+        summary=f"Chain alert {alert.id} ({alert.kind}) resolved"
+        + (f": {reason[:300]}" if reason else ""),
+        project_id=tx.project_id if tx else None,
+        data={"kind": alert.kind, "tx_id": alert.tx_id},
     )
+    return True

@@ -171,6 +171,19 @@ def follow_up(project_id: int, tx_id: int):
     return redirect(url_for("chain.transactions", project_id=project.id, status="stuck"))
 
 
+@bp.post("/alerts/<int:alert_id>/resolve")
+@permission_required("chain.manage")
+def resolve_alert(project_id: int, alert_id: int):
+    """Staff looked into a chain alert (a deep rollback, a nonce gap, a fee ceiling): close it.
+    The repair itself is automatic; this only takes the flag down, and is audited."""
+    project = projects.get_visible(current_user, project_id)
+    if alerts.resolve(alert_id):
+        flash(f"Alert {alert_id} is marked resolved.")
+    else:
+        flash(f"Alert {alert_id} was already resolved.")
+    return redirect(url_for("chain.transactions", project_id=project.id))
+
+
 @bp.get("/transactions/<int:tx_id>")
 @permission_required("chain.read")
 def transaction(project_id: int, tx_id: int):

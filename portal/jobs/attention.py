@@ -99,12 +99,19 @@ class Attention:
     failed_jobs: int = 0
     stuck_batches: int = 0
     stuck_transactions: int = 0
+    chain_alerts: int = 0  # chain-wide (deep rollback, nonce gap, fee ceiling), not per project
     first_batch_disbursement: int | None = None  # where the link for batches goes
     first_tx_project: int | None = None
 
     @property
     def total(self) -> int:
-        return self.lost_jobs + self.failed_jobs + self.stuck_batches + self.stuck_transactions
+        return (
+            self.lost_jobs
+            + self.failed_jobs
+            + self.stuck_batches
+            + self.stuck_transactions
+            + self.chain_alerts
+        )
 
 
 def _count(query: Select) -> int:
@@ -135,6 +142,19 @@ def for_user(user) -> Attention:
             found.first_tx_project = db.session.scalar(
                 txs.with_only_columns(ChainTx.project_id).order_by(ChainTx.id).limit(1)
             )
+    if user.can("chain.manage"):
+        from portal.chain import alerts
+        from portal.projects.models import Project
+
+        found.chain_alerts = sum(alerts.open_counts().values())
+        if found.chain_alerts and found.first_tx_project is None:
+            # Alerts belong to the chain, not a project; any project's Transactions page shows them.
+            first = select(func.min(Project.id))
+            found.first_tx_project = db.session.scalar(
+                first if ids is None else first.where(Project.id.in_(ids))
+            )
+        if found.first_tx_project is None:
+            found.chain_alerts = 0  # no page of theirs would show them
     return found
 
 

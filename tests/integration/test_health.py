@@ -102,7 +102,19 @@ def test_everything_up_is_200_with_chain_figures(make_app, anvil_node):
     assert body["chain"]["chain_id"] == int(anvil_node.rpc("eth_chainId"), 16)
     assert body["chain"]["block"] >= 0 and body["chain"]["block_age_seconds"] >= 0
     assert body["async_mode"] == "threading"
+    assert body["chain"]["open_alerts"] == {}
     _no_secrets(app, text)
+
+    from portal.chain import alerts
+
+    with app.app_context():
+        alerts.raise_alert(alerts.NONCE_GAP, "The node waits for a nonce.")
+        from portal.extensions import db
+
+        db.session.commit()
+    status, body, _ = _get(app)
+    # Shown for monitoring, but the process is healthy: a balancer must not pull it.
+    assert status == 200 and body["chain"]["open_alerts"] == {alerts.NONCE_GAP: 1}
 
 
 def test_redis_stopped_is_503_redis_down(make_app, own_redis):

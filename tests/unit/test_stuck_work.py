@@ -137,3 +137,46 @@ def test_a_transaction_not_mined_for_long_is_shown_and_counted(
         select(func.count()).where(Job.kind == confirm[0], Job.payload_json == confirm[1])
     )
     assert after == before + 1
+
+
+def test_a_chain_alert_is_counted_at_home_and_resolved_once_with_an_audit_entry(
+    client, login, make_user, make_project
+):
+    from portal.audit.models import AuditEntry
+    from portal.chain import alerts
+
+    admin = make_user("admin")
+    project = make_project(status="active", members=[admin])
+    alert = alerts.raise_alert(alerts.NONCE_GAP, "The node waits for nonce 7.", chain_id=31337)
+    db.session.commit()
+    login(client, admin)
+    home = client.get("/").get_data(as_text=True)
+    assert "1</strong> chain alert" in home
+    assert f"/projects/{project.id}/transactions#chain-alerts" in home
+    page = client.get(f"/projects/{project.id}/transactions").get_data(as_text=True)
+    assert "The node waits for nonce 7." in page and "Mark resolved" in page
+
+    resolve = f"/projects/{project.id}/alerts/{alert.id}/resolve"
+    assert client.post(resolve).status_code == 302
+    assert client.post(resolve).status_code == 302  # a second click changes nothing
+    assert alerts.open_counts() == {}
+    resolved = db.session.scalars(
+        select(AuditEntry).where(AuditEntry.action == "chain.alert_resolved")
+    ).all()
+    assert len(resolved) == 1
+    assert "chain alert" not in client.get("/").get_data(as_text=True)
+
+
+def test_only_chain_managers_may_resolve_a_chain_alert(client, login, make_user, make_project):
+    from portal.chain import alerts
+
+    viewer = make_user("viewer")
+    project = make_project(status="active", members=[viewer])
+    alert = alerts.raise_alert(alerts.FEE_CEILING, "Fees would pass the ceiling.")
+    db.session.commit()
+    login(client, viewer)
+    assert client.post(f"/projects/{project.id}/alerts/{alert.id}/resolve").status_code in (
+        403,
+        404,
+    )
+    assert alerts.open_counts() == {alerts.FEE_CEILING: 1}
