@@ -31,7 +31,7 @@ def _minute(conn: Connection):
     at = func.coalesce(R.settled_at, R.confirmed_at, R.created_at)
     if conn.dialect.name == "postgresql":
         return func.floor(func.extract("epoch", at) / 60)
-    return func.strftime("%s", at).cast(Integer) / 60
+    return func.strftime("%s", at).cast(Integer) // 60
 
 
 def _where(table_project, project_id: int | None):
