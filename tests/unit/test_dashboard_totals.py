@@ -14,6 +14,7 @@ from portal.dashboard import recount, snapshot
 from portal.dashboard.models import vendor_totals
 from portal.extensions import db
 from portal.redemptions.models import Redemption
+from portal.timeutil import utcnow
 from tests.support import dashboard_machine
 
 R = Redemption.__table__
@@ -47,7 +48,7 @@ def test_totals_equal_a_recount_after_any_writes(app):
 def test_a_rollback_on_chain_moves_a_payment_back_to_pending(app):
     """Whatever code moves it (here a bare UPDATE), the screen follows the row's status."""
     world = dashboard_machine.make_world(db.session, projects=1)
-    now = datetime.now().replace(microsecond=0)  # noqa: DTZ005 - naive UTC like the rows
+    now = utcnow().replace(microsecond=0)
     settled = add(world, status="settled", amount=9900, settled_at=now)
     add(world, status="submitted", amount=100, person=1)
     db.session.commit()
