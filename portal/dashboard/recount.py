@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import Integer, case, delete, func, insert, select
+from sqlalchemy import Integer, case, delete, func, insert, literal_column, select
 from sqlalchemy.engine import Connection
 
 from portal.dashboard.models import (
@@ -25,13 +25,17 @@ from portal.redemptions.models import SETTLED, Redemption
 
 R = Redemption.__table__.c
 E = Entitlement.__table__.c
+# Constants spelled in the SQL text: a grouped expression must read the same in SELECT and
+# GROUP BY, and bound parameters would differ.
+SIXTY = literal_column("60")
+SHARD_COUNT = literal_column(str(SHARDS))
 
 
 def _minute(conn: Connection):
     at = func.coalesce(R.settled_at, R.confirmed_at, R.created_at)
     if conn.dialect.name == "postgresql":
-        return func.floor(func.extract("epoch", at) / 60)
-    return func.strftime("%s", at).cast(Integer) // 60
+        return func.floor(func.extract("epoch", at) / SIXTY)
+    return func.strftime(literal_column("'%s'"), at).cast(Integer) // SIXTY
 
 
 def _where(table_project, project_id: int | None):
@@ -51,9 +55,9 @@ def expected(conn: Connection, project_id: int | None = None) -> dict[str, dict[
     minute = _minute(conn)
     settled = [R.status == SETTLED, *_where(R.project_id, project_id)]
     rows = conn.execute(
-        select(R.project_id, minute, R.vendor_id % SHARDS, func.count(), func.sum(R.amount))
+        select(R.project_id, minute, R.vendor_id % SHARD_COUNT, func.count(), func.sum(R.amount))
         .where(*settled)
-        .group_by(R.project_id, minute, R.vendor_id % SHARDS)
+        .group_by(R.project_id, minute, R.vendor_id % SHARD_COUNT)
     )
     found[minute_totals.name] = {(p, int(m), s): (n, int(a)) for p, m, s, n, a in rows}
 
@@ -69,14 +73,14 @@ def expected(conn: Connection, project_id: int | None = None) -> dict[str, dict[
     rows = conn.execute(
         select(
             E.project_id,
-            E.beneficiary_id % SHARDS,
+            E.beneficiary_id % SHARD_COUNT,
             func.sum(E.allocated),
             func.sum(E.redeemed),
             func.sum(E.revoked),
             func.count(case((E.allocated > 0, 1))),
         )
         .where(*_where(E.project_id, project_id))
-        .group_by(E.project_id, E.beneficiary_id % SHARDS)
+        .group_by(E.project_id, E.beneficiary_id % SHARD_COUNT)
     )
     for p, shard, allocated, redeemed, revoked, count in rows:
         people[(p, shard)][:4] = [int(allocated), int(redeemed), int(revoked), count]

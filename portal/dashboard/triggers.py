@@ -199,17 +199,22 @@ def drop_statements(table: str, dialect: str) -> list[str]:
     return [f"DROP TRIGGER IF EXISTS {name}_{op}" for op in ("insert", "update", "delete")]
 
 
+def _ddl(sql: str) -> DDL:
+    # DDL() formats its text with %: the trigger text has '%' (shard, '%s' on SQLite).
+    return DDL(sql.replace("%", "%%"))
+
+
 def create(conn: Connection) -> None:
     """(Re)create every dashboard trigger on this connection's database."""
     for table in PARTS:
         for sql in statements(table, conn.dialect.name):
-            conn.exec_driver_sql(sql)
+            conn.execute(_ddl(sql))
 
 
 def drop(conn: Connection) -> None:
     for table in PARTS:
         for sql in drop_statements(table, conn.dialect.name):
-            conn.exec_driver_sql(sql)
+            conn.execute(_ddl(sql))
 
 
 def _attach() -> None:
@@ -218,12 +223,7 @@ def _attach() -> None:
         table = model.__table__
         for dialect in ("postgresql", "sqlite"):
             for sql in statements(table.name, dialect):
-                # DDL() formats its text with %: the trigger text has none but '%s' on SQLite.
-                event.listen(
-                    table,
-                    "after_create",
-                    DDL(sql.replace("%", "%%")).execute_if(dialect=dialect),
-                )
+                event.listen(table, "after_create", _ddl(sql).execute_if(dialect=dialect))
         # A PostgreSQL function outlives its table: drop_all takes it along.
         for sql in drop_statements(table.name, "postgresql")[-1:]:
             event.listen(table, "after_drop", DDL(sql).execute_if(dialect="postgresql"))
