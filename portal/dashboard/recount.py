@@ -14,6 +14,7 @@ from sqlalchemy import Integer, case, delete, func, insert, literal_column, sele
 from sqlalchemy.engine import Connection
 
 from portal.dashboard.models import (
+    MINUTE_SHARDS,
     SHARDS,
     minute_totals,
     people_served,
@@ -29,6 +30,7 @@ E = Entitlement.__table__.c
 # GROUP BY, and bound parameters would differ.
 SIXTY = literal_column("60")
 SHARD_COUNT = literal_column(str(SHARDS))
+MINUTE_SHARD_COUNT = literal_column(str(MINUTE_SHARDS))
 
 
 def _minute(conn: Connection):
@@ -55,9 +57,11 @@ def expected(conn: Connection, project_id: int | None = None) -> dict[str, dict[
     minute = _minute(conn)
     settled = [R.status == SETTLED, *_where(R.project_id, project_id)]
     rows = conn.execute(
-        select(R.project_id, minute, R.vendor_id % SHARD_COUNT, func.count(), func.sum(R.amount))
+        select(
+            R.project_id, minute, R.vendor_id % MINUTE_SHARD_COUNT, func.count(), func.sum(R.amount)
+        )
         .where(*settled)
-        .group_by(R.project_id, minute, R.vendor_id % SHARD_COUNT)
+        .group_by(R.project_id, minute, R.vendor_id % MINUTE_SHARD_COUNT)
     )
     found[minute_totals.name] = {(p, int(m), s): (n, int(a)) for p, m, s, n, a in rows}
 

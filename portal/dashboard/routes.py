@@ -6,10 +6,11 @@ from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from portal.accounts.guards import permission_required
-from portal.dashboard import live
+from portal.dashboard import commands, live
 from portal.projects import services as projects
 
 bp = Blueprint("dashboard", __name__, url_prefix="/projects/<int:project_id>")
+commands.register(bp)  # flask dashboard check | repair
 
 
 @bp.get("/live", endpoint="live")

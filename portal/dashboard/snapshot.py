@@ -65,17 +65,13 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
     # last, which includes every commit that finished before it was read.
     version = time.time()
     now = now or utcnow()
-    chain = conn.execute(
-        select(ProjectChain.symbol, ProjectChain.decimals, ProjectChain.status).where(
-            ProjectChain.project_id == project_id
-        )
-    ).first()
-    decimals = chain.decimals if chain else 0
+    head = _head(conn, project_id)
+    decimals = head["decimals"] or 0
 
     def money(base: int) -> str:
         return amounts.format(base, decimals)
 
-    people = _people(conn, project_id)
+    people = head
     vendors = _vendors(conn, project_id, money)
     settled = sum(v["amount"] for v in vendors)
     pending = {
@@ -90,12 +86,11 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
         # What people can still spend: a pending payment has already taken its share.
         "remaining": people["allocated"] - people["reserved"] - people["revoked"],
     }
-    failed, failed_total = _failed_txs(conn, project_id)
     return {
         "project_id": project_id,
-        "symbol": chain.symbol if chain else "",
+        "symbol": head["symbol"] or "",
         "decimals": decimals,
-        "chain_status": chain.status if chain else "not_deployed",
+        "chain_status": head["chain_status"] or "not_deployed",
         "totals": totals,
         "display": {key: money(value) for key, value in totals.items() if key != "revoked"},
         "pending": pending,
@@ -103,19 +98,41 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
         "vendors": vendors[:VENDOR_ROWS],
         "vendor_count": len(vendors),
         "feed": _feed(conn, project_id, money),
-        "failed_txs": failed,
-        "failed_tx_total": failed_total,
+        "failed_txs": _failed_txs(conn, project_id),
+        "failed_tx_total": head["failed_txs"],
         "queues": _queues(conn, project_id),
-        "batches_in_flight": _batches_in_flight(conn, project_id),
+        "batches_in_flight": head["batches_in_flight"],
         "chart": _chart(conn, project_id, now, settled),
         "generated_at": iso(now),
         "version": version,
     }
 
 
-def _people(conn: Connection, project_id: int) -> dict:
-    """Entitlement sums and people counts: at most ``SHARDS`` rows, however many people."""
+def _head(conn: Connection, project_id: int) -> dict:
+    """The single figures in one round trip: the token, entitlement sums and people counts (at
+    most ``SHARDS`` rows, however many people), failed transactions and batches in flight."""
     t = people_totals.c
+
+    def chain(column):
+        return select(column).where(ProjectChain.project_id == project_id).scalar_subquery()
+
+    failed = (
+        select(func.count())
+        .select_from(ChainTx)
+        .where(*_failed_where(project_id))
+        .scalar_subquery()
+    )
+    batches = (
+        select(func.count())
+        .select_from(DisbursementBatch)
+        .join(Disbursement, Disbursement.id == DisbursementBatch.disbursement_id)
+        .where(
+            Disbursement.project_id == project_id,
+            Disbursement.status == RUNNING,
+            DisbursementBatch.status.in_((B_PENDING, B_SENT)),
+        )
+        .scalar_subquery()
+    )
     row = conn.execute(
         select(
             func.coalesce(func.sum(t.allocated), 0),
@@ -123,10 +140,23 @@ def _people(conn: Connection, project_id: int) -> dict:
             func.coalesce(func.sum(t.revoked), 0),
             func.coalesce(func.sum(t.people), 0),
             func.coalesce(func.sum(t.served), 0),
+            chain(ProjectChain.symbol),
+            chain(ProjectChain.decimals),
+            chain(ProjectChain.status),
+            failed,
+            batches,
         ).where(t.project_id == project_id)
     ).one()
-    keys = ("allocated", "reserved", "revoked", "people", "served")
-    return dict(zip(keys, (int(v) for v in row), strict=True))
+    sums = ("allocated", "reserved", "revoked", "people", "served")
+    found = dict(zip(sums, (int(v) for v in row[:5]), strict=True))
+    found.update(
+        zip(
+            ("symbol", "decimals", "chain_status", "failed_txs", "batches_in_flight"),
+            row[5:],
+            strict=True,
+        )
+    )
+    return found
 
 
 def _vendors(conn: Connection, project_id: int, money) -> list[dict]:
@@ -208,15 +238,17 @@ def _feed(conn: Connection, project_id: int, money) -> list[dict]:
     ]
 
 
-def _failed_txs(conn: Connection, project_id: int) -> tuple[list[dict], int]:
-    where = (ChainTx.project_id == project_id, ChainTx.status.in_((REVERTED, TX_FAILED)))
+def _failed_where(project_id: int) -> tuple:
+    return (ChainTx.project_id == project_id, ChainTx.status.in_((REVERTED, TX_FAILED)))
+
+
+def _failed_txs(conn: Connection, project_id: int) -> list[dict]:
     rows = conn.execute(
         select(ChainTx.id, ChainTx.purpose, ChainTx.status, ChainTx.error, ChainTx.updated_at)
-        .where(*where)
+        .where(*_failed_where(project_id))
         .order_by(ChainTx.id.desc())
         .limit(FAILED_TX_ROWS)
     ).all()
-    total = conn.scalar(select(func.count()).select_from(ChainTx).where(*where))
     return [
         {
             "id": tx_id,
@@ -226,7 +258,7 @@ def _failed_txs(conn: Connection, project_id: int) -> tuple[list[dict], int]:
             "at": iso(at),
         }
         for tx_id, purpose, status, error, at in rows
-    ], total
+    ]
 
 
 def _queues(conn: Connection, project_id: int) -> list[dict]:
@@ -249,22 +281,9 @@ def _empty_queue(name: str) -> dict:
     return {"queue": name, "highlight": name == CONTRACTS_QUEUE, **dict.fromkeys(ACTIVE_JOBS, 0)}
 
 
-def _batches_in_flight(conn: Connection, project_id: int) -> int:
-    return conn.scalar(
-        select(func.count())
-        .select_from(DisbursementBatch)
-        .join(Disbursement, Disbursement.id == DisbursementBatch.disbursement_id)
-        .where(
-            Disbursement.project_id == project_id,
-            Disbursement.status == RUNNING,
-            DisbursementBatch.status.in_((B_PENDING, B_SENT)),
-        )
-    )
-
-
 def _chart(conn: Connection, project_id: int, now: datetime, redeemed: int) -> dict:
     """Confirmed per minute over the last hours, and what was confirmed before, for a running
-    total: at most ``CHART_MINUTES`` x ``SHARDS`` rows of the running totals."""
+    total: at most ``CHART_MINUTES`` x ``MINUTE_SHARDS`` rows of the running totals."""
     start = (now - timedelta(minutes=CHART_MINUTES - 1)).replace(second=0, microsecond=0)
     first = int(start.replace(tzinfo=UTC).timestamp()) // 60
     t = minute_totals.c

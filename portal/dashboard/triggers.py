@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import DDL, event
 from sqlalchemy.engine import Connection
 
-from portal.dashboard.models import SHARDS
+from portal.dashboard.models import MINUTE_SHARDS, SHARDS
 from portal.disbursements.models import Entitlement
 from portal.redemptions.models import SETTLED, Redemption
 
@@ -60,7 +60,11 @@ REDEMPTION_PARTS = (
     ),
     Part(
         "dashboard_minute_totals",
-        keys={"project_id": "{r}.project_id", "minute": "{minute}", "shard": "{r}.vendor_id % 16"},
+        keys={
+            "project_id": "{r}.project_id",
+            "minute": "{minute}",
+            "shard": "{r}.vendor_id % {minute_shards}",
+        },
         values={"count": "1", "amount": "{r}.amount"},
         when=_IS_SETTLED,
     ),
@@ -74,7 +78,7 @@ REDEMPTION_PARTS = (
     # or fell to 0 (taking away).
     Part(
         "dashboard_people_totals",
-        keys={"project_id": "{r}.project_id", "shard": "{r}.beneficiary_id % 16"},
+        keys={"project_id": "{r}.project_id", "shard": "{r}.beneficiary_id % {shards}"},
         values={"served": "1"},
         when=f"{_IS_SETTLED} AND {_PERSON} AND {_PERSON_SETTLED} = {{edge}}",
     ),
@@ -83,7 +87,7 @@ REDEMPTION_PARTS = (
 ENTITLEMENT_PARTS = (
     Part(
         "dashboard_people_totals",
-        keys={"project_id": "{r}.project_id", "shard": "{r}.beneficiary_id % 16"},
+        keys={"project_id": "{r}.project_id", "shard": "{r}.beneficiary_id % {shards}"},
         values={
             "allocated": "{r}.allocated",
             "redeemed": "{r}.redeemed",
@@ -110,12 +114,16 @@ WATCHED = {
 }
 PARTS = {"redemptions": REDEMPTION_PARTS, "entitlements": ENTITLEMENT_PARTS}
 
-assert SHARDS == 16  # the trigger text above spells the shard count
-
 
 def _statement(part: Part, dialect: str, row: str, adding: bool) -> str:
     def fill(text: str) -> str:
-        return text.format(r=row, minute=_MINUTE[dialect].format(r=row), edge=int(adding))
+        return text.format(
+            r=row,
+            minute=_MINUTE[dialect].format(r=row),
+            edge=int(adding),
+            shards=SHARDS,
+            minute_shards=MINUTE_SHARDS,
+        )
 
     sign = "" if adding else "-"
     columns = [*part.keys, *part.values, *(part.latest if adding else {})]

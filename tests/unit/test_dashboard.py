@@ -204,6 +204,7 @@ def test_page_shows_the_figures(allocated, client, login, make_user):
     assert 'data-kpi="allocated">80.00<' in html
     assert "js/dashboard.js" in html and "vendor/uPlot.iife.min.js" in html
     assert "<script>" not in html  # CSP: no inline script, data rides in data- attributes
+    assert 'data-kpi="pending">0.00<' in html and 'id="dash-pending" data-count="0"' in html
     embedded = re.search(r"data-snapshot='([^']*)'", html).group(1)
     assert json.loads(embedded.replace("&#34;", '"'))["totals"]["allocated"] == 8000
     # A viewer cannot open transactions, so failed ones are not links.
@@ -282,3 +283,22 @@ def test_subscribe_needs_the_permission(app, client, login, make_user, make_proj
     ack = sio.emit("subscribe", {"topic": "dashboard", "project_id": project.id}, callback=True)
     assert ack == {"ok": False, "error": "forbidden"}
     sio.disconnect()
+
+
+def test_page_loads_and_subscribes_reuse_the_snapshot_sent_after_the_change(
+    allocated, client, login, make_user, monkeypatch
+):
+    """The commit's snapshot is stored; the page and a subscribe answer with it, unbuilt."""
+    project, pc, people, (grocer, _) = allocated
+    redeem(project, pc, people[0], grocer, 250)  # its commit sends (and stores) a snapshot
+    login(client, make_user("admin"))
+    built = []
+    real = snapshot.build
+    monkeypatch.setattr(snapshot, "build", lambda *a, **k: built.append(1) or real(*a, **k))
+    html = client.get(f"/projects/{project.id}/live").get_data(as_text=True)
+    assert 'data-kpi="pending">2.50<' in html and 'data-kpi="redeemed">0.00<' in html
+    sio = socketio.test_client(app=client.application, flask_test_client=client)
+    ack = sio.emit("subscribe", {"topic": "dashboard", "project_id": project.id}, callback=True)
+    assert ack["snapshot"]["pending"] == {"count": 1, "amount": 250}
+    sio.disconnect()
+    assert built == []

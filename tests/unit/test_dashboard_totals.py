@@ -109,3 +109,17 @@ def test_the_migration_counts_existing_redemptions(tmp_path):
             assert recount.check(conn) == []
         engine.dispose()
         db.engine.dispose()
+
+
+def test_the_check_and_repair_commands(app):
+    world = dashboard_machine.make_world(db.session, projects=1)
+    add(world, status="settled", amount=500)
+    db.session.commit()
+    runner = app.test_cli_runner()
+    assert runner.invoke(args=["dashboard", "check"]).exit_code == 0
+    db.session.execute(update(vendor_totals).values(count=7))
+    db.session.commit()
+    failed = runner.invoke(args=["dashboard", "check"])
+    assert failed.exit_code == 1 and "1 difference(s)" in failed.output
+    assert runner.invoke(args=["dashboard", "repair"]).exit_code == 0
+    assert runner.invoke(args=["dashboard", "check"]).exit_code == 0
