@@ -18,6 +18,9 @@ Measured at each size, ``--reads`` times after a few unmeasured reads, on one co
 - ``stored``: what a page load or a subscribe pays while a snapshot is stored in Redis
   (``shared.current``: one GET and a JSON decode), when Redis is available.
 
+- ``db``: the database's own time for one snapshot (planning and execution of each statement,
+  by EXPLAIN ANALYZE), which a loaded machine inflates least.
+
 Also: what the triggers add to a write (one redemption settled per transaction, ``--writes``
 times, with the triggers and then with them disabled), and the recount check at the largest
 size (``recount.check`` must find no difference).
@@ -393,6 +396,37 @@ def timed(fn, reads: int) -> dict:
     }
 
 
+def server_ms(conn, build, project: int) -> dict:
+    """What the database itself spends on one snapshot (planning + execution of each of its
+    statements, by EXPLAIN ANALYZE, median of 5): the part a loaded machine inflates least."""
+    from sqlalchemy import event
+
+    statements = []
+
+    def grab(_conn, _cursor, statement, parameters, _context, _many):
+        if statement.lstrip().upper().startswith("SELECT"):
+            statements.append((statement, parameters))
+
+    event.listen(conn, "before_cursor_execute", grab)
+    try:
+        build(conn, project)
+    finally:
+        event.remove(conn, "before_cursor_execute", grab)
+    conn.rollback()
+    raw = conn.connection.dbapi_connection
+    totals = []
+    for _ in range(5):
+        total = 0.0
+        with raw.cursor() as cursor:
+            for statement, parameters in statements:
+                cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+                plan = cursor.fetchone()[0][0]
+                total += plan["Planning Time"] + plan["Execution Time"]
+        raw.rollback()
+        totals.append(total)
+    return {"queries": len(statements), "db_ms": round(percentile(totals, 0.5), 2)}
+
+
 def measure_size(world: dict, reads: int, store) -> dict:
     from portal.dashboard import shared, snapshot
     from portal.extensions import db
@@ -407,6 +441,8 @@ def measure_size(world: dict, reads: int, store) -> dict:
         assert new["people"] == old["people"], (new["people"], old["people"])
         found["new"] = timed(lambda: (snapshot.build(conn, project), conn.rollback()), reads)
         found["old"] = timed(lambda: (old_build(conn, project), conn.rollback()), reads)
+        found["new"].update(server_ms(conn, snapshot.build, project))
+        found["old"].update(server_ms(conn, old_build, project))
         if store is not None:
             shared.publish(store, project, 1, new)
             found["stored"] = timed(lambda: shared.current(store, lambda: conn, project), reads)
@@ -558,16 +594,21 @@ def print_table(result: dict) -> None:
         f"({result['cpus']} CPUs)"
     )
     print(
-        f"  {'redemptions':>11} {'new p50':>8} {'new p95':>8} {'old p50':>8} {'old p95':>8} "
-        f"{'old/new':>8} {'stored p95':>10} {'insert rows/s':>13}"
+        f"  {'redemptions':>11} {'new p50':>8} {'new p95':>8} {'new db':>7} {'old p50':>8} "
+        f"{'old p95':>8} {'old db':>7} {'old/new':>8} {'stored p95':>10} {'insert rows/s':>13}"
     )
     for size, s in result["steps"].items():
         stored = s.get("stored", {}).get("p95_ms", "-")
         print(
             f"  {int(size):>11,} {s['new']['p50_ms']:>8} {s['new']['p95_ms']:>8} "
-            f"{s['old']['p50_ms']:>8} {s['old']['p95_ms']:>8} {s['ratio_p95_old_to_new']:>8} "
+            f"{s['new']['db_ms']:>7} {s['old']['p50_ms']:>8} {s['old']['p95_ms']:>8} "
+            f"{s['old']['db_ms']:>7} {s['ratio_p95_old_to_new']:>8} "
             f"{stored:>10} {s['insert_rows_per_s']:>13,}"
         )
+    print(
+        "  (ms; 'db' = the database's own planning + execution time for one snapshot, by "
+        "EXPLAIN ANALYZE; 'stored' = a page load or subscribe reading the stored snapshot)"
+    )
     w = result["write_ms"]
     print(
         f"  one settlement per transaction: p50 {w['with_triggers']['p50_ms']} ms with the "
