@@ -177,6 +177,9 @@ def test_figures_follow_a_redemption_within_a_second(chromium, chain_portal, sho
         print(f"\ncommit → figure on screen: {latency_ms:.0f} ms")
         assert latency_ms < 1000
         expect(page.locator('[data-kpi="remaining"]')).to_have_text("107.50")
+        expect(page.locator("#dash-pending")).to_have_attribute("data-count", "1")
+        # To look at (it may already show the chain's confirmation: the worker is quick).
+        page.screenshot(path=str(shots / "dashboard-1280-pending.png"))
         feed = page.locator("#dash-feed li").first
         expect(feed).to_contain_text("Hill Grocers")
 
