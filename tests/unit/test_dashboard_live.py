@@ -248,3 +248,21 @@ def test_a_failing_refresh_never_fails_the_commit(two_projects, emitted, monkeyp
     db.session.commit()
     assert held(first).revoked == 9
     assert emitted == [] and "could not refresh the dashboard" in caplog.text
+
+
+def test_a_store_that_cannot_be_reached_costs_sharing_not_figures(two_projects, caplog):
+    """Redis away: a page load or subscribe builds the snapshot itself."""
+    from portal.dashboard import shared
+
+    first, _ = two_projects
+
+    class Away:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise ConnectionError("redis is away")
+
+            return fail
+
+    data = shared.current(Away(), db.session.connection, first.id)
+    assert data["project_id"] == first.id and data["totals"]["allocated"] == 1000
+    assert "could not be read" in caplog.text
