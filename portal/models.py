@@ -10,6 +10,8 @@ def import_all() -> None:
     from portal.cards import models as _cards  # noqa: F401
     from portal.chain import models as _chain  # noqa: F401
     from portal.comms import models as _comms  # noqa: F401
+    from portal.dashboard import models as _dashboard  # noqa: F401
+    from portal.dashboard import triggers as _dashboard_triggers  # noqa: F401
     from portal.disbursements import models as _disbursements  # noqa: F401
     from portal.files import models as _files  # noqa: F401
     from portal.imports import models as _imports  # noqa: F401

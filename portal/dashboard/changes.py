@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
-from portal.chain.models import ChainTx
+from portal.chain.models import ChainTx, ProjectChain
 from portal.disbursements.models import Disbursement, DisbursementBatch, Entitlement
 from portal.jobs.models import Job
 from portal.redemptions.models import Redemption
@@ -28,15 +28,25 @@ _LOOKUPS = "dashboard_lookups"  # session.info: {table name: row ids} to map to 
 # Per watched table, the columns whose change the screen shows: a unit-of-work update touching
 # none of them (a job's sent_at, a redemption's wrong-code count) is ignored.
 _COLUMNS = {
-    "redemptions": {"status", "amount", "confirmed_at", "vendor_id"},
+    "redemptions": {"status", "amount", "confirmed_at", "settled_at", "vendor_id"},
     "entitlements": {"allocated", "redeemed", "revoked"},
     "chain_txs": {"status", "error"},
     "jobs": {"status", "queue"},
     "disbursement_batches": {"status"},
+    # The heading: a snapshot stored for page loads must not outlive a deployment.
+    "project_chains": {"status", "symbol", "decimals"},
 }
 _TABLES = {
     model.__table__.name: model.__table__
-    for model in (Redemption, Entitlement, ChainTx, Job, DisbursementBatch, Disbursement)
+    for model in (
+        Redemption,
+        Entitlement,
+        ChainTx,
+        Job,
+        DisbursementBatch,
+        Disbursement,
+        ProjectChain,
+    )
 }
 # A batch has no project column: it is reached through its disbursement.
 _PARENT = {"disbursement_batches": ("disbursement_id", "disbursements")}

@@ -6,7 +6,8 @@ allocation batches or jobs (see ``changes``), a fresh snapshot of that project g
 process publishes it to Redis like any other live event and every web process passes it on.
 A commit that touched none of those rows costs nothing; a rolled-back one sends nothing.
 
-A browser subscribes to the topic ``dashboard`` and gets the full snapshot as the answer.
+A browser subscribes to the topic ``dashboard`` and gets the full snapshot as the answer: the
+one stored for everybody (``shared``), built only when none is.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from flask_sqlalchemy.session import Session
 from sqlalchemy import event
 
 from portal import realtime
-from portal.dashboard import changes, publisher, snapshot
+from portal.dashboard import changes, publisher, shared
 from portal.errors import NotFound
 from portal.extensions import db
 from portal.projects import services as projects
@@ -39,10 +40,12 @@ def _after_commit(sess) -> None:
         return
     try:
         engine = sess.get_bind()
+        app = current_app._get_current_object()
         if publisher.shares_one_connection(engine):
-            publisher.send(engine, touched, lookups)
+            publisher.send(app, engine, touched, lookups)
         else:
-            publisher.for_app(current_app._get_current_object()).request(touched, lookups)
+            # Hand over and return: no connection, no Redis call while the request holds its own.
+            publisher.for_app(app).request(touched, lookups)
     except Exception:  # never fail a commit that has already happened
         log.warning("could not refresh the dashboard", exc_info=True)
 
@@ -70,4 +73,10 @@ def dashboard_topic(user, params: dict):
         project = projects.get_visible(user, realtime.id_param(params, "project_id"))
     except NotFound:
         raise LookupError("no such project") from None
-    return [room(project.id)], snapshot.build(db.session.connection(), project.id)
+    return [room(project.id)], current(project.id)
+
+
+def current(project_id: int) -> dict:
+    """The shared snapshot (``shared``), built on this request's connection if none is stored."""
+    store = shared.store_for(current_app._get_current_object(), db.engine)
+    return shared.current(store, db.session.connection, project_id)

@@ -1,4 +1,4 @@
-"""The live dashboard page. Its figures come from the same snapshot the socket pushes."""
+"""The live dashboard page. Its figures come from the same stored snapshot the socket pushes."""
 
 from __future__ import annotations
 
@@ -6,18 +6,18 @@ from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from portal.accounts.guards import permission_required
-from portal.dashboard import live, snapshot
-from portal.extensions import db
+from portal.dashboard import commands, live
 from portal.projects import services as projects
 
 bp = Blueprint("dashboard", __name__, url_prefix="/projects/<int:project_id>")
+commands.register(bp)  # flask dashboard check | repair
 
 
 @bp.get("/live", endpoint="live")
 @permission_required(live.PERMISSION)
 def live_page(project_id: int):
     project = projects.get_visible(current_user, project_id)
-    data = snapshot.build(db.session.connection(), project.id)
+    data = live.current(project.id)
     tx_base = ""
     if current_user.can("chain.read"):
         # Failed transactions link to their page only for people allowed to open it.

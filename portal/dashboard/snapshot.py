@@ -1,4 +1,8 @@
-"""Everything the dashboard shows, aggregated from the database in one small set of queries.
+"""Everything the dashboard shows, read from the database in one small set of bounded queries.
+
+Money and people figures come from the running totals the database keeps (``models``,
+``triggers``), the feed and failed transactions from indexed "latest N" reads: no query here
+grows with the number of redemptions.
 
 It runs on a Core ``Connection`` so that one function serves the page (the request's
 connection), a socket subscribe, and the refresh after a commit, which cannot use the session
@@ -13,24 +17,24 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import case, distinct, func, select
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from portal.beneficiaries.models import Beneficiary
 from portal.chain.models import FAILED as TX_FAILED
 from portal.chain.models import REVERTED, ChainTx, ProjectChain
+from portal.dashboard.models import minute_totals, people_totals, vendor_totals
 from portal.disbursements.models import (
     B_PENDING,
     B_SENT,
     RUNNING,
     Disbursement,
     DisbursementBatch,
-    Entitlement,
 )
 from portal.jobs.models import QUEUED, RETRYING, Job
 from portal.jobs.models import RUNNING as JOB_RUNNING
 from portal.money import amounts
-from portal.redemptions.models import ACCEPTED, FAILED, SETTLED, SUBMITTED, Redemption
+from portal.redemptions.models import FAILED, IN_FLIGHT, SETTLED, Redemption
 from portal.timeutil import utcnow
 from portal.vendors.models import Vendor
 
@@ -39,13 +43,14 @@ FEED_SIZE = 12
 VENDOR_ROWS = 10
 FAILED_TX_ROWS = 4
 ERROR_CHARS = 160
-# Redemptions that took money from an entitlement: the code was accepted, and the tokens are on
-# their way to the vendor or arrived. A failed one gave its reservation back, so it is not counted.
-COUNTED = (ACCEPTED, SUBMITTED, SETTLED)
+# Redemptions that took money from an entitlement: the tokens arrived (settled: "redeemed", what
+# the chain confirmed) or are on their way (in flight: "pending", shown apart). A failed one gave
+# its reservation back, so it is not counted.
+COUNTED = (*IN_FLIGHT, SETTLED)
 FEED_STATUSES = (*COUNTED, FAILED)
 ACTIVE_JOBS = (QUEUED, RETRYING, JOB_RUNNING)
 # What the feed says about a redemption, in the words of the vendor's phone.
-LABELS = {ACCEPTED: "pending", SUBMITTED: "pending", SETTLED: "confirmed", FAILED: "failed"}
+LABELS = {**dict.fromkeys(IN_FLIGHT, "pending"), SETTLED: "confirmed", FAILED: "failed"}
 # The queue of chain writes: one signer, so a backlog there delays every redemption.
 CONTRACTS_QUEUE = "contracts"
 
@@ -60,96 +65,142 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
     # last, which includes every commit that finished before it was read.
     version = time.time()
     now = now or utcnow()
-    chain = conn.execute(
-        select(ProjectChain.symbol, ProjectChain.decimals, ProjectChain.status).where(
-            ProjectChain.project_id == project_id
-        )
-    ).first()
-    decimals = chain.decimals if chain else 0
+    head = _head(conn, project_id)
+    decimals = head["decimals"] or 0
 
     def money(base: int) -> str:
         return amounts.format(base, decimals)
 
-    totals = _totals(conn, project_id)
-    chart = _chart(conn, project_id, now, totals["redeemed"])
+    people = head
     vendors = _vendors(conn, project_id, money)
-    failed, failed_total = _failed_txs(conn, project_id)
+    settled = sum(v["amount"] for v in vendors)
+    pending = {
+        "count": sum(v["pending"] for v in vendors),
+        "amount": sum(v["pending_amount"] for v in vendors),
+    }
+    totals = {
+        "allocated": people["allocated"],
+        "redeemed": settled,
+        "pending": pending["amount"],
+        "revoked": people["revoked"],
+        # What people can still spend: a pending payment has already taken its share.
+        "remaining": people["allocated"] - people["reserved"] - people["revoked"],
+    }
     return {
         "project_id": project_id,
-        "symbol": chain.symbol if chain else "",
+        "symbol": head["symbol"] or "",
         "decimals": decimals,
-        "chain_status": chain.status if chain else "not_deployed",
-        "totals": {key: value for key, value in totals.items() if key != "people"},
-        "display": {key: money(totals[key]) for key in ("allocated", "redeemed", "remaining")},
-        "people": {"allocated": totals["people"], "served": _served(conn, project_id)},
+        "chain_status": head["chain_status"] or "not_deployed",
+        "totals": totals,
+        "display": {key: money(value) for key, value in totals.items() if key != "revoked"},
+        "pending": pending,
+        "people": {"allocated": people["people"], "served": people["served"]},
         "vendors": vendors[:VENDOR_ROWS],
         "vendor_count": len(vendors),
         "feed": _feed(conn, project_id, money),
-        "failed_txs": failed,
-        "failed_tx_total": failed_total,
+        "failed_txs": _failed_txs(conn, project_id),
+        "failed_tx_total": head["failed_txs"],
         "queues": _queues(conn, project_id),
-        "batches_in_flight": _batches_in_flight(conn, project_id),
-        "chart": chart,
+        "batches_in_flight": head["batches_in_flight"],
+        "chart": _chart(conn, project_id, now, settled),
         "generated_at": iso(now),
         "version": version,
     }
 
 
-def _totals(conn: Connection, project_id: int) -> dict:
+def _head(conn: Connection, project_id: int) -> dict:
+    """The single figures in one round trip: the token, entitlement sums and people counts (at
+    most ``SHARDS`` rows, however many people), failed transactions and batches in flight."""
+    t = people_totals.c
+
+    def chain(column):
+        return select(column).where(ProjectChain.project_id == project_id).scalar_subquery()
+
+    failed = (
+        select(func.count())
+        .select_from(ChainTx)
+        .where(*_failed_where(project_id))
+        .scalar_subquery()
+    )
+    batches = (
+        select(func.count())
+        .select_from(DisbursementBatch)
+        .join(Disbursement, Disbursement.id == DisbursementBatch.disbursement_id)
+        .where(
+            Disbursement.project_id == project_id,
+            Disbursement.status == RUNNING,
+            DisbursementBatch.status.in_((B_PENDING, B_SENT)),
+        )
+        .scalar_subquery()
+    )
     row = conn.execute(
         select(
-            func.coalesce(func.sum(Entitlement.allocated), 0),
-            func.coalesce(func.sum(Entitlement.redeemed), 0),
-            func.coalesce(func.sum(Entitlement.revoked), 0),
-            func.count(case((Entitlement.allocated > 0, 1))),
-        ).where(Entitlement.project_id == project_id)
+            func.coalesce(func.sum(t.allocated), 0),
+            func.coalesce(func.sum(t.redeemed), 0),
+            func.coalesce(func.sum(t.revoked), 0),
+            func.coalesce(func.sum(t.people), 0),
+            func.coalesce(func.sum(t.served), 0),
+            chain(ProjectChain.symbol),
+            chain(ProjectChain.decimals),
+            chain(ProjectChain.status),
+            failed,
+            batches,
+        ).where(t.project_id == project_id)
     ).one()
-    allocated, redeemed, revoked, people = (int(v) for v in row)
-    return {
-        "allocated": allocated,
-        "redeemed": redeemed,
-        "revoked": revoked,
-        "remaining": allocated - redeemed - revoked,
-        "people": people,
-    }
-
-
-def _served(conn: Connection, project_id: int) -> int:
-    return conn.scalar(
-        select(func.count(distinct(Redemption.beneficiary_id))).where(
-            Redemption.project_id == project_id, Redemption.status == SETTLED
+    sums = ("allocated", "reserved", "revoked", "people", "served")
+    found = dict(zip(sums, (int(v) for v in row[:5]), strict=True))
+    found.update(
+        zip(
+            ("symbol", "decimals", "chain_status", "failed_txs", "batches_in_flight"),
+            row[5:],
+            strict=True,
         )
     )
+    return found
 
 
 def _vendors(conn: Connection, project_id: int, money) -> list[dict]:
-    amount = func.sum(Redemption.amount)
+    """Every vendor with a payment confirmed or on its way, most confirmed first.
+
+    One row per vendor and status from the running totals: the cost follows the number of
+    vendors, never the number of redemptions.
+    """
+    t = vendor_totals.c
     rows = conn.execute(
-        select(
-            Redemption.vendor_id,
-            Vendor.name,
-            func.count(),
-            amount,
-            func.count(case((Redemption.status != SETTLED, 1))),
-            func.max(Redemption.confirmed_at),
-        )
-        .join(Vendor, Vendor.id == Redemption.vendor_id)
-        .where(Redemption.project_id == project_id, Redemption.status.in_(COUNTED))
-        .group_by(Redemption.vendor_id, Vendor.name)
-        .order_by(amount.desc(), Vendor.name)
+        select(t.vendor_id, Vendor.name, t.status, t.count, t.amount, t.last_at)
+        .join(Vendor, Vendor.id == t.vendor_id)
+        .where(t.project_id == project_id, t.status.in_(COUNTED), t.count > 0)
     ).all()
-    return [
-        {
-            "id": vendor_id,
-            "name": name,
-            "count": count,
-            "amount": int(total),
-            "amount_display": money(int(total)),
-            "pending": pending,
-            "last_at": iso(last_at),
-        }
-        for vendor_id, name, count, total, pending, last_at in rows
-    ]
+    found: dict[int, dict] = {}
+    for vendor_id, name, status, count, total, last_at in rows:
+        row = found.setdefault(
+            vendor_id,
+            {
+                "id": vendor_id,
+                "name": name,
+                "count": 0,
+                "amount": 0,
+                "pending": 0,
+                "pending_amount": 0,
+                "last_at": None,
+            },
+        )
+        if status == SETTLED:
+            row["count"] += int(count)
+            row["amount"] += int(total)
+        else:
+            row["pending"] += int(count)
+            row["pending_amount"] += int(total)
+        if last_at is not None and (row["last_at"] is None or last_at > row["last_at"]):
+            row["last_at"] = last_at
+    ordered = sorted(
+        found.values(), key=lambda v: (-v["amount"], -v["pending_amount"], v["name"], v["id"])
+    )
+    for row in ordered:
+        row["amount_display"] = money(row["amount"])
+        row["pending_display"] = money(row["pending_amount"])
+        row["last_at"] = iso(row["last_at"])
+    return ordered
 
 
 def _feed(conn: Connection, project_id: int, money) -> list[dict]:
@@ -187,15 +238,17 @@ def _feed(conn: Connection, project_id: int, money) -> list[dict]:
     ]
 
 
-def _failed_txs(conn: Connection, project_id: int) -> tuple[list[dict], int]:
-    where = (ChainTx.project_id == project_id, ChainTx.status.in_((REVERTED, TX_FAILED)))
+def _failed_where(project_id: int) -> tuple:
+    return (ChainTx.project_id == project_id, ChainTx.status.in_((REVERTED, TX_FAILED)))
+
+
+def _failed_txs(conn: Connection, project_id: int) -> list[dict]:
     rows = conn.execute(
         select(ChainTx.id, ChainTx.purpose, ChainTx.status, ChainTx.error, ChainTx.updated_at)
-        .where(*where)
+        .where(*_failed_where(project_id))
         .order_by(ChainTx.id.desc())
         .limit(FAILED_TX_ROWS)
     ).all()
-    total = conn.scalar(select(func.count()).select_from(ChainTx).where(*where))
     return [
         {
             "id": tx_id,
@@ -205,7 +258,7 @@ def _failed_txs(conn: Connection, project_id: int) -> tuple[list[dict], int]:
             "at": iso(at),
         }
         for tx_id, purpose, status, error, at in rows
-    ], total
+    ]
 
 
 def _queues(conn: Connection, project_id: int) -> list[dict]:
@@ -228,42 +281,24 @@ def _empty_queue(name: str) -> dict:
     return {"queue": name, "highlight": name == CONTRACTS_QUEUE, **dict.fromkeys(ACTIVE_JOBS, 0)}
 
 
-def _batches_in_flight(conn: Connection, project_id: int) -> int:
-    return conn.scalar(
-        select(func.count())
-        .select_from(DisbursementBatch)
-        .join(Disbursement, Disbursement.id == DisbursementBatch.disbursement_id)
-        .where(
-            Disbursement.project_id == project_id,
-            Disbursement.status == RUNNING,
-            DisbursementBatch.status.in_((B_PENDING, B_SENT)),
-        )
-    )
-
-
 def _chart(conn: Connection, project_id: int, now: datetime, redeemed: int) -> dict:
-    """Redeemed per minute over the last hours, and what was redeemed before, for a running total.
-
-    Bucketed here rather than in SQL: minute truncation is spelled differently on SQLite and
-    PostgreSQL, and the window holds at most a few hours of rows.
-    """
+    """Confirmed per minute over the last hours, and what was confirmed before, for a running
+    total: at most ``CHART_MINUTES`` x ``MINUTE_SHARDS`` rows of the running totals."""
     start = (now - timedelta(minutes=CHART_MINUTES - 1)).replace(second=0, microsecond=0)
+    first = int(start.replace(tzinfo=UTC).timestamp()) // 60
+    t = minute_totals.c
     amounts = [0] * CHART_MINUTES
     counts = [0] * CHART_MINUTES
     rows = conn.execute(
-        select(Redemption.confirmed_at, Redemption.amount).where(
-            Redemption.project_id == project_id,
-            Redemption.status.in_(COUNTED),
-            Redemption.confirmed_at >= start,
-        )
+        select(t.minute, func.sum(t.count), func.sum(t.amount))
+        .where(t.project_id == project_id, t.minute >= first, t.minute < first + CHART_MINUTES)
+        .group_by(t.minute)
     )
-    for at, amount in rows:
-        slot = int((at - start).total_seconds() // 60)
-        if 0 <= slot < CHART_MINUTES:
-            amounts[slot] += amount
-            counts[slot] += 1
+    for minute, count, amount in rows:
+        amounts[int(minute) - first] += int(amount)
+        counts[int(minute) - first] += int(count)
     return {
-        "start": int(start.replace(tzinfo=UTC).timestamp()),
+        "start": first * 60,
         "step": 60,
         "amounts": amounts,
         "counts": counts,

@@ -73,6 +73,12 @@
     setKpi("people-allocated", count(s.people.allocated));
     setKpi("people-of", count(s.people.allocated));
     setKpi("people-served", count(s.people.served));
+    // Payments accepted but not yet confirmed on chain: apart from "redeemed", never in it.
+    var pending = s.pending || { count: 0, amount: 0 };
+    setKpi("pending", s.display.pending || "0");
+    setKpi("pending-count", count(pending.count));
+    $("dash-pending").dataset.count = String(pending.count);
+    $("dash-pending-noun").textContent = pending.count === 1 ? "payment" : "payments";
     var redeemedShare = percent(s.totals.redeemed, s.totals.allocated);
     setKpi("redeemed-percent", String(redeemedShare));
     all('[data-bar="redeemed"]').forEach(function (bar) { bar.style.width = redeemedShare + "%"; });
@@ -125,7 +131,9 @@
       var n = cell("td", count(v.count), "num");
       if (v.pending) n.appendChild(el("span", "dash-pending", " (" + v.pending + " pending)"));
       tr.appendChild(n);
-      tr.appendChild(cell("td", v.amount_display, "num"));
+      var amount = cell("td", v.amount_display, "num");
+      if (v.pending) amount.appendChild(el("span", "dash-pending dash-pending--amount", "+" + v.pending_display + " pending"));
+      tr.appendChild(amount);
       var last = cell("td", "", "num dash-col-last");
       last.appendChild(timeEl(v.last_at, false));
       tr.appendChild(last);

@@ -64,8 +64,20 @@ def test_allocation_shows_in_totals_before_any_redemption(allocated):
     project, _, _, _ = allocated
     s = read(project.id)
     assert s["symbol"] == "AID" and s["decimals"] == 2 and s["chain_status"] == "deployed"
-    assert s["totals"] == {"allocated": 8000, "redeemed": 0, "revoked": 0, "remaining": 8000}
-    assert s["display"] == {"allocated": "80.00", "redeemed": "0.00", "remaining": "80.00"}
+    assert s["totals"] == {
+        "allocated": 8000,
+        "redeemed": 0,
+        "pending": 0,
+        "revoked": 0,
+        "remaining": 8000,
+    }
+    assert s["display"] == {
+        "allocated": "80.00",
+        "redeemed": "0.00",
+        "pending": "0.00",
+        "remaining": "80.00",
+    }
+    assert s["pending"] == {"count": 0, "amount": 0}
     assert s["people"] == {"allocated": 4, "served": 0}
     assert s["vendors"] == [] and s["feed"] == [] and s["failed_txs"] == []
     assert s["queues"][0] == {
@@ -88,24 +100,31 @@ def test_redemptions_fill_vendors_feed_people_and_chart(allocated, worker):
     last = redeem(project, pc, people[2], pharmacy, 300)  # accepted, not yet settled
 
     s = read(project.id)
-    assert s["totals"]["redeemed"] == 2050 and s["totals"]["remaining"] == 5950
-    assert s["display"]["redeemed"] == "20.50"
+    # Redeemed is what the chain confirmed; the pharmacy's payment is pending, shown apart, and
+    # already out of what people can still spend.
+    assert s["totals"]["redeemed"] == 1750 and s["totals"]["remaining"] == 5950
+    assert s["totals"]["pending"] == 300 and s["pending"] == {"count": 1, "amount": 300}
+    assert s["display"]["redeemed"] == "17.50" and s["display"]["pending"] == "3.00"
     # Served counts people with a settled redemption: the pharmacy's is still on its way.
     assert s["people"] == {"allocated": 4, "served": 2}
-    assert [(v["name"], v["count"], v["amount"], v["pending"]) for v in s["vendors"]] == [
-        ("Hill Grocers", 2, 1750, 0),
-        ("River Pharmacy", 1, 300, 1),
+    assert [
+        (v["name"], v["count"], v["amount"], v["pending"], v["pending_amount"])
+        for v in s["vendors"]
+    ] == [
+        ("Hill Grocers", 2, 1750, 0, 0),
+        ("River Pharmacy", 0, 0, 1, 300),
     ]
+    assert s["vendors"][1]["pending_display"] == "3.00"
     assert s["vendors"][0]["amount_display"] == "17.50" and s["vendors"][0]["last_at"].endswith("Z")
     assert s["feed"][0]["id"] == last.id and s["feed"][0]["label"] == "pending"
     assert s["feed"][-1]["id"] == first.id and s["feed"][-1]["label"] == "confirmed"
     assert s["feed"][-1]["ref"] == people[0].ref
     # The contracts queue holds the pharmacy's transfer job.
     assert s["queues"][0]["queue"] == "contracts" and s["queues"][0]["queued"] == 1
-    # The chart's running total ends on the redeemed figure.
+    # The chart's running total ends on the redeemed figure: confirmed payments only.
     chart = s["chart"]
     assert len(chart["amounts"]) == snapshot.CHART_MINUTES
-    assert chart["base"] + sum(chart["amounts"]) == 2050 and sum(chart["counts"]) == 3
+    assert chart["base"] + sum(chart["amounts"]) == 1750 and sum(chart["counts"]) == 2
 
 
 def test_no_personal_data_in_the_snapshot(allocated, worker):
@@ -118,9 +137,12 @@ def test_no_personal_data_in_the_snapshot(allocated, worker):
     assert people[0].ref in text
 
 
-def test_chart_buckets_by_minute_and_keeps_older_amounts_in_the_base(allocated):
+def test_chart_buckets_by_minute_and_keeps_older_amounts_in_the_base(allocated, worker):
     project, pc, people, (grocer, _) = allocated
     redeem(project, pc, people[0], grocer, 700)
+    pending = read(project.id)["chart"]
+    assert sum(pending["amounts"]) == 0 and pending["base"] == 0  # not confirmed yet
+    worker.run("contracts")
     now = utcnow()
     # Read as if four hours later: the redemption has left the window, but not the total.
     later = read(project.id, now=now + timedelta(hours=4))
@@ -182,6 +204,7 @@ def test_page_shows_the_figures(allocated, client, login, make_user):
     assert 'data-kpi="allocated">80.00<' in html
     assert "js/dashboard.js" in html and "vendor/uPlot.iife.min.js" in html
     assert "<script>" not in html  # CSP: no inline script, data rides in data- attributes
+    assert 'data-kpi="pending">0.00<' in html and 'id="dash-pending" data-count="0"' in html
     embedded = re.search(r"data-snapshot='([^']*)'", html).group(1)
     assert json.loads(embedded.replace("&#34;", '"'))["totals"]["allocated"] == 8000
     # A viewer cannot open transactions, so failed ones are not links.
@@ -260,3 +283,22 @@ def test_subscribe_needs_the_permission(app, client, login, make_user, make_proj
     ack = sio.emit("subscribe", {"topic": "dashboard", "project_id": project.id}, callback=True)
     assert ack == {"ok": False, "error": "forbidden"}
     sio.disconnect()
+
+
+def test_page_loads_and_subscribes_reuse_the_snapshot_sent_after_the_change(
+    allocated, client, login, make_user, monkeypatch
+):
+    """The commit's snapshot is stored; the page and a subscribe answer with it, unbuilt."""
+    project, pc, people, (grocer, _) = allocated
+    redeem(project, pc, people[0], grocer, 250)  # its commit sends (and stores) a snapshot
+    login(client, make_user("admin"))
+    built = []
+    real = snapshot.build
+    monkeypatch.setattr(snapshot, "build", lambda *a, **k: built.append(1) or real(*a, **k))
+    html = client.get(f"/projects/{project.id}/live").get_data(as_text=True)
+    assert 'data-kpi="pending">2.50<' in html and 'data-kpi="redeemed">0.00<' in html
+    sio = socketio.test_client(app=client.application, flask_test_client=client)
+    ack = sio.emit("subscribe", {"topic": "dashboard", "project_id": project.id}, callback=True)
+    assert ack["snapshot"]["pending"] == {"count": 1, "amount": 250}
+    sio.disconnect()
+    assert built == []

@@ -99,7 +99,7 @@ def test_a_conditional_update_is_seen_by_its_project_column(two_projects, emitte
     )
     db.session.commit()
     assert [room for room, _ in emitted] == [live.room(second.id)]
-    assert emitted[0][1]["totals"]["redeemed"] == 100
+    assert emitted[0][1]["totals"]["remaining"] == 900  # reserved: no longer to spend
 
 
 def test_an_update_by_row_id_is_mapped_to_its_project(two_projects, emitted):
@@ -158,13 +158,16 @@ def test_a_redemption_confirmed_by_code_sends_one_current_snapshot(
     db.session.commit()
     assert [room for room, _ in emitted] == [live.room(project.id)]
     sent = emitted[-1][1]
-    assert sent["totals"]["redeemed"] == 250 and sent["feed"][0]["label"] == "pending"
+    # Accepted, not yet on chain: pending, not redeemed.
+    assert sent["totals"]["redeemed"] == 0 and sent["pending"] == {"count": 1, "amount": 250}
+    assert sent["feed"][0]["label"] == "pending"
 
     emitted.clear()
     worker.run("contracts")  # the worker's commits: job claims, the transfer, the settlement
     assert emitted and all(room == live.room(project.id) for room, _ in emitted)
     last = emitted[-1][1]
     assert last["feed"][0]["label"] == "confirmed" and last["people"]["served"] == 1
+    assert last["totals"]["redeemed"] == 250 and last["pending"] == {"count": 0, "amount": 0}
     assert last["queues"][0]["total"] == 0
 
 
@@ -198,7 +201,7 @@ def test_on_a_shared_database_the_refresh_leaves_the_committing_thread(tmp_path,
 
     def emit(event_name, data, rooms):
         if event_name == live.DASHBOARD_UPDATED:
-            seen.append((threading.get_ident(), data["totals"]["redeemed"]))
+            seen.append((threading.get_ident(), 1000 - data["totals"]["remaining"]))
 
     monkeypatch.setattr(realtime, "emit", emit)
     monkeypatch.setattr(publisher, "IDLE_SECONDS", 0.3)
@@ -245,3 +248,21 @@ def test_a_failing_refresh_never_fails_the_commit(two_projects, emitted, monkeyp
     db.session.commit()
     assert held(first).revoked == 9
     assert emitted == [] and "could not refresh the dashboard" in caplog.text
+
+
+def test_a_store_that_cannot_be_reached_costs_sharing_not_figures(two_projects, caplog):
+    """Redis away: a page load or subscribe builds the snapshot itself."""
+    from portal.dashboard import shared
+
+    first, _ = two_projects
+
+    class Away:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise ConnectionError("redis is away")
+
+            return fail
+
+    data = shared.current(Away(), db.session.connection, first.id)
+    assert data["project_id"] == first.id and data["totals"]["allocated"] == 1000
+    assert "could not be read" in caplog.text
