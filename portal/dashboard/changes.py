@@ -151,6 +151,14 @@ def resolve(conn: Connection, lookups: dict[str, set]) -> set[int]:
     found: set[int] = set()
     for name, ids in lookups.items():
         table = _TABLES[name]
-        rows = conn.scalars(select(table.c.project_id).where(table.c.id.in_(ids)))
+        if name in _PARENT:  # no project column of its own: through the parent row
+            column, parent_name = _PARENT[name]
+            parent = _TABLES[parent_name]
+            query = select(parent.c.project_id).join_from(
+                table, parent, table.c[column] == parent.c.id
+            )
+        else:
+            query = select(table.c.project_id)
+        rows = conn.scalars(query.where(table.c.id.in_(ids)))
         found.update(pid for pid in rows if pid is not None)
     return found

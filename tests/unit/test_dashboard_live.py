@@ -126,6 +126,23 @@ def test_a_batch_reaches_its_project_through_its_disbursement(two_projects, emit
     assert [room for room, _ in emitted] == [live.room(first.id)]
 
 
+def test_a_batch_updated_by_its_id_alone_reaches_its_project(two_projects, emitted):
+    """A conditional UPDATE naming only the batch's id (no disbursement in the WHERE) is mapped
+    through the disbursement: the batch table has no project column to read."""
+    first, _ = two_projects
+    batch = db.session.scalar(select(DisbursementBatch).limit(1))
+    db.session.commit()
+    emitted.clear()
+    db.session.execute(
+        update(DisbursementBatch)
+        .where(DisbursementBatch.id == batch.id)
+        .values(status="failed")
+        .execution_options(synchronize_session=False)
+    )
+    db.session.commit()
+    assert [room for room, _ in emitted] == [live.room(first.id)]
+
+
 def test_one_commit_touching_two_projects_sends_one_snapshot_each(two_projects, emitted):
     first, second = two_projects
     held(first).revoked = 1
