@@ -112,6 +112,13 @@ class Config:
     CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
     # A sent transaction without a receipt this long is replaced with a higher fee.
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)
+    # Answers of the node kept per process (portal/chain/client.py): the fee quote for new
+    # transactions, and balances (the operator's gas money, a vendor's tokens on the home page).
+    CHAIN_FEE_QUOTE_SECONDS = env_int("CHAIN_FEE_QUOTE_SECONDS", 2)
+    CHAIN_BALANCE_CHECK_SECONDS = env_int("CHAIN_BALANCE_CHECK_SECONDS", 30)
+    # Sign a redemption's transfer in the request that accepts its code (one job hop, the
+    # receipt follow-up); off, or the chain unreachable, a transfer job signs it instead.
+    REDEMPTION_SIGN_IN_REQUEST = env_bool("REDEMPTION_SIGN_IN_REQUEST", True)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
     # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.

@@ -49,18 +49,20 @@ def ensure_gas(signer: ChainSigner) -> None:
     """Top the signer up from the faucet (embedded chain, or CHAIN_FAUCET_KEY on a dev node).
 
     In production there is no faucet: an operator without gas money fails its transactions
-    with a clear "insufficient funds" that the Transactions page shows.
+    with a clear "insufficient funds" that the Transactions page shows. The balance is asked
+    at most every ``CHAIN_BALANCE_CHECK_SECONDS`` (``client.balance``), not per transaction;
+    a top-up is ten times the minimum, far more than that many seconds of transactions cost.
     """
     w3 = client.web3()
     minimum = current_app.config["CHAIN_MIN_GAS_BALANCE_WEI"]
-    if w3.eth.get_balance(signer.address) >= minimum:
+    if client.balance(signer.address, w3) >= minimum:
         return
     key = client.faucet_key()
     if not key:
         return
     faucet = Account.from_key(key)
     with _faucet_lock:
-        if w3.eth.get_balance(signer.address) >= minimum:
+        if client.balance(signer.address, w3, max_age=0) >= minimum:
             return
         block = w3.eth.get_block("latest")
         tip = 10**9
@@ -71,9 +73,10 @@ def ensure_gas(signer: ChainSigner) -> None:
             "maxPriorityFeePerGas": tip,
             "maxFeePerGas": 2 * block["baseFeePerGas"] + tip,
             "nonce": w3.eth.get_transaction_count(faucet.address, "pending"),
-            "chainId": w3.eth.chain_id,
+            "chainId": client.chain_id(w3),
             "type": 2,
         }
         tx_hash = w3.eth.send_raw_transaction(faucet.sign_transaction(tx).raw_transaction)
         w3.eth.wait_for_transaction_receipt(tx_hash, timeout=60, poll_latency=0.05)
+        client.forget_balance(signer.address, w3)
         log.info("gas top-up sent to signer %s", signer.name)
