@@ -40,7 +40,8 @@ from tests.support import services, stack  # noqa: E402
 from tests.support.anvil import DEV_KEY, Anvil  # noqa: E402
 
 CODE = re.compile(r"\b(\d{6})\b")
-SHOP = re.compile(r" at (Bench Shop \d+)\. ")
+# "123456 is your code to pay 1.07 RDM at Bench Shop 03. ..."
+PAYS = re.compile(r"pay (\S+) \S+ at (Bench Shop \d+)\. ")
 HIGH = "100000 per minute"  # vendors charging as fast as they can: lift the per-vendor limits
 
 
@@ -182,8 +183,8 @@ def vendor_session(base: str, phone: str):
 
 
 class CodeReader(threading.Thread):
-    """Reads the beneficiaries' code messages as they arrive and hands each code to the vendor
-    it names (the message says where the person pays)."""
+    """Reads the beneficiaries' code messages as they arrive and hands each code, with the
+    amount it pays, to the vendor it names (the message says where the person pays)."""
 
     def __init__(self, app, shops: list[str]):
         super().__init__(daemon=True, name="code-reader")
@@ -213,9 +214,9 @@ class CodeReader(threading.Thread):
                 for message in found:
                     self.after = message.id
                     body = message.body or ""
-                    shop, code = SHOP.search(body), CODE.search(body)
-                    if shop and code and shop.group(1) in self.codes:
-                        self.codes[shop.group(1)].put(code.group(1))
+                    pays, code = PAYS.search(body), CODE.search(body)
+                    if pays and code and pays.group(2) in self.codes:
+                        self.codes[pays.group(2)].put((pays.group(1), code.group(1)))
                 time.sleep(0.01)
             db.session.remove()
 
@@ -223,11 +224,12 @@ class CodeReader(threading.Thread):
 class Phone(threading.Thread):
     """One vendor's phone: its session, its socket, its people; charges one after another."""
 
-    def __init__(self, base, http, shop, phones, project_id, charges, reader, start_gate):
+    def __init__(self, base, http, shop, phones, project_id, charges, reader, start_gate, pause=0):
         super().__init__(daemon=True, name=shop)
         self.base, self.http, self.shop, self.phones = base, http, shop, phones
         self.project_id, self.charges, self.reader = project_id, charges, reader
         self.start_gate = start_gate
+        self.pause = pause
         self.events: queue.Queue = queue.Queue()
         self.seconds: list[float] = []
         self.post_seconds: list[float] = []
@@ -246,20 +248,32 @@ class Phone(threading.Thread):
             raise RuntimeError(f"subscribe refused: {ack}")
         self.token = stack.scrape_csrf(self.http.get(f"{self.base}/vendor/charge", timeout=10).text)
 
+    def code_for(self, amount: str) -> str:
+        """This charge's code: one left by an earlier charge that timed out is skipped."""
+        deadline = time.monotonic() + 60
+        while True:
+            pays, code = self.reader.codes[self.shop].get(
+                timeout=max(deadline - time.monotonic(), 0.01)
+            )
+            if pays == amount:
+                return code
+
     def charge_once(self, n: int) -> None:
+        # A different amount each time (1.00 to 1.99) ties the code message to this charge.
+        amount = f"1.{n % 100:02d}"
         where = post(
             self.http,
             f"{self.base}/vendor/charge",
             {
                 "project_id": self.project_id,
                 "phone": self.phones[n % len(self.phones)],
-                "amount": "1",
+                "amount": amount,
                 "card": "",
             },
             self.token,
         )
         redemption_id = int(re.search(r"/payments/(\d+)/code", where).group(1))
-        code = self.reader.codes[self.shop].get(timeout=60)
+        code = self.code_for(amount)
         started = time.perf_counter()
         post(
             self.http,
@@ -285,7 +299,9 @@ class Phone(threading.Thread):
             try:
                 self.charge_once(n)
             except Exception as exc:  # counted and reported: the bench goes on
-                self.errors.append(f"{type(exc).__name__}: {exc}"[:300])
+                self.errors.append(f"{type(exc).__name__}: {exc} (charge {n})"[:300])
+            if self.pause:
+                time.sleep(self.pause)
 
 
 def baseline(node_url: str, count: int) -> list[float]:
@@ -334,6 +350,8 @@ def run(args) -> dict:
         "bench": "redeem",
         "vendors": args.vendors,
         "per_vendor": args.per_vendor,
+        "pause_s": args.pause,
+        "settings": args.env,
         "web": stack.procfile()["web"],
         "worker": stack.procfile()["worker"],
     }
@@ -420,7 +438,15 @@ def run(args) -> dict:
         gate = threading.Event()
         for n, first in enumerate(phones):
             phone = Phone(
-                base, sessions[n], shops[n], people[n], project_id, args.per_vendor, reader, gate
+                base,
+                sessions[n],
+                shops[n],
+                people[n],
+                project_id,
+                args.per_vendor,
+                reader,
+                gate,
+                args.pause,
             )
             phone.sio, phone.events, phone.token = first.sio, first.events, first.token
             measured.append(phone)
@@ -482,6 +508,12 @@ def main() -> int:
     parser.add_argument("--per-vendor", type=int, default=10)
     parser.add_argument("--people", type=int, default=5, help="people per vendor")
     parser.add_argument("--baseline", type=int, default=100, help="direct transfers")
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=0.0,
+        help="seconds a vendor waits between charges (0: as fast as the portal answers)",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
     )
