@@ -166,3 +166,31 @@ def test_the_second_redeem_asks_the_node_nothing_but_the_nonce(app, funded, work
     worker.run("contracts")
     assert db.session.get(Redemption, second.id).status == SETTLED
     assert db.session.scalar(select(func.count()).select_from(ChainTx)) >= 2
+
+
+def test_the_vendor_home_reads_the_chain_only_when_asked(app, funded, worker, client):
+    vendor = funded[3]
+    redemption = charge(funded, amount=1250)
+    assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+    db.session.commit()
+    worker.run("contracts")
+    assert client.post("/vendor/sign-in", data={"phone": vendor.phone}).status_code == 302
+    assert client.post("/vendor/sign-in/code", data={"code": last_code()}).status_code == 302
+
+    manager = app.extensions["portal_web3"].manager
+    asked: list[str] = []
+    real = manager._make_request
+    manager._make_request = lambda method, params: asked.append(str(method)) or real(method, params)
+    try:
+        home = client.get("/vendor/").get_data(as_text=True)
+        assert asked == []  # the database's ledger only
+        assert "12.50 AID" in home and "data-on-chain" not in home
+        assert "Check the balance on the chain" in home
+        checked = client.get("/vendor/?on_chain=1").get_data(as_text=True)
+        assert "On chain: 12.50 AID" in checked
+        assert "eth_call" in asked
+        once = len(asked)
+        client.get("/vendor/?on_chain=1")  # asked again at once: the kept answer
+        assert len(asked) == once
+    finally:
+        del manager._make_request
