@@ -230,6 +230,7 @@ class Phone(threading.Thread):
         self.project_id, self.charges, self.reader = project_id, charges, reader
         self.start_gate = start_gate
         self.pause = pause
+        self.warm_up = False
         self.events: queue.Queue = queue.Queue()
         self.seconds: list[float] = []
         self.post_seconds: list[float] = []
@@ -252,15 +253,19 @@ class Phone(threading.Thread):
         """This charge's code: one left by an earlier charge that timed out is skipped."""
         deadline = time.monotonic() + 60
         while True:
-            pays, code = self.reader.codes[self.shop].get(
-                timeout=max(deadline - time.monotonic(), 0.01)
-            )
+            try:
+                pays, code = self.reader.codes[self.shop].get(
+                    timeout=max(deadline - time.monotonic(), 0.01)
+                )
+            except queue.Empty:
+                raise TimeoutError(f"no code message for a charge of {amount}") from None
             if pays == amount:
                 return code
 
     def charge_once(self, n: int) -> None:
-        # A different amount each time (1.00 to 1.99) ties the code message to this charge.
-        amount = f"1.{n % 100:02d}"
+        # A different amount each time (1.01 to 1.99; 1.00 is the warm-up's) ties the code
+        # message to this charge.
+        amount = "1.00" if self.warm_up else f"1.{n % 99 + 1:02d}"
         where = post(
             self.http,
             f"{self.base}/vendor/charge",
@@ -284,7 +289,10 @@ class Phone(threading.Thread):
         self.post_seconds.append(time.perf_counter() - started)
         deadline = time.monotonic() + 60
         while True:
-            received, data = self.events.get(timeout=max(deadline - time.monotonic(), 0.01))
+            try:
+                received, data = self.events.get(timeout=max(deadline - time.monotonic(), 0.01))
+            except queue.Empty:
+                raise TimeoutError(f"redemption {redemption_id}: no final state in 60 s") from None
             if data.get("id") == redemption_id and data.get("final"):
                 self.statuses[data["status"]] = self.statuses.get(data["status"], 0) + 1
                 if data["status"] == "settled":
@@ -425,6 +433,7 @@ def run(args) -> dict:
         ]
         for phone in phones:
             phone.connect()
+            phone.warm_up = True
         # One charge each first, not counted: each process's first redeem estimates its gas.
         for phone in phones:
             phone.start()
