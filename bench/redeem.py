@@ -396,6 +396,9 @@ def run(args) -> dict:
             BENEFICIARY_CODE_LIMITS=HIGH,
             BENEFICIARY_GUESS_LIMITS=HIGH,
             VENDOR_MAX_SESSIONS="1000",
+            # The PostgreSQL server is shared (100 connections): each process's pool is capped
+            # (web 8, each worker process 8); requests beyond that wait for a connection.
+            DB_POOL_SIZE="8",
             **args.env,
         )
         stack.run_procfile_release(env)
