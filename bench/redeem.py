@@ -201,18 +201,23 @@ class CodeReader(threading.Thread):
 
         with self.app.app_context():
             self.after = newest_message_id()
+            seen: set[int] = set()
             while not self.stopping.is_set():
                 db.session.rollback()
+                # Rows commit out of id order (concurrent charges): look back a window of ids
+                # rather than only past the highest seen, and skip the ones already read.
                 found = db.session.scalars(
                     select(OutboxMessage)
                     .where(
                         OutboxMessage.purpose == "redemption.code",
-                        OutboxMessage.id > self.after,
+                        OutboxMessage.id > max(self.after - 500, 0),
+                        OutboxMessage.id.not_in(seen) if seen else True,
                     )
                     .order_by(OutboxMessage.id)
                 ).all()
                 for message in found:
-                    self.after = message.id
+                    seen.add(message.id)
+                    self.after = max(self.after, message.id)
                     body = message.body or ""
                     pays, code = PAYS.search(body), CODE.search(body)
                     if pays and code and pays.group(2) in self.codes:
