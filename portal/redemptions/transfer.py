@@ -16,7 +16,7 @@ import logging
 from flask import current_app
 from sqlalchemy import select, update
 
-from portal.chain import addresses, client, contracts, setup, txmanager
+from portal.chain import addresses, client, contracts, setup, signers, txmanager
 from portal.chain.models import CONFIRMED as TX_CONFIRMED
 from portal.chain.models import DEPLOYED, ChainTx
 from portal.extensions import db
@@ -136,6 +136,17 @@ def _sign(redemption: Redemption, pc, vendor: Vendor) -> str:
     return f"sent as transaction {tx.id}"
 
 
+def signs_in_request() -> bool:
+    """``REDEMPTION_SIGN_IN_REQUEST``: true, false, or "auto" (only where signing is cheap)."""
+    setting = current_app.config["REDEMPTION_SIGN_IN_REQUEST"]
+    if isinstance(setting, bool):
+        return setting
+    value = str(setting).strip().lower()
+    if value == "auto":
+        return signers.native_signing()
+    return value in ("1", "true", "yes", "on")
+
+
 def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
     """Sign the transfer of a just-accepted redemption in the caller's unit of work.
 
@@ -144,7 +155,7 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
     done here (the setting is off, the chain is unreachable, the project or vendor is not in a
     state to pay): the caller then queues the transfer job, which decides with retries.
     """
-    if not current_app.config["REDEMPTION_SIGN_IN_REQUEST"] or vendor.status != APPROVED:
+    if not signs_in_request() or vendor.status != APPROVED:
         return False
     pc = setup.state(redemption.project_id)
     if pc is None or pc.status != DEPLOYED or pc.contract_kind != contracts.ENTITLEMENTS:

@@ -43,6 +43,7 @@ def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
         RATELIMIT_STORAGE_URI="memory://",
         CHAIN_EPHEMERAL=True,
         CHAIN_RECEIPT_WAIT_SECONDS=2,
+        REDEMPTION_SIGN_IN_REQUEST=True,
     )
     yield app
     with app.app_context():

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
-from portal.chain import client, txmanager
+from portal.chain import client, signers, txmanager
 from portal.chain.models import ChainTx
 from portal.comms.models import OutboxMessage
 from portal.extensions import db
@@ -20,6 +20,7 @@ from portal.jobs import dispatch
 from portal.jobs import services as jobs
 from portal.jobs.models import Job
 from portal.redemptions import services as redemptions
+from portal.redemptions import transfer
 from portal.redemptions.models import ACCEPTED, SETTLED, SUBMITTED, Redemption
 from tests.support import chain
 from tests.support.services import free_port
@@ -46,6 +47,8 @@ def redeem_txs() -> list[ChainTx]:
 
 @pytest.fixture
 def funded(app, worker, make_project, make_beneficiary, make_vendor):
+    # Forced on: "auto" signs in the request only where the native signer is installed.
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = True
     project = make_project(status="active")
     person = make_beneficiary(project=project)
     vendor = make_vendor(project=project, status="approved")
@@ -63,6 +66,29 @@ def charge(funded, amount=500) -> Redemption:
     redemption = redemptions.start(vendor, project, pc, person, amount, "phone")
     db.session.commit()
     return redemption
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [(True, True), (False, False), ("true", True), ("off", False), ("0", False)],
+)
+def test_the_setting_says_where_the_transfer_is_signed(app, setting, expected):
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = setting
+    assert transfer.signs_in_request() is expected
+
+
+def test_auto_signs_in_the_request_only_with_the_native_signer(app, monkeypatch):
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = "auto"
+    for native in (True, False):
+        monkeypatch.setattr(signers, "native_signing", lambda native=native: native)
+        assert transfer.signs_in_request() is native
+
+
+def test_the_native_signer_is_told_apart_from_pure_python():
+    from eth_keys.backends import get_backend
+
+    expected = type(get_backend()).__name__ == "CoinCurveECCBackend"
+    assert signers.native_signing() is expected
 
 
 def test_the_code_signs_the_transfer_and_only_the_follow_up_is_a_job(funded, worker):
