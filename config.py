@@ -119,9 +119,11 @@ class Config:
     # Sign a redemption's transfer in the request that accepts its code (one job hop, the
     # receipt follow-up) or in a transfer job (two hops). "auto": in the request when signing
     # is cheap (the native secp256k1 library, coincurve, is installed: ~1 ms a signature; pure
-    # Python takes ~25 ms of the web process's CPU); "true"/"false" force one. A chain that
-    # cannot be reached from the request always leaves it to the job.
-    REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "auto")
+    # Python takes ~25 ms of CPU); "true"/"false" force one. Off by default: signing in the
+    # request holds the signer's nonce row lock inside the one gevent web process, and with 20
+    # vendors at once the code POST measured p50 3.3 s against 1.6 s in the job (bench/redeem.py).
+    # A chain that cannot be reached from the request always leaves it to the job.
+    REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "false")
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
     # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.

@@ -6,8 +6,7 @@ this very code, within its tries and its time), and in the same transaction one 
 UPDATE of the entitlement reserves the amount (only if that much is left). Only then is the
 transfer signed, so a code entered fifty times at once yields one reservation and one transfer.
 The chain step (``portal.redemptions.transfer``) signs the redeem call in that same transaction
-(or, when the chain cannot be reached, a job does), and the contract itself refuses a redemption
-id it has seen.
+or in the transfer job it records, and the contract itself refuses a redemption id it has seen.
 
 Nothing before an accepted code tells the vendor who pays or what is left: a typed number that
 is nobody's here becomes a decoy (a row with no beneficiary and no code, no SMS), and an amount

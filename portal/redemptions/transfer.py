@@ -1,12 +1,13 @@
 """The chain step of a redemption and its outcome: send the redeem call once, then settle, or
 fail and give the reservation back, when the chain answers (``events.chain_tx_final``).
 
-The redeem call is signed in the unit of work that accepts the code (``sign_in_request``): the
-move to ``submitted``, the signed transaction and its ``chain.confirm`` follow-up job commit
-together with the reservation, the broadcast follows the commit, and the follow-up is the only
-job hop. A web process that dies after the commit loses nothing: the follow-up finds the stored
-transaction unknown to the node and sends it. When the chain cannot be reached from the request
-the ``redemptions.transfer`` job (``transfer``) does the same later, with its retries.
+With ``REDEMPTION_SIGN_IN_REQUEST`` on, the redeem call is signed in the unit of work that
+accepts the code (``sign_in_request``): the move to ``submitted``, the signed transaction and its
+``chain.confirm`` follow-up job commit together with the reservation, the broadcast follows the
+commit, and the follow-up is the only job hop. A web process that dies after the commit loses
+nothing: the follow-up finds the stored transaction unknown to the node and sends it. Otherwise
+(the default, see config.py), or when the chain cannot be reached from the request, the
+``redemptions.transfer`` job (``transfer``) signs it, with its retries.
 """
 
 from __future__ import annotations
