@@ -1,11 +1,20 @@
-"""The web3 client of this process: a JSON-RPC node by ``WEB3_PROVIDER_URI`` or the embedded EVM."""
+"""The web3 client of this process: a JSON-RPC node by ``WEB3_PROVIDER_URI`` or the embedded EVM,
+and what its node answered kept for a while (chain id, fee quote, balances, gas limits)."""
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 from flask import current_app
 from web3 import Web3
+from web3.exceptions import Web3RPCError
 
-from portal.chain import embedded
+from portal.chain import cache, embedded
+
+
+class FeeQuote(NamedTuple):
+    priority: int  # maxPriorityFeePerGas
+    max_fee: int  # maxFeePerGas
 
 
 class ChainUnavailable(RuntimeError):
@@ -45,3 +54,72 @@ def faucet_key(app=None) -> str | None:
         instance = None if app.config.get("CHAIN_EPHEMERAL") else app.config["INSTANCE_DIR"]
         return embedded.get(instance).faucet_key
     return app.config.get("CHAIN_FAUCET_KEY")
+
+
+# --- answers kept for a while (portal.chain.cache): one RPC saved on every transaction -------
+
+
+def _client(w3: Web3 | None) -> Web3:
+    return w3 if w3 is not None else web3()
+
+
+def chain_id(w3: Web3 | None = None) -> int:
+    """The node's chain id, asked once per client: a client talks to one node for its life."""
+    w3 = _client(w3)
+    return cache.of(w3).get("chain_id", None, lambda: int(w3.eth.chain_id))
+
+
+def _ask_fees(w3: Web3) -> FeeQuote:
+    base = w3.eth.get_block("latest")["baseFeePerGas"]
+    try:
+        priority = int(w3.eth.max_priority_fee)
+    except (Web3RPCError, ValueError):
+        priority = 10**9
+    return FeeQuote(priority, 2 * base + priority)
+
+
+def fee_quote(w3: Web3 | None = None) -> FeeQuote:
+    """Tip and fee cap for a new transaction, at most ``CHAIN_FEE_QUOTE_SECONDS`` old.
+
+    The cap is twice the base fee plus the tip: the base fee can rise by an eighth a block at
+    most, so a quote a few blocks old still gets mined.
+    """
+    w3 = _client(w3)
+    ttl = current_app.config["CHAIN_FEE_QUOTE_SECONDS"]
+    return cache.of(w3).get("fees", ttl, lambda: _ask_fees(w3))
+
+
+def balance(address: str, w3: Web3 | None = None, max_age: float | None = None) -> int:
+    """The account's ether balance, at most ``max_age`` seconds old (default
+    ``CHAIN_BALANCE_CHECK_SECONDS``)."""
+    w3 = _client(w3)
+    if max_age is None:
+        max_age = current_app.config["CHAIN_BALANCE_CHECK_SECONDS"]
+    return cache.of(w3).get(("balance", address), max_age, lambda: w3.eth.get_balance(address))
+
+
+def forget_balance(address: str, w3: Web3 | None = None) -> None:
+    cache.of(_client(w3)).forget(("balance", address))
+
+
+def remembered(key, max_age: float | None, compute, w3: Web3 | None = None):
+    """Any other answer of this client's node, kept ``max_age`` seconds (a contract read)."""
+    return cache.of(_client(w3)).get(key, max_age, compute)
+
+
+def known_gas_limit(key, w3: Web3 | None = None) -> int | None:
+    """A gas limit found sufficient for this kind of call (see ``remember_gas_limit``)."""
+    return cache.of(_client(w3)).peek(("gas", key))
+
+
+def remember_gas_limit(key, limit: int, w3: Web3 | None = None) -> None:
+    """Keep the largest limit seen for a kind of call (a contract's function): the next calls
+    skip ``estimate_gas``, an RPC on the hot path. Only the largest is kept, so a call that
+    touched fewer cold storage slots does not lower it."""
+    store = cache.of(_client(w3))
+    store.put(("gas", key), max(limit, store.peek(("gas", key)) or 0))
+
+
+def forget(w3: Web3 | None = None) -> None:
+    """Drop every kept answer of this client (its node was replaced, say)."""
+    cache.of(_client(w3)).forget()

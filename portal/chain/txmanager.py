@@ -95,11 +95,14 @@ def submit(
     project_id: int | None = None,
     ref: tuple[str, int] | None = None,
     value: int = 0,
+    gas_limit: int | None = None,
 ) -> ChainTx:
     """Prepare a transaction from the operator in the caller's unit of work (see module doc).
 
     A call that would revert raises ``Reverted`` with its refused record flushed: the record is
-    kept only if the caller commits (a job handler returns, or raises ``RefusedJob``).
+    kept only if the caller commits (a job handler returns, or raises ``RefusedJob``). A caller
+    that knows a sufficient ``gas_limit`` saves the estimate (an RPC); a revert is then found
+    on chain by the follow-up instead.
     """
     w3 = client.web3()
     signer = signers.operator()
@@ -110,7 +113,7 @@ def submit(
     intent = {
         "signer_id": signer.id,
         "project_id": project_id,
-        "chain_id": w3.eth.chain_id,
+        "chain_id": client.chain_id(w3),
         "purpose": purpose,
         "ref_type": ref_type,
         "ref_id": ref_id,
@@ -122,7 +125,7 @@ def submit(
     if to:
         call["to"] = to
     try:
-        estimate = w3.eth.estimate_gas(call)
+        estimate = w3.eth.estimate_gas(call) if gas_limit is None else None
     except ContractLogicError as exc:
         tx = ChainTx(
             **intent,
@@ -139,7 +142,9 @@ def submit(
     # Every RPC before the nonce: the signer row stays locked from here until the caller commits.
     priority, max_fee = _fees(w3)
     nonce = _allocate_nonce(signer)
-    tx = ChainTx(**intent, nonce=nonce, gas_limit=estimate * 6 // 5 + 20_000, status=PENDING)
+    if gas_limit is None:
+        gas_limit = estimate * 6 // 5 + 20_000
+    tx = ChainTx(**intent, nonce=nonce, gas_limit=gas_limit, status=PENDING)
     db.session.add(tx)
     db.session.flush()
     _sign(tx, signer, priority, max_fee)
@@ -153,7 +158,9 @@ def _broadcast_after_commit(version: ChainTxBroadcast, tx: ChainTx) -> None:
     pending.append((tx.signer_id, tx.nonce, version.raw))
 
 
-@event.listens_for(Session, "after_commit")
+# insert=True: first among the after-commit listeners, so the transaction reaches the node before
+# the job messages go out (portal.jobs.dispatch) and its follow-up finds it there.
+@event.listens_for(Session, "after_commit", insert=True)
 def _send_committed(sess) -> None:
     if sess.in_nested_transaction():  # a SAVEPOINT released: nothing is committed yet
         return
@@ -239,12 +246,8 @@ def _sync_once(signer: ChainSigner, w3) -> None:
 
 
 def _fees(w3) -> tuple[int, int]:
-    base = w3.eth.get_block("latest")["baseFeePerGas"]
-    try:
-        priority = int(w3.eth.max_priority_fee)
-    except (Web3RPCError, ValueError):
-        priority = 10**9
-    return priority, 2 * base + priority
+    # A quote a couple of seconds old (client.fee_quote): two RPCs saved per transaction.
+    return client.fee_quote(w3)
 
 
 def _sign(tx: ChainTx, signer: ChainSigner, priority: int, max_fee: int) -> ChainTxBroadcast:

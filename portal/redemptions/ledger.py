@@ -130,13 +130,24 @@ def chain_balance(vendor_id: int, pc: ProjectChain) -> int | None:
     """The vendor's token balance on chain, or None when the chain is not at hand.
 
     A page never boots the embedded EVM for this: it is read only where this process already
-    has a chain client (``flask serve`` with its workers) or talks to a node.
+    has a chain client (``flask serve`` with its workers) or talks to a node. Only the page that
+    asks for it reads it (the home page shows the database's ledger), and an answer is kept
+    ``CHAIN_BALANCE_CHECK_SECONDS``: a vendor pressing "check" again does not reach the node.
     """
     if client.is_embedded() and "portal_web3" not in current_app.extensions:
         return None
-    try:
+    owner = addresses.vendor_address(vendor_id)
+
+    def read() -> int:
         token = contracts.at(contracts.PROJECT_TOKEN, pc.token_address)
-        return token.functions.balanceOf(addresses.vendor_address(vendor_id)).call()
+        return token.functions.balanceOf(owner).call()
+
+    try:
+        return client.remembered(
+            ("token-balance", pc.token_address, owner),
+            current_app.config["CHAIN_BALANCE_CHECK_SECONDS"],
+            read,
+        )
     except Exception:  # a balance line is not worth a failed page
         log.warning("could not read a vendor's token balance", exc_info=True)
         return None

@@ -4,9 +4,9 @@ the amount, resend, cancel, and stop a suspended vendor's redemptions.
 Never twice: accepting a code is one conditional UPDATE of the redemption (it must still wait for
 this very code, within its tries and its time), and in the same transaction one conditional
 UPDATE of the entitlement reserves the amount (only if that much is left). Only then is the
-transfer job recorded, so a code entered fifty times at once yields one reservation and one job.
-The chain step (``portal.redemptions.transfer``) sends the redeem call once, and the contract
-itself refuses a redemption id it has seen.
+transfer signed, so a code entered fifty times at once yields one reservation and one transfer.
+The chain step (``portal.redemptions.transfer``) signs the redeem call in that same transaction
+or in the transfer job it records, and the contract itself refuses a redemption id it has seen.
 
 Nothing before an accepted code tells the vendor who pays or what is left: a typed number that
 is nobody's here becomes a decoy (a row with no beneficiary and no code, no SMS), and an amount
@@ -440,20 +440,31 @@ def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
         record(redemption, "redemption.failed", f"Redemption {redemption.id}: not enough left")
         announce(redemption)
         return Confirmation(SHORT, redemption)
-    job = dispatch.enqueue(
-        REDEMPTION_TRANSFER.name, {"redemption_id": redemption.id}, project_id=redemption.project_id
-    )
+    # Imported here: the chain step imports this module for its moves and records.
+    from portal.redemptions import transfer
+
+    values = {"remaining_after": _remaining(redemption)}
+    if transfer.sign_in_request(redemption, vendor):
+        step = "transfer signed, sent once this commits"
+    else:
+        job = dispatch.enqueue(
+            REDEMPTION_TRANSFER.name,
+            {"redemption_id": redemption.id},
+            project_id=redemption.project_id,
+        )
+        values["job_id"] = job.id
+        step = f"transfer job {job.id}"
     db.session.execute(
         update(Redemption)
         .where(Redemption.id == redemption.id)
-        .values(job_id=job.id, remaining_after=_remaining(redemption))
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     redemption = reload(redemption.id)
     record(
         redemption,
         "redemption.accepted",
-        f"Redemption {redemption.id}: code accepted, amount reserved, transfer job {job.id}",
+        f"Redemption {redemption.id}: code accepted, amount reserved, {step}",
         f"vendor:{vendor.id}",
     )
     announce(redemption)

@@ -215,10 +215,13 @@ def sign_out():
 @vendor_required
 def home():
     vendor = current_vendor()
+    # The database's ledger; the chain is read only when the vendor asks (?on_chain=1).
+    on_chain = request.args.get("on_chain") == "1"
     return render_template(
         "vendor/home.html",
         vendor=vendor,
-        balances=ledger.balances(vendor, with_chain=True),
+        on_chain=on_chain,
+        balances=ledger.balances(vendor, with_chain=on_chain),
         recent=ledger.recent(vendor.id),
         projects=redemptions.chargeable_projects(vendor),
         label=redemption_live.label,

@@ -1,6 +1,7 @@
 """Never twice, on PostgreSQL: the same code confirmed fifty times at once, from fifty threads
-each with its own session, accepts one redemption, reserves once, queues one transfer job and
-sends one chain transaction. The chain is the in-process EVM; jobs run on the Redis broker."""
+each with its own session, accepts one redemption, reserves once, signs one transfer in the
+accepting transaction (no transfer job) and sends one chain transaction. The chain is the
+in-process EVM; jobs run on the Redis broker."""
 
 from __future__ import annotations
 
@@ -42,6 +43,7 @@ def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
         RATELIMIT_STORAGE_URI="memory://",
         CHAIN_EPHEMERAL=True,
         CHAIN_RECEIPT_WAIT_SECONDS=2,
+        REDEMPTION_SIGN_IN_REQUEST=True,
     )
     yield app
     with app.app_context():
@@ -210,7 +212,13 @@ def test_fifty_concurrent_confirmations_accept_once(app):
             transfers = db.session.scalars(
                 select(Job).where(Job.kind == "redemptions.transfer", Job.project_id == project_id)
             ).all()
-            assert [j.payload["redemption_id"] for j in transfers] == [redemption_id]
+            assert transfers == []  # signed by the accepting transaction itself
+            signed = db.session.scalars(
+                select(ChainTx).where(
+                    ChainTx.ref_type == "redemption", ChainTx.ref_id == redemption_id
+                )
+            ).all()
+            assert len(signed) == 1 and signed[0].nonce is not None
 
         def settled():
             row = db.session.get(Redemption, redemption_id)

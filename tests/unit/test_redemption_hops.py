@@ -1,0 +1,222 @@
+"""The redemption's path to the chain: the transfer is signed in the unit of work that accepts
+the code, and only the receipt follow-up is a job. Nothing is lost when the process dies right
+after that commit; the transfer job takes over when the chain cannot be reached from the request.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import func, select
+from web3 import Web3
+from web3.exceptions import TransactionNotFound
+
+from portal.chain import client, signers, txmanager
+from portal.chain.models import ChainTx
+from portal.comms.models import OutboxMessage
+from portal.extensions import db
+from portal.jobs import dispatch
+from portal.jobs import services as jobs
+from portal.jobs.models import Job
+from portal.redemptions import services as redemptions
+from portal.redemptions import transfer
+from portal.redemptions.models import ACCEPTED, SETTLED, SUBMITTED, Redemption
+from tests.support import chain
+from tests.support.services import free_port
+
+CODE = re.compile(r"\b(\d{6})\b")
+
+
+def last_code() -> str:
+    message = db.session.scalar(select(OutboxMessage).order_by(OutboxMessage.id.desc()).limit(1))
+    return CODE.search(message.body).group(1)
+
+
+def jobs_of(kind: str) -> list[Job]:
+    return list(db.session.scalars(select(Job).where(Job.kind == kind).order_by(Job.id)))
+
+
+def follow_ups_of(tx: ChainTx) -> list[Job]:
+    return [j for j in jobs_of("chain.confirm") if j.payload.get("tx_id") == tx.id]
+
+
+def redeem_txs() -> list[ChainTx]:
+    return list(db.session.scalars(select(ChainTx).where(ChainTx.purpose == "redeem")))
+
+
+@pytest.fixture
+def funded(app, worker, make_project, make_beneficiary, make_vendor):
+    # Forced on: "auto" signs in the request only where the native signer is installed.
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = True
+    project = make_project(status="active")
+    person = make_beneficiary(project=project)
+    vendor = make_vendor(project=project, status="approved")
+    db.session.commit()
+    chain.deploy(worker, project)
+    chain.fund(worker, project, "100.00")
+    chain.allocate(worker, project, amount="20.00", beneficiary_ids=[person.id])
+    from portal.chain import setup
+
+    return project, setup.state(project.id), person, vendor
+
+
+def charge(funded, amount=500) -> Redemption:
+    project, pc, person, vendor = funded
+    redemption = redemptions.start(vendor, project, pc, person, amount, "phone")
+    db.session.commit()
+    return redemption
+
+
+@pytest.mark.parametrize(
+    ("setting", "expected"),
+    [(True, True), (False, False), ("true", True), ("off", False), ("0", False)],
+)
+def test_the_setting_says_where_the_transfer_is_signed(app, setting, expected):
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = setting
+    assert transfer.signs_in_request() is expected
+
+
+def test_auto_signs_in_the_request_only_with_the_native_signer(app, monkeypatch):
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = "auto"
+    for native in (True, False):
+        monkeypatch.setattr(signers, "native_signing", lambda native=native: native)
+        assert transfer.signs_in_request() is native
+
+
+def test_the_native_signer_is_told_apart_from_pure_python():
+    from eth_keys.backends import get_backend
+
+    expected = type(get_backend()).__name__ == "CoinCurveECCBackend"
+    assert signers.native_signing() is expected
+
+
+def test_the_code_signs_the_transfer_and_only_the_follow_up_is_a_job(funded, worker):
+    vendor = funded[3]
+    redemption = charge(funded)
+    assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+    db.session.commit()
+
+    row = db.session.get(Redemption, redemption.id)
+    (tx,) = redeem_txs()
+    assert (row.status, row.chain_tx_id, row.job_id) == (SUBMITTED, tx.id, None)
+    assert tx.nonce is not None and tx.broadcasts[-1].raw  # signed and stored
+    assert jobs_of("redemptions.transfer") == []
+    assert len(follow_ups_of(tx)) == 1
+    # Broadcast once the request committed: the node has it before any job ran.
+    assert client.web3().eth.get_transaction(tx.tx_hash) is not None
+
+    worker.run("contracts")
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
+    assert db.session.get(ChainTx, tx.id).status == "confirmed"
+
+
+def test_a_process_dying_right_after_the_commit_loses_nothing(app, funded, worker):
+    vendor = funded[3]
+    redemption = charge(funded)
+    assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+    # The process dies between the commit and its after-commit work: no broadcast, no message.
+    db.session.info.pop(txmanager._AFTER_COMMIT)
+    db.session.info.pop(dispatch._PENDING)
+    db.session.commit()
+
+    (tx,) = redeem_txs()
+    with pytest.raises(TransactionNotFound):
+        client.web3().eth.get_transaction(tx.tx_hash)
+    assert worker.queued("contracts") == 0
+    (follow_up,) = follow_ups_of(tx)
+    assert follow_up.sent_at is None
+
+    # The sweeper sends what was committed but never sent; the follow-up sends the stored bytes.
+    app.config["JOB_UNSENT_GRACE_SECONDS"] = 0
+    assert jobs.sweep().resent >= 1
+    worker.run("contracts")
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
+    assert client.web3().eth.get_transaction(tx.tx_hash) is not None
+    assert len(redeem_txs()) == 1
+    held = redemptions.entitlement(redemption.project_id, redemption.beneficiary_id)
+    assert held.redeemed == 500
+
+
+def test_an_unreachable_chain_leaves_the_transfer_to_its_job(app, funded, worker):
+    vendor = funded[3]
+    redemption = charge(funded)
+    # The request's chain client points at a port nobody listens on (a node that is down).
+    reachable = app.extensions["portal_web3"]
+    down = Web3(Web3.HTTPProvider(f"http://127.0.0.1:{free_port()}", request_kwargs={"timeout": 2}))
+    app.extensions["portal_web3"] = down
+    try:
+        assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+        db.session.commit()
+    finally:
+        app.extensions["portal_web3"] = reachable
+
+    row = db.session.get(Redemption, redemption.id)
+    (job,) = jobs_of("redemptions.transfer")
+    assert (row.status, row.chain_tx_id, row.job_id) == (ACCEPTED, None, job.id)
+    assert redeem_txs() == []  # nothing signed, no nonce taken
+    held = redemptions.entitlement(redemption.project_id, redemption.beneficiary_id)
+    assert held.redeemed == 500  # the reservation stands until the job decides
+
+    worker.run("contracts")
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
+    assert len(redeem_txs()) == 1
+
+
+def test_the_second_redeem_asks_the_node_nothing_but_the_nonce(app, funded, worker):
+    """Chain id, fees, gas balance and the gas estimate come from the client's cache."""
+    app.config["CHAIN_FEE_QUOTE_SECONDS"] = 600  # its expiry: tests/unit/test_chain_cache.py
+    vendor = funded[3]
+    first = charge(funded)
+    assert redemptions.confirm(vendor, first.id, last_code()).ok
+    db.session.commit()
+    worker.run("contracts")
+
+    manager = client.web3().manager
+    asked: list[str] = []
+    real = manager._make_request
+
+    def counting(method, params):
+        asked.append(str(method))
+        return real(method, params)
+
+    manager._make_request = counting
+    try:
+        second = charge(funded)
+        assert redemptions.confirm(vendor, second.id, last_code()).ok
+        db.session.commit()
+    finally:
+        del manager._make_request
+    # The nonce read under the row lock and the broadcast after the commit, nothing else.
+    assert sorted(asked) == ["eth_getTransactionCount", "eth_sendRawTransaction"]
+    worker.run("contracts")
+    assert db.session.get(Redemption, second.id).status == SETTLED
+    assert db.session.scalar(select(func.count()).select_from(ChainTx)) >= 2
+
+
+def test_the_vendor_home_reads_the_chain_only_when_asked(app, funded, worker, client):
+    vendor = funded[3]
+    redemption = charge(funded, amount=1250)
+    assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+    db.session.commit()
+    worker.run("contracts")
+    assert client.post("/vendor/sign-in", data={"phone": vendor.phone}).status_code == 302
+    assert client.post("/vendor/sign-in/code", data={"code": last_code()}).status_code == 302
+
+    manager = app.extensions["portal_web3"].manager
+    asked: list[str] = []
+    real = manager._make_request
+    manager._make_request = lambda method, params: asked.append(str(method)) or real(method, params)
+    try:
+        home = client.get("/vendor/").get_data(as_text=True)
+        assert asked == []  # the database's ledger only
+        assert "12.50 AID" in home and "data-on-chain" not in home
+        assert "Check the balance on the chain" in home
+        checked = client.get("/vendor/?on_chain=1").get_data(as_text=True)
+        assert "On chain: 12.50 AID" in checked
+        assert "eth_call" in asked
+        once = len(asked)
+        client.get("/vendor/?on_chain=1")  # asked again at once: the kept answer
+        assert len(asked) == once
+    finally:
+        del manager._make_request
