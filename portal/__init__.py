@@ -90,7 +90,9 @@ def create_app(
 
             # After db.init_app: the engine has imported its driver, so what it chose is known.
             refuse_if_blocking(app.config["SQLALCHEMY_DATABASE_URI"])
-        options = {}
+        # Always named: Flask-SocketIO keeps init_app's options on the one extension object, so
+        # an app without a queue would otherwise inherit the previous app's Redis manager.
+        options = {"client_manager": None}
         if app.config.get("SOCKETIO_MESSAGE_QUEUE"):
             options["client_manager"] = realtime.client_manager(
                 app.config["SOCKETIO_MESSAGE_QUEUE"], app.config["SOCKETIO_CHANNEL"]
