@@ -22,16 +22,12 @@ SEEDS = (1, 2, 3)
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
+def app(race_app):
     from portal.demo import seed_demo
     from portal.extensions import db
 
-    with pg_race.race_app(
-        pg_url,
-        redis_db,
-        portal_secrets,
-        tmp_path_factory,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": THREADS + 2},
+    with race_app(
+        pool_size=THREADS + 2,
         CHAIN_EPHEMERAL=True,
     ) as app:
         with app.app_context():

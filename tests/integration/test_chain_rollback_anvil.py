@@ -18,7 +18,6 @@ import time
 import pytest
 from sqlalchemy import func, select
 
-from tests.support import pg_race
 from tests.support.anvil import DEV_KEY, Anvil
 
 pytestmark = pytest.mark.integration
@@ -38,17 +37,13 @@ def node(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app(node, pg_url, redis_db, portal_secrets, tmp_path_factory):
+def app(node, race_app):
     from portal.demo import seed_demo
     from portal.extensions import db
 
     with (
-        pg_race.race_app(
-            pg_url,
-            redis_db,
-            portal_secrets,
-            tmp_path_factory,
-            SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 3},
+        race_app(
+            pool_size=3,
             WEB3_PROVIDER_URI=node.url,
             CHAIN_FAUCET_KEY=DEV_KEY,
             CHAIN_CONFIRMATIONS=str(CONFIRMATIONS),

@@ -28,12 +28,8 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
-    with pg_race.race_app(
-        pg_url,
-        redis_db,
-        portal_secrets,
-        tmp_path_factory,
+def app(race_app):
+    with race_app(
         role="web",
         DB_POOL_SIZE=POOL,
         DB_CONNECTION_GUARD="raise",

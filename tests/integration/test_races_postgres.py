@@ -27,14 +27,10 @@ SEED = 8
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
+def app(race_app):
     """A worker-role app (it serves requests too) with a connection for every competitor."""
-    with pg_race.race_app(
-        pg_url,
-        redis_db,
-        portal_secrets,
-        tmp_path_factory,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": MOST + 10},
+    with race_app(
+        pool_size=MOST + 10,
         # Every competitor signs in as one user from one address at once: not what these test.
         LOGIN_RATE_LIMIT="1000 per minute",
         LOGIN_ACCOUNT_LIMIT="1000 per minute",

@@ -23,15 +23,11 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
+def app(race_app):
     """A worker-role app as ``app_factory`` makes, with a pool large enough for every thread to
     hold its own connection at the same moment."""
-    with pg_race.race_app(
-        pg_url,
-        redis_db,
-        portal_secrets,
-        tmp_path_factory,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": THREADS + 5},
+    with race_app(
+        pool_size=THREADS + 5,
         CHAIN_EPHEMERAL=True,
         CHAIN_RECEIPT_WAIT_SECONDS=2,
         REDEMPTION_SIGN_IN_REQUEST=True,

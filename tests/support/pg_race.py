@@ -18,18 +18,11 @@ from contextlib import contextmanager
 DELAYS = (0, 0, 0.001, 0.003, 0.01)
 
 
-@contextmanager
-def race_app(
-    pg_url: str, redis_db, portal_secrets, tmp_path_factory, *, role: str = "worker", **overrides
-) -> Iterator:
-    """An app on ``pg_url`` with the real Redis broker and the given settings; its pool is
-    disposed and its broker closed on exit, so a module gives its connections back when done."""
-    from config import Config
-    from portal import create_app
-    from portal.extensions import db
-
-    options = {
-        "SQLALCHEMY_DATABASE_URI": pg_url,
+def app_settings(database_url: str, redis_db, portal_secrets, tmp_path_factory) -> dict:
+    """What every in-process test app needs: its database, the real Redis broker, the secrets,
+    an instance folder of its own, rate limits kept in memory."""
+    return {
+        "SQLALCHEMY_DATABASE_URI": database_url,
         "REDIS_URL": redis_db.url,
         "BROKER": "redis",
         "SECRET_KEY": portal_secrets["SECRET_KEY"],
@@ -37,6 +30,29 @@ def race_app(
         "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
         "RATELIMIT_STORAGE_URI": "memory://",
     }
+
+
+@contextmanager
+def race_app(
+    pg_url: str,
+    redis_db,
+    portal_secrets,
+    tmp_path_factory,
+    *,
+    role: str = "worker",
+    pool_size: int | None = None,
+    **overrides,
+) -> Iterator:
+    """An app on ``pg_url`` with the real Redis broker and the given settings (``pool_size``:
+    a pre-pinged pool of that size); its pool is disposed and its broker closed on exit, so a
+    module gives its connections back when done."""
+    from config import Config
+    from portal import create_app
+    from portal.extensions import db
+
+    options = app_settings(pg_url, redis_db, portal_secrets, tmp_path_factory)
+    if pool_size is not None:
+        options["SQLALCHEMY_ENGINE_OPTIONS"] = {"pool_pre_ping": True, "pool_size": pool_size}
     app = create_app(Config, role=role, **{**options, **overrides})
     try:
         yield app
