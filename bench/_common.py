@@ -35,6 +35,14 @@ def print_json_line(result: dict) -> None:
     print(json.dumps(result, sort_keys=True), flush=True)
 
 
+def finish(result: dict, print_table, *, strict: bool) -> int:
+    """The table for people, the JSON line for machines; the exit status: 1 when ``strict`` and
+    the target was missed."""
+    print_table(result)
+    print_json_line(result)
+    return 1 if strict and not result["target_met"] else 0
+
+
 def redis_publish_subscribe(url: str, count: int, rate: float, size: int = 0) -> list[float]:
     """One client publishes ``count`` messages at ``rate`` per second, each stamped with
     ``time.time()`` (padded to about ``size`` bytes); another, subscribed, takes the difference

@@ -442,9 +442,7 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
     result = run(args)
-    print_table(result)
-    _common.print_json_line(result)
-    return 1 if args.strict and not result["target_met"] else 0
+    return _common.finish(result, print_table, strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -484,9 +484,7 @@ def main() -> int:
         return 0
     args.levels = sorted(int(x) for x in args.levels.split(","))
     result = run(args)
-    print_table(result)
-    _common.print_json_line(result)
-    return 1 if args.strict and not result["target_met"] else 0
+    return _common.finish(result, print_table, strict=args.strict)
 
 
 if __name__ == "__main__":
