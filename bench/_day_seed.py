@@ -26,7 +26,8 @@ class Seeded:
     staff: list[tuple[str, str]] = field(default_factory=list)  # (email, password)
 
 
-def wait_until(check, what: str, timeout: float):
+def wait_until(check, what: str, timeout: float = 180, every: float = 0.1):
+    """Poll ``check()`` (in a fresh transaction each time) until it returns something true."""
     from portal.extensions import db
 
     deadline = time.monotonic() + timeout
@@ -35,7 +36,7 @@ def wait_until(check, what: str, timeout: float):
         value = check()
         if value:
             return value
-        time.sleep(0.1)
+        time.sleep(every)
     raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
@@ -50,6 +51,48 @@ def seed(
 
     from portal.accounts import services as accounts
     from portal.accounts.models import User
+    from portal.extensions import db
+
+    admin = db.session.scalar(select(User).order_by(User.id).limit(1))
+    role = accounts.role_by_name("admin")
+    staff_logins = [(admin.email, password)]
+    for k in range(1, staff):
+        email = f"day-staff-{k}@example.org"
+        accounts.create_user(email, f"Staff {k}", password, role)
+        staff_logins.append((email, password))
+
+    phones = [_data.phone_of(i) for i in range(vendors * people_per_vendor)]
+    vendor_phones = [vendor_phone(j) for j in range(vendors)]
+    pid, beneficiary_ids = allocated_project(
+        admin,
+        name="Distribution day",
+        label="Day",
+        symbol="DAY",
+        phones=phones,
+        shops=[(f"Shop {j}", phone) for j, phone in enumerate(vendor_phones)],
+        amount_each=AMOUNT_EACH,
+        timeout=timeout,
+    )
+    payers = [phones[j::vendors] for j in range(vendors)]
+    return Seeded(pid, vendor_phones, payers, beneficiary_ids, staff_logins)
+
+
+def allocated_project(
+    admin,
+    *,
+    name: str,
+    label: str,
+    symbol: str,
+    phones: list[str],
+    shops: list[tuple[str, str]],
+    amount_each: int,
+    timeout: float,
+    every: float = 0.1,
+) -> tuple[int, list[int]]:
+    """An active project with one person per phone in one group, approved vendors (name,
+    phone), contracts deployed, enough minted and everyone allocated ``amount_each``, all
+    through the portal's services (the chain work by the worker processes). The project id and
+    the people's ids."""
     from portal.beneficiaries import groups
     from portal.beneficiaries import services as beneficiaries
     from portal.chain import setup
@@ -60,44 +103,37 @@ def seed(
     from portal.projects.models import Project
     from portal.vendors import services as vendor_services
 
-    admin = db.session.scalar(select(User).order_by(User.id).limit(1))
-    role = accounts.role_by_name("admin")
-    staff_logins = [(admin.email, password)]
-    for k in range(1, staff):
-        email = f"day-staff-{k}@example.org"
-        accounts.create_user(email, f"Staff {k}", password, role)
-        staff_logins.append((email, password))
-
-    project = projects.create({"name": "Distribution day", "type": "cva"}, admin)
+    project = projects.create({"name": name, "type": "cva"}, admin)
     projects.change_status(project, "active")
-    people = vendors * people_per_vendor
-    phones = [_data.phone_of(i) for i in range(people)]
     persons = [
         beneficiaries.create({"name": f"Person {i}", "phone": p}, project=project)
         for i, p in enumerate(phones)
     ]
-    group = groups.create(project, "Day", "everyone on the list")
+    group = groups.create(project, label, "everyone on the list")
     groups.add_members(group, persons)
-    vendor_phones = [vendor_phone(j) for j in range(vendors)]
-    for j, phone in enumerate(vendor_phones):
+    for shop_name, phone in shops:
         shop = vendor_services.register(
-            {"name": f"Shop {j}", "phone": phone, "category": "shop", "contact_name": "Owner"},
+            {"name": shop_name, "phone": phone, "category": "shop", "contact_name": "Owner"},
             project=project,
         )
         vendor_services.change_status(shop, "approved")
-    setup.start_deploy(project, "DAY", 2, None)
+    setup.start_deploy(project, symbol, 2, None)
     db.session.commit()
     pid = project.id
     beneficiary_ids = [p.id for p in persons]
 
-    wait_until(lambda: setup.state(pid).status == "deployed", "the contracts' deployment", timeout)
-    setup.start_funding(db.session.get(Project, pid), AMOUNT_EACH * people, "day", None)
+    def wait(check, what: str) -> None:
+        wait_until(check, what, timeout, every)
+
+    wait(lambda: setup.state(pid).status == "deployed", "the contracts' deployment")
+    funding = amount_each * len(phones)
+    setup.start_funding(db.session.get(Project, pid), funding, label.lower(), None)
     db.session.commit()
-    wait_until(lambda: setup.state(pid).funded > 0, "the funding", timeout)
+    wait(lambda: setup.state(pid).funded > 0, "the funding")
     disbursement, _ = disbursements.create(
         db.session.get(Project, pid),
-        title="Day",
-        amount=AMOUNT_EACH,
+        title=label,
+        amount=amount_each,
         group_id=group.id,
         beneficiary_ids=None,
         batch_size=500,
@@ -106,8 +142,5 @@ def seed(
     disbursements.start(disbursement, None)
     db.session.commit()
     did = disbursement.id
-    wait_until(
-        lambda: db.session.get(Disbursement, did).status == "completed", "the allocation", timeout
-    )
-    payers = [phones[j::vendors] for j in range(vendors)]
-    return Seeded(pid, vendor_phones, payers, beneficiary_ids, staff_logins)
+    wait(lambda: db.session.get(Disbursement, did).status == "completed", "the allocation")
+    return pid, beneficiary_ids

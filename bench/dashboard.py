@@ -48,6 +48,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+import _common  # noqa: E402
 import _data  # noqa: E402
 
 from tests.support import services  # noqa: E402
@@ -504,7 +505,7 @@ def run(args) -> dict:
         "people": args.people,
         "target_p95_ms": TARGET_P95_MS,
         "cpus": os.cpu_count(),
-        "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+        "loadavg_before": _common.load_average(),
     }
     cleanup = []
     try:
@@ -575,14 +576,10 @@ def run(args) -> dict:
         largest = result["steps"][str(sizes[-1])]
         result["new_p95_ms_at_largest"] = largest["new"]["p95_ms"]
         result["target_met"] = largest["new"]["p95_ms"] < TARGET_P95_MS
-        result["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["loadavg_after"] = _common.load_average()
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up
-                print(f"cleanup: {exc!r}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def print_table(result: dict) -> None:
@@ -634,9 +631,7 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
     result = run(args)
-    print_table(result)
-    print(json.dumps(result, sort_keys=True), flush=True)
-    return 1 if args.strict and not result["target_met"] else 0
+    return _common.finish(result, print_table, strict=args.strict)
 
 
 if __name__ == "__main__":

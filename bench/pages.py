@@ -36,7 +36,6 @@ Prints a table, then one JSON line with every figure (the last line of output).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import random
@@ -51,6 +50,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "bench"))
 
+import _common  # noqa: E402
 import _data  # noqa: E402
 
 from tests.support import services  # noqa: E402
@@ -395,11 +395,7 @@ def run(args) -> dict:
         }
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up
-                print(f"cleanup: {exc!r}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def print_table(result: dict) -> None:
@@ -446,9 +442,7 @@ def main() -> int:
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     args = parser.parse_args()
     result = run(args)
-    print_table(result)
-    print(json.dumps(result, sort_keys=True), flush=True)
-    return 1 if args.strict and not result["target_met"] else 0
+    return _common.finish(result, print_table, strict=args.strict)
 
 
 if __name__ == "__main__":

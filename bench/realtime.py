@@ -30,13 +30,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench import _common  # noqa: E402
 from bench._data import summary_ms as summary  # noqa: E402
 from tests.support import services, stack  # noqa: E402
 
@@ -58,45 +58,6 @@ class Pacer:
             if delay > 0:
                 time.sleep(delay)
             yield i
-
-
-# --------------------------------------------------------------------------- raw Redis
-
-
-def redis_publish_subscribe(url: str, count: int, rate: float) -> list[float]:
-    """One client publishes ``time.time()``, another (subscribed) takes the difference."""
-    import redis
-
-    channel = f"bench:pubsub:{secrets.token_hex(4)}"
-    subscriber = redis.Redis.from_url(url)
-    pubsub = subscriber.pubsub()
-    pubsub.subscribe(channel)
-    # Publish only once the server has confirmed the subscription.
-    services.wait_for(
-        lambda: (pubsub.get_message(timeout=0.1) or {}).get("type") == "subscribe",
-        5,
-        what="the SUBSCRIBE confirmation",
-    )
-    latencies: list[float] = []
-    done = threading.Event()
-
-    def listen():
-        while len(latencies) < count and not done.is_set():
-            message = pubsub.get_message(timeout=0.5)
-            if message and message["type"] == "message":
-                latencies.append(time.time() - float(message["data"]))
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    publisher = redis.Redis.from_url(url)
-    for _ in Pacer(rate)(count):
-        publisher.publish(channel, repr(time.time()))
-    listener.join(10)
-    done.set()
-    pubsub.close()
-    subscriber.close()
-    publisher.close()
-    return latencies
 
 
 # --------------------------------------------------------------------------- the portal
@@ -145,7 +106,7 @@ def run(args) -> dict:
         user_id = stack.create_user(env, email, password, role="admin")
 
         # Baseline first, while nothing else is running.
-        redis_latencies = redis_publish_subscribe(redis_db.url, args.jobs, args.rate)
+        redis_latencies = _common.redis_publish_subscribe(redis_db.url, args.jobs, args.rate)
 
         web = stack.WebServer(env, workdir).start()
         cleanup.append(web.stop)
@@ -232,11 +193,7 @@ def run(args) -> dict:
         result["processes"] = {"worker_processes": args.processes, "worker_threads": args.threads}
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up
-                print(f"cleanup: {exc!r}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def produce(user_id: int, count: int, rate: float) -> None:
@@ -311,7 +268,7 @@ def main() -> int:
 
     result = run(args)
     print_table(result)
-    print(json.dumps(result, sort_keys=True), flush=True)
+    _common.print_json_line(result)
     if args.strict and (not result["target_met"] or result["jobs_missing_final_event"]):
         return 1
     return 0

@@ -19,7 +19,6 @@ awaited, one after another. Ends with one JSON line.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import queue
 import re
@@ -34,7 +33,9 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+import _common  # noqa: E402
 import _data  # noqa: E402  (bench/ is this script's folder)
+import _day_seed  # noqa: E402
 
 from tests.support import services, stack  # noqa: E402
 from tests.support.anvil import DEV_KEY, Anvil  # noqa: E402
@@ -54,16 +55,7 @@ def shop_phone(n: int) -> str:
 
 
 def wait_until(check, what: str, timeout: float = 180):
-    from portal.extensions import db
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise TimeoutError(f"timed out waiting for {what}")
+    return _day_seed.wait_until(check, what, timeout, every=0.05)
 
 
 def newest_message_id() -> int:
@@ -100,58 +92,21 @@ def prepare(vendors_n: int, people_per_vendor: int) -> tuple[int, list[list[str]
     from sqlalchemy import select
 
     from portal.accounts.models import User
-    from portal.beneficiaries import groups
-    from portal.beneficiaries import services as beneficiaries
-    from portal.chain import setup
-    from portal.disbursements import services as disbursements
-    from portal.disbursements.models import Disbursement
     from portal.extensions import db
-    from portal.projects import services as projects
-    from portal.projects.models import Project
-    from portal.vendors import services as vendors
 
     admin = db.session.scalar(select(User).limit(1))
-    project = projects.create({"name": "Redeem bench", "type": "cva"}, admin)
-    projects.change_status(project, "active")
-    people = vendors_n * people_per_vendor
-    phones = [_data.phone_of(i) for i in range(people)]
-    persons = [
-        beneficiaries.create({"name": f"Person {i}", "phone": p}, project=project)
-        for i, p in enumerate(phones)
-    ]
-    group = groups.create(project, "Bench", "redemptions")
-    groups.add_members(group, persons)
-    for n in range(vendors_n):
-        shop = vendors.register(
-            {
-                "name": shop_name(n),
-                "phone": shop_phone(n),
-                "category": "shop",
-                "contact_name": "Owner",
-            },
-            project=project,
-        )
-        vendors.change_status(shop, "approved")
-    setup.start_deploy(project, "RDM", 2, None)
-    db.session.commit()
-    pid = project.id
-    wait_until(lambda: setup.state(pid).status == "deployed", "deployment")
-    setup.start_funding(db.session.get(Project, pid), 100_000 * people, "bench", None)
-    db.session.commit()
-    wait_until(lambda: setup.state(pid).funded > 0, "funding")
-    d, _ = disbursements.create(
-        db.session.get(Project, pid),
-        title="Bench",
-        amount=100_000,
-        group_id=group.id,
-        beneficiary_ids=None,
-        batch_size=500,
-        user_id=None,
+    phones = [_data.phone_of(i) for i in range(vendors_n * people_per_vendor)]
+    pid, _ = _day_seed.allocated_project(
+        admin,
+        name="Redeem bench",
+        label="Bench",
+        symbol="RDM",
+        phones=phones,
+        shops=[(shop_name(n), shop_phone(n)) for n in range(vendors_n)],
+        amount_each=100_000,
+        timeout=180,
+        every=0.05,
     )
-    disbursements.start(d, None)
-    db.session.commit()
-    did = d.id
-    wait_until(lambda: db.session.get(Disbursement, did).status == "completed", "allocation")
     per_vendor = [
         phones[n * people_per_vendor : (n + 1) * people_per_vendor] for n in range(vendors_n)
     ]
@@ -512,11 +467,7 @@ def run(args) -> dict:
             db.session.remove()
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:
-                print(f"cleanup: {exc}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def main() -> int:
@@ -553,7 +504,7 @@ def main() -> int:
     )
     print(f"  ratio of p95s {r['ratio_p95']}")
     print(f"  machine load before {r['load_before']}, after {r['load_after']}")
-    print(json.dumps(r, sort_keys=True))
+    _common.print_json_line(r)
     total = r["vendors"] * r["per_vendor"]
     return 0 if r["statuses"].get("settled") == total and r["errors"] == 0 else 1
 

@@ -43,13 +43,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench import _common  # noqa: E402
 from bench._data import summary_ms as summary  # noqa: E402
 from tests.support import services, stack  # noqa: E402
 
@@ -59,50 +59,6 @@ EVENT = "dashboard.snapshot"  # portal.dashboard.publisher.DASHBOARD_UPDATED
 SESSIONS = 8  # sign-ins; under LOGIN_RATE_LIMIT (20 per minute from one address)
 PAGES = ("/", "/projects", "/projects/{project}", "/beneficiaries", "/jobs")
 _SEQ = re.compile(r'"bench_seq":\s*(\d+)')
-
-
-# --------------------------------------------------------------------------- raw Redis baseline
-
-
-def redis_publish_subscribe(url: str, count: int, rate: float, size: int) -> list[float]:
-    """One client publishes a ``size``-byte message stamped with ``time.time()``; another
-    (subscribed) takes the difference at receipt."""
-    import redis
-
-    channel = f"bench:pubsub:{secrets.token_hex(4)}"
-    subscriber = redis.Redis.from_url(url)
-    pubsub = subscriber.pubsub()
-    pubsub.subscribe(channel)
-    services.wait_for(
-        lambda: (pubsub.get_message(timeout=0.1) or {}).get("type") == "subscribe",
-        5,
-        what="the SUBSCRIBE confirmation",
-    )
-    latencies: list[float] = []
-
-    def listen():
-        deadline = time.monotonic() + count / rate + 10
-        while len(latencies) < count and time.monotonic() < deadline:
-            message = pubsub.get_message(timeout=0.5)
-            if message and message["type"] == "message":
-                stamp = float(message["data"].split(b" ", 1)[0])
-                latencies.append(time.time() - stamp)
-
-    listener = threading.Thread(target=listen, daemon=True)
-    listener.start()
-    publisher = redis.Redis.from_url(url)
-    padding = b" " + b"x" * max(0, size - 20)
-    start = time.perf_counter()
-    for i in range(count):
-        delay = start + i / rate - time.perf_counter()
-        if delay > 0:
-            time.sleep(delay)
-        publisher.publish(channel, repr(time.time()).encode() + padding)
-    listener.join(15)
-    pubsub.close()
-    subscriber.close()
-    publisher.close()
-    return latencies
 
 
 # --------------------------------------------------------------------------- processes
@@ -393,7 +349,7 @@ def run(args) -> dict:
         "target": {"sockets": 2000, "broadcast_p95_ms": TARGET_BROADCAST_P95_MS,
                    "page_p95_ms": TARGET_PAGE_P95_MS},
         "cpus": os.cpu_count(),
-        "load_before": [round(x, 2) for x in os.getloadavg()],
+        "load_before": _common.load_average(),
         "web_command": stack.procfile()["web"],
     }  # fmt: skip
     try:
@@ -449,7 +405,9 @@ def run(args) -> dict:
         result.update(measured)
         count = args.broadcasts * 10
         result["redis_pubsub"] = summary(
-            redis_publish_subscribe(redis_db.url, count, args.rate * 5, result["snapshot_bytes"])
+            _common.redis_publish_subscribe(
+                redis_db.url, count, args.rate * 5, result["snapshot_bytes"]
+            )
         )
         top = next((lv for lv in result["levels"] if lv["sockets"] == 2000), None)
         result["target_met"] = bool(
@@ -461,14 +419,10 @@ def run(args) -> dict:
             and top["pages"]["p95_ms"] < TARGET_PAGE_P95_MS
             and top["pages"]["errors"] == 0
         )
-        result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+        result["load_after"] = _common.load_average()
         return result
     finally:
-        for step in reversed(cleanup):
-            try:
-                step()
-            except Exception as exc:  # keep cleaning up
-                print(f"cleanup: {exc!r}", file=sys.stderr)
+        _common.clean_up(cleanup)
 
 
 def print_table(result: dict) -> None:
@@ -530,9 +484,7 @@ def main() -> int:
         return 0
     args.levels = sorted(int(x) for x in args.levels.split(","))
     result = run(args)
-    print_table(result)
-    print(json.dumps(result, sort_keys=True), flush=True)
-    return 1 if args.strict and not result["target_met"] else 0
+    return _common.finish(result, print_table, strict=args.strict)
 
 
 if __name__ == "__main__":

@@ -83,6 +83,14 @@ def make_user(app, passwords):
 
 
 @pytest.fixture
+def manager(make_user):
+    """A programme manager, committed: jobs and audit rows refer to a user that exists."""
+    user = make_user(role="programme manager")
+    db.session.commit()
+    return user
+
+
+@pytest.fixture
 def login(passwords):
     """``login(client, user)`` signs in through the real form; returns the response."""
 

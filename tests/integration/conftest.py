@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ci
+from tests.support import ci, pg_race
 
 
 def pytest_configure(config):
@@ -43,14 +43,8 @@ def app_factory(redis_db, portal_secrets, tmp_path_factory):
         from portal import create_app
 
         options = {
-            "SQLALCHEMY_DATABASE_URI": database_url,
+            **pg_race.app_settings(database_url, redis_db, portal_secrets, tmp_path_factory),
             "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True, "pool_size": 10},
-            "REDIS_URL": redis_db.url,
-            "BROKER": "redis",
-            "SECRET_KEY": portal_secrets["SECRET_KEY"],
-            "PII_KEY": portal_secrets["PII_KEY"],
-            "INSTANCE_DIR": str(tmp_path_factory.mktemp("instance")),
-            "RATELIMIT_STORAGE_URI": "memory://",
             "DB_CONNECTION_GUARD": "raise",
         }
         app = create_app(Config, role="worker", **{**options, **overrides})
@@ -73,3 +67,14 @@ def app_factory(redis_db, portal_secrets, tmp_path_factory):
 def pg_url(database_factory):
     """One migrated PostgreSQL database for a test module."""
     return database_factory()
+
+
+@pytest.fixture(scope="module")
+def race_app(pg_url, redis_db, portal_secrets, tmp_path_factory):
+    """``with race_app(**settings) as app``: an app of the module's own on its database, given
+    back (pool disposed, broker closed) at the end of the block (``tests/support/pg_race.py``)."""
+
+    def make(**settings):
+        return pg_race.race_app(pg_url, redis_db, portal_secrets, tmp_path_factory, **settings)
+
+    return make

@@ -8,7 +8,6 @@ disbursement's), and the transactions on chain match the rows in the database.
 from __future__ import annotations
 
 import re
-import time
 
 import pytest
 import sqlalchemy as sa
@@ -17,29 +16,9 @@ from web3 import Web3
 from portal.chain import artifacts
 from tests.support import stack
 from tests.support.anvil import DEV_KEY
+from tests.support.stack import post_form, wait_sql
 
 pytestmark = pytest.mark.integration
-
-
-def _wait(engine, sql: str, params: dict, until, timeout: float, what: str, logs=lambda: ""):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            value = conn.execute(sa.text(sql), params).scalar()
-        if until(value):
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what} (last: {value!r}){logs()}")
-
-
-def _post(http, base, path, data):
-    token = stack.fresh_csrf(http, base, paths=(path.rsplit("/", 1)[0], "/"))
-    reply = http.post(
-        f"{base}{path}", data={**data, "csrf_token": token}, allow_redirects=False, timeout=30
-    )
-    assert reply.status_code in (302, 303), (path, reply.status_code, reply.text[:800])
-    return reply
 
 
 def test_disbursement_survives_a_killed_worker(
@@ -111,8 +90,10 @@ def test_disbursement_survives_a_killed_worker(
         base = web.base_url
         http = stack.sign_in(base, "chain-it@example.org", "a-long-test-password-42")
 
-        _post(http, base, f"/projects/{project_id}/chain/deploy", {"symbol": "IT", "decimals": 2})
-        _wait(
+        post_form(
+            http, base, f"/projects/{project_id}/chain/deploy", {"symbol": "IT", "decimals": 2}
+        )
+        wait_sql(
             engine,
             "select status from project_chains where project_id = :p",
             {"p": project_id},
@@ -121,8 +102,8 @@ def test_disbursement_survives_a_killed_worker(
             "deployment",
             logs,
         )
-        _post(http, base, f"/projects/{project_id}/chain/fund", {"amount": "10000"})
-        _wait(
+        post_form(http, base, f"/projects/{project_id}/chain/fund", {"amount": "10000"})
+        wait_sql(
             engine,
             "select funded from project_chains where project_id = :p",
             {"p": project_id},
@@ -132,15 +113,15 @@ def test_disbursement_survives_a_killed_worker(
             logs,
         )
 
-        made = _post(
+        made = post_form(
             http,
             base,
             f"/projects/{project_id}/disbursements/new",
             {"title": "IT", "amount": "25", "group_id": group_id, "batch_size": 3},
         )
         d_id = int(re.search(r"/disbursements/(\d+)", made.headers["Location"]).group(1))
-        _post(http, base, f"/disbursements/{d_id}/start", {})
-        _wait(
+        post_form(http, base, f"/disbursements/{d_id}/start", {})
+        wait_sql(
             engine,
             "select count(*) from disbursement_batches where disbursement_id = :d "
             "and status = 'confirmed'",
@@ -154,7 +135,7 @@ def test_disbursement_survives_a_killed_worker(
         worker = stack.Worker(env, folder, processes=1, threads=2)
         worker.start()
         worker.wait_ready()
-        _wait(
+        wait_sql(
             engine,
             "select status from disbursements where id = :d",
             {"d": d_id},

@@ -24,13 +24,7 @@ import sqlalchemy as sa
 
 from tests.support import stack
 from tests.support.anvil import DEV_KEY, Anvil
-from tests.support.services import (
-    ManagedProcess,
-    _redis_server_binary,
-    free_port,
-    redis_ping,
-    wait_for,
-)
+from tests.support.services import Unavailable, start_redis_server, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -40,31 +34,12 @@ AMOUNT = "25"  # each, 2500 base units
 
 @pytest.fixture
 def own_redis(tmp_path):
-    binary = _redis_server_binary()
-    if binary is None:
-        pytest.skip("no redis-server binary")
-    port = free_port()
-    proc = ManagedProcess(
-        "redis",
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(tmp_path),
-        ],
-        log_path=tmp_path / "redis.log",
-    ).start()
-    url = f"redis://127.0.0.1:{port}/0"
     try:
-        wait_for(lambda: redis_ping(url, 0.2), 10, what="the test's redis-server")
-        yield url
+        proc, url = start_redis_server(tmp_path)
+    except Unavailable as exc:
+        pytest.skip(str(exc))
+    try:
+        yield url + "/0"
     finally:
         proc.stop()
 

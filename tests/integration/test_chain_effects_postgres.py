@@ -10,12 +10,10 @@ two repairs that find the same transaction rolled back; two starts of one disbur
 
 from __future__ import annotations
 
-import random
-import threading
-import time
-
 import pytest
 from sqlalchemy import delete, func, select, update
+
+from tests.support import pg_race
 
 pytestmark = pytest.mark.integration
 
@@ -24,64 +22,32 @@ SEEDS = (1, 2, 3)
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
-    from config import Config
-    from portal import create_app
+def app(race_app):
     from portal.demo import seed_demo
     from portal.extensions import db
 
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=pg_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": THREADS + 2},
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-        RATELIMIT_STORAGE_URI="memory://",
+    with race_app(
+        pool_size=THREADS + 2,
         CHAIN_EPHEMERAL=True,
-    )
-    with app.app_context():
-        seed_demo(count=24)  # deployed, funded, 20 people allocated on the in-process chain
-        db.session.commit()
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["dramatiq_broker"].close()
+    ) as app:
+        with app.app_context():
+            seed_demo(count=24)  # deployed, funded, 20 people allocated on the in-process chain
+            db.session.commit()
+        yield app
 
 
 def race(app, seed: int, act) -> list:
     """``act(i)`` in THREADS threads, each in its own app context (own session and
     connection), started together after a small seeded delay; results or exceptions."""
-    from portal.extensions import db
 
-    barrier = threading.Barrier(THREADS, timeout=60)
-    delays = random.Random(seed).choices([0, 0, 0.001, 0.003, 0.01], k=THREADS)
-    results: list = [None] * THREADS
+    def contender(i: int, go) -> object:
+        def step() -> object:
+            go()
+            return act(i)
 
-    def run(i: int) -> None:
-        with app.app_context():
-            try:
-                barrier.wait()
-                time.sleep(delays[i])
-                results[i] = act(i)
-                db.session.commit()
-            except Exception as exc:
-                db.session.rollback()
-                results[i] = exc
-            finally:
-                db.session.remove()
+        return pg_race.in_own_session(app, step)
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
+    return pg_race.race(THREADS, contender, seed=seed)
 
 
 def _project():

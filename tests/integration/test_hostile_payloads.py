@@ -32,21 +32,12 @@ def web(app_factory, redis_db, portal_secrets, tmp_path_factory, database_factor
     # The production web command (gunicorn's gevent worker) refuses SQLite: PostgreSQL only.
     url = database_factory("portal_it_hostile", migrate=False)
     folder = tmp_path_factory.mktemp("hostile")
-    env = stack.portal_env(
-        database_url=url,
-        redis_url=redis_db.url,
-        instance_dir=folder / "instance",
-        secrets=portal_secrets,
+    env = stack.released_env(
+        database_url=url, redis_url=redis_db.url, secrets=portal_secrets, folder=folder
     )
-    stack.run_procfile_release(env)
     source_id, secret = _kobo_source(app_factory(url))
-    process = stack.ProcfileProcess("web", env, folder)
-    try:
-        process.start()
-        process.wait_ready()
+    with stack.running(stack.ProcfileProcess("web", env, folder)) as process:
         yield process, source_id, secret
-    finally:
-        process.stop()
 
 
 def _kobo_source(app) -> tuple[int, str]:

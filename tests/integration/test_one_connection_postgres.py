@@ -17,6 +17,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event, func, select, text, update
 
+from tests.support import pg_race
+
 pytestmark = pytest.mark.integration
 
 VENDORS = 64
@@ -26,48 +28,20 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
-    from config import Config
-    from portal import create_app
-    from portal.extensions import db
-
-    app = create_app(
-        Config,
+def app(race_app):
+    with race_app(
         role="web",
-        SQLALCHEMY_DATABASE_URI=pg_url,
         DB_POOL_SIZE=POOL,
         DB_CONNECTION_GUARD="raise",
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-        RATELIMIT_STORAGE_URI="memory://",
         CHAIN_EPHEMERAL=True,
         CHAIN_RECEIPT_WAIT_SECONDS=2,
         WTF_CSRF_ENABLED=False,
-    )
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["dramatiq_broker"].close()
+    ) as app:
+        yield app
 
 
 def _wait(app, check, what: str, timeout: float = 120):
-    from portal.extensions import db
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with app.app_context():
-            try:
-                found = check()
-            finally:
-                db.session.remove()
-        if found:
-            return found
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
+    return pg_race.wait_for(app, check, what, timeout, every=0.3)
 
 
 def test_the_pool_is_the_configured_size_without_overflow(app):
@@ -243,43 +217,33 @@ def test_sixty_four_vendors_charging_at_once_through_a_pool_of_sixteen(app):
     try:
         project_id, person_ids, vendor_ids = _world(app)
         before = len(guard.violations)
-        barrier = threading.Barrier(VENDORS, timeout=60)
-        outcomes: list[str] = []
-        ids: list[int] = []
-        seconds: list[float] = []
 
-        def charge(i: int) -> None:
-            try:
-                with app.app_context():
-                    try:
-                        vendor = db.session.get(Vendor, vendor_ids[i])
-                        project = db.session.get(Project, project_id)
-                        person = db.session.get(Beneficiary, person_ids[i])
-                        pc = setup.state(project_id)
-                        db.session.commit()  # give the connection back before the start line
-                        barrier.wait()
-                        started = time.monotonic()
-                        redemption = redemptions.start(vendor, project, pc, person, AMOUNT, "card")
-                        db.session.commit()
-                        code = CODE.search(sent.body).group(1)
-                        result = redemptions.confirm(vendor, redemption.id, code)
-                        db.session.commit()
-                        seconds.append(time.monotonic() - started)
-                        outcomes.append(result.outcome)
-                        ids.append(redemption.id)
-                    finally:
-                        db.session.remove()
-            except Exception as exc:  # shown in the assertion below
-                outcomes.append(f"error: {exc!r}")
+        def charge(i: int, go) -> tuple[str, int, float]:
+            def step() -> tuple[str, int, float]:
+                vendor = db.session.get(Vendor, vendor_ids[i])
+                project = db.session.get(Project, project_id)
+                person = db.session.get(Beneficiary, person_ids[i])
+                pc = setup.state(project_id)
+                db.session.commit()  # give the connection back before the start line
+                go()
+                started = time.monotonic()
+                redemption = redemptions.start(vendor, project, pc, person, AMOUNT, "card")
+                db.session.commit()
+                code = CODE.search(sent.body).group(1)
+                result = redemptions.confirm(vendor, redemption.id, code)
+                db.session.commit()
+                return result.outcome, redemption.id, time.monotonic() - started
 
-        threads = [threading.Thread(target=charge, args=(i,), daemon=True) for i in range(VENDORS)]
+            return pg_race.in_own_session(app, step)
+
         began = time.monotonic()
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(120)
+        results = pg_race.race(VENDORS, charge, what="a charging thread")
         wall = time.monotonic() - began
-        assert not any(t.is_alive() for t in threads), "a charging thread hung"
+        # An exception is shown in the assertion below.
+        outcomes = [f"error: {r!r}" if isinstance(r, Exception) else r[0] for r in results]
+        charged = [r for r in results if not isinstance(r, Exception)]
+        ids = [r[1] for r in charged]
+        seconds = [r[2] for r in charged]
         errors = [o for o in outcomes if o != "accepted"]
         assert errors == [], errors[:5]
         assert len(outcomes) == VENDORS

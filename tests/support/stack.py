@@ -13,6 +13,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 from secrets import token_hex
 
@@ -239,6 +240,32 @@ def run_procfile_release(env: dict, timeout: float = 180) -> None:
         raise CommandFailed(f"release exited {result.returncode}:\n{result.stderr[-3000:]}")
 
 
+def released_env(*, database_url: str, redis_url: str, secrets: dict, folder: Path, **settings):
+    """The environment of a portal on a fresh database, migrated by the Procfile's ``release``
+    command as a platform would, ready for its processes."""
+    env = portal_env(
+        database_url=database_url,
+        redis_url=redis_url,
+        instance_dir=folder / "instance",
+        secrets=secrets,
+        **settings,
+    )
+    run_procfile_release(env)
+    return env
+
+
+@contextlib.contextmanager
+def running(process):
+    """``process`` started and answering (its ``wait_ready``) for the block; stopped by PID
+    after it, whatever happened."""
+    try:
+        process.start()
+        process.wait_ready()
+        yield process
+    finally:
+        process.stop()
+
+
 # --------------------------------------------------------------------------- signing in
 
 _INPUT = re.compile(r"<input\b[^>]*>", re.IGNORECASE | re.DOTALL)
@@ -303,6 +330,33 @@ def fresh_csrf(http, base_url: str, paths=("/jobs", "/", "/account")) -> str:
             return token
         seen.append(f"{path}: {page.status_code}")
     raise SignInFailed("no page offered a CSRF token after sign-in (" + ", ".join(seen) + ")")
+
+
+def post_form(http, base_url: str, path: str, data: dict):
+    """POST a form of the signed-in session with a token from the form's own page (or "/"),
+    as a browser would; the reply, which must be a redirect (the form was accepted)."""
+    token = fresh_csrf(http, base_url, paths=(path.rsplit("/", 1)[0], "/"))
+    reply = http.post(
+        f"{base_url}{path}", data={**data, "csrf_token": token}, allow_redirects=False, timeout=30
+    )
+    assert reply.status_code in (302, 303), (path, reply.status_code, reply.text[:800])
+    return reply
+
+
+def wait_sql(engine, sql: str, params: dict, until, timeout: float, what: str, logs=lambda: ""):
+    """Poll one SQL value until ``until(value)``; that value. The failure shows the last value
+    and ``logs()`` (the processes' log tails), so a hung stack says where it stopped."""
+    import sqlalchemy as sa
+
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        with engine.connect() as conn:
+            value = conn.execute(sa.text(sql), params).scalar()
+        if until(value):
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what} (last: {value!r}){logs()}")
 
 
 @contextlib.contextmanager

@@ -29,13 +29,6 @@ from portal.jobs.models import (
 from portal.timeutil import utcnow
 
 
-@pytest.fixture
-def staff(make_user):
-    user = make_user(role="programme manager")
-    db.session.commit()
-    return user
-
-
 def _set(job_id: int, **values) -> None:
     db.session.execute(
         update(Job)
@@ -55,14 +48,14 @@ def _job(job_id: int) -> Job:
     return db.session.get(Job, job_id)
 
 
-def _new_job(staff, **kw) -> int:
-    job = jobs.run_diagnostic(staff, **kw)
+def _new_job(manager, **kw) -> int:
+    job = jobs.run_diagnostic(manager, **kw)
     db.session.commit()
     return job.id
 
 
-def test_claim_writes_a_lease(app, staff):
-    job_id = _new_job(staff)
+def test_claim_writes_a_lease(app, manager):
+    job_id = _new_job(manager)
     job = lifecycle.claim(job_id, "host:1")
     assert job.status == RUNNING and job.lease_owner == "host:1"
     assert len(job.lease_token) == 32
@@ -71,8 +64,8 @@ def test_claim_writes_a_lease(app, staff):
     assert not job.worker_gone
 
 
-def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_allows_it(app, staff):
-    job_id = _new_job(staff)
+def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_allows_it(app, manager):
+    job_id = _new_job(manager)
     first = lifecycle.claim(job_id).lease_token
     assert lifecycle.claim(job_id) is None  # the redelivered message while the worker lives
 
@@ -88,18 +81,18 @@ def test_a_live_lease_refuses_a_second_claim_and_an_expired_one_allows_it(app, s
     assert "lease expired" in attempts[0].error
 
 
-def test_a_former_holder_cannot_record_success_and_its_work_is_rolled_back(app, staff):
-    job_id = _new_job(staff)
+def test_a_former_holder_cannot_record_success_and_its_work_is_rolled_back(app, manager):
+    job_id = _new_job(manager)
     old = lifecycle.claim(job_id).lease_token
     _expire(job_id)
     new = lifecycle.claim(job_id).lease_token
 
     # The slow former holder finishes: what it wrote goes, nothing is recorded.
-    staff.name = "Written by the former holder"
+    manager.name = "Written by the former holder"
     db.session.flush()
     assert lifecycle.succeed(job_id, old) is None
     db.session.expire_all()
-    assert staff.name != "Written by the former holder"
+    assert manager.name != "Written by the former holder"
     assert _job(job_id).status == RUNNING and _job(job_id).lease_token == new
     assert lifecycle.fail(job_id, RuntimeError("late"), old) == (None, None)
     assert _job(job_id).status == RUNNING
@@ -108,8 +101,8 @@ def test_a_former_holder_cannot_record_success_and_its_work_is_rolled_back(app, 
     assert _job(job_id).lease_token is None
 
 
-def test_the_sweeper_takes_an_expired_lease_and_the_former_holder_records_nothing(app, staff):
-    job_id = _new_job(staff)
+def test_the_sweeper_takes_an_expired_lease_and_the_former_holder_records_nothing(app, manager):
+    job_id = _new_job(manager)
     old = lifecycle.claim(job_id).lease_token
     _expire(job_id)
     assert jobs.sweep().orphaned == 1
@@ -118,8 +111,8 @@ def test_the_sweeper_takes_an_expired_lease_and_the_former_holder_records_nothin
     assert _job(job_id).status == RETRYING
 
 
-def test_the_heartbeat_renews_held_leases_only(app, staff):
-    held_id, other_id = _new_job(staff), _new_job(staff)
+def test_the_heartbeat_renews_held_leases_only(app, manager):
+    held_id, other_id = _new_job(manager), _new_job(manager)
     held = lifecycle.claim(held_id).lease_token
     lifecycle.claim(other_id)
     soon = utcnow() + timedelta(seconds=3)
@@ -133,8 +126,8 @@ def test_the_heartbeat_renews_held_leases_only(app, staff):
     assert _job(other_id).lease_expires_at == soon
 
 
-def test_the_heartbeat_stops_a_run_whose_lease_was_taken_over(app, staff):
-    job_id = _new_job(staff)
+def test_the_heartbeat_stops_a_run_whose_lease_was_taken_over(app, manager):
+    job_id = _new_job(manager)
     old = lifecycle.claim(job_id).lease_token
     beat = leases.Heartbeat(app)
     stopped = threading.Event()
@@ -160,8 +153,8 @@ def test_the_heartbeat_stops_a_run_whose_lease_was_taken_over(app, staff):
     assert beat.held() == {}
 
 
-def test_a_finished_run_is_not_interrupted(app, staff):
-    job_id = _new_job(staff)
+def test_a_finished_run_is_not_interrupted(app, manager):
+    job_id = _new_job(manager)
     token = lifecycle.claim(job_id).lease_token
     beat = leases.Heartbeat(app)
     beat.hold(job_id, token)
@@ -170,11 +163,11 @@ def test_a_finished_run_is_not_interrupted(app, staff):
     assert beat.renew() == []
 
 
-# --- staff actions on stuck work ------------------------------------------------------------
+# --- manager actions on stuck work ------------------------------------------------------------
 
 
-def test_retry_and_cancel_a_job_whose_worker_is_gone_but_not_a_live_one(app, staff):
-    job_id = _new_job(staff)
+def test_retry_and_cancel_a_job_whose_worker_is_gone_but_not_a_live_one(app, manager):
+    job_id = _new_job(manager)
     lifecycle.claim(job_id)
     job = _job(job_id)
     assert not job.can_retry and not job.can_cancel
@@ -198,7 +191,7 @@ def test_retry_and_cancel_a_job_whose_worker_is_gone_but_not_a_live_one(app, sta
     assert _job(job_id).status == CANCELLED
 
 
-def test_a_chain_job_that_ran_cannot_be_cancelled(app, staff):
+def test_a_chain_job_that_ran_cannot_be_cancelled(app, manager):
     follow_up = dispatch.enqueue(CHAIN_CONFIRM.name, {"tx_id": 1})
     batch = dispatch.enqueue(DISBURSEMENT_BATCH.name, {"batch_id": 1})
     db.session.commit()
@@ -218,15 +211,15 @@ def test_a_chain_job_that_ran_cannot_be_cancelled(app, staff):
 # --- the sweeper looks for the message in the broker ----------------------------------------
 
 
-def test_a_queued_job_with_its_message_in_the_broker_is_not_sent_again(app, worker, staff):
-    job_id = _new_job(staff)
+def test_a_queued_job_with_its_message_in_the_broker_is_not_sent_again(app, worker, manager):
+    job_id = _new_job(manager)
     _set(job_id, updated_at=utcnow() - timedelta(hours=2))  # old, but still in the broker
     assert jobs.sweep().resent == 0
     assert worker.queued() == 1
 
 
-def test_a_retrying_job_whose_message_was_lost_is_sent_with_its_delay(app, worker, staff):
-    job_id = _new_job(staff)
+def test_a_retrying_job_whose_message_was_lost_is_sent_with_its_delay(app, worker, manager):
+    job_id = _new_job(manager)
     worker.broker.flush("default")
     _set(
         job_id,
@@ -248,11 +241,11 @@ STEP = st.sampled_from(["claim", "expire", "succeed", "fail", "sweep"])
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(steps=st.lists(st.tuples(STEP, st.integers(0, 2)), min_size=1, max_size=14))
-def test_at_most_one_holder_records_and_only_the_current_one(app, staff, steps):
+def test_at_most_one_holder_records_and_only_the_current_one(app, manager, steps):
     """Three workers claim, die (expire), finish and fail in any order, with the sweeper in
     between: an outcome is recorded only by the holder of the current lease, a job has at most
     one holder whose lease is live, and once finished it stays finished."""
-    job_id = _new_job(staff)
+    job_id = _new_job(manager)
     _set(job_id, max_attempts=50)
     tokens: dict[int, str] = {}
     finished = None

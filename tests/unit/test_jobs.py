@@ -26,13 +26,6 @@ from portal.jobs.models import (
 from portal.timeutil import utcnow
 
 
-@pytest.fixture
-def staff(make_user):
-    user = make_user(role="programme manager")
-    db.session.commit()
-    return user
-
-
 def _queued(app, queue: str = "default") -> int:
     return get_broker(app).queues[queue].qsize()
 
@@ -56,8 +49,8 @@ def _backdate(job: Job, **values) -> None:
 # --- the outbox: a message only for a committed row -------------------------------------------
 
 
-def test_enqueue_writes_the_row_but_sends_only_after_commit(app, staff):
-    job = jobs.run_diagnostic(staff)
+def test_enqueue_writes_the_row_but_sends_only_after_commit(app, manager):
+    job = jobs.run_diagnostic(manager)
     assert db.session.get(Job, job.id).status == QUEUED
     assert _queued(app) == 0, "a worker could pick up a job whose row it cannot see yet"
     assert job.sent_at is None
@@ -70,20 +63,20 @@ def test_enqueue_writes_the_row_but_sends_only_after_commit(app, staff):
     assert job.sent_at is None
 
 
-def test_rollback_sends_nothing_and_is_forgotten(app, staff):
-    job_id = jobs.run_diagnostic(staff).id
+def test_rollback_sends_nothing_and_is_forgotten(app, manager):
+    job_id = jobs.run_diagnostic(manager).id
     db.session.rollback()
     assert db.session.get(Job, job_id) is None
     assert _queued(app) == 0
 
     # The next transaction must not send the job that was rolled back.
-    staff.name = "Renamed"
+    manager.name = "Renamed"
     db.session.commit()
     assert _queued(app) == 0
 
 
-def test_message_carries_only_the_job_id(app, staff):
-    job = jobs.run_diagnostic(staff)
+def test_message_carries_only_the_job_id(app, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     message = get_broker(app).queues["default"].get_nowait()
     get_broker(app).queues["default"].task_done()
@@ -94,8 +87,8 @@ def test_message_carries_only_the_job_id(app, staff):
 # --- the worker -------------------------------------------------------------------------------
 
 
-def test_worker_runs_the_diagnostic_job(worker, staff):
-    job = jobs.run_diagnostic(staff)
+def test_worker_runs_the_diagnostic_job(worker, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     worker.run()
     assert job.status == SUCCEEDED
@@ -132,8 +125,8 @@ def test_job_fails_when_attempts_run_out(worker):
     assert worker.broker.dead_letters == []  # the Job row, not Dramatiq, is the dead letter
 
 
-def test_retry_runs_a_failed_job_again(worker, staff):
-    job = jobs.run_diagnostic(staff, fail_times=1)  # one attempt, which fails
+def test_retry_runs_a_failed_job_again(worker, manager):
+    job = jobs.run_diagnostic(manager, fail_times=1)  # one attempt, which fails
     db.session.commit()
     worker.run()
     assert job.status == FAILED
@@ -148,8 +141,8 @@ def test_retry_runs_a_failed_job_again(worker, staff):
     assert [a.number for a in _attempts(job)] == [1, 2]
 
 
-def test_only_failed_or_cancelled_jobs_can_be_retried(worker, staff):
-    job = jobs.run_diagnostic(staff)
+def test_only_failed_or_cancelled_jobs_can_be_retried(worker, manager):
+    job = jobs.run_diagnostic(manager)
     with pytest.raises(InvalidTransition):
         jobs.retry(job)  # still queued
     db.session.commit()
@@ -158,8 +151,8 @@ def test_only_failed_or_cancelled_jobs_can_be_retried(worker, staff):
         jobs.retry(job)  # succeeded
 
 
-def test_cancelled_job_is_skipped_by_the_worker(worker, staff):
-    job = jobs.run_diagnostic(staff)
+def test_cancelled_job_is_skipped_by_the_worker(worker, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     assert worker.queued() == 1
 
@@ -173,8 +166,8 @@ def test_cancelled_job_is_skipped_by_the_worker(worker, staff):
         jobs.cancel(job)
 
 
-def test_duplicate_delivery_runs_the_job_once(worker, staff):
-    job = jobs.run_diagnostic(staff)
+def test_duplicate_delivery_runs_the_job_once(worker, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     # At-least-once delivery: the same message arrives a second time.
     worker.broker.enqueue(dispatch.message_for(job.id, job.kind, job.queue))
@@ -185,8 +178,8 @@ def test_duplicate_delivery_runs_the_job_once(worker, staff):
     assert len(_attempts(job)) == 1
 
 
-def test_a_second_claim_of_a_running_job_is_refused(app, staff):
-    job = jobs.run_diagnostic(staff)
+def test_a_second_claim_of_a_running_job_is_refused(app, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     assert lifecycle.claim(job.id) is not None
     assert lifecycle.claim(job.id) is None
@@ -196,16 +189,16 @@ def test_a_second_claim_of_a_running_job_is_refused(app, staff):
 # --- the sweeper ------------------------------------------------------------------------------
 
 
-def test_sweep_leaves_fresh_jobs_alone(worker, staff):
-    jobs.run_diagnostic(staff)
+def test_sweep_leaves_fresh_jobs_alone(worker, manager):
+    jobs.run_diagnostic(manager)
     db.session.commit()
     report = jobs.sweep()
     assert (report.resent, report.orphaned) == (0, 0)
     assert worker.queued() == 1
 
 
-def test_sweep_resends_a_committed_but_unsent_job(app, worker, staff):
-    job = jobs.run_diagnostic(staff)
+def test_sweep_resends_a_committed_but_unsent_job(app, worker, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     # As if the process died between commit and send, or Redis lost the message.
     worker.broker.flush("default")
@@ -222,8 +215,8 @@ def test_sweep_resends_a_committed_but_unsent_job(app, worker, staff):
     assert job.attempts == 1
 
 
-def test_sweep_recovers_a_job_orphaned_by_a_dead_worker(app, worker, staff):
-    job = jobs.run_diagnostic(staff)
+def test_sweep_recovers_a_job_orphaned_by_a_dead_worker(app, worker, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     worker.broker.flush("default")
     # A worker claimed the job and died: the row says running, nobody is running it.
@@ -243,8 +236,8 @@ def test_sweep_recovers_a_job_orphaned_by_a_dead_worker(app, worker, staff):
     assert job.attempts == 2
 
 
-def test_sweep_fails_an_orphan_that_has_no_attempts_left(app, staff):
-    job = jobs.run_diagnostic(staff, fail_times=1)  # max_attempts=1
+def test_sweep_fails_an_orphan_that_has_no_attempts_left(app, manager):
+    job = jobs.run_diagnostic(manager, fail_times=1)  # max_attempts=1
     db.session.commit()
     lifecycle.claim(job.id)
     _backdate(job, lease_expires_at=utcnow() - timedelta(seconds=1))
@@ -254,8 +247,8 @@ def test_sweep_fails_an_orphan_that_has_no_attempts_left(app, staff):
     assert job.finished_at is not None
 
 
-def test_sweep_leaves_a_recently_started_job_running(app, staff):
-    job = jobs.run_diagnostic(staff)
+def test_sweep_leaves_a_recently_started_job_running(app, manager):
+    job = jobs.run_diagnostic(manager)
     db.session.commit()
     lifecycle.claim(job.id)
     assert jobs.sweep().orphaned == 0
@@ -266,11 +259,13 @@ def test_sweep_leaves_a_recently_started_job_running(app, staff):
 # --- scoping ----------------------------------------------------------------------------------
 
 
-def test_jobs_are_visible_within_project_scope_or_to_their_creator(make_user, make_project, staff):
+def test_jobs_are_visible_within_project_scope_or_to_their_creator(
+    make_user, make_project, manager
+):
     agent = make_user(role="field agent")
     mine, other = make_project(members=[agent]), make_project()
-    in_mine = jobs.run_diagnostic(staff, project_id=mine.id)
-    in_other = jobs.run_diagnostic(staff, project_id=other.id)
+    in_mine = jobs.run_diagnostic(manager, project_id=mine.id)
+    in_other = jobs.run_diagnostic(manager, project_id=other.id)
     own = jobs.run_diagnostic(agent)
     seen = set(db.session.scalars(jobs.search(agent, jobs.JobFilter())))
     assert seen == {in_mine, own}
