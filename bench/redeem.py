@@ -338,7 +338,10 @@ def run(args) -> dict:
         claimed = services.claim_redis_db(redis_service.url)
         cleanup.append(claimed.release)
         folder = Path(tempfile.mkdtemp(prefix="portal-bench-redeem-"))
-        cleanup.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+        if args.keep_logs:
+            print(f"logs kept in {folder}", file=sys.stderr)
+        else:
+            cleanup.append(lambda: shutil.rmtree(folder, ignore_errors=True))
         keys = services.make_secrets()
         url = pg.sqlalchemy_url(name)
         env = stack.portal_env(
@@ -485,6 +488,7 @@ def main() -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
     )
+    parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()
     args.env = dict(item.split("=", 1) for item in args.env)
     r = run(args)

@@ -11,12 +11,19 @@ refuses any other write, so the rule holds by construction rather than by review
 
 from __future__ import annotations
 
+import random
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from flask import Flask, has_request_context, request
 from sqlalchemy import event
-from sqlalchemy.exc import IntegrityError, InvalidRequestError, ResourceClosedError
+from sqlalchemy.exc import (
+    IntegrityError,
+    InvalidRequestError,
+    OperationalError,
+    ResourceClosedError,
+)
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
@@ -31,11 +38,33 @@ class WriteOnSafeRequest(RuntimeError):
     """A GET (or HEAD/OPTIONS) tried to change domain state: a bug in the view, never allowed."""
 
 
+# PostgreSQL's "deadlock detected" and "could not serialize": the database chose this
+# transaction to undo so that another could go on. Nothing of it was kept, so running the view
+# again from the start is what the user would do by pressing the button again, only sooner.
+RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})
+VIEW_TRIES = 3
+
+
+def retryable(exc: BaseException) -> bool:
+    return isinstance(exc, OperationalError) and (
+        getattr(exc.orig, "sqlstate", None) in RETRYABLE_SQLSTATES
+    )
+
+
 class PortalFlask(Flask):
     def dispatch_request(self):
-        rv = super().dispatch_request()
-        finish()
-        return rv
+        for tries_left in range(VIEW_TRIES - 1, -1, -1):
+            try:
+                rv = super().dispatch_request()
+                finish()
+                return rv
+            except OperationalError as exc:
+                if not tries_left or not retryable(exc):
+                    raise
+                discard()
+                # A short random pause, so the transactions that met do not meet again.
+                time.sleep(random.uniform(0.005, 0.05))
+        raise AssertionError("unreachable")
 
     def handle_user_exception(self, e):
         # Whatever the view or the commit raised, its work goes before any error page renders.
