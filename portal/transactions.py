@@ -11,6 +11,7 @@ refuses any other write, so the rule holds by construction rather than by review
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Iterator
@@ -27,6 +28,8 @@ from sqlalchemy.exc import (
 from sqlalchemy.orm import Session
 
 from portal.extensions import db
+
+log = logging.getLogger(__name__)
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 # The only tables a safe request may write: the audit trail (reading personal data is audited)
@@ -62,6 +65,12 @@ class PortalFlask(Flask):
                 if not tries_left or not retryable(exc):
                     raise
                 discard()
+                log.info(
+                    "%s %s undone by the database (%s); running it again",
+                    request.method,
+                    request.url_rule,
+                    exc.orig.sqlstate,
+                )
                 # A short random pause, so the transactions that met do not meet again.
                 time.sleep(random.uniform(0.005, 0.05))
         raise AssertionError("unreachable")
