@@ -199,18 +199,28 @@ def distribution_factory(own_redis, portal_secrets, database_factory, tmp_path):
         d.stop()
 
 
-def _copy_state(source: Path, target: Path) -> None:
-    """A consistent copy of the state anvil dumps every second (retry a half-written one)."""
+def _copy_state(source: Path, target: Path, holds) -> dict:
+    """A copy of the state anvil dumps every second, once ``holds(state)`` says it has what the
+    test needs: a loaded machine writes the dump late, so a fixed sleep may copy one that misses
+    the setup's own transactions (a half-written file is read again too)."""
+    found: dict = {}
 
     def copied():
         try:
             shutil.copyfile(source, target)
-            json.loads(target.read_text())
-            return True
+            found["state"] = json.loads(target.read_text())
         except (OSError, ValueError):
             return False
+        return holds(found["state"])
 
-    wait_for(copied, 10, interval=0.2, what="a readable anvil state dump")
+    wait_for(copied, 30, interval=0.2, what="an anvil state dump holding the setup")
+    return found["state"]
+
+
+def _dumped_nonce(state: dict, address: str) -> int:
+    account = state["accounts"].get(address.lower()) or {}
+    value = account.get("nonce", 0)
+    return int(value, 16) if isinstance(value, str) else int(value)
 
 
 def test_node_restarted_from_an_older_state_mid_distribution(distribution_factory, tmp_path):
@@ -225,31 +235,60 @@ def test_node_restarted_from_an_older_state_mid_distribution(distribution_factor
     stack_ = distribution_factory(node)
     try:
         stack_.start()
-        time.sleep(2.5)  # the dump now holds the funding's blocks
-        _copy_state(state, old)
+        signer_id, operator, setup_nonce = stack_.rows(
+            "select s.id, s.address, s.next_nonce from chain_signers s "
+            "where s.id = (select signer_id from chain_txs where purpose = 'fund')"
+        )[0]
+        # The older state: deployed and funded (nonces below setup_nonce), no batch yet.
+        dumped = _copy_state(state, old, lambda s: _dumped_nonce(s, operator) >= setup_nonce)
+        assert _dumped_nonce(dumped, operator) == setup_nonce
         height = int(node.rpc("eth_blockNumber"), 16)
         d_id = stack_.disburse()
-        # Batches confirmed, and final, in blocks the older state does not have.
+        # Batches final in blocks the older state does not have (final: their loss is a
+        # rollback deeper than finality, the case the watch exists for).
+        final_batches = (
+            "select id from chain_txs where purpose = 'allocate' and final_at is not null"
+        )
         stack_.wait(
             lambda: (
                 int(node.rpc("eth_blockNumber"), 16) >= height + 4
-                and stack_.confirmed_batches(d_id) >= 4
+                and len(stack_.rows(final_batches)) >= 4
             ),
-            "batches after the copy",
+            "final batches after the copy",
             60,
         )
-        lost_from = stack_.confirmed_batches(d_id)
         os.kill(node.pid, signal.SIGKILL)
         node.proc.wait(5)
+        # Read after the node died: nothing can be included any more, so each of these is in a
+        # block the restarted node does not have, and must be found lost.
+        included = {
+            tx_id
+            for (tx_id,) in stack_.rows(
+                "select id from chain_txs where signer_id = :s and nonce >= :n "
+                "and status in ('confirmed', 'reverted')",
+                s=signer_id,
+                n=setup_nonce,
+            )
+        }
+        lost_final = len(stack_.rows(final_batches))
+        assert lost_final >= 4 and len(included) >= lost_final, stack_.logs()
         restarted = Anvil(
             "--block-time", "1", "--load-state", str(old), log_dir=tmp_path, port=node.port
         )
         restarted.start()
         restarted.wait_ready()
         assert int(restarted.rpc("eth_blockNumber"), 16) < height + 4
+        assert int(restarted.rpc("eth_getTransactionCount", operator, "latest"), 16) == setup_nonce
+        # The database still says "all final" until the chain watch (every worker's sweeper,
+        # each second) compares it with the restarted node: wait for that before "completed"
+        # can mean anything.
+        rolled_back = "select count(*) from chain_txs where rollbacks > 0 and id = any(:ids)"
+        stack_.wait(
+            lambda: stack_.scalar(rolled_back, ids=list(included)) == len(included),
+            f"the {len(included)} transactions of the lost blocks to be rolled back",
+            60,
+        )
         stack_.wait(lambda: stack_.settled(d_id), "the distribution to complete again", 120)
-        rolled = stack_.scalar("select coalesce(sum(rollbacks), 0) from chain_txs")
-        assert rolled > 0 and lost_from >= 4, stack_.logs()
         assert stack_.scalar("select count(*) from chain_alerts where kind='deep_rollback'") > 0
         stack_.assert_chain_equals_database(d_id)
     finally:
