@@ -17,9 +17,10 @@ import logging
 
 from flask import current_app
 from sqlalchemy import func, select
+from web3.exceptions import TransactionNotFound
 
 from portal.chain import client, txmanager
-from portal.chain.models import INCLUDED_STATUSES, ChainSigner, ChainTx
+from portal.chain.models import CONFIRMED, INCLUDED_STATUSES, ChainSigner, ChainTx
 from portal.extensions import db
 
 log = logging.getLogger(__name__)
@@ -86,10 +87,29 @@ def _deep_rollbacks(w3) -> int:
     for tx in list(db.session.scalars(final)):
         if _same_block(w3, latest, hashes, tx.block_number, tx.block_hash):
             continue
+        if _moved(w3, tx):
+            continue
         if txmanager.roll_back(tx, "its block is no longer on the chain"):
             txmanager.ensure_follow_up(tx)
             rolled += 1
     return rolled
+
+
+def _moved(w3, tx: ChainTx) -> bool:
+    """Whether the transaction is still on the chain with the same outcome, only in another
+    block: a reorg that took it again, or the embedded chain replaying its journal into new
+    blocks at every `make run`. Its effects stand; its place is updated and its finality must
+    be earned again (the follow-ups re-check it)."""
+    try:
+        receipt = w3.eth.get_transaction_receipt(tx.tx_hash)
+    except TransactionNotFound:
+        return False
+    if receipt is None or receipt["status"] != (1 if tx.status == CONFIRMED else 0):
+        return False
+    tx.block_number = receipt["blockNumber"]
+    tx.block_hash = _hash_of({"hash": receipt["blockHash"]})
+    tx.final_at = None
+    return True
 
 
 def _same_block(w3, latest: int, hashes: dict, number: int, expected: str | None):

@@ -71,3 +71,30 @@ def test_an_edited_journal_refuses_to_replay(journaled, worker, make_project):
     journal.write_text("\n".join([lines[0], lines[2], lines[1]]) + "\n")  # out of order
     with pytest.raises(embedded.JournalError, match="cannot be replayed"):
         embedded.get(journaled.config["INSTANCE_DIR"])
+
+
+def test_a_replayed_journal_is_not_a_rollback(journaled, worker, make_project, make_beneficiary):
+    """The replay puts the same transactions into new blocks (new hashes): the chain watch must
+    move them, not roll them back and raise a deep-rollback alert at every `make run`."""
+    from sqlalchemy import func, select
+
+    from portal.chain import alerts, watch
+    from portal.chain.models import ChainTx
+
+    project = make_project(status="active")
+    people = [make_beneficiary(project=project) for _ in range(2)]
+    db.session.commit()
+    chain.deploy(worker, project)
+    chain.fund(worker, project, "50")
+    chain.allocate(worker, project, amount="5", beneficiary_ids=[p.id for p in people])
+    before = {tx.id: tx.block_hash for tx in db.session.scalars(select(ChainTx))}
+
+    _restart(journaled)
+    report = watch.run()
+
+    assert report["deep_rolled_back"] == 0
+    assert alerts.open_counts() == {}
+    assert db.session.scalar(select(func.sum(ChainTx.rollbacks))) in (0, None)
+    moved = {tx.id: tx.block_hash for tx in db.session.scalars(select(ChainTx))}
+    assert moved != before  # the replay's blocks, anchored again
+    assert all(tx.status == "confirmed" for tx in db.session.scalars(select(ChainTx)))
