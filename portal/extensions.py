@@ -11,6 +11,8 @@ from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData
 
+from portal.db_session import PortalSession
+
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING = {
     "ix": "ix_%(column_0_label)s",
@@ -20,7 +22,9 @@ NAMING = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING))
+db = SQLAlchemy(
+    metadata=MetaData(naming_convention=NAMING), session_options={"class_": PortalSession}
+)
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()

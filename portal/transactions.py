@@ -27,6 +27,7 @@ from sqlalchemy.exc import (
 )
 from sqlalchemy.orm import Session
 
+from portal.audit import chaining
 from portal.extensions import db
 
 log = logging.getLogger(__name__)
@@ -136,7 +137,11 @@ def finish() -> None:
     """
     sess = db.session()
     if request.method in SAFE_METHODS and not (
-        sess.info.get(_WROTE) or sess.new or sess.dirty or sess.deleted
+        sess.info.get(_WROTE)
+        or sess.new
+        or sess.dirty
+        or sess.deleted
+        or chaining.has_pending(sess)
     ):
         return
     sess.commit()

@@ -5,63 +5,23 @@ Summaries and data never carry personal data: callers pass ids and field names, 
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
 from flask import has_request_context
 from flask_login import current_user
 from sqlalchemy import inspect, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from portal.audit import chaining
 from portal.audit.models import GENESIS, AuditEntry, AuditHead
 from portal.extensions import db
 from portal.timeutil import utcnow
-
-
-def _digest(entry: AuditEntry) -> str:
-    body = [
-        entry.seq,
-        entry.at.isoformat(timespec="microseconds"),
-        entry.actor_id,
-        entry.actor_label,
-        entry.action,
-        entry.target_type,
-        entry.target_id,
-        entry.project_id,
-        entry.summary,
-        entry.data,
-        entry.prev_hash,
-    ]
-    raw = json.dumps(body, separators=(",", ":"), sort_keys=True, default=str)
-    return hashlib.sha256(raw.encode()).hexdigest()
 
 
 def _current_actor() -> tuple[int | None, str]:
     if has_request_context() and current_user and current_user.is_authenticated:
         return current_user.id, f"user:{current_user.id}"
     return None, "system"
-
-
-def _locked_head() -> AuditHead:
-    # populate_existing: after waiting for the lock, take the row as committed, not a copy
-    # this session loaded earlier.
-    locked = (
-        select(AuditHead)
-        .where(AuditHead.id == 1)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    )
-    head = db.session.execute(locked).scalar_one_or_none()
-    if head is None:
-        # The very first entry: concurrent first appends must not collide on creating the row.
-        insert = pg_insert if db.session.get_bind().dialect.name == "postgresql" else sqlite_insert
-        db.session.execute(
-            insert(AuditHead).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing()
-        )
-        head = db.session.execute(locked).scalar_one()
-    return head
 
 
 def record(
@@ -76,7 +36,11 @@ def record(
     actor_id: int | None = None,
     actor_label: str | None = None,
 ) -> AuditEntry:
-    """Append an entry in the caller's transaction (it commits or rolls back with the change)."""
+    """Append an entry in the caller's transaction (it commits or rolls back with the change).
+
+    The entry is numbered and linked into the chain when the transaction commits (see
+    ``portal.audit.chaining``); until then its ``seq`` and ``hash`` are empty.
+    """
     if target is not None:
         db.session.flush()  # a new target needs its id
         target_type = target_type or target.__tablename__
@@ -85,9 +49,7 @@ def record(
         target_id = key[0] if len(key) == 1 else "/".join(map(str, key)) or None
     if actor_label is None:
         actor_id, actor_label = _current_actor()
-    head = _locked_head()
     entry = AuditEntry(
-        seq=head.seq + 1,
         at=utcnow(),
         actor_id=actor_id,
         actor_label=actor_label,
@@ -97,12 +59,8 @@ def record(
         project_id=project_id,
         summary=summary[:500],
         data=json.dumps(data or {}, separators=(",", ":"), sort_keys=True, default=str),
-        prev_hash=head.hash,
     )
-    entry.hash = _digest(entry)
-    head.seq, head.hash = entry.seq, entry.hash
-    db.session.add(entry)
-    db.session.flush()
+    chaining.hold(db.session(), entry)
     return entry
 
 
@@ -136,7 +94,7 @@ def verify(batch: int = 1000) -> Verification:
                 problems.append(f"entries {expected_seq}..{entry.seq - 1} are missing")
             if entry.prev_hash != prev_hash:
                 problems.append(f"entry {entry.seq} does not link to the entry before it")
-            if _digest(entry) != entry.hash:
+            if chaining.digest(entry) != entry.hash:
                 problems.append(f"entry {entry.seq} was changed after it was written")
             expected_seq, prev_hash, last_seq = entry.seq + 1, entry.hash, entry.seq
             checked += 1

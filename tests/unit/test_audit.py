@@ -10,6 +10,7 @@ import threading
 import pytest
 from sqlalchemy import func, select, text
 
+from portal.audit import chaining
 from portal.audit import services as audit
 from portal.audit.models import AuditEntry
 from portal.extensions import db
@@ -75,7 +76,7 @@ def test_editing_an_entry_and_recomputing_its_hash_breaks_the_next_link(chain):
     entry = db.session.scalar(select(AuditEntry).where(AuditEntry.seq == 2))
     _tamper(
         "UPDATE audit_entries SET hash = :hash WHERE seq = 2",
-        hash=audit._digest(entry),
+        hash=chaining.digest(entry),
     )
     result = audit.verify()
     assert not result.ok
@@ -112,6 +113,65 @@ def test_a_rolled_back_change_leaves_no_entry_and_no_gap(chain):
     seqs = db.session.scalars(select(AuditEntry.seq).order_by(AuditEntry.seq)).all()
     assert seqs == [1, 2, 3, 4, 5, 6]
     assert audit.verify().ok
+
+
+def _summaries() -> list[str]:
+    return db.session.scalars(select(AuditEntry.summary).order_by(AuditEntry.seq)).all()
+
+
+def test_an_entry_is_linked_only_when_its_transaction_commits(chain):
+    entry = audit.record("test.event", "Held")
+    assert entry.seq is None and entry.hash is None  # nothing locked or numbered yet
+    db.session.commit()
+    assert entry.seq == chain + 1
+    assert audit.verify().ok
+
+
+def test_entries_follow_their_savepoints(chain):
+    """A savepoint rolled back drops what was recorded inside it (nested ones too); a savepoint
+    released keeps it; the order of the kept entries is the order they were recorded in."""
+    audit.record("test.event", "outer before")
+    kept = db.session.begin_nested()
+    audit.record("test.event", "released savepoint")
+    kept.commit()
+    dropped = db.session.begin_nested()
+    audit.record("test.event", "rolled back savepoint")
+    inner = db.session.begin_nested()
+    audit.record("test.event", "inside the rolled back one")
+    inner.commit()
+    dropped.rollback()
+    audit.record("test.event", "outer after")
+    db.session.commit()
+    assert _summaries()[chain:] == ["outer before", "released savepoint", "outer after"]
+    assert audit.verify().ok
+
+
+def test_a_refused_step_drops_its_entries_and_keeps_the_rest(chain):
+    from portal.errors import DomainError
+    from portal.transactions import attempt
+
+    audit.record("test.event", "before the step")
+    with pytest.raises(DomainError), attempt():
+        audit.record("test.event", "the refused step")
+        raise DomainError("refused")
+    db.session.commit()
+    assert _summaries()[chain:] == ["before the step"]
+
+
+def test_reading_the_log_in_the_same_transaction_sees_its_own_entries(chain):
+    audit.record("test.event", "read back")
+    count = db.session.scalar(select(func.count()).select_from(AuditEntry))
+    assert count == chain + 1
+    db.session.rollback()
+    assert db.session.scalar(select(func.count()).select_from(AuditEntry)) == chain
+
+
+def test_a_closed_session_forgets_its_entries(chain):
+    audit.record("test.event", "never committed")
+    db.session.close()
+    audit.record("test.event", "next transaction")
+    db.session.commit()
+    assert _summaries()[chain:] == ["next transaction"]
 
 
 def test_csv_export_streams_every_entry_outside_the_tests_context(app, chain, make_user, passwords):
