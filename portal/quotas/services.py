@@ -92,7 +92,12 @@ def wait(bucket: str, key: str, config_name: str) -> int:
     now = utcnow()
     longest = 0.0
     for rule in rules(config_name):
-        recent = db.session.scalars(
+        if rule.amount <= 0:
+            longest = max(longest, float(rule.seconds))
+            continue
+        # Only the ``amount``-th most recent hit in the window matters: if it exists the window
+        # is full, and it is the one that must leave first. One row, whatever the limit.
+        nth = db.session.scalar(
             select(QuotaHit.at)
             .where(
                 QuotaHit.bucket == bucket,
@@ -100,12 +105,11 @@ def wait(bucket: str, key: str, config_name: str) -> int:
                 QuotaHit.at > now - timedelta(seconds=rule.seconds),
             )
             .order_by(QuotaHit.at.desc())
-            .limit(rule.amount)
-        ).all()
-        if rule.amount <= 0 or len(recent) >= rule.amount:
-            # The oldest of the last ``amount`` hits must leave the window first.
-            oldest = recent[-1] if recent else now
-            ready = oldest + timedelta(seconds=rule.seconds)
+            .offset(rule.amount - 1)
+            .limit(1)
+        )
+        if nth is not None:
+            ready = nth + timedelta(seconds=rule.seconds)
             longest = max(longest, (ready - now).total_seconds())
     return int(longest + 0.999) if longest > 0 else 0
 
