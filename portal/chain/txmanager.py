@@ -96,8 +96,10 @@ def submit(
     ref: tuple[str, int] | None = None,
     value: int = 0,
     gas_limit: int | None = None,
+    signer: ChainSigner | None = None,
 ) -> ChainTx:
-    """Prepare a transaction from the operator in the caller's unit of work (see module doc).
+    """Prepare a transaction from the operator (or ``signer``, e.g. the treasury for a mint)
+    in the caller's unit of work (see module doc).
 
     A call that would revert raises ``Reverted`` with its refused record flushed: the record is
     kept only if the caller commits (a job handler returns, or raises ``RefusedJob``). A caller
@@ -105,7 +107,7 @@ def submit(
     on chain by the follow-up instead.
     """
     w3 = client.web3()
-    signer = signers.operator()
+    signer = signer or signers.operator()
     signers.ensure_gas(signer)
     _sync_once(signer, w3)
     ref_type, ref_id = ref or (None, None)
