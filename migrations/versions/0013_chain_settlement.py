@@ -60,9 +60,30 @@ def upgrade():
         sa.Column("created_at", sa.DateTime(), nullable=False),
     )
     op.create_index("ix_chain_settlements_project_id", "chain_settlements", ["project_id"])
+    op.create_table(
+        "chain_migrations",
+        sa.Column(
+            "project_id",
+            sa.Integer(),
+            sa.ForeignKey("projects.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column("status", sa.String(12), nullable=False),
+        sa.Column("old_token_address", sa.String(42), nullable=False),
+        sa.Column("old_contract_address", sa.String(42), nullable=False),
+        sa.Column("old_contract_tx_id", sa.Integer(), sa.ForeignKey("chain_txs.id")),
+        sa.Column("new_token_address", sa.String(42)),
+        sa.Column("new_contract_address", sa.String(42)),
+        sa.Column("entitlements_total", sa.BigInteger()),
+        sa.Column("vendors_total", sa.BigInteger()),
+        sa.Column("unallocated", sa.BigInteger()),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.Column("finished_at", sa.DateTime()),
+    )
 
 
 def downgrade():
+    op.drop_table("chain_migrations")
     op.drop_index("ix_chain_settlements_project_id", "chain_settlements")
     op.drop_table("chain_settlements")
     op.drop_table("chain_vendors")

@@ -121,13 +121,17 @@ def verify_project(pc: ProjectChain) -> ProjectResult:
 
 def read_chain(pc: ProjectChain) -> ChainLedger:
     """Rebuild entitlements, vendor balances and settlements from the contract's logs."""
+    start = db.session.scalar(select(ChainTx.block_number).where(ChainTx.id == pc.contract_tx_id))
+    return read_logs(pc.contract_address, start or 0)
+
+
+def read_logs(contract_address: str, start: int) -> ChainLedger:
+    """The ledger of one entitlements contract (either version) from block ``start`` on."""
     w3 = client.web3()
     ledger = ChainLedger()
-    start = db.session.scalar(select(ChainTx.block_number).where(ChainTx.id == pc.contract_tx_id))
-    start = start or 0
     latest = w3.eth.block_number
     step = max(int(current_app.config.get("CHAIN_LOG_BLOCK_RANGE", 5_000)), 1)
-    address = Web3.to_checksum_address(pc.contract_address)
+    address = Web3.to_checksum_address(contract_address)
     ent, vendors = ledger.entitlements, ledger.vendors
     for low in range(start, latest + 1, step):
         high = min(low + step - 1, latest)

@@ -258,3 +258,29 @@ class ChainSettlement(db.Model):
     status: Mapped[str] = mapped_column(String(10), default=SETTLING)
     tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChainMigration(db.Model):
+    """A version-1 project moving to the version-2 contracts (``flask chain-migrate``).
+
+    Every step is a transaction found again by its ref (``chain_migration``, project id) and
+    purpose, or a fact read from the chain, so an interrupted migration resumes where it stood.
+    """
+
+    __tablename__ = "chain_migrations"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(12), default="started")
+    old_token_address: Mapped[str] = mapped_column(String(42))
+    old_contract_address: Mapped[str] = mapped_column(String(42))
+    old_contract_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    new_token_address: Mapped[str | None] = mapped_column(String(42))
+    new_contract_address: Mapped[str | None] = mapped_column(String(42))
+    # What was carried over, in base units, once the old contracts are frozen.
+    entitlements_total: Mapped[int | None] = mapped_column(BigInteger)
+    vendors_total: Mapped[int | None] = mapped_column(BigInteger)
+    unallocated: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]
