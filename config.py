@@ -132,12 +132,18 @@ class Config:
     # transaction and per day: allocate, redeem, settle. Set at deploy; the admin (treasury)
     # changes them on chain with `flask chain-caps`.
     CHAIN_CAPS: ClassVar[dict] = {
-        "allocate": (env_int("CHAIN_CAP_ALLOCATE_TX", 50_000_000),
-                     env_int("CHAIN_CAP_ALLOCATE_DAY", 500_000_000)),
-        "redeem": (env_int("CHAIN_CAP_REDEEM_TX", 100_000),
-                   env_int("CHAIN_CAP_REDEEM_DAY", 50_000_000)),
-        "settle": (env_int("CHAIN_CAP_SETTLE_TX", 10_000_000),
-                   env_int("CHAIN_CAP_SETTLE_DAY", 100_000_000)),
+        "allocate": (
+            env_int("CHAIN_CAP_ALLOCATE_TX", 50_000_000),
+            env_int("CHAIN_CAP_ALLOCATE_DAY", 500_000_000),
+        ),
+        "redeem": (
+            env_int("CHAIN_CAP_REDEEM_TX", 100_000),
+            env_int("CHAIN_CAP_REDEEM_DAY", 50_000_000),
+        ),
+        "settle": (
+            env_int("CHAIN_CAP_SETTLE_TX", 10_000_000),
+            env_int("CHAIN_CAP_SETTLE_DAY", 100_000_000),
+        ),
     }
     CHAIN_EMBEDDED_ALLOWED = True
     CHAIN_MIN_GAS_BALANCE_WEI = env_int("CHAIN_MIN_GAS_BALANCE_WEI", 10**17)

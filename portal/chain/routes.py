@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -10,12 +12,14 @@ from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
 from portal.chain import alerts, setup, txmanager, wallets
-from portal.chain.forms import DeployForm, FundForm, WalletForm
+from portal.chain.forms import DeployForm, FundForm, LedgerCheckForm, WalletForm
 from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
-from portal.jobs import attention
+from portal.jobs import attention, dispatch
+from portal.jobs.kinds import CHAIN_LEDGER_VERIFY
+from portal.jobs.models import Job
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -228,3 +232,40 @@ def set_wallet(beneficiary_id: int):
     else:
         flash("The form expired; try again.", "error")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id) + "#wallet")
+
+
+@bp.get("/chain/ledger")
+@permission_required("chain.read")
+def ledger(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    job = db.session.scalar(
+        select(Job)
+        .where(Job.project_id == project.id, Job.kind == CHAIN_LEDGER_VERIFY.name)
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+    result = json.loads(job.result_json) if job is not None and job.result_json else None
+    return render_template(
+        "chain/ledger.html",
+        project=project,
+        pc=setup.state(project.id),
+        job=job,
+        result=result,
+        form=LedgerCheckForm(),
+    )
+
+
+@bp.post("/chain/ledger")
+@permission_required("chain.read")
+def ledger_check(project_id: int):
+    """Start a check; it reads the whole event log, so it runs as a job (reports queue)."""
+    project = projects.get_visible(current_user, project_id)
+    if LedgerCheckForm().validate_on_submit():
+        dispatch.enqueue(
+            CHAIN_LEDGER_VERIFY.name,
+            {"project_id": project.id},
+            project_id=project.id,
+            created_by_id=current_user.id,
+        )
+        flash("Ledger check started: the result appears here when it is done.")
+    return redirect(url_for("chain.ledger", project_id=project.id))

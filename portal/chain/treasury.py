@@ -108,7 +108,8 @@ def look_for_mint(funding_id: int) -> str:
             setup._apply_funding(funding, None, tx_hash)
             change(Funding, funding.id, (PENDING,), CONFIRMED)
             return f"mint found in {tx_hash}"
-    watch(funding, delay_ms=int(current_app.config["CHAIN_POLL_SECONDS"]) * 1000)
+    # Signers may take hours: a look every CHAIN_MINT_WATCH_SECONDS, not every block.
+    watch(funding, delay_ms=int(current_app.config.get("CHAIN_MINT_WATCH_SECONDS", 60)) * 1000)
     return "not on chain yet"
 
 
