@@ -94,7 +94,7 @@ def test_the_operator_cannot_mint_on_a_version_2_project(funded):
     _project, pc, _, _ = funded
     data = contracts.encode(contracts.PROJECT_TOKEN, "mint", pc.contract_address, 1)
     with pytest.raises(txmanager.Reverted, match="AccessControlUnauthorizedAccount"):
-        txmanager.submit(purpose="fund", to=pc.token_address, data=data, project_id=project.id)
+        txmanager.submit(purpose="fund", to=pc.token_address, data=data, project_id=pc.project_id)
 
 
 def test_production_refuses_to_start_without_a_treasury(monkeypatch):
