@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
@@ -11,7 +12,8 @@ from sqlalchemy import func, select
 from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
-from portal.chain import alerts, setup, txmanager, wallets
+from portal.chain import alerts, setup, treasury, txmanager, wallets
+from portal.chain import caps as chain_caps
 from portal.chain.forms import DeployForm, FundForm, LedgerCheckForm, WalletForm
 from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
@@ -24,6 +26,7 @@ from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
 
+log = logging.getLogger(__name__)
 bp = Blueprint("chain", __name__, url_prefix="/projects/<int:project_id>")
 
 
@@ -47,7 +50,15 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
         .order_by(Funding.id.desc())
         .limit(20)
     ).all()
-    money = None
+    money, caps_found, awaiting = None, {}, []
+    if pc is not None and pc.status == DEPLOYED and pc.version >= 2:
+        try:
+            caps_found = chain_caps.read(project.id)
+        except Exception:  # a page without the caps table is better than no page
+            log.warning("could not read the caps of project %s", project.id, exc_info=True)
+        awaiting = [
+            {"funding": f, "tx": treasury.prepared_mint(f)} for f in treasury.awaiting(project.id)
+        ]
     if pc is not None:
         committed = disbursements.committed_total(project.id)
         money = {
@@ -65,6 +76,8 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
             fundings=fundings,
             deploy_form=deploy_form,
             fund_form=fund_form,
+            caps=caps_found,
+            awaiting=awaiting,
         ),
         status,
     )

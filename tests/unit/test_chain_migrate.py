@@ -80,12 +80,16 @@ def test_migration_carries_every_balance_over_once(app, worker, old_project):
 
     # The old pair is frozen for good: the operator holds no role there any more.
     operator = signers.operator().address
-    assert not contracts.at(contracts.ENTITLEMENTS, old_contract).functions.hasRole(
-        OPERATOR, operator
-    ).call()
-    assert not contracts.at(contracts.PROJECT_TOKEN, old_token).functions.hasRole(
-        MINTER, operator
-    ).call()
+    assert (
+        not contracts.at(contracts.ENTITLEMENTS, old_contract)
+        .functions.hasRole(OPERATOR, operator)
+        .call()
+    )
+    assert (
+        not contracts.at(contracts.PROJECT_TOKEN, old_token)
+        .functions.hasRole(MINTER, operator)
+        .call()
+    )
 
     verified = ledger_verify.verify([project.id])
     assert verified.mismatches == 0, verified.projects[0].mismatches
