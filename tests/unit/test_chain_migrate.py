@@ -110,7 +110,7 @@ def test_migration_carries_every_balance_over_once(app, worker, old_project):
 
 
 def test_an_interrupted_migration_resumes_without_doubling(app, worker, old_project):
-    project, people, _ = old_project
+    project, _people, _ = old_project
     # Two steps, then the process "dies": the token is deployed, the contract is on its way.
     assert migrate.advance(project.id) == "token sent"
     db.session.commit()
