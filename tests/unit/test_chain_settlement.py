@@ -245,3 +245,46 @@ def test_a_version_1_project_cannot_settle(app, worker, make_project):
     chain.deploy(worker, project)
     with pytest.raises(Conflict):
         settlement.prepare_settle(project.id, "S-4", 1, 100)
+
+
+def test_the_treasury_changes_caps_and_the_contract_holds_the_operator_to_them(funded, worker, app):
+    project, pc, (person, _), vendor = funded
+    result = app.test_cli_runner().invoke(
+        args=[
+            "chain-caps",
+            "--project",
+            str(project.id),
+            "--action",
+            "redeem",
+            "--per-tx",
+            "5.00",
+            "--per-day",
+            "8.00",
+        ]
+    )
+    assert result.exit_code == 0, result.output
+    db.session.expire_all()
+    worker.run("contracts")
+    from portal.chain import caps
+
+    assert caps.read(project.id)["redeem"] == {"per_tx": 500, "per_day": 800, "left_today": 800}
+    tx = db.session.scalar(select(ChainTx).where(ChainTx.purpose == "caps"))
+    assert tx.signer.name == signers.TREASURY and tx.status == "confirmed"
+    # Over the cap per transaction: the contract refuses the redeem, the redemption fails.
+    redemption = redeem(worker, project, pc, person, vendor, amount=600)
+    assert redemption.status == "failed"
+    assert "OverTransactionCap" in (redemption.error or "")
+    bad = app.test_cli_runner().invoke(
+        args=[
+            "chain-caps",
+            "--project",
+            str(project.id),
+            "--action",
+            "redeem",
+            "--per-tx",
+            "9.00",
+            "--per-day",
+            "8.00",
+        ]
+    )
+    assert bad.exit_code == 1 and "above the cap per day" in bad.output
