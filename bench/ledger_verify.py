@@ -78,6 +78,13 @@ def run(args) -> dict:
             _, (project,), (group,) = _data.create_schema_and_staff()
             projects.change_status(project, "active")
             insert_people(project, group, args.people)
+            # 200 batches are signed at once, before the operator's gas top-up (ten times
+            # CHAIN_MIN_GAS_BALANCE_WEI) is asked again: give both signers plenty up front.
+            from portal.chain import signers as chain_signers
+
+            for signer in (chain_signers.operator(), chain_signers.treasury()):
+                node.rpc("anvil_setBalance", signer.address, hex(10**24))
+            db.session.commit()
             setup.start_deploy(project, "LEDGER", 2, None)
             db.session.commit()
             run_jobs_inline()
