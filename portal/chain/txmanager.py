@@ -287,6 +287,11 @@ def _broadcast(tx: ChainTx, version: ChainTxBroadcast) -> bool:
         text = str(exc)
         if "already known" in text.lower():
             return _mark_sent(tx, version)
+        if "insufficient funds" in text.lower():
+            # The remembered balance is wrong: a reorg can drop the gas top-up itself (sent by
+            # the faucet, not recorded here). Ask again and top up before the next re-send.
+            client.forget_balance(tx.signer.address, w3)
+            signers.ensure_gas(tx.signer)
         # Kept PENDING: the follow-up re-sends it; the page shows why it has not gone yet.
         version.send_error = text[:500]
         tx.error = f"Not accepted by the node yet: {text[:300]}"
