@@ -288,3 +288,16 @@ def test_the_treasury_changes_caps_and_the_contract_holds_the_operator_to_them(f
         ]
     )
     assert bad.exit_code == 1 and "above the cap per day" in bad.output
+
+
+def test_a_settlement_requested_from_a_job_is_signed_by_the_job(funded, worker):
+    project, pc, (person, _), vendor = funded
+    redeem(worker, project, pc, person, vendor, amount=700)
+    row = settlement.request_settle(project.id, "S-job", vendor.id, 700)
+    assert row.tx_id is None
+    db.session.commit()
+    worker.run("contracts")
+    row = db.session.get(ChainSettlement, row.id)
+    assert row.status == "settled" and row.tx_id is not None
+    assert settlement.vendor_balance(project.id, vendor.id) == 0
+    assert settlement.send(row.id).endswith("(confirmed)")  # again: the same transaction
