@@ -131,10 +131,10 @@ def account(signer: ChainSigner) -> LocalAccount:
     key = (signer.id, signer.address)
     found = _accounts.get(key)
     if found is None:
-        key = treasury_key() if signer.name == TREASURY else signer.private_key
-        if not key or key == NO_KEY:
+        secret = treasury_key() if signer.name == TREASURY else signer.private_key
+        if not secret or secret == NO_KEY:
             raise ValueError(f"signer {signer.name}: no key at hand")
-        found = Account.from_key(key)
+        found = Account.from_key(secret)
         if found.address != signer.address:  # a row edited by hand: never sign with it
             raise ValueError(f"signer {signer.name}: its key is not its address's")
         _accounts[key] = found
