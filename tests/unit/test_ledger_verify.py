@@ -9,7 +9,8 @@ import re
 from eth_account import Account
 from sqlalchemy import select, update
 
-from portal.chain import addresses, client, ledger_verify, settlement, setup, signers, treasury
+from portal.chain import addresses, ledger_verify, settlement, setup, signers, treasury
+from portal.chain import client as chain_client
 from portal.chain.models import ChainSettlement, Funding
 from portal.comms.models import OutboxMessage
 from portal.disbursements.models import Entitlement
@@ -119,7 +120,9 @@ def test_the_staff_page_runs_the_check_as_a_job(
 # ---- a multisig treasury ----
 
 
-def test_multisig_funding_waits_for_the_signers_mint(app, worker, make_project, make_beneficiary):
+def test_multisig_funding_waits_for_the_signers_mint(
+    app, worker, make_project, client, login, make_user
+):
     outside = Account.create()  # held by the signers, never given to the portal
     app.config["CHAIN_TREASURY_ADDRESS"] = outside.address
     app.config["CHAIN_TREASURY_KEY"] = None
@@ -135,9 +138,14 @@ def test_multisig_funding_waits_for_the_signers_mint(app, worker, make_project, 
 
     prepared = treasury.prepared_mint(funding)
     assert prepared["to"] == pc.token_address and prepared["from"] == outside.address
+    # Staff see the unsigned transaction to hand to the signers.
+    login(client, make_user("admin"))
+    page = client.get(f"/projects/{project.id}/chain").get_data(as_text=True)
+    assert "Waiting for the treasury" in page
+    assert prepared["data"] in page and prepared["to"] in page
     # The signers send it from their own wallet (here: the key the portal never saw).
-    w3 = client.web3()
-    faucet = Account.from_key(client.faucet_key())
+    w3 = chain_client.web3()
+    faucet = Account.from_key(chain_client.faucet_key())
     fee = {"maxFeePerGas": 10**11, "maxPriorityFeePerGas": 10**9, "type": 2}
     gas_money = {
         "to": outside.address,
