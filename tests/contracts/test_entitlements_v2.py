@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import pytest
 from eth_utils import keccak
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from web3.contract import Contract
 
 from .conftest import (
@@ -375,3 +377,71 @@ def test_gas_per_settlement_is_measured(ready, capsys):
         print(f"\nEntitlementsV2.settle gas: first {first}, later {later}")
     # A fresh settlement id slot, a vendor balance, the daily usage and a burn.
     assert later < 90_000
+
+
+# ---- the books balance whatever the order of operations ----
+
+OPS = st.lists(
+    st.tuples(
+        st.sampled_from(["allocate", "redeem", "settle", "revoke", "unregister"]),
+        st.integers(min_value=0, max_value=2),  # which beneficiary / vendor
+        st.integers(min_value=1, max_value=900),  # amount
+    ),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ops=OPS)
+def test_the_books_always_balance(ops):
+    """Any sequence of value moves, refused or not, keeps every total exact: what each call
+    changes is mirrored in Python, and a refused call changes nothing."""
+    from web3 import EthereumTesterProvider, Web3
+
+    chain = Chain(Web3(EthereumTesterProvider()))
+    p = deploy(chain)
+    p.fund(5_000)
+    vendors = [chain.actors.vendor, chain.actors.treasury, chain.actors.outsider]
+    for v in vendors:
+        p.register(v)
+    ent = dict.fromkeys(BENEFICIARIES, 0)
+    held = dict.fromkeys(vendors, 0)
+    burned = 0
+    for n, (op, who, amount) in enumerate(ops):
+        person, vendor = BENEFICIARIES[who], vendors[who]
+        if op == "allocate":
+            fn = p.ent.functions.allocate(batch_id(f"h{n}"), [person], amount)
+            ok = amount <= p.view("available")
+            if ok:
+                ent[person] += amount
+        elif op == "redeem":
+            fn = p.ent.functions.redeem(redemption_id(f"h{n}"), person, vendor, amount)
+            ok = amount <= ent[person] and p.view("isVendor", vendor)
+            if ok:
+                ent[person] -= amount
+                held[vendor] += amount
+        elif op == "settle":
+            fn = p.ent.functions.settle(settlement_id(f"h{n}"), vendor, amount)
+            ok = amount <= held[vendor]
+            if ok:
+                held[vendor] -= amount
+                burned += amount
+        elif op == "revoke":
+            fn = p.ent.functions.revoke(person)
+            ok = True
+            ent[person] = 0
+        else:
+            fn = p.ent.functions.unregisterVendor(vendor)
+            ok = True
+        tx = fn.transact({"from": chain.actors.operator, "gas": 8_000_000})
+        status = chain.w3.eth.wait_for_transaction_receipt(tx)["status"]
+        assert status == (1 if ok else 0), (op, who, amount)
+        for person_ in BENEFICIARIES:
+            assert p.view("entitlementOf", person_) == ent[person_]
+        for vendor_ in vendors:
+            assert p.view("vendorBalanceOf", vendor_) == held[vendor_]
+        assert p.view("outstanding") == sum(ent.values())
+        assert p.view("vendorHeld") == sum(held.values())
+        assert p.token.functions.totalSupply().call() == 5_000 - burned
+        p.assert_books()
