@@ -119,6 +119,32 @@ class Config:
     # encrypted. The faucet key (dev nodes such as anvil only) pays the operator's gas.
     CHAIN_OPERATOR_KEY = env_str("CHAIN_OPERATOR_KEY")
     CHAIN_FAUCET_KEY = env_str("CHAIN_FAUCET_KEY")
+    # The treasury signer holds DEFAULT_ADMIN and MINTER on version-2 project contracts and
+    # signs every mint. Never stored beside the operator key: CHAIN_TREASURY_KEY comes from the
+    # environment only; without it, development keeps a generated key in its own file
+    # (instance/chain-treasury.key, 0600). CHAIN_TREASURY_ADDRESS without a key is multisig
+    # mode: the portal prepares unsigned mints for the signers and waits for them on chain.
+    CHAIN_TREASURY_KEY = env_str("CHAIN_TREASURY_KEY")
+    CHAIN_TREASURY_ADDRESS = env_str("CHAIN_TREASURY_ADDRESS")
+    # Contract version deployed for new entitlement projects (1 only to reproduce old projects).
+    CHAIN_CONTRACT_VERSION = env_int("CHAIN_CONTRACT_VERSION", 2)
+    # On-chain caps of the operator on version-2 contracts, in whole currency units, per
+    # transaction and per day: allocate, redeem, settle. Set at deploy; the admin (treasury)
+    # changes them on chain with `flask chain-caps`.
+    CHAIN_CAPS: ClassVar[dict] = {
+        "allocate": (
+            env_int("CHAIN_CAP_ALLOCATE_TX", 50_000_000),
+            env_int("CHAIN_CAP_ALLOCATE_DAY", 500_000_000),
+        ),
+        "redeem": (
+            env_int("CHAIN_CAP_REDEEM_TX", 100_000),
+            env_int("CHAIN_CAP_REDEEM_DAY", 50_000_000),
+        ),
+        "settle": (
+            env_int("CHAIN_CAP_SETTLE_TX", 10_000_000),
+            env_int("CHAIN_CAP_SETTLE_DAY", 100_000_000),
+        ),
+    }
     CHAIN_EMBEDDED_ALLOWED = True
     CHAIN_MIN_GAS_BALANCE_WEI = env_int("CHAIN_MIN_GAS_BALANCE_WEI", 10**17)
     # The follow-up job waits this long for a receipt before scheduling another look.
@@ -218,6 +244,8 @@ class ProductionConfig(Config):
     # A public chain makes a block every few seconds: five minutes without one is an outage.
     CHAIN_STALE_SECONDS = env_int("CHAIN_STALE_SECONDS", 300)
     REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL", "WEB3_PROVIDER_URI")
+    # At least one of each group: a treasury key, or a multisig treasury address.
+    REQUIRED_ONE_OF = (("CHAIN_TREASURY_KEY", "CHAIN_TREASURY_ADDRESS"),)
 
 
 class TestConfig(Config):

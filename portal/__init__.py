@@ -18,6 +18,11 @@ class MissingSecrets(RuntimeError):
 
 def _load_secrets(app: Flask) -> None:
     missing = [name for name in app.config.get("REQUIRED", ()) if not os.environ.get(name)]
+    missing += [
+        " or ".join(group)
+        for group in app.config.get("REQUIRED_ONE_OF", ())
+        if not any(os.environ.get(name) for name in group)
+    ]
     if missing:
         raise MissingSecrets(
             "Production needs these environment variables, which are not set: "
@@ -124,7 +129,9 @@ def create_app(
 def _connect_listeners() -> None:
     from portal.accounts import listeners as account_listeners
     from portal.audit import listeners as audit_listeners
+    from portal.chain import settlement as chain_settlement
     from portal.chain import setup as chain_setup
+    from portal.chain import vendors as chain_vendors
     from portal.dashboard import live as dashboard_live
     from portal.disbursements import services as disbursements
     from portal.redemptions import listeners as redemption_listeners
@@ -135,6 +142,8 @@ def _connect_listeners() -> None:
     account_listeners.connect()
     vendor_listeners.connect()
     chain_setup.connect()
+    chain_vendors.connect()
+    chain_settlement.connect()
     disbursements.connect()
     dashboard_live.connect()
     redemption_listeners.connect()

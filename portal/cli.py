@@ -25,6 +25,9 @@ def init_app(app: Flask) -> None:
         health,
     ):
         app.cli.add_command(command)
+    from portal.chain import cli as chain_cli
+
+    chain_cli.init_app(app)
 
 
 @click.command("create-user")

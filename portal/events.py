@@ -46,6 +46,10 @@ chain_tx_undone = _signals.signal("chain-tx-undone")
 chain_alert = _signals.signal("chain-alert")
 chain_alert_resolved = _signals.signal("chain-alert-resolved")
 project_chain_changed = _signals.signal("project-chain-changed")
+# A settle call took effect ("chain.settled"), was undone by the chain ("chain.settle_undone")
+# or failed for good ("chain.settle_failed"); sender: the ChainSettlement. The settlement flow
+# listens to move its own record (see portal/chain/settlement.py).
+chain_settlement_changed = _signals.signal("chain-settlement-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
 
 job_retried = _signals.signal("job-retried")

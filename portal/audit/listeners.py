@@ -69,6 +69,7 @@ LISTENERS = {
     events.chain_alert: _record,
     events.chain_alert_resolved: _record,
     events.project_chain_changed: _record,
+    events.chain_settlement_changed: _record,
     events.disbursement_changed: _record,
     events.job_retried: _record,
     events.job_cancelled: _record,

@@ -44,3 +44,11 @@ def vendor_address(vendor_id: int) -> str:
         crypto.derived_key("chain"), f"vendor:{vendor_id}".encode(), hashlib.sha256
     ).digest()
     return to_checksum_address(digest[-20:])
+
+
+def settlement_key(key: str) -> str:
+    """The bytes32 id of a settlement, from the settlement flow's own reference (keyed)."""
+    digest = hmac.new(
+        crypto.derived_key("chain"), f"settlement:{key}".encode(), hashlib.sha256
+    ).hexdigest()
+    return "0x" + digest

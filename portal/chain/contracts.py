@@ -13,6 +13,27 @@ from portal.chain import artifacts, client
 PROJECT_TOKEN = "ProjectToken"  # noqa: S105 - a contract name, not a secret
 ENTITLEMENTS = "Entitlements"
 CASH_TRANSFER = "CashTransfer"
+# Version 2 (see ProjectChain.version): vendor balances, settle, caps, pause, allow-list.
+PROJECT_TOKEN_V2 = "ProjectTokenV2"  # noqa: S105 - a contract name, not a secret
+ENTITLEMENTS_V2 = "EntitlementsV2"
+# EntitlementsV2.Action, the index of each capped value move.
+CAP_ACTIONS = ("allocate", "redeem", "settle")
+
+
+def contract_name(pc) -> str:
+    """The artifact of a project's contract: ``contract_kind`` in the version it was deployed."""
+    if pc.contract_kind == ENTITLEMENTS and (pc.version or 1) >= 2:
+        return ENTITLEMENTS_V2
+    return pc.contract_kind
+
+
+def token_name(pc) -> str:
+    return PROJECT_TOKEN_V2 if (pc.version or 1) >= 2 else PROJECT_TOKEN
+
+
+def of_project(pc):
+    """The project's contract bound with the ABI of the version it runs."""
+    return at(contract_name(pc), pc.contract_address)
 
 
 @cache
@@ -43,7 +64,7 @@ def at(name: str, address: str):
 def _errors() -> dict[str, tuple[str, list[str], list[str]]]:
     """Custom errors of every portal contract by 4-byte selector (OpenZeppelin's included)."""
     found = {}
-    for name in (PROJECT_TOKEN, ENTITLEMENTS, CASH_TRANSFER):
+    for name in (PROJECT_TOKEN, ENTITLEMENTS, CASH_TRANSFER, ENTITLEMENTS_V2, PROJECT_TOKEN_V2):
         for item in artifacts.abi(name):
             if item["type"] != "error":
                 continue

@@ -20,7 +20,13 @@ from portal.jobs import lifecycle
 from portal.jobs.models import CLAIMABLE, Job
 from portal.money import amounts
 
-CHAIN_KINDS = ("chain.deploy", "chain.confirm", "chain.fund", "disbursement.batch")
+CHAIN_KINDS = (
+    "chain.deploy",
+    "chain.confirm",
+    "chain.fund",
+    "chain.vendor_sync",
+    "disbursement.batch",
+)
 
 
 def run_jobs_inline(kinds=CHAIN_KINDS, limit: int = 200) -> int:

@@ -45,3 +45,6 @@ def applied(kind: str, ref_id: int) -> bool:
         select(ChainEffect.id).where(ChainEffect.kind == kind, ChainEffect.ref_id == ref_id)
     )
     return found is not None
+
+
+SETTLEMENT = "settlement"  # ref: chain settlement id; amount: what was burned

@@ -38,3 +38,7 @@ class WalletForm(Form):
         description="The person's own wallet (0x…), for cash-transfer projects. Empty removes it.",
         render_kw={"autocomplete": "off", "spellcheck": "false", "inputmode": "text"},
     )
+
+
+class LedgerCheckForm(Form):
+    """No fields: the button that starts a ledger check (CSRF only)."""

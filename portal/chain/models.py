@@ -142,6 +142,12 @@ class ProjectChain(db.Model):
     contract_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
     # Base units minted into the project contract, as confirmed on chain.
     funded: Mapped[int] = mapped_column(BigInteger, default=0)
+    # 1: ProjectToken + Entitlements (redeemed tokens go to keyless vendor addresses);
+    # 2: ProjectTokenV2 + EntitlementsV2 (vendor balances kept in the contract, settled by
+    # burning, the treasury signer as admin). Projects deployed before stay on 1 until migrated.
+    version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # The address holding DEFAULT_ADMIN and MINTER (version 2): the treasury signer's.
+    admin_address: Mapped[str | None] = mapped_column(String(42))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -150,12 +156,15 @@ class Funding(db.Model):
     """A mint of project tokens into the project contract."""
 
     __tablename__ = "chain_fundings"
+    __table_args__ = (UniqueConstraint("mint_tx_hash", name="uq_chain_fundings_mint_tx_hash"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     amount: Mapped[int] = mapped_column(BigInteger)
     status: Mapped[str] = mapped_column(String(10), default=PENDING)
     tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    # Multisig treasury: the mint is signed elsewhere; its hash is recorded once seen on chain.
+    mint_tx_hash: Mapped[str | None] = mapped_column(String(66))
     note: Mapped[str] = mapped_column(String(255), default="")
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -206,3 +215,72 @@ class ChainAlert(db.Model):
     tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     resolved_at: Mapped[datetime | None]
+
+
+# ChainVendor.status and ChainSettlement.status
+REGISTERING, REGISTERED = "registering", "registered"
+SETTLING, SETTLED = "settling", "settled"
+
+
+class ChainVendor(db.Model):
+    """A vendor on a version-2 project contract's allow-list (``registerVendor``)."""
+
+    __tablename__ = "chain_vendors"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    vendor_id: Mapped[int] = mapped_column(
+        ForeignKey("vendors.id", ondelete="CASCADE"), primary_key=True
+    )
+    address: Mapped[str] = mapped_column(String(42))
+    status: Mapped[str] = mapped_column(String(12), default=REGISTERING)
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ChainSettlement(db.Model):
+    """One ``settle`` call: burns ``amount`` of a vendor's balance once per ``key``.
+
+    ``key`` is the settlement flow's own reference (its record id, as a string); the bytes32
+    id sent to the contract is derived from it (``addresses.settlement_key``).
+    """
+
+    __tablename__ = "chain_settlements"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    key: Mapped[str] = mapped_column(String(80), unique=True)
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(10), default=SETTLING)
+    tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ChainMigration(db.Model):
+    """A version-1 project moving to the version-2 contracts (``flask chain-migrate``).
+
+    Every step is a transaction found again by its ref (``chain_migration``, project id) and
+    purpose, or a fact read from the chain, so an interrupted migration resumes where it stood.
+    """
+
+    __tablename__ = "chain_migrations"
+
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(12), default="started")
+    old_token_address: Mapped[str] = mapped_column(String(42))
+    old_contract_address: Mapped[str] = mapped_column(String(42))
+    old_contract_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    new_token_address: Mapped[str | None] = mapped_column(String(42))
+    new_contract_address: Mapped[str | None] = mapped_column(String(42))
+    # What was carried over, in base units, once the old contracts are frozen.
+    entitlements_total: Mapped[int | None] = mapped_column(BigInteger)
+    vendors_total: Mapped[int | None] = mapped_column(BigInteger)
+    unallocated: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    finished_at: Mapped[datetime | None]

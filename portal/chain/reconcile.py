@@ -12,7 +12,15 @@ from dataclasses import dataclass, field
 from sqlalchemy import func, select
 
 from portal.chain import contracts
-from portal.chain.models import DEPLOYED, ProjectChain
+from portal.chain.models import (
+    DEPLOYED,
+    ChainMigration,
+    ChainSettlement,
+    ProjectChain,
+)
+from portal.chain.models import (
+    SETTLED as CHAIN_SETTLED,
+)
 from portal.disbursements.models import B_CONFIRMED, Disbursement, DisbursementBatch, Entitlement
 from portal.extensions import db
 from portal.redemptions.models import SETTLED, Redemption
@@ -51,20 +59,29 @@ def check(project_ids: list[int] | None = None) -> Report:
 
 def _project(pc: ProjectChain) -> ProjectCheck:
     found = ProjectCheck(pc.project_id)
-    token = contracts.at(contracts.PROJECT_TOKEN, pc.token_address)
-    contract = contracts.at(pc.contract_kind, pc.contract_address)
+    token = contracts.at(contracts.token_name(pc), pc.token_address)
+    contract = contracts.of_project(pc)
     supply = token.functions.totalSupply().call()
     held = token.functions.balanceOf(pc.contract_address).call()
-    found.chain.update(funded=supply, held_by_contract=held)
+    # Version 2 burns what is settled: the supply is what was funded less the settlements.
+    burned = _burned(pc.project_id) if pc.version >= 2 else 0
+    found.chain.update(funded=supply + burned, held_by_contract=held)
     found.database.update(funded=pc.funded)
-    if supply != pc.funded:
-        found.differences.append(f"funded: chain {supply}, database {pc.funded}")
+    if supply + burned != pc.funded:
+        found.differences.append(f"funded: chain {supply + burned}, database {pc.funded}")
     batches = db.session.execute(
         select(DisbursementBatch.id, DisbursementBatch.batch_key, DisbursementBatch.status)
         .join(Disbursement, Disbursement.id == DisbursementBatch.disbursement_id)
         .where(Disbursement.project_id == pc.project_id)
     ).all()
-    done_on_chain = {b.id for b in batches if contract.functions.batchDone(b.batch_key).call()}
+    # A migrated project's earlier batches were done on its version-1 contract.
+    migration = db.session.get(ChainMigration, pc.project_id)
+    places = [contract]
+    if migration is not None:
+        places.append(contracts.at(contracts.ENTITLEMENTS, migration.old_contract_address))
+    done_on_chain = {
+        b.id for b in batches if any(c.functions.batchDone(b.batch_key).call() for c in places)
+    }
     confirmed = {b.id for b in batches if b.status == B_CONFIRMED}
     found.chain["batches_done"] = len(done_on_chain)
     found.database["batches_confirmed"] = len(confirmed)
@@ -92,7 +109,10 @@ def _entitlements(pc: ProjectChain, contract, supply: int, held: int, found: Pro
         )
     )
     expected = allocated - revoked - settled
-    paid_on_chain = supply - held  # tokens that left the contract: paid to vendors
+    if pc.version >= 2:  # redeemed value stays inside as vendor balances, then is burned
+        paid_on_chain = contract.functions.vendorHeld().call() + _burned(pc.project_id)
+    else:
+        paid_on_chain = supply - held  # tokens that left the contract: paid to vendors
     found.chain.update(outstanding=outstanding, paid_to_vendors=paid_on_chain)
     found.database.update(outstanding=expected, settled=settled)
     if outstanding != expected:
@@ -102,3 +122,11 @@ def _entitlements(pc: ProjectChain, contract, supply: int, held: int, found: Pro
         )
     if paid_on_chain != settled:
         found.differences.append(f"paid to vendors: chain {paid_on_chain}, database {settled}")
+
+
+def _burned(project_id: int) -> int:
+    return db.session.scalar(
+        select(func.coalesce(func.sum(ChainSettlement.amount), 0)).where(
+            ChainSettlement.project_id == project_id, ChainSettlement.status == CHAIN_SETTLED
+        )
+    )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
@@ -9,17 +12,21 @@ from sqlalchemy import func, select
 from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
-from portal.chain import alerts, setup, txmanager, wallets
-from portal.chain.forms import DeployForm, FundForm, WalletForm
+from portal.chain import alerts, setup, treasury, txmanager, wallets
+from portal.chain import caps as chain_caps
+from portal.chain.forms import DeployForm, FundForm, LedgerCheckForm, WalletForm
 from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
-from portal.jobs import attention
+from portal.jobs import attention, dispatch
+from portal.jobs.kinds import CHAIN_LEDGER_VERIFY
+from portal.jobs.models import Job
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
 
+log = logging.getLogger(__name__)
 bp = Blueprint("chain", __name__, url_prefix="/projects/<int:project_id>")
 
 
@@ -43,7 +50,15 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
         .order_by(Funding.id.desc())
         .limit(20)
     ).all()
-    money = None
+    money, caps_found, awaiting = None, {}, []
+    if pc is not None and pc.status == DEPLOYED and pc.version >= 2:
+        try:
+            caps_found = chain_caps.read(project.id)
+        except Exception:  # a page without the caps table is better than no page
+            log.warning("could not read the caps of project %s", project.id, exc_info=True)
+        awaiting = [
+            {"funding": f, "tx": treasury.prepared_mint(f)} for f in treasury.awaiting(project.id)
+        ]
     if pc is not None:
         committed = disbursements.committed_total(project.id)
         money = {
@@ -61,6 +76,8 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
             fundings=fundings,
             deploy_form=deploy_form,
             fund_form=fund_form,
+            caps=caps_found,
+            awaiting=awaiting,
         ),
         status,
     )
@@ -228,3 +245,40 @@ def set_wallet(beneficiary_id: int):
     else:
         flash("The form expired; try again.", "error")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id) + "#wallet")
+
+
+@bp.get("/chain/ledger")
+@permission_required("chain.read")
+def ledger(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    job = db.session.scalar(
+        select(Job)
+        .where(Job.project_id == project.id, Job.kind == CHAIN_LEDGER_VERIFY.name)
+        .order_by(Job.id.desc())
+        .limit(1)
+    )
+    result = json.loads(job.result_json) if job is not None and job.result_json else None
+    return render_template(
+        "chain/ledger.html",
+        project=project,
+        pc=setup.state(project.id),
+        job=job,
+        result=result,
+        form=LedgerCheckForm(),
+    )
+
+
+@bp.post("/chain/ledger")
+@permission_required("chain.read")
+def ledger_check(project_id: int):
+    """Start a check; it reads the whole event log, so it runs as a job (reports queue)."""
+    project = projects.get_visible(current_user, project_id)
+    if LedgerCheckForm().validate_on_submit():
+        dispatch.enqueue(
+            CHAIN_LEDGER_VERIFY.name,
+            {"project_id": project.id},
+            project_id=project.id,
+            created_by_id=current_user.id,
+        )
+        flash("Ledger check started: the result appears here when it is done.")
+    return redirect(url_for("chain.ledger", project_id=project.id))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from flask import current_app
 from sqlalchemy import func, select, update
 
 from portal import events, realtime
@@ -40,6 +41,22 @@ def contract_kind_for(project: Project) -> str:
     return contracts.CASH_TRANSFER if project.type == "cash" else contracts.ENTITLEMENTS
 
 
+def version_for(kind: str) -> int:
+    """New entitlement projects get version 2; cash transfers have one version."""
+    if kind != contracts.ENTITLEMENTS:
+        return 1
+    return int(current_app.config.get("CHAIN_CONTRACT_VERSION", 2))
+
+
+def caps(decimals: int) -> tuple[list[int], list[int]]:
+    """CHAIN_CAPS (whole units) in base units, per transaction and per day, in Action order."""
+    table = current_app.config["CHAIN_CAPS"]
+    ceiling = 2**128 - 1
+    per_tx = [min(int(table[a][0]) * 10**decimals, ceiling) for a in contracts.CAP_ACTIONS]
+    per_day = [min(int(table[a][1]) * 10**decimals, ceiling) for a in contracts.CAP_ACTIONS]
+    return per_tx, per_day
+
+
 def state(project_id: int) -> ProjectChain | None:
     return db.session.get(ProjectChain, project_id)
 
@@ -58,11 +75,15 @@ def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | No
     found = state(project.id)
     if found is not None and found.status != NOT_DEPLOYED:
         raise Conflict(busy)
+    kind = contract_kind_for(project)
+    version = version_for(kind)
     values = {
         "chain_id": client.web3().eth.chain_id,
         "symbol": symbol,
         "decimals": decimals,
-        "contract_kind": contract_kind_for(project),
+        "contract_kind": kind,
+        "version": version,
+        "admin_address": signers.treasury_address() if version >= 2 else None,
     }
     if found is None:
         # Two first deploys at once: one row, made by whichever comes first.
@@ -90,13 +111,17 @@ def deploy_step(project_id: int) -> str:
         return "nothing to do"
     project = db.session.get(Project, project_id)
     operator = signers.operator()
+    # Version 2: the operator sends the deploy transactions but the constructors give the admin
+    # and minter roles straight to the treasury, so the hot key never holds them, not even for a
+    # block, and no hand-over is needed (which also works for a multisig treasury).
+    admin = pc.admin_address if pc.version >= 2 else operator.address
     if pc.token_tx_id is None:
         data = contracts.deploy_data(
-            contracts.PROJECT_TOKEN,
+            contracts.token_name(pc),
             f"{project.name[:40]} entitlement",
             pc.symbol,
             pc.decimals,
-            operator.address,
+            admin,
         )
         tx = txmanager.submit(
             purpose="deploy.token",
@@ -108,9 +133,20 @@ def deploy_step(project_id: int) -> str:
         pc.token_tx_id = tx.id
         return "token sent"
     if pc.token_address and pc.contract_tx_id is None:
-        data = contracts.deploy_data(
-            pc.contract_kind, pc.token_address, operator.address, operator.address
-        )
+        if pc.version >= 2:
+            per_tx, per_day = caps(pc.decimals)
+            data = contracts.deploy_data(
+                contracts.ENTITLEMENTS_V2,
+                pc.token_address,
+                admin,
+                operator.address,
+                per_tx,
+                per_day,
+            )
+        else:
+            data = contracts.deploy_data(
+                pc.contract_kind, pc.token_address, operator.address, operator.address
+            )
         tx = txmanager.submit(
             purpose="deploy.contract",
             to=None,
@@ -151,17 +187,32 @@ def start_funding(project: Project, amount: int, note: str, user_id: int | None)
 
 
 def fund_step(funding_id: int) -> str:
+    """Send the mint of a funding: the operator's on version 1, the treasury's on version 2.
+
+    With a multisig treasury nothing is signed here: staff copy the prepared transaction
+    (``treasury.prepared_mint``) to the signers, and ``chain.mint_watch`` records the mint when
+    it appears on chain.
+    """
     funding = db.session.get(Funding, funding_id)
-    if funding is None or funding.tx_id is not None:
+    if funding is None or funding.tx_id is not None or funding.status != PENDING:
         return "nothing to do"
     pc = state(funding.project_id)
     data = contracts.encode(contracts.PROJECT_TOKEN, "mint", pc.contract_address, funding.amount)
+    signer = None
+    if pc.version >= 2:
+        if signers.multisig():
+            from portal.chain import treasury
+
+            treasury.watch(funding)
+            return "waiting for the treasury's signers"
+        signer = signers.treasury()
     tx = txmanager.submit(
         purpose="fund",
         to=pc.token_address,
         data=data,
         project_id=funding.project_id,
         ref=("funding", funding.id),
+        signer=signer,
     )
     funding.tx_id = tx.id
     return "mint sent"
@@ -185,6 +236,7 @@ def serialize(pc: ProjectChain) -> dict:
         "contract_address": pc.contract_address,
         "funded": pc.funded,
         "funded_display": amounts.format(pc.funded, pc.decimals),
+        "version": pc.version,
     }
 
 
@@ -226,6 +278,10 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
         elif tx.purpose == "deploy.contract":
             pc.contract_address = tx.contract_address
             pc.status = DEPLOYED
+            if pc.version >= 2:
+                from portal.chain import vendors
+
+                vendors.sync_project(pc.project_id)
         _changed(
             pc,
             "chain.deployed" if pc.status == DEPLOYED else "chain.token_deployed",
@@ -238,7 +294,7 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
         if funding is None:
             return
         if tx.status == CONFIRMED:
-            _apply_funding(funding, tx)
+            _apply_funding(funding, tx.id)
         elif not effects.applied(effects.FUNDING, funding.id) and change(
             Funding, funding.id, (PENDING,), FAILED
         ):
@@ -251,19 +307,21 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
             )
 
 
-def _apply_funding(funding: Funding, tx: ChainTx) -> None:
-    """Count the mint once, however many follow-ups of it run at the same moment."""
-    if not effects.apply(effects.FUNDING, funding.id, tx_id=tx.id, amount=funding.amount):
-        return
+def _apply_funding(funding: Funding, tx_id: int | None, tx_hash: str | None = None) -> bool:
+    """Count the mint once, however many follow-ups of it run at the same moment. ``tx_id`` is
+    None for a mint signed outside the portal (multisig), known by its ``tx_hash``."""
+    if not effects.apply(effects.FUNDING, funding.id, tx_id=tx_id, amount=funding.amount):
+        return False
     change(Funding, funding.id, (PENDING, FAILED), CONFIRMED)
     db.session.refresh(funding, attribute_names=["status"])
     _changed(
         funding,
         "chain.funded",
         f"Project {funding.project_id}: funding {funding.id} confirmed",
-        {"amount": funding.amount, "tx_id": tx.id},
+        {"amount": funding.amount, "tx_id": tx_id, "tx_hash": tx_hash},
     )
     _add_funded(funding.project_id, funding.amount)
+    return True
 
 
 def _add_funded(project_id: int, amount: int) -> None:

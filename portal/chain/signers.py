@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+from functools import lru_cache
+from pathlib import Path
 
 from eth_account import Account
 from eth_account.signers.local import LocalAccount
+from eth_utils import to_checksum_address
 from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -18,6 +22,10 @@ from portal.extensions import db
 log = logging.getLogger(__name__)
 
 OPERATOR = "operator"
+TREASURY = "treasury"
+# The treasury's row keeps its address and nonce counter, never its key (see treasury_key).
+NO_KEY = "-"
+TREASURY_KEY_FILE = "chain-treasury.key"
 _faucet_lock = threading.Lock()
 # Signing accounts by (signer id, address). Deriving an account from its key is an elliptic-curve
 # multiplication (about 8 ms in pure Python) and happens under the nonce row lock that every
@@ -46,6 +54,71 @@ def operator() -> ChainSigner:
         return db.session.scalar(select(ChainSigner).where(ChainSigner.name == OPERATOR))
 
 
+def treasury_key() -> str | None:
+    """The treasury signer's private key, or None in multisig mode.
+
+    Kept apart from the operator's key on purpose: a leak of the database (where the operator
+    key lives, encrypted) must not give minting power. Production gives CHAIN_TREASURY_KEY in
+    the environment; development without it generates one into its own file under instance/.
+    """
+    key = current_app.config.get("CHAIN_TREASURY_KEY")
+    if key:
+        return key
+    if current_app.config.get("CHAIN_TREASURY_ADDRESS"):
+        return None
+    path = Path(current_app.config["INSTANCE_DIR"]) / TREASURY_KEY_FILE
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process wrote it a moment ago
+            pass
+        else:
+            with os.fdopen(fd, "w") as handle:
+                handle.write(Account.create().key.to_0x_hex())
+            log.warning("generated a development treasury key in %s", path)
+    return path.read_text().strip()
+
+
+def treasury_address() -> str:
+    """The address given as admin and minter to version-2 contracts."""
+    key = treasury_key()
+    if key is None:
+        return to_checksum_address(current_app.config["CHAIN_TREASURY_ADDRESS"])
+    return _address_of(key)
+
+
+@lru_cache(maxsize=4)
+def _address_of(key: str) -> str:
+    return Account.from_key(key).address
+
+
+def multisig() -> bool:
+    """Whether mints are signed outside the portal (CHAIN_TREASURY_ADDRESS without a key)."""
+    return treasury_key() is None
+
+
+def treasury() -> ChainSigner:
+    """The treasury signer's row (address and nonce counter; the key stays outside the
+    database). Only for a treasury whose key the portal has: see ``multisig``."""
+    address = treasury_address()
+    found = db.session.scalar(select(ChainSigner).where(ChainSigner.name == TREASURY))
+    if found is not None and found.address == address:
+        return found
+    try:
+        with db.session.begin_nested():
+            if found is not None:
+                # A new treasury key (rotated in the environment): a fresh nonce counter.
+                found.address = address
+                found.next_nonce = 0
+                return found
+            signer = ChainSigner(name=TREASURY, address=address, private_key=NO_KEY)
+            db.session.add(signer)
+        return signer
+    except IntegrityError:
+        return db.session.scalar(select(ChainSigner).where(ChainSigner.name == TREASURY))
+
+
 def native_signing() -> bool:
     """Whether signatures come from the native secp256k1 library (coincurve, ~1 ms) rather
     than eth-keys' pure Python (~25 ms of CPU, holding the interpreter)."""
@@ -58,7 +131,10 @@ def account(signer: ChainSigner) -> LocalAccount:
     key = (signer.id, signer.address)
     found = _accounts.get(key)
     if found is None:
-        found = Account.from_key(signer.private_key)
+        secret = treasury_key() if signer.name == TREASURY else signer.private_key
+        if not secret or secret == NO_KEY:
+            raise ValueError(f"signer {signer.name}: no key at hand")
+        found = Account.from_key(secret)
         if found.address != signer.address:  # a row edited by hand: never sign with it
             raise ValueError(f"signer {signer.name}: its key is not its address's")
         _accounts[key] = found

@@ -96,8 +96,10 @@ def submit(
     ref: tuple[str, int] | None = None,
     value: int = 0,
     gas_limit: int | None = None,
+    signer: ChainSigner | None = None,
 ) -> ChainTx:
-    """Prepare a transaction from the operator in the caller's unit of work (see module doc).
+    """Prepare a transaction from the operator (or ``signer``, e.g. the treasury for a mint)
+    in the caller's unit of work (see module doc).
 
     A call that would revert raises ``Reverted`` with its refused record flushed: the record is
     kept only if the caller commits (a job handler returns, or raises ``RefusedJob``). A caller
@@ -105,7 +107,7 @@ def submit(
     on chain by the follow-up instead.
     """
     w3 = client.web3()
-    signer = signers.operator()
+    signer = signer or signers.operator()
     signers.ensure_gas(signer)
     _sync_once(signer, w3)
     ref_type, ref_id = ref or (None, None)
@@ -285,6 +287,11 @@ def _broadcast(tx: ChainTx, version: ChainTxBroadcast) -> bool:
         text = str(exc)
         if "already known" in text.lower():
             return _mark_sent(tx, version)
+        if "insufficient funds" in text.lower():
+            # The remembered balance is wrong: a reorg can drop the gas top-up itself (sent by
+            # the faucet, not recorded here). Ask again and top up before the next re-send.
+            client.forget_balance(tx.signer.address, w3)
+            signers.ensure_gas(tx.signer)
         # Kept PENDING: the follow-up re-sends it; the page shows why it has not gone yet.
         version.send_error = text[:500]
         tx.error = f"Not accepted by the node yet: {text[:300]}"

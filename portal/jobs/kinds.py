@@ -40,6 +40,16 @@ CHAIN_DEPLOY = register_kind(
     "chain.deploy", "contracts", "Deploy project contracts", max_attempts=5
 )
 CHAIN_FUND = register_kind("chain.fund", "contracts", "Fund project", max_attempts=5)
+CHAIN_MINT_WATCH = register_kind(
+    "chain.mint_watch", "contracts", "Wait for the treasury's mint", max_attempts=5
+)
+CHAIN_VENDOR_SYNC = register_kind(
+    "chain.vendor_sync", "contracts", "Vendor allow-list on chain", max_attempts=8
+)
+CHAIN_SETTLE = register_kind("chain.settle", "contracts", "Settlement on chain", max_attempts=5)
+CHAIN_LEDGER_VERIFY = register_kind(
+    "chain.ledger_verify", "reports", "Ledger check against the chain", max_attempts=2
+)
 DISBURSEMENT_BATCH = register_kind(
     "disbursement.batch", "contracts", "Disbursement batch", max_attempts=5
 )

@@ -139,6 +139,8 @@ def chain_balance(vendor_id: int, pc: ProjectChain) -> int | None:
     owner = addresses.vendor_address(vendor_id)
 
     def read() -> int:
+        if pc.version >= 2:  # held inside the contract until settled
+            return contracts.of_project(pc).functions.vendorBalanceOf(owner).call()
         token = contracts.at(contracts.PROJECT_TOKEN, pc.token_address)
         return token.functions.balanceOf(owner).call()
 

@@ -18,6 +18,7 @@ from flask import current_app
 from sqlalchemy import select, update
 
 from portal.chain import addresses, client, contracts, setup, signers, txmanager
+from portal.chain import vendors as chain_vendors
 from portal.chain.models import CONFIRMED as TX_CONFIRMED
 from portal.chain.models import DEPLOYED, ChainTx
 from portal.extensions import db
@@ -88,7 +89,12 @@ def transfer(redemption_id: int) -> str:
         services.stop_for_vendor(vendor.id, "The vendor is no longer approved. Nothing was taken.")
         return "vendor no longer approved"
     key = addresses.redemption_key(redemption.id)
-    contract = contracts.at(pc.contract_kind, pc.contract_address)
+    contract = contracts.of_project(pc)
+    if redemption.status == ACCEPTED and not chain_vendors.registered(pc.project_id, vendor.id):
+        # Version 2 pays registered vendors only: hold until the registration is final, which
+        # sends this job again (portal/chain/vendors.py).
+        chain_vendors.request(pc.project_id, vendor.id)
+        return "waiting for the vendor's registration on chain"
     if contract.functions.redemptionDone(key).call():
         # Mined before a crash but never recorded here: the chain is the truth.
         settle(redemption.id)
@@ -160,6 +166,8 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
         return False
     pc = setup.state(redemption.project_id)
     if pc is None or pc.status != DEPLOYED or pc.contract_kind != contracts.ENTITLEMENTS:
+        return False
+    if not chain_vendors.registered(pc.project_id, vendor.id):
         return False
     try:
         with db.session.begin_nested():

@@ -16,7 +16,7 @@ import pytest
 from .conftest import ARTIFACTS, REPO_ROOT
 
 CONTRACTS = REPO_ROOT / "contracts"
-NAMES = ["CashTransfer", "Entitlements", "ProjectToken"]
+NAMES = ["CashTransfer", "Entitlements", "EntitlementsV2", "ProjectToken", "ProjectTokenV2"]
 KEYS = [
     "abi",
     "bytecode",
@@ -51,7 +51,7 @@ def test_committed_artifacts_match_the_sources(node_modules):
     result = check(CONTRACTS / "build.js")
 
     assert result.returncode == 0, result.stderr + result.stdout
-    assert "CashTransfer, Entitlements, ProjectToken" in result.stdout
+    assert ", ".join(NAMES) in result.stdout
 
 
 @needs_node

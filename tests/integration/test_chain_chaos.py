@@ -235,12 +235,24 @@ def test_node_restarted_from_an_older_state_mid_distribution(distribution_factor
     stack_ = distribution_factory(node)
     try:
         stack_.start()
+        # The operator sends the setup and the batches; on a version-2 project the treasury
+        # signs the mint (funding), so the older state must hold both signers' setup.
         signer_id, operator, setup_nonce = stack_.rows(
-            "select s.id, s.address, s.next_nonce from chain_signers s "
+            "select s.id, s.address, s.next_nonce from chain_signers s where s.name = 'operator'"
+        )[0]
+        treasury, treasury_nonce = stack_.rows(
+            "select s.address, s.next_nonce from chain_signers s "
             "where s.id = (select signer_id from chain_txs where purpose = 'fund')"
         )[0]
         # The older state: deployed and funded (nonces below setup_nonce), no batch yet.
-        dumped = _copy_state(state, old, lambda s: _dumped_nonce(s, operator) >= setup_nonce)
+        dumped = _copy_state(
+            state,
+            old,
+            lambda s: (
+                _dumped_nonce(s, operator) >= setup_nonce
+                and _dumped_nonce(s, treasury) >= treasury_nonce
+            ),
+        )
         assert _dumped_nonce(dumped, operator) == setup_nonce
         height = int(node.rpc("eth_blockNumber"), 16)
         d_id = stack_.disburse()

@@ -83,7 +83,14 @@ def _state() -> str:
     from portal.extensions import db
 
     rows = db.session.execute(
-        select(ChainTx.id, ChainTx.purpose, ChainTx.nonce, ChainTx.status, ChainTx.final_at)
+        select(
+            ChainTx.id,
+            ChainTx.purpose,
+            ChainTx.nonce,
+            ChainTx.status,
+            ChainTx.final_at,
+            ChainTx.error,
+        )
     ).all()
     return "\n".join(map(str, rows))
 

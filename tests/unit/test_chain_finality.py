@@ -81,8 +81,12 @@ def test_a_final_transaction_rolled_back_raises_a_deep_rollback_alert(funded):
 def test_fee_bumps_stop_at_the_ceiling_and_alert_once(funded, app):
     project, _ = funded
     pc = setup.state(project.id)
-    data = contracts.encode(contracts.PROJECT_TOKEN, "mint", pc.contract_address, 1)
-    tx = txmanager.submit(purpose="fund", to=pc.token_address, data=data, project_id=project.id)
+    # An operator call (the operator cannot mint on a version-2 project; revoke of nobody is
+    # accepted and changes nothing).
+    data = contracts.encode(contracts.ENTITLEMENTS, "revoke", pc.token_address)
+    tx = txmanager.submit(
+        purpose="revoke", to=pc.contract_address, data=data, project_id=project.id
+    )
     first = tx.broadcasts[-1]
     app.config["CHAIN_MAX_FEE_PER_GAS_GWEI"] = first.max_fee_per_gas // 10**9 + 1
     bumped = txmanager.replace_with_higher_fee(tx)  # room for one bump, to the ceiling
@@ -117,9 +121,11 @@ def test_no_rpc_while_the_nonce_row_is_locked(funded, monkeypatch):
 
     monkeypatch.setattr(txmanager, "_allocate_nonce", allocate_and_mark)
     monkeypatch.setattr(provider, "make_request", watching)
-    data = contracts.encode(contracts.PROJECT_TOKEN, "mint", pc.contract_address, 1)
+    data = contracts.encode(contracts.ENTITLEMENTS, "revoke", pc.token_address)
     before = signers.operator().next_nonce
-    tx = txmanager.submit(purpose="fund", to=pc.token_address, data=data, project_id=project.id)
+    tx = txmanager.submit(
+        purpose="revoke", to=pc.contract_address, data=data, project_id=project.id
+    )
     assert tx.nonce == before
     assert locked["calls"] == []  # nothing asked of the node between the lock and the commit
     db.session.commit()

@@ -8,7 +8,7 @@ import re
 import pytest
 from sqlalchemy import func, select
 
-from portal.chain import addresses, contracts, setup
+from portal.chain import addresses, contracts, settlement, setup
 from portal.chain.models import ChainTx
 from portal.comms.models import OutboxMessage
 from portal.disbursements.models import Entitlement
@@ -68,8 +68,14 @@ def test_code_to_tokens_at_the_vendor(funded, worker):
     tx = db.session.get(ChainTx, done.chain_tx_id)
     assert (tx.status, tx.purpose, tx.ref_id) == ("confirmed", "redeem", done.id)
 
-    token = contracts.at(contracts.PROJECT_TOKEN, pc.token_address)
-    assert token.functions.balanceOf(addresses.vendor_address(vendor.id)).call() == 1250
+    # Version 2: the value stays in the contract as the vendor's balance, to be settled.
+    assert settlement.vendor_balance(project.id, vendor.id) == 1250
+    assert (
+        contracts.of_project(pc)
+        .functions.vendorBalanceOf(addresses.vendor_address(vendor.id))
+        .call()
+        == 1250
+    )
     entitlements = contracts.at(pc.contract_kind, pc.contract_address)
     assert entitlements.functions.entitlementOf(addresses.pseudonym(person.id)).call() == 750
     key = addresses.redemption_key(done.id)

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
-from portal.chain import setup, txmanager
+from portal.chain import ledger_verify, settlement, setup, treasury, txmanager, vendors
 from portal.chain.models import ChainTx
 from portal.disbursements import services as disbursements
 from portal.extensions import db
 from portal.jobs import dispatch
-from portal.jobs.kinds import CHAIN_CONFIRM, CHAIN_DEPLOY, CHAIN_FUND, DISBURSEMENT_BATCH
+from portal.jobs.kinds import (
+    CHAIN_CONFIRM,
+    CHAIN_DEPLOY,
+    CHAIN_FUND,
+    CHAIN_LEDGER_VERIFY,
+    CHAIN_MINT_WATCH,
+    CHAIN_SETTLE,
+    CHAIN_VENDOR_SYNC,
+    DISBURSEMENT_BATCH,
+)
 from portal.jobs.lifecycle import PermanentJobError
 from workers.actors import handles
 
@@ -42,3 +51,23 @@ def fund(job) -> dict:
 @handles(DISBURSEMENT_BATCH.name)
 def batch(job) -> dict:
     return {"step": disbursements.run_batch(job.payload["batch_id"])}
+
+
+@handles(CHAIN_MINT_WATCH.name)
+def mint_watch(job) -> dict:
+    return {"step": treasury.look_for_mint(job.payload["funding_id"])}
+
+
+@handles(CHAIN_VENDOR_SYNC.name)
+def vendor_sync(job) -> dict:
+    return {"step": vendors.sync(job.payload["project_id"], job.payload["vendor_id"])}
+
+
+@handles(CHAIN_SETTLE.name)
+def settle(job) -> dict:
+    return {"step": settlement.send(job.payload["settlement_id"])}
+
+
+@handles(CHAIN_LEDGER_VERIFY.name)
+def verify(job) -> dict:
+    return ledger_verify.run_job(job)

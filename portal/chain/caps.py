@@ -1,0 +1,66 @@
+"""The operator's caps on a version-2 contract, changed by the admin (the treasury signer)."""
+
+from __future__ import annotations
+
+from portal import events
+from portal.chain import contracts, setup, signers, txmanager
+from portal.chain.models import DEPLOYED, ChainTx
+from portal.money import amounts
+
+
+class CapsError(Exception):
+    pass
+
+
+def read(project_id: int) -> dict[str, dict[str, int]]:
+    """Caps and what is left today, per action, in base units, as the contract has them."""
+    pc = setup.state(project_id)
+    if pc is None or pc.status != DEPLOYED or pc.version < 2:
+        return {}
+    contract = contracts.of_project(pc)
+    found = {}
+    for index, action in enumerate(contracts.CAP_ACTIONS):
+        per_tx, per_day = contract.functions.limits(index).call()
+        left = contract.functions.remainingToday(index).call()
+        found[action] = {"per_tx": per_tx, "per_day": per_day, "left_today": left}
+    return found
+
+
+def set_caps(project_id: int, action: str, per_tx: str, per_day: str) -> ChainTx:
+    pc = setup.state(project_id)
+    if pc is None or pc.status != DEPLOYED or pc.version < 2:
+        raise CapsError("Only a deployed version-2 contract has caps.")
+    if action not in contracts.CAP_ACTIONS:
+        raise CapsError(f"action must be one of {', '.join(contracts.CAP_ACTIONS)}")
+    tx_cap = amounts.parse(per_tx, pc.decimals)
+    day_cap = amounts.parse(per_day, pc.decimals)
+    if tx_cap > day_cap:
+        raise CapsError("The cap per transaction cannot be above the cap per day.")
+    data = contracts.encode(
+        contracts.ENTITLEMENTS_V2,
+        "setLimit",
+        contracts.CAP_ACTIONS.index(action),
+        tx_cap,
+        day_cap,
+    )
+    if signers.multisig():
+        raise CapsError(
+            "The treasury is a multisig: have its signers send this call to "
+            f"{pc.contract_address}: {data}"
+        )
+    tx = txmanager.submit(
+        purpose="caps",
+        to=pc.contract_address,
+        data=data,
+        project_id=project_id,
+        signer=signers.treasury(),
+    )
+    events.project_chain_changed.send(
+        pc,
+        action="chain.caps_changed",
+        summary=f"Project {project_id}: {action} caps set to {tx_cap} per transaction, "
+        f"{day_cap} per day",
+        project_id=project_id,
+        data={"action": action, "per_tx": tx_cap, "per_day": day_cap, "tx_id": tx.id},
+    )
+    return tx

@@ -1,0 +1,84 @@
+"""Chain commands for operators: ``flask --app wsgi ledger-verify | chain-migrate | chain-caps``."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+from flask import Flask
+
+
+def init_app(app: Flask) -> None:
+    for command in (ledger_verify, chain_migrate, chain_caps):
+        app.cli.add_command(command)
+
+
+@click.command("ledger-verify")
+@click.option("--project", "project_id", type=int, default=None, help="Only this project.")
+def ledger_verify(project_id: int | None):
+    """Compare every entitlement, vendor balance and settlement on chain with the database.
+
+    Lists each mismatch, ends with one JSON line {"checked": N, "mismatches": N}; exits 1 on
+    any mismatch.
+    """
+    from portal.chain import ledger_verify as verify
+
+    result = verify.verify([project_id] if project_id is not None else None)
+    for project in result.projects:
+        for text in project.mismatches:
+            click.echo(f"MISMATCH project {project.project_id}: {text}")
+        if project.mismatch_count > len(project.mismatches):
+            hidden = project.mismatch_count - len(project.mismatches)
+            click.echo(f"MISMATCH project {project.project_id}: … and {hidden} more")
+        click.echo(
+            f"project {project.project_id}: {project.checked} checked from "
+            f"{project.logs} event logs, {project.mismatch_count} mismatch(es)"
+        )
+    click.echo(json.dumps({"checked": result.checked, "mismatches": result.mismatches}))
+    if result.mismatches:
+        sys.exit(1)
+
+
+@click.command("chain-migrate")
+@click.option("--project", "project_id", type=int, required=True)
+def chain_migrate(project_id: int):
+    """Move a project deployed before settlement (version 1) to the version-2 contracts.
+
+    Safe to run again after an interruption: every step records what it did and checks the
+    chain before acting. Ends with one JSON line of where the migration stands.
+    """
+    from portal.chain import migrate
+    from portal.extensions import db
+
+    try:
+        report = migrate.run(project_id)
+        db.session.commit()
+    except migrate.MigrationError as exc:
+        db.session.rollback()
+        click.echo(f"chain-migrate: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps(report))
+    if report.get("status") != "done":
+        sys.exit(2)
+
+
+@click.command("chain-caps")
+@click.option("--project", "project_id", type=int, required=True)
+@click.option("--action", type=click.Choice(["allocate", "redeem", "settle"]), required=True)
+@click.option("--per-tx", required=True, help="In the project's currency, e.g. 500.00")
+@click.option("--per-day", required=True, help="In the project's currency")
+def chain_caps(project_id: int, action: str, per_tx: str, per_day: str):
+    """Change the operator's on-chain caps (signed by the treasury signer)."""
+    from portal.chain import caps
+    from portal.extensions import db
+    from portal.money import amounts
+
+    try:
+        tx = caps.set_caps(project_id, action, per_tx, per_day)
+        db.session.commit()
+    except (caps.CapsError, amounts.AmountError) as exc:
+        db.session.rollback()
+        click.echo(f"chain-caps: {exc}", err=True)
+        sys.exit(1)
+    click.echo(json.dumps({"tx_id": tx.id, "tx_hash": tx.tx_hash}))
