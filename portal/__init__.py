@@ -123,6 +123,7 @@ def create_app(
 
 def _connect_listeners() -> None:
     from portal.accounts import listeners as account_listeners
+    from portal.approvals import kinds as approval_kinds
     from portal.audit import listeners as audit_listeners
     from portal.chain import setup as chain_setup
     from portal.dashboard import live as dashboard_live
@@ -132,6 +133,7 @@ def _connect_listeners() -> None:
     from portal.vendors import listeners as vendor_listeners
 
     audit_listeners.connect()
+    approval_kinds.load()
     account_listeners.connect()
     vendor_listeners.connect()
     chain_setup.connect()

@@ -48,6 +48,10 @@ chain_alert_resolved = _signals.signal("chain-alert-resolved")
 project_chain_changed = _signals.signal("project-chain-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
 
+# A request for approval was made, decided, cancelled or carried out (portal/approvals).
+approval_changed = _signals.signal("approval-changed")
+approval_threshold_changed = _signals.signal("approval-threshold-changed")
+
 job_retried = _signals.signal("job-retried")
 job_cancelled = _signals.signal("job-cancelled")
 settings_changed = _signals.signal("settings-changed")
