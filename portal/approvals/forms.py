@@ -10,7 +10,8 @@ from portal.money.forms import AmountField
 
 class DecisionForm(Form):
     decision = StringField(
-        "Decision", validators=[DataRequired(), AnyOf((APPROVE, REJECT), message="Approve or reject.")]
+        "Decision",
+        validators=[DataRequired(), AnyOf((APPROVE, REJECT), message="Approve or reject.")],
     )
     reason = TextAreaField(
         "Reason",

@@ -29,7 +29,8 @@ def _shown(project_id: int, amount: int) -> str:
 
 def describe(request) -> str:
     project = db.session.get(Project, request.project_id)
-    text = f"Fund {project.name if project else 'a project'} with {_shown(request.project_id, request.amount)}"
+    name = project.name if project else "a project"
+    text = f"Fund {name} with {_shown(request.project_id, request.amount)}"
     return f"{text} ({request.note})" if request.note else text
 
 
