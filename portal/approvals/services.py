@@ -122,10 +122,10 @@ def ask(
 def _check_decider(request: ApprovalRequest, user) -> kinds.Kind:
     kind = kinds.get(request.kind)
     projects.get_visible(user, request.project_id)
-    if not user.can(kind.permission):
-        raise Forbidden("You may not decide on this kind of request.")
     if request.requested_by_id == user.id:
         raise Forbidden("You asked for this yourself: someone else must decide on it.")
+    if not user.can(kind.permission):
+        raise Forbidden("You may not decide on this kind of request.")
     return kind
 
 
