@@ -62,7 +62,11 @@ def _page(forms: dict | None = None, status: int = 200):
     ).all()
     recent = db.session.scalars(
         services.visible(user)
-        .where(ApprovalRequest.status != PENDING, ApprovalRequest.kind.in_(list(kinds.KINDS)))
+        .where(
+            ApprovalRequest.status != PENDING,
+            ApprovalRequest.kind.in_(list(kinds.KINDS)),
+            ApprovalRequest.requested_by_id.is_distinct_from(user.id),
+        )
         .limit(20)
     ).all()
     waiting_rows = _waiting_rows(user)
