@@ -333,3 +333,26 @@ def test_generated_sequences_follow_the_rules(world, steps):
     executed = sum(1 for m in model.values() if m["status"] == "executed")
     assert _fundings() == executed
     db.session.rollback()
+
+
+def test_the_demo_funds_and_allocates_through_a_second_approver(app):
+    """``seed-demo`` stays one command: the demo admin asks, the demo approver approves."""
+    from portal.accounts.models import User
+    from portal.demo import ADMIN_EMAIL, APPROVER_EMAIL, seed_demo
+
+    accounts = seed_demo(count=12)
+    db.session.commit()
+    assert set(accounts) == {ADMIN_EMAIL, APPROVER_EMAIL}
+    admin = db.session.scalar(select(User).where(User.email == ADMIN_EMAIL))
+    approver = db.session.scalar(select(User).where(User.email == APPROVER_EMAIL))
+    assert approver.role.name == "finance approver" and approver.id != admin.id
+    done = db.session.scalars(select(ApprovalRequest).order_by(ApprovalRequest.id)).all()
+    assert [(r.kind, r.status, r.requested_by_id) for r in done] == [
+        ("funding", "executed", admin.id),
+        ("disbursement_start", "executed", admin.id),
+    ]
+    assert {d.user_id for r in done for d in r.decisions} == {approver.id}
+    project_id = done[0].project_id
+    assert setup.state(project_id).funded == 10_000_000
+    assert db.session.get(Disbursement, done[1].subject_id).status == "completed"
+    assert seed_demo() is None  # once
