@@ -180,6 +180,13 @@ def approve(request: ApprovalRequest, user, reason: str = "") -> ApprovalRequest
     if result is None:
         raise Conflict(_refused(current_status(ApprovalRequest, request.id)))
     db.session.refresh(request)
+    outcome = None
+    if request.status == APPROVED:
+        # The action first, then this approval's audit entry: the action takes its own locks
+        # (a disbursement start locks the project's funds) before the audit log's head row, in
+        # the order every other writer takes them, so two of them cannot wait on each other.
+        outcome = kind.execute(request, user.id)
+        request.result_id = outcome.result_id
     _changed(
         request,
         "approval.approved" if request.status == APPROVED else "approval.approved_once",
@@ -188,16 +195,9 @@ def approve(request: ApprovalRequest, user, reason: str = "") -> ApprovalRequest
         + f": {kind.describe(request)}",
         {"by": user.id, "reason": reason, "approvals": request.approvals},
     )
-    if request.status == APPROVED:
-        _execute(request, kind, user.id)
-    return request
-
-
-def _execute(request: ApprovalRequest, kind: kinds.Kind, approver_id: int) -> None:
-    outcome = kind.execute(request, approver_id)
-    request.result_id = outcome.result_id
-    if outcome.executed:
+    if outcome is not None and outcome.executed:
         mark_executed(request)
+    return request
 
 
 def mark_executed(request: ApprovalRequest) -> None:
