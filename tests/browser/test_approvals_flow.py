@@ -118,3 +118,70 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
     asker.screenshot(path=str(shots / "approvals-1280-list.png"), full_page=True)
     asker_ctx.close()
     approver_ctx.close()
+
+
+def test_a_start_above_the_threshold_waits_for_two_and_the_pages_fit_a_phone(
+    chromium, world, shots
+):
+    """Runs after the funding test (the project is funded): the threshold set on the project's
+    Approval rule page, a start above it, the first approval leaves it waiting for a second."""
+    from portal.beneficiaries import groups
+    from portal.beneficiaries import services as beneficiaries
+    from portal.extensions import db
+    from portal.projects.models import Project
+
+    base, pid = world["base"], world["project_id"]
+    with world["app"].app_context():
+        project = db.session.get(Project, pid)
+        people = [
+            beneficiaries.create(
+                {"name": f"Eyes {i}", "phone": f"98467000{i:02d}"}, project=project
+            )
+            for i in range(1, 4)
+        ]
+        group = groups.create(project, "Eyes group", "")
+        groups.add_members(group, people)
+        db.session.commit()
+        group_id = group.id
+        db.session.remove()
+
+    staff_ctx = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    staff = staff_ctx.new_page()
+    staff_sign_in(staff, world)
+    staff.goto(f"{base}/projects/{pid}/approvals")
+    staff.get_by_label("Second approver needed above").fill("100")
+    staff.get_by_role("button", name="Save").click()
+    expect(staff.get_by_text("two different approvers are needed")).to_be_visible()
+    assert staff.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    staff.screenshot(path=str(shots / "approvals-375-rule.png"), full_page=True)
+
+    staff.goto(f"{base}/projects/{pid}/disbursements/new")
+    staff.get_by_label("Title").fill("Eyes round")
+    staff.get_by_label("Amount per person").fill("50")
+    staff.get_by_label("Group").select_option(str(group_id))
+    staff.get_by_role("button", name="Prepare").click()
+    staff.once("dialog", lambda dialog: dialog.accept())
+    staff.get_by_role("button", name="Start allocation").click()
+    row = staff.locator("[data-approvals-here] [data-approval-id]").first
+    expect(row).to_contain_text("0 of 2 approvals")
+    expect(row).to_contain_text("Waiting for approval by Second Eyes")
+    assert staff.evaluate("document.documentElement.scrollWidth") <= PHONE["width"]
+    staff.screenshot(path=str(shots / "approvals-375-disbursement.png"), full_page=True)
+
+    approver_ctx = chromium.new_context(viewport={"width": 1280, "height": 900})
+    approver = approver_ctx.new_page()
+    approver_sign_in(approver, base, world["approver_email"])
+    approver.goto(f"{base}/approvals")
+    item = approver.locator("#approvals-waiting [data-approval-id]").first
+    expect(item).to_contain_text("3 people × 50.00 = 150.00 EYES")
+    item.get_by_role("button", name="Approve").click()
+    expect(approver.get_by_text("now waits for a second approver")).to_be_visible()
+    # Still a draft: one approver is not enough above the threshold.
+    expect(staff.locator("#d-status .badge")).to_have_text("draft")
+    staff.reload()
+    expect(staff.locator("[data-approvals-here]")).to_contain_text("1 of 2 approvals")
+    expect(staff.locator("[data-approvals-here]")).to_contain_text(
+        "nobody yet: no one else in this project may approve it"
+    )
+    staff_ctx.close()
+    approver_ctx.close()
