@@ -3,9 +3,12 @@ project's second-approver threshold."""
 
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from portal.accounts.guards import permission_required
 from portal.approvals import kinds, services
@@ -19,6 +22,7 @@ from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
 
+log = logging.getLogger(__name__)
 bp = Blueprint("approvals", __name__)
 
 
@@ -207,7 +211,12 @@ def approvals_waiting() -> int:
     """The nav badge: how many requests wait for the signed-in user."""
     if not current_user.is_authenticated or not current_user.can("project.read"):
         return 0
-    return services.waiting_count(current_user)
+    try:
+        return services.waiting_count(current_user)
+    except SQLAlchemyError:
+        # The error page of a database failure must still render: the badge is left out.
+        log.warning("could not count approvals for the badge", exc_info=True)
+        return 0
 
 
 @bp.app_template_global("approvals_for")
