@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import case, exists, select, update
+from sqlalchemy import case, exists, func, select, update
 
 from portal import events
 from portal.approvals import kinds, live
@@ -293,8 +293,6 @@ def waiting_for(user):
 
 
 def waiting_count(user) -> int:
-    from sqlalchemy import func
-
     query = waiting_for(user).order_by(None)
     return db.session.scalar(select(func.count()).select_from(query.subquery()))
 
