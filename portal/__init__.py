@@ -128,6 +128,7 @@ def create_app(
 
 def _connect_listeners() -> None:
     from portal.accounts import listeners as account_listeners
+    from portal.approvals import kinds as approval_kinds
     from portal.audit import listeners as audit_listeners
     from portal.chain import settlement as chain_settlement
     from portal.chain import setup as chain_setup
@@ -139,6 +140,7 @@ def _connect_listeners() -> None:
     from portal.vendors import listeners as vendor_listeners
 
     audit_listeners.connect()
+    approval_kinds.load()
     account_listeners.connect()
     vendor_listeners.connect()
     chain_setup.connect()

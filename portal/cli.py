@@ -61,14 +61,15 @@ def seed_demo_command():
     """Seed the demo admin, project, beneficiaries and vendors (once; later runs do nothing)."""
     from portal.demo import seed_demo
 
-    password = seed_demo()
-    if password is None:
+    accounts = seed_demo()
+    if accounts is None:
         click.echo("demo data already present; nothing changed")
         return
     click.echo("=" * 64)
-    click.echo("Demo admin created. This password is shown once:")
-    click.echo("  email:    admin@example.org")
-    click.echo(f"  password: {password}")
+    click.echo("Demo admin and finance approver created. These passwords are shown once:")
+    for email, password in accounts.items():
+        click.echo(f"  email:    {email}")
+        click.echo(f"  password: {password}")
     click.echo("=" * 64)
 
 

@@ -21,30 +21,37 @@ from portal.timeutil import utcnow
 from portal.vendors import services as vendors
 
 ADMIN_EMAIL = "admin@example.org"
+# The second pair of eyes on money: funding and disbursements need someone besides the asker.
+APPROVER_EMAIL = "approver@example.org"
 GIVEN = ["Sita", "Ram", "Gita", "Hari", "Maya", "Bikash", "Asha", "Sunil", "Kamala", "Dipak"]
 FAMILY = ["Tamang", "Gurung", "Shrestha", "Rai", "Magar", "Thapa", "Karki", "Lama", "Sherpa", "BK"]
 WARDS = ["Ward 1, Sindhupalchok", "Ward 4, Sindhupalchok", "Ward 7, Dolakha", "Ward 2, Kavre"]
 
 
-def _demo_password() -> str:
+def _demo_password(email: str = ADMIN_EMAIL, name: str = "Demo Admin") -> str:
     """16 random URL-safe characters; drawn again in the rare case the policy refuses them."""
     while True:
         password = secrets.token_urlsafe(12)
         try:
-            passwords.check(password, user_inputs=(ADMIN_EMAIL, "Demo Admin"))
+            passwords.check(password, user_inputs=(email, name))
         except passwords.WeakPassword:
             continue
         return password
 
 
-def seed_demo(count: int = 50) -> str | None:
-    """Seed once; returns the new admin's password, or None when already seeded."""
+def seed_demo(count: int = 50) -> dict[str, str] | None:
+    """Seed once; returns the new accounts' passwords by email (the admin, and the finance
+    approver who approves the demo's funding and allocation), or None when already seeded."""
     if db.session.scalar(select(User.id).where(User.email == ADMIN_EMAIL)):
         return None
     rng = random.Random(7)
     roles = accounts.seed_roles()
     password = _demo_password()
     admin = accounts.create_user(ADMIN_EMAIL, "Demo Admin", password, roles["admin"])
+    approver_password = _demo_password(APPROVER_EMAIL, "Demo Approver")
+    approver = accounts.create_user(
+        APPROVER_EMAIL, "Demo Approver", approver_password, roles["finance approver"]
+    )
     project = projects.create(
         {
             "name": "Winter Relief 2026",
@@ -58,6 +65,7 @@ def seed_demo(count: int = 50) -> str | None:
         admin,
     )
     projects.change_status(project, "active")
+    projects.set_members(project, {admin.id, approver.id})
     group = groups.create(project, "First distribution", "Households in wards 1 and 4")
     people = []
     for i in range(count):
@@ -99,5 +107,5 @@ def seed_demo(count: int = 50) -> str | None:
     db.session.commit()
     # On the embedded chain the project starts deployed, funded and with its group allocated,
     # so a vendor can charge a beneficiary at once.
-    seed_chain(project, group)
-    return password
+    seed_chain(project, group, requester=admin, approver=approver)
+    return {ADMIN_EMAIL: password, APPROVER_EMAIL: approver_password}

@@ -52,6 +52,10 @@ project_chain_changed = _signals.signal("project-chain-changed")
 chain_settlement_changed = _signals.signal("chain-settlement-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
 
+# A request for approval was made, decided, cancelled or carried out (portal/approvals).
+approval_changed = _signals.signal("approval-changed")
+approval_threshold_changed = _signals.signal("approval-threshold-changed")
+
 job_retried = _signals.signal("job-retried")
 job_cancelled = _signals.signal("job-cancelled")
 settings_changed = _signals.signal("settings-changed")

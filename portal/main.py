@@ -7,6 +7,7 @@ from flask_login import current_user
 from sqlalchemy import func, select
 
 from portal.accounts.guards import public, signed_in
+from portal.approvals import services as approvals
 from portal.beneficiaries import services as beneficiaries
 from portal.extensions import db
 from portal.health import report as health_report
@@ -39,8 +40,10 @@ def home():
         if user.can("project.read")
         else []
     )
+    approvals_count = approvals.waiting_count(user) if user.can("project.read") else None
     return render_template(
         "main/home.html",
+        approvals_count=approvals_count,
         figures=figures,
         job_counts=counts,
         attention=attention.for_user(user),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 def import_all() -> None:
     from portal.accounts import models as _accounts  # noqa: F401
+    from portal.approvals import models as _approvals  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
     from portal.cards import models as _cards  # noqa: F401

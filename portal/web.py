@@ -135,6 +135,7 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
     app.before_request(inputs.check_query_string)
     from portal.accounts.routes import bp as accounts_bp
+    from portal.approvals.routes import bp as approvals_bp
     from portal.audit.routes import bp as audit_bp
     from portal.beneficiaries.export_routes import bp as exports_bp
     from portal.beneficiaries.group_routes import bp as groups_bp
@@ -174,6 +175,7 @@ def init_app(app: Flask) -> None:
         settings_bp,
         comms_bp,
         vendor_portal_bp,
+        approvals_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

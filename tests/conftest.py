@@ -105,6 +105,15 @@ def login(passwords):
 
 
 @pytest.fixture
+def second_approver(app, make_user, login):
+    """``second_approver.approve()``: another person approves the newest pending request
+    (funding and disbursement starts wait for one), through the decide form."""
+    from tests.support.approvals import SecondApprover
+
+    return SecondApprover(app, make_user, login)
+
+
+@pytest.fixture
 def make_project(app, make_user):
     from portal.projects import services as projects
     from portal.projects.models import ACTIVE, CLOSED

@@ -71,6 +71,8 @@ LISTENERS = {
     events.project_chain_changed: _record,
     events.chain_settlement_changed: _record,
     events.disbursement_changed: _record,
+    events.approval_changed: _record,
+    events.approval_threshold_changed: _record,
     events.job_retried: _record,
     events.job_cancelled: _record,
     events.settings_changed: _record,

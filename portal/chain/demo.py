@@ -60,15 +60,28 @@ def run_jobs_inline(kinds=CHAIN_KINDS, limit: int = 200) -> int:
     return ran
 
 
-def seed_chain(project, group, amount: str = "1500", funding: str = "100000") -> bool:
-    """Deploy, fund and allocate to the group; only on the embedded chain (False otherwise)."""
+def seed_chain(
+    project, group, amount: str = "1500", funding: str = "100000", *, requester, approver
+) -> bool:
+    """Deploy, fund and allocate to the group; only on the embedded chain (False otherwise).
+
+    Funding and the allocation go through four-eyes like anyone's: ``requester`` asks,
+    ``approver`` (another person holding the approve permissions) approves.
+    """
+    from portal.approvals import services as approvals
+    from portal.chain import funding_approval
+    from portal.disbursements import start_approval
+
     if not client.is_embedded():
         return False
     decimals = 2
     setup.start_deploy(project, "WR26", decimals, None)
     db.session.commit()
     run_jobs_inline()
-    setup.start_funding(project, amounts.parse(funding, decimals), "Demo grant", None)
+    asked = funding_approval.ask(
+        project, amounts.parse(funding, decimals), "Demo grant", requester.id
+    )
+    approvals.approve(asked, approver, "Demo: grant agreement signed")
     db.session.commit()
     run_jobs_inline()
     disbursement, _ = disbursements.create(
@@ -80,7 +93,8 @@ def seed_chain(project, group, amount: str = "1500", funding: str = "100000") ->
         batch_size=10,
         user_id=None,
     )
-    disbursements.start(disbursement, None)
+    asked = start_approval.ask(disbursement, requester.id)
+    approvals.approve(asked, approver, "")
     db.session.commit()
     run_jobs_inline()
     return True

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
-from portal.chain import alerts, setup, treasury, txmanager, wallets
+from portal.chain import alerts, funding_approval, setup, treasury, txmanager, wallets
 from portal.chain import caps as chain_caps
 from portal.chain.forms import DeployForm, FundForm, LedgerCheckForm, WalletForm
 from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
@@ -132,8 +132,8 @@ def fund(project_id: int):
         project,
         _fund_form(setup.state(project.id)),
         "fund_form",
-        lambda f: setup.start_funding(project, f.amount.data, f.note.data, current_user.id),
-        "Funding sent: the amount counts once the mint is confirmed on chain.",
+        lambda f: funding_approval.ask(project, f.amount.data, f.note.data, current_user.id),
+        "Funding asked for: the mint starts once someone else approves it (see Approvals below).",
     )
 
 

@@ -12,7 +12,7 @@ from portal.accounts.guards import permission_required
 from portal.beneficiaries.models import Beneficiary, BeneficiaryGroup
 from portal.chain import setup
 from portal.chain.models import DEPLOYED
-from portal.disbursements import services
+from portal.disbursements import services, start_approval
 from portal.disbursements.forms import DisbursementForm
 from portal.disbursements.models import DisbursementBatch
 from portal.errors import NotFound, ValidationFailed
@@ -133,8 +133,11 @@ def show(disbursement_id: int):
 @permission_required("disbursement.manage")
 def start(disbursement_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
-    services.start(disbursement, current_user.id)
-    flash("Started: one transaction per batch. Progress shows here as batches are confirmed.")
+    start_approval.ask(disbursement, current_user.id)
+    flash(
+        "Sent for approval: the allocation starts once someone else approves it. "
+        "This page updates by itself."
+    )
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
 

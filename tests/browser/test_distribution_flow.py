@@ -1,5 +1,6 @@
 """The whole distribution in three browser contexts: staff deploy, fund and allocate through the
-pages and watch the disbursement's bar finish; a vendor on a 375 px phone charges a beneficiary
+pages (a finance approver approves both in a browser of their own) and watch the disbursement's
+bar finish; a vendor on a 375 px phone charges a beneficiary
 with the code from the development outbox; the live dashboard, open in a third context, shows
 the redemption by itself, without a reload.
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect
 
+from tests.browser.test_approvals_flow import approver_sign_in
 from tests.browser.test_vendor_phone import (
     PHONE,
     newest_message_id,
@@ -22,6 +24,7 @@ from tests.support import stack
 
 pytestmark = pytest.mark.browser
 VENDOR_PHONE, PERSON_PHONE = "9805700001", "9845700001"
+APPROVER_PASSWORD = "a-long-flow-approver-password-8"
 
 
 @pytest.fixture(scope="module")
@@ -44,6 +47,7 @@ def world(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
 def _people_and_vendor() -> dict:
     from sqlalchemy import select
 
+    from portal.accounts import services as accounts
     from portal.accounts.models import User
     from portal.beneficiaries import groups
     from portal.beneficiaries import services as beneficiaries
@@ -72,8 +76,26 @@ def _people_and_vendor() -> dict:
         project=project,
     )
     vendors.change_status(shop, "approved")
+    # Funding and the start wait for a second person: a finance approver in the project.
+    roles = accounts.seed_roles()
+    approver = accounts.create_user(
+        "flow-approver@example.org", "Flow Approver", APPROVER_PASSWORD, roles["finance approver"]
+    )
+    projects.set_members(project, {admin.id, approver.id})
     db.session.commit()
-    return {"project_id": project.id, "group_id": group.id}
+    return {"project_id": project.id, "group_id": group.id, "approver_email": approver.email}
+
+
+def _approve_in_own_browser(chromium, base: str, email: str) -> None:
+    """The second person signs in elsewhere and approves what waits for them."""
+    context = chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    approver_sign_in(page, base, email, APPROVER_PASSWORD)
+    page.goto(f"{base}/approvals")
+    item = page.locator("#approvals-waiting [data-approval-id]").first
+    item.get_by_role("button", name="Approve").click()
+    expect(page.get_by_text("Nothing waits for your approval")).to_be_visible()
+    context.close()
 
 
 def test_staff_allocate_vendor_charges_dashboard_follows(chromium, world, shots):
@@ -88,7 +110,8 @@ def test_staff_allocate_vendor_charges_dashboard_follows(chromium, world, shots)
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#chain-page .badge")).to_have_text("deployed", timeout=60_000)
     page.get_by_label("Amount to mint into the project").fill("1000")
-    page.get_by_role("button", name="Fund").click()
+    page.get_by_role("button", name="Ask to fund").click()
+    _approve_in_own_browser(chromium, base, world["approver_email"])
     expect(page.locator(".stat__n").first).to_have_text("1,000.00", timeout=60_000)
 
     # A disbursement to the group: the draft, then Start, then the bar reaches 100 %.
@@ -101,6 +124,7 @@ def test_staff_allocate_vendor_charges_dashboard_follows(chromium, world, shots)
     expect(page.locator("#d-status .badge")).to_have_text("draft")
     page.once("dialog", lambda dialog: dialog.accept())
     page.get_by_role("button", name="Start allocation").click()
+    _approve_in_own_browser(chromium, base, world["approver_email"])
     expect(page.locator("#progress-text")).to_contain_text("5 of 5 people", timeout=60_000)
     expect(page.locator("#d-status .badge")).to_have_text("completed", timeout=30_000)
     page.screenshot(path=str(shots / "flow-1-disbursement.png"), full_page=True)

@@ -45,6 +45,8 @@ def test_disbursement_survives_a_killed_worker(
     )
     stack.flask_cli(env, "seed-demo")
     stack.create_user(env, "chain-it@example.org", "a-long-test-password-42", role="admin")
+    approver = ("chain-it-approver@example.org", "a-long-test-password-43")
+    stack.create_user(env, *approver, role="admin")
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         project_id = conn.execute(sa.text("select min(id) from projects")).scalar()
@@ -103,6 +105,7 @@ def test_disbursement_survives_a_killed_worker(
             logs,
         )
         post_form(http, base, f"/projects/{project_id}/chain/fund", {"amount": "10000"})
+        stack.approve_newest(base, *approver, engine, "funding")
         wait_sql(
             engine,
             "select funded from project_chains where project_id = :p",
@@ -121,6 +124,7 @@ def test_disbursement_survives_a_killed_worker(
         )
         d_id = int(re.search(r"/disbursements/(\d+)", made.headers["Location"]).group(1))
         post_form(http, base, f"/disbursements/{d_id}/start", {})
+        stack.approve_newest(base, *approver, engine, "disbursement_start")
         wait_sql(
             engine,
             "select count(*) from disbursement_batches where disbursement_id = :d "

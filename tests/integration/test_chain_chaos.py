@@ -29,6 +29,7 @@ from tests.support.services import Unavailable, start_redis_server, wait_for
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 PASSWORD = "a-long-test-password-42"
+APPROVER = "chaos-approver@example.org"  # funding and starts need a second person
 AMOUNT = "25"  # each, 2500 base units
 
 
@@ -68,6 +69,7 @@ class Distribution:
         )
         stack.flask_cli(self.env, "seed-demo")
         stack.create_user(self.env, "chaos@example.org", PASSWORD, role="admin")
+        stack.create_user(self.env, APPROVER, PASSWORD, role="admin")
         self.engine = sa.create_engine(url, pool_size=2)
         self.project_id = self.scalar("select min(id) from projects")
         self.group_id = self.scalar(
@@ -124,6 +126,7 @@ class Distribution:
             60,
         )
         self.post(f"/projects/{p}/chain/fund", {"amount": "10000"})
+        stack.approve_newest(self.web.base_url, APPROVER, PASSWORD, self.engine, "funding")
         self.wait(
             lambda: (
                 self.scalar("select funded from project_chains where project_id=:p", p=p)
@@ -149,6 +152,9 @@ class Distribution:
         )
         d_id = int(re.search(r"/disbursements/(\d+)", made.headers["Location"]).group(1))
         self.post(f"/disbursements/{d_id}/start", {})
+        stack.approve_newest(
+            self.web.base_url, APPROVER, PASSWORD, self.engine, "disbursement_start"
+        )
         return d_id
 
     def confirmed_batches(self, d_id: int) -> int:

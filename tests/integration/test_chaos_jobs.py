@@ -37,6 +37,7 @@ from tests.support.stack import post_form, wait_sql
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 EMAIL, PASSWORD = "chaos@example.org", "a-long-test-password-42"
+APPROVER = "chaos-approver@example.org"  # funding and starts need a second person
 KILL_DEADLINE = 120  # seconds from a kill -9 to everything done
 REDIS_DEADLINE = 60  # seconds from Redis back (empty) to every lost job sent again
 
@@ -134,6 +135,7 @@ def portal(anvil_node, portal_secrets, database_factory, tmp_path_factory, app_f
     )
     stack.flask_cli(env, "seed-demo")
     stack.create_user(env, EMAIL, PASSWORD, role="admin")
+    stack.create_user(env, APPROVER, PASSWORD, role="admin")
     engine = sa.create_engine(url, pool_size=2)
     portal = Stack(env, folder, engine, redis)
     # The in-process app charges as vendors do (the web's vendor pages need an SMS sign-in):
@@ -156,6 +158,7 @@ def portal(anvil_node, portal_secrets, database_factory, tmp_path_factory, app_f
         wait_sql(engine, "select status from project_chains where project_id = :p", {"p": pid},
                  lambda s: s == "deployed", 90, "deployment", portal.logs)  # fmt: skip
         post_form(portal.http, base, f"/projects/{pid}/chain/fund", {"amount": "100000"})
+        stack.approve_newest(base, APPROVER, PASSWORD, engine, "funding")
         wait_sql(engine, "select funded from project_chains where project_id = :p", {"p": pid},
                  lambda f: f == 10_000_000, 60, "funding", portal.logs)  # fmt: skip
         yield portal
@@ -183,6 +186,7 @@ def _disburse(portal, title: str, amount: str, batch_size: int) -> int:
     )
     d_id = int(re.search(r"/disbursements/(\d+)", made.headers["Location"]).group(1))
     post_form(portal.http, base, f"/disbursements/{d_id}/start", {})
+    stack.approve_newest(base, APPROVER, PASSWORD, portal.engine, "disbursement_start")
     return d_id
 
 

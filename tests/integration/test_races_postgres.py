@@ -67,6 +67,37 @@ def _admin_and_project(project_type: str = "cva"):
     return user, project
 
 
+def _second_admin() -> str:
+    """Another admin, who may approve what the racer asked for; their email."""
+    from portal.accounts import services as accounts
+    from portal.extensions import db
+
+    roles = accounts.seed_roles()
+    user = accounts.create_user(
+        f"approver-{secrets.token_hex(5)}@example.org", "Approver", PASSWORD, roles["admin"]
+    )
+    db.session.commit()
+    return user.email
+
+
+def _approve_latest(app, email: str) -> None:
+    """``email`` approves the newest pending request through the decide form."""
+    from portal.approvals.models import ApprovalRequest
+    from portal.extensions import db
+
+    with app.app_context():
+        rid = db.session.scalar(
+            select(ApprovalRequest.id)
+            .where(ApprovalRequest.status == "pending")
+            .order_by(ApprovalRequest.id.desc())
+        )
+        db.session.remove()
+    answer = _signed_in(app, email).post(
+        f"/approvals/{rid}/decide", data={f"r{rid}-decision": "approve", f"r{rid}-reason": ""}
+    )
+    assert answer.status_code == 302, answer.get_data(as_text=True)[:2000]
+
+
 def _phone() -> str:
     return f"98{41_000_000 + secrets.randbelow(8_000_000):08d}"
 
@@ -382,8 +413,13 @@ def test_start_page_answers_the_loser_clearly(app):
 
     with app.app_context():
         _, (first, second), email = _drafts([6_000, 6_000], funded=10_000)
+        approver = _second_admin()
     client = _signed_in(app, email)
     assert client.post(f"/disbursements/{first}/start").status_code == 302
+    asked = client.post(f"/disbursements/{first}/start")
+    assert asked.status_code == 409 and b"already waiting for approval" in asked.data
+    # Someone else approves: the start runs with the approval.
+    _approve_latest(app, approver)
     again = client.post(f"/disbursements/{first}/start")
     assert again.status_code == 409
     assert b"already been started" in again.data

@@ -343,6 +343,27 @@ def post_form(http, base_url: str, path: str, data: dict):
     return reply
 
 
+def approve_newest(base_url: str, email: str, password: str, engine, kind: str) -> int:
+    """A second person signs in and approves the newest pending request of ``kind`` through
+    the decide form (funding and disbursement starts wait for someone besides the asker)."""
+    import sqlalchemy as sa
+
+    with engine.connect() as conn:
+        rid = conn.execute(
+            sa.text("select max(id) from approval_requests where status = 'pending' and kind = :k"),
+            {"k": kind},
+        ).scalar()
+    assert rid is not None, f"no {kind} request is waiting for approval"
+    http = sign_in(base_url, email, password)
+    post_form(
+        http,
+        base_url,
+        f"/approvals/{rid}/decide",
+        {f"r{rid}-decision": "approve", f"r{rid}-reason": ""},
+    )
+    return rid
+
+
 def wait_sql(engine, sql: str, params: dict, until, timeout: float, what: str, logs=lambda: ""):
     """Poll one SQL value until ``until(value)``; that value. The failure shows the last value
     and ``logs()`` (the processes' log tails), so a hung stack says where it stopped."""

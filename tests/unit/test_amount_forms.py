@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from markupsafe import escape
 from sqlalchemy import func, select
 
+from portal.approvals.models import ApprovalRequest
 from portal.beneficiaries import groups
 from portal.chain.addresses import pseudonym
 from portal.chain.models import Funding, ProjectChain
@@ -66,7 +67,15 @@ def count(model) -> int:
 def written() -> dict:
     return {
         model.__name__: count(model)
-        for model in (Funding, Disbursement, DisbursementItem, Redemption, Job, OutboxMessage)
+        for model in (
+            ApprovalRequest,
+            Funding,
+            Disbursement,
+            DisbursementItem,
+            Redemption,
+            Job,
+            OutboxMessage,
+        )
     }
 
 
@@ -149,9 +158,12 @@ def test_funding_refuses_bad_amounts_with_a_field_error(staff, client):
         _refused(fund(client, project, text), text, before, 422)
 
 
-def test_funding_takes_what_the_page_shows(staff, client):
+def test_funding_takes_what_the_page_shows(staff, client, second_approver):
     project, _ = staff
     assert fund(client, project, "12,34,567.50").status_code == 302
+    assert db.session.scalar(select(ApprovalRequest.amount)) == 123_456_750
+    assert count(Funding) == 0  # nothing is minted before someone else approves
+    second_approver.approve("funding")
     assert db.session.scalar(select(Funding.amount)) == 123_456_750
     assert count(Job) == 1
 
@@ -164,7 +176,7 @@ def test_funding_past_what_a_project_can_hold_is_refused(app, staff, client):
     response = fund(client, project, "1")
     assert response.status_code == 422
     assert "past what it can hold" in response.get_data(as_text=True)
-    assert count(Funding) == 0 and count(Job) == 0
+    assert count(Funding) == 0 and count(Job) == 0 and count(ApprovalRequest) == 0
 
 
 @hostile
@@ -176,10 +188,11 @@ def test_funding_never_writes_a_refused_amount(staff, client, text):
     _refused(fund(client, project, text), text, before, 422)
 
 
-def test_in_the_nepali_locale_what_a_page_shows_is_read_back(app, staff, client):
+def test_in_the_nepali_locale_what_a_page_shows_is_read_back(app, staff, client, second_approver):
     project, group = staff
     app.config["AMOUNT_LOCALE"] = "ne"
     assert fund(client, project, "1,23,456.50").status_code == 302
+    second_approver.approve("funding")
     page = client.get(f"/projects/{project.id}/chain").get_data(as_text=True)
     shown = re.search(r"([०-९,.]+) AID on its way", page).group(1)
     assert shown == "१,२३,४५६.५०"

@@ -22,7 +22,9 @@ def _deployed_project(make_project, make_beneficiary, worker, people=4, members=
     return project, group, persons
 
 
-def test_deploy_and_fund_from_the_page(app, client, login, make_user, make_project, worker):
+def test_deploy_and_fund_from_the_page(
+    app, client, login, make_user, make_project, worker, second_approver
+):
     user = make_user("finance")
     project = make_project(status="active", members=[user])
     login(client, user)
@@ -44,6 +46,10 @@ def test_deploy_and_fund_from_the_page(app, client, login, make_user, make_proje
     assert too_fine.status_code == 422 and b"At most 2 digits" in too_fine.data
     client.post(f"/projects/{project.id}/chain/fund", data={"amount": "2,500.50", "note": "grant"})
     worker.run("contracts")
+    assert setup.state(project.id).funded == 0  # asked, not yet approved: nothing minted
+    assert b"Waiting for approval by" in client.get(f"/projects/{project.id}/chain").data
+    second_approver.approve("funding")
+    worker.run("contracts")
     assert setup.state(project.id).funded == 250_050
     assert b"2,500.50" in client.get(f"/projects/{project.id}/chain").data
 
@@ -61,7 +67,7 @@ def test_viewer_cannot_deploy_or_disburse(app, client, login, make_user, make_pr
 
 
 def test_disbursement_by_group_and_by_selection(
-    app, client, login, make_user, make_project, make_beneficiary, worker
+    app, client, login, make_user, make_project, make_beneficiary, worker, second_approver
 ):
     user = make_user("finance")
     project, group, persons = _deployed_project(
@@ -93,6 +99,7 @@ def test_disbursement_by_group_and_by_selection(
     d = db.session.get(Disbursement, int(made.headers["Location"].rsplit("/", 1)[1]))
     assert (d.beneficiaries, d.total, len(d.batches)) == (2, 1000, 2)
     client.post(f"/disbursements/{d.id}/start")
+    second_approver.approve("disbursement_start")
     worker.run("contracts")
     page = client.get(f"/disbursements/{d.id}")
     assert b"completed" in page.data and b"2 of 2 people" in page.data
@@ -103,7 +110,7 @@ def test_disbursement_by_group_and_by_selection(
 
 
 def test_failed_batch_shows_its_reason_and_retry_never_allocates_twice(
-    app, client, login, make_user, make_project, make_beneficiary, worker
+    app, client, login, make_user, make_project, make_beneficiary, worker, second_approver
 ):
     user = make_user("finance")
     project, group, persons = _deployed_project(
@@ -117,6 +124,7 @@ def test_failed_batch_shows_its_reason_and_retry_never_allocates_twice(
     )
     d = db.session.scalar(select(Disbursement))
     client.post(f"/disbursements/{d.id}/start")
+    second_approver.approve("disbursement_start")
 
     # The funds leave the contract behind the portal's back: the batches cannot be covered.
     # (Withdrawing is the admin's, the treasury signer's on a version-2 contract.)
@@ -257,7 +265,7 @@ def test_a_batch_job_that_rolls_back_after_signing_sends_nothing_and_keeps_no_no
 
 
 def test_cash_project_pays_the_wallets_people_gave(
-    app, client, login, make_user, make_project, make_beneficiary, worker
+    app, client, login, make_user, make_project, make_beneficiary, worker, second_approver
 ):
     user = make_user("admin")
     project = make_project(type="cash", status="active", members=[user])
@@ -296,6 +304,7 @@ def test_cash_project_pays_the_wallets_people_gave(
     d = db.session.scalar(select(Disbursement))
     assert d.beneficiaries == 2
     client.post(f"/disbursements/{d.id}/start")
+    second_approver.approve("disbursement_start")
     worker.run("contracts")
     assert db.session.get(Disbursement, d.id).status == "completed"
     token = contracts.at(contracts.PROJECT_TOKEN, pc.token_address)

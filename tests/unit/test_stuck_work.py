@@ -16,7 +16,9 @@ from portal.timeutil import utcnow
 from tests.support import chain
 
 
-def _started_disbursement(client, login, make_user, make_project, make_beneficiary, worker):
+def _started_disbursement(
+    client, login, make_user, make_project, make_beneficiary, worker, second_approver
+):
     user = make_user("admin")
     project = make_project(status="active", members=[user])
     persons = [make_beneficiary(project=project) for _ in range(3)]
@@ -32,6 +34,7 @@ def _started_disbursement(client, login, make_user, make_project, make_beneficia
     )
     d = db.session.scalar(select(Disbursement).order_by(Disbursement.id.desc()))
     assert client.post(f"/disbursements/{d.id}/start").status_code == 302
+    second_approver.approve("disbursement_start")
     batch = db.session.scalar(
         select(DisbursementBatch).where(DisbursementBatch.disbursement_id == d.id)
     )
@@ -48,10 +51,10 @@ def _kill_the_worker_of(job_id: int) -> None:
 
 
 def test_a_batch_whose_worker_died_is_shown_counted_and_sent_again_once(
-    app, client, login, make_user, make_project, make_beneficiary, worker
+    app, client, login, make_user, make_project, make_beneficiary, worker, second_approver
 ):
     project, d, batch = _started_disbursement(
-        client, login, make_user, make_project, make_beneficiary, worker
+        client, login, make_user, make_project, make_beneficiary, worker, second_approver
     )
     worker.broker.flush_all()  # the message went with the worker
     _kill_the_worker_of(batch.job_id)
@@ -91,10 +94,10 @@ def test_a_batch_whose_worker_died_is_shown_counted_and_sent_again_once(
 
 
 def test_a_batch_with_a_live_job_is_not_stuck(
-    app, client, login, make_user, make_project, make_beneficiary, worker
+    app, client, login, make_user, make_project, make_beneficiary, worker, second_approver
 ):
     _, d, batch = _started_disbursement(
-        client, login, make_user, make_project, make_beneficiary, worker
+        client, login, make_user, make_project, make_beneficiary, worker, second_approver
     )
     assert lifecycle.claim(batch.job_id, "live-host:1") is not None  # running, lease fresh
     assert ">stuck<" not in client.get(f"/disbursements/{d.id}").get_data(as_text=True)
@@ -103,10 +106,10 @@ def test_a_batch_with_a_live_job_is_not_stuck(
 
 
 def test_a_transaction_not_mined_for_long_is_shown_and_counted(
-    app, client, login, make_user, make_project, make_beneficiary, worker
+    app, client, login, make_user, make_project, make_beneficiary, worker, second_approver
 ):
     project, _, _ = _started_disbursement(
-        client, login, make_user, make_project, make_beneficiary, worker
+        client, login, make_user, make_project, make_beneficiary, worker, second_approver
     )
     tx = db.session.scalar(select(ChainTx).where(ChainTx.project_id == project.id).limit(1))
     long_ago = utcnow() - timedelta(seconds=app.config["CHAIN_STUCK_SECONDS"] + 60)

@@ -1,0 +1,78 @@
+"""Starting a disbursement waits for a second person's approval.
+
+The start button asks; ``services.start`` (the funds check under the project's lock, the batch
+jobs) is run by the final approval in its transaction, as the person who asked.
+"""
+
+from __future__ import annotations
+
+from flask import url_for
+
+from portal.approvals import kinds
+from portal.approvals import services as approvals
+from portal.chain import setup
+from portal.disbursements import services
+from portal.disbursements.models import DRAFT, Disbursement
+from portal.errors import Conflict
+from portal.extensions import db
+from portal.money import amounts
+from portal.projects import services as projects
+from portal.projects.models import Project
+
+KIND = "disbursement_start"
+
+
+def describe(request) -> str:
+    d = db.session.get(Disbursement, request.subject_id)
+    project = db.session.get(Project, request.project_id)
+    pc = setup.state(request.project_id)
+    if d is None or pc is None:
+        return f"Start disbursement {request.subject_id}"
+    each = amounts.format(d.amount_each, pc.decimals)
+    total = amounts.format(request.amount, pc.decimals)
+    return (
+        f"Start “{d.title}” in {project.name}: {d.beneficiaries:,} people × {each} = "
+        f"{total} {pc.symbol}"
+    )
+
+
+def execute(request, approver_id: int) -> kinds.Outcome:
+    d = db.session.get(Disbursement, request.subject_id)
+    services.start(d, request.requested_by_id)
+    return kinds.Outcome(result_id=d.id)
+
+
+def subject_url(request) -> str:
+    return url_for("disbursements.show", disbursement_id=request.subject_id)
+
+
+kinds.register(
+    kinds.Kind(
+        name=KIND,
+        permission="disbursement.approve",
+        label="Start of a disbursement",
+        describe=describe,
+        execute=execute,
+        subject_url=subject_url,
+        one_open_per_subject=True,
+    )
+)
+
+
+def ask(disbursement: Disbursement, user_id: int):
+    """Ask for the draft to be started; refused now when it could not start at all."""
+    if disbursement.status != DRAFT:
+        raise Conflict("This disbursement has already been started.")
+    project = db.session.get(Project, disbursement.project_id)
+    projects.ensure_writable(project)
+    free = services.available(project.id)
+    if disbursement.total > free:
+        raise Conflict(services._not_enough(setup.state(project.id), disbursement.total, free))
+    return approvals.ask(
+        KIND,
+        project,
+        subject_id=disbursement.id,
+        amount=disbursement.total,
+        note=disbursement.title,
+        user_id=user_id,
+    )
