@@ -7,12 +7,11 @@ from wtforms import BooleanField, PasswordField, RadioField, SelectField, String
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.forms import Form
-from portal.money.forms import AmountField
 from portal.payouts.models import KINDS
 
 
 class MethodForm(Form):
-    kind = RadioField("Paid by", choices=list(KINDS.items()), default="bank")
+    kind = RadioField("Paid by", default="bank")
     account_name = StringField(
         "Account holder's name", validators=[DataRequired(), Length(max=100)]
     )
@@ -29,16 +28,9 @@ class MethodForm(Form):
     )
     make_default = BooleanField("Pay to this one by default")
 
-
-class PayoutForm(Form):
-    project_id = SelectField("Project", coerce=int)
-    amount = AmountField("Amount")
-    method_id = SelectField("Pay to", coerce=int)
-    narrative = StringField(
-        "Narrative",
-        validators=[Optional(), Length(max=140)],
-        description="What the vendor's statement shows.",
-    )
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind.choices = list(KINDS.items())
 
 
 class ReasonForm(Form):
@@ -46,7 +38,11 @@ class ReasonForm(Form):
 
 
 class OverrideForm(ReasonForm):
-    outcome = RadioField("Mark as", choices=[("paid", "Paid"), ("failed", "Failed")])
+    outcome = RadioField("Mark as")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcome.choices = [("paid", "Paid"), ("failed", "Failed")]
 
 
 class MatchForm(ReasonForm):
