@@ -8,7 +8,6 @@ import uuid
 from datetime import timedelta
 
 import pytest
-
 from sqlalchemy import select, update
 
 from portal.audit.models import AuditEntry
