@@ -11,7 +11,7 @@ from portal.payouts.models import KINDS
 
 
 class MethodForm(Form):
-    kind = RadioField("Paid by", default="bank")
+    kind = RadioField("Paid by", default="bank", render_kw={"class": "choice-list"})
     account_name = StringField(
         "Account holder's name", validators=[DataRequired(), Length(max=100)]
     )
@@ -38,7 +38,7 @@ class ReasonForm(Form):
 
 
 class OverrideForm(ReasonForm):
-    outcome = RadioField("Mark as")
+    outcome = RadioField("Mark as", render_kw={"class": "choice-list"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)

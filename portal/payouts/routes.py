@@ -173,9 +173,19 @@ def batch(batch_id: int):
     )
 
 
-@bp.get("/batches/<int:batch_id>/file.<any(csv, xlsx):fmt>")
+@bp.get("/batches/<int:batch_id>/file.csv")
 @permission_required("payout.read", "payout.manage")
-def batch_file(batch_id: int, fmt: str):
+def batch_csv(batch_id: int):
+    return _batch_file(batch_id, "csv")
+
+
+@bp.get("/batches/<int:batch_id>/file.xlsx")
+@permission_required("payout.read", "payout.manage")
+def batch_xlsx(batch_id: int):
+    return _batch_file(batch_id, "xlsx")
+
+
+def _batch_file(batch_id: int, fmt: str):
     found = _visible_batch(batch_id)
     rows = batches.payouts_of(found.id)
     body = bankfile.to_csv(found, rows) if fmt == "csv" else bankfile.to_xlsx(found, rows)
@@ -230,9 +240,19 @@ def vendor_methods(vendor_id: int):
     ), (400 if form.errors else 200)
 
 
-@bp.post("/vendors/<int:vendor_id>/methods/<int:method_id>/<any(default, remove):action>")
+@bp.post("/vendors/<int:vendor_id>/methods/<int:method_id>/default")
 @permission_required("vendor.read", "vendor.manage")
-def vendor_method_action(vendor_id: int, method_id: int, action: str):
+def vendor_method_default(vendor_id: int, method_id: int):
+    return _method_action(vendor_id, method_id, "default")
+
+
+@bp.post("/vendors/<int:vendor_id>/methods/<int:method_id>/remove")
+@permission_required("vendor.read", "vendor.manage")
+def vendor_method_remove(vendor_id: int, method_id: int):
+    return _method_action(vendor_id, method_id, "remove")
+
+
+def _method_action(vendor_id: int, method_id: int, action: str):
     vendor = vendors.get_visible(current_user, vendor_id)
     method = methods.get(vendor.id, method_id)
     if not EmptyForm().validate_on_submit():

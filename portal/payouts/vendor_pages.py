@@ -57,9 +57,19 @@ def payout_methods():
     ), (400 if form.errors else 200)
 
 
-@bp.post("/payout-methods/<int:method_id>/<any(default, remove):action>")
+@bp.post("/payout-methods/<int:method_id>/default")
 @vendor_required
-def payout_method_action(method_id: int, action: str):
+def payout_method_default(method_id: int):
+    return _act(method_id, "default")
+
+
+@bp.post("/payout-methods/<int:method_id>/remove")
+@vendor_required
+def payout_method_remove(method_id: int):
+    return _act(method_id, "remove")
+
+
+def _act(method_id: int, action: str):
     vendor = current_vendor()
     method = methods.get(vendor.id, method_id)
     if not EmptyForm().validate_on_submit():
