@@ -20,7 +20,7 @@ from portal.extensions import db
 from portal.jobs.dispatch import enqueue
 from portal.jobs.kinds import PAYOUT_SEND
 from portal.money import amounts
-from portal.payouts import methods
+from portal.payouts import live, methods
 from portal.payouts.models import (
     BANK,
     FAILED,
@@ -160,6 +160,7 @@ def move(payout_id: int, from_states, to_state: str, *, why: str, reason: str = 
         return False
     payout = db.session.get(Payout, payout_id)
     db.session.refresh(payout)
+    live.emit(payout)
     events.payout_changed.send(
         payout,
         action=f"payout.{to_state}",

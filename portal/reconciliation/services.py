@@ -14,6 +14,7 @@ from sqlalchemy import and_, select, update
 from portal import events
 from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
+from portal.payouts import live
 from portal.payouts import services as payouts
 from portal.payouts.models import (
     BOOKS_MATCHED,
@@ -129,7 +130,8 @@ def _book(payout_id: int, how: str, why: str) -> None:
     if not done:
         raise InvalidTransition("This payout is already paid for the books.")
     # A bank payout is known paid only now; a mobile-money one may be paid already.
-    payouts.move(payout_id, (SENT,), PAID, why=f"statement {why}")
+    if not payouts.move(payout_id, (SENT,), PAID, why=f"statement {why}"):
+        live.emit(db.session.get(Payout, payout_id))  # its books changed
 
 
 # --------------------------------------------------------------------------- the view
@@ -301,6 +303,7 @@ def override(payout: Payout, outcome: str, reason: str, user) -> None:
     else:
         raise DomainError("Choose paid or failed.")
     db.session.refresh(payout)
+    live.emit(payout)
     events.payout_changed.send(
         payout,
         action="payout.override",
