@@ -64,15 +64,23 @@ def request_payout(
     narrative: str = "",
     source_type: str = "manual",
     source_id: int | None = None,
+    reference: str | None = None,
     user_id: int | None = None,
 ) -> Payout:
     """Pay ``vendor_id`` ``amount`` base units of the project's token by ``method_id`` (or the
     vendor's default method), with ``narrative`` on the payee's statement.
 
     Idempotent per source: asking again for the same ``(source_type, source_id)`` returns the
-    payout made the first time. A mobile-money payout is sent by a job after commit; a bank
-    payout waits to be put in a batch file.
+    payout made the first time. ``reference`` (a UUID) is the caller's own, when it has one
+    to reuse; otherwise one is chosen. It is the X-Reference-Id of a mobile-money transfer and
+    the line reference of a bank file, and what statements are matched on. A mobile-money
+    payout is sent by a job after commit; a bank payout waits to be put in a batch file.
     """
+    if reference is not None:
+        try:
+            reference = str(uuid.UUID(reference))
+        except (ValueError, TypeError, AttributeError):
+            raise DomainError("A payout reference is a UUID.") from None
     project = db.session.get(Project, project_id)
     if project is None:
         raise NotFound("No such project.")
@@ -96,7 +104,7 @@ def request_payout(
         "vendor_id": vendor_id,
         "method_id": method.id,
         "kind": method.kind,
-        "reference": str(uuid.uuid4()),
+        "reference": reference or str(uuid.uuid4()),
         "amount": amount,
         "decimals": decimals,
         "currency": project.currency,

@@ -372,3 +372,19 @@ def test_one_payout_per_source(payout_world):
     )
     assert first.id == again.id
     assert first.method_id == payout_world.bank.id  # the default: the first method added
+
+
+def test_the_callers_reference_is_kept_and_checked(payout_world):
+    import uuid
+
+    from portal.errors import DomainError
+
+    mine = str(uuid.uuid4())
+    payout = services.request_payout(
+        payout_world.project.id, payout_world.vendor.id, 500, reference=mine.upper()
+    )
+    assert payout.reference == mine
+    with pytest.raises(DomainError):
+        services.request_payout(payout_world.project.id, payout_world.vendor.id, 5, reference="x")
+    with pytest.raises(DomainError):  # zero is not an amount to pay
+        services.request_payout(payout_world.project.id, payout_world.vendor.id, 0)
