@@ -3,6 +3,8 @@ settings; and the mobile-money provider's callback (public, verified by a status
 
 from __future__ import annotations
 
+import uuid
+
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -326,12 +328,18 @@ def provider_settings():
 # --------------------------------------------------------------------------- callback
 
 
-@callback_bp.route("/api/payouts/momo/callback/<uuid:reference>", methods=["POST", "PUT"])
+@callback_bp.route(
+    "/api/payouts/momo/callback/<string(maxlength=64):reference>", methods=["POST", "PUT"]
+)
 @public  # the provider cannot sign in: only a known reference is heard, and only the status
 # query (made by the portal, to the configured host) changes anything
 @csrf.exempt
 @limiter.limit("600 per minute")
-def momo_callback(reference):
+def momo_callback(reference: str):
+    try:
+        reference = str(uuid.UUID(reference))
+    except ValueError:
+        return problem(404, "No payout has this reference.")
     _, claimed = momo_provider().parse_callback(str(reference), request.get_data(cache=False))
     payout = sending.callback_heard(str(reference), claimed)
     if payout is None:

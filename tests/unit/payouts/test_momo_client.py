@@ -173,3 +173,13 @@ def test_keys_are_stored_encrypted_and_never_shown(app, payout_world, fake, clie
         select(AuditEntry.data).where(AuditEntry.action == "settings.changed")
     ).all()
     assert not any(fake.api_key in (d or "") for d in audit)
+
+
+def test_a_callback_that_is_not_a_reference_is_not_found(payout_world, fake, client):
+    for path in ("/api/payouts/momo/callback/1", "/api/payouts/momo/callback/" + "a" * 64):
+        assert client.post(path, json={"status": "SUCCESSFUL"}).status_code == 404
+    big = b"{" + b" " * (20 * 1024) + b"}"
+    reply = client.put(
+        f"/api/payouts/momo/callback/{uuid.uuid4()}", data=big, content_type="application/json"
+    )
+    assert reply.status_code == 413

@@ -162,6 +162,15 @@ def test_a_bank_batch_from_build_to_sent(staff, payout_world):
     db.session.expire_all()
     assert {db.session.get(Payout, p.id).status for p in (first, second)} == {SENT}
     assert "sent" in staff.get(f"/payouts/batches/{batch_id}").get_data(as_text=True)
+    for path in (
+        "/payouts/",
+        f"/payouts/{first.id}",
+        "/payouts/batches",
+        f"/payouts/?status=sent&project={payout_world.project.id}",
+    ):
+        page = staff.get(path)
+        assert page.status_code == 200, path
+        assert "1,500.50 UGX" in page.get_data(as_text=True) or path == "/payouts/batches"
 
 
 # --- statements -------------------------------------------------------------------------------
@@ -358,7 +367,8 @@ def test_a_member_of_another_project_sees_none_of_it(
     db.session.commit()
     client = app.test_client()
     login(client, outsider)
-    assert a.reference not in client.get("/payouts/").get_data(as_text=True)
+    listed = client.get("/payouts/")
+    assert listed.status_code == 200 and a.reference not in listed.get_data(as_text=True)
     assert client.get(f"/payouts/{a.id}").status_code == 404
     assert client.get(f"/reconciliation/?project={payout_world.project.id}").status_code == 404
 
