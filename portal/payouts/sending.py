@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 
 from portal.extensions import db
 from portal.jobs.dispatch import enqueue
@@ -88,18 +88,26 @@ def check(payout_id: int) -> str:
 
 
 def due_for_check(limit: int = 200) -> list[int]:
-    """Sent payouts whose final status is not known and was not asked for lately: their
-    callback may never come."""
+    """Mobile-money payouts whose final status is not known and was not asked for lately: sent
+    ones whose callback may never come, and pending ones whose sending ran out of tries after a
+    request the provider may have taken (a timeout)."""
     after = timedelta(seconds=int(current_app.config["PAYOUT_CHECK_AFTER_SECONDS"]))
     now = utcnow()
+    cutoff = now - after
     return list(
         db.session.scalars(
             select(Payout.id)
             .where(
                 Payout.kind == MOMO,
-                Payout.status == SENT,
-                Payout.sent_at < now - after,
-                or_(Payout.last_checked_at.is_(None), Payout.last_checked_at < now - after),
+                or_(
+                    and_(Payout.status == SENT, Payout.sent_at < cutoff),
+                    and_(
+                        Payout.status == PENDING,
+                        Payout.send_attempts > 0,
+                        Payout.created_at < cutoff,
+                    ),
+                ),
+                or_(Payout.last_checked_at.is_(None), Payout.last_checked_at < cutoff),
             )
             .order_by(Payout.id)
             .limit(limit)

@@ -183,3 +183,49 @@ def test_a_callback_that_is_not_a_reference_is_not_found(payout_world, fake, cli
         f"/api/payouts/momo/callback/{uuid.uuid4()}", data=big, content_type="application/json"
     )
     assert reply.status_code == 413
+
+
+def test_a_payout_whose_sending_gave_up_is_still_found_by_the_sweep(
+    app, payout_world, fake, worker
+):
+    from portal.payouts.models import PENDING
+
+    payout = pay(payout_world)
+    # As if every send attempt timed out after the provider took the first request.
+    db.session.execute(
+        update(Job).where(Job.kind == "payouts.send").values(status="failed", attempts=6)
+    )
+    fake.transfers[payout.reference] = {
+        "amount": "1500.50",
+        "currency": "UGX",
+        "externalId": payout.reference,
+        "payee": {"partyIdType": "MSISDN", "partyId": "256772123456"},
+    }
+    earlier = utcnow() - timedelta(seconds=120)
+    db.session.execute(
+        update(Payout).where(Payout.id == payout.id).values(send_attempts=6, created_at=earlier)
+    )
+    app.config["PAYOUT_CHECK_AFTER_SECONDS"] = 60
+    assert status(payout.id).status == PENDING
+    assert sending.due_for_check() == [payout.id]
+    sending.sweep()
+    db.session.commit()
+    worker.run("comms")
+    assert status(payout.id).status == PAID
+
+
+def test_the_settings_page_refuses_a_bad_base_url(payout_world, client, login):
+    login(client, payout_world.user)
+    for bad in ("ftp://x.example", "https://user:pw@x.example", "not a url"):
+        reply = client.post("/payouts/settings", data={"base_url": bad})
+        assert reply.status_code == 400, bad
+    assert not settings.get(momo.BASE_URL)
+    saved = client.post(
+        "/payouts/settings",
+        data={"base_url": "https://sandbox.momodeveloper.mtn.com/", "api_key": "k-123456"},
+    )
+    assert saved.status_code == 302
+    assert settings.get(momo.BASE_URL) == "https://sandbox.momodeveloper.mtn.com"
+    assert settings.get_secret(momo.API_KEY) == "k-123456"
+    page = client.get("/payouts/settings").get_data(as_text=True)
+    assert "k-123456" not in page and 'data-key="momo_api_key">set<' in page
