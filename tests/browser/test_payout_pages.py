@@ -30,6 +30,10 @@ def portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
         secrets=portal_secrets,
         folder=folder,
         name="payouts",
+        # The local mobile-money server listens on 127.0.0.1; the follow-up check after sending
+        # and the sweeper's check wait ten minutes, so only the callback can end a payout here.
+        OUTBOUND_PRIVATE_HOSTS="127.0.0.1",
+        PAYOUT_CHECK_AFTER_SECONDS="600",
     ) as served:
         with served["app"].app_context():
             prepare(folder)
@@ -68,9 +72,13 @@ def prepare(folder) -> None:
         project,
     )
     vendors.change_status(vendor, "approved")
+    IDS["momo_method"] = methods.add(
+        vendor, {"kind": "momo", "account_name": "Maya Gurung", "account_number": "+9779841000077"}
+    ).id
     methods.add(
         vendor,
         {
+            "make_default": True,
             "kind": "bank",
             "account_name": "Hill Grocers Pvt",
             "account_number": "01234567890123",
@@ -161,3 +169,53 @@ def test_vendor_adds_a_mobile_money_number(chromium, portal, shots):
 def read_code_free(outbox) -> str:
     outbox.reload()
     return outbox.locator('tr[data-purpose="payout-method"] [data-body]').first.inner_text()
+
+
+def test_a_mobile_money_payout_goes_paid_on_the_open_page_after_the_callback(
+    chromium, portal, shots
+):
+    """The served portal's worker sends the transfer to the local provider; the provider's
+    callback reaches the portal over HTTP, the portal asks for the status, and the open payout
+    page shows *paid* without a reload."""
+    from portal.extensions import db
+    from portal.payouts import momo, services
+    from portal.payouts.models import Payout
+    from portal.settings import services as settings
+    from tests.support.momo_server import FakeMomo
+
+    app = portal["app"]
+    with FakeMomo() as fake:
+        fake.lose_callbacks = True  # held back until the page is open
+        with app.app_context():
+            for key, value in (
+                (momo.BASE_URL, fake.url),
+                (momo.CALLBACK_BASE_URL, portal["base"]),
+                (momo.API_USER, fake.api_user),
+                (momo.API_KEY, fake.api_key),
+                (momo.SUBSCRIPTION_KEY, fake.subscription_key),
+            ):
+                settings.set_value(key, value)
+            payout = services.request_payout(
+                IDS["project"], IDS["vendor"], 70_000, method_id=IDS["momo_method"]
+            )
+            db.session.commit()
+            payout_id, reference = payout.id, payout.reference
+            db.session.remove()
+        context, page = _staff(chromium, portal, 1280)
+        page.goto(f"{portal['base']}/payouts/{payout_id}")
+        expect(page.locator("#payout-detail [data-field=status] .badge")).to_have_text(
+            "sent", timeout=30_000
+        )
+        page.wait_for_timeout(500)  # the page's socket has subscribed
+        fake.lose_callbacks = False
+        fake.finish(reference)
+        assert fake.delivered and fake.delivered[0][1] == 202, fake.delivered
+        expect(page.locator("#payout-detail [data-field=status] .badge")).to_have_text(
+            "paid", timeout=30_000
+        )
+        page.screenshot(path=str(shots / "payouts-live-paid-1280.png"), full_page=True)
+        assert fake.status_queries[reference] == 1  # the callback led to the status query
+        with app.app_context():
+            assert db.session.get(Payout, payout_id).status == "paid"
+            db.session.remove()
+        context.close()
