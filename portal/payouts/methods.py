@@ -15,7 +15,7 @@ from portal import events
 from portal.beneficiaries.normalize import InvalidValue, phone_e164
 from portal.errors import NotFound
 from portal.extensions import db
-from portal.payouts.models import BANK, KINDS, MOMO, PayoutMethod
+from portal.payouts.models import KINDS, MOMO, PayoutMethod
 from portal.settings.services import default_country
 
 _ACCOUNT = re.compile(r"[0-9A-Z]{4,34}")  # domestic account numbers and IBANs
@@ -144,6 +144,3 @@ def remove(method: PayoutMethod, *, by_vendor: bool = False) -> None:
         others = of_vendor(method.vendor_id)
         if others:
             make_default(others[0], by_vendor=by_vendor)
-
-
-__all__ = ["BANK", "MOMO", "add", "default_of", "get", "make_default", "mask", "of_vendor"]

@@ -22,7 +22,6 @@ from portal.jobs.kinds import PAYOUT_SEND
 from portal.money import amounts
 from portal.payouts import live, methods
 from portal.payouts.models import (
-    BANK,
     FAILED,
     KINDS,
     MOMO,
@@ -202,6 +201,3 @@ def status_counts(user, project_id: int | None = None) -> dict[str, int]:
     if project_id:
         query = query.where(Payout.project_id == project_id)
     return dict(db.session.execute(query).all())
-
-
-__all__ = ["BANK", "MOMO", "get_visible", "move", "provider_said", "request_payout", "visible"]

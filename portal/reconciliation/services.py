@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import select, update
 
 from portal import events
 from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
@@ -311,6 +311,3 @@ def override(payout: Payout, outcome: str, reason: str, user) -> None:
         project_id=payout.project_id,
         data={"payout_id": payout.id, "outcome": outcome, "reason": reason},
     )
-
-
-__all__ = ["and_", "match_by_hand", "override", "set_aside", "upload", "view"]
