@@ -398,3 +398,37 @@ def test_the_callers_reference_is_kept_and_checked(payout_world):
         services.request_payout(payout_world.project.id, payout_world.vendor.id, 5, reference="x")
     with pytest.raises(DomainError):  # zero is not an amount to pay
         services.request_payout(payout_world.project.id, payout_world.vendor.id, 0)
+
+
+def test_the_chain_side_joins_by_the_settlement_reference(staff, payout_world):
+    """A payout made for a settlement shows the settlement's chain transaction beside it."""
+    from portal.chain.models import ChainSigner, ChainTx
+    from portal.reconciliation.chainside import chain_side
+
+    for_settlement = services.request_payout(
+        payout_world.project.id,
+        payout_world.vendor.id,
+        900,
+        source_type="settlement",
+        source_id=41,
+    )
+    manual = services.request_payout(payout_world.project.id, payout_world.vendor.id, 800)
+    signer = ChainSigner(name="operator", address="0x" + "ab" * 20, private_key="0x" + "01" * 32)
+    db.session.add(signer)
+    db.session.flush()
+    tx = ChainTx(
+        signer_id=signer.id,
+        project_id=payout_world.project.id,
+        chain_id=1337,
+        purpose="settle",
+        ref_type="settlement",
+        ref_id=41,
+        gas_limit=100_000,
+        status="confirmed",
+    )
+    db.session.add(tx)
+    db.session.commit()
+    assert chain_side([for_settlement, manual]) == {for_settlement.id: tx}
+    page = staff.get("/payouts/").get_data(as_text=True)
+    row = page.split(f'data-payout-id="{for_settlement.id}"')[1].split("</tr>")[0]
+    assert "confirmed" in row
