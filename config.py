@@ -197,6 +197,18 @@ class Config:
     SMS_TOKEN = env_str("SMS_TOKEN")
     SMS_FROM = env_str("SMS_FROM")
     SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10)
+    # Mobile-money payouts (an MTN MoMo Disbursement-shaped API). The Settings side of the
+    # payouts pages overrides these at runtime; the keys are kept encrypted and never shown.
+    MOMO_BASE_URL = env_str("MOMO_BASE_URL")
+    MOMO_CALLBACK_BASE_URL = env_str("MOMO_CALLBACK_BASE_URL")
+    MOMO_TARGET_ENVIRONMENT = env_str("MOMO_TARGET_ENVIRONMENT", "sandbox")
+    MOMO_API_USER = env_str("MOMO_API_USER")
+    MOMO_API_KEY = env_str("MOMO_API_KEY")
+    MOMO_SUBSCRIPTION_KEY = env_str("MOMO_SUBSCRIPTION_KEY")
+    MOMO_TIMEOUT_SECONDS = env_int("MOMO_TIMEOUT_SECONDS", 15)
+    # A payout sent and not final is asked about this long after it was sent (and then at
+    # every sweep), whether or not its callback came.
+    PAYOUT_CHECK_AFTER_SECONDS = env_int("PAYOUT_CHECK_AFTER_SECONDS", 60)
     OTP_TTL_SECONDS = env_int("OTP_TTL_SECONDS", 300)
     OTP_MAX_TRIES = env_int("OTP_MAX_TRIES", 5)
     OTP_MAX_RESENDS = env_int("OTP_MAX_RESENDS", 3)

@@ -31,6 +31,8 @@ LARGER: dict[str, int | Callable[[dict], int]] = {
     "imports.new": _import_upload,  # spreadsheet upload
     "disbursements.new": 1 * MIB,  # up to 200,000 characters of reference codes
     "kobo.webhook": payloads.MAX_BYTES,  # one submission, as JSON
+    "reconciliation.upload": 8 * MIB,  # a provider statement, CSV or XLSX
+    "payout_callbacks.momo_callback": 16 * KIB,  # a transfer's status, as JSON (smaller)
 }
 
 

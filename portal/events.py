@@ -59,3 +59,10 @@ approval_threshold_changed = _signals.signal("approval-threshold-changed")
 job_retried = _signals.signal("job-retried")
 job_cancelled = _signals.signal("job-cancelled")
 settings_changed = _signals.signal("settings-changed")
+
+# Vendor payouts (portal/payouts) and statements (portal/reconciliation).
+payout_method_changed = _signals.signal("payout-method-changed")
+payout_changed = _signals.signal("payout-changed")
+payout_batch_changed = _signals.signal("payout-batch-changed")
+statement_uploaded = _signals.signal("statement-uploaded")
+statement_line_resolved = _signals.signal("statement-line-resolved")

@@ -17,8 +17,10 @@ def import_all() -> None:
     from portal.files import models as _files  # noqa: F401
     from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
+    from portal.payouts import models as _payouts  # noqa: F401
     from portal.projects import models as _projects  # noqa: F401
     from portal.quotas import models as _quotas  # noqa: F401
+    from portal.reconciliation import models as _reconciliation  # noqa: F401
     from portal.redemptions import models as _redemptions  # noqa: F401
     from portal.settings import models as _settings  # noqa: F401
     from portal.vendor_portal import models as _vendor_portal  # noqa: F401

@@ -150,7 +150,11 @@ def init_app(app: Flask) -> None:
     from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
     from portal.main import bp as main_bp
+    from portal.payouts import vendor_pages as _vendor_payout_pages  # noqa: F401 (its routes)
+    from portal.payouts.routes import bp as payouts_bp
+    from portal.payouts.routes import callback_bp as payout_callbacks_bp
     from portal.projects.routes import bp as projects_bp
+    from portal.reconciliation.routes import bp as reconciliation_bp
     from portal.settings.routes import bp as settings_bp
     from portal.vendor_portal.routes import bp as vendor_portal_bp
     from portal.vendors.routes import bp as vendors_bp
@@ -176,6 +180,9 @@ def init_app(app: Flask) -> None:
         comms_bp,
         vendor_portal_bp,
         approvals_bp,
+        payouts_bp,
+        payout_callbacks_bp,
+        reconciliation_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

@@ -39,6 +39,7 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
     from portal.comms.services import purge_expired as blank_expired_messages
     from portal.files.storage import purge_expired
     from portal.jobs.services import sweep
+    from portal.payouts.sending import sweep as check_payouts
     from portal.vendor_portal.sweep import sweep as sweep_payments
 
     def loop():
@@ -56,6 +57,8 @@ def start_sweeper(app, stop: threading.Event) -> threading.Thread:
                     expired, _ = sweep_payments()
                     if expired:
                         log.info("expired %s unused payment codes", expired)
+                    if check_payouts():  # mobile-money payouts whose callback never came
+                        db.session.commit()
                 except Exception:
                     log.exception("job sweep failed")
                 finally:

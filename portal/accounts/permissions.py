@@ -30,6 +30,9 @@ PERMISSIONS: dict[str, str] = {
     "user.manage": "Invite and edit staff accounts",
     "role.manage": "Create roles and change their permissions",
     "settings.manage": "Change runtime settings",
+    "payout.read": "See vendors' payouts, payout batches and statements",
+    "payout.manage": "Pay vendors out: build bank batches, mark them sent, upload statements",
+    "payout.override": "Mark a payout paid or failed without a matching statement line",
     "outbox.read": "Read the development SMS outbox (never available in production)",
 }
 
@@ -73,6 +76,8 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "chain.manage",
             "disbursement.manage",
             "dashboard.read",
+            "payout.read",
+            "payout.manage",
         ],
     ),
     "finance approver": (

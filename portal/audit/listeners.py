@@ -76,6 +76,11 @@ LISTENERS = {
     events.job_retried: _record,
     events.job_cancelled: _record,
     events.settings_changed: _record,
+    events.payout_method_changed: _record,
+    events.payout_changed: _record,
+    events.payout_batch_changed: _record,
+    events.statement_uploaded: _record,
+    events.statement_line_resolved: _record,
 }
 
 

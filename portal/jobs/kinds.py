@@ -57,3 +57,5 @@ COMMS_SMS = register_kind("comms.sms", "comms", "SMS", max_attempts=6)
 REDEMPTION_TRANSFER = register_kind(
     "redemptions.transfer", "contracts", "Redemption transfer", max_attempts=5
 )
+PAYOUT_SEND = register_kind("payouts.send", "comms", "Mobile-money payout", max_attempts=6)
+PAYOUT_CHECK = register_kind("payouts.check", "comms", "Payout status check", max_attempts=4)

@@ -151,6 +151,14 @@ def format(base: int | None, decimals: int, locale: str | None = None) -> str:
     return sign + text
 
 
+def plain(base: int, decimals: int) -> str:
+    """Base units to machine text for files and APIs: ASCII digits, a point, every fraction
+    digit, no grouping (150050, 2 → ``1500.50``); ``parse`` reads it back."""
+    _check_decimals(decimals)
+    whole, fraction = divmod(int(base), 10**decimals)
+    return f"{whole}.{str(fraction).rjust(decimals, '0')}" if decimals else str(whole)
+
+
 def hint(decimals: int) -> str:
     """What to type, for a field's description."""
     if decimals == 0:

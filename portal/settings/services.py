@@ -5,7 +5,7 @@ from __future__ import annotations
 import phonenumbers
 from flask import current_app
 
-from portal import events, outbound
+from portal import crypto, events, outbound
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.settings.models import Setting
@@ -16,6 +16,28 @@ KNOWN = {
     DEFAULT_COUNTRY: "Default country for phone numbers (ISO 3166 alpha-2)",
     KOBO_ALLOWED_HOSTS: "KoboToolbox servers a source may name (host, host:port or host:*)",
 }
+# Settings kept encrypted and never shown back (only whether they are set). Features add theirs
+# with ``register_secret``; the value is checked by the feature before it is stored.
+SECRETS: set[str] = set()
+
+
+def register(key: str, description: str, *, secret: bool = False) -> None:
+    """A feature's own setting: known here, so ``set_value`` accepts it."""
+    KNOWN[key] = description
+    if secret:
+        SECRETS.add(key)
+
+
+def get_secret(key: str) -> str:
+    """A secret setting in clear text ("" when not set); the environment's value otherwise."""
+    row = db.session.get(Setting, key)
+    if row is not None:
+        return crypto.decrypt(row.value) if row.value else ""
+    return current_app.config.get(key.upper()) or ""
+
+
+def is_set(key: str) -> bool:
+    return bool(get_secret(key) if key in SECRETS else get(key))
 
 
 def get(key: str) -> str:
@@ -45,15 +67,28 @@ def set_value(key: str, value: str) -> None:
             raise DomainError("Name fewer servers.")
     row = db.session.get(Setting, key)
     old = None if row is None else row.value
-    if row is None:
-        db.session.add(Setting(key=key, value=value))
+    if key in SECRETS:
+        # Encrypted at rest; the audit entry says that it changed, never what it is.
+        if old is not None and value == (crypto.decrypt(old) if old else ""):
+            return
+        stored = crypto.encrypt(value) if value else ""
+        shown = {
+            "key": key,
+            "from": "set" if old else "not set",
+            "to": "set" if value else "not set",
+        }
     else:
-        row.value = value
+        stored = value
+        shown = {"key": key, "from": old, "to": value}
+    if row is None:
+        db.session.add(Setting(key=key, value=stored))
+    else:
+        row.value = stored
     db.session.flush()
-    if old != value:
+    if old != stored:
         events.settings_changed.send(
             key,
             action="settings.changed",
             summary=f"Setting {key} changed",
-            data={"key": key, "from": old, "to": value},
+            data=shown,
         )

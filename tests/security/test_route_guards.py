@@ -17,6 +17,9 @@ PUBLIC = {
     "main.favicon",
     # Kobo's REST service cannot sign in: the route checks the source's shared secret itself.
     "kobo.webhook",
+    # The mobile-money provider's callback: only a known reference is heard, and only the
+    # portal's own status query to the configured host changes anything.
+    "payout_callbacks.momo_callback",
     # Vendors sign in with their phone and an SMS code (rate-limited per number and address).
     "vendor.sign_in",
     "vendor.sign_in_code",

@@ -381,7 +381,9 @@ def wait_sql(engine, sql: str, params: dict, until, timeout: float, what: str, l
 
 
 @contextlib.contextmanager
-def served_portal(*, database_url: str, redis_url: str, secrets: dict, folder: Path, name: str):
+def served_portal(
+    *, database_url: str, redis_url: str, secrets: dict, folder: Path, name: str, **env_extra: str
+):
     """``flask serve`` with its worker threads (and so the embedded chain), a staff admin, and an
     in-process worker-role app on the same database and Socket.IO channel, for a test to prepare
     data through the services and to emit as a separate worker would.
@@ -399,6 +401,7 @@ def served_portal(*, database_url: str, redis_url: str, secrets: dict, folder: P
         instance_dir=folder / "instance",
         secrets=secrets,
         SOCKETIO_CHANNEL=channel,
+        **env_extra,
     )
     email, password = f"{name}-{token_hex(4)}@example.org", f"a-long-{name}-password-{token_hex(2)}"
     create_user(env, email, password, role="admin")

@@ -24,6 +24,7 @@ ACTOR_MODULES = (
     "workers.actors.chain",
     "workers.actors.comms",
     "workers.actors.redemptions",
+    "workers.actors.payouts",
 )
 
 

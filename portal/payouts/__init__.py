@@ -1,0 +1,1 @@
+"""Paying vendors out: their payout methods, payouts and the providers that carry them."""

@@ -1,0 +1,73 @@
+"""Forms of the payouts pages (staff and the vendor's phone)."""
+
+from __future__ import annotations
+
+from flask_wtf.file import FileField, FileRequired
+from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length, Optional
+
+from portal.forms import Form
+from portal.payouts.models import KINDS
+
+
+class MethodForm(Form):
+    kind = RadioField("Paid by", default="bank", render_kw={"class": "choice-list"})
+    account_name = StringField(
+        "Account holder's name", validators=[DataRequired(), Length(max=100)]
+    )
+    account_number = StringField(
+        "Account number or mobile-money number",
+        validators=[DataRequired(), Length(max=40)],
+        description="A bank account number (or IBAN), or the phone number of the mobile-money "
+        "account.",
+    )
+    bank_code = StringField(
+        "Bank code",
+        validators=[Optional(), Length(max=30)],
+        description="For a bank account: the bank's or branch's code. Empty for mobile money.",
+    )
+    make_default = BooleanField("Pay to this one by default")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.kind.choices = list(KINDS.items())
+
+
+class ReasonForm(Form):
+    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=200)])
+
+
+class OverrideForm(ReasonForm):
+    outcome = RadioField("Mark as", render_kw={"class": "choice-list"})
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.outcome.choices = [("paid", "Paid"), ("failed", "Failed")]
+
+
+class MatchForm(ReasonForm):
+    reference = StringField(
+        "Payout reference",
+        validators=[DataRequired(), Length(max=64)],
+        description="The reference of the payout this line pays.",
+    )
+
+
+class StatementForm(Form):
+    project_id = SelectField("Project", coerce=int)
+    file = FileField(
+        "Statement (CSV or XLSX)", validators=[FileRequired("Choose the statement file.")]
+    )
+
+
+class MomoSettingsForm(Form):
+    base_url = StringField("API base URL", validators=[Optional(), Length(max=300)])
+    callback_base_url = StringField(
+        "This portal's public URL (for callbacks)", validators=[Optional(), Length(max=300)]
+    )
+    target_environment = StringField("Target environment", validators=[Optional(), Length(max=40)])
+    # Write-only: never rendered with their value; empty keeps what is stored.
+    api_user = PasswordField("API user", validators=[Optional(), Length(max=200)])
+    api_key = PasswordField("API key", validators=[Optional(), Length(max=200)])
+    subscription_key = PasswordField("Subscription key", validators=[Optional(), Length(max=200)])
+    clear_keys = BooleanField("Remove the stored keys")

@@ -1,0 +1,1 @@
+"""Reconciliation, statement side: provider statements matched against payouts."""

@@ -1,0 +1,148 @@
+"""Reading a provider statement (bank statement lines or a mobile-money report, CSV or XLSX).
+
+Accepted columns (header names are matched without case, spaces, dashes or underscores):
+
+- ``reference`` (needed): reference, line reference, external id, transaction reference, ref;
+  the payout's reference as the portal sent it.
+- ``amount`` (needed): amount, paid amount, credit amount; decimal text or a number, with at
+  most the token's fraction digits.
+- ``currency``: currency, ccy; must be the project's currency.
+- ``date``: date, value date, transaction date; YYYY-MM-DD or a spreadsheet date.
+- ``status``: status, transaction status; SUCCESSFUL / SUCCESS / PAID / COMPLETED / OK, or
+  FAILED / REJECTED / REVERSED (such a line is kept and never matched).
+
+Other columns are ignored. A file with any bad row is refused as a whole, with a report of every
+bad row; nothing is written.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+
+from portal.imports.parsing import FileRejected, open_table
+from portal.money import amounts
+
+MAX_LINES = 50_000
+ALIASES = {
+    "reference": {"reference", "linereference", "externalid", "transactionreference", "ref"},
+    "amount": {"amount", "paidamount", "creditamount"},
+    "currency": {"currency", "ccy"},
+    "date": {"date", "valuedate", "transactiondate"},
+    "status": {"status", "transactionstatus"},
+}
+PAID_WORDS = {"SUCCESSFUL", "SUCCESS", "PAID", "COMPLETED", "OK"}
+FAILED_WORDS = {"FAILED", "REJECTED", "REVERSED"}
+_REFERENCE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
+
+
+@dataclass(frozen=True)
+class Line:
+    row: int
+    reference: str  # lower case: references are matched without case
+    amount: int
+    value_date: date | None
+    paid: bool
+
+
+@dataclass
+class Report:
+    lines: list[Line]
+    errors: list[tuple[int, str]]  # (row number, what is wrong)
+
+
+def _key(header) -> str:
+    return re.sub(r"[\s_\-]", "", str(header or "")).lower()
+
+
+def _columns(headers: list) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for index, header in enumerate(headers):
+        key = _key(header)
+        for name, names in ALIASES.items():
+            if key in names and name not in found:
+                found[name] = index
+    missing = [name for name in ("reference", "amount") if name not in found]
+    if missing:
+        raise FileRejected(
+            "The statement needs a "
+            + " and an ".join(missing)
+            + " column; see the accepted column names on the upload page."
+        )
+    return found
+
+
+def _amount(cell, decimals: int) -> int:
+    if isinstance(cell, bool):
+        raise amounts.AmountError("Not an amount.")
+    if isinstance(cell, int | float):
+        try:
+            cell = format(Decimal(str(cell)).normalize(), "f")
+        except InvalidOperation:
+            raise amounts.AmountError("Not an amount.") from None
+    return amounts.parse(str(cell), decimals)
+
+
+def _date(cell) -> date | None:
+    if cell in ("", None):
+        return None
+    if isinstance(cell, datetime):
+        return cell.date()
+    if isinstance(cell, date):
+        return cell
+    try:
+        found = date.fromisoformat(str(cell).strip())
+    except ValueError:
+        raise ValueError("Write the date as YYYY-MM-DD.") from None
+    if not 2000 <= found.year <= 2100:
+        raise ValueError("The date is not between 2000 and 2100.")
+    return found
+
+
+def read(path: Path, filename: str, decimals: int, currency: str) -> Report:
+    """Every line of the statement, or every bad row; FileRejected for an unreadable file."""
+    lines: list[Line] = []
+    errors: list[tuple[int, str]] = []
+    with open_table(path, filename) as table:
+        columns = _columns(table.headers)
+
+        def cell(cells, name):
+            index = columns.get(name)
+            if index is None or index >= len(cells):
+                return ""
+            return cells[index]
+
+        for number, cells in table.rows():
+            if len(lines) + len(errors) >= MAX_LINES:
+                raise FileRejected(f"A statement may hold at most {MAX_LINES:,} lines.")
+            reference = str(cell(cells, "reference")).strip()
+            if not _REFERENCE.fullmatch(reference):
+                errors.append((number, "The reference is missing or not a reference."))
+                continue
+            try:
+                amount = _amount(cell(cells, "amount"), decimals)
+            except amounts.AmountError as exc:
+                errors.append((number, f"Amount: {exc.message}"))
+                continue
+            shown = str(cell(cells, "currency")).strip().upper()
+            if shown and shown != currency.upper():
+                errors.append((number, f"The currency is {shown[:8]}, not {currency}."))
+                continue
+            try:
+                value_date = _date(cell(cells, "date"))
+            except ValueError as exc:
+                errors.append((number, str(exc)))
+                continue
+            status = str(cell(cells, "status")).strip().upper()
+            if status and status not in PAID_WORDS | FAILED_WORDS:
+                errors.append((number, "Status: write SUCCESSFUL or FAILED."))
+                continue
+            lines.append(
+                Line(number, reference.lower(), amount, value_date, status not in FAILED_WORDS)
+            )
+    if not lines and not errors:
+        raise FileRejected("The statement has no lines under its header.")
+    return Report(lines, errors)
