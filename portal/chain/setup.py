@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from portal import events, realtime
 from portal.chain import client, contracts, effects, signers, txmanager
@@ -27,6 +27,7 @@ from portal.chain.models import (
 from portal.errors import Conflict, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
+from portal.ledger import funds
 from portal.money import amounts
 from portal.projects.models import Project
 from portal.transitions import change, insert_or_skip, move
@@ -267,13 +268,7 @@ def _apply_funding(funding: Funding, tx: ChainTx) -> None:
 
 
 def _add_funded(project_id: int, amount: int) -> None:
-    # In SQL, not in Python: two fundings may be confirmed (or rolled back) at the same moment.
-    db.session.execute(
-        update(ProjectChain)
-        .where(ProjectChain.project_id == project_id)
-        .values(funded=ProjectChain.funded + amount)
-        .execution_options(synchronize_session=False)
-    )
+    funds.add_funded(project_id, amount)
     pc = state(project_id)
     if pc is not None:
         db.session.refresh(pc)
