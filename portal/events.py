@@ -47,6 +47,8 @@ chain_alert = _signals.signal("chain-alert")
 chain_alert_resolved = _signals.signal("chain-alert-resolved")
 project_chain_changed = _signals.signal("project-chain-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
+# Staff took the money trail away: a redemptions export or a vendor statement.
+money_trail_exported = _signals.signal("money-trail-exported")
 
 job_retried = _signals.signal("job-retried")
 job_cancelled = _signals.signal("job-cancelled")

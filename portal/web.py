@@ -148,6 +148,7 @@ def init_app(app: Flask) -> None:
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
+    from portal.ledger.routes import bp as ledger_bp
     from portal.main import bp as main_bp
     from portal.projects.routes import bp as projects_bp
     from portal.settings.routes import bp as settings_bp
@@ -174,6 +175,7 @@ def init_app(app: Flask) -> None:
         settings_bp,
         comms_bp,
         vendor_portal_bp,
+        ledger_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

@@ -20,6 +20,7 @@ PERMISSIONS: dict[str, str] = {
     "chain.manage": "Deploy a project's contracts and fund them",
     "disbursement.manage": "Create and start disbursements, retry failed batches",
     "dashboard.read": "Watch a project's live distribution dashboard",
+    "redemption.read": "See a project's redemptions, export them, and print vendor statements",
     "job.read": "See background jobs",
     "job.retry": "Retry failed jobs and run diagnostic jobs",
     "job.cancel": "Cancel queued jobs",
@@ -56,6 +57,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "chain.read",
             "disbursement.manage",
             "dashboard.read",
+            "redemption.read",
         ],
     ),
     "finance": (
@@ -70,6 +72,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "chain.manage",
             "disbursement.manage",
             "dashboard.read",
+            "redemption.read",
         ],
     ),
     "field agent": (

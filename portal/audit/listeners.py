@@ -70,6 +70,7 @@ LISTENERS = {
     events.chain_alert_resolved: _record,
     events.project_chain_changed: _record,
     events.disbursement_changed: _record,
+    events.money_trail_exported: _record,
     events.job_retried: _record,
     events.job_cancelled: _record,
     events.settings_changed: _record,
