@@ -80,7 +80,7 @@ def money_of(beneficiary_id: int, project_ids: set[int] | list[int]) -> list[Pro
         vendors = dict(
             db.session.execute(
                 select(Vendor.id, Vendor.name).where(Vendor.id.in_({r.vendor_id for r in payments}))
-            ).tuples()
+            ).all()
         )
         history = [
             Entry(when, "allocation", title, display.money(amount, pc), status)

@@ -75,16 +75,16 @@ def _cells(export: Export) -> Iterator[list[str]]:
     symbol = pc.symbol if pc is not None else ""
     vendors: dict[int, str] = {}
     statement = redemption_list.query(export.filters).execution_options(yield_per=BATCH)
-    for batch in db.session.execute(statement).tuples().partitions():
+    for batch in db.session.execute(statement).partitions():
         unknown = {r.vendor_id for r, _ in batch} - vendors.keys()
         if unknown:
             found = select(Vendor.id, Vendor.name).where(Vendor.id.in_(unknown))
-            vendors.update(db.session.execute(found).tuples())
+            vendors.update(db.session.execute(found).all())
         tx_ids = {r.chain_tx_id for r, _ in batch if r.chain_tx_id}
         hashes = dict(
             db.session.execute(
                 select(ChainTx.id, ChainTx.tx_hash).where(ChainTx.id.in_(tx_ids))
-            ).tuples()
+            ).all()
         )
         people = {}
         if export.with_pii:

@@ -125,7 +125,7 @@ def page(filters: Filters, after: str = "", before: str = "") -> Page:
         )
         statement = statement.where(newer).order_by(None)
         statement = statement.order_by(Redemption.created_at.asc(), Redemption.id.asc())
-        rows = list(db.session.execute(statement.limit(PER_PAGE + 1)).tuples())
+        rows = list(db.session.execute(statement.limit(PER_PAGE + 1)))
         more = len(rows) > PER_PAGE
         rows = list(reversed(rows[:PER_PAGE]))
         result = Page(rows, total, at_least, None, cursor=True)
@@ -139,7 +139,7 @@ def page(filters: Filters, after: str = "", before: str = "") -> Page:
             and_(Redemption.created_at == stamp, Redemption.id < ident),
         )
         statement = statement.where(older)
-    rows = list(db.session.execute(statement.limit(PER_PAGE + 1)).tuples())
+    rows = list(db.session.execute(statement.limit(PER_PAGE + 1)))
     more = len(rows) > PER_PAGE
     rows = rows[:PER_PAGE]
     result = Page(rows, total, at_least, None if forward_cursor else 1, cursor=bool(forward_cursor))

@@ -87,7 +87,7 @@ def redemptions(project_id: int):
     vendor_names = dict(
         db.session.execute(
             select(Vendor.id, Vendor.name).where(Vendor.id.in_({r.vendor_id for r, _ in page.rows}))
-        ).tuples()
+        ).all()
     )
     kept = filters.as_args()
 
