@@ -100,7 +100,7 @@ def _data(entry) -> dict:
 
 
 def _ids(html: str) -> set[int]:
-    return {int(m) for m in re.findall(r'<td class="mono">(\d+)</td>', html)}
+    return {int(m) for m in re.findall(r'<td class="mono hide-sm" data-payment>(\d+)</td>', html)}
 
 
 def test_the_list_shows_the_projects_redemptions_newest_first(client, login, world):
@@ -109,7 +109,7 @@ def test_the_list_shows_the_projects_redemptions_newest_first(client, login, wor
     assert reply.status_code == 200
     html = reply.get_data(as_text=True)
     rows = world["rows"]
-    shown = [int(m) for m in re.findall(r'<td class="mono">(\d+)</td>', html)]
+    shown = [int(m) for m in re.findall(r'<td class="mono hide-sm" data-payment>(\d+)</td>', html)]
     expected = ["decoy", "failed", "pending", "pharmacy", "in", "before"]
     assert shown == [rows[k].id for k in expected]
     assert "25.00 NPR" in html and "Sita Tamang" in html
