@@ -7,6 +7,8 @@ any script), else in the built-in Latin-1 font with the rest replaced.
 
 from __future__ import annotations
 
+import os
+
 from fpdf import FPDF
 
 from portal.cards.pdf import _latin1, find_font
@@ -28,7 +30,8 @@ class _Document(FPDF):
         self.unicode = bool(font)
         if font:
             self.add_font("body", "", font)
-            self.add_font("body", "B", font)
+            bold = font.replace(".ttf", "-Bold.ttf").replace("-Regular-Bold", "-Bold")
+            self.add_font("body", "B", bold if os.path.isfile(bold) else font)
             self.family = "body"
         else:
             self.family = "helvetica"
@@ -115,7 +118,8 @@ def render(statement: Statement) -> bytes:
             5,
             t(
                 f"Not yet settled at the end of the period: {statement.pending_count} "
-                f"payments, {statement.pending}. They count once the chain confirms them."
+                f"{'payment' if statement.pending_count == 1 else 'payments'}, "
+                f"{statement.pending}. They count once the chain confirms them."
             ),
         )
     return bytes(pdf.output())

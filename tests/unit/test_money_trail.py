@@ -308,7 +308,7 @@ def test_vendor_statement_pdf_has_balances_lines_and_totals(client, login, world
     assert world["sita"].ref in text and "Sita Tamang" not in text  # masked
     assert re.search(r"Settled in the period \(1\)\s*25\.00 NPR", text)
     assert re.search(r"Closing balance\s*40\.00 NPR", text)
-    assert "1 payments, 7.00 NPR" in text  # pending, in neither balance
+    assert "1 payment, 7.00 NPR" in text  # pending, in neither balance
     entry = db.session.scalars(
         select(AuditEntry).where(AuditEntry.action == "vendor.statement")
     ).one()
