@@ -20,8 +20,7 @@ depends_on = None
 INDEXES = {
     "ix_redemptions_project_created": ["project_id", "created_at", "id"],
     "ix_redemptions_project_status_created": ["project_id", "status", "created_at", "id"],
-    "ix_redemptions_project_vendor_created": ["project_id", "vendor_id", "created_at", "id"],
-    "ix_redemptions_vendor_settled": ["vendor_id", "project_id", "settled_at"],
+    "ix_redemptions_beneficiary_created": ["beneficiary_id", "created_at", "id"],
 }
 GRANTS = {
     "admin": ("redemption.read",),
