@@ -9,7 +9,16 @@ and showing or exporting them is audited.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    redirect,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -131,7 +140,8 @@ def export(project_id: int, fmt: str):
     job = redemption_export.prepare(current_user, filters)
     redemption_export.record(job, fmt, redemption_list.count(filters, limit=10**9))
     return Response(
-        redemption_export.chunks(job, fmt),  # reads db.session while the response streams
+        # The rows read db.session while the response streams, inside the request's context.
+        stream_with_context(redemption_export.chunks(job, fmt)),
         mimetype=redemption_export.FORMATS[fmt],
         headers={
             "Content-Disposition": (

@@ -400,3 +400,25 @@ def test_nav_entry_leads_to_a_visible_projects_list(client, login, world):
     reply = client.get("/redemptions")
     assert reply.status_code == 302
     assert reply.headers["Location"].endswith(f"/projects/{world['b'].id}/redemptions")
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+def test_export_streams_after_the_view_as_a_real_server_runs_it(client, login, world, fmt):
+    """From another thread Flask pushes the request's own app context and tears it down before
+    the body is read: the rows must be read inside the streamed request, not from the view."""
+    import threading
+
+    login(client, world["manager"])
+    url = f"/projects/{world['a'].id}/redemptions/export.{fmt}"
+    result = {}
+    thread = threading.Thread(
+        target=lambda: result.update(reply=client.post(url, data={}, buffered=True))
+    )
+    thread.start()
+    thread.join(30)
+    reply = result["reply"]
+    assert reply.status_code == 200
+    if fmt == "csv":
+        assert len(_csv(reply)) == 6
+    else:
+        assert openpyxl.load_workbook(io.BytesIO(reply.get_data())).active.max_row == 7
