@@ -13,6 +13,8 @@ from datetime import datetime, timedelta
 
 import openpyxl
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from pypdf import PdfReader
 from sqlalchemy import select
 
@@ -422,3 +424,47 @@ def test_export_streams_after_the_view_as_a_real_server_runs_it(client, login, w
         assert len(_csv(reply)) == 6
     else:
         assert openpyxl.load_workbook(io.BytesIO(reply.get_data())).active.max_row == 7
+
+
+FILTER_SHAPES = st.fixed_dictionaries(
+    {
+        "vendor": st.sampled_from([None, "shop", "pharmacy", "other_vendor"]),
+        "person": st.sampled_from([None, "sita", "evil", "far"]),
+        "status": st.sampled_from(["", "settled", "submitted", "failed", "cancelled", "expired"]),
+        "start": st.one_of(st.none(), st.integers(-2, 14)),
+        "days": st.one_of(st.none(), st.integers(0, 14)),
+    }
+)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(shape=FILTER_SHAPES)
+def test_any_filter_combination_gives_what_filtering_by_hand_gives(world, shape):
+    from datetime import date
+
+    a = world["a"]
+    start = None if shape["start"] is None else date(2026, 11, 10) + timedelta(days=shape["start"])
+    end = None if start is None or shape["days"] is None else start + timedelta(days=shape["days"])
+    filters = redemption_list.Filters(
+        project_id=a.id,
+        vendor_id=world[shape["vendor"]].id if shape["vendor"] else None,
+        beneficiary=world[shape["person"]].ref if shape["person"] else "",
+        start=start,
+        end=end,
+        status=shape["status"],
+    )
+    expected = [
+        r
+        for r in sorted(world["rows"].values(), key=lambda r: (r.created_at, r.id), reverse=True)
+        if r.project_id == a.id
+        and (filters.vendor_id is None or r.vendor_id == filters.vendor_id)
+        and (not shape["person"] or r.beneficiary_id == world[shape["person"]].id)
+        and (not filters.status or r.status == filters.status)
+        and (start is None or r.created_at.date() >= start)
+        and (end is None or r.created_at.date() <= end)
+    ]
+    got = [r.id for r, _ in redemption_list.page(filters).rows]
+    assert got == [r.id for r in expected]
+    assert redemption_list.count(filters) == len(expected)
