@@ -468,3 +468,11 @@ def test_any_filter_combination_gives_what_filtering_by_hand_gives(world, shape)
     got = [r.id for r, _ in redemption_list.page(filters).rows]
     assert got == [r.id for r in expected]
     assert redemption_list.count(filters) == len(expected)
+
+
+def test_nav_entry_without_any_project_says_so(client, login, make_user, world):
+    lonely = make_user("programme manager")  # a member of no project
+    login(client, lonely)
+    reply = client.get("/redemptions")
+    assert reply.status_code == 200
+    assert "You are not a member of any project yet." in reply.get_data(as_text=True)
