@@ -366,3 +366,37 @@ def test_export_holds_exactly_the_filtered_set(app, big):
     assert [int(r["Payment"]) for r in rows] == list(expected)
     assert {r["Vendor"] for r in rows} == {"Shop 5"}
     assert all("2026-03-01" <= r["Date (UTC)"][:10] <= "2026-05-31" for r in rows)
+
+
+def test_a_payment_failed_by_many_at_once_is_given_back_once(app):
+    """The chain's answer and a vendor's suspension can fail the same payment at the same moment:
+    the status move lets one of them release the reservation, whatever the interleaving."""
+    from portal.extensions import db
+    from portal.ledger import entitlements as ledger
+    from portal.redemptions import transfer
+    from portal.redemptions.models import SUBMITTED, Redemption
+    from portal.timeutil import utcnow
+    from portal.vendors import services as vendors
+
+    project_id, person_id = _person(app)
+    with app.app_context():
+        vendor = vendors.register(
+            {"name": "V", "phone": _phone("980"), "category": "shop", "contact_name": "O"}
+        )
+        assert ledger.reserve(project_id, person_id, 4_000)
+        # Other payments' reservations: a second give-back would eat into them.
+        assert ledger.reserve(project_id, person_id, 6_000)
+        payment = Redemption(
+            project_id=project_id,
+            vendor_id=vendor.id,
+            beneficiary_id=person_id,
+            amount=4_000,
+            status=SUBMITTED,
+            code_expires_at=utcnow(),
+        )
+        db.session.add(payment)
+        db.session.commit()
+        payment_id = payment.id
+    results = _each_in_own_session(app, lambda i: transfer.fail(payment_id, f"failed {i}"))
+    assert sum(results) == 1
+    assert _row(app, project_id, person_id)[1] == 6_000
