@@ -51,6 +51,8 @@ project_chain_changed = _signals.signal("project-chain-changed")
 # listens to move its own record (see portal/chain/settlement.py).
 chain_settlement_changed = _signals.signal("chain-settlement-changed")
 disbursement_changed = _signals.signal("disbursement-changed")
+# Staff took the money trail away: a redemptions export or a vendor statement.
+money_trail_exported = _signals.signal("money-trail-exported")
 
 # A request for approval was made, decided, cancelled or carried out (portal/approvals).
 approval_changed = _signals.signal("approval-changed")

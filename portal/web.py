@@ -149,6 +149,7 @@ def init_app(app: Flask) -> None:
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
+    from portal.ledger.routes import bp as ledger_bp
     from portal.main import bp as main_bp
     from portal.payouts import vendor_pages as _vendor_payout_pages  # noqa: F401 (its routes)
     from portal.payouts.routes import bp as payouts_bp
@@ -183,6 +184,7 @@ def init_app(app: Flask) -> None:
         payouts_bp,
         payout_callbacks_bp,
         reconciliation_bp,
+        ledger_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

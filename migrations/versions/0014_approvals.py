@@ -5,7 +5,7 @@ Funding and starting a disbursement now wait for someone other than the person w
 the "finance approver" role is created by ``seed_roles`` at the next start.
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-03 18:10:00
 
 """
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 

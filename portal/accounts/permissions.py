@@ -23,6 +23,7 @@ PERMISSIONS: dict[str, str] = {
     "disbursement.approve": "Approve or reject another person's request to start a disbursement",
     "settlement.approve": "Approve or reject another person's vendor settlement",
     "dashboard.read": "Watch a project's live distribution dashboard",
+    "redemption.read": "See a project's redemptions, export them, and print vendor statements",
     "job.read": "See background jobs",
     "job.retry": "Retry failed jobs and run diagnostic jobs",
     "job.cancel": "Cancel queued jobs",
@@ -62,6 +63,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "chain.read",
             "disbursement.manage",
             "dashboard.read",
+            "redemption.read",
         ],
     ),
     "finance": (
@@ -78,6 +80,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "dashboard.read",
             "payout.read",
             "payout.manage",
+            "redemption.read",
         ],
     ),
     "finance approver": (

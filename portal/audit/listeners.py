@@ -73,6 +73,7 @@ LISTENERS = {
     events.disbursement_changed: _record,
     events.approval_changed: _record,
     events.approval_threshold_changed: _record,
+    events.money_trail_exported: _record,
     events.job_retried: _record,
     events.job_cancelled: _record,
     events.settings_changed: _record,

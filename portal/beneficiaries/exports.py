@@ -16,7 +16,7 @@ import csv
 import io
 import re
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape as xml_escape
 
@@ -182,13 +182,18 @@ def filename(fmt: str) -> str:
 
 
 def csv_chunks(export: Export) -> Iterator[bytes]:
-    """UTF-8 with a byte order mark (so spreadsheet programs read names right), in batches."""
+    return csv_stream(export.headers, rows(export))
+
+
+def csv_stream(headers: list[str], cells_of_rows: Iterable[list[str]]) -> Iterator[bytes]:
+    """UTF-8 with a byte order mark (so spreadsheet programs read names right), in batches.
+    The rows' cells come escaped (``escape_cell``); the headers are escaped here."""
     buffer = io.StringIO()
     buffer.write("\ufeff")
     writer = csv.writer(buffer)
-    writer.writerow([escape_cell(h) for h in export.headers])
+    writer.writerow([escape_cell(h) for h in headers])
     pending = 0
-    for cells in rows(export):
+    for cells in cells_of_rows:
         writer.writerow(cells)
         pending += 1
         if pending == BATCH:
@@ -289,12 +294,17 @@ def _xlsx_row(number: int, cells: list[str], style: int) -> str:
 
 
 def xlsx_chunks(export: Export) -> Iterator[bytes]:
+    return xlsx_stream(export.headers, rows(export))
+
+
+def xlsx_stream(headers: list[str], cells_of_rows: Iterable[list[str]]) -> Iterator[bytes]:
+    """One sheet of inline-string cells, written into the response as the rows come."""
     sink = _Sink()
     archive = zipfile.ZipFile(sink, mode="w", compression=zipfile.ZIP_DEFLATED)
     for name, body in _STATIC_PARTS.items():
         archive.writestr(name, body)
     yield sink.take()
-    width = len(export.columns)
+    width = len(headers)
     with archive.open("xl/worksheets/sheet1.xml", mode="w") as sheet:
         sheet.write(
             (
@@ -302,11 +312,11 @@ def xlsx_chunks(export: Export) -> Iterator[bytes]:
                 '<sheetViews><sheetView workbookViewId="0"><pane ySplit="1" topLeftCell="A2"'
                 ' activePane="bottomLeft" state="frozen"/></sheetView></sheetViews>'
                 f'<cols><col min="1" max="{width}" width="20" customWidth="1"/></cols>'
-                "<sheetData>" + _xlsx_row(1, [escape_cell(h) for h in export.headers], 1)
+                "<sheetData>" + _xlsx_row(1, [escape_cell(h) for h in headers], 1)
             ).encode()
         )
         lines: list[str] = []
-        for number, cells in enumerate(rows(export), start=2):
+        for number, cells in enumerate(cells_of_rows, start=2):
             lines.append(_xlsx_row(number, cells, 2))
             if len(lines) == BATCH:
                 sheet.write("".join(lines).encode())

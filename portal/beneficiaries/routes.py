@@ -17,6 +17,7 @@ from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPi
 from portal.beneficiaries.models import STATUSES, Beneficiary
 from portal.errors import DomainError
 from portal.extensions import db
+from portal.ledger import people
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
@@ -157,6 +158,7 @@ def show(beneficiary_id: int):
         project_form=project_form,
         group_form=group_form,
         remove_form=EmptyForm(),
+        money=people.money_of(person.id, shown),
     )
     if show_pii():
         reads.record([person], "page")

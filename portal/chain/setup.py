@@ -28,6 +28,7 @@ from portal.chain.models import (
 from portal.errors import Conflict, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
+from portal.ledger import funds
 from portal.money import amounts
 from portal.projects.models import Project
 from portal.transitions import change, insert_or_skip, move
@@ -325,13 +326,7 @@ def _apply_funding(funding: Funding, tx_id: int | None, tx_hash: str | None = No
 
 
 def _add_funded(project_id: int, amount: int) -> None:
-    # In SQL, not in Python: two fundings may be confirmed (or rolled back) at the same moment.
-    db.session.execute(
-        update(ProjectChain)
-        .where(ProjectChain.project_id == project_id)
-        .values(funded=ProjectChain.funded + amount)
-        .execution_options(synchronize_session=False)
-    )
+    funds.add_funded(project_id, amount)
     pc = state(project_id)
     if pc is not None:
         db.session.refresh(pc)

@@ -41,11 +41,12 @@ from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
+from portal.ledger import entitlements as ledger
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
-from portal.transitions import change, current_status, dialect_insert, move
+from portal.transitions import change, current_status, move
 
 PROGRESS = "disbursement.progress"
 REF = "disbursement_batch"
@@ -393,15 +394,7 @@ def _undo_confirmed(batch: DisbursementBatch, tx: ChainTx) -> bool:
         people = select(DisbursementItem.beneficiary_id).where(
             DisbursementItem.batch_id == batch.id
         )
-        db.session.execute(
-            update(Entitlement)
-            .where(
-                Entitlement.project_id == disbursement.project_id,
-                Entitlement.beneficiary_id.in_(people),
-            )
-            .values(allocated=Entitlement.allocated - disbursement.amount_each, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        )
+        ledger.uncredit(disbursement.project_id, people, disbursement.amount_each)
     change(Disbursement, disbursement.id, (COMPLETED, FAILED), RUNNING, finished_at=None)
     db.session.refresh(disbursement, attribute_names=["status", "finished_at"])
     _changed(
@@ -421,28 +414,9 @@ def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -
     ).all()
     if not items:
         return
-    rows = [
-        {
-            "project_id": disbursement.project_id,
-            "beneficiary_id": item.beneficiary_id,
-            "address": item.address,
-            "allocated": item.amount,
-            "redeemed": 0,
-            "revoked": 0,
-            "updated_at": utcnow(),
-        }
-        for item in items
-    ]
-    # In SQL, not in Python: another disbursement may be crediting the same person right now.
-    statement = dialect_insert(Entitlement).values(rows)
-    db.session.execute(
-        statement.on_conflict_do_update(
-            index_elements=["project_id", "beneficiary_id"],
-            set_={
-                "allocated": Entitlement.allocated + statement.excluded.allocated,
-                "updated_at": statement.excluded.updated_at,
-            },
-        )
+    ledger.credit(
+        disbursement.project_id,
+        ((item.beneficiary_id, item.address, item.amount) for item in items),
     )
 
 

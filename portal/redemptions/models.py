@@ -41,6 +41,12 @@ class Redemption(db.Model):
     __table_args__ = (
         Index("ix_redemptions_vendor_created", "vendor_id", "created_at"),
         Index("ix_redemptions_project_status", "project_id", "status"),
+        # The staff list (portal/ledger/redemption_list.py): newest first per project, or per
+        # project and status, or per person, each a seek on one index however many rows there
+        # are (a vendor's list uses ix_redemptions_vendor_created).
+        Index("ix_redemptions_project_created", "project_id", "created_at", "id"),
+        Index("ix_redemptions_beneficiary_created", "beneficiary_id", "created_at", "id"),
+        Index("ix_redemptions_project_status_created", "project_id", "status", "created_at", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -35,6 +35,7 @@ from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.kinds import REDEMPTION_TRANSFER
+from portal.ledger import entitlements
 from portal.money import amounts
 from portal.projects.models import ACTIVE as PROJECT_ACTIVE
 from portal.projects.models import Project
@@ -379,33 +380,11 @@ def expire_due(limit: int = 500) -> int:
 
 
 def _reserve(redemption: Redemption) -> bool:
-    left = Entitlement.allocated - Entitlement.redeemed - Entitlement.revoked
-    return (
-        db.session.execute(
-            update(Entitlement)
-            .where(
-                Entitlement.project_id == redemption.project_id,
-                Entitlement.beneficiary_id == redemption.beneficiary_id,
-                left >= redemption.amount,
-            )
-            .values(redeemed=Entitlement.redeemed + redemption.amount, updated_at=utcnow())
-            .execution_options(synchronize_session=False)
-        ).rowcount
-        == 1
-    )
+    return entitlements.reserve(redemption.project_id, redemption.beneficiary_id, redemption.amount)
 
 
 def give_back(redemption: Redemption) -> None:
-    db.session.execute(
-        update(Entitlement)
-        .where(
-            Entitlement.project_id == redemption.project_id,
-            Entitlement.beneficiary_id == redemption.beneficiary_id,
-            Entitlement.redeemed >= redemption.amount,
-        )
-        .values(redeemed=Entitlement.redeemed - redemption.amount, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
+    entitlements.release(redemption.project_id, redemption.beneficiary_id, redemption.amount)
 
 
 def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:

@@ -1,0 +1,165 @@
+"""A vendor's statement for one project and period: what reached them on chain, and when.
+
+A redemption counts on the day it settled on chain (the tokens reached the vendor's address),
+not the day it was charged: the opening balance is every settled redemption before the first
+day, the closing balance adds those settled within the period. Payments still on their way at
+the end of the period are listed apart, as pending, and counted in neither balance. The
+statement is built from values only (``Statement``), so the PDF is drawn off the request's loop
+(``portal.offload``) without the database session.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import selectinload
+
+from portal import events
+from portal.beneficiaries.models import Beneficiary
+from portal.chain.models import ProjectChain
+from portal.errors import ValidationFailed
+from portal.extensions import db
+from portal.ledger import display
+from portal.projects.models import Project
+from portal.redemptions.models import IN_FLIGHT, SETTLED, Redemption
+from portal.redemptions.services import masked_name
+from portal.timeutil import utcnow
+from portal.vendors.models import Vendor
+
+# A statement is a document to print: a period longer than this is more than anyone reads.
+MAX_DAYS = 366
+
+
+@dataclass(frozen=True)
+class Line:
+    day: str  # YYYY-MM-DD HH:MM, UTC
+    reference: str
+    beneficiary: str  # reference and masked name
+    amount: str
+
+
+@dataclass
+class Statement:
+    vendor: str
+    project: str
+    currency: str
+    start: date
+    end: date
+    opening: str
+    closing: str
+    total: str
+    count: int
+    pending: str
+    pending_count: int
+    made_at: str
+    lines: list[Line] = field(default_factory=list)
+    # Base units, for checks and tests.
+    opening_units: int = 0
+    closing_units: int = 0
+
+
+def check_period(start: date | None, end: date | None) -> tuple[date, date]:
+    """The period asked for, or a field error that says what to choose."""
+    errors = {}
+    if start is None:
+        errors["start"] = "Choose the first day."
+    if end is None:
+        errors["end"] = "Choose the last day."
+    if not errors and end < start:
+        errors["end"] = "The last day is before the first day."
+    if not errors and (end - start).days >= MAX_DAYS:
+        errors["end"] = f"Choose a period of at most {MAX_DAYS} days."
+    if errors:
+        raise ValidationFailed(errors)
+    return start, end
+
+
+def _since(day: date) -> datetime:
+    return datetime.combine(day, time())
+
+
+def build(vendor: Vendor, project: Project, start: date, end: date) -> Statement:
+    """The statement's values for ``vendor`` in ``project`` from ``start`` to ``end`` (days, UTC,
+    both included)."""
+    pc = db.session.get(ProjectChain, project.id)
+    first, after = _since(start), _since(end + timedelta(days=1))
+    mine = (Redemption.vendor_id == vendor.id, Redemption.project_id == project.id)
+    settled = (*mine, Redemption.status == SETTLED)
+    opening = db.session.scalar(
+        select(func.coalesce(func.sum(Redemption.amount), 0)).where(
+            *settled, Redemption.settled_at < first
+        )
+    )
+    rows = db.session.scalars(
+        select(Redemption)
+        .where(*settled, Redemption.settled_at >= first, Redemption.settled_at < after)
+        .order_by(Redemption.settled_at, Redemption.id)
+    ).all()
+    people = {
+        p.id: p
+        for p in db.session.scalars(
+            select(Beneficiary)
+            .where(Beneficiary.id.in_({r.beneficiary_id for r in rows if r.beneficiary_id}))
+            .options(selectinload(Beneficiary.pii))
+        )
+    }
+    pending_count, pending = db.session.execute(
+        select(func.count(), func.coalesce(func.sum(Redemption.amount), 0)).where(
+            *mine, Redemption.status.in_(IN_FLIGHT), Redemption.created_at < after
+        )
+    ).one()
+    total = sum(r.amount for r in rows)
+    lines = []
+    for r in rows:
+        person = people.get(r.beneficiary_id)
+        who = f"{person.ref} {masked_name(person)}" if person else "—"
+        lines.append(
+            Line(
+                day=r.settled_at.strftime("%Y-%m-%d %H:%M"),
+                reference=f"Payment {r.id}",
+                beneficiary=who,
+                amount=display.number(r.amount, pc),
+            )
+        )
+    opening, pending = int(opening), int(pending)
+    return Statement(
+        vendor=vendor.name,
+        project=project.name,
+        currency=pc.symbol if pc is not None else "",
+        start=start,
+        end=end,
+        opening=display.money(opening, pc),
+        closing=display.money(opening + total, pc),
+        total=display.money(total, pc),
+        count=len(rows),
+        pending=display.money(pending, pc),
+        pending_count=int(pending_count),
+        made_at=utcnow().strftime("%Y-%m-%d %H:%M UTC"),
+        lines=lines,
+        opening_units=opening,
+        closing_units=opening + total,
+    )
+
+
+def record(vendor: Vendor, project: Project, statement: Statement) -> None:
+    events.money_trail_exported.send(
+        vendor,
+        action="vendor.statement",
+        summary=(
+            f"Statement of vendor {vendor.id} for project {project.id}, "
+            f"{statement.start} to {statement.end}: {statement.count} redemptions"
+        ),
+        project_id=project.id,
+        data={
+            "vendor_id": vendor.id,
+            "from": statement.start.isoformat(),
+            "to": statement.end.isoformat(),
+            "rows": statement.count,
+        },
+    )
+
+
+def filename(vendor: Vendor, statement: Statement) -> str:
+    return f"statement-vendor{vendor.id}-{statement.start}-{statement.end}.pdf"
