@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from flask import current_app
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from portal import events, realtime
 from portal.chain import client, contracts, effects, signers, txmanager
