@@ -19,6 +19,9 @@ EXAMPLES = 400 if ci.ci_enabled() else 100
 # The app is only read (a request context, no database writes): sharing it is fine.
 WITH_APP = {"suppress_health_check": [HealthCheck.function_scoped_fixture]}
 any_text = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF), max_size=30)
+# What a URL can carry: a lone surrogate has no UTF-8 form, so no client can send one in a query
+# string (undecodable bytes there are a different input, tested with raw requests).
+url_text = st.text(st.characters(exclude_categories=("Cs",)), max_size=30)
 
 
 def _refused_char(char: str, multiline: bool) -> bool:
@@ -84,7 +87,7 @@ def test_parse_id_refuses(value):
     st.dictionaries(
         st.sampled_from(["project", "page", "since", "status", "q"]),
         st.one_of(
-            any_text,
+            url_text,
             st.integers(min_value=-(10**30), max_value=10**30).map(str),
             st.dates(min_value=date(1, 1, 1)).map(date.isoformat),
         ),
