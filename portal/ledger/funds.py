@@ -17,3 +17,14 @@ def add_funded(project_id: int, amount: int) -> None:
         .values(funded=ProjectChain.funded + amount)
         .execution_options(synchronize_session=False)
     )
+
+
+def rebase_funded(project_id: int, total: int) -> None:
+    """Set the funded total to what a project's new token holds: a move to new contracts mints
+    exactly what the old ones held, and that supply is the total from then on."""
+    db.session.execute(
+        update(ProjectChain)
+        .where(ProjectChain.project_id == project_id)
+        .values(funded=total)
+        .execution_options(synchronize_session="evaluate")  # the loaded row follows
+    )
