@@ -142,6 +142,7 @@ def seed_app(env: dict, folder: Path):
         RATELIMIT_STORAGE_URI="memory://",
         WEB3_PROVIDER_URI=env["WEB3_PROVIDER_URI"],
         SOCKETIO_CHANNEL=env["SOCKETIO_CHANNEL"],
+        CHAIN_TREASURY_KEY=env["CHAIN_TREASURY_KEY"],  # the stack's treasury (stack.portal_env)
         **{k: env[k] for k in ("SMS_PROVIDER", "SMS_HTTP_URL", "SMS_ACCOUNT", "SMS_TOKEN",
                                "SMS_FROM", "OUTBOUND_PRIVATE_HOSTS")},
     )  # fmt: skip

@@ -384,6 +384,7 @@ def run(args) -> dict:
             INSTANCE_DIR=str(folder / "bench-process"),
             RATELIMIT_STORAGE_URI="memory://",
             WEB3_PROVIDER_URI=node.url,
+            CHAIN_TREASURY_KEY=env["CHAIN_TREASURY_KEY"],  # the stack's treasury
         )
         base = web.base_url
         shops = [shop_name(n) for n in range(args.vendors)]

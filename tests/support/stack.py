@@ -64,6 +64,10 @@ def portal_env(
         PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p),
         # Procfile commands name gunicorn, dramatiq and flask: take this interpreter's.
         PATH=os.pathsep.join(p for p in (str(Path(PYTHON).parent), env.get("PATH")) if p),
+        # One treasury for every process of the stack and the in-process app that seeds it: the
+        # contracts give their admin and minter roles to the treasury of the process that asks
+        # for the deployment, and each mint is signed by the process that runs the job.
+        CHAIN_TREASURY_KEY="0x" + token_hex(32),
     )
     env.update(extra)
     Path(instance_dir).mkdir(parents=True, exist_ok=True)
@@ -417,6 +421,7 @@ def served_portal(
         INSTANCE_DIR=str(folder / "test-process"),
         RATELIMIT_STORAGE_URI="memory://",
         SOCKETIO_CHANNEL=channel,
+        CHAIN_TREASURY_KEY=env["CHAIN_TREASURY_KEY"],
     )
     try:
         web.start()
