@@ -32,7 +32,9 @@ bp = Blueprint("settlements", __name__)
 
 def _names(vendor_ids) -> dict[int, str]:
     return dict(
-        db.session.execute(select(Vendor.id, Vendor.name).where(Vendor.id.in_(set(vendor_ids))))
+        db.session.execute(
+            select(Vendor.id, Vendor.name).where(Vendor.id.in_(set(vendor_ids)))
+        ).all()
     )
 
 

@@ -40,7 +40,11 @@ def _members(project, *users):
 
 def _ask(project, vendor, amount, user=None):
     row = services.request(
-        project, vendor.id, amount, method_id=None, user_id=user.id if user else None,
+        project,
+        vendor.id,
+        amount,
+        method_id=None,
+        user_id=user.id if user else None,
         by_vendor=user is None,
     )
     db.session.commit()
@@ -61,7 +65,7 @@ def _paid(payout_id):
 
 
 def test_a_vendors_cash_out_goes_from_request_to_paid_and_reconciled(world, worker):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, finance, approver = world
     _members(project, finance, approver)
     assert services.available(project.id, vendor.id) == 1250
     row = _ask(project, vendor, 1000)
@@ -104,7 +108,7 @@ def test_a_vendors_cash_out_goes_from_request_to_paid_and_reconciled(world, work
 
 
 def test_nobody_cashes_out_more_than_is_available(world):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, _finance, _approver = world
     with pytest.raises(Conflict):
         _ask(project, vendor, 1251)
     db.session.rollback()
@@ -116,7 +120,7 @@ def test_nobody_cashes_out_more_than_is_available(world):
 
 
 def test_the_requester_cannot_approve_their_own_settlement(world):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, finance, approver = world
     _members(project, finance, approver)
     row = _ask(project, vendor, 500, user=finance)
     finance_admin = finance
@@ -127,7 +131,7 @@ def test_the_requester_cannot_approve_their_own_settlement(world):
 
 
 def test_a_rejected_settlement_gives_the_amount_back(world):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, finance, approver = world
     _members(project, finance, approver)
     row = _ask(project, vendor, 1250)
     approvals.reject(db.session.get(ApprovalRequest, row.approval_id), approver, "not now")
@@ -141,7 +145,7 @@ def test_a_rejected_settlement_gives_the_amount_back(world):
 
 
 def test_a_failed_payout_after_the_burn_waits_for_finance(world, worker):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, finance, approver = world
     _members(project, finance, approver)
     row = _ask(project, vendor, 1250)
     _approve(row, approver)
@@ -176,7 +180,7 @@ def test_a_failed_payout_after_the_burn_waits_for_finance(world, worker):
 
 
 def test_a_burn_the_chain_refuses_fails_the_settlement_and_gives_back(world, worker):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, finance, approver = world
     _members(project, finance, approver)
     row = _ask(project, vendor, 1000)
     _approve(row, approver)
@@ -197,7 +201,7 @@ def test_a_burn_the_chain_refuses_fails_the_settlement_and_gives_back(world, wor
 
 
 def test_a_reorg_sends_the_settlement_back_to_approved_and_pays_once(world, worker):
-    project, pc, vendor, finance, approver = world
+    project, _pc, vendor, finance, approver = world
     _members(project, finance, approver)
     row = _ask(project, vendor, 1000)
     ask_id = row.approval_id
