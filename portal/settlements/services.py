@@ -239,7 +239,19 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
             Settlement.__table__.update().where(Settlement.id == row.id).values(burned=True)
         )
         db.session.refresh(row)
-        if _move(row, (APPROVED,), SETTLED_ON_CHAIN, "settled on chain", settled_at=utcnow()):
+        # A burn the chain reported failed and then included after all (re-sent, or final
+        # later than thought) is value gone from chain: the vendor is paid for it. A settlement
+        # closed after a failed payout has a payout already and is left alone.
+        if _move(
+            row,
+            (APPROVED, FAILED),
+            SETTLED_ON_CHAIN,
+            "settled on chain",
+            where=(Settlement.payout_id.is_(None),),
+            settled_at=utcnow(),
+            failed_at=None,
+            failure_reason="",
+        ):
             _pay(row)
     elif action == "chain.settle_undone":
         db.session.execute(
