@@ -4,6 +4,7 @@ match racing each other move the settlement once each way and never pay twice.""
 
 from __future__ import annotations
 
+import contextlib
 import secrets
 from datetime import timedelta
 
@@ -176,10 +177,8 @@ def test_callbacks_a_late_chain_event_and_a_statement_race_and_pay_once(app):
         else:
 
             def act():
-                try:
+                with contextlib.suppress(DomainError):
                     reconciliation._book(payout_id, "matched", "line")
-                except DomainError:
-                    pass
 
         return _retrying(app, act)
 
