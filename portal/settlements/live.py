@@ -46,7 +46,7 @@ def settlements_topic(user, params: dict):
     return rooms, {"settlements": [serialize(s) for s in db.session.scalars(query)]}
 
 
-@realtime.vendor_topic("settlements")
+@realtime.vendor_topic("cash-outs")
 def vendor_settlements_topic(vendor, params: dict):
     rows = db.session.scalars(
         db.select(Settlement)

@@ -27,7 +27,7 @@
   if (!window.io) return;  // the vendor's phone: its own socket, its own room only
   var socket = window.io({ transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
   socket.on("connect", function () {
-    socket.emit("subscribe", { topic: "settlements" }, function (ack) {
+    socket.emit("subscribe", { topic: "cash-outs" }, function (ack) {
       if (ack && ack.ok) snapshot(ack.snapshot);
     });
   });

@@ -105,6 +105,17 @@ def test_a_vendors_cash_out_goes_from_request_to_paid_and_reconciled(world, work
         "settlement.reconciled",
     ]
     assert services.available(project.id, vendor.id) == 250
+    # The vendor's statement subtracts the cash-out: 12.50 redeemed - 10.00 paid out.
+    from datetime import date, timedelta
+
+    from portal.ledger import statements
+
+    today = date.today()
+    statement = statements.build(vendor, project, today - timedelta(days=1), today)
+    assert (statement.closing_units, statement.paid_out_count) == (250, 1)
+    assert any(line.reference == f"Cash-out {row.id}" for line in statement.lines)
+    later = statements.build(vendor, project, today + timedelta(days=1), today + timedelta(days=2))
+    assert later.opening_units == 250
 
 
 def test_nobody_cashes_out_more_than_is_available(world):

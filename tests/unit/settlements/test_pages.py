@@ -54,7 +54,7 @@ def test_the_vendor_cashes_out_from_the_phone_and_sees_paid_live(world, app, wor
     assert (row.amount, row.by_vendor, row.status) == (1000, True, "requested")
     row_id, approval_id = row.id, row.approval_id
     sio = socketio.test_client(app, flask_test_client=client)
-    ack = sio.emit("subscribe", {"topic": "settlements"}, callback=True)
+    ack = sio.emit("subscribe", {"topic": "cash-outs"}, callback=True)
     assert ack["ok"] and ack["snapshot"]["settlements"][0]["status"] == "requested"
     sio.get_received()
     from portal.accounts.models import User
@@ -180,3 +180,36 @@ def test_a_period_before_the_redemptions_cashes_out_nothing(world, app, login):
         data={"period_from": "2020-01-01", "period_to": "2020-01-31"},
     )
     assert answer.status_code == 302 and _count() == 0
+
+
+def test_the_staff_topic_hears_its_projects_only(world, app, login, make_user, make_project):
+    project, _pc, vendor, finance, approver = world
+    projects.set_members(project, {finance.id, approver.id})
+    outsider = make_user("finance")
+    projects.set_members(make_project(status="active"), {outsider.id})
+    viewer = make_user("viewer")
+    db.session.commit()
+    mine, theirs, nobody = app.test_client(), app.test_client(), app.test_client()
+    login(mine, finance)
+    login(theirs, outsider)
+    login(nobody, viewer)
+    project_id, vendor_id = project.id, vendor.id
+    sockets, acks = [], []
+    for c in (mine, theirs, nobody):
+        # The test's app context is shared: a request of the socket's own client first, so that
+        # connect (which reads the signed-in user from it) sees that client's user.
+        c.get("/approvals/waiting")
+        sockets.append(socketio.test_client(app, flask_test_client=c))
+        acks.append(sockets[-1].emit("subscribe", {"topic": "settlements"}, callback=True))
+    assert acks[0]["ok"] and acks[1]["ok"] and not acks[2]["ok"], acks
+    for s in sockets:
+        s.get_received()
+    from portal.projects.models import Project
+    from portal.settlements import services
+
+    project = db.session.get(Project, project_id)
+    services.request(project, vendor_id, 100, method_id=None, by_vendor=True)
+    db.session.commit()
+    heard = [[e for e in s.get_received() if e["name"] == "settlement.updated"] for s in sockets]
+    assert heard[0] and heard[0][0]["args"][0]["status"] == "requested"
+    assert not heard[1] and not heard[2]
