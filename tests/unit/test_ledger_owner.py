@@ -148,7 +148,11 @@ def test_only_the_ledger_creates_settlements():
                 called in WRITERS and node.args and _name(node.args[0]) == "Settlement"
             ):
                 found.append(f"{path.relative_to(root)}:{node.lineno}")
-            if called in VALUE_CALLS and any(k.arg == "amount" for k in node.keywords):
-                if node.args and _name(node.args[0]) == "Settlement":
-                    found.append(f"{path.relative_to(root)}:{node.lineno}")
+            if (
+                called in VALUE_CALLS
+                and any(k.arg == "amount" for k in node.keywords)
+                and node.args
+                and _name(node.args[0]) == "Settlement"
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
     assert not found, f"settlements written outside portal/ledger: {found}"
