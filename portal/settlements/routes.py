@@ -10,6 +10,7 @@ from sqlalchemy import select
 from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
+from portal.accounts.models import User
 from portal.approvals import services as approvals
 from portal.approvals.models import ApprovalDecision, ApprovalRequest
 from portal.audit.models import AuditEntry
@@ -96,6 +97,11 @@ def show(settlement_id: int):
         if ask
         else []
     )
+    deciders = dict(
+        db.session.execute(
+            select(User.id, User.name).where(User.id.in_({d.user_id for d in decisions}))
+        ).all()
+    )
     cs = db.session.scalar(select(ChainSettlement).where(ChainSettlement.key == row.chain_key))
     tx = db.session.get(ChainTx, cs.tx_id) if cs and cs.tx_id else None
     payouts = db.session.scalars(
@@ -127,6 +133,7 @@ def show(settlement_id: int):
         vendor=db.session.get(Vendor, row.vendor_id),
         ask=ask,
         decisions=decisions,
+        deciders=deciders,
         describe=approvals.describe,
         chain_settlement=cs,
         tx=tx,
