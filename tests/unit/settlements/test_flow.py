@@ -238,3 +238,22 @@ def test_a_reorg_sends_the_settlement_back_to_approved_and_pays_once(world, work
     db.session.refresh(row)
     assert row.burned and row.payout_id == payout_id
     assert db.session.scalar(select(func.count(Payout.id))) == 1
+
+
+def test_above_the_threshold_a_second_approver_releases_it(world, worker, make_user):
+    project, _pc, vendor, finance, approver = world
+    second = make_user("finance approver")
+    _members(project, finance, approver, second)
+    approvals.set_threshold(project, 500, finance.id)
+    db.session.commit()
+    small = _ask(project, vendor, 400)
+    assert db.session.get(ApprovalRequest, small.approval_id).approvals_needed == 1
+    big = _ask(project, vendor, 800)
+    assert db.session.get(ApprovalRequest, big.approval_id).approvals_needed == 2
+    _approve(big, approver)
+    assert big.status == REQUESTED and big.chain_tx_id is None  # one more approver needed
+    with pytest.raises(Conflict):  # the same person cannot count twice
+        _approve(big, approver)
+    db.session.rollback()
+    _approve(big, second)
+    assert big.status == APPROVED and big.chain_tx_id
