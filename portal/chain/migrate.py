@@ -40,6 +40,7 @@ from portal.chain.models import (
     ProjectChain,
 )
 from portal.extensions import db
+from portal.ledger import funds
 from portal.timeutil import utcnow
 
 REF = "chain_migration"
@@ -255,7 +256,8 @@ def advance(project_id: int) -> str:
     pc.contract_tx_id = new_contract_tx.id
     pc.version = 2
     pc.admin_address = treasury.address
-    pc.funded = new_token.functions.totalSupply().call()
+    funds.set_funded(pc.project_id, new_token.functions.totalSupply().call())
+    db.session.refresh(pc, attribute_names=["funded"])
     pc.status = DEPLOYED
     migration.status = "done"
     migration.finished_at = utcnow()

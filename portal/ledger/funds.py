@@ -17,3 +17,14 @@ def add_funded(project_id: int, amount: int) -> None:
         .values(funded=ProjectChain.funded + amount)
         .execution_options(synchronize_session=False)
     )
+
+
+def set_funded(project_id: int, amount: int) -> None:
+    """Set the funded total to what the chain holds (a project migrated to a new contract: the
+    new token's supply is the whole of it)."""
+    db.session.execute(
+        update(ProjectChain)
+        .where(ProjectChain.project_id == project_id)
+        .values(funded=amount)
+        .execution_options(synchronize_session=False)
+    )
