@@ -105,6 +105,12 @@ def test_a_vendors_cash_out_goes_from_request_to_paid_and_reconciled(world, work
         "settlement.reconciled",
     ]
     assert services.available(project.id, vendor.id) == 250
+    # ledger-verify still agrees: the burn matches its ChainSettlement row, balances match.
+    from portal.chain import ledger_verify
+
+    checked = ledger_verify.verify([project.id]).projects[0]
+    assert (checked.mismatch_count, checked.mismatches) == (0, [])
+    assert checked.checked > 0
     # The vendor's statement subtracts the cash-out: 12.50 redeemed - 10.00 paid out.
     from datetime import date, timedelta
 
