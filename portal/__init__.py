@@ -136,6 +136,7 @@ def _connect_listeners() -> None:
     from portal.dashboard import live as dashboard_live
     from portal.disbursements import services as disbursements
     from portal.redemptions import listeners as redemption_listeners
+    from portal.settlements import services as settlements
     from portal.vendor_portal import listeners as vendor_portal_listeners
     from portal.vendors import listeners as vendor_listeners
 
@@ -150,3 +151,4 @@ def _connect_listeners() -> None:
     dashboard_live.connect()
     redemption_listeners.connect()
     vendor_portal_listeners.connect()
+    settlements.connect()

@@ -68,3 +68,6 @@ payout_changed = _signals.signal("payout-changed")
 payout_batch_changed = _signals.signal("payout-batch-changed")
 statement_uploaded = _signals.signal("statement-uploaded")
 statement_line_resolved = _signals.signal("statement-line-resolved")
+# Vendors' cash-outs (portal/settlements).
+settlement_changed = _signals.signal("settlement-changed")
+settlement_run_opened = _signals.signal("settlement-run-opened")

@@ -23,5 +23,6 @@ def import_all() -> None:
     from portal.reconciliation import models as _reconciliation  # noqa: F401
     from portal.redemptions import models as _redemptions  # noqa: F401
     from portal.settings import models as _settings  # noqa: F401
+    from portal.settlements import models as _settlements  # noqa: F401
     from portal.vendor_portal import models as _vendor_portal  # noqa: F401
     from portal.vendors import models as _vendors  # noqa: F401

@@ -157,6 +157,8 @@ def init_app(app: Flask) -> None:
     from portal.projects.routes import bp as projects_bp
     from portal.reconciliation.routes import bp as reconciliation_bp
     from portal.settings.routes import bp as settings_bp
+    from portal.settlements import vendor_pages as _vendor_settlement_pages  # noqa: F401
+    from portal.settlements.routes import bp as settlements_bp
     from portal.vendor_portal.routes import bp as vendor_portal_bp
     from portal.vendors.routes import bp as vendors_bp
 
@@ -185,6 +187,7 @@ def init_app(app: Flask) -> None:
         payout_callbacks_bp,
         reconciliation_bp,
         ledger_bp,
+        settlements_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

@@ -22,6 +22,8 @@ PERMISSIONS: dict[str, str] = {
     "funding.approve": "Approve or reject another person's request to fund a project (mint)",
     "disbursement.approve": "Approve or reject another person's request to start a disbursement",
     "settlement.approve": "Approve or reject another person's vendor settlement",
+    "settlement.read": "See vendors' settlements (cash-outs) and their trail",
+    "settlement.manage": "Open settlement runs, retry or close a settlement whose payout failed",
     "dashboard.read": "Watch a project's live distribution dashboard",
     "redemption.read": "See a project's redemptions, export them, and print vendor statements",
     "job.read": "See background jobs",
@@ -81,6 +83,8 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "payout.read",
             "payout.manage",
             "redemption.read",
+            "settlement.read",
+            "settlement.manage",
         ],
     ),
     "finance approver": (
@@ -96,6 +100,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "funding.approve",
             "disbursement.approve",
             "settlement.approve",
+            "settlement.read",
         ],
     ),
     "field agent": (

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 KIND_MODULES = (
     "portal.chain.funding_approval",
     "portal.disbursements.start_approval",
+    "portal.settlements.approval",
 )
 
 

@@ -82,6 +82,8 @@ LISTENERS = {
     events.payout_batch_changed: _record,
     events.statement_uploaded: _record,
     events.statement_line_resolved: _record,
+    events.settlement_changed: _record,
+    events.settlement_run_opened: _record,
 }
 
 

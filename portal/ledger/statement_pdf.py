@@ -108,6 +108,8 @@ def render(statement: Statement) -> bytes:
         pdf.ln()
     pdf.ln(3)
     _balance(pdf, f"Settled in the period ({statement.count})", statement.total)
+    if statement.paid_out_count:
+        _balance(pdf, f"Paid out to you ({statement.paid_out_count})", f"-{statement.paid_out}")
     _balance(pdf, "Closing balance", statement.closing, bold=True)
     if statement.pending_count:
         pdf.ln(2)

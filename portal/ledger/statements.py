@@ -55,6 +55,9 @@ class Statement:
     pending_count: int
     made_at: str
     lines: list[Line] = field(default_factory=list)
+    # Cash-outs paid to the vendor in the period (settlements paid), subtracted from the balance.
+    paid_out: str = ""
+    paid_out_count: int = 0
     # Base units, for checks and tests.
     opening_units: int = 0
     closing_units: int = 0
@@ -124,6 +127,20 @@ def build(vendor: Vendor, project: Project, start: date, end: date) -> Statement
             )
         )
     opening, pending = int(opening), int(pending)
+    # Cash-outs paid (settlements, by the day the payout was confirmed) leave the balance.
+    paid_before, cash_outs = _paid_out(vendor.id, project.id, first, after)
+    opening -= paid_before
+    paid_out = sum(s.amount for s in cash_outs)
+    for s in cash_outs:
+        lines.append(
+            Line(
+                day=s.paid_at.strftime("%Y-%m-%d %H:%M"),
+                reference=f"Cash-out {s.id}",
+                beneficiary="Paid out to the vendor",
+                amount=f"-{display.number(s.amount, pc)}",
+            )
+        )
+    lines.sort(key=lambda line: line.day)
     return Statement(
         vendor=vendor.name,
         project=project.name,
@@ -131,7 +148,7 @@ def build(vendor: Vendor, project: Project, start: date, end: date) -> Statement
         start=start,
         end=end,
         opening=display.money(opening, pc),
-        closing=display.money(opening + total, pc),
+        closing=display.money(opening + total - paid_out, pc),
         total=display.money(total, pc),
         count=len(rows),
         pending=display.money(pending, pc),
@@ -139,8 +156,32 @@ def build(vendor: Vendor, project: Project, start: date, end: date) -> Statement
         made_at=utcnow().strftime("%Y-%m-%d %H:%M UTC"),
         lines=lines,
         opening_units=opening,
-        closing_units=opening + total,
+        closing_units=opening + total - paid_out,
+        paid_out=display.money(paid_out, pc),
+        paid_out_count=len(cash_outs),
     )
+
+
+def _paid_out(vendor_id: int, project_id: int, first: datetime, after: datetime):
+    """Paid before the period (base units) and the settlements paid within it."""
+    from portal.settlements.models import PAID, RECONCILED, Settlement
+
+    paid = (
+        Settlement.vendor_id == vendor_id,
+        Settlement.project_id == project_id,
+        Settlement.status.in_((PAID, RECONCILED)),
+    )
+    before = db.session.scalar(
+        select(func.coalesce(func.sum(Settlement.amount), 0)).where(
+            *paid, Settlement.paid_at < first
+        )
+    )
+    within = db.session.scalars(
+        select(Settlement)
+        .where(*paid, Settlement.paid_at >= first, Settlement.paid_at < after)
+        .order_by(Settlement.paid_at, Settlement.id)
+    ).all()
+    return int(before), within
 
 
 def record(vendor: Vendor, project: Project, statement: Statement) -> None:

@@ -152,6 +152,21 @@ def _data(payout: Payout) -> dict:
     }
 
 
+def booked(payout_id: int, why: str) -> None:
+    """Announce that a payout already paid is now paid for the books too (a statement line or
+    an override came after the provider's confirmation): the settlement becomes reconciled."""
+    payout = db.session.get(Payout, payout_id)
+    db.session.refresh(payout)
+    live.emit(payout)
+    events.payout_changed.send(
+        payout,
+        action="payout.booked",
+        summary=f"Payout {payout.id} paid for the books: {why}",
+        project_id=payout.project_id,
+        data={**_data(payout), "why": why, "books": payout.books},
+    )
+
+
 def move(payout_id: int, from_states, to_state: str, *, why: str, reason: str = "", **values):
     """Move the payout if it is in one of ``from_states``; True when this call moved it (and
     announced it), False when another writer had already."""

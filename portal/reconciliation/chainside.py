@@ -1,32 +1,44 @@
 """Where the chain joins the reconciliation view: a payout made for a settlement shows the
 settlement's chain transaction beside it (settlements on chain ↔ payouts ↔ statement lines).
 
-Settlements record their ``settle`` transaction as a ``ChainTx`` with ``ref_type``
-"settlement" and ``ref_id`` the settlement's id; a payout made for one carries the same pair as
-its source. Until settlements exist no payout has such a source, and the column shows "—".
+A payout made for a settlement carries ``source_type`` "settlement" (or "settlement.<n>" for
+the n-th try after a failed payout) and the settlement's id. The settlement's ``chain_key`` is
+the key of its ``ChainSettlement``, whose ``tx_id`` is the newest ``settle`` transaction.
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
 
-from portal.chain.models import ChainTx
+from portal.chain.models import ChainSettlement, ChainTx
 from portal.extensions import db
 
 SETTLEMENT = "settlement"
 
 
+def _of_settlement(payout) -> bool:
+    source = payout.source_type or ""
+    return bool(payout.source_id) and (source == SETTLEMENT or source.startswith(SETTLEMENT + "."))
+
+
 def chain_side(payouts) -> dict[int, ChainTx]:
     """The newest chain transaction of each payout's settlement, by payout id."""
-    by_source = {p.source_id: p.id for p in payouts if p.source_type == SETTLEMENT and p.source_id}
+    from portal.settlements.models import Settlement
+
+    by_source: dict[int, list[int]] = {}
+    for p in payouts:
+        if _of_settlement(p):
+            by_source.setdefault(p.source_id, []).append(p.id)
     if not by_source:
         return {}
-    found: dict[int, ChainTx] = {}
-    rows = db.session.scalars(
-        select(ChainTx)
-        .where(ChainTx.ref_type == SETTLEMENT, ChainTx.ref_id.in_(list(by_source)))
-        .order_by(ChainTx.id)
+    rows = db.session.execute(
+        select(Settlement.id, ChainTx)
+        .join(ChainSettlement, ChainSettlement.key == Settlement.chain_key)
+        .join(ChainTx, ChainTx.id == ChainSettlement.tx_id)
+        .where(Settlement.id.in_(list(by_source)))
     )
-    for tx in rows:
-        found[by_source[tx.ref_id]] = tx
+    found: dict[int, ChainTx] = {}
+    for settlement_id, tx in rows:
+        for payout_id in by_source[settlement_id]:
+            found[payout_id] = tx
     return found

@@ -131,7 +131,7 @@ def _book(payout_id: int, how: str, why: str) -> None:
         raise InvalidTransition("This payout is already paid for the books.")
     # A bank payout is known paid only now; a mobile-money one may be paid already.
     if not payouts.move(payout_id, (SENT,), PAID, why=f"statement {why}"):
-        live.emit(db.session.get(Payout, payout_id))  # its books changed
+        payouts.booked(payout_id, f"statement {why}")  # its books changed
 
 
 # --------------------------------------------------------------------------- the view
@@ -290,7 +290,10 @@ def override(payout: Payout, outcome: str, reason: str, user) -> None:
         ).rowcount
         if not done:
             raise InvalidTransition("This payout is paid for the books already.")
-        payouts.move(payout.id, (PENDING, SENT), PAID, why=f"override by user {user.id}: {reason}")
+        if not payouts.move(
+            payout.id, (PENDING, SENT), PAID, why=f"override by user {user.id}: {reason}"
+        ):
+            payouts.booked(payout.id, f"override by user {user.id}")
     elif outcome == FAILED:
         if not payouts.move(
             payout.id,

@@ -132,3 +132,27 @@ def test_each_way_of_writing_is_caught(source):
 )
 def test_reading_is_not_writing(source):
     assert not offences(source), source
+
+
+def test_only_the_ledger_creates_settlements():
+    """A settlement's amount is money promised to a vendor: only ``portal/ledger/settlements``
+    writes it, under the vendor's lock, after checking what is available."""
+    root = Path(__file__).resolve().parents[2] / "portal"
+    found = []
+    for path in root.rglob("*.py"):
+        if path.parts[-2] == "ledger":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            called = _name(node.func) if isinstance(node, ast.Call) else None
+            if called == "Settlement" or (
+                called in WRITERS and node.args and _name(node.args[0]) == "Settlement"
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+            if (
+                called in VALUE_CALLS
+                and any(k.arg == "amount" for k in node.keywords)
+                and node.args
+                and _name(node.args[0]) == "Settlement"
+            ):
+                found.append(f"{path.relative_to(root)}:{node.lineno}")
+    assert not found, f"settlements written outside portal/ledger: {found}"

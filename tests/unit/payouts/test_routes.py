@@ -402,17 +402,10 @@ def test_the_callers_reference_is_kept_and_checked(payout_world):
 
 def test_the_chain_side_joins_by_the_settlement_reference(staff, payout_world):
     """A payout made for a settlement shows the settlement's chain transaction beside it."""
-    from portal.chain.models import ChainSigner, ChainTx
+    from portal.chain.models import ChainSettlement, ChainSigner, ChainTx
     from portal.reconciliation.chainside import chain_side
+    from portal.settlements.models import Settlement
 
-    for_settlement = services.request_payout(
-        payout_world.project.id,
-        payout_world.vendor.id,
-        900,
-        source_type="settlement",
-        source_id=41,
-    )
-    manual = services.request_payout(payout_world.project.id, payout_world.vendor.id, 800)
     signer = ChainSigner(name="operator", address="0x" + "ab" * 20, private_key="0x" + "01" * 32)
     db.session.add(signer)
     db.session.flush()
@@ -421,12 +414,41 @@ def test_the_chain_side_joins_by_the_settlement_reference(staff, payout_world):
         project_id=payout_world.project.id,
         chain_id=1337,
         purpose="settle",
-        ref_type="settlement",
-        ref_id=41,
+        ref_type="chain_settlement",
+        ref_id=1,
         gas_limit=100_000,
         status="confirmed",
     )
     db.session.add(tx)
+    db.session.flush()
+    settled = Settlement(
+        project_id=payout_world.project.id,
+        vendor_id=payout_world.vendor.id,
+        amount=900,
+        status="payout_sent",
+        burned=True,
+        chain_key="settlement-41",
+    )
+    db.session.add(settled)
+    db.session.add(
+        ChainSettlement(
+            project_id=payout_world.project.id,
+            key="settlement-41",
+            vendor_id=payout_world.vendor.id,
+            amount=900,
+            status="settled",
+            tx_id=tx.id,
+        )
+    )
+    db.session.flush()
+    for_settlement = services.request_payout(
+        payout_world.project.id,
+        payout_world.vendor.id,
+        900,
+        source_type="settlement",
+        source_id=settled.id,
+    )
+    manual = services.request_payout(payout_world.project.id, payout_world.vendor.id, 800)
     db.session.commit()
     assert chain_side([for_settlement, manual]) == {for_settlement.id: tx}
     page = staff.get("/payouts/").get_data(as_text=True)

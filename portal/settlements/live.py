@@ -1,0 +1,57 @@
+"""Settlement statuses as they change: on the vendor's phone (the vendor's own room) and on the
+staff pages (the project's settlements room, or all of them for someone who sees every project).
+The event carries the status and plain label only; pages read the rest themselves."""
+
+from __future__ import annotations
+
+from portal import realtime
+from portal.extensions import db
+from portal.projects.services import visible_project_ids
+from portal.settlements.models import FINAL, LABELS, TONES, Settlement
+
+SETTLEMENT_UPDATED = "settlement.updated"
+ALL_ROOM = "settlements:all"
+
+
+def project_room(project_id: int) -> str:
+    return f"settlements:project:{project_id}"
+
+
+def serialize(row: Settlement) -> dict:
+    return {
+        "id": row.id,
+        "project_id": row.project_id,
+        "status": row.status,
+        "label": LABELS.get(row.status, row.status),
+        "tone": TONES.get(row.status, "pending"),
+        "final": row.status in FINAL,
+    }
+
+
+def emit(row: Settlement) -> None:
+    realtime.emit_after_commit(
+        SETTLEMENT_UPDATED,
+        serialize(row),
+        [realtime.vendor_room(row.vendor_id), ALL_ROOM, project_room(row.project_id)],
+    )
+
+
+@realtime.topic("settlements", "settlement.read")
+def settlements_topic(user, params: dict):
+    ids = visible_project_ids(user)
+    rooms = [ALL_ROOM] if ids is None else [project_room(pid) for pid in sorted(ids)]
+    query = db.select(Settlement).order_by(Settlement.id.desc()).limit(200)
+    if ids is not None:
+        query = query.where(Settlement.project_id.in_(ids or [-1]))
+    return rooms, {"settlements": [serialize(s) for s in db.session.scalars(query)]}
+
+
+@realtime.vendor_topic("cash-outs")
+def vendor_settlements_topic(vendor, params: dict):
+    rows = db.session.scalars(
+        db.select(Settlement)
+        .where(Settlement.vendor_id == vendor.id)
+        .order_by(Settlement.id.desc())
+        .limit(50)
+    )
+    return [realtime.vendor_room(vendor.id)], {"settlements": [serialize(s) for s in rows]}

@@ -1,0 +1,108 @@
+"""A settlement (one vendor's cash-out in one project) and a settlement run (finance opening
+one settlement per vendor for a period)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from portal.extensions import db
+from portal.timeutil import utcnow
+
+REQUESTED = "requested"
+APPROVED = "approved"
+SETTLED_ON_CHAIN = "settled_on_chain"
+PAYOUT_SENT = "payout_sent"
+PAID = "paid"
+PAYOUT_FAILED = "payout_failed"
+FAILED = "failed"
+RECONCILED = "reconciled"
+STATUSES = (
+    REQUESTED,
+    APPROVED,
+    SETTLED_ON_CHAIN,
+    PAYOUT_SENT,
+    PAID,
+    PAYOUT_FAILED,
+    FAILED,
+    RECONCILED,
+)
+# Plain words for the phone and the staff list.
+LABELS = {
+    REQUESTED: "Waiting for approval",
+    APPROVED: "Approved",
+    SETTLED_ON_CHAIN: "Settled on chain",
+    PAYOUT_SENT: "Payment sent",
+    PAID: "Paid",
+    PAYOUT_FAILED: "Payment failed",
+    FAILED: "Failed",
+    RECONCILED: "Paid",
+}
+TONES = {
+    REQUESTED: "pending",
+    APPROVED: "pending",
+    SETTLED_ON_CHAIN: "pending",
+    PAYOUT_SENT: "pending",
+    PAID: "paid",
+    PAYOUT_FAILED: "failed",
+    FAILED: "failed",
+    RECONCILED: "paid",
+}
+FINAL = (FAILED, RECONCILED)
+
+
+class SettlementRun(db.Model):
+    __tablename__ = "settlement_runs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    period_from: Mapped[date] = mapped_column(Date)
+    period_to: Mapped[date] = mapped_column(Date)
+    opened_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_count: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(BigInteger, default=0)
+    # "vendor id: why" per line, for the run's page (no PII: ids and plain reasons).
+    skipped: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class Settlement(db.Model):
+    __tablename__ = "settlements"
+    __table_args__ = (Index("ix_settlements_project_vendor", "project_id", "vendor_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
+    vendor_id: Mapped[int] = mapped_column(ForeignKey("vendors.id", ondelete="CASCADE"), index=True)
+    amount: Mapped[int] = mapped_column(BigInteger)  # base units of the project's token
+    method_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payout_methods.id", ondelete="SET NULL")
+    )
+    status: Mapped[str] = mapped_column(String(20), default=REQUESTED, index=True)
+    # True while the chain has burned the amount (set on chain.settled, cleared on a reorg):
+    # a failed settlement whose value is burned gives nothing back on chain.
+    burned: Mapped[bool] = mapped_column(Boolean, default=False)
+    run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("settlement_runs.id", ondelete="SET NULL"), index=True
+    )
+    requested_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    by_vendor: Mapped[bool] = mapped_column(Boolean, default=False)
+    approval_id: Mapped[int | None] = mapped_column(
+        ForeignKey("approval_requests.id", ondelete="SET NULL")
+    )
+    chain_key: Mapped[str | None] = mapped_column(String(80), unique=True)
+    chain_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id", ondelete="SET NULL"))
+    payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id", ondelete="SET NULL"))
+    payout_tries: Mapped[int] = mapped_column(Integer, default=0)
+    failure_reason: Mapped[str] = mapped_column(String(255), default="")
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    approved_at: Mapped[datetime | None]
+    settled_at: Mapped[datetime | None]
+    payout_sent_at: Mapped[datetime | None]
+    paid_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    reconciled_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)

@@ -1,0 +1,372 @@
+"""The settlement flow: ask, approve, burn on chain, pay out, reconcile.
+
+requested → approved → settled_on_chain → payout_sent → paid → reconciled, or failed.
+Every move is one conditional UPDATE (``portal.transitions.change``): events that arrive twice,
+late or out of order (a retried job, a reorg, a callback racing a poll) match no row and change
+nothing. Each move is audited (``events.settlement_changed``) and emitted live.
+
+Failure rule. Before the chain burns the amount (rejected, cancelled, or the burn failed for
+good) the settlement is ``failed`` and its amount is available again. After the burn the value
+has left the chain, so a failed payout cannot simply "give the balance back": the settlement
+moves to ``payout_failed`` and finance either retries the payout (with another method if
+needed) or closes it as ``failed`` with a reason (paid by hand, or owed). Such a settlement keeps
+``burned`` set, so its amount is not offered again: it is an off-chain debt, shown on its page.
+"""
+
+from __future__ import annotations
+
+from flask import url_for
+from sqlalchemy import select
+
+from portal import events
+from portal.approvals import services as approvals
+from portal.approvals.models import APPROVED as REQUEST_APPROVED
+from portal.approvals.models import ApprovalRequest
+from portal.chain import settlement as chain
+from portal.chain import txmanager
+from portal.errors import Conflict, DomainError, NotFound
+from portal.extensions import db
+from portal.ledger import display
+from portal.ledger import settlements as ledger
+from portal.payouts import methods
+from portal.payouts import services as payouts
+from portal.payouts.models import Payout
+from portal.projects import services as projects
+from portal.projects.models import Project
+from portal.settlements import live
+from portal.settlements.models import (
+    APPROVED,
+    FAILED,
+    LABELS,
+    PAID,
+    PAYOUT_FAILED,
+    PAYOUT_SENT,
+    RECONCILED,
+    REQUESTED,
+    SETTLED_ON_CHAIN,
+    Settlement,
+)
+from portal.timeutil import utcnow
+from portal.transitions import change, current_status
+
+KIND = "settlement"
+SOURCE = "settlement"
+KEY_PREFIX = "settlement-"
+
+
+# --------------------------------------------------------------------------- reading
+
+
+def chain_balance(project_id: int, vendor_id: int) -> int | None:
+    """The vendor's balance on chain, or None when the chain cannot be read now."""
+    try:
+        return chain.vendor_balance(project_id, vendor_id)
+    except Exception:  # a node being down must not break the page: None says "unknown"
+        return None
+
+
+def available(project_id: int, vendor_id: int) -> int:
+    return ledger.available(project_id, vendor_id, chain_balance(project_id, vendor_id))
+
+
+def money(project_id: int, amount: int) -> str:
+    from portal.chain import setup
+
+    return display.money(amount, setup.state(project_id))
+
+
+def get_visible(user, settlement_id: int) -> Settlement:
+    row = db.session.get(Settlement, settlement_id)
+    if row is None:
+        raise NotFound("No such settlement.")
+    projects.get_visible(user, row.project_id)
+    return row
+
+
+def of_vendor(vendor_id: int, limit: int = 50) -> list[Settlement]:
+    return list(
+        db.session.scalars(
+            select(Settlement)
+            .where(Settlement.vendor_id == vendor_id)
+            .order_by(Settlement.id.desc())
+            .limit(limit)
+        )
+    )
+
+
+# --------------------------------------------------------------------------- asking
+
+
+def request(
+    project: Project,
+    vendor_id: int,
+    amount: int,
+    *,
+    method_id: int | None,
+    user_id: int | None = None,
+    by_vendor: bool = False,
+    run_id: int | None = None,
+    until=None,
+    balance: int | None = None,
+) -> Settlement:
+    """Ask to cash out ``amount`` base units for the vendor; it waits for approval."""
+    projects.ensure_writable(project)
+    method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)
+    if method is None:
+        raise DomainError("Add a payout method first: we need to know where to pay.")
+    if balance is None:
+        balance = chain_balance(project.id, vendor_id)
+    if balance is None:
+        raise Conflict("The chain cannot be read just now; try again in a minute.")
+    row = ledger.add(
+        project.id,
+        vendor_id,
+        amount,
+        balance,
+        method_id=method.id,
+        requested_by_id=user_id,
+        by_vendor=by_vendor,
+        run_id=run_id,
+        until=until,
+    )
+    ask = approvals.ask(
+        KIND,
+        project,
+        subject_id=row.id,
+        amount=amount,
+        note=f"Cash-out by vendor {vendor_id}",
+        user_id=user_id,
+    )
+    row.approval_id = ask.id
+    db.session.flush()
+    _announce(row, "settlement.requested", f"requested ({money(project.id, amount)})")
+    return row
+
+
+# --------------------------------------------------------------------------- moving
+
+
+def _announce(row: Settlement, action: str, what: str) -> None:
+    events.settlement_changed.send(
+        row,
+        action=action,
+        summary=f"Settlement {row.id} of vendor {row.vendor_id} {what}",
+        project_id=row.project_id,
+        data={
+            "settlement_id": row.id,
+            "vendor_id": row.vendor_id,
+            "amount": row.amount,
+            "status": row.status,
+            "payout_id": row.payout_id,
+        },
+    )
+    live.emit(row)
+
+
+def _move(row: Settlement, from_states, to_state: str, what: str, *, where=(), **values) -> bool:
+    db.session.flush()
+    if not change(Settlement, row.id, from_states, to_state, where=where, **values):
+        return False
+    db.session.refresh(row)
+    _announce(row, f"settlement.{to_state}", what)
+    return True
+
+
+def execute_approved(request_row: ApprovalRequest, approver_id: int) -> int:
+    """The final approval: sign the burn in this unit of work (sent after commit)."""
+    row = db.session.get(Settlement, request_row.subject_id)
+    if row is None or current_status(Settlement, row.id) != REQUESTED:
+        raise Conflict("This settlement is no longer waiting for approval.")
+    try:
+        tx = chain.prepare_settle(row.project_id, row.chain_key, row.vendor_id, row.amount)
+    except txmanager.Reverted as exc:
+        raise Conflict(f"The chain would refuse this settlement: {exc.reason}") from None
+    _move(row, (REQUESTED,), APPROVED, "approved", approved_at=utcnow(), chain_tx_id=tx.id)
+    return row.id
+
+
+def _pay(row: Settlement, method_id: int | None = None, user_id: int | None = None) -> bool:
+    """Ask for the payout once the chain burned the amount; idempotent per attempt."""
+    tries = row.payout_tries + 1
+    source_type = SOURCE if tries == 1 else f"{SOURCE}.{tries}"
+    savepoint = db.session.begin_nested()
+    try:
+        payout = payouts.request_payout(
+            row.project_id,
+            row.vendor_id,
+            row.amount,
+            method_id=method_id or row.method_id,
+            narrative=f"Settlement {row.id}",
+            source_type=source_type,
+            source_id=row.id,
+            user_id=user_id,
+        )
+    except DomainError as exc:
+        savepoint.rollback()
+        db.session.execute(
+            Settlement.__table__.update()
+            .where(Settlement.id == row.id)
+            .values(failure_reason=str(exc)[:255])
+        )
+        db.session.refresh(row)
+        return False
+    savepoint.commit()
+    return _move(
+        row,
+        (SETTLED_ON_CHAIN, PAYOUT_FAILED),
+        PAYOUT_SENT,
+        f"payout {payout.id} asked for",
+        payout_id=payout.id,
+        payout_tries=tries,
+        payout_sent_at=utcnow(),
+        method_id=payout.method_id,
+        failure_reason="",
+    )
+
+
+def _by_key(key: str | None) -> Settlement | None:
+    if not key or not key.startswith(KEY_PREFIX):
+        return None
+    return db.session.scalar(select(Settlement).where(Settlement.chain_key == key))
+
+
+def on_chain(sender, *, action: str, data=None, **_) -> None:
+    row = _by_key((data or {}).get("key"))
+    if row is None:
+        return
+    if action == "chain.settled":
+        db.session.execute(
+            Settlement.__table__.update().where(Settlement.id == row.id).values(burned=True)
+        )
+        db.session.refresh(row)
+        # A burn the chain reported failed and then included after all (re-sent, or final
+        # later than thought) is value gone from chain: the vendor is paid for it. A settlement
+        # closed after a failed payout has a payout already and is left alone.
+        if _move(
+            row,
+            (APPROVED, FAILED),
+            SETTLED_ON_CHAIN,
+            "settled on chain",
+            where=(Settlement.payout_id.is_(None),),
+            settled_at=utcnow(),
+            failed_at=None,
+            failure_reason="",
+        ):
+            _pay(row)
+    elif action == "chain.settle_undone":
+        db.session.execute(
+            Settlement.__table__.update().where(Settlement.id == row.id).values(burned=False)
+        )
+        db.session.refresh(row)
+        _move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
+    elif action == "chain.settle_failed":
+        _move(
+            row,
+            (REQUESTED, APPROVED),
+            FAILED,
+            "failed on chain; the amount is available again",
+            where=(Settlement.burned.is_(False),),
+            failed_at=utcnow(),
+            failure_reason="The chain refused the settlement.",
+        )
+
+
+def _settlement_of(payout: Payout) -> Settlement | None:
+    source = payout.source_type or ""
+    if source != SOURCE and not source.startswith(f"{SOURCE}."):
+        return None
+    return db.session.get(Settlement, payout.source_id) if payout.source_id else None
+
+
+def _executed(row: Settlement) -> None:
+    if row.approval_id is None:
+        return
+    ask = db.session.get(ApprovalRequest, row.approval_id)
+    if ask is not None and current_status(ApprovalRequest, ask.id) == REQUEST_APPROVED:
+        approvals.mark_executed(ask)
+
+
+def on_payout(sender, *, action: str, **_) -> None:
+    if not isinstance(sender, Payout):
+        return
+    row = _settlement_of(sender)
+    if row is None:
+        return
+    mine = (Settlement.payout_id == sender.id,)
+    if action == "payout.paid":
+        if _move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()):
+            _executed(row)
+        if sender.books:
+            _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
+    elif action == "payout.booked":
+        _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
+    elif action == "payout.failed":
+        _move(
+            row,
+            (PAYOUT_SENT,),
+            PAYOUT_FAILED,
+            "payout failed",
+            where=mine,
+            failure_reason=(sender.failure_reason or "The payout failed.")[:255],
+        )
+
+
+def on_approval(sender, *, action: str, **_) -> None:
+    if not isinstance(sender, ApprovalRequest) or sender.kind != KIND:
+        return
+    if action in ("approval.rejected", "approval.cancelled"):
+        row = db.session.get(Settlement, sender.subject_id)
+        if row is not None:
+            _move(
+                row,
+                (REQUESTED,),
+                FAILED,
+                "not approved; the amount is available again",
+                failed_at=utcnow(),
+                failure_reason="Not approved." if action.endswith("rejected") else "Cancelled.",
+            )
+
+
+# --------------------------------------------------------------------------- finance
+
+
+def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> None:
+    if current_status(Settlement, row.id) != PAYOUT_FAILED:
+        raise Conflict(f"This settlement is {LABELS.get(row.status, row.status).lower()}.")
+    if method_id:
+        methods.get(row.vendor_id, method_id)  # the vendor's own, or 404
+    if not _pay(row, method_id, user_id):
+        raise DomainError(row.failure_reason or "The payout could not be asked for.")
+
+
+def send_payout(row: Settlement, user_id: int) -> None:
+    """For a settlement burned on chain whose payout could not be asked for (no method then)."""
+    if current_status(Settlement, row.id) != SETTLED_ON_CHAIN:
+        raise Conflict("Only a settlement settled on chain and not paid out yet can be sent.")
+    if not _pay(row, None, user_id):
+        raise DomainError(row.failure_reason or "The payout could not be asked for.")
+
+
+def close_failed(row: Settlement, reason: str, user_id: int) -> None:
+    reason = " ".join((reason or "").split())[:200]
+    if not reason:
+        raise DomainError("Say why: paid by hand, or what is owed.")
+    if not _move(
+        row,
+        (PAYOUT_FAILED,),
+        FAILED,
+        f"closed as failed by user {user_id}: {reason}",
+        failed_at=utcnow(),
+        failure_reason=f"Closed after a failed payout (value burned on chain): {reason}"[:255],
+    ):
+        raise Conflict("Only a settlement whose payout failed can be closed.")
+
+
+def subject_url(request_row) -> str:
+    return url_for("settlements.show", settlement_id=request_row.subject_id)
+
+
+def connect() -> None:
+    events.chain_settlement_changed.connect(on_chain, weak=False)
+    events.payout_changed.connect(on_payout, weak=False)
+    events.approval_changed.connect(on_approval, weak=False)

@@ -1,0 +1,36 @@
+/* Settlement statuses live on staff pages (list, a settlement, a run) and on the vendor's phone.
+   Any element with data-settlement-id gets its badge repainted; the server picks the rooms. */
+(function () {
+  "use strict";
+
+  function paint(state) {
+    if (!state || !state.id) return;
+    var boxes = document.querySelectorAll('[data-settlement-id="' + state.id + '"]');
+    Array.prototype.forEach.call(boxes, function (box) {
+      box.setAttribute("data-status", state.status);
+      var badge = box.querySelector("[data-settlement-label]");
+      if (!badge) return;
+      badge.textContent = state.label;
+      badge.className = "badge badge--" + state.tone;
+      badge.setAttribute("data-status", state.status);
+    });
+  }
+
+  function snapshot(data) { ((data && data.settlements) || []).forEach(paint); }
+
+  if (!document.querySelector("[data-settlement-id]")) return;
+  if (window.Portal) {
+    window.Portal.on("settlement.updated", paint);
+    window.Portal.subscribe("settlements", {}, snapshot);
+    return;
+  }
+  if (!window.io) return;  // the vendor's phone: its own socket, its own room only
+  var socket = window.io({ transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
+  socket.on("connect", function () {
+    socket.emit("subscribe", { topic: "cash-outs" }, function (ack) {
+      if (ack && ack.ok) snapshot(ack.snapshot);
+    });
+  });
+  socket.on("settlement.updated", paint);
+  socket.on("session.ended", function () { window.location.reload(); });
+})();

@@ -1,0 +1,227 @@
+"""A vendor cashes out on the phone (375 px) and watches it turn Paid without a reload: the
+approver approves it in another browser, the served portal's worker burns it on the embedded
+chain, sends the mobile-money transfer to the local provider, and the provider's callback
+(heard, then checked by a status query) pays it. Staff pages at 1280 and 375 px as well.
+Screenshots go to ARTIFACTS_DIR."""
+
+from __future__ import annotations
+
+import pytest
+from playwright.sync_api import expect
+
+from tests.browser.test_vendor_phone import (
+    newest_message_id,
+    read_code,
+    staff_outbox,
+    staff_sign_in,
+    wait_until,
+)
+from tests.support import stack
+
+pytestmark = pytest.mark.browser
+PHONE = {"width": 375, "height": 812}
+VENDOR_PHONE, PERSON_PHONE = "9805600091", "9845600091"
+IDS: dict[str, int] = {}
+
+
+@pytest.fixture(scope="module")
+def portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
+    from eth_account import Account
+
+    from portal.extensions import db
+
+    # One treasury key for the served portal and this process (which deploys and funds), as
+    # production gives it: otherwise each would make its own development key file.
+    treasury = Account.create().key.to_0x_hex()
+    with stack.served_portal(
+        database_url=sqlite_factory(),
+        redis_url=redis_db.url,
+        secrets=portal_secrets,
+        folder=tmp_path_factory.mktemp("settlement-stack"),
+        name="settlement",
+        OUTBOUND_PRIVATE_HOSTS="127.0.0.1",
+        PAYOUT_CHECK_AFTER_SECONDS="600",  # only the callback ends the payout here
+        CHAIN_TREASURY_KEY=treasury,
+    ) as served:
+        served["app"].config["CHAIN_TREASURY_KEY"] = treasury
+        with served["app"].app_context():
+            prepare()
+            db.session.remove()
+        yield served
+
+
+def prepare() -> None:
+    """A deployed, funded project; a beneficiary allocated 40.00 who paid the vendor 25.00 (on
+    chain); the vendor's mobile-money number."""
+    import re
+
+    from sqlalchemy import select
+
+    from portal.accounts.models import User
+    from portal.beneficiaries import services as beneficiaries
+    from portal.chain import setup
+    from portal.comms.models import OutboxMessage
+    from portal.disbursements import services as disbursements
+    from portal.disbursements.models import Disbursement
+    from portal.extensions import db
+    from portal.payouts import methods
+    from portal.projects import services as projects
+    from portal.projects.models import Project
+    from portal.redemptions import services as redemptions
+    from portal.redemptions.models import SETTLED, Redemption
+    from portal.vendors import services as vendors
+    from portal.vendors.models import Vendor
+
+    admin = db.session.scalar(select(User).limit(1))
+    project = projects.create({"name": "Koshi cash-outs", "type": "cva"}, admin)
+    projects.change_status(project, "active")
+    person = beneficiaries.create({"name": "Cash Person", "phone": PERSON_PHONE}, project=project)
+    shop = vendors.register(
+        {"name": "River Shop", "phone": VENDOR_PHONE, "category": "shop", "contact_name": "O"},
+        project=project,
+    )
+    vendors.change_status(shop, "approved")
+    methods.add(
+        shop, {"kind": "momo", "account_name": "River Shop", "account_number": "+9779841000091"}
+    )
+    setup.start_deploy(project, "AID", 2, None)
+    db.session.commit()
+    project_id, person_id, shop_id = project.id, person.id, shop.id
+    wait_until(lambda: setup.state(project_id).status == "deployed", "deployment")
+    setup.start_funding(db.session.get(Project, project_id), 50_000, "test", None)
+    db.session.commit()
+    wait_until(lambda: setup.state(project_id).funded == 50_000, "funding")
+    allocation, _ = disbursements.create(
+        db.session.get(Project, project_id),
+        title="First round",
+        amount=4_000,
+        group_id=None,
+        beneficiary_ids=[person_id],
+        batch_size=10,
+        user_id=None,
+    )
+    disbursements.start(allocation, None)
+    db.session.commit()
+    allocation_id = allocation.id
+    wait_until(
+        lambda: db.session.get(Disbursement, allocation_id).status == "completed", "allocation"
+    )
+    project = db.session.get(Project, project_id)
+    vendor = db.session.get(Vendor, shop_id)
+    from portal.beneficiaries.models import Beneficiary
+
+    redemption = redemptions.start(
+        vendor,
+        project,
+        setup.state(project_id),
+        db.session.get(Beneficiary, person_id),
+        2_500,
+        "phone",
+    )
+    db.session.commit()
+    body = db.session.scalar(select(OutboxMessage.body).order_by(OutboxMessage.id.desc()))
+    code = re.search(r"\b(\d{6})\b", body).group(1)
+    assert redemptions.confirm(vendor, redemption.id, code).ok
+    db.session.commit()
+    redemption_id = redemption.id
+    wait_until(
+        lambda: db.session.get(Redemption, redemption_id).status == SETTLED, "the redemption"
+    )
+    IDS.update(project=project_id, vendor=shop_id)
+
+
+def _vendor_phone(chromium, portal):
+    staff, outbox = staff_outbox(chromium, portal)
+    phone = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    page = phone.new_page()
+    page.goto(f"{portal['base']}/vendor/sign-in")
+    last = newest_message_id(outbox)
+    page.get_by_label("Your phone number").fill(VENDOR_PHONE)
+    page.get_by_role("button", name="Send me a code").click()
+    code = read_code(outbox, "vendor.sign_in", VENDOR_PHONE[-7:], last)
+    page.get_by_label("Code").fill(code)
+    page.get_by_role("button", name="Sign in").click()
+    return staff, phone, page
+
+
+def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, shots):
+    from portal.payouts import momo
+    from portal.settings import services as settings
+    from tests.support.momo_server import FakeMomo
+
+    app, base = portal["app"], portal["base"]
+    with FakeMomo() as fake:
+        fake.lose_callbacks = True  # held back until the phone shows the settlement
+        with app.app_context():
+            from portal.extensions import db
+
+            for key, value in (
+                (momo.BASE_URL, fake.url),
+                (momo.CALLBACK_BASE_URL, base),
+                (momo.API_USER, fake.api_user),
+                (momo.API_KEY, fake.api_key),
+                (momo.SUBSCRIPTION_KEY, fake.subscription_key),
+            ):
+                settings.set_value(key, value)
+            db.session.commit()
+            db.session.remove()
+        staff, phone, page = _vendor_phone(chromium, portal)
+        page.get_by_role("link", name="Cash out").click()
+        expect(page.locator("[data-available]").first).to_contain_text("25.00 AID")
+        page.get_by_role("link", name="Cash out from Koshi cash-outs").click()
+        page.get_by_label("Amount to cash out").fill("30.00")
+        page.get_by_role("button", name="Ask to cash out").click()
+        expect(page.locator(".field-error, .error, [role=alert]").first).to_be_visible()
+        page.screenshot(path=str(shots / "settlement-vendor-error-375.png"), full_page=True)
+        page.get_by_label("Amount to cash out").fill("20.00")
+        page.get_by_role("button", name="Ask to cash out").click()
+        row = page.locator("#v-settlements li").first
+        expect(row.locator("[data-settlement-label]")).to_have_text("Waiting for approval")
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the cash-out page is {width}px wide"
+        page.screenshot(path=str(shots / "settlement-vendor-asked-375.png"), full_page=True)
+
+        # The approver (another browser) approves it; the chain burns it; the transfer goes.
+        approver = chromium.new_context(viewport={"width": 1280, "height": 900})
+        decide = approver.new_page()
+        staff_sign_in(decide, portal)
+        decide.goto(f"{base}/approvals")
+        decide.get_by_role("button", name="Approve").first.click()
+        expect(row.locator("[data-settlement-label]")).to_have_text("Payment sent", timeout=90_000)
+        fake.lose_callbacks = False
+        wait_until_transfer(fake)
+        reference = next(iter(fake.transfers))
+        fake.finish(reference)
+        expect(row.locator("[data-settlement-label]")).to_have_text("Paid", timeout=60_000)
+        page.screenshot(path=str(shots / "settlement-vendor-paid-375.png"), full_page=True)
+
+        # Staff pages, both widths.
+        for width in (1280, 375):
+            context = chromium.new_context(viewport={"width": width, "height": 900})
+            view = context.new_page()
+            staff_sign_in(view, portal)
+            view.goto(f"{base}/projects/{IDS['project']}/settlements")
+            expect(view.locator("#settlements-table")).to_contain_text("Paid")
+            view.screenshot(path=str(shots / f"settlement-list-{width}.png"), full_page=True)
+            view.locator("#settlements-table a").first.click()
+            expect(view.locator("#settlement-detail")).to_contain_text("Paid")
+            view.screenshot(path=str(shots / f"settlement-show-{width}.png"), full_page=True)
+            view.goto(f"{base}/projects/{IDS['project']}/settlements/run")
+            view.screenshot(path=str(shots / f"settlement-run-form-{width}.png"), full_page=True)
+            scroll = view.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width + 1, f"the run form is {scroll}px wide at {width}"
+            context.close()
+        approver.close()
+        phone.close()
+        staff.close()
+
+
+def wait_until_transfer(fake, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if fake.transfers:
+            return
+        time.sleep(0.2)
+    raise AssertionError("the transfer never reached the provider")
