@@ -115,19 +115,19 @@ def _inside(tx: SessionTransaction | None, ended: SessionTransaction) -> bool:
 
 @event.listens_for(Session, "after_soft_rollback")
 def _drop_rolled_back(sess: Session, previous_transaction: SessionTransaction) -> None:
+    # A savepoint rolled back takes the entries recorded inside it; the end of the whole
+    # transaction is handled below.
     pending = sess.info.get(_PENDING)
-    if not pending:
-        return
-    if not previous_transaction.nested:
-        sess.info.pop(_PENDING, None)
-        return
-    sess.info[_PENDING] = [(e, tx) for e, tx in pending if not _inside(tx, previous_transaction)]
+    if pending and previous_transaction.nested:
+        sess.info[_PENDING] = [
+            (e, tx) for e, tx in pending if not _inside(tx, previous_transaction)
+        ]
 
 
 @event.listens_for(Session, "after_transaction_end")
 def _drop_unfinished(sess: Session, transaction: SessionTransaction) -> None:
-    # A session closed without committing: its entries went with its work. After a commit the
-    # list is already empty.
+    # Rolled back or closed without committing: its entries went with its work. After a commit
+    # the list is already empty.
     if transaction.parent is None and not transaction.nested and not sess.info.get(_LINKING):
         sess.info.pop(_PENDING, None)
 
