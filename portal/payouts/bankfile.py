@@ -14,7 +14,9 @@ Columns, in this order, with this header row:
 | narrative | what the payee's statement shows |
 
 Every text cell is neutralised against formula injection: a cell a spreadsheet would read as a
-formula (starting with = + - @, a tab or CR, or their full-width forms) gets a leading ``'``.
+formula (starting with = + - @, a tab or CR, or their full-width forms) gets a leading ``'``;
+a plain signed number, such as a mobile-money number in E.164, is left as it is
+(``portal.beneficiaries.exports.escape_cell``).
 """
 
 from __future__ import annotations

@@ -12,6 +12,8 @@ import zipfile
 
 import openpyxl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from sqlalchemy import select
 
 from portal.accounts.services import save_role
@@ -97,10 +99,14 @@ def _export(client, fmt: str = "csv", **filters):
     ("value", "expected"),
     [
         ("=1+1", "'=1+1"),
-        ("+9779841000001", "'+9779841000001"),
+        ("+9779841000001", "+9779841000001"),
         ("@SUM(A1:A9)", "'@SUM(A1:A9)"),
-        ("-2", "'-2"),
+        ("-2", "-2"),
+        ("-2.50", "-2.50"),
         ("-2+3", "'-2+3"),
+        ("+1 2", "'+1 2"),
+        ("+१२", "'+१२"),
+        ("+1e5", "'+1e5"),
         ("\t=1+1", "'\t=1+1"),
         ("\r=1+1", "'\r=1+1"),
         ("  =1+1", "'  =1+1"),
@@ -117,6 +123,31 @@ def test_formula_looking_values_get_an_apostrophe(value, expected):
     assert exports.escape_cell(value) == expected
 
 
+# What a spreadsheet evaluates: after the apostrophe rule, a cell starts with a formula
+# character only when it is a sign and ASCII digits alone, which evaluates to that number.
+_FORMULA_TEXT = st.builds(
+    lambda lead, first, rest: lead + first + rest,
+    st.sampled_from(["", " ", "  \n"]),
+    st.sampled_from(exports.FORMULA_START),
+    st.text(max_size=12),
+)
+
+
+@given(st.one_of(_FORMULA_TEXT, st.text(max_size=16)))
+def test_no_cell_can_run_as_a_formula(value):
+    cell = exports.escape_cell(value)
+    start = cell.lstrip(" \n")
+    if start.startswith(exports.FORMULA_START):
+        assert exports.PLAIN_NUMBER.fullmatch(start)
+        float(start.replace(",", "."))  # a number to any reader
+
+
+@given(st.sampled_from(["+", ""]), st.integers(min_value=1, max_value=999), st.integers(0, 10**12))
+def test_phone_numbers_are_exported_as_they_are(plus, country, subscriber):
+    phone = f"{plus}{country}{subscriber}"
+    assert exports.escape_cell(phone) == phone
+
+
 def test_csv_with_personal_data_escapes_every_text_cell(client, login, manager, people):
     login(client, manager)
     response = _export(client, "csv", sort="ref")
@@ -131,14 +162,15 @@ def test_csv_with_personal_data_escapes_every_text_cell(client, login, manager, 
     first, second, third = (by_ref[p.ref] for p in people)
     assert first["Name"] == "'" + people[0].pii.name
     assert first["Location"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
-    assert first["Phone"] == "'+9779841000001"
+    assert first["Phone"] == "+9779841000001"
     assert first["Projects"] == "'=Project HYPERLINK"
     assert second["Name"] == "Sita Tamang" and second["Gender"] == "female"
     assert third["Name"] == "'-2+3" and third["National ID"] == "NP12345"
     assert third["Status"] == "inactive"
     for row in rows:
         for cell in row:
-            assert not cell.startswith(exports.FORMULA_START), cell
+            formula_like = cell.startswith(exports.FORMULA_START)
+            assert not formula_like or exports.PLAIN_NUMBER.fullmatch(cell), cell
 
 
 def test_csv_without_personal_data_permission_has_no_personal_columns(
@@ -256,11 +288,14 @@ def test_xlsx_opens_and_every_cell_is_a_string_never_a_formula(client, login, ma
     for row in rows:
         for cell in row:
             assert cell.data_type == "s", (cell.coordinate, cell.value)
-            assert not str(cell.value or "").startswith(exports.FORMULA_START)
+            text = str(cell.value or "")
+            assert not text.startswith(exports.FORMULA_START) or exports.PLAIN_NUMBER.fullmatch(
+                text
+            )
     by_ref = {row[0].value: [c.value for c in row] for row in rows[1:]}
     first = by_ref[people[0].ref]
     assert first[1] == "'" + people[0].pii.name
-    assert first[2] == "'+9779841000001"
+    assert first[2] == "+9779841000001"
     assert first[5] == "'@SUM(1+1)*cmd|' /C calc'!A0"
     assert by_ref[people[2].ref][1] == "'-2+3"
 

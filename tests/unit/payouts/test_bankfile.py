@@ -58,7 +58,7 @@ def test_layout_of_both_formats():
             BATCH.reference,
             payouts[0].reference,
             "Corner Shop Ltd",
-            "'+25677",
+            "+25677",
             "",
             "7",
             "UGX",
