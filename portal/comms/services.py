@@ -97,14 +97,18 @@ def purge_expired(limit: int = 500) -> int:
     db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), OutboxMessage.purged_at.is_(None))
-        .values(body=None, recipient=None, purged_at=now)
+        .values(body=None, recipient=None, subject=None, html_body=None, purged_at=now)
         .execution_options(synchronize_session=False)
     )
     return len(ids)
 
 
-def recent(user, limit: int = 100) -> list[OutboxMessage]:
-    """The latest messages of the projects the user sees (those of no project, such as vendor
-    sign-in codes, only for users who see every project)."""
-    query = projects.scope(select(OutboxMessage), OutboxMessage.project_id, user)
+def recent(user, channels: tuple[str, ...] = (SMS,), limit: int = 100) -> list[OutboxMessage]:
+    """The latest messages of ``channels`` in the projects the user sees (those of no project,
+    such as vendor sign-in codes and staff emails, only for users who see every project)."""
+    query = projects.scope(
+        select(OutboxMessage).where(OutboxMessage.channel.in_(channels)),
+        OutboxMessage.project_id,
+        user,
+    )
     return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)))

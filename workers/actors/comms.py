@@ -1,9 +1,10 @@
-"""Communication jobs: one SMS through the configured provider."""
+"""Communication jobs: one SMS or one email through the configured provider."""
 
 from __future__ import annotations
 
+from portal.comms import mail
 from portal.comms import services as comms
-from portal.jobs.kinds import COMMS_SMS
+from portal.jobs.kinds import COMMS_EMAIL, COMMS_SMS
 from workers.actors import handles
 
 
@@ -11,3 +12,9 @@ from workers.actors import handles
 def send_sms(job) -> dict:
     message_id = job.payload.get("message_id")
     return {"message_id": message_id, "step": comms.deliver(message_id)}
+
+
+@handles(COMMS_EMAIL.name)
+def send_email(job) -> dict:
+    message_id = job.payload.get("message_id")
+    return {"message_id": message_id, "step": mail.deliver(message_id)}
