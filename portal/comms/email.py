@@ -118,6 +118,11 @@ class SmtpEmailProvider:
             ) from None
         except TimeoutError:
             raise ProviderError("The SMTP server did not answer in time.") from None
+        except smtplib.SMTPServerDisconnected as exc:
+            # smtplib turns a timeout while waiting for a reply into a disconnection.
+            if isinstance(exc.__context__, TimeoutError):
+                raise ProviderError("The SMTP server did not answer in time.") from None
+            raise ProviderError("The SMTP server closed the connection.") from None
         except (OSError, smtplib.SMTPException) as exc:
             raise ProviderError(
                 f"The SMTP server could not be reached: {type(exc).__name__}."
