@@ -57,15 +57,22 @@ def request_change(user: User, new_email: str, password: str) -> AccountLink:
     return link
 
 
-def confirm(link: AccountLink) -> User:
-    """Make the link's address the account's; the old address gets an undo link."""
+def _take(link: AccountLink) -> User:
+    """Use the link up and return its account, whose email becomes the link's address; raises
+    Conflict when that address is another account's now or the link was used meanwhile."""
     user = db.session.get(User, link.user_id)
     if user is None:
         raise Conflict("This link no longer works.")
     if _taken(link.email, user):
-        raise Conflict("Another account uses this email now.")
+        raise Conflict(f"Another account uses {link.email} now. Ask an administrator.")
     if not links.take(link):
         raise Conflict("This link was already used.")
+    return user
+
+
+def confirm(link: AccountLink) -> User:
+    """Make the link's address the account's; the old address gets an undo link."""
+    user = _take(link)
     old = user.email
     user.email = link.email
     db.session.flush()
@@ -90,13 +97,7 @@ def confirm(link: AccountLink) -> User:
 
 def undo(link: AccountLink) -> User:
     """Give the account its old address back, end its sessions and email a reset link there."""
-    user = db.session.get(User, link.user_id)
-    if user is None:
-        raise Conflict("This link no longer works.")
-    if _taken(link.email, user):
-        raise Conflict("Another account uses that email now. Ask an administrator.")
-    if not links.take(link):
-        raise Conflict("This link was already used.")
+    user = _take(link)
     user.email = link.email
     links.revoke_open(EMAIL_CHANGE, user_id=user.id)
     ended = sessions.revoke_all(user.id)

@@ -1,4 +1,5 @@
-"""Sending SMS: a message row now, the provider call in a ``comms.sms`` job after commit.
+"""Sending SMS: a message row now, the provider call in a ``comms.sms`` job after commit (email
+is queued by ``portal.comms.mail`` and delivered here too).
 
 The row is written in the caller's transaction, so a message exists exactly when the change that
 asked for it commits, and a job that fails is retried until the provider takes it. Nothing here
@@ -12,7 +13,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from portal.comms.models import FAILED, SENT, SMS, OutboxMessage
+from portal.comms import email
+from portal.comms.models import EMAIL, FAILED, SENT, SMS, OutboxMessage
 from portal.comms.providers import ProviderError, get_provider
 from portal.extensions import db
 from portal.jobs import dispatch
@@ -52,7 +54,8 @@ def send_sms(
 
 
 def deliver(message_id: int) -> str:
-    """The ``comms.sms`` job: hand the message to the provider, once it is sent mark it so."""
+    """The ``comms.sms`` and ``comms.email`` jobs: hand the message to its channel's provider;
+    once it is sent, mark it so."""
     purge_expired()
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
@@ -63,10 +66,15 @@ def deliver(message_id: int) -> str:
         message.status = FAILED
         message.error = "Expired before it could be sent."
         return "expired before it could be sent"
-    provider = get_provider(current_app.config)
+    if message.channel == EMAIL:
+        provider = email.get_provider(current_app.config)
+        content = (message.recipient, message.subject, message.body, message.html_body)
+    else:
+        provider = get_provider(current_app.config)
+        content = (message.recipient, message.body)
     message.attempts += 1
     try:
-        ref = provider.send(message.recipient, message.body)
+        ref = provider.send(*content)
     except ProviderError as exc:
         message.error = str(exc)
         if exc.permanent:

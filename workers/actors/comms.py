@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from portal.comms import mail
 from portal.comms import services as comms
 from portal.jobs.kinds import COMMS_EMAIL, COMMS_SMS
 from workers.actors import handles
@@ -17,4 +16,4 @@ def send_sms(job) -> dict:
 @handles(COMMS_EMAIL.name)
 def send_email(job) -> dict:
     message_id = job.payload.get("message_id")
-    return {"message_id": message_id, "step": mail.deliver(message_id)}
+    return {"message_id": message_id, "step": comms.deliver(message_id)}
