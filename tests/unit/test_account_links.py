@@ -149,6 +149,21 @@ def test_the_invite_command_emails_and_prints_the_link(app):
     assert refused.exit_code != 0 and "pending invitation" in refused.output
 
 
+def test_the_invite_command_names_projects(app, make_project):
+    project = make_project()
+    db.session.commit()
+    runner = app.test_cli_runner()
+    args = ["invite", "--email", "p@example.org", "--role", "field agent"]
+    result = runner.invoke(args=[*args, "--project", str(project.id)])
+    assert result.exit_code == 0, result.output
+    invitation = db.session.scalar(select(AccountLink).where(AccountLink.email == "p@example.org"))
+    assert invitation.projects == [project.id]
+    missing = runner.invoke(
+        args=["invite", "--email", "q@example.org", "--role", "field agent", "--project", "999"]
+    )
+    assert missing.exit_code != 0 and "no longer exists" in missing.output
+
+
 # --- forgot and reset password -----------------------------------------------------------------
 
 
