@@ -175,6 +175,8 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     admin.set_viewport_size(PHONE)
     admin.goto(f"{base}/users/invitations/new")
     admin.screenshot(path=str(shots / "invite-form-375.png"), full_page=True)
+    admin.goto(f"{base}/users")
+    admin.screenshot(path=str(shots / "users-375.png"), full_page=True)
 
     # No process wrote a token to its log.
     logs = "".join(path.read_text(errors="replace") for path in mail_portal["logs"])
