@@ -197,6 +197,31 @@ class Config:
     SMS_TOKEN = env_str("SMS_TOKEN")
     SMS_FROM = env_str("SMS_FROM")
     SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10)
+    # Email (invitations, password recovery, account notices). "outbox" only stores what would
+    # be sent, for the development outbox page; production refuses it. "smtp": the server below.
+    EMAIL_PROVIDER = env_str("EMAIL_PROVIDER", "smtp" if env_str("SMTP_HOST") else "outbox")
+    SMTP_HOST = env_str("SMTP_HOST")
+    # "starttls" (upgrade a plain connection, port 587), "tls" (TLS from the first byte, 465) or
+    # "none" (a relay on the same machine; refused in production).
+    SMTP_SECURITY = env_str("SMTP_SECURITY", "starttls")
+    SMTP_PORT = env_int("SMTP_PORT", 0)  # 0: the usual port of SMTP_SECURITY
+    SMTP_USERNAME = env_str("SMTP_USERNAME")
+    SMTP_PASSWORD = env_str("SMTP_PASSWORD")
+    SMTP_FROM = env_str("SMTP_FROM")
+    SMTP_TIMEOUT = env_int("SMTP_TIMEOUT", 15)
+    # Certificates the SMTP server's is checked against; unset: the system's.
+    SMTP_CA_FILE = env_str("SMTP_CA_FILE")
+    # Links in emails start with this (invitations, password resets); required in production.
+    PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
+    INVITATION_TTL_HOURS = env_int("INVITATION_TTL_HOURS", 72)
+    PASSWORD_RESET_TTL_MINUTES = env_int("PASSWORD_RESET_TTL_MINUTES", 60)
+    EMAIL_CHANGE_TTL_HOURS = env_int("EMAIL_CHANGE_TTL_HOURS", 24)
+    # The old address's undo link, after an email change.
+    EMAIL_UNDO_TTL_DAYS = env_int("EMAIL_UNDO_TTL_DAYS", 7)
+    # "Forgot password" requests: per address typed (past it, the same answer and no email),
+    # and per client address (past it, 429).
+    PASSWORD_RESET_EMAIL_LIMIT = env_str("PASSWORD_RESET_EMAIL_LIMIT", "3 per hour")
+    PASSWORD_RESET_IP_LIMIT = env_str("PASSWORD_RESET_IP_LIMIT", "20 per 15 minutes")
     # Mobile-money payouts (an MTN MoMo Disbursement-shaped API). The Settings side of the
     # payouts pages overrides these at runtime; the keys are kept encrypted and never shown.
     MOMO_BASE_URL = env_str("MOMO_BASE_URL")
@@ -255,7 +280,14 @@ class ProductionConfig(Config):
     OUTBOUND_PRIVATE_HOSTS = ""
     # A public chain makes a block every few seconds: five minutes without one is an outage.
     CHAIN_STALE_SECONDS = env_int("CHAIN_STALE_SECONDS", 300)
-    REQUIRED = ("SECRET_KEY", "PII_KEY", "DATABASE_URL", "REDIS_URL", "WEB3_PROVIDER_URI")
+    REQUIRED = (
+        "SECRET_KEY",
+        "PII_KEY",
+        "DATABASE_URL",
+        "REDIS_URL",
+        "WEB3_PROVIDER_URI",
+        "PUBLIC_BASE_URL",
+    )
     # At least one of each group: a treasury key, or a multisig treasury address.
     REQUIRED_ONE_OF = (("CHAIN_TREASURY_KEY", "CHAIN_TREASURY_ADDRESS"),)
 
@@ -276,6 +308,7 @@ class TestConfig(Config):
     LOGIN_IP_LIMIT = "1000 per minute"
     WTF_CSRF_ENABLED = False
     JOB_BACKOFF_BASE_MS = 10
+    PUBLIC_BASE_URL = "http://portal.test"
     JOB_BACKOFF_CAP_MS = 50
     CHAIN_EPHEMERAL = True  # a fresh in-memory chain per test app
     CHAIN_RECEIPT_WAIT_SECONDS = 2

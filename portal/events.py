@@ -16,6 +16,9 @@ user_sign_in_failed = _signals.signal("user-sign-in-failed")
 user_signed_out = _signals.signal("user-signed-out")
 role_changed = _signals.signal("role-changed")
 user_changed = _signals.signal("user-changed")
+# An emailed account link was sent, resent, revoked or used (invitations, password resets,
+# email changes); sender: the AccountLink. The token is never in the event.
+account_link_changed = _signals.signal("account-link-changed")
 
 project_changed = _signals.signal("project-changed")
 project_status_changed = _signals.signal("project-status-changed")

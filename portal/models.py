@@ -4,6 +4,7 @@ from __future__ import annotations
 
 
 def import_all() -> None:
+    from portal.accounts import links as _account_links  # noqa: F401
     from portal.accounts import models as _accounts  # noqa: F401
     from portal.approvals import models as _approvals  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401

@@ -15,6 +15,8 @@ Neither server has a setting for it: gunicorn writes ``Server: gunicorn`` in its
 
 from __future__ import annotations
 
+import re
+
 from werkzeug.serving import WSGIRequestHandler
 
 ASYNC_MODES = ("threading", "gevent")
@@ -82,9 +84,32 @@ def hide_gunicorn_banner() -> None:
     wsgi.Response.default_headers = default_headers
 
 
+# An emailed link's token (portal/accounts/links.py) in a request line.
+_LINK_TOKEN = re.compile(r"(/t/)[^\s?#/]+")
+
+
+def redact_request_line(line: str) -> str:
+    """The request line as logged: an emailed link's token replaced, so logs open no account."""
+    return _LINK_TOKEN.sub(r"\1[token]", line)
+
+
 class QuietRequestHandler(WSGIRequestHandler):
-    """Werkzeug's request handler, without the ``Server:`` header."""
+    """Werkzeug's request handler, without the ``Server:`` header, and without link tokens in
+    its request log."""
 
     def send_header(self, keyword: str, value: str) -> None:
         if keyword.lower() != "server":
             super().send_header(keyword, value)
+
+    def log_request(self, code="-", size="-") -> None:
+        # Werkzeug logs the path (the request line when the path is missing): both redacted.
+        saved = {
+            name: getattr(self, name) for name in ("path", "requestline") if hasattr(self, name)
+        }
+        for name, value in saved.items():
+            setattr(self, name, redact_request_line(value))
+        try:
+            super().log_request(code, size)
+        finally:
+            for name, value in saved.items():
+                setattr(self, name, value)

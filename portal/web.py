@@ -134,6 +134,8 @@ def init_app(app: Flask) -> None:
     # Before any blueprint: rules compile their converters when they are added.
     app.url_map.converters["int"] = IdConverter
     app.before_request(inputs.check_query_string)
+    from portal.accounts.invitation_routes import bp as invitations_bp
+    from portal.accounts.link_routes import bp as links_bp
     from portal.accounts.routes import bp as accounts_bp
     from portal.approvals.routes import bp as approvals_bp
     from portal.audit.routes import bp as audit_bp
@@ -165,6 +167,8 @@ def init_app(app: Flask) -> None:
     for bp in (
         main_bp,
         accounts_bp,
+        links_bp,
+        invitations_bp,
         projects_bp,
         beneficiaries_bp,
         groups_bp,

@@ -206,7 +206,7 @@ def user_edit(user_id: int):
                 sessions.revoke_all(user.id)  # and their sockets, once this commits
             flash("Saved.", "success")
             return redirect(url_for("accounts.users"))
-    return render_template("accounts/user_form.html", form=form, user=user)
+    return render_template("accounts/user_form.html", form=form, user=user, reset_form=EmptyForm())
 
 
 @bp.get("/roles")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import func, select
 
 from portal import events
-from portal.accounts import passwords, safeguards, sessions
+from portal.accounts import notices, passwords, safeguards, sessions
 from portal.accounts.models import Role, User
 from portal.accounts.permissions import PERMISSIONS, SEEDED_ROLES
 from portal.errors import Conflict, DomainError, NotFound
@@ -96,7 +96,8 @@ def authenticate(email: str, password: str) -> User:
 
 
 def change_password(user: User, current: str, new: str, *, keep_session: int | None) -> list[int]:
-    """Set a new password; ends every other session of the user and returns their ids.
+    """Set a new password; ends every other session of the user and returns their ids. The
+    user is told by email.
 
     Raises WrongPassword when ``current`` is not the password, WeakPassword when ``new`` fails
     the policy; nothing changes then.
@@ -106,6 +107,7 @@ def change_password(user: User, current: str, new: str, *, keep_session: int | N
     user.password_hash = hash_password(new, user_inputs=(user.email, user.name))
     ended = sessions.revoke_all(user.id, keep=keep_session)
     db.session.flush()
+    notices.password_changed(user, "changed")
     events.user_changed.send(
         user,
         action="user.password_changed",

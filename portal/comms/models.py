@@ -1,8 +1,9 @@
-"""The outbox: every message the portal sends, encrypted at rest, with its delivery state.
+"""The outbox: every message the portal sends (SMS and email), encrypted at rest, with its
+delivery state.
 
-The number and the text are personal data (and the text may hold a one-time code), so both are
-encrypted columns. A message that carries a code is purged (text and number blanked) once the
-code has expired: the row stays as the delivery record.
+The number or address and the text are personal data (and the text may hold a one-time code or
+a link), so they are encrypted columns. A message that carries a code or a link is purged (text
+and number blanked) once it has expired: the row stays as the delivery record.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from portal.timeutil import utcnow
 
 QUEUED, SENT, FAILED = "queued", "sent", "failed"
 STATUSES = (QUEUED, SENT, FAILED)
-SMS = "sms"
+SMS, EMAIL = "sms", "email"
 
 
 class OutboxMessage(db.Model):
@@ -30,6 +31,9 @@ class OutboxMessage(db.Model):
     purpose: Mapped[str] = mapped_column(String(40), index=True)
     recipient: Mapped[str | None] = mapped_column(Encrypted)
     body: Mapped[str | None] = mapped_column(Encrypted)
+    # Email only: the subject and the HTML part (``body`` is the plain-text part).
+    subject: Mapped[str | None] = mapped_column(Encrypted)
+    html_body: Mapped[str | None] = mapped_column(Encrypted)
     status: Mapped[str] = mapped_column(String(10), default=QUEUED, index=True)
     provider: Mapped[str] = mapped_column(String(20))
     provider_ref: Mapped[str | None] = mapped_column(String(80))

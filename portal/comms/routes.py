@@ -1,7 +1,8 @@
 """The development outbox: what would have been sent, for staff trying the portal locally.
 
-It exists only while the outbox provider is in use outside production (a 404 otherwise), so
-codes sent to real phones are never on a page.
+It exists only while an outbox provider (SMS or email) is in use outside production (a 404
+otherwise), and shows only the channels that go to the outbox, so codes sent to real phones and
+links sent to real inboxes are never on a page.
 """
 
 from __future__ import annotations
@@ -10,7 +11,8 @@ from flask import Blueprint, abort, current_app, render_template
 from flask_login import current_user
 
 from portal.accounts.guards import permission_required
-from portal.comms import services
+from portal.comms import email, services
+from portal.comms.models import EMAIL, SMS
 from portal.comms.providers import OUTBOX, check_config
 from portal.timeutil import utcnow
 
@@ -20,13 +22,27 @@ REFRESH_SECONDS = 5
 
 @bp.record_once
 def _check_settings(state) -> None:
-    # Registering the blueprint is part of every app start: a wrong SMS setup stops it there.
+    # Registering the blueprint is part of every app start: a wrong SMS or email setup stops
+    # it there.
     check_config(state.app.config)
+    email.check_config(state.app.config)
+
+
+def outbox_channels() -> tuple[str, ...]:
+    """The channels whose messages stay in the outbox (none in production)."""
+    config = current_app.config
+    if config.get("ENV_NAME") == "production":
+        return ()
+    found = []
+    if config.get("SMS_PROVIDER") == OUTBOX:
+        found.append(SMS)
+    if (config.get("EMAIL_PROVIDER") or email.OUTBOX) == email.OUTBOX:
+        found.append(EMAIL)
+    return tuple(found)
 
 
 def outbox_enabled() -> bool:
-    config = current_app.config
-    return config.get("ENV_NAME") != "production" and config.get("SMS_PROVIDER") == OUTBOX
+    return bool(outbox_channels())
 
 
 @bp.get("/outbox")
@@ -39,7 +55,7 @@ def outbox():
     response = current_app.make_response(
         render_template(
             "comms/outbox.html",
-            messages=services.recent(current_user),
+            messages=services.recent(current_user, outbox_channels()),
             refresh=REFRESH_SECONDS,
             now=utcnow(),
         )

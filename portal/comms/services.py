@@ -1,4 +1,5 @@
-"""Sending SMS: a message row now, the provider call in a ``comms.sms`` job after commit.
+"""Sending SMS: a message row now, the provider call in a ``comms.sms`` job after commit (email
+is queued by ``portal.comms.mail`` and delivered here too).
 
 The row is written in the caller's transaction, so a message exists exactly when the change that
 asked for it commits, and a job that fails is retried until the provider takes it. Nothing here
@@ -12,7 +13,8 @@ from datetime import datetime, timedelta
 from flask import current_app
 from sqlalchemy import select, update
 
-from portal.comms.models import FAILED, SENT, SMS, OutboxMessage
+from portal.comms import email
+from portal.comms.models import EMAIL, FAILED, SENT, SMS, OutboxMessage
 from portal.comms.providers import ProviderError, get_provider
 from portal.extensions import db
 from portal.jobs import dispatch
@@ -52,7 +54,8 @@ def send_sms(
 
 
 def deliver(message_id: int) -> str:
-    """The ``comms.sms`` job: hand the message to the provider, once it is sent mark it so."""
+    """The ``comms.sms`` and ``comms.email`` jobs: hand the message to its channel's provider;
+    once it is sent, mark it so."""
     purge_expired()
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
@@ -63,10 +66,15 @@ def deliver(message_id: int) -> str:
         message.status = FAILED
         message.error = "Expired before it could be sent."
         return "expired before it could be sent"
-    provider = get_provider(current_app.config)
+    if message.channel == EMAIL:
+        provider = email.get_provider(current_app.config)
+        content = (message.recipient, message.subject, message.body, message.html_body)
+    else:
+        provider = get_provider(current_app.config)
+        content = (message.recipient, message.body)
     message.attempts += 1
     try:
-        ref = provider.send(message.recipient, message.body)
+        ref = provider.send(*content)
     except ProviderError as exc:
         message.error = str(exc)
         if exc.permanent:
@@ -97,14 +105,18 @@ def purge_expired(limit: int = 500) -> int:
     db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), OutboxMessage.purged_at.is_(None))
-        .values(body=None, recipient=None, purged_at=now)
+        .values(body=None, recipient=None, subject=None, html_body=None, purged_at=now)
         .execution_options(synchronize_session=False)
     )
     return len(ids)
 
 
-def recent(user, limit: int = 100) -> list[OutboxMessage]:
-    """The latest messages of the projects the user sees (those of no project, such as vendor
-    sign-in codes, only for users who see every project)."""
-    query = projects.scope(select(OutboxMessage), OutboxMessage.project_id, user)
+def recent(user, channels: tuple[str, ...] = (SMS,), limit: int = 100) -> list[OutboxMessage]:
+    """The latest messages of ``channels`` in the projects the user sees (those of no project,
+    such as vendor sign-in codes and staff emails, only for users who see every project)."""
+    query = projects.scope(
+        select(OutboxMessage).where(OutboxMessage.channel.in_(channels)),
+        OutboxMessage.project_id,
+        user,
+    )
     return list(db.session.scalars(query.order_by(OutboxMessage.id.desc()).limit(limit)))

@@ -54,6 +54,11 @@ DISBURSEMENT_BATCH = register_kind(
     "disbursement.batch", "contracts", "Disbursement batch", max_attempts=5
 )
 COMMS_SMS = register_kind("comms.sms", "comms", "SMS", max_attempts=6)
+COMMS_EMAIL = register_kind("comms.email", "comms", "Email", max_attempts=6)
+# A "forgot password" request: looks the address up and emails a link when it has an account.
+ACCOUNTS_PASSWORD_RESET = register_kind(
+    "accounts.password_reset", "comms", "Password reset request", max_attempts=3
+)
 REDEMPTION_TRANSFER = register_kind(
     "redemptions.transfer", "contracts", "Redemption transfer", max_attempts=5
 )

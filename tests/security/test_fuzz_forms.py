@@ -66,7 +66,9 @@ def _fields_for(app, rule, discovered, fallback):
         files |= form.files
     baseline = {k: v or fuzzing.PLAUSIBLE.get(k, v) for k, v in baseline.items()}
     names = set(baseline) | fuzzing.names_read(app.view_functions[rule.endpoint])
-    if not forms:
+    if not forms or not names:
+        # No page shows a form for it, or only a button (no fields: CSRF is off here): it is
+        # sent every form field name.
         names |= fallback
     return baseline, files, sorted(names)
 

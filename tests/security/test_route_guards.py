@@ -24,6 +24,14 @@ PUBLIC = {
     "vendor.sign_in",
     "vendor.sign_in_code",
     "vendor.sign_in_resend",
+    # Emailed links and password recovery: the link's token is the credential (single use,
+    # expiring, stored hashed); "forgot password" answers the same for every address.
+    "links.follow",
+    "links.invitation",
+    "links.forgot_password",
+    "links.reset_password",
+    "links.email_confirm",
+    "links.email_undo",
 }
 VENDOR_SIGN_IN = "/vendor/sign-in"
 

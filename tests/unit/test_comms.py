@@ -139,7 +139,9 @@ def test_the_outbox_page_needs_its_permission(app, client, make_user, login):
 
 
 @pytest.mark.parametrize(
-    "settings", [{"SMS_PROVIDER": "http"}, {"ENV_NAME": "production"}], ids=["http", "production"]
+    "settings",
+    [{"SMS_PROVIDER": "http", "EMAIL_PROVIDER": "smtp"}, {"ENV_NAME": "production"}],
+    ids=["http-and-smtp", "production"],
 )
 def test_the_outbox_page_does_not_exist_outside_development(
     app, client, make_user, login, settings
@@ -186,9 +188,20 @@ def test_a_message_past_its_code_is_not_sent(app, worker):
 # --- start-up checks -----------------------------------------------------------------------------
 
 
+# What production needs besides SMS, so that these tests reach the SMS checks.
+PRODUCTION_EMAIL = {
+    "PUBLIC_BASE_URL": "https://portal.example.org",
+    "EMAIL_PROVIDER": "smtp",
+    "SMTP_HOST": "smtp.example.org",
+    "SMTP_FROM": "Portal <portal@example.org>",
+}
+
+
 def test_production_refuses_the_outbox_provider(tmp_path):
     with pytest.raises(ProviderConfigError, match="SMS_PROVIDER=http"):
-        create_app(TestConfig, ENV_NAME="production", INSTANCE_DIR=str(tmp_path))
+        create_app(
+            TestConfig, ENV_NAME="production", INSTANCE_DIR=str(tmp_path), **PRODUCTION_EMAIL
+        )
 
 
 def test_http_provider_needs_its_settings(tmp_path):
@@ -214,6 +227,7 @@ def test_production_starts_with_the_http_provider(tmp_path):
         SMS_TOKEN="t",
         SMS_FROM="+15550001111",
         INSTANCE_DIR=str(tmp_path),
+        **PRODUCTION_EMAIL,
     )
     assert app.config["SMS_PROVIDER"] == "http"
 
@@ -299,6 +313,7 @@ def test_production_refuses_a_plain_http_or_private_sms_url(tmp_path):
         "SMS_TOKEN": "t",
         "SMS_FROM": "+15550001111",
         "INSTANCE_DIR": str(tmp_path),
+        **PRODUCTION_EMAIL,
     }
     for url, why in [
         ("http://sms.example.org/send", "https"),

@@ -23,6 +23,7 @@ ACTOR_MODULES = (
     "workers.actors.cards",
     "workers.actors.chain",
     "workers.actors.comms",
+    "workers.actors.accounts",
     "workers.actors.redemptions",
     "workers.actors.payouts",
 )
