@@ -3,6 +3,8 @@ settlement run, and finance's actions on a settlement whose payout failed."""
 
 from __future__ import annotations
 
+from datetime import datetime, time, timedelta
+
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
@@ -54,11 +56,19 @@ def project(project_id: int):
     project = projects.get_visible(current_user, project_id)
     status = inputs.choice_arg("status", STATUSES)
     vendor_id = inputs.id_arg("vendor")
+    start, end = inputs.date_arg("from"), inputs.date_arg("to")
     query = select(Settlement).where(Settlement.project_id == project.id)
     if status:
         query = query.where(Settlement.status == status)
     if vendor_id:
         query = query.where(Settlement.vendor_id == vendor_id)
+    # Asked on these days (UTC), both ends included, as the redemptions list filters.
+    if start is not None:
+        query = query.where(Settlement.created_at >= datetime.combine(start, time()))
+    if end is not None:
+        query = query.where(
+            Settlement.created_at < datetime.combine(end + timedelta(days=1), time())
+        )
     rows = db.session.scalars(query.order_by(Settlement.id.desc()).limit(200)).all()
     vendors = db.session.execute(
         select(Vendor.id, Vendor.name)
@@ -78,6 +88,8 @@ def project(project_id: int):
         statuses=STATUSES,
         status=status,
         vendor_id=vendor_id,
+        start=start,
+        end=end,
         vendors=vendors,
         visible=db.session.scalars(projects.visible_projects(current_user)).all(),
     )

@@ -213,3 +213,37 @@ def test_the_staff_topic_hears_its_projects_only(world, app, login, make_user, m
     heard = [[e for e in s.get_received() if e["name"] == "settlement.updated"] for s in sockets]
     assert heard[0] and heard[0][0]["args"][0]["status"] == "requested"
     assert not heard[1] and not heard[2]
+
+
+def test_the_list_filters_by_the_day_asked(world, app, login):
+    from datetime import datetime
+
+    from portal.settlements import services
+
+    project, _pc, vendor, finance, _approver = world
+    projects.set_members(project, {finance.id})
+    early = services.request(project, vendor.id, 300, method_id=None, user_id=finance.id)
+    late = services.request(project, vendor.id, 400, method_id=None, user_id=finance.id)
+    early.created_at = datetime(2026, 3, 10, 23, 59)
+    late.created_at = datetime(2026, 3, 11, 0, 0)
+    db.session.commit()
+    early_id, late_id, project_id = early.id, late.id, project.id
+    staff = app.test_client()
+    login(staff, finance)
+
+    def shown(query: str) -> set[int]:
+        page = staff.get(f"/projects/{project_id}/settlements?{query}")
+        assert page.status_code == 200, query
+        text = page.get_data(as_text=True)
+        return {i for i in (early_id, late_id) if f'data-settlement-id="{i}"' in text}
+
+    assert shown("") == {early_id, late_id}
+    assert shown("from=2026-03-11") == {late_id}
+    assert shown("to=2026-03-10") == {early_id}  # the whole last day, not its midnight
+    assert shown("from=2026-03-10&to=2026-03-10") == {early_id}
+    assert shown("from=2026-03-12") == set()
+    assert 'value="2026-03-11"' in staff.get(
+        f"/projects/{project_id}/settlements?from=2026-03-11"
+    ).get_data(as_text=True)
+    for bad in ("from=yesterday", "to=2026-02-30", "from=0001-01-01"):
+        assert staff.get(f"/projects/{project_id}/settlements?{bad}").status_code == 400, bad
