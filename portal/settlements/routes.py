@@ -26,7 +26,7 @@ from portal.projects.models import Project
 from portal.reconciliation.models import StatementLine
 from portal.settlements import runs, services
 from portal.settlements.forms import CloseForm, RetryForm, RunForm
-from portal.settlements.models import LABELS, STATUSES, TONES, Settlement, SettlementRun
+from portal.settlements.models import STAFF_LABELS, STATUSES, TONES, Settlement, SettlementRun
 from portal.transactions import attempt
 from portal.vendors.models import Vendor
 
@@ -83,7 +83,7 @@ def project(project_id: int):
         rows=rows,
         names=_names(r.vendor_id for r in rows),
         money=services.money,
-        labels=LABELS,
+        labels=STAFF_LABELS,
         tones=TONES,
         statuses=STATUSES,
         status=status,
@@ -153,7 +153,7 @@ def show(settlement_id: int):
         lines=lines,
         trail=trail,
         money=services.money,
-        labels=LABELS,
+        labels=STAFF_LABELS,
         tones=TONES,
         retry_form=retry,
         close_form=CloseForm(),
@@ -260,6 +260,6 @@ def run(run_id: int):
         names=_names(r.vendor_id for r in rows),
         skipped=runs.skipped_of(found),
         money=services.money,
-        labels=LABELS,
+        labels=STAFF_LABELS,
         tones=TONES,
     )
