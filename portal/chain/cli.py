@@ -75,10 +75,13 @@ def chain_caps(project_id: int, action: str, per_tx: str, per_day: str):
     from portal.money import amounts
 
     try:
-        tx = caps.set_caps(project_id, action, per_tx, per_day)
+        sent = caps.set_caps(project_id, action, per_tx, per_day)
         db.session.commit()
     except (caps.CapsError, amounts.AmountError) as exc:
         db.session.rollback()
         click.echo(f"chain-caps: {exc}", err=True)
         sys.exit(1)
-    click.echo(json.dumps({"tx_id": tx.id, "tx_hash": tx.tx_hash}))
+    if isinstance(sent, dict):  # a multisig treasury: the signers send it
+        click.echo(json.dumps({"unsigned": sent}))
+    else:
+        click.echo(json.dumps({"tx_id": sent.id, "tx_hash": sent.tx_hash}))

@@ -26,7 +26,7 @@ from portal.beneficiaries import normalize
 from portal.beneficiaries.models import ACTIVE as PERSON_ACTIVE
 from portal.beneficiaries.models import Beneficiary, BeneficiaryPII, ProjectBeneficiary
 from portal.cards import services as cards
-from portal.chain import contracts
+from portal.chain import contracts, guardian
 from portal.chain.models import DEPLOYED, ProjectChain
 from portal.comms import services as comms
 from portal.crypto import blind_index
@@ -291,6 +291,7 @@ def start(
     """
     if vendor.status != APPROVED:
         raise Forbidden("Only an approved vendor can charge.")
+    guardian.ensure_moving(project.id)
     amounts.check(amount, pc.decimals)  # never a code for nothing, whoever calls
     if subject is None:
         subject = phone_subject(person.pii.phone)

@@ -22,8 +22,8 @@ from portal import events
 from portal.approvals import services as approvals
 from portal.approvals.models import APPROVED as REQUEST_APPROVED
 from portal.approvals.models import ApprovalRequest
+from portal.chain import guardian, txmanager
 from portal.chain import settlement as chain
-from portal.chain import txmanager
 from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
 from portal.ledger import display
@@ -111,6 +111,7 @@ def request(
 ) -> Settlement:
     """Ask to cash out ``amount`` base units for the vendor; it waits for approval."""
     projects.ensure_writable(project)
+    guardian.ensure_moving(project.id)
     method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)
     if method is None:
         raise DomainError("Add a payout method first: we need to know where to pay.")
@@ -177,6 +178,7 @@ def execute_approved(request_row: ApprovalRequest, approver_id: int) -> int:
     row = db.session.get(Settlement, request_row.subject_id)
     if row is None or current_status(Settlement, row.id) != REQUESTED:
         raise Conflict("This settlement is no longer waiting for approval.")
+    guardian.ensure_moving(row.project_id)
     try:
         tx = chain.prepare_settle(row.project_id, row.chain_key, row.vendor_id, row.amount)
     except txmanager.Reverted as exc:
