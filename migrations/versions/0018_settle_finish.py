@@ -1,5 +1,5 @@
-"""settlement gaps: short bank line references for payouts; a project's pause; chain.pause and
-chain.caps (granted to admin as a fresh install would)
+"""settlement gaps: short bank line references for payouts; a project's pause; a vendor's
+registration failures; chain.pause and chain.caps (granted to admin as a fresh install would)
 
 Revision ID: 0018
 Revises: 0017
@@ -59,6 +59,10 @@ def upgrade():
         "project_chains",
         sa.Column("pause_reason", sa.String(200), nullable=False, server_default=""),
     )
+    op.add_column(
+        "chain_vendors",
+        sa.Column("failures", sa.Integer(), nullable=False, server_default="0"),
+    )
     roles = sa.table("roles", sa.column("id", sa.Integer), sa.column("name", sa.String))
     role_permissions = sa.table(
         "role_permissions", sa.column("role_id", sa.Integer), sa.column("permission", sa.String)
@@ -83,6 +87,8 @@ def downgrade():
     conn = op.get_bind()
     role_permissions = sa.table("role_permissions", sa.column("permission", sa.String))
     conn.execute(role_permissions.delete().where(role_permissions.c.permission.in_(NEW)))
+    with op.batch_alter_table("chain_vendors") as batch:
+        batch.drop_column("failures")
     with op.batch_alter_table("project_chains") as batch:
         batch.drop_column("pause_reason")
         batch.drop_column("paused_at")

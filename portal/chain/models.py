@@ -240,6 +240,9 @@ class ChainVendor(db.Model):
     address: Mapped[str] = mapped_column(String(42))
     status: Mapped[str] = mapped_column(String(12), default=REGISTERING)
     tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    # Registration tries refused in a row (reverted, failed, or refused before signing); at
+    # vendors.MAX_TRIES the registration is given up until a person retries.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -23,6 +23,7 @@ from portal.chain import (
     wallets,
 )
 from portal.chain import caps as chain_caps
+from portal.chain import vendors as chain_vendors
 from portal.chain.forms import (
     CapsForm,
     DeployForm,
@@ -263,6 +264,7 @@ def transactions(project_id: int):
             .group_by(ChainTx.status)
         ).all()
     )
+    open_alerts = alerts.open_alerts(10)
     counts["stuck"] = db.session.scalar(
         select(func.count()).select_from(attention.stuck_transactions([project.id]).subquery())
     )
@@ -274,7 +276,8 @@ def transactions(project_id: int):
         tx_is_stuck=attention.tx_is_stuck,
         status=status,
         statuses=(*TX_STATUSES, "stuck"),
-        chain_alerts=alerts.open_alerts(10),
+        chain_alerts=open_alerts,
+        alert_vendors=chain_vendors.alert_vendors(open_alerts),
     )
 
 
@@ -304,6 +307,18 @@ def resolve_alert(project_id: int, alert_id: int):
         flash(f"Alert {alert_id} is marked resolved.")
     else:
         flash(f"Alert {alert_id} was already resolved.")
+    return redirect(url_for("chain.transactions", project_id=project.id))
+
+
+@bp.post("/chain/vendors/<int:vendor_id>/retry")
+@permission_required("chain.manage")
+def retry_vendor(project_id: int, vendor_id: int):
+    """A vendor's registration was given up (the chain kept refusing it): try again."""
+    project = projects.get_visible(current_user, project_id)
+    if chain_vendors.retry(project.id, vendor_id):
+        flash(f"Vendor {vendor_id}'s registration is tried again; its alert is closed.")
+    else:
+        flash(f"Vendor {vendor_id}'s registration was not waiting for a retry.")
     return redirect(url_for("chain.transactions", project_id=project.id))
 
 
