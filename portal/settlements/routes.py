@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -16,6 +16,7 @@ from portal.accounts.models import User
 from portal.approvals import services as approvals
 from portal.approvals.models import ApprovalDecision, ApprovalRequest
 from portal.audit.models import AuditEntry
+from portal.chain import setup
 from portal.chain.models import ChainSettlement, ChainTx
 from portal.errors import DomainError, Forbidden, NotFound
 from portal.extensions import db
@@ -24,7 +25,7 @@ from portal.payouts.models import KINDS, Payout
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.reconciliation.models import StatementLine
-from portal.settlements import runs, services
+from portal.settlements import owed, runs, services
 from portal.settlements.forms import CloseForm, RetryForm, RunForm
 from portal.settlements.models import STAFF_LABELS, STATUSES, TONES, Settlement, SettlementRun
 from portal.transactions import attempt
@@ -92,6 +93,38 @@ def project(project_id: int):
         end=end,
         vendors=vendors,
         visible=db.session.scalars(projects.visible_projects(current_user)).all(),
+    )
+
+
+@bp.get("/projects/<int:project_id>/settlements/owed")
+@permission_required("settlement.read")
+def owed_list(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    rows = owed.of_project(project.id)
+    return render_template(
+        "settlements/owed.html",
+        project=project,
+        rows=rows,
+        totals=owed.totals(rows),
+        money=services.money,
+    )
+
+
+@bp.get("/projects/<int:project_id>/settlements/owed.csv")
+@permission_required("settlement.read")
+def owed_csv(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    pc = setup.state(project.id)
+    if pc is None:
+        raise NotFound("This project has no token yet, so nothing is owed in it.")
+    body = owed.to_csv(owed.of_project(project.id), pc.decimals, pc.symbol)
+    return Response(
+        body,
+        mimetype="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="owed-to-vendors-{project.id}.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 

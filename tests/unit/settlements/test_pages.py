@@ -247,3 +247,60 @@ def test_the_list_filters_by_the_day_asked(world, app, login):
     ).get_data(as_text=True)
     for bad in ("from=yesterday", "to=2026-02-30", "from=0001-01-01"):
         assert staff.get(f"/projects/{project_id}/settlements?{bad}").status_code == 400, bad
+
+
+def test_what_is_owed_to_vendors_per_vendor_and_as_csv(
+    world, app, worker, login, make_user, make_project
+):
+    import csv
+    import io
+
+    from portal.settlements import services
+
+    project, _pc, vendor, finance, approver = world
+    vendor.name = "=Corner Shop"  # a name a spreadsheet would run: escaped in the file
+    projects.set_members(project, {finance.id, approver.id})
+    outsider = make_user("finance")
+    projects.set_members(make_project(status="active"), {outsider.id})
+    db.session.commit()
+    staff = app.test_client()
+    login(staff, finance)
+    url = f"/projects/{project.id}/settlements/owed"
+
+    def figures() -> list[list[str]]:
+        answer = staff.get(url + ".csv")
+        assert answer.status_code == 200 and answer.mimetype == "text/csv"
+        return list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+
+    page = staff.get(url).get_data(as_text=True)
+    assert f'data-vendor-id="{vendor.id}"' in page and "12.50" in page
+    rows = figures()
+    assert rows[0][:7] == [
+        "vendor_id",
+        "vendor",
+        "earned",
+        "settled_on_chain",
+        "owed",
+        "being_cashed_out",
+        "not_asked_yet",
+    ]
+    assert rows[1][1:7] == ["'=Corner Shop", "12.50", "0.00", "12.50", "0.00", "12.50"]
+    assert rows[2][1:7] == ["Total", "12.50", "0.00", "12.50", "0.00", "12.50"]
+    # Asked for 3.00: being cashed out, not settled yet.
+    row = services.request(project, vendor.id, 300, method_id=None, user_id=finance.id)
+    db.session.commit()
+    assert figures()[1][4:7] == ["12.50", "3.00", "9.50"]
+    # Approved and burned on chain: no longer owed.
+    approvals.approve(db.session.get(ApprovalRequest, row.approval_id), approver)
+    db.session.commit()
+    worker.run("contracts")
+    assert figures()[1][2:7] == ["12.50", "3.00", "9.50", "0.00", "9.50"]
+    listing = staff.get(f"/projects/{project.id}/settlements").get_data(as_text=True)
+    assert 'id="owed-link"' in listing and url in listing
+    # Another project's member sees nothing of it; someone without settlement.read is refused.
+    other = app.test_client()
+    login(other, outsider)
+    assert other.get(url).status_code == 404 and other.get(url + ".csv").status_code == 404
+    viewer = app.test_client()
+    login(viewer, make_user("viewer"))
+    assert viewer.get(url).status_code == 403
