@@ -291,3 +291,83 @@ def wait_until_transfer(fake, timeout: float = 60) -> None:
             return
         time.sleep(0.2)
     raise AssertionError("the transfer never reached the provider")
+
+
+def test_a_guardian_pauses_payments_and_the_phone_says_so(chromium, portal, shots):
+    """The pause screen, the caps form and the owed list, at both widths: a guardian pauses
+    with a reason and a tick, staff pages show it, the vendor's charge page says so, then the
+    guardian resumes; a new settle cap is signed by the treasury and shows on the page."""
+    base, project_id = portal["base"], IDS["project"]
+    staff = chromium.new_context(viewport={"width": 1280, "height": 900})
+    guard = staff.new_page()
+    staff_sign_in(guard, portal)
+    guard.goto(f"{base}/projects/{project_id}/chain")
+    pause = guard.locator("#pause")
+    pause.get_by_role("button", name="Pause payments").click()
+    expect(guard.locator("#pause .field--error").first).to_be_visible()  # no reason, no tick
+    guard.locator("#pause").get_by_label("Reason").fill("Suspected fraud at a shop")
+    guard.get_by_label("I understand what this stops").check()
+    guard.locator("#pause").get_by_role("button", name="Pause payments").click()
+    expect(guard.locator("#project-paused")).to_contain_text("Suspected fraud at a shop")
+    expect(guard.locator("[data-paused-on-chain]")).to_have_text("paused", timeout=30_000)
+    for width in (1280, 375):
+        view = chromium.new_context(viewport={"width": width, "height": 900}).new_page()
+        staff_sign_in(view, portal)
+        view.goto(f"{base}/projects/{project_id}/chain")
+        expect(view.locator("[data-paused-on-chain]")).to_have_text("paused", timeout=30_000)
+        view.screenshot(path=str(shots / f"chain-paused-{width}.png"), full_page=True)
+        scroll = view.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width + 1, f"the contracts page is {scroll}px wide at {width}"
+        view.goto(f"{base}/projects/{project_id}/settlements/owed")
+        expect(view.locator("#project-paused")).to_be_visible()
+        expect(view.locator("#owed-total")).to_contain_text("5.00")
+        view.screenshot(path=str(shots / f"settlements-owed-{width}.png"), full_page=True)
+        scroll = view.evaluate("document.documentElement.scrollWidth")
+        assert scroll <= width + 1, f"the owed list is {scroll}px wide at {width}"
+        view.context.close()
+
+    staff_ctx, phone, page = _vendor_phone(chromium, portal)
+    page.goto(f"{base}/vendor/charge")
+    expect(page.locator(f'[data-paused-project="{project_id}"]')).to_contain_text(
+        "Payments are paused in Koshi cash-outs"
+    )
+    page.screenshot(path=str(shots / "vendor-charge-paused-375.png"), full_page=True)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the charge page is {width}px wide"
+
+    # Resumed: the banner goes, the phone can charge again.
+    guard.goto(f"{base}/projects/{project_id}/chain")
+    guard.locator("#pause").get_by_label("Reason").fill("Checked: a mistake")
+    guard.get_by_label("I understand what this stops").check()
+    guard.get_by_role("button", name="Resume payments").click()
+    expect(guard.locator("#project-paused")).to_have_count(0)
+    expect(guard.locator("[data-paused-on-chain]")).to_have_text("not paused", timeout=30_000)
+    page.reload()
+    expect(page.locator("[data-paused-project]")).to_have_count(0)
+
+    # A settle cap from the page, signed by the treasury; the table follows the chain.
+    guard.locator("#caps summary").click()
+    guard.locator("#caps").get_by_label("Action", exact=True).select_option("settle")
+    guard.get_by_label("Per transaction").fill("100.00")
+    guard.get_by_label("Per day").fill("500.00")
+    guard.screenshot(path=str(shots / "chain-caps-form-1280.png"), full_page=True)
+    guard.get_by_role("button", name="Set the limit").click()
+    expect(guard.locator(".flash").first).to_contain_text("settle caps sent")
+    wait_until_text(guard, '[data-cap="settle"]', "500.00")
+    guard.screenshot(path=str(shots / "chain-caps-set-1280.png"), full_page=True)
+    phone.close()
+    staff_ctx.close()
+    staff.close()
+
+
+def wait_until_text(page, selector: str, text: str, timeout: float = 30) -> None:
+    """Reload until ``selector`` shows ``text`` (the page reads the chain when it renders)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if text in page.locator(selector).inner_text():
+            return
+        time.sleep(0.5)
+        page.reload()
+    raise AssertionError(f"{selector} never showed {text}")

@@ -12,6 +12,7 @@ from portal.audit.models import AuditEntry
 from portal.chain import caps, contracts, guardian, setup, signers
 from portal.chain.models import ChainTx
 from portal.extensions import db
+from portal.payouts import methods
 from portal.redemptions import services as redemptions
 from portal.settlements import services as settlements
 from tests.unit.test_chain_settlement import funded, redeem  # noqa: F401 - the fixture
@@ -67,6 +68,16 @@ def test_a_guardian_pauses_and_resumes_with_a_reason(funded, worker, app, make_u
         data={"project_id": project.id, "phone": person.pii.phone, "amount": "1.00"},
     )
     assert refused.status_code == 200 and "paused" in refused.get_data(as_text=True)
+    cash_out = phone.get(f"/vendor/cash-out/{project.id}").get_data(as_text=True)
+    assert f'data-paused-project="{project.id}"' in cash_out
+    method = methods.add(
+        vendor, {"kind": "momo", "account_name": "Shop", "account_number": "+256772000111"}
+    )
+    db.session.commit()
+    asked = phone.post(
+        f"/vendor/cash-out/{project.id}", data={"amount": "1.00", "method_id": method.id}
+    )
+    assert asked.status_code == 400 and "are paused" in asked.get_data(as_text=True)
     # Resumed: the contract and the portal move again.
     resume = f"/projects/{project.id}/chain/resume"
     assert staff.post(resume, data={"reason": "cleared", "confirm": ""}).status_code == 422
