@@ -391,6 +391,8 @@ def give_back(redemption: Redemption) -> None:
 def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
     """The vendor types the beneficiary's code. At most one caller ever gets ACCEPTED."""
     redemption = get_for_vendor(vendor, redemption_id)
+    # A charge started before a pause is not taken after it: the code stays unused.
+    guardian.ensure_moving(redemption.project_id)
     code = codes.clean(typed)
     if code is None:
         raise ValidationFailed({"code": "Enter the 6 digits of the code."})

@@ -14,8 +14,12 @@ from portal.chain.models import ChainTx
 from portal.extensions import db
 from portal.payouts import methods
 from portal.redemptions import services as redemptions
+from portal.redemptions.models import SETTLED, Redemption
 from portal.settlements import services as settlements
-from tests.unit.test_chain_settlement import funded, redeem  # noqa: F401 - the fixture
+from tests.unit.test_chain_settlement import (  # noqa: F401 - the fixture
+    funded,
+    last_code,
+)
 from tests.unit.test_vendor_portal import sign_in
 
 
@@ -25,6 +29,10 @@ def _actions() -> list[str]:
 
 def test_a_guardian_pauses_and_resumes_with_a_reason(funded, worker, app, make_user, login):  # noqa: F811
     project, pc, (person, _), vendor = funded
+    # A charge started before the pause: its code is not taken while paused.
+    started = redemptions.start(vendor, project, pc, person, 100, "phone")
+    db.session.commit()
+    started_id, code = started.id, last_code()
     guard, clerk = make_user("admin"), make_user("finance")
     staff, other = app.test_client(), app.test_client()
     login(staff, guard)
@@ -57,6 +65,8 @@ def test_a_guardian_pauses_and_resumes_with_a_reason(funded, worker, app, make_u
         redemptions.start(vendor, project, pc, person, 100, "phone")
     with pytest.raises(guardian.Paused):
         settlements.request(project, vendor.id, 100, method_id=None)
+    with pytest.raises(guardian.Paused):
+        redemptions.confirm(vendor, started_id, code)
     db.session.rollback()
     # The vendor's phone: a plain message on the charge page, and a charge refused with it.
     phone = app.test_client()
@@ -87,7 +97,11 @@ def test_a_guardian_pauses_and_resumes_with_a_reason(funded, worker, app, make_u
     assert guardian.paused(project.id) is None
     assert not contracts.of_project(pc).functions.paused().call()
     assert "chain.unpaused" in _actions()
-    assert redeem(worker, project, pc, person, vendor, amount=100).status == "settled"
+    # The charge started before the pause goes through with its code, now.
+    assert redemptions.confirm(vendor, started_id, code).ok
+    db.session.commit()
+    worker.run("contracts")
+    assert db.session.get(Redemption, started_id).status == SETTLED
 
 
 def test_caps_are_set_from_the_page_by_a_permitted_user(funded, worker, app, make_user, login):  # noqa: F811
