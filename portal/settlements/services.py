@@ -261,6 +261,15 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
         )
         db.session.refresh(row)
         _move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
+        # Its payout failed already, so nothing was paid: the same as above, and the failed
+        # payout stays in the history (a new one is asked once the burn is final again).
+        _move(
+            row,
+            (PAYOUT_FAILED,),
+            APPROVED,
+            "waiting again for the chain (reorg)",
+            payout_id=None,
+        )
     elif action == "chain.settle_failed":
         _move(
             row,
@@ -303,13 +312,28 @@ def on_payout(sender, *, action: str, **_) -> None:
     elif action == "payout.booked":
         _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.failed":
-        _move(
+        why = (sender.failure_reason or "The payout failed.")[:255]
+        if _move(
             row,
             (PAYOUT_SENT,),
             PAYOUT_FAILED,
             "payout failed",
-            where=mine,
-            failure_reason=(sender.failure_reason or "The payout failed.")[:255],
+            where=(*mine, Settlement.burned.is_(True)),
+            failure_reason=why,
+        ):
+            return
+        # A reorg undid the burn after the payout was asked, and the payout failed: nothing
+        # left the chain and nothing was paid. Wait for the chain again (the burn is re-sent);
+        # once it is final a new payout is asked, and if the chain refuses it the amount is
+        # available again.
+        _move(
+            row,
+            (PAYOUT_SENT,),
+            APPROVED,
+            "payout failed; waiting again for the chain (reorg)",
+            where=(*mine, Settlement.burned.is_(False)),
+            payout_id=None,
+            failure_reason=why,
         )
 
 
