@@ -1,5 +1,6 @@
 """Demo data for ``make run``: an admin, a project, 50 beneficiaries, 3 vendors, a group, and
-on the embedded chain the project's contracts, funding and a first allocation."""
+on the embedded chain the project's contracts, funding, a first allocation, payments at two
+vendors and their cash-outs in several states."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from portal.beneficiaries import services as beneficiaries
 from portal.chain.demo import seed_chain
 from portal.extensions import db
 from portal.projects import services as projects
+from portal.settlements.demo import seed_settlements
 from portal.timeutil import utcnow
 from portal.vendors import services as vendors
 
@@ -107,5 +109,6 @@ def seed_demo(count: int = 50) -> dict[str, str] | None:
     db.session.commit()
     # On the embedded chain the project starts deployed, funded and with its group allocated,
     # so a vendor can charge a beneficiary at once.
-    seed_chain(project, group, requester=admin, approver=approver)
+    if seed_chain(project, group, requester=admin, approver=approver):
+        seed_settlements(project, requester=admin, approver=approver)
     return {ADMIN_EMAIL: password, APPROVER_EMAIL: approver_password}

@@ -18,6 +18,8 @@ PERMISSIONS: dict[str, str] = {
     "vendor.approve": "Approve and suspend vendors",
     "chain.read": "See a project's contracts and its transactions",
     "chain.manage": "Deploy a project's contracts and fund them",
+    "chain.pause": "Pause and resume a project's value moves (the guardian), with a reason",
+    "chain.caps": "Change the operator's limits on a project's contract (signed by the treasury)",
     "disbursement.manage": "Create and start disbursements, retry failed batches",
     "funding.approve": "Approve or reject another person's request to fund a project (mint)",
     "disbursement.approve": "Approve or reject another person's request to start a disbursement",

@@ -22,6 +22,7 @@ DEEP_ROLLBACK = "deep_rollback"  # a final transaction's block is gone from the 
 NONCE_GAP = "nonce_gap"  # the node waits for a nonce nothing was going to send
 FEE_CEILING = "fee_ceiling"  # a stuck transaction would need more than the ceiling
 MISMATCH = "chain_mismatch"  # the chain and the database disagree on balances
+VENDOR_REGISTRATION = "vendor_registration"  # a vendor's registration refused for good
 
 
 def raise_alert(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from portal import events
-from portal.chain import contracts, setup, signers, txmanager
+from portal.chain import contracts, guardian, setup
 from portal.chain.models import DEPLOYED, ChainTx
 from portal.money import amounts
 
@@ -26,14 +26,27 @@ def read(project_id: int) -> dict[str, dict[str, int]]:
     return found
 
 
-def set_caps(project_id: int, action: str, per_tx: str, per_day: str) -> ChainTx:
+def set_caps(project_id: int, action: str, per_tx: str, per_day: str) -> ChainTx | dict:
+    """From text in the project's currency (the command line)."""
+    pc = _on_v2(project_id)
+    return set_caps_units(
+        project_id, action, amounts.parse(per_tx, pc.decimals), amounts.parse(per_day, pc.decimals)
+    )
+
+
+def _on_v2(project_id: int):
     pc = setup.state(project_id)
     if pc is None or pc.status != DEPLOYED or pc.version < 2:
         raise CapsError("Only a deployed version-2 contract has caps.")
+    return pc
+
+
+def set_caps_units(project_id: int, action: str, tx_cap: int, day_cap: int) -> ChainTx | dict:
+    """Set one action's caps (base units): the treasury's transaction, or with a multisig
+    treasury the unsigned call for its signers (the caps change once they send it)."""
+    pc = _on_v2(project_id)
     if action not in contracts.CAP_ACTIONS:
         raise CapsError(f"action must be one of {', '.join(contracts.CAP_ACTIONS)}")
-    tx_cap = amounts.parse(per_tx, pc.decimals)
-    day_cap = amounts.parse(per_day, pc.decimals)
     if tx_cap > day_cap:
         raise CapsError("The cap per transaction cannot be above the cap per day.")
     data = contracts.encode(
@@ -43,24 +56,20 @@ def set_caps(project_id: int, action: str, per_tx: str, per_day: str) -> ChainTx
         tx_cap,
         day_cap,
     )
-    if signers.multisig():
-        raise CapsError(
-            "The treasury is a multisig: have its signers send this call to "
-            f"{pc.contract_address}: {data}"
-        )
-    tx = txmanager.submit(
-        purpose="caps",
-        to=pc.contract_address,
-        data=data,
-        project_id=project_id,
-        signer=signers.treasury(),
-    )
+    sent = guardian.treasury_call(pc, data, "caps")
+    prepared = isinstance(sent, dict)
     events.project_chain_changed.send(
         pc,
-        action="chain.caps_changed",
-        summary=f"Project {project_id}: {action} caps set to {tx_cap} per transaction, "
-        f"{day_cap} per day",
+        action="chain.caps_prepared" if prepared else "chain.caps_changed",
+        summary=f"Project {project_id}: {action} caps "
+        + ("prepared for the treasury's signers: " if prepared else "set to ")
+        + f"{tx_cap} per transaction, {day_cap} per day",
         project_id=project_id,
-        data={"action": action, "per_tx": tx_cap, "per_day": day_cap, "tx_id": tx.id},
+        data={
+            "action": action,
+            "per_tx": tx_cap,
+            "per_day": day_cap,
+            "tx_id": None if prepared else sent.id,
+        },
     )
-    return tx
+    return sent

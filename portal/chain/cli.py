@@ -42,23 +42,41 @@ def ledger_verify(project_id: int | None):
 
 @click.command("chain-migrate")
 @click.option("--project", "project_id", type=int, required=True)
-def chain_migrate(project_id: int):
+@click.option(
+    "--wait-signers",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Multisig treasury: seconds to watch the chain for the signers' transactions.",
+)
+def chain_migrate(project_id: int, wait_signers: float):
     """Move a project deployed before settlement (version 1) to the version-2 contracts.
 
     Safe to run again after an interruption: every step records what it did and checks the
     chain before acting. Ends with one JSON line of where the migration stands.
+
+    With a multisig treasury (CHAIN_TREASURY_ADDRESS, no key) the command prints, one JSON line
+    each, the unsigned transactions the signers must send (the mint first, then the import
+    batches once the mint is final), and exits 3 if they are not on chain when it stops
+    waiting; run it again once they are sent, and it goes on from there.
     """
     from portal.chain import migrate
     from portal.extensions import db
 
+    def show(calls):
+        for call in calls:
+            click.echo(json.dumps({"unsigned": call}))
+
     try:
-        report = migrate.run(project_id)
+        report = migrate.run(project_id, wait_signers=wait_signers, on_unsigned=show)
         db.session.commit()
     except migrate.MigrationError as exc:
         db.session.rollback()
         click.echo(f"chain-migrate: {exc}", err=True)
         sys.exit(1)
-    click.echo(json.dumps(report))
+    click.echo(json.dumps({k: v for k, v in report.items() if k != "unsigned"}))
+    if report.get("status") == migrate.WAITING_FOR_SIGNERS:
+        sys.exit(3)
     if report.get("status") != "done":
         sys.exit(2)
 
@@ -75,10 +93,13 @@ def chain_caps(project_id: int, action: str, per_tx: str, per_day: str):
     from portal.money import amounts
 
     try:
-        tx = caps.set_caps(project_id, action, per_tx, per_day)
+        sent = caps.set_caps(project_id, action, per_tx, per_day)
         db.session.commit()
     except (caps.CapsError, amounts.AmountError) as exc:
         db.session.rollback()
         click.echo(f"chain-caps: {exc}", err=True)
         sys.exit(1)
-    click.echo(json.dumps({"tx_id": tx.id, "tx_hash": tx.tx_hash}))
+    if isinstance(sent, dict):  # a multisig treasury: the signers send it
+        click.echo(json.dumps({"unsigned": sent}))
+    else:
+        click.echo(json.dumps({"tx_id": sent.id, "tx_hash": sent.tx_hash}))

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
-from wtforms import IntegerField, StringField
+from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
+from portal.chain.contracts import CAP_ACTIONS
 from portal.forms import Form
 from portal.money.forms import AmountField
 
@@ -42,3 +43,20 @@ class WalletForm(Form):
 
 class LedgerCheckForm(Form):
     """No fields: the button that starts a ledger check (CSRF only)."""
+
+
+class PauseForm(Form):
+    """Pause or resume: a reason (audited) and an explicit confirmation."""
+
+    reason = StringField(
+        "Reason",
+        validators=[DataRequired("Say why."), Length(max=200)],
+        description="Shown to staff on the project's pages and kept in the audit log.",
+    )
+    confirm = BooleanField("I understand what this stops", validators=[DataRequired("Tick it.")])
+
+
+class CapsForm(Form):
+    action = SelectField("Action", choices={a: a.capitalize() for a in CAP_ACTIONS})
+    per_tx = AmountField("Per transaction")
+    per_day = AmountField("Per day")

@@ -15,6 +15,14 @@ deploys a fresh ProjectTokenV2 + EntitlementsV2 pair and carries the books over:
    batches whose ids are recorded on chain);
 6. switch the project to the new addresses, version 2, ``funded`` = the new supply.
 
+With a multisig treasury (``CHAIN_TREASURY_ADDRESS`` without a key) the portal signs steps 1-4
+(the operator's) and prepares step 5 for the signers: ``advance`` answers
+``WAITING_FOR_SIGNERS`` and ``unsigned_calls`` lists the mint, then (once it is final) the
+import batches, as unsigned transactions (from, to, data, value, chain id, suggested gas). The
+signers send them from their wallet in that order; the command (re-run, or left waiting with
+``--wait-signers``) finds them on chain, final, by the same checks as for its own
+(``totalSupply``, ``batchDone``), and goes on to step 6.
+
 Nothing is lost (the new contract holds what the old one held and what vendors were owed) or
 doubled (the old tokens can no longer move or be minted, and the portal reads only the new
 pair). Every step is found again from the chain or its recorded transaction, so the command
@@ -30,7 +38,7 @@ import time
 from sqlalchemy import select
 
 from portal import crypto, events
-from portal.chain import contracts, ledger_verify, setup, signers, txmanager
+from portal.chain import client, contracts, finality, ledger_verify, setup, signers, txmanager
 from portal.chain.models import (
     CONFIRMED,
     DEPLOYED,
@@ -47,6 +55,11 @@ REF = "chain_migration"
 MIGRATING = "migrating"
 IMPORT_BATCH = 300
 DEFAULT_ADMIN = b"\x00" * 32
+WAITING_FOR_SIGNERS = "waiting for the treasury's signers"
+# Suggested gas for the signers' wallets (measured: a mint ~70,000; an import of 300 ~7.2M).
+MINT_GAS = 120_000
+IMPORT_GAS_PER_ACCOUNT = 26_000
+IMPORT_GAS_BASE = 80_000
 
 
 class MigrationError(Exception):
@@ -108,11 +121,6 @@ def start(project_id: int) -> ChainMigration:
         raise MigrationError("Only a deployed entitlements project can be migrated.")
     if pc.version >= 2:
         raise MigrationError("This project already runs the version-2 contracts.")
-    if signers.multisig():
-        raise MigrationError(
-            "The treasury is a multisig: the mint and imports need its signers; "
-            "chain-migrate signs them with CHAIN_TREASURY_KEY (or the development key)."
-        )
     from portal.redemptions.models import IN_FLIGHT, Redemption
 
     busy = db.session.scalar(
@@ -148,7 +156,10 @@ def advance(project_id: int) -> str:
         return f"waiting for {len(pending)} transaction(s)"
     pc = setup.state(project_id)
     operator = signers.operator()
-    treasury = signers.treasury()
+    multisig = signers.multisig()
+    # The treasury's address takes the new roles either way; its key signs only if we hold it.
+    treasury_address = signers.treasury_address()
+    treasury = None if multisig else signers.treasury()
     project_name = pc.symbol
 
     # 2. the version-2 pair
@@ -166,7 +177,7 @@ def advance(project_id: int) -> str:
                     f"{project_name} entitlement v2",
                     pc.symbol,
                     pc.decimals,
-                    treasury.address,
+                    treasury_address,
                 ),
             )
             return "token sent"
@@ -183,7 +194,7 @@ def advance(project_id: int) -> str:
                 contracts.deploy_data(
                     contracts.ENTITLEMENTS_V2,
                     migration.new_token_address,
-                    treasury.address,
+                    treasury_address,
                     operator.address,
                     per_tx,
                     per_day,
@@ -218,34 +229,19 @@ def advance(project_id: int) -> str:
 
     # 5. mint the total and import the balances, signed by the treasury
     new_token = contracts.at(contracts.PROJECT_TOKEN_V2, migration.new_token_address)
-    new_contract = contracts.at(contracts.ENTITLEMENTS_V2, migration.new_contract_address)
-    if total and new_token.functions.totalSupply().call() == 0:
-        data = contracts.encode(
-            contracts.PROJECT_TOKEN_V2, "mint", migration.new_contract_address, total
-        )
-        _submit(project_id, "migrate.mint", migration.new_token_address, data, treasury)
-        return "mint sent"
-    books = _old_books(migration)
-    sent = 0
-    for kind, is_vendor in (("entitlements", False), ("vendors", True)):
-        items = sorted((a, v) for a, v in books[kind].items() if v > 0)
-        for number, first in enumerate(range(0, len(items), IMPORT_BATCH)):
-            chunk = items[first : first + IMPORT_BATCH]
-            key = batch_id(project_id, kind, number)
-            if new_contract.functions.batchDone(key).call():
-                continue
-            data = contracts.encode(
-                contracts.ENTITLEMENTS_V2,
-                "importBalances",
-                key,
-                [a for a, _ in chunk],
-                [v for _, v in chunk],
-                is_vendor,
+    if multisig:
+        if _treasury_calls(migration, total):
+            return WAITING_FOR_SIGNERS
+    else:
+        calls = _treasury_calls(migration, total)
+        for call in calls:
+            _submit(project_id, call["purpose"], call["to"], call["data"], treasury)
+        if calls:
+            return (
+                "mint sent"
+                if calls[0]["purpose"] == "migrate.mint"
+                else (f"{len(calls)} import batch(es) sent")
             )
-            _submit(project_id, "migrate.import", migration.new_contract_address, data, treasury)
-            sent += 1
-    if sent:
-        return f"{sent} import batch(es) sent"
 
     # 6. switch the project over
     new_token_tx = _tx(project_id, "migrate.deploy_token")
@@ -255,7 +251,7 @@ def advance(project_id: int) -> str:
     pc.token_tx_id = new_token_tx.id
     pc.contract_tx_id = new_contract_tx.id
     pc.version = 2
-    pc.admin_address = treasury.address
+    pc.admin_address = treasury_address
     funds.rebase_funded(project_id, new_token.functions.totalSupply().call())
     pc.status = DEPLOYED
     migration.status = "done"
@@ -275,6 +271,71 @@ def advance(project_id: int) -> str:
 
     vendors.sync_project(project_id)
     return "done"
+
+
+def _treasury_calls(migration: ChainMigration, total: int) -> list[dict]:
+    """What the treasury must still send, read from the chain: the mint while the new supply is
+    zero, else the import batches not done yet. With a multisig the chain is read at the last
+    final block, so a signer's transaction counts only once it cannot be rolled back."""
+    project_id = migration.project_id
+    new_token = contracts.at(contracts.PROJECT_TOKEN_V2, migration.new_token_address)
+    new_contract = contracts.at(contracts.ENTITLEMENTS_V2, migration.new_contract_address)
+    block = "latest"
+    if signers.multisig():
+        pc = db.session.get(ProjectChain, project_id)
+        latest = client.web3().eth.block_number
+        block = max(latest - finality.confirmations(pc.chain_id) + 1, 0)
+    if total and new_token.functions.totalSupply().call(block_identifier=block) == 0:
+        data = contracts.encode(
+            contracts.PROJECT_TOKEN_V2, "mint", migration.new_contract_address, total
+        )
+        return [_call("migrate.mint", migration.new_token_address, data, MINT_GAS)]
+    books = _old_books(migration)
+    calls = []
+    for kind, is_vendor in (("entitlements", False), ("vendors", True)):
+        items = sorted((a, v) for a, v in books[kind].items() if v > 0)
+        for number, first in enumerate(range(0, len(items), IMPORT_BATCH)):
+            chunk = items[first : first + IMPORT_BATCH]
+            key = batch_id(project_id, kind, number)
+            if new_contract.functions.batchDone(key).call(block_identifier=block):
+                continue
+            data = contracts.encode(
+                contracts.ENTITLEMENTS_V2,
+                "importBalances",
+                key,
+                [a for a, _ in chunk],
+                [v for _, v in chunk],
+                is_vendor,
+            )
+            gas = IMPORT_GAS_BASE + IMPORT_GAS_PER_ACCOUNT * len(chunk)
+            calls.append(_call("migrate.import", migration.new_contract_address, data, gas))
+    return calls
+
+
+def _call(purpose: str, to: str, data: str, gas: int) -> dict:
+    return {"purpose": purpose, "to": to, "data": data, "gas": gas}
+
+
+def unsigned_calls(project_id: int) -> list[dict]:
+    """For a multisig treasury: the transactions its signers must send now, in order (empty
+    when none is due)."""
+    migration = db.session.get(ChainMigration, project_id)
+    if migration is None or migration.status == "done" or migration.entitlements_total is None:
+        return []
+    pc = db.session.get(ProjectChain, project_id)
+    total = migration.entitlements_total + migration.vendors_total + migration.unallocated
+    return [
+        {
+            "step": call["purpose"].removeprefix("migrate."),
+            "from": signers.treasury_address(),
+            "to": call["to"],
+            "data": call["data"],
+            "value": 0,
+            "chainId": pc.chain_id,
+            "gas": call["gas"],
+        }
+        for call in _treasury_calls(migration, total)
+    ]
 
 
 def _old_books(migration: ChainMigration) -> dict:
@@ -305,19 +366,45 @@ def report(project_id: int) -> dict:
     }
 
 
-def run(project_id: int, timeout: float = 600.0) -> dict:
+def run(
+    project_id: int,
+    timeout: float = 600.0,
+    *,
+    wait_signers: float = 0.0,
+    on_unsigned=None,
+    poll_seconds: float = 5.0,
+) -> dict:
     """Drive the migration to its end from a command: each step in its own transaction,
-    followed on chain until final before the next."""
+    followed on chain until final before the next. With a multisig treasury, when the signers'
+    turn comes, ``on_unsigned(calls)`` is told what they must send (again whenever that list
+    changes) and the chain is watched for up to ``wait_signers`` seconds."""
     deadline = time.monotonic() + timeout
+    signers_deadline = None
+    shown: list | None = None
     while time.monotonic() < deadline:
         step = advance(project_id)
         db.session.commit()
         if step == "done":
             break
+        if step == WAITING_FOR_SIGNERS:
+            calls = unsigned_calls(project_id)
+            if calls != shown and on_unsigned is not None:
+                on_unsigned(calls)
+            shown = calls
+            if signers_deadline is None:
+                signers_deadline = time.monotonic() + wait_signers
+            if time.monotonic() >= signers_deadline:
+                break
+            time.sleep(poll_seconds)
+            continue
         for tx in _open_txs(project_id):
             txmanager.follow_up(tx, wait_seconds=2)
             db.session.commit()
-    return report(project_id)
+    result = report(project_id)
+    if result["status"] != "done" and shown:
+        result["status"] = WAITING_FOR_SIGNERS
+        result["unsigned"] = shown
+    return result
 
 
 def _changed(pc: ProjectChain, action: str, what: str, data: dict) -> None:

@@ -148,6 +148,10 @@ class ProjectChain(db.Model):
     version: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     # The address holding DEFAULT_ADMIN and MINTER (version 2): the treasury signer's.
     admin_address: Mapped[str | None] = mapped_column(String(42))
+    # Set while a guardian has paused the project's value moves (portal/chain/guardian.py);
+    # who did it is in the audit log.
+    paused_at: Mapped[datetime | None]
+    pause_reason: Mapped[str] = mapped_column(String(200), default="", server_default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
@@ -236,6 +240,9 @@ class ChainVendor(db.Model):
     address: Mapped[str] = mapped_column(String(42))
     status: Mapped[str] = mapped_column(String(12), default=REGISTERING)
     tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id"))
+    # Registration tries refused in a row (reverted, failed, or refused before signing); at
+    # vendors.MAX_TRIES the registration is given up until a person retries.
+    failures: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 

@@ -12,12 +12,29 @@ from sqlalchemy import func, select
 from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
-from portal.chain import alerts, funding_approval, setup, treasury, txmanager, wallets
+from portal.chain import (
+    alerts,
+    funding_approval,
+    guardian,
+    setup,
+    signers,
+    treasury,
+    txmanager,
+    wallets,
+)
 from portal.chain import caps as chain_caps
-from portal.chain.forms import DeployForm, FundForm, LedgerCheckForm, WalletForm
+from portal.chain import vendors as chain_vendors
+from portal.chain.forms import (
+    CapsForm,
+    DeployForm,
+    FundForm,
+    LedgerCheckForm,
+    PauseForm,
+    WalletForm,
+)
 from portal.chain.models import DEPLOYED, TX_STATUSES, ChainTx, Funding
 from portal.disbursements import services as disbursements
-from portal.errors import NotFound, ValidationFailed
+from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import attention, dispatch
 from portal.jobs.kinds import CHAIN_LEDGER_VERIFY
@@ -39,7 +56,16 @@ def _apply_field_errors(form, exc: ValidationFailed) -> None:
             flash(message, "error")
 
 
-def _page(project, deploy_form=None, fund_form=None, status=200):
+def _page(
+    project,
+    deploy_form=None,
+    fund_form=None,
+    status=200,
+    *,
+    pause_form=None,
+    caps_form=None,
+    unsigned=None,
+):
     pc = setup.state(project.id)
     if deploy_form is None:
         deploy_form = DeployForm(symbol=f"P{project.id}AID")
@@ -50,8 +76,10 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
         .order_by(Funding.id.desc())
         .limit(20)
     ).all()
-    money, caps_found, awaiting = None, {}, []
+    money, caps_found, awaiting, on_chain, to_sign = None, {}, [], None, None
     if pc is not None and pc.status == DEPLOYED and pc.version >= 2:
+        on_chain = guardian.paused_on_chain(pc)
+        to_sign = guardian.prepared(pc)
         try:
             caps_found = chain_caps.read(project.id)
         except Exception:  # a page without the caps table is better than no page
@@ -78,9 +106,23 @@ def _page(project, deploy_form=None, fund_form=None, status=200):
             fund_form=fund_form,
             caps=caps_found,
             awaiting=awaiting,
+            pause_form=pause_form or PauseForm(formdata=None),
+            caps_form=caps_form or _caps_form(pc, formdata=None),
+            paused_on_chain=on_chain,
+            pause_to_sign=to_sign,
+            unsigned=unsigned,
+            multisig=signers.multisig(),
         ),
         status,
     )
+
+
+def _caps_form(pc, **kwargs) -> CapsForm:
+    form = CapsForm(**kwargs)
+    decimals = pc.decimals if pc is not None and pc.status == DEPLOYED else None
+    form.per_tx.use(decimals)
+    form.per_day.use(decimals)
+    return form
 
 
 def _fund_form(pc) -> FundForm:
@@ -137,6 +179,71 @@ def fund(project_id: int):
     )
 
 
+@bp.app_template_global("project_paused")
+def project_paused(project_id: int):
+    """For the banner on a project's staff pages: its chain row when paused, else None."""
+    return guardian.paused(project_id)
+
+
+@bp.post("/chain/pause")
+@permission_required("chain.pause")
+def pause(project_id: int):
+    return _guard(project_id, True)
+
+
+@bp.post("/chain/resume")
+@permission_required("chain.pause")
+def resume(project_id: int):
+    return _guard(project_id, False)
+
+
+def _guard(project_id: int, stop: bool):
+    """The guardian pauses or resumes the project's value moves (with a reason, confirmed)."""
+    project = projects.get_visible(current_user, project_id)
+    form = PauseForm()
+    if not form.validate_on_submit():
+        return _page(project, pause_form=form, status=422)
+    try:
+        with attempt():
+            sent = guardian.set_paused(project, stop, form.reason.data)
+    except DomainError as exc:
+        form.reason.errors = [*form.reason.errors, str(exc)]
+        return _page(project, pause_form=form, status=exc.status)
+    word = "paused" if stop else "resumed"
+    if isinstance(sent, dict):
+        flash(
+            f"Value moves {word} in the portal. The treasury is a multisig: its signers must "
+            f"send {'pause' if stop else 'unpause'}() to the contract (see below)."
+        )
+    else:
+        flash(f"Value moves {word}." + (f" Transaction #{sent.id} on its way." if sent else ""))
+    return redirect(url_for("chain.project_chain", project_id=project.id))
+
+
+@bp.post("/chain/caps")
+@permission_required("chain.caps")
+def set_caps(project_id: int):
+    """The operator's limits, signed by the treasury (or prepared for a multisig's signers)."""
+    project = projects.get_visible(current_user, project_id)
+    form = _caps_form(setup.state(project.id))
+    if not form.validate_on_submit():
+        return _page(project, caps_form=form, status=422)
+    try:
+        with attempt():
+            sent = chain_caps.set_caps_units(
+                project.id, form.action.data, form.per_tx.data, form.per_day.data
+            )
+    except chain_caps.CapsError as exc:
+        form.per_day.errors = [*form.per_day.errors, str(exc)]
+        return _page(project, caps_form=form, status=422)
+    if isinstance(sent, dict):
+        return _page(project, unsigned={"what": f"{form.action.data} caps", **sent})
+    flash(
+        f"New {form.action.data} caps sent as transaction #{sent.id}; the table follows the chain."
+    )
+    return redirect(url_for("chain.project_chain", project_id=project.id))
+
+
 @bp.get("/transactions")
 @permission_required("chain.read")
 def transactions(project_id: int):
@@ -157,6 +264,7 @@ def transactions(project_id: int):
             .group_by(ChainTx.status)
         ).all()
     )
+    open_alerts = alerts.open_alerts(10)
     counts["stuck"] = db.session.scalar(
         select(func.count()).select_from(attention.stuck_transactions([project.id]).subquery())
     )
@@ -168,7 +276,8 @@ def transactions(project_id: int):
         tx_is_stuck=attention.tx_is_stuck,
         status=status,
         statuses=(*TX_STATUSES, "stuck"),
-        chain_alerts=alerts.open_alerts(10),
+        chain_alerts=open_alerts,
+        alert_vendors=chain_vendors.alert_vendors(open_alerts),
     )
 
 
@@ -198,6 +307,18 @@ def resolve_alert(project_id: int, alert_id: int):
         flash(f"Alert {alert_id} is marked resolved.")
     else:
         flash(f"Alert {alert_id} was already resolved.")
+    return redirect(url_for("chain.transactions", project_id=project.id))
+
+
+@bp.post("/chain/vendors/<int:vendor_id>/retry")
+@permission_required("chain.manage")
+def retry_vendor(project_id: int, vendor_id: int):
+    """A vendor's registration was given up (the chain kept refusing it): try again."""
+    project = projects.get_visible(current_user, project_id)
+    if chain_vendors.retry(project.id, vendor_id):
+        flash(f"Vendor {vendor_id}'s registration is tried again; its alert is closed.")
+    else:
+        flash(f"Vendor {vendor_id}'s registration was not waiting for a retry.")
     return redirect(url_for("chain.transactions", project_id=project.id))
 
 

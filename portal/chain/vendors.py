@@ -6,20 +6,29 @@ The job compares what the database wants (the vendor_projects link) with what th
 says (``isVendor``) and sends only the call that closes the gap, so it is safe to run any
 number of times. Redemptions to a vendor not yet registered wait (``redemptions.transfer``
 checks ``registered``) and are sent again when the registration is final.
+
+A registration the chain keeps refusing (``MAX_TRIES`` transactions reverted or failed in a
+row, or refused before signing) is given up: the row turns ``failed``, a chain alert tells
+staff (transactions page, home page), and nothing is sent again until someone presses Retry
+(``retry``), which starts the count afresh.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from flask import current_app
+from sqlalchemy import select, update
 
 from portal import events
-from portal.chain import addresses, contracts, setup, txmanager
+from portal.chain import addresses, alerts, contracts, setup, txmanager
 from portal.chain.models import (
     CONFIRMED,
     DEPLOYED,
+    FAILED,
     OPEN_STATUSES,
     REGISTERED,
     REGISTERING,
+    REVERTED,
+    ChainAlert,
     ChainTx,
     ChainVendor,
 )
@@ -29,6 +38,8 @@ from portal.transitions import insert_or_skip
 
 REF = "chain_vendor"  # ChainTx.ref_type; ref_id is the vendor id, project_id the project
 REMOVED = "removed"
+GAVE_UP = "failed"  # refused MAX_TRIES times in a row: waits for a person's Retry
+MAX_TRIES = 3
 
 
 def _on_v2(project_id: int):
@@ -110,17 +121,146 @@ def sync(project_id: int, vendor_id: int) -> str:
     if want == on_chain:
         _settle_row(row, REGISTERED if want else REMOVED)
         return "registered" if want else "not registered"
+    last = db.session.get(ChainTx, row.tx_id) if row.tx_id is not None else None
+    if want and last is not None and last.status in (REVERTED, FAILED):
+        _count_failure(row, last.id, last.error or last.status)
+    if want and row.status == GAVE_UP:
+        return "registration given up: waiting for a person's Retry"
     function = "registerVendor" if want else "unregisterVendor"
-    tx = txmanager.submit(
-        purpose="vendor.register" if want else "vendor.unregister",
-        to=pc.contract_address,
-        data=contracts.encode(contracts.ENTITLEMENTS_V2, function, address),
-        project_id=project_id,
-        ref=(REF, vendor_id),
-    )
+    try:
+        tx = txmanager.submit(
+            purpose="vendor.register" if want else "vendor.unregister",
+            to=pc.contract_address,
+            data=contracts.encode(contracts.ENTITLEMENTS_V2, function, address),
+            project_id=project_id,
+            ref=(REF, vendor_id),
+        )
+    except txmanager.Reverted as exc:
+        if not want:
+            raise
+        # Refused before signing: counted like a revert; the refused record is kept.
+        _count_failure(row, None, exc.reason, refused=exc.tx)
+        if row.status != GAVE_UP:
+            request_later(project_id, vendor_id)
+        return f"registerVendor refused: {exc.reason}"
     row.tx_id = tx.id
     row.status = REGISTERING if want else row.status
     return f"{function} sent as transaction {tx.id}"
+
+
+def _count_failure(row: ChainVendor, tx_id: int | None, why: str, refused=None) -> None:
+    """One more failed try, counted once per transaction (the UPDATE's WHERE: a repeated or
+    concurrent sync finds the transaction already counted); the last try gives up."""
+    same = (ChainVendor.tx_id == tx_id,) if tx_id is not None else ()
+    counted = db.session.execute(
+        update(ChainVendor)
+        .where(
+            ChainVendor.project_id == row.project_id,
+            ChainVendor.vendor_id == row.vendor_id,
+            *same,
+        )
+        .values(failures=ChainVendor.failures + 1, tx_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(row)
+    if not counted or row.failures < MAX_TRIES:
+        return
+    gave_up = db.session.execute(
+        update(ChainVendor)
+        .where(
+            ChainVendor.project_id == row.project_id,
+            ChainVendor.vendor_id == row.vendor_id,
+            ChainVendor.status == REGISTERING,
+        )
+        .values(status=GAVE_UP)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    db.session.refresh(row)
+    if gave_up:
+        tx = refused if tx_id is None else db.session.get(ChainTx, tx_id)
+        alerts.raise_alert(
+            alerts.VENDOR_REGISTRATION,
+            f"Vendor {row.vendor_id} could not be registered on project {row.project_id}'s "
+            f"contract after {row.failures} tries ({why[:300]}). Its payments wait; "
+            "fix the cause, then press Retry.",
+            tx=tx,
+        )
+
+
+def request_later(project_id: int, vendor_id: int) -> None:
+    dispatch.enqueue(
+        "chain.vendor_sync",
+        {"project_id": project_id, "vendor_id": vendor_id},
+        project_id=project_id,
+        # A refusal before signing is looked at again after CHAIN_VENDOR_RETRY_SECONDS.
+        delay_ms=int(current_app.config.get("CHAIN_VENDOR_RETRY_SECONDS", 30)) * 1000,
+    )
+
+
+def given_up(project_id: int) -> list[ChainVendor]:
+    return list(
+        db.session.scalars(
+            select(ChainVendor).where(
+                ChainVendor.project_id == project_id, ChainVendor.status == GAVE_UP
+            )
+        )
+    )
+
+
+def alert_vendors(alert_list) -> dict[int, tuple[int, int]]:
+    """``{alert id: (project id, vendor id)}`` for open registration alerts (for Retry)."""
+    ids = [a.tx_id for a in alert_list if a.kind == alerts.VENDOR_REGISTRATION and a.tx_id]
+    if not ids:
+        return {}
+    txs = dict(
+        db.session.execute(
+            select(ChainTx.id, ChainTx).where(ChainTx.id.in_(ids), ChainTx.ref_type == REF)
+        ).all()
+    )
+    return {
+        a.id: (txs[a.tx_id].project_id, txs[a.tx_id].ref_id)
+        for a in alert_list
+        if a.tx_id in txs and txs[a.tx_id].project_id is not None
+    }
+
+
+def retry(project_id: int, vendor_id: int) -> bool:
+    """A person fixed the cause: try afresh (MAX_TRIES again) and close the alert. False when
+    the registration was not given up (nothing to retry)."""
+    again = db.session.execute(
+        update(ChainVendor)
+        .where(
+            ChainVendor.project_id == project_id,
+            ChainVendor.vendor_id == vendor_id,
+            ChainVendor.status == GAVE_UP,
+        )
+        .values(status=REGISTERING, failures=0, tx_id=None)
+        .execution_options(synchronize_session=False)
+    ).rowcount
+    if not again:
+        return False
+    open_alerts = db.session.scalars(
+        select(ChainAlert)
+        .join(ChainTx, ChainTx.id == ChainAlert.tx_id)
+        .where(
+            ChainAlert.kind == alerts.VENDOR_REGISTRATION,
+            ChainAlert.resolved_at.is_(None),
+            ChainTx.ref_type == REF,
+            ChainTx.ref_id == vendor_id,
+            ChainTx.project_id == project_id,
+        )
+    ).all()
+    for alert in open_alerts:
+        alerts.resolve(alert.id, "registration retried")
+    events.project_chain_changed.send(
+        db.session.get(ChainVendor, (project_id, vendor_id), populate_existing=True),
+        action="chain.vendor_retry",
+        summary=f"Project {project_id}: registration of vendor {vendor_id} retried",
+        project_id=project_id,
+        data={"vendor_id": vendor_id},
+    )
+    request(project_id, vendor_id)
+    return True
 
 
 def _settle_row(row: ChainVendor, status: str) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import func, insert, select, update
 
 from portal import events, realtime
 from portal.beneficiaries.models import ACTIVE, Beneficiary, GroupMember, ProjectBeneficiary
-from portal.chain import addresses, contracts, effects, setup, txmanager
+from portal.chain import addresses, contracts, effects, guardian, setup, txmanager
 from portal.chain.models import (
     CONFIRMED as TX_CONFIRMED,
 )
@@ -230,6 +230,7 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
         raise Conflict("This disbursement has already been started.")
     project = db.session.get(Project, disbursement.project_id)
     projects.ensure_writable(project)
+    guardian.ensure_moving(project.id)
     pc = _locked_funding(project.id)
     # Every start in the project waits for that lock, so what is read now is what the others
     # committed: the status (a second start of this one) and the totals already promised.

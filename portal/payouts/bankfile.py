@@ -50,7 +50,7 @@ def rows(batch: PayoutBatch, payouts: list[Payout]) -> list[list[str]]:
             escape_cell(value)
             for value in (
                 batch.reference,
-                p.reference,
+                p.line_reference or p.reference,
                 p.payee_name,
                 p.payee_account,
                 p.bank_code,

@@ -78,6 +78,8 @@ class Payout(db.Model):
     __table_args__ = (
         # What asked for the payout (a settlement, later): asking twice makes one payout.
         UniqueConstraint("source_type", "source_id", name="uq_payout_source"),
+        # An index, not a constraint: added to a live table without rebuilding it (SQLite).
+        Index("uq_payouts_line_reference", "line_reference", unique=True),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -90,6 +92,10 @@ class Payout(db.Model):
     # The client's reference: X-Reference-Id for mobile money, the line reference in a bank
     # file, and what a statement line is matched on. A UUID chosen here, reused on retries.
     reference: Mapped[str] = mapped_column(String(36), unique=True)
+    # What a bank file's line carries instead (banks take 16-20 characters, typed by people):
+    # ``PO`` + base 32 + a check character (portal/payouts/references.py). Statements may echo
+    # either; both match.
+    line_reference: Mapped[str | None] = mapped_column(String(20))
     amount: Mapped[int] = mapped_column(BigInteger)  # base units of the project's token
     decimals: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(8))

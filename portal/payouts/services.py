@@ -20,7 +20,7 @@ from portal.extensions import db
 from portal.jobs.dispatch import enqueue
 from portal.jobs.kinds import PAYOUT_SEND
 from portal.money import amounts
-from portal.payouts import live, methods
+from portal.payouts import live, methods, references
 from portal.payouts.models import (
     FAILED,
     KINDS,
@@ -122,12 +122,19 @@ def request_payout(
     }
     # Encrypted columns are encrypted by the ORM type, so the row goes through the model's
     # table with the type's bind processing.
-    new_id = insert_or_skip(Payout, values, returning=Payout.id)
-    if new_id is None:
+    for _ in range(3):
+        values["line_reference"] = references.new()
+        new_id = insert_or_skip(Payout, values, returning=Payout.id)
+        if new_id is not None:
+            break
         existing = db.session.scalar(
             select(Payout).where(Payout.source_type == source_type, Payout.source_id == source_id)
         )
-        return existing
+        if existing is not None:
+            return existing
+        # Not the source's: the random short reference met another payout's. Draw again.
+    else:
+        raise DomainError("No free payout reference was found; try again.")
     payout = db.session.get(Payout, new_id)
     events.payout_changed.send(
         payout,

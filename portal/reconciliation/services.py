@@ -9,12 +9,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import false, or_, select, update
 
 from portal import events
 from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
-from portal.payouts import live
+from portal.payouts import live, references
 from portal.payouts import services as payouts
 from portal.payouts.models import (
     BOOKS_MATCHED,
@@ -49,17 +49,30 @@ def _candidates(project_id: int) -> tuple[dict[str, matching.Candidate], set[int
     found: dict[str, matching.Candidate] = {}
     booked: set[int] = set()
     rows = db.session.execute(
-        select(Payout.id, Payout.reference, Payout.amount, Payout.status, Payout.books).where(
-            Payout.project_id == project_id
-        )
+        select(
+            Payout.id,
+            Payout.reference,
+            Payout.line_reference,
+            Payout.amount,
+            Payout.status,
+            Payout.books,
+        ).where(Payout.project_id == project_id)
     )
-    for pid, reference, amount, status, books in rows:
-        found[reference.lower()] = matching.Candidate(
-            pid, amount, status in (SENT, PAID) and books is None
-        )
+    for pid, reference, short, amount, status, books in rows:
+        candidate = matching.Candidate(pid, amount, status in (SENT, PAID) and books is None)
+        found[reference.lower()] = candidate
+        if short:  # a bank line's reference: the same payout under its short name
+            found[short.lower()] = candidate
         if books is not None:
             booked.add(pid)
     return found, booked
+
+
+def _key(reference: str) -> str:
+    """What a statement's reference is looked up by: a short bank reference as typed (dashes,
+    spaces, O for 0) read as the one it stands for; anything else as it is, without case."""
+    short = references.canonical(reference)
+    return short.lower() if short else reference.lower()
 
 
 def upload(project, path: Path, filename: str, user_id: int | None) -> Statement:
@@ -79,7 +92,9 @@ def upload(project, path: Path, filename: str, user_id: int | None) -> Statement
         )
     candidates, booked = _candidates(project.id)
     outcomes = matching.match(
-        [(line.reference, line.amount, line.paid) for line in report.lines], candidates, booked
+        [(_key(line.reference), line.amount, line.paid) for line in report.lines],
+        candidates,
+        booked,
     )
     statement = Statement(
         project_id=project.id,
@@ -227,10 +242,14 @@ def match_by_hand(line: StatementLine, reference: str, reason: str, user, *, ove
     """Match an unexpected or amount-differs line to the payout with ``reference`` in the same
     project. Amounts must agree unless the user may override."""
     reason = _reason(reason)
+    short = references.canonical(reference or "")
     payout = db.session.scalar(
         select(Payout).where(
             Payout.project_id == line.project_id,
-            Payout.reference == (reference or "").strip().lower(),
+            or_(
+                Payout.reference == (reference or "").strip().lower(),
+                Payout.line_reference == short if short else false(),
+            ),
         )
     )
     if payout is None:

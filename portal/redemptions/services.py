@@ -26,7 +26,7 @@ from portal.beneficiaries import normalize
 from portal.beneficiaries.models import ACTIVE as PERSON_ACTIVE
 from portal.beneficiaries.models import Beneficiary, BeneficiaryPII, ProjectBeneficiary
 from portal.cards import services as cards
-from portal.chain import contracts
+from portal.chain import contracts, guardian
 from portal.chain.models import DEPLOYED, ProjectChain
 from portal.comms import services as comms
 from portal.crypto import blind_index
@@ -291,6 +291,7 @@ def start(
     """
     if vendor.status != APPROVED:
         raise Forbidden("Only an approved vendor can charge.")
+    guardian.ensure_moving(project.id)
     amounts.check(amount, pc.decimals)  # never a code for nothing, whoever calls
     if subject is None:
         subject = phone_subject(person.pii.phone)
@@ -390,6 +391,8 @@ def give_back(redemption: Redemption) -> None:
 def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
     """The vendor types the beneficiary's code. At most one caller ever gets ACCEPTED."""
     redemption = get_for_vendor(vendor, redemption_id)
+    # A charge started before a pause is not taken after it: the code stays unused.
+    guardian.ensure_moving(redemption.project_id)
     code = codes.clean(typed)
     if code is None:
         raise ValidationFailed({"code": "Enter the 6 digits of the code."})

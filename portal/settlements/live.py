@@ -7,7 +7,7 @@ from __future__ import annotations
 from portal import realtime
 from portal.extensions import db
 from portal.projects.services import visible_project_ids
-from portal.settlements.models import FINAL, LABELS, TONES, Settlement
+from portal.settlements.models import FINAL, LABELS, STAFF_LABELS, TONES, Settlement
 
 SETTLEMENT_UPDATED = "settlement.updated"
 ALL_ROOM = "settlements:all"
@@ -23,6 +23,7 @@ def serialize(row: Settlement) -> dict:
         "project_id": row.project_id,
         "status": row.status,
         "label": LABELS.get(row.status, row.status),
+        "staff_label": STAFF_LABELS.get(row.status, row.status),
         "tone": TONES.get(row.status, "pending"),
         "final": row.status in FINAL,
     }

@@ -40,6 +40,8 @@ LABELS = {
     FAILED: "Failed",
     RECONCILED: "Paid",
 }
+# Staff tell paid from paid-and-matched-on-a-statement; the vendor needs only "Paid".
+STAFF_LABELS = {**LABELS, RECONCILED: "Reconciled"}
 TONES = {
     REQUESTED: "pending",
     APPROVED: "pending",

@@ -3,7 +3,9 @@ settlement run, and finance's actions on a settlement whose payout failed."""
 
 from __future__ import annotations
 
-from flask import Blueprint, flash, redirect, render_template, url_for
+from datetime import datetime, time, timedelta
+
+from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -14,6 +16,7 @@ from portal.accounts.models import User
 from portal.approvals import services as approvals
 from portal.approvals.models import ApprovalDecision, ApprovalRequest
 from portal.audit.models import AuditEntry
+from portal.chain import setup
 from portal.chain.models import ChainSettlement, ChainTx
 from portal.errors import DomainError, Forbidden, NotFound
 from portal.extensions import db
@@ -22,9 +25,9 @@ from portal.payouts.models import KINDS, Payout
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.reconciliation.models import StatementLine
-from portal.settlements import runs, services
+from portal.settlements import owed, runs, services
 from portal.settlements.forms import CloseForm, RetryForm, RunForm
-from portal.settlements.models import LABELS, STATUSES, TONES, Settlement, SettlementRun
+from portal.settlements.models import STAFF_LABELS, STATUSES, TONES, Settlement, SettlementRun
 from portal.transactions import attempt
 from portal.vendors.models import Vendor
 
@@ -54,11 +57,19 @@ def project(project_id: int):
     project = projects.get_visible(current_user, project_id)
     status = inputs.choice_arg("status", STATUSES)
     vendor_id = inputs.id_arg("vendor")
+    start, end = inputs.date_arg("from"), inputs.date_arg("to")
     query = select(Settlement).where(Settlement.project_id == project.id)
     if status:
         query = query.where(Settlement.status == status)
     if vendor_id:
         query = query.where(Settlement.vendor_id == vendor_id)
+    # Asked on these days (UTC), both ends included, as the redemptions list filters.
+    if start is not None:
+        query = query.where(Settlement.created_at >= datetime.combine(start, time()))
+    if end is not None:
+        query = query.where(
+            Settlement.created_at < datetime.combine(end + timedelta(days=1), time())
+        )
     rows = db.session.scalars(query.order_by(Settlement.id.desc()).limit(200)).all()
     vendors = db.session.execute(
         select(Vendor.id, Vendor.name)
@@ -73,13 +84,47 @@ def project(project_id: int):
         rows=rows,
         names=_names(r.vendor_id for r in rows),
         money=services.money,
-        labels=LABELS,
+        labels=STAFF_LABELS,
         tones=TONES,
         statuses=STATUSES,
         status=status,
         vendor_id=vendor_id,
+        start=start,
+        end=end,
         vendors=vendors,
         visible=db.session.scalars(projects.visible_projects(current_user)).all(),
+    )
+
+
+@bp.get("/projects/<int:project_id>/settlements/owed")
+@permission_required("settlement.read")
+def owed_list(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    rows = owed.of_project(project.id)
+    return render_template(
+        "settlements/owed.html",
+        project=project,
+        rows=rows,
+        totals=owed.totals(rows),
+        money=services.money,
+    )
+
+
+@bp.get("/projects/<int:project_id>/settlements/owed.csv")
+@permission_required("settlement.read")
+def owed_csv(project_id: int):
+    project = projects.get_visible(current_user, project_id)
+    pc = setup.state(project.id)
+    if pc is None:
+        raise NotFound("This project has no token yet, so nothing is owed in it.")
+    body = owed.to_csv(owed.of_project(project.id), pc.decimals, pc.symbol)
+    return Response(
+        body,
+        mimetype="text/csv; charset=utf-8",
+        headers={
+            "Content-Disposition": f'attachment; filename="owed-to-vendors-{project.id}.csv"',
+            "Cache-Control": "no-store",
+        },
     )
 
 
@@ -141,7 +186,7 @@ def show(settlement_id: int):
         lines=lines,
         trail=trail,
         money=services.money,
-        labels=LABELS,
+        labels=STAFF_LABELS,
         tones=TONES,
         retry_form=retry,
         close_form=CloseForm(),
@@ -248,6 +293,6 @@ def run(run_id: int):
         names=_names(r.vendor_id for r in rows),
         skipped=runs.skipped_of(found),
         money=services.money,
-        labels=LABELS,
+        labels=STAFF_LABELS,
         tones=TONES,
     )

@@ -22,8 +22,8 @@ from portal import events
 from portal.approvals import services as approvals
 from portal.approvals.models import APPROVED as REQUEST_APPROVED
 from portal.approvals.models import ApprovalRequest
+from portal.chain import guardian, txmanager
 from portal.chain import settlement as chain
-from portal.chain import txmanager
 from portal.errors import Conflict, DomainError, NotFound
 from portal.extensions import db
 from portal.ledger import display
@@ -111,6 +111,7 @@ def request(
 ) -> Settlement:
     """Ask to cash out ``amount`` base units for the vendor; it waits for approval."""
     projects.ensure_writable(project)
+    guardian.ensure_moving(project.id)
     method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)
     if method is None:
         raise DomainError("Add a payout method first: we need to know where to pay.")
@@ -177,6 +178,7 @@ def execute_approved(request_row: ApprovalRequest, approver_id: int) -> int:
     row = db.session.get(Settlement, request_row.subject_id)
     if row is None or current_status(Settlement, row.id) != REQUESTED:
         raise Conflict("This settlement is no longer waiting for approval.")
+    guardian.ensure_moving(row.project_id)
     try:
         tx = chain.prepare_settle(row.project_id, row.chain_key, row.vendor_id, row.amount)
     except txmanager.Reverted as exc:
@@ -259,6 +261,15 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
         )
         db.session.refresh(row)
         _move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
+        # Its payout failed already, so nothing was paid: the same as above, and the failed
+        # payout stays in the history (a new one is asked once the burn is final again).
+        _move(
+            row,
+            (PAYOUT_FAILED,),
+            APPROVED,
+            "waiting again for the chain (reorg)",
+            payout_id=None,
+        )
     elif action == "chain.settle_failed":
         _move(
             row,
@@ -301,13 +312,28 @@ def on_payout(sender, *, action: str, **_) -> None:
     elif action == "payout.booked":
         _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.failed":
-        _move(
+        why = (sender.failure_reason or "The payout failed.")[:255]
+        if _move(
             row,
             (PAYOUT_SENT,),
             PAYOUT_FAILED,
             "payout failed",
-            where=mine,
-            failure_reason=(sender.failure_reason or "The payout failed.")[:255],
+            where=(*mine, Settlement.burned.is_(True)),
+            failure_reason=why,
+        ):
+            return
+        # A reorg undid the burn after the payout was asked, and the payout failed: nothing
+        # left the chain and nothing was paid. Wait for the chain again (the burn is re-sent);
+        # once it is final a new payout is asked, and if the chain refuses it the amount is
+        # available again.
+        _move(
+            row,
+            (PAYOUT_SENT,),
+            APPROVED,
+            "payout failed; waiting again for the chain (reorg)",
+            where=(*mine, Settlement.burned.is_(False)),
+            payout_id=None,
+            failure_reason=why,
         )
 
 

@@ -113,5 +113,6 @@ def cash_out(project_id: int):
         form=form,
         has_methods=bool(mine),
         available=services.money(project.id, left),
+        paused=pc is not None and pc.paused_at is not None,
         sign_out_form=_empty(),
     ), (400 if form.errors else 200)

@@ -3,6 +3,9 @@
 (function () {
   "use strict";
 
+  // Staff pages (window.Portal) name a matched payout "Reconciled"; the phone says "Paid".
+  var staff = !!window.Portal;
+
   function paint(state) {
     if (!state || !state.id) return;
     var boxes = document.querySelectorAll('[data-settlement-id="' + state.id + '"]');
@@ -10,7 +13,7 @@
       box.setAttribute("data-status", state.status);
       var badge = box.querySelector("[data-settlement-label]");
       if (!badge) return;
-      badge.textContent = state.label;
+      badge.textContent = (staff && state.staff_label) || state.label;
       badge.className = "badge badge--" + state.tone;
       badge.setAttribute("data-status", state.status);
     });

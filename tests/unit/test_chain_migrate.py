@@ -137,3 +137,84 @@ def test_a_version_2_project_is_not_migrated(app, worker, make_project):
     result = app.test_cli_runner().invoke(args=["chain-migrate", "--project", str(project.id)])
     assert result.exit_code == 1
     assert "already runs the version-2 contracts" in result.output
+
+
+def _wallet_send(key: str, call: dict) -> None:
+    """A signer of the multisig sends a prepared call from their own wallet (here: the
+    treasury's key, outside the portal), topped up with gas by the development faucet."""
+    from eth_account import Account
+
+    from portal.chain import client
+
+    w3 = client.web3()
+    sender = Account.from_key(key)
+
+    def send(account, tx: dict) -> None:
+        block = w3.eth.get_block("latest")
+        tx = {
+            **tx,
+            "maxPriorityFeePerGas": 10**9,
+            "maxFeePerGas": 2 * block["baseFeePerGas"] + 10**9,
+            "nonce": w3.eth.get_transaction_count(account.address, "pending"),
+            "chainId": client.chain_id(w3),
+            "type": 2,
+        }
+        receipt = w3.eth.wait_for_transaction_receipt(
+            w3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction), timeout=30
+        )
+        assert receipt["status"] == 1, call
+
+    if w3.eth.get_balance(sender.address) < 10**17:
+        faucet = Account.from_key(client.faucet_key())
+        send(faucet, {"to": sender.address, "value": 10**18, "gas": 21_000})
+    assert call["from"] == sender.address and call["value"] == 0
+    assert call["chainId"] == client.chain_id(w3)
+    send(sender, {"to": call["to"], "data": call["data"], "value": 0, "gas": call["gas"]})
+
+
+def test_a_multisig_treasury_signs_the_mint_and_imports_it_is_given(app, worker, old_project):
+    project, people, vendor = old_project
+    key = signers.treasury_key()  # the development key: from here on, only the signers hold it
+    address = signers.treasury_address()
+    app.config.update(CHAIN_TREASURY_KEY=None, CHAIN_TREASURY_ADDRESS=address)
+    try:
+        assert signers.multisig()
+        result = app.test_cli_runner().invoke(args=["chain-migrate", "--project", str(project.id)])
+        # The operator's steps are done; the mint waits for the signers, printed for them.
+        assert result.exit_code == 3, result.output
+        lines = [json.loads(line) for line in result.output.strip().splitlines()]
+        assert lines[-1]["status"] == migrate.WAITING_FOR_SIGNERS
+        (mint,) = [line["unsigned"] for line in lines if "unsigned" in line]
+        assert mint["step"] == "mint" and mint["from"] == address
+        assert setup.state(project.id).status == migrate.MIGRATING
+        # Run again before the signers act: the same call, nothing sent twice.
+        again = app.test_cli_runner().invoke(args=["chain-migrate", "--project", str(project.id)])
+        assert again.exit_code == 3 and json.dumps({"unsigned": mint}) in again.output
+        _wallet_send(key, mint)
+
+        # Waiting for the signers: each list of calls is handed over as it comes due (the
+        # imports once the mint is final), and the command goes on when they are on chain.
+        handed: list[list[str]] = []
+
+        def signers_act(calls):
+            handed.append([c["step"] for c in calls])
+            for call in calls:
+                _wallet_send(key, call)
+
+        report = migrate.run(
+            project.id, wait_signers=60, on_unsigned=signers_act, poll_seconds=0.05
+        )
+        assert report["status"] == "done", report
+        assert handed == [["import", "import"]]  # entitlements, then vendor balances
+        assert migrate.unsigned_calls(project.id) == []
+    finally:
+        app.config.update(CHAIN_TREASURY_KEY=None, CHAIN_TREASURY_ADDRESS=None)
+    worker.run("contracts")
+    pc = setup.state(project.id)
+    assert (pc.version, pc.status, pc.admin_address) == (2, "deployed", address)
+    new = contracts.of_project(pc)
+    assert new.functions.entitlementOf(addresses.pseudonym(people[0].id)).call() == 750
+    assert settlement.vendor_balance(project.id, vendor.id) == 1250
+    token = contracts.at(contracts.PROJECT_TOKEN_V2, pc.token_address)
+    assert token.functions.totalSupply().call() == pc.funded == 10_000
+    assert ledger_verify.verify([project.id]).mismatches == 0

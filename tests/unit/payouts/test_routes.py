@@ -454,3 +454,53 @@ def test_the_chain_side_joins_by_the_settlement_reference(staff, payout_world):
     page = staff.get("/payouts/").get_data(as_text=True)
     row = page.split(f'data-payout-id="{for_settlement.id}"')[1].split("</tr>")[0]
     assert "confirmed" in row
+
+
+def test_bank_lines_carry_a_short_reference_that_statements_match(staff, payout_world):
+    from portal.payouts import references
+
+    a, b, c = _sent_batch(staff, payout_world, 1000, 2000, 3000)
+    assert len({a.line_reference, b.line_reference, c.line_reference}) == 3
+    batch_id = a.batch_id
+    rows = list(
+        csv.reader(
+            io.StringIO(staff.get(f"/payouts/batches/{batch_id}/file.csv").get_data(as_text=True))
+        )
+    )
+    assert rows[0][1] == "line_reference"
+    assert {r[1] for r in rows[1:]} == {a.line_reference, b.line_reference, c.line_reference}
+    assert all(len(r[1]) <= 16 and r[1].isalnum() for r in rows[1:])
+    # The bank echoes them as people typed them: lower case, dashes, O for 0; the UUID works too.
+    typed = a.line_reference.lower()
+    typed = f"{typed[:5]}-{typed[5:]}"
+    slipped = b.line_reference[:2] + b.line_reference[2:].replace("0", "O")
+    # One wrong character: the check character refuses it rather than match c.
+    wrong = (
+        c.line_reference[:-2]
+        + next(x for x in references.ALPHABET if x != c.line_reference[-2])
+        + c.line_reference[-1]
+    )
+    body = _statement(
+        [
+            (typed, "10.00", "UGX", ""),
+            (slipped, "20.00", "UGX", ""),
+            (wrong, "30.00", "UGX", ""),
+        ]
+    )
+    assert _upload(staff, payout_world.project, body).status_code == 302
+    db.session.expire_all()
+    states = db.session.scalars(
+        select(StatementLine.state).order_by(StatementLine.row_number)
+    ).all()
+    assert states == ["matched", "matched", "unexpected"]
+    assert db.session.get(Payout, c.id).books is None
+    # Matching by hand takes the short reference as well.
+    line = db.session.scalar(select(StatementLine).where(StatementLine.state == "unexpected"))
+    answer = staff.post(
+        f"/reconciliation/lines/{line.id}/match",
+        data={"reference": c.line_reference.lower(), "reason": "bank clerk typo"},
+    )
+    assert answer.status_code == 302
+    db.session.expire_all()
+    assert db.session.get(Payout, c.id).books == "matched"
+    assert c.line_reference in staff.get(f"/payouts/{c.id}").get_data(as_text=True)

@@ -213,3 +213,86 @@ def test_the_staff_topic_hears_its_projects_only(world, app, login, make_user, m
     heard = [[e for e in s.get_received() if e["name"] == "settlement.updated"] for s in sockets]
     assert heard[0] and heard[0][0]["args"][0]["status"] == "requested"
     assert not heard[1] and not heard[2]
+
+
+def test_the_list_filters_by_the_day_asked(world, app, login):
+    from datetime import datetime
+
+    from portal.settlements import services
+
+    project, _pc, vendor, finance, _approver = world
+    projects.set_members(project, {finance.id})
+    early = services.request(project, vendor.id, 300, method_id=None, user_id=finance.id)
+    late = services.request(project, vendor.id, 400, method_id=None, user_id=finance.id)
+    early.created_at = datetime(2026, 3, 10, 23, 59)
+    late.created_at = datetime(2026, 3, 11, 0, 0)
+    db.session.commit()
+    early_id, late_id, project_id = early.id, late.id, project.id
+    staff = app.test_client()
+    login(staff, finance)
+
+    def shown(query: str) -> set[int]:
+        page = staff.get(f"/projects/{project_id}/settlements?{query}")
+        assert page.status_code == 200, query
+        text = page.get_data(as_text=True)
+        return {i for i in (early_id, late_id) if f'data-settlement-id="{i}"' in text}
+
+    assert shown("") == {early_id, late_id}
+    assert shown("from=2026-03-11") == {late_id}
+    assert shown("to=2026-03-10") == {early_id}  # the whole last day, not its midnight
+    assert shown("from=2026-03-10&to=2026-03-10") == {early_id}
+    assert shown("from=2026-03-12") == set()
+    assert 'value="2026-03-11"' in staff.get(
+        f"/projects/{project_id}/settlements?from=2026-03-11"
+    ).get_data(as_text=True)
+    for bad in ("from=yesterday", "to=2026-02-30", "from=0001-01-01"):
+        assert staff.get(f"/projects/{project_id}/settlements?{bad}").status_code == 400, bad
+
+
+def test_what_is_owed_to_vendors_per_vendor_and_as_csv(
+    world, app, worker, login, make_user, make_project
+):
+    import csv
+    import io
+
+    from portal.settlements import owed, services
+
+    project, _pc, vendor, finance, approver = world
+    vendor.name = "=Corner Shop"  # a name a spreadsheet would run: escaped in the file
+    projects.set_members(project, {finance.id, approver.id})
+    outsider = make_user("finance")
+    projects.set_members(make_project(status="active"), {outsider.id})
+    db.session.commit()
+    staff = app.test_client()
+    login(staff, finance)
+    url = f"/projects/{project.id}/settlements/owed"
+
+    def figures() -> list[list[str]]:
+        answer = staff.get(url + ".csv")
+        assert answer.status_code == 200 and answer.mimetype == "text/csv"
+        return list(csv.reader(io.StringIO(answer.get_data(as_text=True))))
+
+    page = staff.get(url).get_data(as_text=True)
+    assert f'data-vendor-id="{vendor.id}"' in page and "12.50" in page
+    rows = figures()
+    assert rows[0] == list(owed.COLUMNS) and rows[0][4] == "owed"
+    assert rows[1][1:7] == ["'=Corner Shop", "12.50", "0.00", "12.50", "0.00", "12.50"]
+    assert rows[2][1:7] == ["Total", "12.50", "0.00", "12.50", "0.00", "12.50"]
+    # Asked for 3.00: being cashed out, not settled yet.
+    row = services.request(project, vendor.id, 300, method_id=None, user_id=finance.id)
+    db.session.commit()
+    assert figures()[1][4:7] == ["12.50", "3.00", "9.50"]
+    # Approved and burned on chain: no longer owed.
+    approvals.approve(db.session.get(ApprovalRequest, row.approval_id), approver)
+    db.session.commit()
+    worker.run("contracts")
+    assert figures()[1][2:7] == ["12.50", "3.00", "9.50", "0.00", "9.50"]
+    listing = staff.get(f"/projects/{project.id}/settlements").get_data(as_text=True)
+    assert 'id="owed-link"' in listing and url in listing
+    # Another project's member sees nothing of it; someone without settlement.read is refused.
+    other = app.test_client()
+    login(other, outsider)
+    assert other.get(url).status_code == 404 and other.get(url + ".csv").status_code == 404
+    viewer = app.test_client()
+    login(viewer, make_user("viewer"))
+    assert viewer.get(url).status_code == 403
