@@ -17,7 +17,8 @@ for the payout, the provider's callback makes the worker ask for the status, and
 is paid. Times come from the settlements' own timestamps (approved, settled on chain, paid).
 
 Gas per settlement is read from the receipts of the ``settle`` transactions; the baseline, in
-the same run on the same node, is a plain ERC-20 transfer to a fresh address. At the end
+the same run on the same node, is a plain ERC-20 transfer to a fresh address
+(``_chain_baseline``: its own account, so no nonce is shared with the portal). At the end
 ``flask ledger-verify`` compares the chain's event log with the database. Ends with one JSON line.
 
     .venv/bin/python bench/settle.py [--count 1000] [--per-vendor 10] [--quick]
@@ -44,6 +45,7 @@ sys.path.insert(0, str(REPO_ROOT))
 
 import _common  # noqa: E402  (bench/ is this script's folder)
 import _data  # noqa: E402
+from _chain_baseline import Transfers  # noqa: E402
 
 from tests.support import services, settlement_world, stack  # noqa: E402
 from tests.support.anvil import DEV_KEY, Anvil  # noqa: E402
@@ -171,9 +173,10 @@ def wait_final(engine, project_id: int, count: int, timeout: float) -> dict:
     return counts
 
 
-def timings(engine, project_id: int) -> dict:
+def timings(engine, project_id: int, since=None) -> dict:
     """Per settlement, seconds from its (last) approval to settled on chain and to paid; the
-    span from the first approval to the last paid."""
+    span from the first approval (or ``since``, when a worker started on a backlog) to the last
+    paid and to the last settled on chain."""
     import sqlalchemy as sa
 
     with engine.connect() as conn:
@@ -186,7 +189,7 @@ def timings(engine, project_id: int) -> dict:
         ).all()
     if not rows:
         return {"to_settled": [], "to_paid": [], "span_paid": None, "span_settled": None}
-    first = min(r.approved_at for r in rows)
+    first = since or min(r.approved_at for r in rows)
     return {
         "to_settled": [(r.settled_at - r.approved_at).total_seconds() for r in rows],
         "to_paid": [(r.paid_at - r.approved_at).total_seconds() for r in rows],
@@ -211,41 +214,6 @@ def settle_gas(engine, node) -> list[int]:
             receipt = node.rpc("eth_getTransactionReceipt", tx_hash)
             found.append(int(receipt["gasUsed"], 16))
     return found
-
-
-def transfer_baseline(node_url: str, count: int) -> tuple[list[int], list[float]]:
-    """A plain ERC-20 transfer to a fresh address, one after another: gas used and the time from
-    sending to its receipt."""
-    from eth_account import Account
-    from web3 import Web3
-
-    from portal.chain import artifacts
-
-    w3 = Web3(Web3.HTTPProvider(node_url))
-    me = Account.from_key(DEV_KEY)
-    factory = w3.eth.contract(
-        abi=artifacts.abi("ProjectToken"), bytecode=artifacts.bytecode("ProjectToken")
-    )
-    made = w3.eth.wait_for_transaction_receipt(
-        factory.constructor("Base", "BASE", 2, me.address).transact({"from": me.address})
-    )
-    token = w3.eth.contract(address=made.contractAddress, abi=artifacts.abi("ProjectToken"))
-    w3.eth.wait_for_transaction_receipt(
-        token.functions.mint(me.address, 10**12).transact({"from": me.address})
-    )
-    nonce = w3.eth.get_transaction_count(me.address)
-    chain_id = w3.eth.chain_id
-    gas, seconds = [], []
-    for i in range(count):
-        tx = token.functions.transfer(Account.create().address, 100).build_transaction(
-            {"from": me.address, "nonce": nonce + i, "chainId": chain_id, "gas": 80_000}
-        )
-        started = time.perf_counter()
-        sent = w3.eth.send_raw_transaction(me.sign_transaction(tx).raw_transaction)
-        receipt = w3.eth.wait_for_transaction_receipt(sent, poll_latency=0.01)
-        seconds.append(time.perf_counter() - started)
-        gas.append(receipt.gasUsed)
-    return gas, seconds
 
 
 def ledger_verify(env: dict) -> dict:
@@ -282,6 +250,7 @@ def run(args) -> dict:
         "vendors": vendors,
         "per_vendor": args.per_vendor,
         "approver_sessions": args.sessions,
+        "mode": "backlog" if args.backlog else "live",
         "web": stack.procfile()["web"],
         "worker": stack.procfile()["worker"],
     }
@@ -368,6 +337,8 @@ def run(args) -> dict:
         result["seed_s"] = round(time.perf_counter() - seeded_at, 1)
         result["two_approvers"] = sum(1 for i in items if i["needs"] == 2)
 
+        if args.backlog:
+            worker.stop()  # the approvals pile up; a fresh worker then drains them
         work: queue.Queue = queue.Queue()
         for item in items:
             work.put(item)
@@ -379,16 +350,27 @@ def run(args) -> dict:
         for approver in approvers:
             approver.join(args.timeout)
         approving_s = time.perf_counter() - started
+        drain_from = None
+        if args.backlog:
+            worker = stack.ProcfileProcess("worker", env, folder)
+            worker.start()
+            cleanup.append(worker.stop)
+            worker.wait_ready()
+            result["pids"]["worker_drain"] = worker.pid
+            with engine.connect() as conn:  # the database's clock, as the timestamps
+                drain_from = conn.execute(sa.text("select now() at time zone 'utc'")).scalar()
         counts = wait_final(engine, world.project_id, len(items), args.timeout)
         wall = time.perf_counter() - started
         result["load_after"] = _common.load_average()
 
-        times = timings(engine, world.project_id)
+        times = timings(engine, world.project_id, drain_from)
         paid = counts.get("paid", 0) + counts.get("reconciled", 0)
         errors = [e for a in approvers for e in a.errors]
         not_paid = len(items) - paid
         gas = settle_gas(engine, node)
-        base_gas, base_seconds = transfer_baseline(node.url, args.baseline)
+        transfers = Transfers(node.url, fresh=True)
+        base_seconds = transfers.many(args.baseline)
+        base_gas = transfers.gas
         verified = ledger_verify(env)
         with engine.connect() as conn:
             payouts = dict(
@@ -442,9 +424,8 @@ def print_table(r: dict) -> None:
     )
     print(f"  approval → paid     p50 {p['p50_ms']} ms   p95 {p['p95_ms']} ms   n {p['n']}")
     print(f"  approval → on chain p50 {s['p50_ms']} ms   p95 {s['p95_ms']} ms")
-    print(
-        f"  {r['paid_per_s']} paid/s, {r['settled_per_s']} on chain/s, from the first approval"
-    )
+    since = "the draining worker's start" if r["mode"] == "backlog" else "the first approval"
+    print(f"  {r['paid_per_s']} paid/s, {r['settled_per_s']} on chain/s, from {since}")
     print(f"  approval POST p50 {r['approval_post_ms']['p50_ms']} ms over {r['approving_s']} s")
     print(
         f"  gas per settle {g['mean']} (min {g['min']}, max {g['max']}); ERC-20 transfer "
@@ -463,6 +444,12 @@ def main() -> int:
     parser.add_argument("--baseline", type=int, default=50, help="direct ERC-20 transfers")
     parser.add_argument("--timeout", type=float, default=900, help="seconds for each wait")
     parser.add_argument("--quick", action="store_true", help="24 settlements, for the tests")
+    parser.add_argument(
+        "--backlog",
+        action="store_true",
+        help="approve everything with no worker running, then time a fresh worker draining it "
+        "(the rates are then the worker's, not the approvers')",
+    )
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
     )

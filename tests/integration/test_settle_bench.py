@@ -5,39 +5,16 @@ settlement approved, burned once, paid once, the ledger check clean, nothing lef
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import psycopg
-import pytest
 
-from tests.support import services, stack
-from tests.support.anvil import ensure_installed
-from tests.support.services import REPO_ROOT
-
-
-@pytest.fixture
-def anvil_binary():
-    try:
-        return ensure_installed()
-    except services.Unavailable as exc:
-        pytest.skip(str(exc))
+from tests.support import bench_run, services, stack
 
 
 def test_quick_settlement_bench_pays_every_settlement_once(pg_service, anvil_binary):
-    done = subprocess.run(
-        [sys.executable, "bench/settle.py", "--quick"],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no JSON line\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    r = json.loads(lines[-1])
+    returncode, r = bench_run.run("settle.py", "--quick")
     detail = json.dumps({k: r.get(k) for k in ("statuses", "error_samples", "ledger_verify")})
-    assert done.returncode == 0, detail
+    assert returncode == 0, detail
     assert r["errors"] == 0, detail
     assert (r["web"], r["worker"]) == (stack.procfile()["web"], stack.procfile()["worker"])
     assert r["statuses"] == {"paid": r["count"]}, detail

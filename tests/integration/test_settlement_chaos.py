@@ -22,9 +22,7 @@ the mechanism is the production one.
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
 import time
 
 import pytest
@@ -46,12 +44,6 @@ CASH_OUT = 30_000
 CHECK_AFTER = 4  # PAYOUT_CHECK_AFTER_SECONDS
 RECOVERY = 90  # seconds from the last kill -9 to everything paid
 SETTLED_TOPIC = "0x" + Web3.keccak(text="Settled(bytes32,address,uint256)").hex().removeprefix("0x")
-
-
-def kill9(worker: stack.Worker) -> None:
-    """kill -9 every process of a worker command (the Dramatiq parent and its children)."""
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.proc.wait(5)
 
 
 class Portal:
@@ -243,7 +235,7 @@ def test_worker_killed_with_minus_nine_mid_burn_and_mid_payout_pays_each_once(po
             "select count(*) from jobs where kind = 'chain.confirm' and status = 'running'",
             lambda n: n >= 1, 30, "the worker following a burn",
         )  # fmt: skip
-        kill9(first)
+        stack.kill9(first)
     finally:
         node.rpc("evm_setAutomine", True)
     node.rpc("evm_mine")
@@ -259,7 +251,7 @@ def test_worker_killed_with_minus_nine_mid_burn_and_mid_payout_pays_each_once(po
         time.sleep(0.05)
     assert momo.transfer_posts, "no payout was asked for" + portal.logs()
     time.sleep(0.3)  # the request is in the provider's hands, its answer not yet back
-    kill9(second)
+    stack.kill9(second)
     slow_reference = momo.transfer_posts[0]
     killed_at = time.monotonic()
 
