@@ -274,10 +274,10 @@ def test_worker_killed_with_minus_nine_mid_burn_and_mid_payout_pays_each_once(po
             sa.text("select id, chain_key, amount from settlements where id = any(:ids)"),
             {"ids": ids},
         ).all()
-        burns = conn.execute(
+        burns = conn.execute(  # every settle transaction signed for them, re-signs included
             sa.text(
-                "select count(*) from chain_txs t join chain_settlements c on c.tx_id = t.id "
-                "where c.key = any(:keys)"
+                "select count(*) from chain_txs where purpose = 'settle' and ref_id in "
+                "(select id from chain_settlements where key = any(:keys))"
             ),
             {"keys": [k for _, k, _ in keys]},
         ).scalar()
