@@ -17,6 +17,13 @@ import resource
 # request) is one greenlet of this pool: 2,000+ live screens plus the requests of staff pages.
 worker_connections = int(os.environ.get("WEB_WORKER_CONNECTIONS", "5000"))
 
+# Seconds an idle kept-alive connection stays open. gunicorn's default (2 s) closes it on a timer
+# that, while the loop is busy with a request's CPU work, fires after the client's next request
+# has already arrived: the connection is reset under that request (a POST is not retried; a
+# balancer answers 502). Longer than a balancer's idle timeout (60 s is common), so the balancer
+# is the side that closes; an idle connection costs only a parked greenlet.
+keepalive = int(os.environ.get("WEB_KEEPALIVE_SECONDS", "75"))
+
 
 def on_starting(server):
     """Raise the open-files limit to what the connection budget needs (each socket is a file),

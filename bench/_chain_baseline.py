@@ -16,7 +16,10 @@ BASELINE_KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b7869
 
 
 class Transfers:
-    def __init__(self, node_url: str):
+    """``fresh``: each transfer to a new address (the full cost of a first balance, as a payment
+    to someone new is); otherwise always to the same one."""
+
+    def __init__(self, node_url: str, *, fresh: bool = False):
         from eth_account import Account
         from web3 import Web3
 
@@ -25,6 +28,8 @@ class Transfers:
         self.w3 = Web3(Web3.HTTPProvider(node_url, request_kwargs={"timeout": 30}))
         self.me = Account.from_key(BASELINE_KEY)
         self.to = Account.create().address
+        self.fresh = fresh
+        self.gas: list[int] = []  # gas used by each transfer, from its receipt
         factory = self.w3.eth.contract(
             abi=artifacts.abi("ProjectToken"), bytecode=artifacts.bytecode("ProjectToken")
         )
@@ -60,14 +65,18 @@ class Transfers:
 
     def one(self) -> float:
         """Seconds from sending a signed transfer to holding its receipt."""
-        tx = self.token.functions.transfer(self.to, 1).build_transaction(
+        from eth_account import Account
+
+        to = Account.create().address if self.fresh else self.to
+        tx = self.token.functions.transfer(to, 1).build_transaction(
             {"from": self.me.address, "nonce": self.nonce, "chainId": self.chain_id, "gas": 80_000}
         )
         raw = self.me.sign_transaction(tx).raw_transaction
         started = time.perf_counter()
         sent = self.w3.eth.send_raw_transaction(raw)
-        self.w3.eth.wait_for_transaction_receipt(sent, timeout=60, poll_latency=0.01)
+        receipt = self.w3.eth.wait_for_transaction_receipt(sent, timeout=60, poll_latency=0.01)
         self.nonce += 1
+        self.gas.append(receipt.gasUsed)
         return time.perf_counter() - started
 
     def many(self, count: int) -> list[float]:

@@ -7,10 +7,13 @@ be for staff clicking the same buttons. Every wait has a deadline.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 import _data
+
+from tests.support.project_world import allocated_project, wait_until
+
+__all__ = ["Seeded", "allocated_project", "seed", "vendor_phone", "wait_until"]
 
 AMOUNT_EACH = 1_000_000  # base units each person is allocated (10,000.00 at 2 decimals)
 
@@ -24,20 +27,6 @@ class Seeded:
     payers: list[list[str]]
     beneficiary_ids: list[int] = field(default_factory=list)
     staff: list[tuple[str, str]] = field(default_factory=list)  # (email, password)
-
-
-def wait_until(check, what: str, timeout: float = 180, every: float = 0.1):
-    """Poll ``check()`` (in a fresh transaction each time) until it returns something true."""
-    from portal.extensions import db
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        db.session.rollback()
-        value = check()
-        if value:
-            return value
-        time.sleep(every)
-    raise TimeoutError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 def vendor_phone(j: int) -> str:
@@ -75,72 +64,3 @@ def seed(
     )
     payers = [phones[j::vendors] for j in range(vendors)]
     return Seeded(pid, vendor_phones, payers, beneficiary_ids, staff_logins)
-
-
-def allocated_project(
-    admin,
-    *,
-    name: str,
-    label: str,
-    symbol: str,
-    phones: list[str],
-    shops: list[tuple[str, str]],
-    amount_each: int,
-    timeout: float,
-    every: float = 0.1,
-) -> tuple[int, list[int]]:
-    """An active project with one person per phone in one group, approved vendors (name,
-    phone), contracts deployed, enough minted and everyone allocated ``amount_each``, all
-    through the portal's services (the chain work by the worker processes). The project id and
-    the people's ids."""
-    from portal.beneficiaries import groups
-    from portal.beneficiaries import services as beneficiaries
-    from portal.chain import setup
-    from portal.disbursements import services as disbursements
-    from portal.disbursements.models import Disbursement
-    from portal.extensions import db
-    from portal.projects import services as projects
-    from portal.projects.models import Project
-    from portal.vendors import services as vendor_services
-
-    project = projects.create({"name": name, "type": "cva"}, admin)
-    projects.change_status(project, "active")
-    persons = [
-        beneficiaries.create({"name": f"Person {i}", "phone": p}, project=project)
-        for i, p in enumerate(phones)
-    ]
-    group = groups.create(project, label, "everyone on the list")
-    groups.add_members(group, persons)
-    for shop_name, phone in shops:
-        shop = vendor_services.register(
-            {"name": shop_name, "phone": phone, "category": "shop", "contact_name": "Owner"},
-            project=project,
-        )
-        vendor_services.change_status(shop, "approved")
-    setup.start_deploy(project, symbol, 2, None)
-    db.session.commit()
-    pid = project.id
-    beneficiary_ids = [p.id for p in persons]
-
-    def wait(check, what: str) -> None:
-        wait_until(check, what, timeout, every)
-
-    wait(lambda: setup.state(pid).status == "deployed", "the contracts' deployment")
-    funding = amount_each * len(phones)
-    setup.start_funding(db.session.get(Project, pid), funding, label.lower(), None)
-    db.session.commit()
-    wait(lambda: setup.state(pid).funded > 0, "the funding")
-    disbursement, _ = disbursements.create(
-        db.session.get(Project, pid),
-        title=label,
-        amount=amount_each,
-        group_id=group.id,
-        beneficiary_ids=None,
-        batch_size=500,
-        user_id=None,
-    )
-    disbursements.start(disbursement, None)
-    db.session.commit()
-    did = disbursement.id
-    wait(lambda: db.session.get(Disbursement, did).status == "completed", "the allocation")
-    return pid, beneficiary_ids

@@ -68,19 +68,6 @@ class OwnRedis:
         shutil.rmtree(self.workdir, ignore_errors=True)
 
 
-def kill9(worker: stack.Worker) -> None:
-    """kill -9 every process of a worker command (the Dramatiq parent and its children)."""
-    os.killpg(worker.pid, signal.SIGKILL)
-    worker.proc.wait(5)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:
-        try:
-            os.killpg(worker.pid, 0)
-        except ProcessLookupError:
-            return
-        time.sleep(0.05)
-
-
 class Stack:
     """The processes of one portal, and what the tests need to drive and check it."""
 
@@ -283,7 +270,7 @@ def test_workers_killed_with_minus_nine_mid_disbursement_and_mid_redemption(port
     wait_sql(engine, "select count(*) from disbursement_batches where disbursement_id = :d "
              "and status = 'confirmed'", {"d": d_id}, lambda n: n >= 1, 90, "a first batch",
              logs)  # fmt: skip
-    kill9(victim)
+    stack.kill9(victim)
     killed_at = time.monotonic()
     wait_sql(engine, "select status from disbursements where id = :d", {"d": d_id},
              lambda s: s in ("completed", "failed"), KILL_DEADLINE, "the disbursement",
@@ -299,7 +286,7 @@ def test_workers_killed_with_minus_nine_mid_disbursement_and_mid_redemption(port
     ids = _charge(portal, 12, 500)
     wait_sql(engine, "select count(*) from redemptions where id = any(:ids) and status = 'settled'",
              {"ids": ids}, lambda n: n >= 1, 60, "a first transfer", logs)  # fmt: skip
-    kill9(survivor)
+    stack.kill9(survivor)
     killed_at = time.monotonic()
     portal.worker()
     wait_sql(engine, "select count(*) from redemptions where id = any(:ids) "

@@ -5,39 +5,16 @@ charge while dashboards are open, nothing fails, and everything it started is go
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import psycopg
-import pytest
 
-from tests.support import services, stack
-from tests.support.anvil import ensure_installed
-from tests.support.services import REPO_ROOT
-
-
-@pytest.fixture
-def anvil_binary():
-    try:
-        return ensure_installed()
-    except services.Unavailable as exc:
-        pytest.skip(str(exc))
+from tests.support import bench_run, services, stack
 
 
 def _run(*args: str) -> dict:
-    done = subprocess.run(
-        [sys.executable, "bench/distribution_day.py", "--quick", *args],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    lines = [line for line in done.stdout.splitlines() if line.startswith("{")]
-    assert lines, f"no JSON line\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
-    result = json.loads(lines[-1])
+    returncode, result = bench_run.run("distribution_day.py", "--quick", *args)
     detail = json.dumps({k: result.get(k) for k in ("errors_by_kind", "error_examples")})
-    assert done.returncode == 0, detail
+    assert returncode == 0, detail
     assert result["errors"] == 0, detail
     return result
 

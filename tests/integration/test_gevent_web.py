@@ -125,3 +125,42 @@ def test_preload_is_refused_with_a_reason(portal_env, tmp_path):
     command = stack.procfile()["web"].replace("gunicorn ", "gunicorn --preload ", 1)
     log = _refused_start(env, tmp_path, command)
     assert "--preload" in log and "Worker failed to boot" in log
+
+
+def _answer(conn) -> bytes:
+    """One HTTP/1.1 answer read off the socket (headers, then Content-Length bytes)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return data  # the server closed the connection
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(next(
+        (line.split(b":", 1)[1] for line in head.split(b"\r\n")
+         if line.lower().startswith(b"content-length:")),
+        b"0",
+    ))  # fmt: skip
+    while len(body) < length:
+        chunk = conn.recv(65536)
+        if not chunk:
+            break
+        body += chunk
+    return head
+
+
+@pytest.mark.parametrize("idle", [2.5, 4.0])
+def test_a_kept_alive_connection_is_still_served_after_idle_seconds(web, idle):
+    """A client (or a balancer's pool) that reuses its connection after a few idle seconds gets
+    its answer: gunicorn's 2 s default closed it, and under load reset requests already sent."""
+    import socket
+
+    process, _, _ = web
+    request = f"GET /health HTTP/1.1\r\nHost: 127.0.0.1:{process.port}\r\n\r\n".encode()
+    with socket.create_connection(("127.0.0.1", process.port), timeout=15) as conn:
+        conn.sendall(request)
+        assert _answer(conn).startswith(b"HTTP/1.1 200"), "the first request"
+        time.sleep(idle)
+        conn.sendall(request)
+        again = _answer(conn)
+        assert again.startswith(b"HTTP/1.1 200"), f"after {idle} s idle: {again[:100]!r}"

@@ -95,6 +95,17 @@ def sqlite_factory(redis_db, portal_secrets, tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def anvil_binary():
+    """anvil installed (for a command that starts its own node, such as a benchmark)."""
+    from tests.support.anvil import ensure_installed
+
+    try:
+        return ensure_installed()
+    except services.Unavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
 def anvil_node(tmp_path_factory):
     """A local JSON-RPC chain (anvil) for the session, stopped by PID at the end."""
     from tests.support.anvil import Anvil

@@ -11,6 +11,7 @@ import contextlib
 import html
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -218,6 +219,20 @@ class ProcfileProcess(ManagedProcess):
             found = re.search(r"--processes\s+(\d+)", self.command)
             wait_worker_ready(self, int(found.group(1)) if found else 1, timeout)
         return self
+
+
+def kill9(process: ManagedProcess, timeout: float = 5) -> None:
+    """kill -9 every process of a command's group (a Dramatiq parent and its children), at once
+    and without warning, and wait until the group is gone."""
+    os.killpg(process.pid, signal.SIGKILL)
+    process.proc.wait(timeout)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(process.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.05)
 
 
 def procfile(path: Path = REPO_ROOT / "Procfile") -> dict[str, str]:
