@@ -149,6 +149,11 @@ class Config:
     CHAIN_MIN_GAS_BALANCE_WEI = env_int("CHAIN_MIN_GAS_BALANCE_WEI", 10**17)
     # The follow-up job waits this long for a receipt before scheduling another look.
     CHAIN_RECEIPT_WAIT_SECONDS = env_int("CHAIN_RECEIPT_WAIT_SECONDS", 15)
+    # A follow-up that the worker thread which signed the transaction runs itself, right after
+    # the commit (a redemption's transfer): it waits this long for the receipt (a node that
+    # mines at once, as anvil does, answers in milliseconds), then hands the transaction to a
+    # follow-up job of its own, which waits CHAIN_RECEIPT_WAIT_SECONDS (a chain with a block time).
+    CHAIN_RECEIPT_WAIT_HERE_SECONDS = env_int("CHAIN_RECEIPT_WAIT_HERE_SECONDS", 2)
     CHAIN_POLL_SECONDS = env_int("CHAIN_POLL_SECONDS", 10)
     CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
     # A sent transaction without a receipt this long is replaced with a higher fee.
