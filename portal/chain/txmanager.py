@@ -179,7 +179,9 @@ def _sign_at_commit(sess: Session) -> None:
         return
     # The transaction's own rows first, so the signer's row is among the last locks it takes.
     sess.flush()
-    for tx, priority, max_fee in live:
+    # Signers' rows in one order for every transaction (by id); each signer's transactions in
+    # the order they were submitted (a stable sort).
+    for tx, priority, max_fee in sorted(live, key=lambda item: item[0].signer_id):
         tx.nonce = _allocate_nonce(tx.signer)
         _sign(tx, tx.signer, priority, max_fee)
         _announce(tx)
@@ -223,10 +225,8 @@ def _known_to_node(w3, version: ChainTxBroadcast) -> bool:
 def _forget_uncommitted(sess) -> None:
     # Even a savepoint's rollback drops them all: a transaction signed inside it is gone, and
     # one signed before it is sent by its follow-up job after the commit. (Those submitted in
-    # this unit of work are signed at its commit, and only if they are still there then.)
+    # this unit of work are signed at its commit, if they are still there then.)
     sess.info.pop(_AFTER_COMMIT, None)
-    if not sess.in_nested_transaction():
-        sess.info.pop(_AT_COMMIT, None)
 
 
 @event.listens_for(Session, "after_transaction_end")

@@ -145,18 +145,27 @@ def test_work_rolled_back_even_at_its_commit_leaves_no_nonce_gap(app, monkeypatc
         monkeypatch.undo()
         assert _next_nonce() == before  # ...and went back with the rest
 
-        # Submitted inside a savepoint that rolls back: gone with it, never signed.
+        # Submitted inside a savepoint that rolls back: gone with it, never signed; the ones
+        # submitted before and after it are.
+        kept = [_submit()]
         with contextlib.suppress(_Refused), db.session.begin_nested():
             _submit()
             raise _Refused
-        kept = _submit()
+        kept.append(_submit())
         db.session.commit()
-        assert kept.nonce == before and _next_nonce() == before + 1
-        assert _node_count() == on_node + 1  # only the kept one reached the node
+        assert [tx.nonce for tx in kept] == [before, before + 1]
+        assert _next_nonce() == before + 2
+        assert _node_count() == on_node + 2  # only the kept ones reached the node
         signed = db.session.scalars(
-            select(ChainTx.nonce).where(ChainTx.purpose == PURPOSE, ChainTx.nonce >= before)
+            select(ChainTx.nonce)
+            .where(ChainTx.purpose == PURPOSE, ChainTx.nonce >= before)
+            .order_by(ChainTx.nonce)
         ).all()
-        assert signed == [before]
+        assert signed == [before, before + 1]
+        pending = db.session.scalars(
+            select(ChainTx.id).where(ChainTx.purpose == PURPOSE, ChainTx.nonce.is_(None))
+        ).all()
+        assert pending == []  # nothing committed unsigned
         db.session.remove()
 
 
