@@ -133,3 +133,48 @@ def print_table(stages: dict[str, dict]) -> None:
         print(
             f"    {stage:<26}{row['p50_ms']:>9}{row['p95_ms']:>10}{row['p99_ms']:>10}{row['n']:>6}"
         )
+
+
+def cpu_seconds(pids: dict[str, int | None], database: str) -> dict[str, float]:
+    """CPU time (user + system) used so far by each named process and all its children (the
+    web's gunicorn worker, the worker's dramatiq processes), and by the PostgreSQL backends
+    serving ``database`` (the pools keep theirs open through the run). On a machine shared with
+    other work, CPU per redemption moves far less than wall time does."""
+    import psutil
+
+    used: dict[str, float] = {}
+    for name, pid in pids.items():
+        if pid is None:
+            continue
+        try:
+            root = psutil.Process(pid)
+            tree = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            continue
+        used[name] = sum(_cpu(proc) for proc in tree)
+    # A backend's title: "postgres: [CLUSTER:] USER DATABASE HOST(PORT) STATE".
+    used["postgres"] = sum(
+        _cpu(proc)
+        for proc in psutil.process_iter(["cmdline"])
+        if database in " ".join(proc.info["cmdline"] or ()).split()
+    )
+    return used
+
+
+def _cpu(proc) -> float:
+    import psutil
+
+    try:
+        times = proc.cpu_times()
+    except psutil.Error:
+        return 0.0
+    return times.user + times.system
+
+
+def cpu_per_redemption(before: dict, after: dict, redemptions: int) -> dict[str, float]:
+    """Milliseconds of CPU per redemption, per process, between two ``cpu_seconds``."""
+    if not redemptions:
+        return {}
+    return {
+        name: round((after[name] - before.get(name, 0.0)) * 1000 / redemptions, 1) for name in after
+    }

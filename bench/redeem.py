@@ -465,6 +465,8 @@ def run(args) -> dict:
             phone.sio, phone.events, phone.token = first.sio, first.events, first.token
             measured.append(phone)
         load_before = load()
+        pids = {"web": web.pid, "worker": worker.pid, "anvil": node.pid}
+        cpu_before = _redeem_stages.cpu_seconds(pids, name)
         for phone in measured:
             phone.start()
         started = time.perf_counter()
@@ -472,6 +474,7 @@ def run(args) -> dict:
         for phone in measured:
             phone.join(600)
         wall = time.perf_counter() - started
+        cpu_after = _redeem_stages.cpu_seconds(pids, name)
         load_after = load()
         for phone in measured:
             phone.sio.disconnect()
@@ -497,6 +500,9 @@ def run(args) -> dict:
             wall_s=round(wall, 2),
             load_before=load_before,
             load_after=load_after,
+            cpu_ms_per_redemption=_redeem_stages.cpu_per_redemption(
+                cpu_before, cpu_after, len(seconds)
+            ),
         )
         with app.app_context():
             result["stages_ms"] = _redeem_stages.breakdown(
@@ -557,6 +563,7 @@ def main() -> int:
     print(f"  ratio of p95s {r['ratio_p95']}")
     print(f"  machine load before {r['load_before']}, after {r['load_after']}")
     _redeem_stages.print_table(r["stages_ms"])
+    print(f"  CPU per redemption (ms, all the process's children): {r['cpu_ms_per_redemption']}")
     _common.print_json_line(r)
     total = r["vendors"] * r["per_vendor"]
     return 0 if r["statuses"].get("settled") == total and r["errors"] == 0 else 1
