@@ -149,6 +149,11 @@ class Config:
     CHAIN_MIN_GAS_BALANCE_WEI = env_int("CHAIN_MIN_GAS_BALANCE_WEI", 10**17)
     # The follow-up job waits this long for a receipt before scheduling another look.
     CHAIN_RECEIPT_WAIT_SECONDS = env_int("CHAIN_RECEIPT_WAIT_SECONDS", 15)
+    # A follow-up that the worker thread which signed the transaction runs itself, right after
+    # the commit (a redemption's transfer): it waits this long for the receipt (a node that
+    # mines at once, as anvil does, answers in milliseconds), then hands the transaction to a
+    # follow-up job of its own, which waits CHAIN_RECEIPT_WAIT_SECONDS (a chain with a block time).
+    CHAIN_RECEIPT_WAIT_HERE_SECONDS = env_int("CHAIN_RECEIPT_WAIT_HERE_SECONDS", 2)
     CHAIN_POLL_SECONDS = env_int("CHAIN_POLL_SECONDS", 10)
     CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
     # A sent transaction without a receipt this long is replaced with a higher fee.
@@ -174,12 +179,14 @@ class Config:
     CHAIN_FEE_QUOTE_SECONDS = env_int("CHAIN_FEE_QUOTE_SECONDS", 2)
     CHAIN_BALANCE_CHECK_SECONDS = env_int("CHAIN_BALANCE_CHECK_SECONDS", 30)
     # Sign a redemption's transfer in the request that accepts its code (one job hop, the
-    # receipt follow-up) or in a transfer job (two hops). "auto": in the request when signing
-    # is cheap (the native secp256k1 library, coincurve, is installed: ~1 ms a signature; pure
-    # Python takes ~25 ms of CPU); "true"/"false" force one. Off by default: signing in the
-    # request holds the signer's nonce row lock inside the one gevent web process, and with 20
-    # vendors at once the code POST measured p50 3.3 s against 1.6 s in the job (bench/redeem.py).
-    # A chain that cannot be reached from the request always leaves it to the job.
+    # receipt follow-up) or in a transfer job (whose thread then follows the receipt itself).
+    # "auto": in the request when signing is cheap (the native secp256k1 library, coincurve, is
+    # installed: ~1 ms a signature; pure Python takes ~25 ms of CPU); "true"/"false" force one.
+    # Off by default: the nonce is taken at the commit either way now, but the one gevent web
+    # process is where 20 vendors at once queue, and the signing, the broadcast and the extra
+    # event add to it: code POST p50 2.7 s against 2.1 s in the job, code to confirmed p95 5.8 s
+    # against 4.5 s (bench/redeem.py on a loaded machine). A chain that cannot be reached from
+    # the request always leaves it to the job.
     REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "false")
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in

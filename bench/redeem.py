@@ -13,12 +13,17 @@ code the person received, submit it, and wait on its socket for that redemption'
 Baseline, same run, same node: a plain ERC-20 transfer sent straight to anvil and its receipt
 awaited, one after another. Ends with one JSON line.
 
-    .venv/bin/python bench/redeem.py [--vendors 20] [--per-vendor 10] [--people 5]
+With ``--burst`` every vendor's code POST of a round leaves at the same moment (all 20 phones
+wait for each other once their code has arrived). Each run also prints where the time of a
+redemption goes (``bench/_redeem_stages.py``).
+
+    .venv/bin/python bench/redeem.py [--vendors 20] [--per-vendor 10] [--people 5] [--burst]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import queue
 import re
@@ -36,6 +41,7 @@ sys.path.insert(0, str(REPO_ROOT))
 import _common  # noqa: E402
 import _data  # noqa: E402  (bench/ is this script's folder)
 import _day_seed  # noqa: E402
+import _redeem_stages  # noqa: E402
 
 from tests.support import services, stack  # noqa: E402
 from tests.support.anvil import DEV_KEY, Anvil  # noqa: E402
@@ -184,12 +190,28 @@ class CodeReader(threading.Thread):
 class Phone(threading.Thread):
     """One vendor's phone: its session, its socket, its people; charges one after another."""
 
-    def __init__(self, base, http, shop, phones, project_id, charges, reader, start_gate, pause=0):
+    def __init__(
+        self,
+        base,
+        http,
+        shop,
+        phones,
+        project_id,
+        charges,
+        reader,
+        start_gate,
+        pause=0,
+        burst: threading.Barrier | None = None,
+    ):
         super().__init__(daemon=True, name=shop)
         self.base, self.http, self.shop, self.phones = base, http, shop, phones
         self.project_id, self.charges, self.reader = project_id, charges, reader
         self.start_gate = start_gate
         self.pause = pause
+        # All phones wait here with their code in hand, then post it at the same moment.
+        self.burst = burst
+        self.at_barrier = False
+        self.samples: list[_redeem_stages.Sample] = []
         self.warm_up = False
         self.events: queue.Queue = queue.Queue()
         self.seconds: list[float] = []
@@ -239,13 +261,17 @@ class Phone(threading.Thread):
         )
         redemption_id = int(re.search(r"/payments/(\d+)/code", where).group(1))
         code = self.code_for(amount)
-        started = time.perf_counter()
+        if self.burst is not None:
+            self.at_barrier = True
+            self.burst.wait(120)
+        started, posted = time.perf_counter(), time.time()
         post(
             self.http,
             f"{self.base}/vendor/payments/{redemption_id}/code",
             {"code": code},
             self.token,
         )
+        answered = time.time()
         self.post_seconds.append(time.perf_counter() - started)
         deadline = time.monotonic() + 60
         while True:
@@ -257,6 +283,10 @@ class Phone(threading.Thread):
                 self.statuses[data["status"]] = self.statuses.get(data["status"], 0) + 1
                 if data["status"] == "settled":
                     self.seconds.append(received - started)
+                    confirmed = posted + (received - started)
+                    self.samples.append(
+                        _redeem_stages.Sample(redemption_id, posted, answered, confirmed)
+                    )
                 else:
                     self.errors.append(f"redemption {redemption_id} ended {data['status']}")
                 return
@@ -264,10 +294,15 @@ class Phone(threading.Thread):
     def run(self) -> None:
         self.start_gate.wait()
         for n in range(self.charges):
+            self.at_barrier = False
             try:
                 self.charge_once(n)
             except Exception as exc:  # counted and reported: the bench goes on
                 self.errors.append(f"{type(exc).__name__}: {exc} (charge {n})"[:300])
+                if self.burst is not None and not self.at_barrier:
+                    # Keep the others' round: they wait for this phone at the barrier.
+                    with contextlib.suppress(threading.BrokenBarrierError):
+                        self.burst.wait(120)
             if self.pause:
                 time.sleep(self.pause)
 
@@ -319,6 +354,7 @@ def run(args) -> dict:
         "vendors": args.vendors,
         "per_vendor": args.per_vendor,
         "pause_s": args.pause,
+        "burst": args.burst,
         "settings": args.env,
         "web": stack.procfile()["web"],
         "worker": stack.procfile()["worker"],
@@ -412,6 +448,7 @@ def run(args) -> dict:
 
         measured = []
         gate = threading.Event()
+        burst = threading.Barrier(args.vendors) if args.burst else None
         for n, first in enumerate(phones):
             phone = Phone(
                 base,
@@ -423,10 +460,13 @@ def run(args) -> dict:
                 reader,
                 gate,
                 args.pause,
+                burst,
             )
             phone.sio, phone.events, phone.token = first.sio, first.events, first.token
             measured.append(phone)
         load_before = load()
+        pids = {"web": web.pid, "worker": worker.pid, "anvil": node.pid}
+        cpu_before = _redeem_stages.cpu_seconds(pids, name)
         for phone in measured:
             phone.start()
         started = time.perf_counter()
@@ -434,6 +474,7 @@ def run(args) -> dict:
         for phone in measured:
             phone.join(600)
         wall = time.perf_counter() - started
+        cpu_after = _redeem_stages.cpu_seconds(pids, name)
         load_after = load()
         for phone in measured:
             phone.sio.disconnect()
@@ -459,7 +500,14 @@ def run(args) -> dict:
             wall_s=round(wall, 2),
             load_before=load_before,
             load_after=load_after,
+            cpu_ms_per_redemption=_redeem_stages.cpu_per_redemption(
+                cpu_before, cpu_after, len(seconds)
+            ),
         )
+        with app.app_context():
+            result["stages_ms"] = _redeem_stages.breakdown(
+                [s for p in measured for s in p.samples], _data.summary_ms
+            )
         base_seconds = baseline(node.url, args.baseline)
         result["baseline_transfer_ms"] = _data.summary_ms(base_seconds)
         result["ratio_p95"] = round(
@@ -489,6 +537,11 @@ def main() -> int:
     parser.add_argument(
         "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
     )
+    parser.add_argument(
+        "--burst",
+        action="store_true",
+        help="every round, all vendors post their code at the same moment",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     args = parser.parse_args()
     args.env = dict(item.split("=", 1) for item in args.env)
@@ -509,6 +562,8 @@ def main() -> int:
     )
     print(f"  ratio of p95s {r['ratio_p95']}")
     print(f"  machine load before {r['load_before']}, after {r['load_after']}")
+    _redeem_stages.print_table(r["stages_ms"])
+    print(f"  CPU per redemption (ms, all the process's children): {r['cpu_ms_per_redemption']}")
     _common.print_json_line(r)
     total = r["vendors"] * r["per_vendor"]
     return 0 if r["statuses"].get("settled") == total and r["errors"] == 0 else 1

@@ -10,7 +10,7 @@ from dramatiq.middleware import SkipMessage
 
 from portal import db_pool
 from portal.extensions import db
-from portal.jobs import leases, lifecycle
+from portal.jobs import dispatch, leases, lifecycle
 from portal.jobs.dispatch import message_for
 
 log = logging.getLogger(__name__)
@@ -33,10 +33,16 @@ def _quiet_expected_skips() -> None:
         worker_log.addFilter(_ExpectedSkips())
 
 
+# Jobs handed to the thread (``dispatch.enqueue(here=True)``) may hand over jobs in turn; past
+# this many rounds the rest go through the broker.
+HERE_ROUNDS = 4
+
+
 class JobLifecycle(dramatiq.Middleware):
     """Before: push an app context and claim the job's lease (skip if it may not run).
     After: record success, or the failure with a delayed re-send while attempts remain; both
-    only while this run still holds the lease.
+    only while this run still holds the lease. Then run the jobs this one handed to its thread
+    (``dispatch.enqueue(here=True)``: a transaction's follow-up), each claimed like a message.
 
     The worker process's lease heartbeat starts with the worker and stops with it."""
 
@@ -66,6 +72,7 @@ class JobLifecycle(dramatiq.Middleware):
             self._local.ctx = None
 
     def before_process_message(self, broker, message):
+        dispatch.collect_here()
         self._push()
         self._local.token = None
         job = lifecycle.claim(message.args[0], leases.worker_id())
@@ -77,14 +84,21 @@ class JobLifecycle(dramatiq.Middleware):
 
     def after_skip_message(self, broker, message):
         self._pop()
+        dispatch.stop_collecting_here()
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
+        try:
+            self._record(broker, message.args[0], exception)
+        finally:
+            self._pop()
+        self._run_handed_over(broker)
+
+    def _record(self, broker, job_id: int, exception: BaseException | None) -> None:
         token = getattr(self._local, "token", None)
         try:
             # Before the outcome is written: the heartbeat must not take a finished job for
             # one whose lease was taken over.
             self.heartbeat.release(token)
-            job_id = message.args[0]
             if exception is None:
                 lifecycle.succeed(job_id, token)
                 return
@@ -93,4 +107,38 @@ class JobLifecycle(dramatiq.Middleware):
                 broker.enqueue(message_for(job.id, job.kind, job.queue), delay=delay)
         finally:
             self._local.token = None
+
+    def _run_handed_over(self, broker) -> None:
+        try:
+            for _ in range(HERE_ROUNDS):
+                jobs = dispatch.taken_here()
+                if not jobs:
+                    return
+                for job_id, kind, _queue in jobs:
+                    self._run_here(broker, job_id, kind)
+        finally:
+            dispatch.stop_collecting_here()  # what is left goes through the broker
+
+    def _run_here(self, broker, job_id: int, kind: str) -> None:
+        """One handed-over job, as a delivered message would run it: claimed under a lease (a
+        duplicate delivery, or the sweeper, finds it taken), recorded the same way."""
+        self._push()
+        try:
+            job = lifecycle.claim(job_id, leases.worker_id())
+            if job is None:
+                return
+            self._local.token = job.lease_token
+            self.heartbeat.hold(job.id, job.lease_token)
+            error = None
+            try:
+                with dispatch.running_one_here():
+                    broker.get_actor(kind).fn(job_id)
+            except Exception as exc:  # recorded on the job like a delivered message's
+                error = exc
+            self._record(broker, job_id, error)
+        except Exception:
+            # Left queued (no message: the sweeper sends it) or running under a lease that
+            # expires: either way it runs again.
+            log.exception("job %s handed to this thread could not run here", job_id)
+        finally:
             self._pop()

@@ -28,9 +28,9 @@ NO_KEY = "-"
 TREASURY_KEY_FILE = "chain-treasury.key"
 _faucet_lock = threading.Lock()
 # Signing accounts by (signer id, address). Deriving an account from its key is an elliptic-curve
-# multiplication (about 8 ms in pure Python) and happens under the nonce row lock that every
-# transaction of the signer waits for; the address is derived from the key, so the same address
-# means the same key.
+# multiplication (about 8 ms in pure Python); signing happens at the commit, under the nonce row
+# lock that every transaction of the signer waits for, so ``txmanager.submit`` derives it before
+# (once per process). The address is derived from the key, so the same address means the same key.
 _accounts: dict[tuple[int, str], LocalAccount] = {}
 
 

@@ -1,15 +1,22 @@
 """Chain writes: nonce from the database, signed and stored in the caller's unit of work,
 broadcast after it commits, then followed up.
 
-``submit`` estimates gas and quotes fees first, then allocates the signer's next nonce from the
-database alone (one ``UPDATE ... RETURNING`` that takes the signer row's lock until the caller
-commits, so two callers never share a nonce and no RPC waits inside the lock), signs, stores the
-signed bytes and their hash and queues the ``chain.confirm`` follow-up, all in the caller's
-transaction. The database's nonce is reconciled with the node by ``repair_signer`` (once per
-process on first use, then by the chain watch), not per transaction. The broadcast happens
-after that commit: work that rolls back never reaches the chain, and a crash after the commit
-leaves a stored transaction that the follow-up sends again. Broadcasts of one process go out in
-nonce order under a per-signer lock, which an in-process EVM insists on.
+``submit`` estimates gas and quotes fees, stores the intended transaction and queues its
+``chain.confirm`` follow-up in the caller's transaction; the nonce and the signature come last,
+at that transaction's root commit (``_sign_at_commit``, a ``before_root_commit`` hook): the
+transaction's own rows are flushed, then the signer's next nonce is taken from the database
+alone (one ``UPDATE ... RETURNING`` on the signer's row), the call signed and the signed bytes
+and hash stored, then the audit chain's head is locked and the commit goes through. The signer's
+row, which every transaction of that signer needs, is therefore held for the commit only, not
+for the caller's work: two jobs signing at once wait for each other's commit, never for each
+other's checks, RPCs or signing. Two callers never share a nonce, and a transaction that rolls
+back (even at its commit) takes its nonce back with it, so there is no gap. The database's nonce
+is reconciled with the node by ``repair_signer`` (once per process on first use, then by the
+chain watch), not per transaction. The broadcast happens after that commit: work that rolls
+back never reaches the chain, and a crash after the commit leaves a stored transaction that the
+follow-up sends again. Broadcasts of one process go out in nonce order under a per-signer lock,
+which an in-process EVM insists on. Before the commit a submitted transaction has no nonce and
+no hash yet: read them after it.
 
 ``follow_up`` (the ``chain.confirm`` job) looks for a receipt of any signed version; sends a
 version the node has not accepted; replaces one stuck too long with a higher fee (same nonce); and
@@ -30,7 +37,7 @@ import time
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import event, select, update
+from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
@@ -50,6 +57,7 @@ from portal.chain.models import (
     ChainTx,
     ChainTxBroadcast,
 )
+from portal.db_session import before_root_commit
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.timeutil import utcnow
@@ -58,6 +66,9 @@ log = logging.getLogger(__name__)
 
 TX_UPDATED = "chain.tx"
 _AFTER_COMMIT = "chain_broadcasts"  # session.info key: (signer id, nonce, raw) to send
+_AT_COMMIT = "chain_to_sign"  # session.info key: (tx, priority, max fee) to sign at the commit
+# The signer's row is locked at commit before the audit head (portal.db_session).
+NONCE_LOCK_ORDER = 10
 _locks: dict[int, threading.Lock] = {}
 _locks_guard = threading.Lock()
 _synced: set[tuple[str, int]] = set()  # (node, signer id) whose nonce this process reconciled
@@ -97,17 +108,22 @@ def submit(
     value: int = 0,
     gas_limit: int | None = None,
     signer: ChainSigner | None = None,
+    follow_up_here: bool = False,
 ) -> ChainTx:
     """Prepare a transaction from the operator (or ``signer``, e.g. the treasury for a mint)
-    in the caller's unit of work (see module doc).
+    in the caller's unit of work; its nonce and signature are given at the commit (see module
+    doc).
 
     A call that would revert raises ``Reverted`` with its refused record flushed: the record is
     kept only if the caller commits (a job handler returns, or raises ``RefusedJob``). A caller
     that knows a sufficient ``gas_limit`` saves the estimate (an RPC); a revert is then found
-    on chain by the follow-up instead.
+    on chain by the follow-up instead. ``follow_up_here``: a worker thread that submits runs
+    the follow-up itself right after its commit (``dispatch.enqueue(here=True)``), for a caller
+    someone is waiting on.
     """
     w3 = client.web3()
     signer = signer or signers.operator()
+    signers.account(signer)  # a signer without its key fails here, not in the commit
     signers.ensure_gas(signer)
     _sync_once(signer, w3)
     ref_type, ref_id = ref or (None, None)
@@ -141,18 +157,35 @@ def submit(
         _announce(tx)
         raise Reverted(reason_of(exc), tx) from exc
 
-    # Every RPC before the nonce: the signer row stays locked from here until the caller commits.
     priority, max_fee = _fees(w3)
-    nonce = _allocate_nonce(signer)
     if gas_limit is None:
         gas_limit = estimate * 6 // 5 + 20_000
-    tx = ChainTx(**intent, nonce=nonce, gas_limit=gas_limit, status=PENDING)
+    tx = ChainTx(**intent, nonce=None, gas_limit=gas_limit, status=PENDING)
     db.session.add(tx)
     db.session.flush()
-    _sign(tx, signer, priority, max_fee)
-    _announce(tx)
-    dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=project_id)
+    db.session.info.setdefault(_AT_COMMIT, []).append((tx, priority, max_fee))
+    dispatch.enqueue("chain.confirm", {"tx_id": tx.id}, project_id=project_id, here=follow_up_here)
     return tx
+
+
+@before_root_commit(lock_order=NONCE_LOCK_ORDER)
+def _sign_at_commit(sess: Session) -> None:
+    """Give the transactions submitted in this unit of work their nonces, in the order they
+    were submitted, and sign them: the signer's row is locked from here to the commit only."""
+    queued = sess.info.pop(_AT_COMMIT, None)
+    # One submitted inside a savepoint that rolled back is gone with it.
+    live = [item for item in queued or () if inspect(item[0]).persistent]
+    if not live:
+        return
+    # The transaction's own rows first, so the signer's row is among the last locks it takes.
+    sess.flush()
+    # Signers' rows in one order for every transaction (by id); each signer's transactions in
+    # the order they were submitted (a stable sort).
+    for tx, priority, max_fee in sorted(live, key=lambda item: item[0].signer_id):
+        tx.nonce = _allocate_nonce(tx.signer)
+        _sign(tx, tx.signer, priority, max_fee)
+        _announce(tx)
+    sess.flush()
 
 
 def _broadcast_after_commit(version: ChainTxBroadcast, tx: ChainTx) -> None:
@@ -191,13 +224,24 @@ def _known_to_node(w3, version: ChainTxBroadcast) -> bool:
 @event.listens_for(Session, "after_rollback")
 def _forget_uncommitted(sess) -> None:
     # Even a savepoint's rollback drops them all: a transaction signed inside it is gone, and
-    # one signed before it is sent by its follow-up job after the commit.
+    # one signed before it is sent by its follow-up job after the commit. (Those submitted in
+    # this unit of work are signed at its commit, if they are still there then.)
     sess.info.pop(_AFTER_COMMIT, None)
+
+
+@event.listens_for(Session, "after_transaction_end")
+def _forget_unsigned(sess, transaction) -> None:
+    # The whole unit of work ended without reaching its commit (closed, or rolled back): the
+    # transactions it submitted went with it.
+    if transaction.parent is None and not transaction.nested:
+        sess.info.pop(_AT_COMMIT, None)
 
 
 def _allocate_nonce(signer: ChainSigner) -> int:
     """The next nonce, from the database alone: one statement that takes the row's write lock
-    (held until the caller commits) and hands out the value it found."""
+    (held until the caller commits) and hands out the value it found. ``submit``'s
+    transactions take it at their commit; a re-sign at a fresh nonce (``_renonce``) and a
+    filler (``_fill``) take it where they are."""
     taken = db.session.execute(
         update(ChainSigner)
         .where(ChainSigner.id == signer.id)

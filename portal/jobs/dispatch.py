@@ -7,12 +7,21 @@ never lost and never sent before a worker could see its row.
 
 The listener touches no database: it runs while the committing session still holds its
 connection, and taking a second one there is what deadlocked a full pool (``portal.db_guard``).
+
+A job enqueued with ``here=True`` by a job that runs on a worker thread (a transaction's
+follow-up, whose answer the same thread can wait for) skips the broker: the worker thread runs
+it next, through the same claim and lease as a delivered message (``workers.middleware``), which
+saves a hop through Redis and the queue. Anywhere else (a web request, the sweeper) its message
+is sent as usual; a worker that dies before running it leaves a queued job without a message,
+which the sweeper sends.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
+from contextlib import contextmanager
 
 import dramatiq
 from flask import current_app
@@ -27,6 +36,8 @@ from portal.jobs.models import QUEUED, Job
 
 log = logging.getLogger(__name__)
 _PENDING = "portal_pending_jobs"
+# Per thread: the jobs this worker thread runs next, once its current job is recorded.
+_here = threading.local()
 
 
 def enqueue(
@@ -37,9 +48,11 @@ def enqueue(
     created_by_id: int | None = None,
     max_attempts: int | None = None,
     delay_ms: int | None = None,
+    here: bool = False,
 ) -> Job:
     """Record a job in the current transaction; its message goes out after commit (and after
-    ``delay_ms`` more, for follow-ups that should look again later)."""
+    ``delay_ms`` more, for follow-ups that should look again later). ``here``: on a worker
+    thread, the thread runs it next instead (see the module doc)."""
     kind = KINDS[kind_name]
     job = Job(
         kind=kind.name,
@@ -52,14 +65,52 @@ def enqueue(
     )
     db.session.add(job)
     db.session.flush()
-    schedule_send(job, delay_ms)
+    schedule_send(job, delay_ms, here=here and not delay_ms)
     return job
 
 
-def schedule_send(job: Job, delay_ms: int | None = None) -> None:
-    """Send this job's message after the current transaction commits."""
-    db.session.info.setdefault(_PENDING, {})[job.id] = (job.kind, job.queue, delay_ms)
+def schedule_send(job: Job, delay_ms: int | None = None, *, here: bool = False) -> None:
+    """Send this job's message after the current transaction commits (or, with ``here`` on a
+    worker thread that takes jobs to run next, hand it to that thread)."""
+    db.session.info.setdefault(_PENDING, {})[job.id] = (job.kind, job.queue, delay_ms, here)
     live.emit_job(job)
+
+
+def collect_here() -> None:
+    """From now on this worker thread takes the ``here`` jobs that commit on it (see
+    ``taken_here``) instead of sending their messages."""
+    _here.jobs = []
+
+
+def taken_here() -> list[tuple[int, str, str]]:
+    """The (id, kind, queue) of the ``here`` jobs committed since the last call: the caller
+    runs them."""
+    jobs = getattr(_here, "jobs", None) or []
+    if jobs:
+        _here.jobs = []
+    return jobs
+
+
+def stop_collecting_here() -> None:
+    """This thread takes no more jobs; any not run yet get their messages as usual."""
+    left = getattr(_here, "jobs", None)
+    _here.jobs = None
+    if left:
+        send_now(left)
+
+
+def running_here() -> bool:
+    """Whether the job running on this thread was handed over in place of its message."""
+    return bool(getattr(_here, "running", False))
+
+
+@contextmanager
+def running_one_here():
+    _here.running = True
+    try:
+        yield
+    finally:
+        _here.running = False
 
 
 def message_for(job_id: int, kind: str, queue: str) -> dramatiq.Message:
@@ -90,7 +141,11 @@ def _send_after_commit(session) -> None:
     if not pending:
         return
     by_delay: dict[int | None, list[tuple[int, str, str]]] = {}
-    for job_id, (kind, queue, delay_ms) in pending.items():
+    taker = getattr(_here, "jobs", None)
+    for job_id, (kind, queue, delay_ms, here) in pending.items():
+        if here and taker is not None:
+            taker.append((job_id, kind, queue))
+            continue
         by_delay.setdefault(delay_ms, []).append((job_id, kind, queue))
     for delay_ms, jobs in by_delay.items():
         send_now(jobs, delay_ms)

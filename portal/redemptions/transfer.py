@@ -7,7 +7,12 @@ accepts the code (``sign_in_request``): the move to ``submitted``, the signed tr
 commit, and the follow-up is the only job hop. A web process that dies after the commit loses
 nothing: the follow-up finds the stored transaction unknown to the node and sends it. Otherwise
 (the default, see config.py), or when the chain cannot be reached from the request, the
-``redemptions.transfer`` job (``transfer``) signs it, with its retries.
+``redemptions.transfer`` job (``transfer``) signs it, with its retries, and its worker thread
+runs the ``chain.confirm`` follow-up itself right after the commit (the broadcast), waiting
+``CHAIN_RECEIPT_WAIT_HERE_SECONDS`` for the receipt: on a node that mines at once the payment
+is settled without a second trip through the queue. Either way the nonce is taken at the
+commit (``portal.chain.txmanager``), so concurrent transfers do not queue on the signer's row
+while they check, read the node and sign.
 """
 
 from __future__ import annotations
@@ -128,6 +133,8 @@ def _sign(redemption: Redemption, pc, vendor: Vendor) -> str:
             project_id=redemption.project_id,
             ref=(REF, redemption.id),
             gas_limit=known,
+            # The vendor is waiting: the transfer job's thread follows the receipt itself.
+            follow_up_here=True,
         )
     except txmanager.Reverted as exc:
         fail(redemption.id, f"Refused by the contract: {exc.reason}", exc.tx.id)

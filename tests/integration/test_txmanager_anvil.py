@@ -57,9 +57,10 @@ def test_stuck_transaction_is_replaced_with_a_higher_fee(chain_app, lazy_node, m
 
     data = contracts.deploy_data(contracts.PROJECT_TOKEN, "Stuck", "STK", 2, signer.address)
     tx = txmanager.submit(purpose="deploy.token", to=None, data=data)
-    assert tx.status == "pending" and tx.nonce == 0
+    assert tx.status == "pending" and tx.nonce is None  # the nonce is given at the commit
     assert lazy_node.rpc("eth_getTransactionCount", signer.address, "pending") == "0x0"
-    db.session.commit()  # the unit of work ends: now it is broadcast
+    db.session.commit()  # the unit of work ends: now it is signed and broadcast
+    assert tx.nonce == 0
     assert lazy_node.rpc("eth_getTransactionCount", signer.address, "pending") == "0x1"
     first = tx.broadcasts[0]
 
@@ -87,8 +88,8 @@ def test_nonces_come_from_the_database_in_order(chain_app, lazy_node, monkeypatc
     lazy_node.rpc("anvil_setBalance", signer.address, hex(10**20))
     data = contracts.deploy_data(contracts.PROJECT_TOKEN, "N", "NN", 0, signer.address)
     sent = [txmanager.submit(purpose="deploy.token", to=None, data=data) for _ in range(3)]
-    assert [t.nonce for t in sent] == [0, 1, 2]
     db.session.commit()
+    assert [t.nonce for t in sent] == [0, 1, 2]  # in the order they were submitted
     _mine(lazy_node)
     for t in sent:
         assert txmanager.follow_up(t, wait_seconds=1) is None

@@ -87,6 +87,8 @@ def test_fee_bumps_stop_at_the_ceiling_and_alert_once(funded, app):
     tx = txmanager.submit(
         purpose="revoke", to=pc.contract_address, data=data, project_id=project.id
     )
+    assert tx.broadcasts == []  # signed at the commit
+    db.session.commit()
     first = tx.broadcasts[-1]
     app.config["CHAIN_MAX_FEE_PER_GAS_GWEI"] = first.max_fee_per_gas // 10**9 + 1
     bumped = txmanager.replace_with_higher_fee(tx)  # room for one bump, to the ceiling
@@ -113,19 +115,27 @@ def test_no_rpc_while_the_nonce_row_is_locked(funded, monkeypatch):
         return allocate(signer)
 
     real = provider.make_request
+    send = txmanager._send_raw
 
     def watching(method, params):
         if locked["now"]:
             locked["calls"].append(method)
         return real(method, params)
 
+    def committed_then_sent(raw):
+        locked["now"] = False  # the commit released the row: the broadcast comes after
+        return send(raw)
+
     monkeypatch.setattr(txmanager, "_allocate_nonce", allocate_and_mark)
+    monkeypatch.setattr(txmanager, "_send_raw", committed_then_sent)
     monkeypatch.setattr(provider, "make_request", watching)
     data = contracts.encode(contracts.ENTITLEMENTS, "revoke", pc.token_address)
     before = signers.operator().next_nonce
     tx = txmanager.submit(
         purpose="revoke", to=pc.contract_address, data=data, project_id=project.id
     )
+    assert tx.nonce is None and not locked["now"]  # the nonce is taken at the commit
+    db.session.commit()
     assert tx.nonce == before
     assert locked["calls"] == []  # nothing asked of the node between the lock and the commit
     db.session.commit()

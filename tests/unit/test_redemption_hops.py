@@ -1,6 +1,8 @@
 """The redemption's path to the chain: the transfer is signed in the unit of work that accepts
 the code, and only the receipt follow-up is a job. Nothing is lost when the process dies right
 after that commit; the transfer job takes over when the chain cannot be reached from the request.
+Signed in the transfer job instead, the job's own thread follows the receipt right after its
+commit, and hands over to a follow-up job when the chain takes longer.
 """
 
 from __future__ import annotations
@@ -103,6 +105,8 @@ def test_the_code_signs_the_transfer_and_only_the_follow_up_is_a_job(funded, wor
     assert tx.nonce is not None and tx.broadcasts[-1].raw  # signed and stored
     assert jobs_of("redemptions.transfer") == []
     assert len(follow_ups_of(tx)) == 1
+    # Asked for on the thread that signed, but that is a web request: its message went out.
+    assert worker.queued("contracts") == 1
     # Broadcast once the request committed: the node has it before any job ran.
     assert client.web3().eth.get_transaction(tx.tx_hash) is not None
 
@@ -111,14 +115,15 @@ def test_the_code_signs_the_transfer_and_only_the_follow_up_is_a_job(funded, wor
     assert db.session.get(ChainTx, tx.id).status == "confirmed"
 
 
-def test_a_process_dying_right_after_the_commit_loses_nothing(app, funded, worker):
+def test_a_process_dying_right_after_the_commit_loses_nothing(app, funded, worker, monkeypatch):
     vendor = funded[3]
     redemption = charge(funded)
     assert redemptions.confirm(vendor, redemption.id, last_code()).ok
     # The process dies between the commit and its after-commit work: no broadcast, no message.
-    db.session.info.pop(txmanager._AFTER_COMMIT)
-    db.session.info.pop(dispatch._PENDING)
-    db.session.commit()
+    with monkeypatch.context() as dying:
+        dying.setattr(txmanager, "_send_raw", lambda raw: None)
+        dying.setattr(dispatch, "send_now", lambda jobs, delay_ms=None: [])
+        db.session.commit()
 
     (tx,) = redeem_txs()
     with pytest.raises(TransactionNotFound):
@@ -221,3 +226,69 @@ def test_the_vendor_home_reads_the_chain_only_when_asked(app, funded, worker, cl
         assert len(asked) == once
     finally:
         del manager._make_request
+
+
+def _messages_sent(worker, monkeypatch) -> list[str]:
+    """The actor names of the messages the broker is given from now on."""
+    sent: list[str] = []
+    real = worker.broker.enqueue
+
+    def recording(message, *, delay=None):
+        sent.append(message.actor_name)
+        return real(message, delay=delay)
+
+    monkeypatch.setattr(worker.broker, "enqueue", recording)
+    return sent
+
+
+def test_the_transfer_job_follows_its_receipt_on_its_own_thread(app, funded, worker, monkeypatch):
+    """Signed in the job (the default): the job's thread broadcasts after its commit and runs
+    the receipt follow-up itself, claimed like a message, without a trip through the broker."""
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = False
+    vendor = funded[3]
+    redemption = charge(funded)
+    assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+    db.session.commit()
+    (transfer_job,) = jobs_of("redemptions.transfer")
+    sent = _messages_sent(worker, monkeypatch)
+
+    worker.run("contracts")
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
+    (tx,) = redeem_txs()
+    assert tx.status == "confirmed" and tx.nonce is not None
+    (follow_up,) = follow_ups_of(tx)
+    assert (follow_up.status, follow_up.attempts) == ("succeeded", 1)
+    assert follow_up.result["here"] is True and follow_up.result["next_check_s"] is None
+    assert sent == []  # neither the follow-up nor anything else went through the broker
+    assert db.session.get(Job, transfer_job.id).status == "succeeded"
+
+
+def test_without_a_receipt_in_time_a_follow_up_job_takes_over(app, funded, worker, monkeypatch):
+    """A chain with a block time: the thread waits CHAIN_RECEIPT_WAIT_HERE_SECONDS, then a
+    follow-up job of its own (through the broker, at once) waits the full time."""
+    app.config["REDEMPTION_SIGN_IN_REQUEST"] = False
+    real_follow_up = txmanager.follow_up
+    waits: list[tuple[bool, float | None]] = []
+
+    def not_mined_while_the_thread_waits(tx, wait_seconds=None):
+        waits.append((dispatch.running_here(), wait_seconds))
+        if dispatch.running_here():
+            txmanager._mark_sent(tx, tx.broadcasts[-1])  # out on the chain, not yet mined
+            return app.config["CHAIN_POLL_SECONDS"]
+        return real_follow_up(tx, wait_seconds)
+
+    monkeypatch.setattr(txmanager, "follow_up", not_mined_while_the_thread_waits)
+    vendor = funded[3]
+    redemption = charge(funded)
+    assert redemptions.confirm(vendor, redemption.id, last_code()).ok
+    db.session.commit()
+    sent = _messages_sent(worker, monkeypatch)
+
+    worker.run("contracts")
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
+    (tx,) = redeem_txs()
+    here, later = follow_ups_of(tx)
+    assert here.result["here"] is True and here.result["next_check_s"] == 0
+    assert later.result["here"] is False and later.status == "succeeded"
+    assert waits == [(True, app.config["CHAIN_RECEIPT_WAIT_HERE_SECONDS"]), (False, None)]
+    assert sent == ["chain.confirm"]  # the take-over, without delay

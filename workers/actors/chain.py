@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from portal.chain import ledger_verify, settlement, setup, treasury, txmanager, vendors
-from portal.chain.models import ChainTx
+from portal.chain.models import PENDING, ChainTx
 from portal.disbursements import services as disbursements
 from portal.extensions import db
 from portal.jobs import dispatch
@@ -26,16 +28,24 @@ def confirm(job) -> dict:
     tx = db.session.get(ChainTx, job.payload.get("tx_id"))
     if tx is None:
         raise PermanentJobError("The transaction this job was for no longer exists.")
-    again = txmanager.follow_up(tx)
+    # Run by the thread that signed the transaction (dispatch.enqueue(here=True)): a short
+    # wait, since that thread's next job waits meanwhile.
+    here = dispatch.running_here()
+    wait = current_app.config["CHAIN_RECEIPT_WAIT_HERE_SECONDS"] if here else None
+    again = txmanager.follow_up(tx, wait_seconds=wait)
     if again is not None:
+        if here and tx.status != PENDING:
+            # Out on the chain, no receipt (or no finality) yet: a follow-up job of its own
+            # takes over at once, with the full wait.
+            again = 0.0
         # Not final yet: a fresh follow-up later, rather than a failed try counted as an error.
         dispatch.enqueue(
             CHAIN_CONFIRM.name,
             {"tx_id": tx.id},
             project_id=tx.project_id,
-            delay_ms=int(again * 1000),
+            delay_ms=int(again * 1000) or None,
         )
-    return {"tx_id": tx.id, "status": tx.status, "next_check_s": again}
+    return {"tx_id": tx.id, "status": tx.status, "next_check_s": again, "here": here}
 
 
 @handles(CHAIN_DEPLOY.name)
