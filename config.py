@@ -155,6 +155,9 @@ class Config:
     # follow-up job of its own, which waits CHAIN_RECEIPT_WAIT_SECONDS (a chain with a block time).
     CHAIN_RECEIPT_WAIT_HERE_SECONDS = env_int("CHAIN_RECEIPT_WAIT_HERE_SECONDS", 2)
     CHAIN_POLL_SECONDS = env_int("CHAIN_POLL_SECONDS", 10)
+    # A vendor registration the chain refused is tried again after this long (3 refusals in a
+    # row raise a chain alert instead).
+    CHAIN_VENDOR_RETRY_SECONDS = env_int("CHAIN_VENDOR_RETRY_SECONDS", 30)
     CHAIN_RESEND_SECONDS = env_int("CHAIN_RESEND_SECONDS", 15)
     # A sent transaction without a receipt this long is replaced with a higher fee.
     CHAIN_STUCK_SECONDS = env_int("CHAIN_STUCK_SECONDS", 120)

@@ -193,7 +193,7 @@ def request_later(project_id: int, vendor_id: int) -> None:
         {"project_id": project_id, "vendor_id": vendor_id},
         project_id=project_id,
         # A refusal before signing is looked at again after CHAIN_VENDOR_RETRY_SECONDS.
-        delay_ms=int(current_app.config.get("CHAIN_VENDOR_RETRY_SECONDS", 30)) * 1000,
+        delay_ms=current_app.config["CHAIN_VENDOR_RETRY_SECONDS"] * 1000,
     )
 
 
