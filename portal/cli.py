@@ -26,8 +26,10 @@ def init_app(app: Flask) -> None:
     ):
         app.cli.add_command(command)
     from portal.chain import cli as chain_cli
+    from portal.twofactor import cli as twofactor_cli
 
     chain_cli.init_app(app)
+    twofactor_cli.init_app(app)
 
 
 @click.command("create-user")

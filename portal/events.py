@@ -16,6 +16,8 @@ user_sign_in_failed = _signals.signal("user-sign-in-failed")
 user_signed_out = _signals.signal("user-signed-out")
 role_changed = _signals.signal("role-changed")
 user_changed = _signals.signal("user-changed")
+# Two-factor sign-in set up, its recovery codes renewed, or reset by an administrator.
+two_factor_changed = _signals.signal("two-factor-changed")
 
 project_changed = _signals.signal("project-changed")
 project_status_changed = _signals.signal("project-status-changed")

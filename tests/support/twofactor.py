@@ -1,0 +1,52 @@
+"""Two-factor for tests: enrol a user in code, and compute the codes their app would show.
+
+The policy stays on in every test: fixtures enrol the users they sign in and type the code the
+way a person would. The server takes a code once per 30-second step (and one step either side),
+so ``Authenticator.code()`` hands out each step once per process, waiting for the next step when
+the ones it may use are spent.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+
+from portal.twofactor import totp
+
+_lock = threading.Lock()
+_last_step: dict[str, int] = {}
+
+
+def enrol(user) -> tuple[str, list[str]]:
+    """Set up two-factor for ``user`` through the services, in the caller's transaction.
+    Returns (secret, recovery codes)."""
+    from portal.twofactor import services
+
+    row = services.begin(user)
+    codes = services.confirm(user, totp.code_at(row.secret, totp.current_step()))
+    # The set-up used this step: the helper must not hand it out again.
+    with _lock:
+        _last_step[row.secret] = max(_last_step.get(row.secret, 0), row.last_step)
+    return row.secret, codes
+
+
+def code(secret: str) -> str:
+    """A code the server has not seen for this secret (this process's count): the current
+    step's or the next one's, else wait for a fresh step."""
+    while True:
+        with _lock:
+            now = totp.current_step()
+            step = max(_last_step.get(secret, 0) + 1, now)
+            if step <= now + totp.WINDOW:
+                _last_step[secret] = step
+                return totp.code_at(secret, step)
+        time.sleep(max(0.05, totp.STEP_SECONDS - time.time() % totp.STEP_SECONDS))
+
+
+def secret_from_setup_page(html: str) -> str:
+    """The key the set-up page shows for typing by hand (grouped by four)."""
+    found = re.search(r"data-secret>([A-Z2-7 ]+)<", html)
+    if not found:
+        raise AssertionError("the set-up page shows no key")
+    return found.group(1).replace(" ", "")
