@@ -100,17 +100,18 @@ def challenge():
             form.code.errors.append("That code is not right, or was used already.")
             return render_template("twofactor/challenge.html", form=form), 401
         throttle.code_succeeded(user.id)
-        if method == services.RECOVERY:
+        home = url_for("main.home")
+        response = signin.complete(
+            user, safe_next(next_url, home), method=method, remember=form.remember.data
+        )
+        if method == services.RECOVERY:  # after the sign-in, which starts a fresh session
             left = services.recovery_left(user)
             flash(
                 f"You signed in with a recovery code; {left} left. "
                 "If your phone is lost, set up two-factor again or ask an administrator.",
                 "info",
             )
-        home = url_for("main.home")
-        return signin.complete(
-            user, safe_next(next_url, home), method=method, remember=form.remember.data
-        )
+        return response
     return render_template("twofactor/challenge.html", form=form)
 
 

@@ -16,6 +16,20 @@ from portal.twofactor import totp
 
 _lock = threading.Lock()
 _last_step: dict[str, int] = {}
+# Email -> secret of every user enrolled by this process (or by a stack it started), so the
+# sign-in helpers type a code exactly when the portal asks for one.
+_secrets: dict[str, str] = {}
+
+
+def register(email: str, secret: str, used_step: int) -> None:
+    """Remember a user's secret and the step their set-up spent."""
+    with _lock:
+        _secrets[email.strip().lower()] = secret
+        _last_step[secret] = max(_last_step.get(secret, 0), used_step)
+
+
+def secret_for(email: str) -> str | None:
+    return _secrets.get(email.strip().lower())
 
 
 def enrol(user) -> tuple[str, list[str]]:
@@ -25,9 +39,7 @@ def enrol(user) -> tuple[str, list[str]]:
 
     row = services.begin(user)
     codes = services.confirm(user, totp.code_at(row.secret, totp.current_step()))
-    # The set-up used this step: the helper must not hand it out again.
-    with _lock:
-        _last_step[row.secret] = max(_last_step.get(row.secret, 0), row.last_step)
+    register(user.email, row.secret, row.last_step)  # the set-up spent this step
     return row.secret, codes
 
 
@@ -50,3 +62,10 @@ def secret_from_setup_page(html: str) -> str:
     if not found:
         raise AssertionError("the set-up page shows no key")
     return found.group(1).replace(" ", "")
+
+
+def secret_row_step(user) -> int:
+    """The step the user's last accepted code (their set-up) spent."""
+    from portal.twofactor import services
+
+    return services.secret_row(user).last_step
