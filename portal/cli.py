@@ -72,6 +72,13 @@ def seed_demo_command():
     for email, password in accounts.items():
         click.echo(f"  email:    {email}")
         click.echo(f"  password: {password}")
+    hours = current_app.config["TWO_FACTOR_GRACE_HOURS"]
+    click.echo(
+        "Both roles require two-factor sign-in. They may sign in without it for "
+        f"{hours} hours from their first sign-in; then (or any time before) set it up at "
+        "/account/two-factor with an authenticator app. Lost the phone: "
+        "flask --app wsgi two-factor-reset --email EMAIL"
+    )
     click.echo("=" * 64)
 
 
