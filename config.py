@@ -98,7 +98,7 @@ class Config:
         "payout.manage,payout.override,user.manage,role.manage,settings.manage",
     )
     # From a required user's first sign-in without it: this long before pages insist on set-up.
-    TWO_FACTOR_GRACE_HOURS = env_int("TWO_FACTOR_GRACE_HOURS", 72)
+    TWO_FACTOR_GRACE_HOURS = env_int("TWO_FACTOR_GRACE_HOURS", 24)
     # "Remember this device": no code asked on that browser for this many days.
     TWO_FACTOR_REMEMBER_DAYS = env_int("TWO_FACTOR_REMEMBER_DAYS", 30)
     # Wrong codes per account (the password was right: the owner's address is no key here).

@@ -5,7 +5,6 @@ from __future__ import annotations
 from flask import (
     Blueprint,
     abort,
-    current_app,
     flash,
     redirect,
     render_template,
@@ -40,18 +39,9 @@ from portal.twofactor import devices, policy, signin
 bp = Blueprint("accounts", __name__)
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def _wait_words(seconds: int) -> str:
-    minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else "a minute"
-
-
 @bp.route("/login", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(throttle.login_rate_limit, methods=["POST"])
 def login():
     home = url_for("main.home")
     if current_user.is_authenticated:
@@ -63,7 +53,7 @@ def login():
             # Keyed on the email as typed and the address, whether or not an account exists:
             # the same answer for every email.
             form.password.errors.append(
-                f"Too many sign-in attempts. Wait {_wait_words(wait)} and try again."
+                f"Too many sign-in attempts. Wait {throttle.wait_words(wait)} and try again."
             )
             page = render_template("accounts/login.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
@@ -101,7 +91,7 @@ def account():
         wait = throttle.consume(user.email)
         if wait is not None:
             form.current.errors.append(
-                f"Too many attempts. Wait {_wait_words(wait)} and try again."
+                f"Too many attempts. Wait {throttle.wait_words(wait)} and try again."
             )
             return _account_page(form), 429, {"Retry-After": str(wait)}
         try:

@@ -70,6 +70,16 @@ def _seconds_until_reset(item: RateLimitItem, ids: tuple[str, ...]) -> int:
     return max(1, math.ceil(reset_at - time.time()))
 
 
+def login_rate_limit() -> str:
+    """Every POST of a sign-in step from one address (the password, the code): a flood guard."""
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def wait_words(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else "a minute"
+
+
 def _enabled() -> bool:
     # This app's own setting: with rate limits off, Flask-Limiter builds no store for it.
     return bool(current_app.config.get("RATELIMIT_ENABLED", True))

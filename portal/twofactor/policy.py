@@ -36,12 +36,16 @@ def start_grace(user: User) -> None:
 
 
 def overdue(user: User) -> bool:
-    """Required, not set up, and out of grace (or never given one: a role that came to require
-    it while signed in): the user may use nothing but the set-up page."""
+    """Required, not set up, and out of grace: the user may use nothing but the set-up page.
+
+    No grace yet (a session from before the policy, or a role that came to require it while
+    signed in) is not overdue: the grace starts at the next sign-in, which the absolute session
+    lifetime brings within SESSION_ABSOLUTE_SECONDS.
+    """
     if not required(user) or enrolled(user):
         return False
     until = user.two_factor_grace_until
-    return until is None or utcnow() >= until
+    return until is not None and utcnow() >= until
 
 
 def grace_left(user: User) -> timedelta | None:

@@ -36,15 +36,6 @@ _SETUP_ENDPOINTS = frozenset(
 )
 
 
-def _login_limit() -> str:
-    return current_app.config["LOGIN_RATE_LIMIT"]
-
-
-def _wait_words(seconds: int) -> str:
-    minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else "a minute"
-
-
 @bp.before_app_request
 def send_overdue_to_setup():
     """Past the grace period without two-factor: nothing but the set-up page."""
@@ -70,7 +61,7 @@ def two_factor_helpers():
 
 @bp.route("/login/two-factor", methods=["GET", "POST"])
 @public
-@limiter.limit(_login_limit, methods=["POST"])
+@limiter.limit(throttle.login_rate_limit, methods=["POST"])
 def challenge():
     if current_user.is_authenticated:
         return redirect(url_for("main.home"))
@@ -86,7 +77,7 @@ def challenge():
         wait = throttle.consume_code(user.id)
         if wait is not None:
             form.code.errors.append(
-                f"Too many wrong codes. Wait {_wait_words(wait)} and try again."
+                f"Too many wrong codes. Wait {throttle.wait_words(wait)} and try again."
             )
             page = render_template("twofactor/challenge.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
@@ -121,29 +112,10 @@ def setup():
     user = current_user._get_current_object()
     form = ConfirmForm()
     if policy.enrolled(user):
-        if form.validate_on_submit():
-            try:
-                with attempt():
-                    codes = services.renew_recovery_codes(user, form.code.data)
-            except DomainError as exc:
-                form.code.errors.append(str(exc))
-            else:
-                return render_template("twofactor/recovery_codes.html", codes=codes)
-        return render_template(
-            "twofactor/manage.html",
-            form=form,
-            left=services.recovery_left(user),
-            required=policy.required(user),
-        )
+        return _manage(user, form)
     row = services.secret_row(user)
     if row is None:  # a GET writes nothing: the secret is made by the "Begin" button
-        return render_template(
-            "twofactor/setup.html",
-            form=form,
-            start_form=EmptyForm(),
-            required=policy.required(user),
-            overdue=policy.overdue(user),
-        )
+        return _setup_page(user, form)
     if form.validate_on_submit():
         try:
             with attempt():
@@ -154,14 +126,30 @@ def setup():
             devices.note_sign_in(user)  # this browser is the one it was set up on
             return render_template("twofactor/recovery_codes.html", codes=codes, first=True)
     uri = services.setup_uri(user, row)
+    return _setup_page(user, form, qr=totp.qr_data_uri(uri), secret=totp.grouped(row.secret))
+
+
+def _setup_page(user: User, form: ConfirmForm, **shown):
     return render_template(
         "twofactor/setup.html",
         form=form,
-        qr=totp.qr_data_uri(uri),
-        secret=totp.grouped(row.secret),
         required=policy.required(user),
         overdue=policy.overdue(user),
+        **shown,
     )
+
+
+def _manage(user: User, form: ConfirmForm):
+    """Two-factor is on: its state, and new recovery codes against a current code."""
+    if form.validate_on_submit():
+        try:
+            with attempt():
+                codes = services.renew_recovery_codes(user, form.code.data)
+        except DomainError as exc:
+            form.code.errors.append(str(exc))
+        else:
+            return render_template("twofactor/recovery_codes.html", codes=codes)
+    return render_template("twofactor/manage.html", form=form, left=services.recovery_left(user))
 
 
 @bp.post("/account/two-factor/begin")
