@@ -225,11 +225,8 @@ def test_a_viewer_is_never_sent_to_setup(app, client, make_user, login):
 # ------------------------------------------------------------------ remembered browsers
 
 
-def test_a_remembered_browser_skips_the_code_until_forgotten(
-    app, make_user, enrol, passwords, totp_secrets
-):
-    user = make_user("admin")
-    enrol(user)
+def _remembering_browser(app, user, passwords, totp_secrets):
+    """A browser signed in with a code and "do not ask again" ticked."""
     db.session.commit()
     browser = app.test_client()
     browser.post("/login", data={"email": user.email, "password": passwords[user.email]})
@@ -237,6 +234,15 @@ def test_a_remembered_browser_skips_the_code_until_forgotten(
         "/login/two-factor",
         data={"code": twofactor.code(totp_secrets[user.email]), "remember": "y"},
     )
+    return browser
+
+
+def test_a_remembered_browser_skips_the_code_until_forgotten(
+    app, make_user, enrol, passwords, totp_secrets
+):
+    user = make_user("admin")
+    enrol(user)
+    browser = _remembering_browser(app, user, passwords, totp_secrets)
     browser.post("/logout")
     again = browser.post("/login", data={"email": user.email, "password": passwords[user.email]})
     assert again.headers["Location"] == "/"  # no code asked
@@ -314,13 +320,7 @@ def test_a_new_password_ends_the_remembered_browsers(
 
     user = make_user("admin")
     enrol(user)
-    db.session.commit()
-    browser = app.test_client()
-    browser.post("/login", data={"email": user.email, "password": passwords[user.email]})
-    browser.post(
-        "/login/two-factor",
-        data={"code": twofactor.code(totp_secrets[user.email]), "remember": "y"},
-    )
+    _remembering_browser(app, user, passwords, totp_secrets)
     assert len(devices.remembered_for(user.id)) == 1
     accounts.change_password(
         user, passwords[user.email], "a brand new long pass phrase here", keep_session=None
