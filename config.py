@@ -89,6 +89,22 @@ class Config:
     # keep an account locked out.
     LOGIN_ACCOUNT_LIMIT = env_str("LOGIN_ACCOUNT_LIMIT", "5 per 15 minutes")
     LOGIN_IP_LIMIT = env_str("LOGIN_IP_LIMIT", "50 per 15 minutes")
+    # Two-factor sign-in (TOTP) is required of every user whose role holds one of these
+    # permissions: personal data, money, users and roles. Comma-separated.
+    TWO_FACTOR_PERMISSIONS = env_str(
+        "TWO_FACTOR_PERMISSIONS",
+        "beneficiary.pii.read,beneficiary.export,chain.manage,disbursement.manage,"
+        "funding.approve,disbursement.approve,settlement.approve,settlement.manage,"
+        "payout.manage,payout.override,user.manage,role.manage,settings.manage",
+    )
+    # From a required user's first sign-in without it: this long before pages insist on set-up.
+    TWO_FACTOR_GRACE_HOURS = env_int("TWO_FACTOR_GRACE_HOURS", 24)
+    # "Remember this device": no code asked on that browser for this many days.
+    TWO_FACTOR_REMEMBER_DAYS = env_int("TWO_FACTOR_REMEMBER_DAYS", 30)
+    # Wrong codes per account (the password was right: the owner's address is no key here).
+    TWO_FACTOR_CODE_LIMIT = env_str("TWO_FACTOR_CODE_LIMIT", "5 per 15 minutes")
+    # The name authenticator apps show next to the account.
+    TWO_FACTOR_ISSUER = env_str("TWO_FACTOR_ISSUER", "Aid portal")
 
     DEFAULT_COUNTRY = env_str("DEFAULT_COUNTRY", "NP")
     IMPORT_MAX_BYTES = env_int("IMPORT_MAX_BYTES", 256 * 1024 * 1024)

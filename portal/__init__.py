@@ -137,6 +137,7 @@ def _connect_listeners() -> None:
     from portal.disbursements import services as disbursements
     from portal.redemptions import listeners as redemption_listeners
     from portal.settlements import services as settlements
+    from portal.twofactor import listeners as twofactor_listeners
     from portal.vendor_portal import listeners as vendor_portal_listeners
     from portal.vendors import listeners as vendor_listeners
 
@@ -152,3 +153,4 @@ def _connect_listeners() -> None:
     redemption_listeners.connect()
     vendor_portal_listeners.connect()
     settlements.connect()
+    twofactor_listeners.connect()

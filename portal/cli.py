@@ -25,8 +25,10 @@ def init_app(app: Flask) -> None:
     ):
         app.cli.add_command(command)
     from portal.chain import cli as chain_cli
+    from portal.twofactor import cli as twofactor_cli
 
     chain_cli.init_app(app)
+    twofactor_cli.init_app(app)
 
 
 @click.command("create-user")
@@ -114,6 +116,13 @@ def seed_demo_command():
     for email, password in accounts.items():
         click.echo(f"  email:    {email}")
         click.echo(f"  password: {password}")
+    hours = current_app.config["TWO_FACTOR_GRACE_HOURS"]
+    click.echo(
+        "Both roles require two-factor sign-in. They may sign in without it for "
+        f"{hours} hours from their first sign-in; then (or any time before) set it up at "
+        "/account/two-factor with an authenticator app. Lost the phone: "
+        "flask --app wsgi two-factor-reset --email EMAIL"
+    )
     click.echo("=" * 64)
 
 

@@ -19,6 +19,8 @@ user_changed = _signals.signal("user-changed")
 # An emailed account link was sent, resent, revoked or used (invitations, password resets,
 # email changes); sender: the AccountLink. The token is never in the event.
 account_link_changed = _signals.signal("account-link-changed")
+# Two-factor sign-in set up, its recovery codes renewed, or reset by an administrator.
+two_factor_changed = _signals.signal("two-factor-changed")
 
 project_changed = _signals.signal("project-changed")
 project_status_changed = _signals.signal("project-status-changed")

@@ -25,5 +25,6 @@ def import_all() -> None:
     from portal.redemptions import models as _redemptions  # noqa: F401
     from portal.settings import models as _settings  # noqa: F401
     from portal.settlements import models as _settlements  # noqa: F401
+    from portal.twofactor import models as _twofactor  # noqa: F401
     from portal.vendor_portal import models as _vendor_portal  # noqa: F401
     from portal.vendors import models as _vendors  # noqa: F401

@@ -213,6 +213,8 @@ def _on_connect(auth=None):
     # current_user is reloaded from the server-side session row, so a revoked or signed-out
     # browser is refused here and on every later event.
     if current_user.is_authenticated:
+        if _two_factor_overdue():
+            return False
         join_room(user_room(current_user.id))
         join_room(session_room(session["sid_row"]))
         return True
@@ -230,7 +232,14 @@ def _signed_in() -> bool:
     Flask-Login caches the user on ``g``; a socket event must see a revoke made a moment ago.
     """
     g.pop("_login_user", None)
-    return current_user.is_authenticated
+    return current_user.is_authenticated and not _two_factor_overdue()
+
+
+def _two_factor_overdue() -> bool:
+    """A user whose role requires two-factor, out of grace without it, gets no live data."""
+    from portal.twofactor import policy
+
+    return policy.overdue(current_user)
 
 
 class _Refused(Exception):

@@ -135,6 +135,7 @@ def init_app(app: Flask) -> None:
     app.url_map.converters["int"] = IdConverter
     app.before_request(inputs.check_query_string)
     from portal.accounts.invitation_routes import bp as invitations_bp
+    from portal.accounts.lifecycle_routes import bp as lifecycle_bp
     from portal.accounts.link_routes import bp as links_bp
     from portal.accounts.routes import bp as accounts_bp
     from portal.approvals.routes import bp as approvals_bp
@@ -161,6 +162,7 @@ def init_app(app: Flask) -> None:
     from portal.settings.routes import bp as settings_bp
     from portal.settlements import vendor_pages as _vendor_settlement_pages  # noqa: F401
     from portal.settlements.routes import bp as settlements_bp
+    from portal.twofactor.routes import bp as twofactor_bp
     from portal.vendor_portal.routes import bp as vendor_portal_bp
     from portal.vendors.routes import bp as vendors_bp
 
@@ -192,6 +194,8 @@ def init_app(app: Flask) -> None:
         reconciliation_bp,
         ledger_bp,
         settlements_bp,
+        twofactor_bp,
+        lifecycle_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

@@ -91,15 +91,41 @@ def manager(make_user):
 
 
 @pytest.fixture
-def login(passwords):
-    """``login(client, user)`` signs in through the real form; returns the response."""
+def totp_secrets() -> dict[str, str]:
+    """Email -> TOTP secret of the users enrolled by ``enrol``, for ``login``."""
+    return {}
+
+
+@pytest.fixture
+def enrol(app, totp_secrets):
+    """``enrol(user)`` sets up two-factor sign-in for the user in code (as the set-up page
+    would); returns the recovery codes. ``login`` then types the codes their app would show."""
+    from tests.support import twofactor
+
+    def enrol(user) -> list[str]:
+        secret, codes = twofactor.enrol(user)
+        totp_secrets[user.email] = secret
+        return codes
+
+    return enrol
+
+
+@pytest.fixture
+def login(passwords, totp_secrets):
+    """``login(client, user)`` signs in through the real form (and the code step, for an
+    enrolled user); returns the last response."""
+    from tests.support import twofactor
 
     def login(client, user, password: str | None = None):
         db.session.commit()  # a request is a transaction boundary: the user must exist
-        return client.post(
+        response = client.post(
             "/login",
             data={"email": user.email, "password": password or passwords[user.email]},
         )
+        if response.headers.get("Location", "").endswith("/login/two-factor"):
+            secret = totp_secrets[user.email]
+            response = client.post("/login/two-factor", data={"code": twofactor.code(secret)})
+        return response
 
     return login
 

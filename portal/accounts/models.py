@@ -55,6 +55,13 @@ class User(UserMixin, db.Model):
     active: Mapped[bool] = mapped_column(default=True)
     last_login_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # Two-factor sign-in: when the user confirmed their authenticator (None: not set up), and
+    # until when a user whose role requires it may still sign in without (set at the first
+    # such sign-in). The secret and recovery codes live in portal/twofactor.
+    two_factor_enabled_at: Mapped[datetime | None]
+    two_factor_grace_until: Mapped[datetime | None]
+    # A closed account stays for the audit trail (and keeps its email) but never signs in again.
+    closed_at: Mapped[datetime | None]
     role: Mapped[Role] = relationship(lazy="joined")
 
     @property

@@ -158,6 +158,8 @@ def save_role(
 
 
 def set_user_role(user: User, role: Role, active: bool, *, actor: User | None = None) -> None:
+    if active and user.closed_at is not None:
+        raise safeguards.Refused("A closed account cannot be reactivated.", "active")
     if actor is not None:
         safeguards.check_role_assignment(actor, user, role, active)
     else:

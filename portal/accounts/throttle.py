@@ -28,6 +28,7 @@ from portal.extensions import limiter
 
 _ACCOUNT_SCOPE = "login-account"
 _ADDRESS_SCOPE = "login-address"
+_CODE_SCOPE = "two-factor-code"
 
 
 def normalise_email(email: str) -> str:
@@ -69,6 +70,16 @@ def _seconds_until_reset(item: RateLimitItem, ids: tuple[str, ...]) -> int:
     return max(1, math.ceil(reset_at - time.time()))
 
 
+def login_rate_limit() -> str:
+    """Every POST of a sign-in step from one address (the password, the code): a flood guard."""
+    return current_app.config["LOGIN_RATE_LIMIT"]
+
+
+def wait_words(seconds: int) -> str:
+    minutes = -(-seconds // 60)
+    return f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else "a minute"
+
+
 def _enabled() -> bool:
     # This app's own setting: with rate limits off, Flask-Limiter builds no store for it.
     return bool(current_app.config.get("RATELIMIT_ENABLED", True))
@@ -94,3 +105,25 @@ def succeeded(email: str) -> None:
         return
     item, ids = _buckets(email)[0]
     limiter.limiter.clear(item, *ids)
+
+
+def _code_bucket(user_id: int) -> tuple[RateLimitItem, tuple[str, ...]]:
+    # Keyed on the account alone: only someone who has the password reaches the code step, and
+    # guesses spread over many addresses must not each get a fresh allowance.
+    return parse(current_app.config["TWO_FACTOR_CODE_LIMIT"]), (_CODE_SCOPE, str(user_id))
+
+
+def consume_code(user_id: int) -> int | None:
+    """Count one two-factor code attempt for the account; the seconds to wait if over the limit."""
+    if not _enabled():
+        return None
+    item, ids = _code_bucket(user_id)
+    if not limiter.limiter.hit(item, *ids):
+        return _seconds_until_reset(item, ids)
+    return None
+
+
+def code_succeeded(user_id: int) -> None:
+    if _enabled():
+        item, ids = _code_bucket(user_id)
+        limiter.limiter.clear(item, *ids)

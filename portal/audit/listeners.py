@@ -50,6 +50,7 @@ LISTENERS = {
     events.user_signed_out: _record,
     events.user_changed: _record,
     events.account_link_changed: _record,
+    events.two_factor_changed: _record,
     events.role_changed: _record,
     events.project_changed: _record,
     events.project_status_changed: _record,

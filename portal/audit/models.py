@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import String, Text
+from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from portal.extensions import db
@@ -15,6 +15,8 @@ GENESIS = "0" * 64
 
 class AuditEntry(db.Model):
     __tablename__ = "audit_entries"
+    # "Your activity" also lists the entries about the user's account (failed sign-ins...).
+    __table_args__ = (Index("ix_audit_entries_target", "target_type", "target_id"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # A gap-free sequence, unlike the id (PostgreSQL sequences skip on rollback): a missing

@@ -67,6 +67,7 @@ def live_portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
     )
     email, password = f"staff-{secrets.token_hex(4)}@example.org", "a-long-browser-password-7"
     stack.create_user(env, email, password, role="admin")
+    stack.enrol_two_factor(env, email)  # the policy is on: sign-ins type the app's code
     web = stack.WebServer(env, folder)
     worker = stack.Worker(env, folder, processes=1, threads=2)
     try:

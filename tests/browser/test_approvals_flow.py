@@ -11,7 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_vendor_phone import PHONE, staff_sign_in
-from tests.support import stack
+from tests.support import stack, staff_browser, twofactor
 
 pytestmark = pytest.mark.browser
 APPROVER_PASSWORD = "a-long-approver-password-51"
@@ -50,16 +50,13 @@ def _project_and_approver() -> dict:
     project = projects.create({"name": "Four eyes relief", "type": "cva"}, admin)
     projects.change_status(project, "active")
     projects.set_members(project, {admin.id, approver.id})
+    twofactor.enrol(approver)  # a finance role: the policy asks them for a code
     db.session.commit()
     return {"project_id": project.id, "approver_email": approver.email}
 
 
 def approver_sign_in(page, base: str, email: str, password: str = APPROVER_PASSWORD) -> None:
-    page.goto(f"{base}/login")
-    page.get_by_label("Email").fill(email)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    staff_browser.sign_in(page, base, email, password)
 
 
 def test_one_asks_to_fund_another_approves_live(chromium, world, shots):

@@ -11,7 +11,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import stack
+from tests.support import stack, staff_browser
 
 pytestmark = pytest.mark.browser
 CODE = re.compile(r"\b(\d{6})\b")
@@ -130,11 +130,7 @@ def charge(project_id: int, person_id: int, vendor_id: int, amount: int):
 
 
 def sign_in(page, portal):
-    page.goto(f"{portal['base']}/login")
-    page.get_by_label("Email").fill(portal["email"])
-    page.get_by_label("Password").fill(portal["password"])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    staff_browser.sign_in_to(page, portal)  # with the code step: the admin is enrolled
 
 
 def test_figures_follow_a_redemption_within_a_second(chromium, chain_portal, shots):

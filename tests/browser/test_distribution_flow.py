@@ -20,7 +20,7 @@ from tests.browser.test_vendor_phone import (
     read_code,
     staff_sign_in,
 )
-from tests.support import stack
+from tests.support import stack, twofactor
 
 pytestmark = pytest.mark.browser
 VENDOR_PHONE, PERSON_PHONE = "9805700001", "9845700001"
@@ -82,6 +82,7 @@ def _people_and_vendor() -> dict:
         "flow-approver@example.org", "Flow Approver", APPROVER_PASSWORD, roles["finance approver"]
     )
     projects.set_members(project, {admin.id, approver.id})
+    twofactor.enrol(approver)  # a finance role: the policy asks them for a code
     db.session.commit()
     return {"project_id": project.id, "group_id": group.id, "approver_email": approver.email}
 

@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.browser.test_vendor_phone import newest_message_id, read_code, staff_outbox
+from tests.support import staff_browser
 
 pytestmark = pytest.mark.browser
 PHONE = {"width": 375, "height": 812}
@@ -106,10 +107,7 @@ def prepare(folder) -> None:
 def _staff(chromium, portal, width):
     context = chromium.new_context(viewport={"width": width, "height": 900})
     page = context.new_page()
-    page.goto(f"{portal['base']}/login")
-    page.get_by_label("Email").fill(portal["email"])
-    page.get_by_label("Password").fill(portal["password"])
-    page.get_by_role("button", name="Sign in").click()
+    staff_browser.sign_in_to(page, portal, home=False)
     return context, page
 
 

@@ -8,15 +8,13 @@ import re
 import pytest
 from playwright.sync_api import expect
 
+from tests.support import staff_browser
+
 pytestmark = pytest.mark.browser
 
 
 def sign_in(page, portal):
-    page.goto(f"{portal['base']}/login")
-    page.get_by_label("Email").fill(portal["email"])
-    page.get_by_label("Password").fill(portal["password"])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    staff_browser.sign_in_to(page, portal)  # with the code step: the admin is enrolled
 
 
 def test_project_beneficiary_and_live_job_retry(chromium, live_portal, shots):

@@ -15,7 +15,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import stack
+from tests.support import stack, staff_browser
 
 pytestmark = pytest.mark.browser
 CODE = re.compile(r"\b(\d{6})\b")
@@ -111,11 +111,7 @@ def prepare() -> None:
 
 
 def staff_sign_in(page, portal) -> None:
-    page.goto(f"{portal['base']}/login")
-    page.get_by_label("Email").fill(portal["email"])
-    page.get_by_label("Password").fill(portal["password"])
-    page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    staff_browser.sign_in_to(page, portal)  # with the code step: the admin is enrolled
 
 
 def newest_message_id(outbox) -> int:

@@ -13,6 +13,10 @@ from portal.extensions import db, socketio
 PUBLIC = {
     "static",
     "accounts.login",
+    # The code step after a right password: it reads only the half-signed-in note that the
+    # password left in the signed session, and is rate-limited per account (tests/security/
+    # test_two_factor.py holds that the note opens nothing else).
+    "twofactor.challenge",
     "main.health",
     "main.favicon",
     # Kobo's REST service cannot sign in: the route checks the source's shared secret itself.

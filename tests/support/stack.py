@@ -120,6 +120,22 @@ def create_user(env: dict, email: str, password: str, role: str = "admin") -> in
     return int(found.group(1))
 
 
+def enrol_two_factor(env: dict, email: str) -> str:
+    """Set up two-factor sign-in for a user of the stack's database, in code (as the set-up page
+    would); the sign-in helpers then type the codes their app would show. Returns the secret."""
+    from tests.support import twofactor
+
+    argv = [PYTHON, "-m", "tests.support.enrol_two_factor", email]
+    result = subprocess.run(
+        argv, env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=180
+    )
+    if result.returncode != 0:
+        raise CommandFailed(f"enrolling {email} failed:\n{result.stderr[-3000:]}")
+    secret, step = result.stdout.split()[-2:]
+    twofactor.register(email, secret, int(step))
+    return secret
+
+
 # --------------------------------------------------------------------------- processes
 
 
@@ -336,7 +352,27 @@ def sign_in(base_url: str, email: str, password: str):
     )
     if reply.status_code not in (302, 303):
         raise SignInFailed(f"POST /login gave {reply.status_code}: {reply.text[:500]!r}")
+    if reply.headers.get("Location", "").endswith("/login/two-factor"):
+        _type_code(http, base_url, email)
     return http
+
+
+def _type_code(http, base_url: str, email: str) -> None:
+    """The code step of an enrolled user: the code their app would show now."""
+    from tests.support import twofactor
+
+    secret = twofactor.secret_for(email)
+    if secret is None:
+        raise SignInFailed(f"{email} is asked for a code but was not enrolled by this test run")
+    page = http.get(f"{base_url}/login/two-factor", timeout=10)
+    reply = http.post(
+        f"{base_url}/login/two-factor",
+        data={"code": twofactor.code(secret), "csrf_token": scrape_csrf(page.text)},
+        allow_redirects=False,
+        timeout=30,
+    )
+    if reply.status_code not in (302, 303):
+        raise SignInFailed(f"POST /login/two-factor gave {reply.status_code}")
 
 
 def fresh_csrf(http, base_url: str, paths=("/jobs", "/", "/account")) -> str:
@@ -424,6 +460,7 @@ def served_portal(
     )
     email, password = f"{name}-{token_hex(4)}@example.org", f"a-long-{name}-password-{token_hex(2)}"
     create_user(env, email, password, role="admin")
+    enrol_two_factor(env, email)  # the policy is on: the admin signs in with a code
     web = WebServer(env, folder, workers=True)
     app = create_app(
         Config,
