@@ -32,11 +32,11 @@ from portal.accounts.link_forms import (
 )
 from portal.accounts.links import EMAIL_CHANGE, EMAIL_UNDO, INVITATION, PASSWORD_RESET
 from portal.accounts.passwords import WeakPassword
-from portal.accounts.routes import _wait_words
 from portal.accounts.services import WrongPassword
 from portal.errors import DomainError
 from portal.extensions import limiter
 from portal.transactions import attempt
+from portal.twofactor import policy
 
 bp = Blueprint("links", __name__)
 
@@ -106,6 +106,11 @@ def invitation():
                 user, action="auth.signed_in", summary=f"User {user.id} signed in"
             )
             flash(f"Welcome, {user.name}. Your account is ready.", "success")
+            # A role that needs two-factor sign-in sets it up now, while the new password is
+            # fresh in mind; the grace period starts here, as at a first sign-in.
+            policy.start_grace(user)
+            if policy.required(user) and not policy.enrolled(user):
+                return redirect(url_for("twofactor.setup"))
             return redirect(url_for("main.home"))
     return render_template("accounts/invitation_accept.html", form=form, invitation=link)
 
@@ -160,7 +165,7 @@ def change_email():
         wait = throttle.consume(user.email)
         if wait is not None:
             form.password.errors.append(
-                f"Too many attempts. Wait {_wait_words(wait)} and try again."
+                f"Too many attempts. Wait {throttle.wait_words(wait)} and try again."
             )
             page = render_template("accounts/email_change.html", form=form)
             return page, 429, {"Retry-After": str(wait)}

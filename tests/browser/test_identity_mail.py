@@ -1,7 +1,9 @@
 """Staff identity by email in a real browser, against a real SMTP server (STARTTLS and login):
-an admin invites; the invitation arrives; the invitee chooses a password and is signed in,
-signs out, forgets the password and resets it from the emailed link; their session in another
-browser is gone. Screenshots of the new pages at desktop width and at 375 px."""
+an admin invites; the invitation arrives; the invitee chooses a password and is taken to set up
+two-factor sign-in (the test computes the code from the key the page shows); signs out and in
+with a code; signs in with a recovery code; forgets the password and resets it from the emailed
+link; their sessions in other browsers are gone. Screenshots of the new pages at desktop width
+and at 375 px."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import expect
 
-from tests.support import stack
+from tests.support import stack, staff_browser, twofactor
 from tests.support.smtp import SmtpServer
 
 pytestmark = pytest.mark.browser
@@ -62,11 +64,16 @@ def mail_portal(redis_db, portal_secrets, sqlite_factory, tmp_path_factory):
 
 
 def sign_in(page, base: str, email: str, password: str):
+    """The password, then the code the invitee's app shows once they have set it up."""
+    staff_browser.sign_in(page, base, email, password)
+
+
+def password_step(page, base: str, email: str, password: str):
     page.goto(f"{base}/login")
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    expect(page.get_by_role("heading", level=1)).to_have_text("Enter your code")
 
 
 def link_in(mail) -> str:
@@ -117,14 +124,37 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     invitee.get_by_label("Choose a password").fill(FIRST_PASSWORD)
     invitee.get_by_label("Repeat the password").fill(FIRST_PASSWORD)
     invitee.get_by_role("button", name="Create my account").click()
-    expect(invitee.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+
+    # A programme manager reads personal data: two-factor sign-in is set up right away.
+    expect(invitee.get_by_role("heading", level=1)).to_have_text("Set up two-factor sign-in")
     expect(invitee.locator(".who__name")).to_have_text("Mina Rai")
+    invitee.get_by_role("button", name="Begin").click()
+    expect(invitee.locator(".qr img")).to_be_visible()
+    secret = invitee.locator("[data-secret]").inner_text().replace(" ", "")
+    twofactor.register(INVITEE, secret, 0)
+    invitee.get_by_label("Code from the app").fill(twofactor.code(secret))
+    invitee.get_by_role("button", name="Turn on two-factor sign-in").click()
+    expect(invitee.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in is on")
+    recovery_codes = invitee.locator("[data-recovery-codes] li").all_inner_texts()
+    assert len(recovery_codes) == 10
+    invitee.get_by_role("link", name="I have kept them").click()
     invitee.get_by_role("button", name="Sign out").click()
     expect(invitee.get_by_role("heading", level=1)).to_have_text("Sign in")
 
-    # Another browser of theirs, signed in with the first password.
+    # Signing in asks for the code after the password.
+    sign_in(invitee, base, INVITEE, FIRST_PASSWORD)
+    invitee.get_by_role("button", name="Sign out").click()
+
+    # Another browser of theirs signs in with a recovery code (its phone left at home).
     other = chromium.new_context(viewport=DESKTOP).new_page()
-    sign_in(other, base, INVITEE, FIRST_PASSWORD)
+    password_step(other, base, INVITEE, FIRST_PASSWORD)
+    other.get_by_label("Code", exact=True).fill(recovery_codes[0])
+    other.get_by_role("button", name="Verify").click()
+    expect(other.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    expect(other.locator(".flash--info")).to_contain_text("9 left")
+    # And a third one with a code from the app.
+    third = chromium.new_context(viewport=DESKTOP).new_page()
+    sign_in(third, base, INVITEE, FIRST_PASSWORD)
 
     # Forgotten: the link on the sign-in page, the same answer for any address.
     invitee.get_by_role("link", name="Forgot password?").click()
@@ -152,9 +182,10 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     notice = email_to(smtp, "Your portal password was changed", 3)
     assert notice.recipients == [INVITEE] and "reset" in notice.text
 
-    # The other browser's session is gone; the old password no longer works; the new one does.
-    other.goto(f"{base}/account")
-    expect(other.get_by_role("heading", level=1)).to_have_text("Sign in")
+    # The other browsers' sessions are gone; the old password no longer works; the new one does.
+    for old_session in (other, third):
+        old_session.goto(f"{base}/account")
+        expect(old_session.get_by_role("heading", level=1)).to_have_text("Sign in")
     invitee.get_by_label("Email").fill(INVITEE)
     invitee.get_by_label("Password").fill(FIRST_PASSWORD)
     invitee.get_by_role("button", name="Sign in").click()
