@@ -251,7 +251,8 @@ class Config:
     # Mobile-money payouts (an MTN MoMo Disbursement-shaped API). The Settings side of the
     # payouts pages overrides these at runtime; the keys are kept encrypted and never shown.
     MOMO_BASE_URL = env_str("MOMO_BASE_URL")
-    MOMO_CALLBACK_BASE_URL = env_str("MOMO_CALLBACK_BASE_URL")
+    # Where the provider calls back: the portal's public address unless said otherwise.
+    MOMO_CALLBACK_BASE_URL = env_str("MOMO_CALLBACK_BASE_URL") or env_str("PUBLIC_BASE_URL")
     MOMO_TARGET_ENVIRONMENT = env_str("MOMO_TARGET_ENVIRONMENT", "sandbox")
     MOMO_API_USER = env_str("MOMO_API_USER")
     MOMO_API_KEY = env_str("MOMO_API_KEY")
