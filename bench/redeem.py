@@ -28,9 +28,7 @@ import os
 import queue
 import re
 import secrets
-import shutil
 import sys
-import tempfile
 import threading
 import time
 from pathlib import Path
@@ -42,9 +40,10 @@ import _common  # noqa: E402
 import _data  # noqa: E402  (bench/ is this script's folder)
 import _day_seed  # noqa: E402
 import _redeem_stages  # noqa: E402
+import _services  # noqa: E402
 
-from tests.support import services, stack  # noqa: E402
-from tests.support.anvil import DEV_KEY, Anvil  # noqa: E402
+from tests.support import stack  # noqa: E402
+from tests.support.anvil import DEV_KEY  # noqa: E402
 
 CODE = re.compile(r"\b(\d{6})\b")
 # "123456 is your code to pay 1.07 RDM at Bench Shop 03. ..."
@@ -361,28 +360,12 @@ def run(args) -> dict:
     }
     cleanup = []
     try:
-        node = Anvil()
-        node.start()
-        cleanup.append(node.stop)
-        node.wait_ready()
-        pg = services.find_or_start_postgres()
-        cleanup.append(pg.stop)
-        name = pg.create_database(f"portal_bench_redeem_{secrets.token_hex(3)}")
-        cleanup.append(lambda: pg.drop_database(name))
-        redis_service = services.find_or_start_redis()
-        cleanup.append(redis_service.stop)
-        claimed = services.claim_redis_db(redis_service.url)
-        cleanup.append(claimed.release)
-        folder = Path(tempfile.mkdtemp(prefix="portal-bench-redeem-"))
-        if args.keep_logs:
-            print(f"logs kept in {folder}", file=sys.stderr)
-        else:
-            cleanup.append(lambda: shutil.rmtree(folder, ignore_errors=True))
-        keys = services.make_secrets()
-        url = pg.sqlalchemy_url(name)
+        started = _services.start("redeem", cleanup, keep_logs=args.keep_logs)
+        node, name, folder = started.node, started.database, started.folder
+        keys, url = started.keys, started.url
         env = stack.portal_env(
             database_url=url,
-            redis_url=claimed.url,
+            redis_url=started.redis_url,
             instance_dir=folder / "instance",
             secrets=keys,
             WEB3_PROVIDER_URI=node.url,
@@ -413,7 +396,7 @@ def run(args) -> dict:
             Config,
             role="worker",
             SQLALCHEMY_DATABASE_URI=url,
-            REDIS_URL=claimed.url,
+            REDIS_URL=started.redis_url,
             BROKER="redis",
             SECRET_KEY=keys["SECRET_KEY"],
             PII_KEY=keys["PII_KEY"],

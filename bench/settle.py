@@ -31,10 +31,8 @@ import json
 import math
 import queue
 import secrets
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import date
@@ -43,12 +41,13 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-import _common  # noqa: E402  (bench/ is this script's folder)
+import _common  # noqa: E402
 import _data  # noqa: E402
+import _services  # noqa: E402  (bench/ is this script's folder)
 from _chain_baseline import Transfers  # noqa: E402
 
 from tests.support import services, settlement_world, stack  # noqa: E402
-from tests.support.anvil import DEV_KEY, Anvil  # noqa: E402
+from tests.support.anvil import DEV_KEY  # noqa: E402
 from tests.support.momo_server import FakeMomo  # noqa: E402
 
 PASSWORD = "a-long-bench-password-9"  # noqa: S105  (a throw-away database's users)
@@ -256,33 +255,17 @@ def run(args) -> dict:
     }
     cleanup = []
     try:
-        node = Anvil()
-        node.start()
-        cleanup.append(node.stop)
-        node.wait_ready()
-        pg = services.find_or_start_postgres()
-        cleanup.append(pg.stop)
-        name = pg.create_database(f"portal_bench_settle_{secrets.token_hex(3)}")
-        cleanup.append(lambda: pg.drop_database(name))
-        result["database"] = name
-        redis_service = services.find_or_start_redis()
-        cleanup.append(redis_service.stop)
-        claimed = services.claim_redis_db(redis_service.url)
-        cleanup.append(claimed.release)
-        folder = Path(tempfile.mkdtemp(prefix="portal-bench-settle-"))
-        if args.keep_logs:
-            print(f"logs kept in {folder}", file=sys.stderr)
-        else:
-            cleanup.append(lambda: shutil.rmtree(folder, ignore_errors=True))
+        started = _services.start("settle", cleanup, keep_logs=args.keep_logs)
+        node, folder = started.node, started.folder
+        result["database"] = started.database
         momo = FakeMomo()
         momo.__enter__()
         cleanup.append(lambda: momo.__exit__(None, None, None))
-        keys = services.make_secrets()
-        url = pg.sqlalchemy_url(name)
+        keys, url = started.keys, started.url
         web_port = services.free_port()
         env = stack.portal_env(
             database_url=url,
-            redis_url=claimed.url,
+            redis_url=started.redis_url,
             instance_dir=folder / "instance",
             secrets=keys,
             WEB3_PROVIDER_URI=node.url,
@@ -317,7 +300,7 @@ def run(args) -> dict:
             role="worker",
             SQLALCHEMY_DATABASE_URI=url,
             SQLALCHEMY_ENGINE_OPTIONS={"pool_size": 2},
-            REDIS_URL=claimed.url,
+            REDIS_URL=started.redis_url,
             BROKER="redis",
             SECRET_KEY=keys["SECRET_KEY"],
             PII_KEY=keys["PII_KEY"],
