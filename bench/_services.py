@@ -14,8 +14,8 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.support import services
-from tests.support.anvil import Anvil
+from tests.support import services, stack
+from tests.support.anvil import DEV_KEY, Anvil
 
 
 @dataclass
@@ -27,6 +27,22 @@ class Started:
     redis_url: str
     folder: Path
     keys: dict
+
+    def env(self, label: str, **extra: str) -> dict:
+        """The portal processes' environment on these services, with ``extra`` settings."""
+        return stack.portal_env(
+            database_url=self.url,
+            redis_url=self.redis_url,
+            instance_dir=self.folder / "instance",
+            secrets=self.keys,
+            WEB3_PROVIDER_URI=self.node.url,
+            CHAIN_FAUCET_KEY=DEV_KEY,
+            SOCKETIO_CHANNEL=f"bench-{label}-{secrets.token_hex(4)}",
+            # The PostgreSQL server is shared (100 connections): each process's pool is capped
+            # (web 8, each worker process 8); requests beyond that wait for a connection.
+            DB_POOL_SIZE="8",
+            **extra,
+        )
 
 
 def start(label: str, cleanup: list, *, keep_logs: bool) -> Started:

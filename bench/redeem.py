@@ -27,7 +27,6 @@ import contextlib
 import os
 import queue
 import re
-import secrets
 import sys
 import threading
 import time
@@ -363,14 +362,8 @@ def run(args) -> dict:
         started = _services.start("redeem", cleanup, keep_logs=args.keep_logs)
         node, name, folder = started.node, started.database, started.folder
         keys, url = started.keys, started.url
-        env = stack.portal_env(
-            database_url=url,
-            redis_url=started.redis_url,
-            instance_dir=folder / "instance",
-            secrets=keys,
-            WEB3_PROVIDER_URI=node.url,
-            CHAIN_FAUCET_KEY=DEV_KEY,
-            SOCKETIO_CHANNEL=f"bench-redeem-{secrets.token_hex(4)}",
+        env = started.env(
+            "redeem",
             VENDOR_CHARGE_LIMITS=HIGH,
             VENDOR_CODE_ENTRY_LIMIT=HIGH,
             VENDOR_SIGNIN_SMS_LIMITS=HIGH,
@@ -378,9 +371,6 @@ def run(args) -> dict:
             BENEFICIARY_CODE_LIMITS=HIGH,
             BENEFICIARY_GUESS_LIMITS=HIGH,
             VENDOR_MAX_SESSIONS="1000",
-            # The PostgreSQL server is shared (100 connections): each process's pool is capped
-            # (web 8, each worker process 8); requests beyond that wait for a connection.
-            DB_POOL_SIZE="8",
             **args.env,
         )
         stack.run_procfile_release(env)

@@ -30,7 +30,6 @@ import argparse
 import json
 import math
 import queue
-import secrets
 import subprocess
 import sys
 import threading
@@ -47,7 +46,6 @@ import _services  # noqa: E402  (bench/ is this script's folder)
 from _chain_baseline import Transfers  # noqa: E402
 
 from tests.support import services, settlement_world, stack  # noqa: E402
-from tests.support.anvil import DEV_KEY  # noqa: E402
 from tests.support.momo_server import FakeMomo  # noqa: E402
 
 PASSWORD = "a-long-bench-password-9"  # noqa: S105  (a throw-away database's users)
@@ -263,17 +261,8 @@ def run(args) -> dict:
         cleanup.append(lambda: momo.__exit__(None, None, None))
         keys, url = started.keys, started.url
         web_port = services.free_port()
-        env = stack.portal_env(
-            database_url=url,
-            redis_url=started.redis_url,
-            instance_dir=folder / "instance",
-            secrets=keys,
-            WEB3_PROVIDER_URI=node.url,
-            CHAIN_FAUCET_KEY=DEV_KEY,
-            SOCKETIO_CHANNEL=f"bench-settle-{secrets.token_hex(4)}",
-            # The PostgreSQL server is shared (100 connections): each process's pool is capped
-            # (web 8, each worker process 8); requests beyond that wait for a connection.
-            DB_POOL_SIZE="8",
+        env = started.env(
+            "settle",
             MOMO_BASE_URL=momo.url,
             MOMO_CALLBACK_BASE_URL=f"http://127.0.0.1:{web_port}",
             MOMO_API_USER=momo.api_user,

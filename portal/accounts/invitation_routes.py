@@ -10,7 +10,7 @@ from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.accounts.link_forms import InviteForm
 from portal.accounts.models import Role, User
-from portal.accounts.routes import _role_choices
+from portal.accounts.routes import role_choices
 from portal.accounts.safeguards import Refused
 from portal.errors import DomainError
 from portal.extensions import db
@@ -38,7 +38,7 @@ def index():
 def new():
     actor = current_user._get_current_object()
     form = InviteForm()
-    form.role_id.choices = _role_choices()
+    form.role_id.choices = role_choices()
     form.projects.choices = [(p.id, p.name) for p in projects.open_projects(actor)]
     if form.validate_on_submit():
         try:

@@ -143,7 +143,7 @@ def users():
     return render_template("accounts/users.html", users=rows)
 
 
-def _role_choices():
+def role_choices():
     return [(r.id, r.name) for r in db.session.scalars(select(Role).order_by(Role.name))]
 
 
@@ -151,7 +151,7 @@ def _role_choices():
 @permission_required("user.manage")
 def user_new():
     form = UserCreateForm()
-    form.role_id.choices = _role_choices()
+    form.role_id.choices = role_choices()
     if form.validate_on_submit():
         try:
             with attempt():
@@ -179,7 +179,7 @@ def user_new():
 def user_edit(user_id: int):
     user = db.session.get(User, user_id) or abort(404)
     form = UserEditForm(obj=user)
-    form.role_id.choices = _role_choices()
+    form.role_id.choices = role_choices()
     if form.validate_on_submit():
         try:
             with attempt():
