@@ -106,6 +106,7 @@ def register_template_helpers(app: Flask) -> None:
     if app.config.get("AMOUNT_LOCALE", "en") not in amounts.LOCALES:
         raise RuntimeError(f"AMOUNT_LOCALE must be one of {', '.join(amounts.LOCALES)}")
     app.add_template_filter(amounts.format, "amount")
+    app.add_template_filter(amounts.money, "money")
 
     @app.template_filter("dt")
     def format_dt(value):

@@ -151,6 +151,18 @@ def format(base: int | None, decimals: int, locale: str | None = None) -> str:
     return sign + text
 
 
+def money(base: int | None, decimals: int, currency: str | None, locale: str | None = None) -> str:
+    """An amount as staff and vendors read it, in the project's currency: ``NPR 1,500.50``.
+
+    The token is a detail of how the value is held: pages name the currency, never the token's
+    symbol. A no-break space keeps the currency beside its figure in a narrow table cell.
+    """
+    text = format(base, decimals, locale)
+    if base is None or not currency:
+        return text
+    return f"{currency}\u00a0{text}"
+
+
 def plain(base: int, decimals: int) -> str:
     """Base units to machine text for files and APIs: ASCII digits, a point, every fraction
     digit, no grouping (150050, 2 → ``1500.50``); ``parse`` reads it back."""
