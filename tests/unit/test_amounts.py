@@ -341,3 +341,21 @@ def test_check_passes_what_parse_gives():
     assert amounts.check(amounts.parse("12.50", 2), 2) == 1_250
     with pytest.raises(amounts.AmountError, match="At most"):
         amounts.check(amounts.ceiling(2) + 1, 2)
+
+
+# --- in the project's currency -------------------------------------------------------------
+
+
+@generated
+@given(decimals_and_amount(allow_zero=True), LOCALES, st.sampled_from(["NPR", "USD", "KES"]))
+def test_money_names_the_currency_and_its_figure_parses_back(pair, locale, currency):
+    decimals, base = pair
+    text = amounts.money(base, decimals, currency, locale)
+    name, _, figure = text.partition("\u00a0")
+    assert name == currency
+    assert amounts.parse(figure, decimals, allow_zero=True) == base
+
+
+def test_money_without_a_currency_or_an_amount_is_the_plain_figure():
+    assert amounts.money(150050, 2, None, "en") == "1,500.50"
+    assert amounts.money(None, 2, "NPR", "en") == "–"
