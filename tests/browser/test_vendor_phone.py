@@ -408,7 +408,9 @@ def wait_in_page(page, check, what: str, timeout: float = 20) -> None:
         page.wait_for_timeout(50)
 
 
-def test_the_receipt_ends_confirmed_when_the_update_beats_the_joins_answer(chromium, portal, shots):
+def test_the_receipt_ends_confirmed_when_the_update_beats_the_joins_answer(
+    vendor_phone, portal, shots
+):
     """The join's snapshot is read ("Pending"), the transfer is confirmed and its update is
     sent, and only then does the join's answer reach the phone. The screen must end
     "Confirmed": a snapshot older than an update the page has heard must not win."""
