@@ -11,6 +11,7 @@ pages at 375 and 1366 px go to ARTIFACTS_DIR.
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
@@ -92,6 +93,9 @@ def signed_in_context(chromium, client, app, base: str, viewport: dict):
     context = chromium.new_context(viewport=viewport, is_mobile=viewport["width"] < 600)
     name = app.config["SESSION_COOKIE_NAME"]
     context.add_cookies([{"name": name, "value": client.get_cookie(name).value, "url": base}])
+    # Layout only: no live socket (the page walk leaves pages faster than this simple threaded
+    # server settles a socket's join, and the pages stay whole without it).
+    context.route(re.compile(r"/socket\.io/"), lambda route: route.abort())
     return context
 
 
