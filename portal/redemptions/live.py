@@ -6,6 +6,7 @@ from portal import realtime
 from portal.chain.models import ProjectChain
 from portal.extensions import db
 from portal.money import amounts
+from portal.projects.models import Project
 from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
 from portal.redemptions.models import (
     ACCEPTED,
@@ -61,9 +62,12 @@ def vendor_note(redemption: Redemption) -> str:
 
 
 def money(amount: int, pc: ProjectChain | None) -> str:
+    """An amount in the project's currency ("NPR 1,500.00"): vendors and beneficiaries count
+    in it; the token that holds the value is a detail they never need to read."""
     if pc is None:
         return str(amount)
-    return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
+    project = db.session.get(Project, pc.project_id)
+    return amounts.money(amount, pc.decimals, project.currency if project else None)
 
 
 def serialize(redemption: Redemption) -> dict:

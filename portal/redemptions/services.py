@@ -40,7 +40,7 @@ from portal.money import amounts
 from portal.projects.models import ACTIVE as PROJECT_ACTIVE
 from portal.projects.models import Project
 from portal.quotas import services as quotas
-from portal.redemptions import codes
+from portal.redemptions import codes, payer_names
 from portal.redemptions.live import announce, money
 from portal.redemptions.models import (
     ACCEPTED,
@@ -210,9 +210,8 @@ def find_payer(project: Project, *, card: str = "", phone: str = "") -> Payer:
 
 
 def masked_name(person: Beneficiary) -> str:
-    """The holder's name as a scanned card may show it: each word's first letter, then dots."""
-    words = (person.pii.name or "").split()
-    return " ".join(word[0] + "•" * min(len(word) - 1, 4) for word in words[:4]) or "—"
+    """The holder's name as a vendor may see it ("Gita M."; ``payer_names``), or a dash."""
+    return payer_names.mask(person.pii.name) or "—"
 
 
 # --- starting, confirming, resending, cancelling --------------------------------------------

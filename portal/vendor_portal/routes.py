@@ -34,7 +34,7 @@ from portal.errors import DomainError, NotFound, ValidationFailed
 from portal.extensions import db, limiter
 from portal.quotas import services as quotas
 from portal.quotas.services import Throttled
-from portal.redemptions import codes, ledger
+from portal.redemptions import codes, ledger, payer_names
 from portal.redemptions import live as redemption_live
 from portal.redemptions import services as redemptions
 from portal.redemptions.models import AWAITING, BY_CARD, IN_FLIGHT, SETTLED, effective_status
@@ -86,6 +86,8 @@ def _csrf_error(exc):
 def _domain_error(exc):
     if isinstance(exc, Throttled):
         return _throttled(exc)
+    if web.wants_json():
+        return web.problem(exc.status, str(exc))
     return _message(exc.status, "That did not work", str(exc))
 
 
@@ -322,15 +324,21 @@ def charge():
 
 
 def _payer_shown(redemption) -> str | None:
-    """Who pays, as the vendor may see it: a scanned card's holder by masked name; for a typed
-    number nothing at all until the code is accepted (then the beneficiary's reference)."""
+    """Who pays, as this vendor may see it: a masked name ("Gita M."), never the whole name or
+    the phone. A scanned card shows its holder's at once (the card is in the vendor's hand);
+    a typed number shows nothing until the code is accepted, so typing numbers never tells
+    a vendor whose they are. Only ever called on a redemption of this vendor's."""
     if redemption.beneficiary_id is None:
         return None
-    if redemption.confirmed_at is not None:
-        return ledger.person_ref(redemption)
-    if redemption.method == BY_CARD:
-        return redemptions.masked_name(ledger.person_of(redemption))
-    return None
+    if redemption.confirmed_at is None and redemption.method != BY_CARD:
+        return None
+    person = ledger.person_of(redemption)
+    return payer_names.mask(person.pii.name) if person is not None else None
+
+
+def _state(redemption) -> dict:
+    """What the receipt shows, for its page and the live updates of this vendor only."""
+    return {**redemption_live.serialize(redemption), "payer": _payer_shown(redemption)}
 
 
 def _code_page(vendor, redemption, form):
@@ -421,12 +429,20 @@ def receipt(redemption_id: int):
         "vendor/receipt.html",
         vendor=vendor,
         redemption=redemption,
-        state=redemption_live.serialize(redemption),
-        payer=_payer_shown(redemption),
+        state=_state(redemption),
         left=redemption_live.money(redemption.remaining_after, pc) if paid else None,
         project=ledger.project_of(redemption),
         tx_hash=ledger.tx_hash_of(redemption),
     )
+
+
+@bp.get("/payments/<int:redemption_id>/state")
+@vendor_required
+def receipt_state(redemption_id: int):
+    """The receipt's state now, read by its page after (re)joining and whenever an update may
+    have been missed: the page ends right whatever order the updates arrive in."""
+    redemption = redemptions.get_for_vendor(current_vendor(), redemption_id)
+    return _state(redemption), 200, {"Cache-Control": "no-store"}
 
 
 @realtime.vendor_topic("redemptions")
@@ -438,5 +454,5 @@ def redemptions_topic(vendor, params: dict):
             found = redemptions.get_for_vendor(vendor, realtime.id_param(params, "id"))
         except NotFound:
             raise LookupError("not this vendor's") from None
-        snapshot["redemption"] = redemption_live.serialize(found)
+        snapshot["redemption"] = _state(found)
     return [realtime.vendor_room(vendor.id)], snapshot

@@ -185,7 +185,7 @@ def test_vendor_charges_a_beneficiary_on_the_phone(chromium, portal, shots):
     page.get_by_role("button", name="Send me a code").click()
     expect(page.locator(".field--error .error")).to_contain_text("Not a valid phone number")
     vendor_sign_in(page, outbox, base, wrong_first=True, shots=shots)
-    expect(page.locator(".v-balance__n")).to_have_text("0.00 AID")
+    expect(page.locator(".v-balance__n")).to_have_text("NPR 0.00")
     fits(page, "3-home", shots)
 
     # Charge by phone number: too much first. A typed number tells the vendor nothing (not
@@ -199,7 +199,8 @@ def test_vendor_charges_a_beneficiary_on_the_phone(chromium, portal, shots):
     page.get_by_role("button", name="Send the code to the beneficiary").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Ask for the code")
     expect(page.locator(".v-card")).to_contain_text("A code was sent if this number can pay")
-    expect(page.locator(".v-sum__amount")).to_have_text("99.00 AID")
+    expect(page.locator(".v-sum__amount")).to_have_text("NPR 99.00")
+    expect(page.locator("body")).not_to_contain_text("Vendor P")
     expect(page.locator("body")).not_to_contain_text("40.00")
     fits(page, "5-charge-too-much", shots)
     page.get_by_role("button", name="Cancel").click()
@@ -210,7 +211,7 @@ def test_vendor_charges_a_beneficiary_on_the_phone(chromium, portal, shots):
     page.get_by_label("Amount").fill("12.50")
     page.get_by_role("button", name="Send the code to the beneficiary").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Ask for the code")
-    expect(page.locator(".v-sum__amount")).to_have_text("12.50 AID")
+    expect(page.locator(".v-sum__amount")).to_have_text("NPR 12.50")
     fits(page, "6-code", shots)
 
     # The beneficiary reads the code out; the vendor types it.
@@ -218,10 +219,13 @@ def test_vendor_charges_a_beneficiary_on_the_phone(chromium, portal, shots):
     outbox.screenshot(path=str(shots / "vendor-0-outbox-staff.png"), full_page=True)
     page.get_by_label("Code").fill(code)
     page.get_by_role("button", name="Confirm payment").click()
-    expect(page.locator(".v-receipt__amount")).to_have_text("12.50 AID")
+    expect(page.locator(".v-receipt__amount")).to_have_text("NPR 12.50")
     # Once the code is accepted, what is left is shown.
     expect(page.locator(".v-facts")).to_contain_text("Left after this payment")
-    expect(page.locator(".v-facts")).to_contain_text("27.50 AID")
+    expect(page.locator(".v-facts")).to_contain_text("NPR 27.50")
+    # Now that the code proved the beneficiary is here, the vendor sees who paid: masked.
+    expect(page.locator("[data-payer]")).to_have_text("Vendor P.")
+    expect(page.locator("body")).not_to_contain_text("Vendor Test Person")
     status = page.locator(".v-status")
     first_seen = status.get_attribute("data-status")
     page.evaluate("window.__notReloaded = true")
@@ -233,11 +237,11 @@ def test_vendor_charges_a_beneficiary_on_the_phone(chromium, portal, shots):
     fits(page, "8-receipt-confirmed", shots)
 
     page.get_by_role("link", name="Home").click()
-    expect(page.locator(".v-balance__n")).to_have_text("12.50 AID")
+    expect(page.locator(".v-balance__n")).to_have_text("NPR 12.50")
     # The home page reads the database's ledger; the chain only when the vendor asks.
     expect(page.locator("[data-on-chain]")).to_have_count(0)
     page.get_by_role("link", name="Check the balance on the chain").click()
-    expect(page.locator("[data-on-chain]")).to_have_text("On chain: 12.50 AID")
+    expect(page.locator("[data-on-chain]")).to_have_text("On chain: NPR 12.50")
     expect(page.locator(".v-pay").first).to_contain_text("Confirmed")
     fits(page, "9-home-after", shots)
     assert not errors, errors
@@ -309,11 +313,200 @@ def test_the_camera_reads_the_beneficiarys_card(chromium, portal, shots, tmp_pat
         page.get_by_label("Amount").fill("2")
         page.get_by_role("button", name="Send the code to the beneficiary").click()
         expect(page.get_by_role("heading", level=1)).to_have_text("Ask for the code")
-        expect(page.locator(".v-sum__amount")).to_have_text("2.00 AID")
+        expect(page.locator(".v-sum__amount")).to_have_text("NPR 2.00")
         # A scanned card may show its holder's name, masked.
-        expect(page.locator(".v-sum")).to_contain_text("from V•••• T••• P••••")
+        expect(page.locator(".v-sum")).to_contain_text("from Vendor P.")
+        expect(page.locator("body")).not_to_contain_text("Vendor Test Person")
         assert not errors, errors
         phone.close()
     finally:
         camera.close()
         staff.close()
+
+
+# --- the receipt ends right whatever the order of "confirmed" and "joined" --------------------
+#
+# The payment is confirmed by this process (as the chain job's follow-up would: the row, then
+# the live update through Redis), so the test decides when it happens relative to the page's
+# socket; the page's WebSocket runs through Playwright, which can hold, drop or refuse it.
+
+
+def pending_payment() -> int:
+    """A payment whose code was accepted and whose transfer is on its way: "Pending"."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from portal.beneficiaries.models import Beneficiary
+    from portal.extensions import db
+    from portal.redemptions.models import BY_PHONE, SUBMITTED, Redemption
+    from portal.timeutil import utcnow
+    from portal.vendors.models import Vendor, VendorProject
+
+    db.session.rollback()
+    person = db.session.scalar(select(Beneficiary).order_by(Beneficiary.id).limit(1))
+    shop = db.session.scalar(select(Vendor).where(Vendor.name == "Hill Grocers"))
+    now = utcnow()
+    row = Redemption(
+        project_id=db.session.scalar(
+            select(VendorProject.project_id).where(VendorProject.vendor_id == shop.id)
+        ),
+        vendor_id=shop.id,
+        beneficiary_id=person.id,
+        amount=150,
+        method=BY_PHONE,
+        status=SUBMITTED,
+        code_expires_at=now + timedelta(minutes=5),
+        confirmed_at=now,
+        submitted_at=now,
+        remaining_after=1_000,
+    )
+    db.session.add(row)
+    db.session.commit()
+    return row.id
+
+
+def confirm_payment(redemption_id: int) -> None:
+    """The transfer is confirmed: the row, then the update to the vendor's room after commit."""
+    from portal.extensions import db
+    from portal.redemptions import live
+    from portal.redemptions.models import SETTLED, Redemption
+    from portal.timeutil import utcnow
+
+    db.session.rollback()
+    row = db.session.get(Redemption, redemption_id)
+    row.status, row.settled_at, row.finished_at = SETTLED, utcnow(), utcnow()
+    live.announce(row)
+    db.session.commit()
+
+
+@pytest.fixture(scope="module")
+def vendor_phone(chromium, portal):
+    """One signed-in phone for the race tests (a sign-in sends an SMS, and those are limited)."""
+    staff, outbox = staff_outbox(chromium, portal)
+    phone = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
+    vendor_sign_in(phone.new_page(), outbox, portal["base"])
+    staff.close()
+    yield phone
+    phone.close()
+
+
+def phone_page(phone):
+    page = phone.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    return page, errors
+
+
+def wait_in_page(page, check, what: str, timeout: float = 20) -> None:
+    """Wait while Playwright dispatches the WebSocket route's callbacks (they run inside its
+    calls, so a plain sleep would hold them)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        page.wait_for_timeout(50)
+
+
+def test_the_receipt_ends_confirmed_when_the_update_beats_the_joins_answer(
+    vendor_phone, portal, shots
+):
+    """The join's snapshot is read ("Pending"), the transfer is confirmed and its update is
+    sent, and only then does the join's answer reach the phone. The screen must end
+    "Confirmed": a snapshot older than an update the page has heard must not win."""
+    with portal["app"].app_context():
+        payment = pending_payment()
+    page, errors = phone_page(vendor_phone)
+    held: list[str] = []
+    socket: dict = {}
+
+    def route(ws):
+        server = ws.connect_to_server()
+        socket["page"] = ws
+
+        def from_server(message):
+            if isinstance(message, str) and message.startswith("43") and not socket.get("free"):
+                held.append(message)  # the answer to the join (an ack): held back
+            else:
+                ws.send(message)
+
+        server.on_message(from_server)
+        ws.on_message(lambda message: server.send(message))
+
+    page.route_web_socket(re.compile(r"/socket\.io/"), route)
+    page.goto(f"{portal['base']}/vendor/payments/{payment}")
+    status = page.locator(".v-status")
+    expect(status).to_have_text("Pending")
+    wait_in_page(page, lambda: held, "the join's answer")
+    with portal["app"].app_context():
+        confirm_payment(payment)
+    expect(status).to_have_text("Confirmed", timeout=15_000)
+    socket["free"] = True
+    for message in held:
+        socket["page"].send(message)  # the older snapshot arrives last
+    page.wait_for_timeout(1_500)
+    assert status.inner_text() == "Confirmed", "an older snapshot overwrote the confirmation"
+    expect(page.locator("[data-waiting]")).to_be_hidden()
+    page.screenshot(path=str(shots / "vendor-11-receipt-after-race.png"), full_page=True)
+    assert not errors, errors
+    page.close()
+
+
+def test_the_receipt_ends_confirmed_while_the_socket_cannot_join(vendor_phone, portal, shots):
+    """The confirmation comes while the page has no socket: first before it ever joined (a
+    network that drops WebSockets while the page loads), then across a reconnect on a second
+    payment. The page must show it within a few seconds, without waiting for the reconnect
+    backoff (1+2+4+5+5 s) and without a reload."""
+    with portal["app"].app_context():
+        first, second = pending_payment(), pending_payment()
+    page, errors = phone_page(vendor_phone)
+    gate = {"open": False, "sockets": []}
+
+    def route(ws):
+        if not gate["open"]:
+            ws.close()
+            return
+        server = ws.connect_to_server()
+        gate["sockets"].append(ws)
+        server.on_message(lambda message: ws.send(message))
+        ws.on_message(lambda message: server.send(message))
+
+    def polling(route_):
+        if gate["open"]:
+            route_.continue_()
+        else:
+            route_.abort()
+
+    page.route_web_socket(re.compile(r"/socket\.io/"), route)
+    page.route(re.compile(r"/socket\.io/"), polling)
+
+    # Before the join: the page loads with its socket refused; the payment is confirmed.
+    page.goto(f"{portal['base']}/vendor/payments/{first}")
+    status = page.locator(".v-status")
+    expect(status).to_have_text("Pending")
+    page.evaluate("window.__notReloaded = true")
+    with portal["app"].app_context():
+        confirm_payment(first)
+    expect(status).to_have_text("Confirmed", timeout=6_000)
+    assert page.evaluate("window.__notReloaded === true"), "the receipt was reloaded"
+
+    # Across a reconnect: joined, then the socket drops and cannot come back for a while.
+    gate["open"] = True
+    page.goto(f"{portal['base']}/vendor/payments/{second}")
+    expect(status).to_have_text("Pending")
+    wait_in_page(page, lambda: gate["sockets"], "the socket")
+    page.wait_for_timeout(500)
+    gate["open"] = False
+    for ws in gate["sockets"]:
+        ws.close()
+    page.evaluate("window.__notReloaded = true")
+    with portal["app"].app_context():
+        confirm_payment(second)
+    expect(status).to_have_text("Confirmed", timeout=6_000)
+    gate["open"] = True  # the socket comes back; the screen stays right
+    page.wait_for_timeout(2_000)
+    assert status.inner_text() == "Confirmed"
+    assert page.evaluate("window.__notReloaded === true"), "the receipt was reloaded"
+    page.screenshot(path=str(shots / "vendor-12-receipt-after-reconnect.png"), full_page=True)
+    assert not errors, errors
+    page.close()

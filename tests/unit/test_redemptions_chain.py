@@ -85,7 +85,7 @@ def test_code_to_tokens_at_the_vendor(funded, worker):
     assert transfer.transfer(done.id).startswith("nothing to do")
     balance = ledger.balances(vendor, with_chain=True)[0]
     assert (balance.settled, balance.pending, balance.count) == (1250, 0, 1)
-    assert (balance.on_chain, balance.on_chain_text) == (1250, "12.50 AID")
+    assert (balance.on_chain, balance.on_chain_text) == (1250, "NPR\u00a012.50")
 
 
 @pytest.mark.parametrize("in_request", [True, False], ids=["signed-in-request", "by-the-job"])

@@ -11,6 +11,8 @@ from sqlalchemy import func, select
 from portal.comms.models import OutboxMessage
 from portal.disbursements.models import Entitlement
 from portal.extensions import db, socketio
+from portal.redemptions import live as redemption_live
+from portal.redemptions import payer_names
 from portal.redemptions.models import Redemption
 from portal.vendor_portal.models import VendorSession, VendorSignIn
 from portal.vendors import services as vendors
@@ -174,7 +176,7 @@ def test_charge_by_phone_to_receipt(world, client):
     project, person, vendor = world
     sign_in(client, vendor)
     page = client.get("/vendor/charge").get_data(as_text=True)
-    assert "Winter food" in page and "AID" in page
+    assert "Winter food" in page and "In NPR" in page and "AID" not in page
     response = client.post(
         "/vendor/charge",
         data={"project_id": project.id, "phone": "984-1000001", "amount": "12.50"},
@@ -184,7 +186,8 @@ def test_charge_by_phone_to_receipt(world, client):
     assert redemption.amount == 1_250
     code_page = client.get(response.headers["Location"]).get_data(as_text=True)
     # A typed number tells nothing of whose it is before the code is accepted.
-    assert "12.50 AID" in code_page and person.ref not in code_page
+    assert "NPR\u00a012.50" in code_page and person.ref not in code_page
+    assert payer_names.mask(person.pii.name) not in code_page
     wrong = f"{(int(last_code(person.pii.phone)) + 1) % 10**6:06d}"
     retry = client.post(f"/vendor/payments/{redemption.id}/code", data={"code": wrong})
     assert "not right" in retry.get_data(as_text=True)
@@ -193,11 +196,14 @@ def test_charge_by_phone_to_receipt(world, client):
     )
     assert done.headers["Location"] == f"/vendor/payments/{redemption.id}"
     receipt = client.get(done.headers["Location"]).get_data(as_text=True)
-    assert "Pending" in receipt and "12.50 AID" in receipt and person.ref in receipt
-    assert "Left after this payment" in receipt and "37.50 AID" in receipt
+    assert "Pending" in receipt and "NPR\u00a012.50" in receipt
+    # Once the code is accepted the vendor sees who paid, masked; never the name or phone.
+    assert f"data-payer>{payer_names.mask(person.pii.name)}<" in receipt
+    assert person.pii.name not in receipt and person.pii.phone not in receipt
+    assert "Left after this payment" in receipt and "NPR\u00a037.50" in receipt
     assert db.session.scalar(select(Entitlement)).redeemed == 1_250
     home = client.get("/vendor/").get_data(as_text=True)
-    assert "12.50 AID on the way" in home
+    assert "NPR\u00a012.50 on the way" in home
 
 
 @pytest.mark.parametrize(
@@ -351,3 +357,54 @@ def test_unused_codes_show_as_expired_on_the_home_page(world, client):
 
     assert sweep()[0] == 1
     assert db.session.get(Redemption, redemption.id).status == "expired"
+
+
+# --- who is paying, and the receipt's state --------------------------------------------------
+
+
+def test_the_receipt_state_names_the_payer_masked_only_to_its_vendor(
+    world, client, app, make_vendor, caplog
+):
+    """The state the receipt reads after (re)joining: in the vendor's scope only, the payer's
+    masked name once the code is accepted, amounts in the project's currency, nothing of the
+    payer in the logs."""
+    project, person, vendor = world
+    caplog.set_level("DEBUG")
+    sign_in(client, vendor)
+    client.post(
+        "/vendor/charge", data={"project_id": project.id, "phone": "9841000001", "amount": "3"}
+    )
+    redemption = db.session.scalar(select(Redemption))
+    url = f"/vendor/payments/{redemption.id}/state"
+    before = client.get(url, headers={"Accept": "application/json"})
+    assert before.status_code == 200 and before.headers["Cache-Control"] == "no-store"
+    # A typed number: nobody's name until the code proves the payer is here.
+    assert before.json["payer"] is None and before.json["status"] == "awaiting_code"
+    assert before.json["amount"] == "NPR\u00a03.00"
+    client.post(
+        f"/vendor/payments/{redemption.id}/code", data={"code": last_code(person.pii.phone)}
+    )
+    after = client.get(url, headers={"Accept": "application/json"}).json
+    masked = payer_names.mask(person.pii.name)
+    assert masked and after["payer"] == masked and after["label"] == "Pending"
+    sio = socketio.test_client(app, flask_test_client=client)
+    ack = sio.emit("subscribe", {"topic": "redemptions", "id": redemption.id}, callback=True)
+    assert ack["snapshot"]["redemption"]["payer"] == masked
+    # What goes to the rooms (the operations room too) carries no name.
+    sio.get_received()
+    redemption_live.announce(db.session.get(Redemption, redemption.id))
+    db.session.commit()
+    heard = [e["args"][0] for e in sio.get_received() if e["name"] == "redemption.updated"]
+    assert heard and all("payer" not in state for state in heard)
+
+    other = make_vendor(project=project, status="approved")
+    db.session.commit()
+    stranger = app.test_client()
+    sign_in(stranger, other)
+    refused = stranger.get(url, headers={"Accept": "application/json"})
+    assert refused.status_code == 404 and refused.mimetype == "application/problem+json"
+    assert masked not in refused.get_data(as_text=True)
+    signed_out = app.test_client().get(url)
+    assert signed_out.status_code == 302 and "/vendor/sign-in" in signed_out.headers["Location"]
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert masked not in logged and person.pii.name not in logged
