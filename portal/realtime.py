@@ -287,12 +287,25 @@ def _resolve_vendor(data: dict) -> tuple[Topic, list[str], dict]:
 
 
 def _on_subscribe(data):
+    """Join the topic's rooms, then read its snapshot.
+
+    In that order, a change committed at any moment is either in the snapshot or heard in the
+    room afterwards: read first and join after, and a change landing in between was lost until
+    the next one. The first resolve checks the permission and names the rooms; the second,
+    after joining, reads the state (topic snapshots are cached or bounded reads).
+    """
     try:
-        found, rooms, snapshot = _resolve(data)
+        found, rooms, _ = _resolve(data)
     except _Refused as refused:
         return refused.answer
     for room in rooms:
         join_room(room)
+    try:
+        found, _, snapshot = _resolve(data)
+    except _Refused as refused:  # access ended between the two reads
+        for room in rooms:
+            leave_room(room)
+        return refused.answer
     return {"ok": True, "topic": found.name, "snapshot": snapshot}
 
 
