@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from portal.crypto import Encrypted
@@ -93,3 +93,26 @@ class GroupMember(db.Model):
     beneficiary_id: Mapped[int] = mapped_column(
         ForeignKey("beneficiaries.id", ondelete="CASCADE"), index=True
     )
+
+
+class BeneficiaryNameTerm(db.Model):
+    """One keyed hash of a word (or word prefix) of a person's name or location: the blind
+    index that name search looks up (see ``portal.beneficiaries.name_search``)."""
+
+    __tablename__ = "beneficiary_name_terms"
+
+    term: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+
+
+class NameIndexState(db.Model):
+    """Which spelling rules and key the name index was last built with (one row)."""
+
+    __tablename__ = "name_index_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    built_at: Mapped[datetime] = mapped_column(default=utcnow)
+    people: Mapped[int] = mapped_column(default=0)

@@ -17,7 +17,7 @@ from sqlalchemy import Select, delete, exists, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from portal import dateranges, events, inputs
-from portal.beneficiaries import normalize
+from portal.beneficiaries import name_search, normalize
 from portal.beneficiaries.models import (
     STATUSES,
     Beneficiary,
@@ -96,11 +96,14 @@ def _ensure_unique(values: dict, exclude_id: int | None = None) -> None:
         query = select(BeneficiaryPII.beneficiary_id).where(column == value)
         if exclude_id is not None:
             query = query.where(BeneficiaryPII.beneficiary_id != exclude_id)
-        if db.session.scalar(query) is not None:
+        found = db.session.scalar(query)
+        if found is not None:
             label = "phone number" if field == "phone" else "national ID"
-            raise normalize.InvalidValue(
+            error = normalize.InvalidValue(
                 field, f"A beneficiary with this {label} is already enrolled."
             )
+            error.duplicate_id = found  # the page links to that person, if the user may see them
+            raise error
 
 
 def _check_retention(value: date | None) -> None:
@@ -121,6 +124,7 @@ def create(data: dict, *, project: Project | None = None) -> Beneficiary:
         db.session.flush()
     except IntegrityError:  # a concurrent enrolment of the same phone or ID won the race
         raise Conflict("This person was enrolled a moment ago by someone else.") from None
+    name_search.index_person(person.id, values["name"], values["location"])
     events.beneficiary_changed.send(
         person,
         action="beneficiary.created",
@@ -142,6 +146,8 @@ def update(person: Beneficiary, data: dict) -> Beneficiary:
     changed = [k for k in PII_FIELDS if getattr(person.pii, k) != values[k]]
     for key, value in values.items():
         setattr(person.pii, key, value)
+    if "name" in changed or "location" in changed:
+        name_search.index_person(person.id, values["name"], values["location"])
     for key in RECORD_FIELDS:
         if key in data and data[key] is not None and getattr(person, key) != data[key]:
             setattr(person, key, data[key])
@@ -213,7 +219,7 @@ def _filtered(user, params: ListQuery, ids_within: tuple = ()) -> Select:
         query = _in_projects(select(Beneficiary), ids, ids_within)
     term = params.q.strip()
     if term:
-        query = query.where(Beneficiary.id.in_(_exact_matches(term)))
+        query = query.where(_matches(term))
     if params.group_id:
         query = query.where(
             exists().where(
@@ -433,6 +439,14 @@ def _rounded(estimate: int) -> int:
     if estimate < 100:
         return estimate
     return round(estimate, 2 - len(str(estimate)))
+
+
+def _matches(term: str):
+    """People whose reference, phone or national ID is the term, or whose name and location
+    have every word of it (a term of digits alone is looked up as a number only)."""
+    exact = Beneficiary.id.in_(_exact_matches(term))
+    named = name_search.matching_ids(term) if name_search.is_name_query(term) else None
+    return exact if named is None else or_(exact, Beneficiary.id.in_(named))
 
 
 def _exact_matches(term: str) -> Select:

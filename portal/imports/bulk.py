@@ -3,9 +3,9 @@
 ``CopyWriter.prepare`` does everything that needs no transaction, and may run in another thread
 (``portal.imports.ahead``) with its own connection: ids drawn from the beneficiaries' sequence
 (sequences are outside transactions: a rolled-back import leaves a gap in the ids, as any
-rollback does), the personal data encrypted, and the four tables' rows written out in COPY's
+rollback does), the personal data encrypted, and the five tables' rows written out in COPY's
 text format. ``CopyWriter.write`` then sends them, in the job's one transaction, on the
-session's connection: beneficiaries first, so that the foreign keys of the other three tables
+session's connection: beneficiaries first, so that the foreign keys of the other tables
 find their rows. Every constraint is checked by PostgreSQL as for any insert.
 
 Text format: columns separated by tabs, ``\\N`` for NULL. The values written here cannot hold a
@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from portal.beneficiaries import name_search
 from portal.beneficiaries.models import ACTIVE
 from portal.beneficiaries.services import new_ref
 from portal.imports.sealing import Sealer
@@ -43,6 +44,7 @@ PII = (
 )
 LINKS = "COPY project_beneficiaries (project_id, beneficiary_id, added_at) FROM STDIN"
 MEMBERS = "COPY group_members (group_id, beneficiary_id) FROM STDIN"
+NAME_TERMS = "COPY beneficiary_name_terms (term, beneficiary_id) FROM STDIN"
 _DRAW = text(
     "SELECT nextval(pg_get_serial_sequence('beneficiaries', 'id')) FROM generate_series(1, :n)"
 )
@@ -106,6 +108,13 @@ class CopyWriter:
         ]
         if self.group_id:
             payloads.append((MEMBERS, "".join(f"{self.group_id}\t{pk}\n" for pk in ids).encode()))
+        terms = "".join(
+            f"{term}\t{pk}\n"
+            for pk, row in zip(ids, rows, strict=True)
+            for term in name_search.person_terms(row.name, row.location)
+        )
+        if terms:
+            payloads.append((NAME_TERMS, terms.encode()))
         return Prepared(list(rows), ids, payloads)
 
     @staticmethod

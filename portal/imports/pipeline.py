@@ -28,9 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import db_pool
+from portal.beneficiaries import name_search
 from portal.beneficiaries.models import (
     ACTIVE,
     Beneficiary,
+    BeneficiaryNameTerm,
     BeneficiaryPII,
     GroupMember,
     ProjectBeneficiary,
@@ -462,6 +464,14 @@ def insert_rows(
     )
     if group_id:
         _bulk(GroupMember.__table__, [{"group_id": group_id, "beneficiary_id": pk} for pk in ids])
+    _bulk(
+        BeneficiaryNameTerm.__table__,
+        [
+            term
+            for pk, row in zip(ids, rows, strict=True)
+            for term in name_search.rows_for(pk, row.name, row.location)
+        ],
+    )
     return list(ids)
 
 
