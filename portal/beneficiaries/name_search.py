@@ -10,8 +10,9 @@ Before hashing, every word is spelled in ASCII letters (``anyascii``: Devanagari
 Cyrillic, accented Latin ...), lower-cased, and stripped of anything but letters and digits, so
 "गीता", "Gītā" and "GITA" are one word. Transliteration does not give the spelling people use
 in Latin letters, though: Devanagari drops the vowel a consonant carries ("मगर" becomes "mgr"
-where a field team writes "Magar"). So each word also has a *skeleton*: its consonants, with "h"
-dropped and a few letters that the two spellings swap folded together (v/w/b, x/ks, ng/n, z/j, f/p, c/q/k).
+where a field team writes "Magar"). So each word also has a *skeleton*: its consonants, with
+"h" dropped and letters the two spellings swap folded together (v/w/b, x/ks, ng/n, z/j, f/p,
+c/q/k).
 Skeletons are compared only across scripts: a word typed in Latin letters matches the skeletons
 of words written in another script, and the other way round; within one script the plain
 spelling is precise and a skeleton would match too much ("Ram" and "Rima").

@@ -8,12 +8,12 @@ import string
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from portal import crypto
 from portal.beneficiaries import name_search
 from portal.beneficiaries import services as beneficiaries
-from portal.beneficiaries.models import Beneficiary, BeneficiaryNameTerm, NameIndexState
+from portal.beneficiaries.models import BeneficiaryNameTerm, NameIndexState
 from portal.extensions import db
 
 
@@ -180,9 +180,7 @@ def test_enrolment_and_edit_keep_the_index(make_user, make_beneficiary):
     assert _search(admin, "गीता") == [gita]
     assert _search(admin, "gita bharat") == [gita]
     assert _search(admin, "gita gorkha") == []
-    beneficiaries.update(
-        gita, {"name": "Gita Rai", "phone": gita.pii.phone, "location": "Gorkha"}
-    )
+    beneficiaries.update(gita, {"name": "Gita Rai", "phone": gita.pii.phone, "location": "Gorkha"})
     assert _search(admin, "magar") == []
     assert _search(admin, "gita gorkha") == [gita]
     assert _rows_of(gita) == name_search.person_terms("Gita Rai", "Gorkha")
