@@ -89,11 +89,15 @@ def _not_enrolled(
     for row in rows:
         if row.phone_index in phones:
             tally.duplicates += 1
-            on_error(tally.error(row.row, "phone", PHONE_ENROLLED))
+            on_error(tally.error(row.row, "phone", PHONE_ENROLLED, match=row.phone_index))
             fresh.append(False)
         elif row.national_id_index and row.national_id_index in ids:
             tally.duplicates += 1
-            on_error(tally.error(row.row, "national_id", NATIONAL_ID_ENROLLED))
+            on_error(
+                tally.error(
+                    row.row, "national_id", NATIONAL_ID_ENROLLED, match=row.national_id_index
+                )
+            )
             fresh.append(False)
         else:
             tally.new += 1
