@@ -166,7 +166,10 @@ def matching_ids(query: str) -> Select | None:
         select(term.beneficiary_id).where(term.term.in_(sorted(options)))
         for options in alternatives
     ]
-    return selects[0] if len(selects) == 1 else intersect(*selects)
+    if len(selects) == 1:
+        return selects[0]
+    both = intersect(*selects).subquery()
+    return select(both.c.beneficiary_id)  # a plain select: the caller unions it again
 
 
 # Keeping the index -----------------------------------------------------------------------------

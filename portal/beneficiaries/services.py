@@ -13,7 +13,7 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, delete, exists, func, or_, select
+from sqlalchemy import Select, any_, delete, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 
 from portal import dateranges, events, inputs
@@ -443,14 +443,28 @@ def _rounded(estimate: int) -> int:
 
 def _matches(term: str):
     """People whose reference, phone or national ID is the term, or whose name and location
-    have every word of it (a term of digits alone is looked up as a number only)."""
-    exact = Beneficiary.id.in_(_exact_matches(term))
-    named = name_search.matching_ids(term) if name_search.is_name_query(term) else None
-    return exact if named is None else or_(exact, Beneficiary.id.in_(named))
+    have every word of it (a term of digits alone is looked up as a number only).
+
+    One UNION of plain selects (an OR of two IN tests would scan the whole table). On
+    PostgreSQL its ids are collected into an array first, and the rows read by key
+    (``id = ANY(ARRAY(...))``): as a plain IN, the planner expects as many rows for a rare name
+    as for a common one and, counting the matches, scans every person rather than look up a
+    few hundred (12 ms instead of 0.5 with 20,000 people, growing with the list).
+    """
+    parts = _exact_matches(term)
+    if name_search.is_name_query(term):
+        named = name_search.matching_ids(term)
+        if named is not None:
+            parts.append(named)
+    ids = union(*parts) if len(parts) > 1 else parts[0]
+    if db.session.get_bind().dialect.name == "postgresql":
+        return Beneficiary.id == any_(func.array(ids.scalar_subquery()))
+    return Beneficiary.id.in_(ids)
 
 
-def _exact_matches(term: str) -> Select:
-    """Ids whose reference, phone or national ID equals the term (through the blind indexes)."""
+def _exact_matches(term: str) -> list[Select]:
+    """Selects of the ids whose reference, phone or national ID equals the term (through the
+    blind indexes)."""
     indexes = []
     with suppress(normalize.InvalidValue):
         phone = normalize.phone_e164(term, default_country())
@@ -459,12 +473,11 @@ def _exact_matches(term: str) -> Select:
         nid = normalize.national_id(term)
         if nid:
             indexes.append(BeneficiaryPII.national_id_index == blind_index("nid:" + nid))
-    ids = select(Beneficiary.id).where(Beneficiary.ref == term.upper())
+    parts = [select(Beneficiary.id).where(Beneficiary.ref == term.upper())]
     if indexes:
-        # One union: a compound select cannot be unioned again (a term can be both a phone
-        # number and a national ID, e.g. all digits).
-        ids = ids.union(select(BeneficiaryPII.beneficiary_id).where(or_(*indexes)))
-    return ids
+        # A term can be both a phone number and a national ID (e.g. all digits).
+        parts.append(select(BeneficiaryPII.beneficiary_id).where(or_(*indexes)))
+    return parts
 
 
 def project_ids_of(person: Beneficiary) -> list[int]:
