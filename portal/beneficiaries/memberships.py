@@ -16,30 +16,26 @@ from portal.projects.models import Project
 def of_people(user, people) -> tuple[dict[int, list[Project]], dict[int, list[BeneficiaryGroup]]]:
     """(projects by person id, groups by person id), each sorted by name."""
     ids = [p.id for p in people]
-    in_projects: dict[int, list[Project]] = defaultdict(list)
-    in_groups: dict[int, list[BeneficiaryGroup]] = defaultdict(list)
-    if not ids:
-        return in_projects, in_groups
-    rows = db.session.execute(
-        projects.scope(
-            select(ProjectBeneficiary.beneficiary_id, Project)
-            .join(Project, Project.id == ProjectBeneficiary.project_id)
-            .where(ProjectBeneficiary.beneficiary_id.in_(ids)),
-            Project.id,
-            user,
-        ).order_by(Project.name)
+    in_projects = _by_person(
+        user, ids, Project, ProjectBeneficiary, ProjectBeneficiary.project_id, Project.id
     )
-    for person_id, project in rows:
-        in_projects[person_id].append(project)
-    rows = db.session.execute(
-        projects.scope(
-            select(GroupMember.beneficiary_id, BeneficiaryGroup)
-            .join(BeneficiaryGroup, BeneficiaryGroup.id == GroupMember.group_id)
-            .where(GroupMember.beneficiary_id.in_(ids)),
-            BeneficiaryGroup.project_id,
-            user,
-        ).order_by(BeneficiaryGroup.name)
+    in_groups = _by_person(
+        user, ids, BeneficiaryGroup, GroupMember, GroupMember.group_id, BeneficiaryGroup.project_id
     )
-    for person_id, group in rows:
-        in_groups[person_id].append(group)
     return in_projects, in_groups
+
+
+def _by_person(user, ids: list[int], model, link, link_column, project_column) -> dict:
+    """The ``model`` rows linked to each person through ``link``, in projects the user sees."""
+    found: dict[int, list] = defaultdict(list)
+    if not ids:
+        return found
+    query = (
+        select(link.beneficiary_id, model)
+        .join(model, model.id == link_column)
+        .where(link.beneficiary_id.in_(ids))
+        .order_by(model.name)
+    )
+    for person_id, row in db.session.execute(projects.scope(query, project_column, user)):
+        found[person_id].append(row)
+    return found
