@@ -1,4 +1,5 @@
-"""name search: keyed hashes of the words of names and locations, and the index's build state
+"""name search: each person's keyed hashes of the words of their name and location (GIN), and
+the index's build state
 
 Revision ID: 0022
 Revises: 0020
@@ -11,6 +12,7 @@ which a migration should not depend on.
 
 import sqlalchemy as sa
 from alembic import op
+from sqlalchemy.dialects import postgresql
 
 revision = "0022"
 down_revision = "0020"
@@ -20,19 +22,28 @@ depends_on = None
 
 def upgrade():
     op.create_table(
-        "beneficiary_name_terms",
-        sa.Column("term", sa.BigInteger(), nullable=False, autoincrement=False),
+        "beneficiary_name_index",
         sa.Column(
             "beneficiary_id",
             sa.Integer(),
             sa.ForeignKey("beneficiaries.id", ondelete="CASCADE"),
+            primary_key=True,
+        ),
+        sa.Column(
+            "terms",
+            postgresql.ARRAY(sa.BigInteger()).with_variant(sa.Text(), "sqlite"),
             nullable=False,
         ),
-        sa.PrimaryKeyConstraint("term", "beneficiary_id"),
     )
-    op.create_index(
-        "ix_beneficiary_name_terms_beneficiary_id", "beneficiary_name_terms", ["beneficiary_id"]
-    )
+    if op.get_bind().dialect.name == "postgresql":
+        op.create_index(
+            "ix_beneficiary_name_index_terms",
+            "beneficiary_name_index",
+            ["terms"],
+            postgresql_using="gin",
+        )
+    else:
+        op.create_index("ix_beneficiary_name_index_terms", "beneficiary_name_index", ["terms"])
     op.create_table(
         "name_index_state",
         sa.Column("id", sa.Integer(), primary_key=True, autoincrement=False),
@@ -44,5 +55,5 @@ def upgrade():
 
 def downgrade():
     op.drop_table("name_index_state")
-    op.drop_index("ix_beneficiary_name_terms_beneficiary_id", "beneficiary_name_terms")
-    op.drop_table("beneficiary_name_terms")
+    op.drop_index("ix_beneficiary_name_index_terms", "beneficiary_name_index")
+    op.drop_table("beneficiary_name_index")

@@ -1,10 +1,10 @@
 """Search by name and location over encrypted personal data: keyed blind indexes of words.
 
 Names and locations are stored encrypted (``BeneficiaryPII``); to find "Gita" without decrypting
-everyone, each person also has rows of keyed hashes (``BeneficiaryNameTerm``): one per prefix of
-each word of the name and of the location (from 2 up to ``PREFIX_MAX`` letters). A typed word is
-hashed the same way and looked up in that table's index; several words find the people matching
-all of them.
+everyone, each person also has a list of keyed hashes (``BeneficiaryNameIndex``): one per prefix
+of each word of the name and of the location (from 2 up to ``PREFIX_MAX`` letters). A typed word
+is hashed the same way and looked up in that list's GIN index; several words find the people
+matching all of them.
 
 Before hashing, every word is spelled in ASCII letters (``anyascii``: Devanagari, Bengali,
 Cyrillic, accented Latin ...), lower-cased, and stripped of anything but letters and digits, so
@@ -33,13 +33,10 @@ import unicodedata
 from collections.abc import Iterable
 
 from anyascii import anyascii
-from sqlalchemy import Select, delete, func, insert, intersect, select
+from sqlalchemy import BigInteger, Select, and_, bindparam, delete, func, insert, or_, select
+from sqlalchemy.dialects import postgresql
 
-from portal.beneficiaries.models import (
-    BeneficiaryNameTerm,
-    BeneficiaryPII,
-    NameIndexState,
-)
+from portal.beneficiaries.models import BeneficiaryNameIndex, BeneficiaryPII, NameIndexState
 from portal.crypto import derived_key
 from portal.extensions import db
 from portal.timeutil import utcnow
@@ -161,39 +158,38 @@ def matching_ids(query: str) -> Select | None:
     alternatives = query_words(query)
     if not alternatives:
         return None
-    term = BeneficiaryNameTerm
-    selects = [
-        select(term.beneficiary_id).where(term.term.in_(sorted(options)))
-        for options in alternatives
-    ]
-    if len(selects) == 1:
-        return selects[0]
-    both = intersect(*selects).subquery()
-    return select(both.c.beneficiary_id)  # a plain select: the caller unions it again
+    column = BeneficiaryNameIndex.terms
+    if db.session.get_bind().dialect.name == "postgresql":
+        # Each word: the list overlaps (&&) the word's hashes; GIN answers all words at once.
+        tests = [
+            column.op("&&")(bindparam(None, sorted(options), postgresql.ARRAY(BigInteger)))
+            for options in alternatives
+        ]
+    else:
+        tests = [
+            or_(*(func.instr(column, f" {value} ") > 0 for value in sorted(options)))
+            for options in alternatives
+        ]
+    return select(BeneficiaryNameIndex.beneficiary_id).where(and_(*tests))
 
 
 # Keeping the index -----------------------------------------------------------------------------
 
 
-def rows_for(beneficiary_id: int, name: str | None, location: str | None) -> list[dict]:
-    return [
-        {"term": value, "beneficiary_id": beneficiary_id}
-        for value in sorted(person_terms(name, location))
-    ]
+def row_for(beneficiary_id: int, name: str | None, location: str | None) -> dict:
+    return {"beneficiary_id": beneficiary_id, "terms": sorted(person_terms(name, location))}
 
 
 def index_person(beneficiary_id: int, name: str | None, location: str | None) -> None:
-    """(Re)write one person's rows in the current transaction (enrolment, edit)."""
+    """(Re)write one person's hashes in the current transaction (enrolment, edit)."""
     forget(beneficiary_id)
-    rows = rows_for(beneficiary_id, name, location)
-    if rows:
-        db.session.execute(insert(BeneficiaryNameTerm), rows)
+    db.session.execute(insert(BeneficiaryNameIndex), [row_for(beneficiary_id, name, location)])
 
 
 def forget(beneficiary_id: int) -> None:
-    """Remove a person's rows: on erasure, nothing may find the person by name any more."""
+    """Remove a person's hashes: on erasure, nothing may find the person by name any more."""
     db.session.execute(
-        delete(BeneficiaryNameTerm).where(BeneficiaryNameTerm.beneficiary_id == beneficiary_id)
+        delete(BeneficiaryNameIndex).where(BeneficiaryNameIndex.beneficiary_id == beneficiary_id)
     )
 
 
@@ -211,7 +207,7 @@ def is_stale() -> bool:
 def rebuild(chunk: int = 1000, progress=None) -> int:
     """Index everyone again from their decrypted name and location, in the current transaction
     (searches see the old index until it commits). Returns how many people were indexed."""
-    db.session.execute(delete(BeneficiaryNameTerm))
+    db.session.execute(delete(BeneficiaryNameIndex))
     done, last = 0, 0
     while True:
         batch = db.session.execute(
@@ -222,9 +218,8 @@ def rebuild(chunk: int = 1000, progress=None) -> int:
         ).all()
         if not batch:
             break
-        rows = [row for pk, name, place in batch for row in rows_for(pk, name, place)]
-        if rows:
-            db.session.execute(insert(BeneficiaryNameTerm), rows)
+        rows = [row_for(pk, name, place) for pk, name, place in batch]
+        db.session.execute(insert(BeneficiaryNameIndex), rows)
         done += len(batch)
         last = batch[-1][0]
         if progress:
@@ -236,7 +231,3 @@ def rebuild(chunk: int = 1000, progress=None) -> int:
     state.fingerprint, state.built_at, state.people = fingerprint(), utcnow(), done
     db.session.flush()
     return done
-
-
-def entries() -> int:
-    return db.session.scalar(select(func.count()).select_from(BeneficiaryNameTerm))

@@ -44,10 +44,14 @@ PII = (
 )
 LINKS = "COPY project_beneficiaries (project_id, beneficiary_id, added_at) FROM STDIN"
 MEMBERS = "COPY group_members (group_id, beneficiary_id) FROM STDIN"
-NAME_TERMS = "COPY beneficiary_name_terms (term, beneficiary_id) FROM STDIN"
+NAME_INDEX = "COPY beneficiary_name_index (beneficiary_id, terms) FROM STDIN"
 _DRAW = text(
     "SELECT nextval(pg_get_serial_sequence('beneficiaries', 'id')) FROM generate_series(1, :n)"
 )
+
+
+def _numbers(values) -> str:
+    return ",".join(map(str, sorted(values)))
 
 
 def _text(value: str) -> str:
@@ -108,13 +112,12 @@ class CopyWriter:
         ]
         if self.group_id:
             payloads.append((MEMBERS, "".join(f"{self.group_id}\t{pk}\n" for pk in ids).encode()))
+        # Each person's hashes as an array literal, {1,-2,3}: numbers need no quoting.
         terms = "".join(
-            f"{term}\t{pk}\n"
+            f"{pk}\t{{{_numbers(name_search.person_terms(row.name, row.location))}}}\n"
             for pk, row in zip(ids, rows, strict=True)
-            for term in name_search.person_terms(row.name, row.location)
         )
-        if terms:
-            payloads.append((NAME_TERMS, terms.encode()))
+        payloads.append((NAME_INDEX, terms.encode()))
         return Prepared(list(rows), ids, payloads)
 
     @staticmethod

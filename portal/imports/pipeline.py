@@ -32,7 +32,7 @@ from portal.beneficiaries import name_search
 from portal.beneficiaries.models import (
     ACTIVE,
     Beneficiary,
-    BeneficiaryNameTerm,
+    BeneficiaryNameIndex,
     BeneficiaryPII,
     GroupMember,
     ProjectBeneficiary,
@@ -469,11 +469,10 @@ def insert_rows(
     if group_id:
         _bulk(GroupMember.__table__, [{"group_id": group_id, "beneficiary_id": pk} for pk in ids])
     _bulk(
-        BeneficiaryNameTerm.__table__,
+        BeneficiaryNameIndex.__table__,
         [
-            term
+            name_search.row_for(pk, row.name, row.location)
             for pk, row in zip(ids, rows, strict=True)
-            for term in name_search.rows_for(pk, row.name, row.location)
         ],
     )
     return list(ids)
