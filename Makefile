@@ -42,6 +42,7 @@ $(STAMP):
 
 run: venv
 	$(FLASK) db upgrade
+	$(FLASK) name-index --if-stale
 	$(FLASK) seed-demo
 	exec $(FLASK) serve --host $(HOST) --port $(PORT)
 

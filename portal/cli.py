@@ -22,6 +22,7 @@ def init_app(app: Flask) -> None:
         chain_check,
         chain_watch,
         health,
+        name_index,
     ):
         app.cli.add_command(command)
     from portal.chain import cli as chain_cli
@@ -212,3 +213,26 @@ def chain_watch():
     click.echo(f"chain watch: {watch.run()}")
     for alert in alerts.open_alerts():
         click.echo(f"OPEN ALERT {alert.id} ({alert.kind}): {alert.message}")
+
+
+@click.command("name-index")
+@click.option(
+    "--if-stale",
+    is_flag=True,
+    help="Only when the index was built with other spelling rules or another key, or never.",
+)
+def name_index(if_stale: bool):
+    """Build the name search index again from the encrypted names (after a key rotation)."""
+    from portal.beneficiaries import name_search
+
+    if if_stale and not name_search.is_stale():
+        return  # quiet: it runs at every start
+
+    def progress(done: int) -> None:
+        if done % 10_000 == 0:
+            click.echo(f"  {done:,} people indexed", err=True)
+
+    people = name_search.rebuild(progress=progress)
+    db.session.commit()
+    if people or not if_stale:
+        click.echo(f"Name search index built: {people:,} people.")

@@ -52,6 +52,7 @@ def configure(master_key_b64: str) -> None:
     _keys["files"] = _derive(master, b"portal file encryption v1")
     _keys["chain"] = _derive(master, b"portal chain pseudonyms v1")
     _keys["otp"] = _derive(master, b"portal one-time codes v1")
+    _keys["names"] = _derive(master, b"portal name search index v1")
     _ciphers.clear()
 
 

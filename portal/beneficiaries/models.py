@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from portal.crypto import Encrypted
 from portal.extensions import db
@@ -93,3 +95,57 @@ class GroupMember(db.Model):
     beneficiary_id: Mapped[int] = mapped_column(
         ForeignKey("beneficiaries.id", ondelete="CASCADE"), index=True
     )
+
+
+class TermList(TypeDecorator):
+    """A person's name-search hashes: ``bigint[]`` on PostgreSQL (searched through a GIN index,
+    whose compressed lists of people per hash keep it several times smaller than a row per
+    hash); elsewhere (the unit tests' SQLite) the numbers as text between spaces."""
+
+    impl = Text
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect):
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(BigInteger))
+        return dialect.type_descriptor(Text())
+
+    def process_bind_param(self, value, dialect):
+        if value is None or dialect.name == "postgresql":
+            return value
+        return " " + " ".join(str(v) for v in value) + " "
+
+    def process_result_value(self, value, dialect):
+        if value is None or dialect.name == "postgresql":
+            return value
+        return [int(v) for v in value.split()]
+
+
+class BeneficiaryNameIndex(db.Model):
+    """The keyed hashes of the words (and word prefixes) of one person's name and location:
+    the blind index that name search looks up (see ``portal.beneficiaries.name_search``)."""
+
+    __tablename__ = "beneficiary_name_index"
+
+    beneficiary_id: Mapped[int] = mapped_column(
+        ForeignKey("beneficiaries.id", ondelete="CASCADE"), primary_key=True
+    )
+    terms: Mapped[list[int]] = mapped_column(TermList)
+
+
+Index(
+    "ix_beneficiary_name_index_terms",
+    BeneficiaryNameIndex.terms,
+    postgresql_using="gin",
+)
+
+
+class NameIndexState(db.Model):
+    """Which spelling rules and key the name index was last built with (one row)."""
+
+    __tablename__ = "name_index_state"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    built_at: Mapped[datetime] = mapped_column(default=utcnow)
+    people: Mapped[int] = mapped_column(default=0)

@@ -12,14 +12,15 @@ from sqlalchemy.orm import selectinload
 from portal import inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries import groups, reads, services
+from portal.beneficiaries import groups, memberships, reads, selection, services
 from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
 from portal.beneficiaries.models import STATUSES, Beneficiary
-from portal.errors import DomainError
+from portal.errors import DomainError, NotFound
 from portal.extensions import db
 from portal.ledger import people
 from portal.projects import services as projects
 from portal.projects.models import Project
+from portal.redirects import safe_next
 from portal.timeutil import utcnow
 from portal.transactions import attempt
 
@@ -58,9 +59,17 @@ def index():
     def link(arguments: dict | None) -> str | None:
         return None if arguments is None else url_for(".index", **kept, **arguments)
 
+    in_projects, in_groups = memberships.of_people(current_user, page.items)
+    all_groups = db.session.scalars(groups.visible(current_user)).all()
     body = render_template(
         "beneficiaries/index.html",
         page=page,
+        in_projects=in_projects,
+        in_groups=in_groups,
+        open_groups=[g for g in all_groups if not g.project.is_closed],
+        open_projects=projects.open_projects(current_user),
+        selection_actions=selection.allowed_actions(current_user),
+        list_url=request.full_path,
         previous_url=link(page.previous),
         next_url=link(page.next),
         first_url=link({}) if page.cursor or (page.number or 1) > 2 else None,
@@ -68,7 +77,7 @@ def index():
         statuses=STATUSES,
         sorts=services.SORTS,
         projects=db.session.scalars(projects.visible_projects(current_user)).all(),
-        groups=db.session.scalars(groups.visible(current_user)).all(),
+        groups=all_groups,
         show_pii=show_pii(),
     )
     if show_pii():
@@ -90,15 +99,25 @@ def _form_values(form: BeneficiaryForm) -> dict:
     }
 
 
-def _field_error(form, exc: DomainError) -> None:
+def _field_error(form, exc: DomainError) -> Beneficiary | None:
+    """Put the refusal under its field; returns the person it duplicates, if the user may see
+    them (the page links to them)."""
     field = getattr(form, getattr(exc, "field", ""), None) or form.name
     field.errors = [*field.errors, str(exc)]
+    duplicate_id = getattr(exc, "duplicate_id", None)
+    if duplicate_id is None:
+        return None
+    try:
+        return services.get_visible(current_user, duplicate_id)
+    except NotFound:
+        return None  # enrolled in a project the user does not see: say no more than that
 
 
 @bp.route("/new", methods=["GET", "POST"])
 @permission_required("beneficiary.manage", "beneficiary.pii.read")
 def new():
     form = BeneficiaryForm()
+    duplicate = None
     choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if current_user.sees_all_projects:
         choices = [(0, "— none yet —"), *choices]
@@ -119,11 +138,11 @@ def new():
                 with attempt():
                     person = services.create(values, project=project)
             except DomainError as exc:
-                _field_error(form, exc)
+                duplicate = _field_error(form, exc)
             else:
                 flash(f"Beneficiary {person.ref} enrolled.", "success")
                 return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
-    return render_template("beneficiaries/form.html", form=form, person=None)
+    return render_template("beneficiaries/form.html", form=form, person=None, duplicate=duplicate)
 
 
 @bp.get("/<int:beneficiary_id>")
@@ -170,6 +189,7 @@ def show(beneficiary_id: int):
 def edit(beneficiary_id: int):
     person = services.get_visible(current_user, beneficiary_id)
     form = BeneficiaryForm()
+    duplicate = None
     form.project_id.choices = [(0, "")]
     if request.method == "GET":
         pii = person.pii
@@ -191,11 +211,11 @@ def edit(beneficiary_id: int):
                 if form.consent.data == "no":
                     person.consent_at = None
         except DomainError as exc:
-            _field_error(form, exc)
+            duplicate = _field_error(form, exc)
         else:
             flash("Saved.", "success")
             return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
-    return render_template("beneficiaries/form.html", form=form, person=person)
+    return render_template("beneficiaries/form.html", form=form, person=person, duplicate=duplicate)
 
 
 @bp.post("/<int:beneficiary_id>/projects")
@@ -233,3 +253,48 @@ def add_group(beneficiary_id: int):
         groups.add_members(group, [person])
         flash(f"Added to group {group.name}.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
+
+
+def _list_url() -> str:
+    return safe_next(request.form.get("next"), url_for(".index"), under="/beneficiaries/")
+
+
+@bp.post("/selection")
+@permission_required("beneficiary.read")
+def selection_action():
+    """Add the people chosen on the list to a group or project, remove them (after a
+    confirmation), or give them new cards; then say what happened to each."""
+    back = _list_url()
+    action = request.form.get("action", "")
+    if not EmptyForm().validate_on_submit():
+        flash("The form expired: choose the people again.", "error")
+        return redirect(back)
+    try:
+        selection.check_allowed(current_user, action)
+        ids = selection.parse_ids(request.form.getlist("ids"))
+        target = selection.parse_target(current_user, action, request.form.get("target", ""))
+    except DomainError as exc:
+        flash(str(exc), "error")
+        return redirect(back)
+    chosen = selection.people(current_user, ids)
+    if action == "remove" and request.form.get("confirmed") != "yes":
+        body = render_template(
+            "beneficiaries/selection_confirm.html",
+            chosen=chosen,
+            target=target,
+            action=action,
+            back=back,
+            show_pii=show_pii(),
+        )
+        if show_pii():
+            reads.record([p for _, p in chosen if p], "selection")
+        return body
+    result = selection.apply(current_user, action, target, chosen)
+    if not result.not_done:
+        flash(f"Done for all {result.done} chosen.", "success")
+    body = render_template(
+        "beneficiaries/selection_result.html", result=result, back=back, show_pii=show_pii()
+    )
+    if show_pii():
+        reads.record([o.person for o in result.outcomes if o.person], "selection")
+    return body

@@ -13,11 +13,11 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import Select, delete, exists, func, or_, select
+from sqlalchemy import Select, any_, delete, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 
 from portal import dateranges, events, inputs
-from portal.beneficiaries import normalize
+from portal.beneficiaries import name_search, normalize
 from portal.beneficiaries.models import (
     STATUSES,
     Beneficiary,
@@ -96,11 +96,14 @@ def _ensure_unique(values: dict, exclude_id: int | None = None) -> None:
         query = select(BeneficiaryPII.beneficiary_id).where(column == value)
         if exclude_id is not None:
             query = query.where(BeneficiaryPII.beneficiary_id != exclude_id)
-        if db.session.scalar(query) is not None:
+        found = db.session.scalar(query)
+        if found is not None:
             label = "phone number" if field == "phone" else "national ID"
-            raise normalize.InvalidValue(
+            error = normalize.InvalidValue(
                 field, f"A beneficiary with this {label} is already enrolled."
             )
+            error.duplicate_id = found  # the page links to that person, if the user may see them
+            raise error
 
 
 def _check_retention(value: date | None) -> None:
@@ -121,6 +124,7 @@ def create(data: dict, *, project: Project | None = None) -> Beneficiary:
         db.session.flush()
     except IntegrityError:  # a concurrent enrolment of the same phone or ID won the race
         raise Conflict("This person was enrolled a moment ago by someone else.") from None
+    name_search.index_person(person.id, values["name"], values["location"])
     events.beneficiary_changed.send(
         person,
         action="beneficiary.created",
@@ -142,6 +146,8 @@ def update(person: Beneficiary, data: dict) -> Beneficiary:
     changed = [k for k in PII_FIELDS if getattr(person.pii, k) != values[k]]
     for key, value in values.items():
         setattr(person.pii, key, value)
+    if "name" in changed or "location" in changed:
+        name_search.index_person(person.id, values["name"], values["location"])
     for key in RECORD_FIELDS:
         if key in data and data[key] is not None and getattr(person, key) != data[key]:
             setattr(person, key, data[key])
@@ -213,7 +219,7 @@ def _filtered(user, params: ListQuery, ids_within: tuple = ()) -> Select:
         query = _in_projects(select(Beneficiary), ids, ids_within)
     term = params.q.strip()
     if term:
-        query = query.where(Beneficiary.id.in_(_exact_matches(term)))
+        query = query.where(_matches(term))
     if params.group_id:
         query = query.where(
             exists().where(
@@ -435,8 +441,30 @@ def _rounded(estimate: int) -> int:
     return round(estimate, 2 - len(str(estimate)))
 
 
-def _exact_matches(term: str) -> Select:
-    """Ids whose reference, phone or national ID equals the term (through the blind indexes)."""
+def _matches(term: str):
+    """People whose reference, phone or national ID is the term, or whose name and location
+    have every word of it (a term of digits alone is looked up as a number only).
+
+    One UNION of plain selects (an OR of two IN tests would scan the whole table). On
+    PostgreSQL its ids are collected into an array first, and the rows read by key
+    (``id = ANY(ARRAY(...))``): as a plain IN, the planner expects as many rows for a rare name
+    as for a common one and, counting the matches, scans every person rather than look up a
+    few hundred (12 ms instead of 0.5 with 20,000 people, growing with the list).
+    """
+    parts = _exact_matches(term)
+    if name_search.is_name_query(term):
+        named = name_search.matching_ids(term)
+        if named is not None:
+            parts.append(named)
+    ids = union(*parts) if len(parts) > 1 else parts[0]
+    if db.session.get_bind().dialect.name == "postgresql":
+        return Beneficiary.id == any_(func.array(ids.scalar_subquery()))
+    return Beneficiary.id.in_(ids)
+
+
+def _exact_matches(term: str) -> list[Select]:
+    """Selects of the ids whose reference, phone or national ID equals the term (through the
+    blind indexes)."""
     indexes = []
     with suppress(normalize.InvalidValue):
         phone = normalize.phone_e164(term, default_country())
@@ -445,12 +473,11 @@ def _exact_matches(term: str) -> Select:
         nid = normalize.national_id(term)
         if nid:
             indexes.append(BeneficiaryPII.national_id_index == blind_index("nid:" + nid))
-    ids = select(Beneficiary.id).where(Beneficiary.ref == term.upper())
+    parts = [select(Beneficiary.id).where(Beneficiary.ref == term.upper())]
     if indexes:
-        # One union: a compound select cannot be unioned again (a term can be both a phone
-        # number and a national ID, e.g. all digits).
-        ids = ids.union(select(BeneficiaryPII.beneficiary_id).where(or_(*indexes)))
-    return ids
+        # A term can be both a phone number and a national ID (e.g. all digits).
+        parts.append(select(BeneficiaryPII.beneficiary_id).where(or_(*indexes)))
+    return parts
 
 
 def project_ids_of(person: Beneficiary) -> list[int]:

@@ -3,9 +3,9 @@
 ``CopyWriter.prepare`` does everything that needs no transaction, and may run in another thread
 (``portal.imports.ahead``) with its own connection: ids drawn from the beneficiaries' sequence
 (sequences are outside transactions: a rolled-back import leaves a gap in the ids, as any
-rollback does), the personal data encrypted, and the four tables' rows written out in COPY's
+rollback does), the personal data encrypted, and the five tables' rows written out in COPY's
 text format. ``CopyWriter.write`` then sends them, in the job's one transaction, on the
-session's connection: beneficiaries first, so that the foreign keys of the other three tables
+session's connection: beneficiaries first, so that the foreign keys of the other tables
 find their rows. Every constraint is checked by PostgreSQL as for any insert.
 
 Text format: columns separated by tabs, ``\\N`` for NULL. The values written here cannot hold a
@@ -24,6 +24,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 
+from portal.beneficiaries import name_search
 from portal.beneficiaries.models import ACTIVE
 from portal.beneficiaries.services import new_ref
 from portal.imports.sealing import Sealer
@@ -43,9 +44,14 @@ PII = (
 )
 LINKS = "COPY project_beneficiaries (project_id, beneficiary_id, added_at) FROM STDIN"
 MEMBERS = "COPY group_members (group_id, beneficiary_id) FROM STDIN"
+NAME_INDEX = "COPY beneficiary_name_index (beneficiary_id, terms) FROM STDIN"
 _DRAW = text(
     "SELECT nextval(pg_get_serial_sequence('beneficiaries', 'id')) FROM generate_series(1, :n)"
 )
+
+
+def _numbers(values) -> str:
+    return ",".join(map(str, sorted(values)))
 
 
 def _text(value: str) -> str:
@@ -106,6 +112,12 @@ class CopyWriter:
         ]
         if self.group_id:
             payloads.append((MEMBERS, "".join(f"{self.group_id}\t{pk}\n" for pk in ids).encode()))
+        # Each person's hashes as an array literal, {1,-2,3}: numbers need no quoting.
+        terms = "".join(
+            f"{pk}\t{{{_numbers(name_search.person_terms(row.name, row.location))}}}\n"
+            for pk, row in zip(ids, rows, strict=True)
+        )
+        payloads.append((NAME_INDEX, terms.encode()))
         return Prepared(list(rows), ids, payloads)
 
     @staticmethod

@@ -28,9 +28,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from portal import db_pool
+from portal.beneficiaries import name_search
 from portal.beneficiaries.models import (
     ACTIVE,
     Beneficiary,
+    BeneficiaryNameIndex,
     BeneficiaryPII,
     GroupMember,
     ProjectBeneficiary,
@@ -87,11 +89,15 @@ def _not_enrolled(
     for row in rows:
         if row.phone_index in phones:
             tally.duplicates += 1
-            on_error(tally.error(row.row, "phone", PHONE_ENROLLED))
+            on_error(tally.error(row.row, "phone", PHONE_ENROLLED, match=row.phone_index))
             fresh.append(False)
         elif row.national_id_index and row.national_id_index in ids:
             tally.duplicates += 1
-            on_error(tally.error(row.row, "national_id", NATIONAL_ID_ENROLLED))
+            on_error(
+                tally.error(
+                    row.row, "national_id", NATIONAL_ID_ENROLLED, match=row.national_id_index
+                )
+            )
             fresh.append(False)
         else:
             tally.new += 1
@@ -462,6 +468,13 @@ def insert_rows(
     )
     if group_id:
         _bulk(GroupMember.__table__, [{"group_id": group_id, "beneficiary_id": pk} for pk in ids])
+    _bulk(
+        BeneficiaryNameIndex.__table__,
+        [
+            name_search.row_for(pk, row.name, row.location)
+            for pk, row in zip(ids, rows, strict=True)
+        ],
+    )
     return list(ids)
 
 

@@ -21,7 +21,7 @@ from portal.beneficiaries.models import BeneficiaryGroup
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import fields, live, services, template
+from portal.imports import duplicates, fields, live, services, template
 from portal.imports.forms import CommitForm, UploadForm
 from portal.imports.models import ANALYSING, COMMITTING
 from portal.projects import services as projects
@@ -168,6 +168,7 @@ def show(batch_id: int):
     return render_template(
         "imports/show.html",
         batch=batch,
+        duplicates=duplicates.people_of(current_user, batch.errors_preview),
         running=batch.status in (ANALYSING, COMMITTING),
         commit_form=CommitForm(),
         action_form=EmptyForm(),

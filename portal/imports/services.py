@@ -317,11 +317,13 @@ class Tally:
     errors: int = 0
     preview: list[dict] = field(default_factory=list)
 
-    def error(self, row: int, field_name: str, message: str) -> dict:
+    def error(self, row: int, field_name: str, message: str, match: str | None = None) -> dict:
+        """``match``: for a row refused as already enrolled, the blind index it shares with
+        that person (kept in the preview only, so the page can link to them)."""
         entry = {"row": row, "field": field_name, "message": message}
         self.errors += 1
         if len(self.preview) < PREVIEW_ERRORS:
-            self.preview.append(entry)
+            self.preview.append({**entry, "match": match} if match else entry)
         return entry
 
 

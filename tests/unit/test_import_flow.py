@@ -396,3 +396,29 @@ def test_a_workbook_of_one_sheet_that_is_not_a_table_is_refused(app, client, sta
         page = upload(client, project, _workbook([("Only", rows)]), name="one.xlsx")
         assert page.status_code == 200 and b'class="error"' in page.data, kind
     assert count(StoredFile) == before
+
+
+def test_a_refused_duplicate_links_to_the_person_it_duplicates(
+    app, client, staff, worker, make_beneficiary, make_project, make_user
+):
+    """On the import's page, a row refused as already enrolled links to that person, when the
+    user may see them; the blind index behind the link stays out of the error report."""
+    _, project = staff
+    enrolled = make_beneficiary(project=project, phone="9841000002")
+    hidden = make_beneficiary(project=make_project(), phone="9841000003")
+    db.session.commit()
+    batch = map_and_check(client, batch_from(upload(client, project, GOOD)), worker)
+    assert batch.duplicate_rows == 2
+    page = client.get(f"/imports/{batch.id}").get_data(as_text=True)
+    assert f'href="/beneficiaries/{enrolled.id}" data-duplicate>Open {enrolled.ref}</a>' in page
+    assert f"Open {hidden.ref}" in page  # an admin sees every project
+    # Staff who see this project only are not told who holds the other number.
+    from portal.imports import duplicates
+    from portal.projects import services as projects
+
+    agent = make_user("field agent")
+    projects.set_members(project, {staff[0].id, agent.id})
+    found = duplicates.people_of(agent, batch.errors_preview)
+    assert [p.id for p in found.values()] == [enrolled.id]
+    report = client.get(f"/imports/{batch.id}/errors.csv").get_data(as_text=True)
+    assert enrolled.pii.phone_index not in report and "already enrolled" in report
