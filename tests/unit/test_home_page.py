@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from sqlalchemy import func, insert, select, update
 
 from portal.approvals import services as approvals
-from portal.beneficiaries import groups
 from portal.chain.models import ProjectChain
 from portal.disbursements.models import Entitlement
 from portal.extensions import db
