@@ -82,8 +82,15 @@ def test_disbursement_by_group_and_by_selection(
     )
     assert over.status_code == 302  # a draft may promise more than is funded...
     draft = db.session.scalar(select(Disbursement).order_by(Disbursement.id.desc()))
+    page = client.get(f"/disbursements/{draft.id}").get_data(as_text=True)
+    assert "Needs NPR\u00a020.00 more" in page  # 4 people x 30 - 100 funded, shown before Start
     refused = client.post(f"/disbursements/{draft.id}/start", follow_redirects=True)
-    assert refused.status_code == 409 and b"Not enough funding" in refused.data  # ...not start
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 409  # ...not start, and the page says why and what to do
+    assert "needs NPR\u00a020.00 more: fund the project or reduce the amount" in text
+    assert f"/disbursements/{draft.id}/edit" in text and f"/projects/{project.id}/chain" in text
+    api = client.post(f"/disbursements/{draft.id}/start", headers={"Accept": "application/json"})
+    assert api.status_code == 409 and api.is_json and "reduce the amount" in api.json["detail"]
 
     unknown = client.post(
         f"/projects/{project.id}/disbursements/new",
