@@ -119,3 +119,35 @@ def test_the_confirm_page_needs_the_permission_of_the_action(client, login, make
     assert (
         client.post(f"/projects/{project.id}/chain/fund", data={"amount": "1"}).status_code == 403
     )
+
+
+def test_each_status_move_says_what_it_does_and_asks_first(client, login, make_user, make_project):
+    user = make_user("admin")
+    project = make_project(name="Spring Relief", creator=user)
+    db.session.commit()
+    login(client, user)
+    page = client.get(f"/projects/{project.id}").get_data(as_text=True)
+    assert "Activate the project" in page and "Close the project" in page
+    activate = page[page.index('value="active"') - 600 : page.index('value="active"')]
+    assert "cannot be reopened" not in activate  # activating is not closing
+
+    _ask_then_confirm(
+        client,
+        f"/projects/{project.id}/status",
+        {"status": "active"},
+        lambda: int(project.status == "active"),
+        "Activate Spring Relief?",
+    )
+    db.session.expire_all()
+    assert project.status == "active"
+    asked = client.post(f"/projects/{project.id}/status", data={"status": "closed"})
+    text = asked.get_data(as_text=True)
+    assert "Close Spring Relief for good?" in text and "cannot be reopened" in text
+    assert "ask for what the project still owes them" in text
+    db.session.expire_all()
+    assert project.status == "active"
+    client.post(f"/projects/{project.id}/status", data={"status": "closed", "confirmed": "yes"})
+    db.session.expire_all()
+    assert project.status == "closed"
+    page = client.get(f"/projects/{project.id}").get_data(as_text=True)
+    assert "cannot be reopened" in page and "Activate the project" not in page
