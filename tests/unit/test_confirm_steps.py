@@ -56,7 +56,7 @@ def _ask_then_confirm(client, url, data, count, question):
 
 
 def test_removing_a_person_from_a_group_asks_first(client, login, world):
-    user, project, person, group, vendor = world
+    user, _project, person, group, _vendor = world
     login(client, user)
     before = _ask_then_confirm(
         client,
@@ -69,7 +69,7 @@ def test_removing_a_person_from_a_group_asks_first(client, login, world):
 
 
 def test_removing_a_person_from_a_project_asks_first(client, login, world):
-    user, project, person, group, vendor = world
+    user, project, person, _group, _vendor = world
     login(client, user)
     before = _ask_then_confirm(
         client,
@@ -82,7 +82,7 @@ def test_removing_a_person_from_a_project_asks_first(client, login, world):
 
 
 def test_unassigning_a_vendor_asks_first(client, login, world):
-    user, project, person, group, vendor = world
+    user, project, _person, _group, vendor = world
     login(client, user)
     before = _ask_then_confirm(
         client,
@@ -95,7 +95,7 @@ def test_unassigning_a_vendor_asks_first(client, login, world):
 
 
 def test_funding_asks_first_with_the_amount_in_the_currency(client, login, world):
-    user, project, person, group, vendor = world
+    user, project, _person, _group, _vendor = world
     chain.pretend_deployed(project)
     db.session.commit()
     login(client, user)
@@ -112,7 +112,7 @@ def test_funding_asks_first_with_the_amount_in_the_currency(client, login, world
 
 
 def test_the_confirm_page_needs_the_permission_of_the_action(client, login, make_user, world):
-    user, project, person, group, vendor = world
+    _user, project, person, group, _vendor = world
     viewer = make_user("viewer")
     login(client, viewer)
     assert client.post(f"/groups/{group.id}/members/{person.id}/remove").status_code == 403

@@ -63,7 +63,7 @@ def _draft(client, project, group, amount="30", size=2, title="November"):
 def test_a_draft_too_large_shows_its_shortfall_and_can_be_reduced_then_started(
     app, client, login, make_user, make_project, make_beneficiary
 ):
-    user, project, group, persons = _world(make_project, make_beneficiary, make_user)
+    user, project, group, _persons = _world(make_project, make_beneficiary, make_user)
     login(client, user)
     d = _draft(client, project, group, amount="30")  # 4 x 30.00 = 120.00 > 100.00 funded
     page = client.get(f"/disbursements/{d.id}").get_data(as_text=True)
@@ -103,7 +103,7 @@ def test_a_draft_too_large_shows_its_shortfall_and_can_be_reduced_then_started(
 def test_changing_a_draft_withdraws_the_request_to_start_it(
     app, client, login, make_user, make_project, make_beneficiary
 ):
-    user, project, group, persons = _world(make_project, make_beneficiary, make_user)
+    user, project, group, _persons = _world(make_project, make_beneficiary, make_user)
     login(client, user)
     d = _draft(client, project, group, amount="10")
     client.post(f"/disbursements/{d.id}/start")
@@ -122,7 +122,7 @@ def test_changing_a_draft_withdraws_the_request_to_start_it(
 def test_cancel_asks_first_then_cancels_and_frees_nothing_twice(
     app, client, login, make_user, make_project, make_beneficiary
 ):
-    user, project, group, persons = _world(make_project, make_beneficiary, make_user)
+    user, project, group, _persons = _world(make_project, make_beneficiary, make_user)
     login(client, user)
     d = _draft(client, project, group, amount="10")
     asked = client.post(f"/disbursements/{d.id}/cancel")
@@ -146,7 +146,7 @@ def test_cancel_asks_first_then_cancels_and_frees_nothing_twice(
 def test_a_started_disbursement_is_neither_changed_nor_cancelled(
     app, client, login, make_user, make_project, make_beneficiary
 ):
-    user, project, group, persons = _world(make_project, make_beneficiary, make_user)
+    user, project, group, _persons = _world(make_project, make_beneficiary, make_user)
     login(client, user)
     d = _draft(client, project, group, amount="10")
     services.start(d, user.id)
@@ -206,7 +206,7 @@ def test_exported_names_are_escaped_and_only_for_those_who_may_read_them(
 ):
     from portal.projects import services as projects
 
-    user, project, group, persons = _world(make_project, make_beneficiary, make_user, people=1)
+    user, project, group, _persons = _world(make_project, make_beneficiary, make_user, people=1)
     sneaky = make_beneficiary(project=project, name="=HYPERLINK(1)")
     groups.add_members(group, [sneaky])
     finance = make_user("finance")  # may disburse, may not read personal data

@@ -44,7 +44,10 @@ def test_deploy_and_fund_from_the_page(
 
     too_fine = client.post(f"/projects/{project.id}/chain/fund", data={"amount": "1.001"})
     assert too_fine.status_code == 422 and b"At most 2 digits" in too_fine.data
-    client.post(f"/projects/{project.id}/chain/fund", data={"amount": "2,500.50", "note": "grant", "confirmed": "yes"})
+    client.post(
+        f"/projects/{project.id}/chain/fund",
+        data={"amount": "2,500.50", "note": "grant", "confirmed": "yes"},
+    )
     worker.run("contracts")
     assert setup.state(project.id).funded == 0  # asked, not yet approved: nothing minted
     assert b"Waiting for approval by" in client.get(f"/projects/{project.id}/chain").data
