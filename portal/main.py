@@ -37,7 +37,11 @@ def home():
     if user.can("project.read"):
         figures["projects"] = _count(projects.visible_projects(user))
     if user.can("beneficiary.read"):
-        figures["beneficiaries"] = _count(beneficiaries.visible(user))
+        # Exact up to the list's limit, then the planner's estimate: a page load must not read
+        # every person's row (the list's own total does the same).
+        figures["beneficiaries"], figures["beneficiaries_known"] = beneficiaries.count_of(
+            beneficiaries.visible(user)
+        )
     if user.can("vendor.read"):
         figures["vendors"] = _count(vendors.visible(user))
     counts = jobs.status_counts(user) if user.can("job.read") else None
@@ -67,9 +71,10 @@ def _project_cards(user) -> list[dict]:
     ids = [p.id for p in shown]
     numbers = home_figures.for_projects(ids)
     waits = home_waiting.for_projects(user, ids)
+    plans = checklist.for_projects(user, shown, numbers)
     cards = []
     for project in shown:
-        steps = checklist.steps(user, project, numbers[project.id])
+        steps = plans[project.id]
         cards.append(
             {
                 "project": project,

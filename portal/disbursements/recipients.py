@@ -51,6 +51,8 @@ class Recipient:
 
 
 def _query(disbursement: Disbursement, status: str | None):
+    # In the order of the (disbursement, person) unique index: a page is an index range, not a
+    # sort of every item of the disbursement.
     query = (
         select(
             DisbursementItem.beneficiary_id,
@@ -62,7 +64,7 @@ def _query(disbursement: Disbursement, status: str | None):
         .join(DisbursementBatch, DisbursementBatch.id == DisbursementItem.batch_id)
         .join(Beneficiary, Beneficiary.id == DisbursementItem.beneficiary_id)
         .where(DisbursementItem.disbursement_id == disbursement.id)
-        .order_by(DisbursementItem.id)
+        .order_by(DisbursementItem.beneficiary_id)
     )
     if status and disbursement.status != DRAFT:
         wanted = {ALLOCATED: (B_CONFIRMED,), FAILED: (B_FAILED,)}.get(status)

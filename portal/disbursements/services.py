@@ -23,6 +23,7 @@ from portal.chain.models import (
     ChainTx,
     ProjectChain,
 )
+from portal.dashboard.models import people_totals
 from portal.disbursements.models import (
     B_CONFIRMED,
     B_FAILED,
@@ -36,7 +37,6 @@ from portal.disbursements.models import (
     Disbursement,
     DisbursementBatch,
     DisbursementItem,
-    Entitlement,
 )
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
@@ -86,9 +86,11 @@ def available(project_id: int, committed: int | None = None) -> int:
     pc = setup.state(project_id)
     if pc is None:
         return 0
+    # The running total the entitlements' triggers keep (portal/dashboard), not a sum over
+    # every person's entitlement: at most a few rows per project, however many people.
     revoked = db.session.scalar(
-        select(func.coalesce(func.sum(Entitlement.revoked), 0)).where(
-            Entitlement.project_id == project_id
+        select(func.coalesce(func.sum(people_totals.c.revoked), 0)).where(
+            people_totals.c.project_id == project_id
         )
     )
     if committed is None:
