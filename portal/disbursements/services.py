@@ -303,13 +303,19 @@ def ensure_covered(disbursement: Disbursement, project: Project, pc=False) -> in
     free = available(project.id)
     needed = shortfall(disbursement, free)
     if needed:
-        raise Shortfall(shortfall_message(project, pc, needed), needed)
+        raise Shortfall(shortfall_message(project, pc, needed, free), needed)
     return free
 
 
-def shortfall_message(project: Project, pc: ProjectChain, needed: int) -> str:
-    more = amounts.money(needed, pc.decimals, project.currency)
-    return f"This disbursement needs {more} more: fund the project or reduce the amount."
+def shortfall_message(project: Project, pc: ProjectChain, needed: int, free: int) -> str:
+    def money(amount: int) -> str:
+        return amounts.money(amount, pc.decimals, project.currency)
+
+    return (
+        f"This disbursement needs {money(needed)} more: fund the project or reduce the amount. "
+        f"{money(max(free, 0))} of the {money(pc.funded)} funded is not yet promised to "
+        "disbursements already started."
+    )
 
 
 def retry_batch(batch: DisbursementBatch, user_id: int | None) -> None:
