@@ -88,14 +88,21 @@ def _amount_field(form: DisbursementForm, pc) -> None:
 
 
 def _save(form: DisbursementForm, project, save):
-    """Validate ``form`` and call ``save(group_id, selection)``; field errors on the form."""
+    """Validate ``form`` and call ``save(**inputs)`` (the draft's title, amount, group or
+    selection, batch size and author); None and the status when refused, with field errors."""
     if not form.validate_on_submit():
         return None, 422 if form.is_submitted() else 200
     try:
         with attempt():
             group_id = form.group_id.data or None
-            selection = None if group_id else _selection(project, form.refs.data)
-            return save(group_id, selection), 200
+            return save(
+                title=form.title.data,
+                amount=form.amount.data,
+                group_id=group_id,
+                beneficiary_ids=None if group_id else _selection(project, form.refs.data),
+                batch_size=form.batch_size.data,
+                user_id=current_user.id,
+            ), 200
     except ValidationFailed as exc:
         for name, message in exc.fields.items():
             field = getattr(form, name, None) or form.amount
@@ -122,18 +129,7 @@ def new(project_id: int):
     form = _form(project)
     _amount_field(form, pc)
 
-    def save(group_id, selection):
-        return services.create(
-            project,
-            title=form.title.data,
-            amount=form.amount.data,
-            group_id=group_id,
-            beneficiary_ids=selection,
-            batch_size=form.batch_size.data,
-            user_id=current_user.id,
-        )
-
-    made, status = _save(form, project, save)
+    made, status = _save(form, project, lambda **inputs: services.create(project, **inputs))
     if made is None:
         return _form_page(project, pc, form, status)
     disbursement, left_out = made
@@ -168,18 +164,7 @@ def edit(disbursement_id: int):
                 )
             )
 
-    def save(group_id, selection):
-        return drafts.edit(
-            disbursement,
-            title=form.title.data,
-            amount=form.amount.data,
-            group_id=group_id,
-            beneficiary_ids=selection,
-            batch_size=form.batch_size.data,
-            user_id=current_user.id,
-        )
-
-    left_out, status = _save(form, project, save)
+    left_out, status = _save(form, project, lambda **inputs: drafts.edit(disbursement, **inputs))
     if left_out is None:
         return _form_page(project, pc, form, status, disbursement)
     flash("Draft saved. A request to start it, if there was one, was withdrawn: ask again.")

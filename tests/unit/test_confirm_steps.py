@@ -55,43 +55,32 @@ def _ask_then_confirm(client, url, data, count, question):
     return before
 
 
-def test_removing_a_person_from_a_group_asks_first(client, login, world):
-    user, _project, person, group, _vendor = world
+@pytest.mark.parametrize("what", ["group member", "project member", "vendor"])
+def test_removals_ask_first(client, login, world, what):
+    user, project, person, group, vendor = world
+    url, model, where, question = {
+        "group member": (
+            f"/groups/{group.id}/members/{person.id}/remove",
+            GroupMember,
+            {"group_id": group.id},
+            f"Remove {person.ref} from the group Ward 3?",
+        ),
+        "project member": (
+            f"/beneficiaries/{person.id}/projects/{project.id}/remove",
+            ProjectBeneficiary,
+            {"project_id": project.id},
+            f"Remove {person.ref} from Winter Relief?",
+        ),
+        "vendor": (
+            f"/vendors/{vendor.id}/projects/{project.id}/remove",
+            VendorProject,
+            {"project_id": project.id},
+            "Remove Gita&#39;s shop from Winter Relief?",
+        ),
+    }[what]
     login(client, user)
-    before = _ask_then_confirm(
-        client,
-        f"/groups/{group.id}/members/{person.id}/remove",
-        {},
-        lambda: _count(GroupMember, group_id=group.id),
-        f"Remove {person.ref} from the group Ward 3?",
-    )
-    assert _count(GroupMember, group_id=group.id) == before - 1
-
-
-def test_removing_a_person_from_a_project_asks_first(client, login, world):
-    user, project, person, _group, _vendor = world
-    login(client, user)
-    before = _ask_then_confirm(
-        client,
-        f"/beneficiaries/{person.id}/projects/{project.id}/remove",
-        {},
-        lambda: _count(ProjectBeneficiary, project_id=project.id),
-        f"Remove {person.ref} from Winter Relief?",
-    )
-    assert _count(ProjectBeneficiary, project_id=project.id) == before - 1
-
-
-def test_unassigning_a_vendor_asks_first(client, login, world):
-    user, project, _person, _group, vendor = world
-    login(client, user)
-    before = _ask_then_confirm(
-        client,
-        f"/vendors/{vendor.id}/projects/{project.id}/remove",
-        {},
-        lambda: _count(VendorProject, project_id=project.id),
-        "Remove Gita&#39;s shop from Winter Relief?",
-    )
-    assert _count(VendorProject, project_id=project.id) == before - 1
+    before = _ask_then_confirm(client, url, {}, lambda: _count(model, **where), question)
+    assert _count(model, **where) == before - 1
 
 
 def test_funding_asks_first_with_the_amount_in_the_currency(client, login, world):
