@@ -70,9 +70,7 @@ def seed_money(world: dict, redemptions: int) -> dict:
         chain.pretend_deployed(project, symbol="NPR", decimals=2)
         db.session.flush()
         db.session.execute(
-            update(ProjectChain)
-            .where(ProjectChain.project_id == project_id)
-            .values(funded=FUNDED)
+            update(ProjectChain).where(ProjectChain.project_id == project_id).values(funded=FUNDED)
         )
         shops[key] = [
             vendors.register(
