@@ -261,6 +261,32 @@ def cancel(request: ApprovalRequest, user) -> ApprovalRequest:
     return request
 
 
+def withdraw_open(kind_name: str, subject_id: int) -> int:
+    """Withdraw the pending requests about a subject that has changed (a draft edited or
+    cancelled), whoever asked: approving them would approve something else. Returns how many."""
+    kind = kinds.get(kind_name)
+    withdrawn = 0
+    for request in db.session.scalars(
+        select(ApprovalRequest).where(
+            ApprovalRequest.kind == kind_name,
+            ApprovalRequest.subject_id == subject_id,
+            ApprovalRequest.status == PENDING,
+        )
+    ):
+        if change(
+            ApprovalRequest, request.id, (PENDING,), CANCELLED, decided_at=utcnow(), open_key=None
+        ):
+            db.session.refresh(request)
+            withdrawn += 1
+            _changed(
+                request,
+                "approval.cancelled",
+                f"{kind.label} withdrawn, its subject changed: {kind.describe(request)}",
+                {"subject_changed": True},
+            )
+    return withdrawn
+
+
 # ----------------------------------------------------------------------------- reading
 
 

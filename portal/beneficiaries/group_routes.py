@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import inputs
+from portal import confirmation, inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, reads, services
@@ -79,7 +79,16 @@ def show(group_id: int):
 @permission_required("beneficiary.manage")
 def remove_member(group_id: int, beneficiary_id: int):
     group = groups.get_visible(current_user, group_id)
+    person = services.get_visible(current_user, beneficiary_id)
     if EmptyForm().validate_on_submit():
-        groups.remove_member(group, services.get_visible(current_user, beneficiary_id))
+        if not confirmation.given():
+            return confirmation.page(
+                f"Remove {person.ref} from the group {group.name}?",
+                "They get nothing from the group's next disbursements. They stay in the project.",
+                yes="Remove from the group",
+                back=url_for("groups.show", group_id=group.id),
+                danger=True,
+            )
+        groups.remove_member(group, person)
         flash("Removed from the group.", "success")
     return redirect(url_for("groups.show", group_id=group.id))

@@ -9,7 +9,7 @@ from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
 
-from portal import inputs
+from portal import confirmation, inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, memberships, reads, selection, services
@@ -234,8 +234,18 @@ def add_project(beneficiary_id: int):
 @permission_required("beneficiary.manage")
 def remove_project(beneficiary_id: int, project_id: int):
     person = services.get_visible(current_user, beneficiary_id)
+    project = projects.get_visible(current_user, project_id)
     if EmptyForm().validate_on_submit():
-        services.remove_from_project(person, projects.get_visible(current_user, project_id))
+        if not confirmation.given():
+            return confirmation.page(
+                f"Remove {person.ref} from {project.name}?",
+                "They leave the project's groups and lists and get nothing from its next "
+                "disbursements. Their record and what they have received are kept.",
+                yes="Remove from the project",
+                back=url_for("beneficiaries.show", beneficiary_id=person.id),
+                danger=True,
+            )
+        services.remove_from_project(person, project)
         flash("Removed from the project.", "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
 

@@ -9,7 +9,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
-from portal import inputs, realtime
+from portal import confirmation, inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
 from portal.chain import (
@@ -170,9 +170,20 @@ def deploy(project_id: int):
 @permission_required("chain.manage")
 def fund(project_id: int):
     project = projects.get_visible(current_user, project_id)
+    pc = setup.state(project.id)
+    form = _fund_form(pc)
+    if form.validate_on_submit() and not confirmation.given():
+        how_much = amounts.money(form.amount.data, pc.decimals, project.currency)
+        return confirmation.page(
+            f"Fund {project.name} with {how_much}?",
+            "Money put into a project stays in it: it can be allocated to people but not "
+            "taken back from this page. Someone else approves before anything moves.",
+            yes=f"Ask to fund {how_much}",
+            back=url_for("chain.project_chain", project_id=project.id),
+        )
     return _submit(
         project,
-        _fund_form(setup.state(project.id)),
+        form,
         "fund_form",
         lambda f: funding_approval.ask(project, f.amount.data, f.note.data, current_user.id),
         "Funding asked for: the mint starts once someone else approves it (see Approvals below).",

@@ -16,6 +16,8 @@ from portal.timeutil import utcnow
 
 # Disbursement.status
 DRAFT, RUNNING, COMPLETED, FAILED = "draft", "running", "completed", "failed"
+# A draft nobody will start: it promises nothing and keeps its rows for the record.
+CANCELLED = "cancelled"
 # DisbursementBatch.status
 B_PENDING, B_SENT, B_CONFIRMED, B_FAILED = "pending", "sent", "confirmed", "failed"
 

@@ -4,23 +4,36 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, current_app, flash, redirect, render_template, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    stream_with_context,
+    url_for,
+)
 from flask_login import current_user
 from sqlalchemy import select
 
+from portal import confirmation, inputs
+from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries.models import Beneficiary, BeneficiaryGroup
 from portal.chain import setup
 from portal.chain.models import DEPLOYED
-from portal.disbursements import services, start_approval
+from portal.disbursements import drafts, recipients, services, start_approval
 from portal.disbursements.forms import DisbursementForm
-from portal.disbursements.models import DisbursementBatch
+from portal.disbursements.models import DRAFT, DisbursementBatch, DisbursementItem
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import attention
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
+from portal.web import wants_json
 
 bp = Blueprint("disbursements", __name__)
 NO_GROUP = 0
@@ -68,77 +81,190 @@ def _selection(project, text: str) -> list[int]:
     return sorted(set(found.values()))
 
 
+def _amount_field(form: DisbursementForm, pc) -> None:
+    form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
+    if form.amount.decimals is not None:
+        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
+
+
+def _save(form: DisbursementForm, project, save):
+    """Validate ``form`` and call ``save(**inputs)`` (the draft's title, amount, group or
+    selection, batch size and author); None and the status when refused, with field errors."""
+    if not form.validate_on_submit():
+        return None, 422 if form.is_submitted() else 200
+    try:
+        with attempt():
+            group_id = form.group_id.data or None
+            return save(
+                title=form.title.data,
+                amount=form.amount.data,
+                group_id=group_id,
+                beneficiary_ids=None if group_id else _selection(project, form.refs.data),
+                batch_size=form.batch_size.data,
+                user_id=current_user.id,
+            ), 200
+    except ValidationFailed as exc:
+        for name, message in exc.fields.items():
+            field = getattr(form, name, None) or form.amount
+            field.errors = [*field.errors, message]
+        return None, 422
+
+
+def _form_page(project, pc, form, status: int, disbursement=None):
+    return render_template(
+        "disbursements/new.html",
+        project=project,
+        pc=pc,
+        form=form,
+        d=disbursement,
+        available=services.available(project.id) if pc else 0,
+    ), status
+
+
 @bp.route("/projects/<int:project_id>/disbursements/new", methods=["GET", "POST"])
 @permission_required("disbursement.manage")
 def new(project_id: int):
     project = projects.get_visible(current_user, project_id)
     pc = setup.state(project.id)
     form = _form(project)
-    form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
-    if form.amount.decimals is not None:
-        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
-    status = 200
-    if form.validate_on_submit():
-        try:
-            with attempt():
-                group_id = form.group_id.data or None
-                selection = None if group_id else _selection(project, form.refs.data)
-                disbursement, left_out = services.create(
-                    project,
-                    title=form.title.data,
-                    amount=form.amount.data,
-                    group_id=group_id,
-                    beneficiary_ids=selection,
-                    batch_size=form.batch_size.data,
-                    user_id=current_user.id,
+    _amount_field(form, pc)
+
+    made, status = _save(form, project, lambda **inputs: services.create(project, **inputs))
+    if made is None:
+        return _form_page(project, pc, form, status)
+    disbursement, left_out = made
+    if left_out:
+        flash(f"{left_out} people were left out: they have no wallet address yet.", "info")
+    return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
+
+
+@bp.route("/disbursements/<int:disbursement_id>/edit", methods=["GET", "POST"])
+@permission_required("disbursement.manage")
+def edit(disbursement_id: int):
+    disbursement = services.get_visible(current_user, disbursement_id)
+    if disbursement.status != DRAFT:
+        flash("Only a draft can be changed; this one has started.", "error")
+        return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
+    project = projects.get_visible(current_user, disbursement.project_id)
+    pc = setup.state(project.id)
+    form = _form(project)
+    _amount_field(form, pc)
+    if not form.is_submitted():
+        form.title.data = disbursement.title
+        form.amount.data = disbursement.amount_each
+        form.batch_size.data = disbursement.batch_size
+        form.group_id.data = disbursement.group_id or NO_GROUP
+        if disbursement.group_id is None:
+            form.refs.data = "\n".join(
+                db.session.scalars(
+                    select(Beneficiary.ref)
+                    .join(DisbursementItem, DisbursementItem.beneficiary_id == Beneficiary.id)
+                    .where(DisbursementItem.disbursement_id == disbursement.id)
+                    .order_by(DisbursementItem.id)
                 )
-        except ValidationFailed as exc:
-            for name, message in exc.fields.items():
-                field = getattr(form, name, None) or form.amount
-                field.errors = [*field.errors, message]
-            status = 422
-        else:
-            if left_out:
-                flash(f"{left_out} people were left out: they have no wallet address yet.", "info")
-            return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
-    elif form.is_submitted():
-        status = 422
+            )
+
+    left_out, status = _save(form, project, lambda **inputs: drafts.edit(disbursement, **inputs))
+    if left_out is None:
+        return _form_page(project, pc, form, status, disbursement)
+    flash("Draft saved. A request to start it, if there was one, was withdrawn: ask again.")
+    if left_out:
+        flash(f"{left_out} people were left out: they have no wallet address yet.", "info")
+    return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
+
+
+@bp.post("/disbursements/<int:disbursement_id>/cancel")
+@permission_required("disbursement.manage")
+def cancel(disbursement_id: int):
+    disbursement = services.get_visible(current_user, disbursement_id)
+    project = projects.get_visible(current_user, disbursement.project_id)
+    if not confirmation.given():
+        return confirmation.page(
+            f"Cancel the draft “{disbursement.title}”?",
+            "Nobody is paid from it and it cannot be started again; it stays on the list "
+            "as cancelled.",
+            yes="Cancel the draft",
+            back=url_for("disbursements.show", disbursement_id=disbursement.id),
+            danger=True,
+        )
+    drafts.cancel(disbursement, current_user.id)
+    flash(f"“{disbursement.title}” was cancelled.")
+    return redirect(url_for("disbursements.index", project_id=project.id))
+
+
+def _show_page(disbursement, *, refused: str | None = None, status: int = 200):
+    project = projects.get_visible(current_user, disbursement.project_id)
+    pc = setup.state(project.id)
+    free = services.available(project.id)
+    shown = inputs.choice_arg("who", recipients.STATUSES)
     return render_template(
-        "disbursements/new.html",
+        "disbursements/show.html",
+        d=disbursement,
         project=project,
         pc=pc,
-        form=form,
-        available=services.available(project.id) if pc else 0,
+        group=db.session.get(BeneficiaryGroup, disbursement.group_id)
+        if disbursement.group_id
+        else None,
+        progress=services.progress(disbursement),
+        available=free,
+        shortfall=services.shortfall(disbursement, free) if disbursement.status == DRAFT else 0,
+        refused=refused,
+        stuck=attention.stuck_batch_ids(disbursement.id),
+        people=recipients.page(disbursement, current_user, inputs.page_arg(), shown),
+        people_counts=recipients.counts(disbursement),
+        who=shown,
     ), status
 
 
 @bp.get("/disbursements/<int:disbursement_id>")
 @permission_required("disbursement.manage")
 def show(disbursement_id: int):
-    disbursement = services.get_visible(current_user, disbursement_id)
-    project = projects.get_visible(current_user, disbursement.project_id)
-    pc = setup.state(project.id)
-    return render_template(
-        "disbursements/show.html",
-        d=disbursement,
-        project=project,
-        pc=pc,
-        progress=services.progress(disbursement),
-        available=services.available(project.id),
-        stuck=attention.stuck_batch_ids(disbursement.id),
-    )
+    return _show_page(services.get_visible(current_user, disbursement_id))
 
 
 @bp.post("/disbursements/<int:disbursement_id>/start")
 @permission_required("disbursement.manage")
 def start(disbursement_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
-    start_approval.ask(disbursement, current_user.id)
+    try:
+        start_approval.ask(disbursement, current_user.id)
+    except services.Shortfall as exc:
+        if wants_json():
+            raise  # the API answers with its problem body
+        db.session.rollback()
+        return _show_page(disbursement, refused=str(exc), status=409)
     flash(
         "Sent for approval: the allocation starts once someone else approves it. "
         "This page updates by itself."
     )
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
+
+
+@bp.post("/disbursements/<int:disbursement_id>/people.<fmt>")
+@permission_required("disbursement.manage")
+def export_people(disbursement_id: int, fmt: str):
+    if fmt not in recipients.FORMATS:
+        abort(404)
+    disbursement = services.get_visible(current_user, disbursement_id)
+    if not EmptyForm().validate_on_submit():
+        return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
+    project = projects.get_visible(current_user, disbursement.project_id)
+    pc = setup.state(project.id)
+    with_pii = current_user.can(recipients.PII)
+    recipients.record_export(disbursement, fmt, with_pii)
+    chunks = recipients.export_chunks(
+        disbursement, fmt, with_pii=with_pii, decimals=pc.decimals, currency=project.currency
+    )
+    return Response(
+        stream_with_context(chunks),
+        mimetype=recipients.FORMATS[fmt],
+        headers={
+            "Content-Disposition": (
+                f'attachment; filename="{recipients.filename(disbursement, fmt)}"'
+            ),
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 @bp.post("/disbursements/<int:disbursement_id>/batches/<int:batch_id>/retry")

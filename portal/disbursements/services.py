@@ -23,11 +23,13 @@ from portal.chain.models import (
     ChainTx,
     ProjectChain,
 )
+from portal.dashboard.models import people_totals
 from portal.disbursements.models import (
     B_CONFIRMED,
     B_FAILED,
     B_PENDING,
     B_SENT,
+    CANCELLED,
     COMPLETED,
     DRAFT,
     FAILED,
@@ -35,7 +37,6 @@ from portal.disbursements.models import (
     Disbursement,
     DisbursementBatch,
     DisbursementItem,
-    Entitlement,
 )
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
@@ -73,7 +74,8 @@ def committed_total(project_id: int) -> int:
     """Base units promised by disbursements that have started (whatever their batches did)."""
     return db.session.scalar(
         select(func.coalesce(func.sum(Disbursement.total), 0)).where(
-            Disbursement.project_id == project_id, Disbursement.status != DRAFT
+            Disbursement.project_id == project_id,
+            Disbursement.status.not_in((DRAFT, CANCELLED)),
         )
     )
 
@@ -84,9 +86,11 @@ def available(project_id: int, committed: int | None = None) -> int:
     pc = setup.state(project_id)
     if pc is None:
         return 0
+    # The running total the entitlements' triggers keep (portal/dashboard), not a sum over
+    # every person's entitlement: at most a few rows per project, however many people.
     revoked = db.session.scalar(
-        select(func.coalesce(func.sum(Entitlement.revoked), 0)).where(
-            Entitlement.project_id == project_id
+        select(func.coalesce(func.sum(people_totals.c.revoked), 0)).where(
+            people_totals.c.project_id == project_id
         )
     )
     if committed is None:
@@ -126,18 +130,29 @@ def _recipients(project: Project, group_id: int | None, beneficiary_ids: list[in
     return [(bid, wallets[bid]) for bid in ids if bid in wallets], len(ids) - len(wallets)
 
 
-def create(
+class Shortfall(Conflict):
+    """Starting would promise more than the project holds; ``needed`` base units more."""
+
+    def __init__(self, message: str, needed: int):
+        super().__init__(message)
+        self.needed = needed
+
+
+def shortfall(disbursement: Disbursement, free: int | None = None) -> int:
+    """Base units the project lacks to start this draft (0 when it is covered)."""
+    if free is None:
+        free = available(disbursement.project_id)
+    return max(disbursement.total - free, 0)
+
+
+def people_for(
     project: Project,
-    *,
-    title: str,
     amount: int,
     group_id: int | None,
     beneficiary_ids: list[int] | None,
     batch_size: int,
-    user_id: int | None,
-) -> tuple[Disbursement, int]:
-    """A draft of ``amount`` base units each (from ``amounts.parse``), with its items and
-    batches; returns it and how many people were left out."""
+) -> tuple[list[tuple[int, str]], int]:
+    """Check a draft's inputs; the people it pays and how many were left out."""
     projects.ensure_writable(project)
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
@@ -159,21 +174,14 @@ def create(
         )
     if not 1 <= batch_size <= 1000:
         raise ValidationFailed({"batch_size": "Between 1 and 1000 people per transaction."})
-    disbursement = Disbursement(
-        project_id=project.id,
-        title=(title or "").strip()[:120] or "Disbursement",
-        amount_each=amount,
-        beneficiaries=len(people),
-        total=amount * len(people),
-        batch_size=batch_size,
-        group_id=group_id,
-        status=DRAFT,
-        created_by_id=user_id,
-    )
-    db.session.add(disbursement)
-    db.session.flush()
-    for number, start in enumerate(range(0, len(people), batch_size), start=1):
-        chunk = people[start : start + batch_size]
+    return people, left_out
+
+
+def fill(disbursement: Disbursement, people: list[tuple[int, str]]) -> None:
+    """Write the draft's batches and items for ``people``."""
+    size, amount = disbursement.batch_size, disbursement.amount_each
+    for number, start in enumerate(range(0, len(people), size), start=1):
+        chunk = people[start : start + size]
         batch = DisbursementBatch(
             disbursement_id=disbursement.id,
             number=number,
@@ -195,7 +203,36 @@ def create(
                 for bid, address in chunk
             ],
         )
-    _changed(
+
+
+def create(
+    project: Project,
+    *,
+    title: str,
+    amount: int,
+    group_id: int | None,
+    beneficiary_ids: list[int] | None,
+    batch_size: int,
+    user_id: int | None,
+) -> tuple[Disbursement, int]:
+    """A draft of ``amount`` base units each (from ``amounts.parse``), with its items and
+    batches; returns it and how many people were left out."""
+    people, left_out = people_for(project, amount, group_id, beneficiary_ids, batch_size)
+    disbursement = Disbursement(
+        project_id=project.id,
+        title=(title or "").strip()[:120] or "Disbursement",
+        amount_each=amount,
+        beneficiaries=len(people),
+        total=amount * len(people),
+        batch_size=batch_size,
+        group_id=group_id,
+        status=DRAFT,
+        created_by_id=user_id,
+    )
+    db.session.add(disbursement)
+    db.session.flush()
+    fill(disbursement, people)
+    changed(
         disbursement,
         "disbursement.created",
         {
@@ -236,9 +273,7 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
     # committed: the status (a second start of this one) and the totals already promised.
     if current_status(Disbursement, disbursement.id) != DRAFT:
         raise Conflict("This disbursement has already been started.")
-    free = available(project.id)
-    if pc is None or disbursement.total > free:
-        raise Conflict(_not_enough(pc, disbursement.total, free))
+    free = ensure_covered(disbursement, project, pc)
     # Conditional all the same: the lock only orders the starts that take it.
     move(
         disbursement,
@@ -254,21 +289,32 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
             project_id=project.id,
             created_by_id=user_id,
         ).id
-    _changed(disbursement, "disbursement.started", {"total": disbursement.total, "available": free})
+    changed(disbursement, "disbursement.started", {"total": disbursement.total, "available": free})
     announce(disbursement)
 
 
-def _not_enough(pc: ProjectChain | None, needed: int, free: int) -> str:
+def ensure_covered(disbursement: Disbursement, project: Project, pc=False) -> int:
+    """The funds not yet promised, or ``Shortfall`` (a ``Conflict``) when they do not cover
+    the draft; pass ``pc`` when the caller holds the project's chain row locked."""
+    if pc is False:
+        pc = setup.state(project.id)
     if pc is None:
-        return "Deploy and fund the project's contracts before disbursing."
+        raise Conflict("Deploy and fund the project's contracts before disbursing.")
+    free = available(project.id)
+    needed = shortfall(disbursement, free)
+    if needed:
+        raise Shortfall(shortfall_message(project, pc, needed, free), needed)
+    return free
 
-    def shown(amount: int) -> str:
-        return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
+
+def shortfall_message(project: Project, pc: ProjectChain, needed: int, free: int) -> str:
+    def money(amount: int) -> str:
+        return amounts.money(amount, pc.decimals, project.currency)
 
     return (
-        f"Not enough funding: this disbursement needs {shown(needed)}, and only "
-        f"{shown(max(free, 0))} of the {shown(pc.funded)} funded is not yet promised to "
-        "disbursements already started. Fund the project or disburse less."
+        f"This disbursement needs {money(needed)} more: fund the project or reduce the amount. "
+        f"{money(max(free, 0))} of the {money(pc.funded)} funded is not yet promised to "
+        "disbursements already started."
     )
 
 
@@ -290,7 +336,7 @@ def retry_batch(batch: DisbursementBatch, user_id: int | None) -> None:
         project_id=disbursement.project_id,
         created_by_id=user_id,
     ).id
-    _changed(disbursement, "disbursement.batch_retried", {"batch": batch.number})
+    changed(disbursement, "disbursement.batch_retried", {"batch": batch.number})
     announce(disbursement)
 
 
@@ -398,7 +444,7 @@ def _undo_confirmed(batch: DisbursementBatch, tx: ChainTx) -> bool:
         ledger.uncredit(disbursement.project_id, people, disbursement.amount_each)
     change(Disbursement, disbursement.id, (COMPLETED, FAILED), RUNNING, finished_at=None)
     db.session.refresh(disbursement, attribute_names=["status", "finished_at"])
-    _changed(
+    changed(
         disbursement,
         "disbursement.batch_rolled_back",
         {"batch": batch.number, "tx_id": tx.id, "amount": undone.amount},
@@ -481,7 +527,7 @@ def progress(disbursement: Disbursement) -> dict:
     }
 
 
-def _changed(disbursement: Disbursement, action: str, data: dict) -> None:
+def changed(disbursement: Disbursement, action: str, data: dict) -> None:
     """For the audit log: amounts in base units, never who is paid."""
     events.disbursement_changed.send(
         disbursement,

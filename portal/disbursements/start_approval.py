@@ -65,9 +65,7 @@ def ask(disbursement: Disbursement, user_id: int):
         raise Conflict("This disbursement has already been started.")
     project = db.session.get(Project, disbursement.project_id)
     projects.ensure_writable(project)
-    free = services.available(project.id)
-    if disbursement.total > free:
-        raise Conflict(services._not_enough(setup.state(project.id), disbursement.total, free))
+    services.ensure_covered(disbursement, project)
     return approvals.ask(
         KIND,
         project,

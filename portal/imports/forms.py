@@ -1,7 +1,7 @@
 from __future__ import annotations
 
-from flask_wtf.file import FileField, FileRequired
-from wtforms import RadioField, SelectField, StringField
+from flask_wtf.file import FileField
+from wtforms import HiddenField, RadioField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.forms import Form
@@ -9,15 +9,17 @@ from portal.imports.models import ALL_OR_NOTHING, VALID_ONLY
 
 
 class UploadForm(Form):
+    # Required, checked by the view: a file kept from an earlier attempt (``kept``) counts.
     file = FileField(
-        "File (CSV or Excel .xlsx)",
-        validators=[FileRequired("Choose a file to upload.")],
+        "File (CSV or Excel .xlsx, required)",
         description="Start from the template; one person per row.",
+        render_kw={"aria-required": "true"},
     )
+    kept = HiddenField()
     project_id = SelectField("Project", coerce=int)
     group_id = SelectField("Also add them to the group", coerce=int, validators=[Optional()])
     source = StringField(
-        "Source",
+        "Source (required)",
         validators=[DataRequired(), Length(max=120)],
         description="Where the file comes from, e.g. 'Ward 4 survey'. Its column mapping is "
         "remembered for the next file from the same source.",
@@ -32,4 +34,5 @@ class CommitForm(Form):
             VALID_ONLY: "Only the valid, new rows: skip the rows listed in the report",
         },
         default=ALL_OR_NOTHING,
+        # The page shows no choice where only one is possible (``imports/show.html``).
     )

@@ -21,7 +21,7 @@ from portal.beneficiaries.models import BeneficiaryGroup
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import duplicates, fields, live, services, template
+from portal.imports import duplicates, fields, held, live, services, template
 from portal.imports.forms import CommitForm, UploadForm
 from portal.imports.models import ANALYSING, COMMITTING
 from portal.projects import services as projects
@@ -82,7 +82,13 @@ def new():
     ]
     if request.method == "GET":
         form.project_id.data = inputs.id_arg("project")
-    if form.validate_on_submit():
+    kept = held.find(form.kept.data, current_user)
+    new_file = form.file.data if held.chosen(form.file.data) else None
+    valid = form.validate_on_submit()
+    if form.is_submitted() and new_file is None and kept is None:
+        form.file.errors = [*form.file.errors, "Choose a file to upload."]
+        valid = False
+    if valid:
         project = projects.get_visible(current_user, form.project_id.data)
         group = next((g for g in groups if g.id == form.group_id.data), None)
         if group is not None and group.project_id != project.id:
@@ -94,11 +100,12 @@ def new():
                         form.source.data, project=project, user=current_user
                     )
                     batch = services.create_batch(
-                        form.file.data,
+                        new_file,
                         project=project,
                         user=current_user,
                         group=group,
                         source=source,
+                        kept=None if new_file is not None else kept,
                     )
             except ValidationFailed as exc:
                 if "source" in exc.fields:
@@ -109,8 +116,19 @@ def new():
                 form.file.errors = [str(exc)]
             else:
                 return redirect(url_for("imports.mapping", batch_id=batch.id))
+    if form.is_submitted() and not form.file.errors:
+        # Another field was wrong: keep the chosen file for the next attempt.
+        if new_file is not None:
+            kept_now = held.hold(new_file, current_user)
+            kept = kept_now[0] if kept_now else None
+        form.kept.data = held.token_for(kept) if kept is not None else ""
+    else:
+        form.kept.data = ""
     return render_template(
-        "imports/new.html", form=form, sources=[s.name for s in services.sources(current_user)]
+        "imports/new.html",
+        form=form,
+        kept=kept if form.kept.data else None,
+        sources=[s.name for s in services.sources(current_user)],
     )
 
 

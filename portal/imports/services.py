@@ -20,7 +20,8 @@ from portal import events, offload
 from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import checked, fields, live, parsing
+from portal.files.models import StoredFile
+from portal.imports import checked, fields, held, live, parsing
 from portal.imports.models import (
     ALL_OR_NOTHING,
     ANALYSING,
@@ -104,31 +105,37 @@ def source_named(name: str, *, project: Project, user, kind: str = "file") -> Im
 
 
 def create_batch(
-    upload: FileStorage,
+    upload: FileStorage | None,
     *,
     project: Project,
     user,
     group=None,
     source: ImportSource | None = None,
+    kept: StoredFile | None = None,
 ) -> ImportBatch:
-    """Store the upload encrypted, read its headers, and propose a mapping."""
+    """Store the upload encrypted (or take over ``kept``, an upload held while the form was
+    corrected: ``portal.imports.held``), read its headers, and propose a mapping."""
     projects.ensure_writable(project)
-    filename = Path(upload.filename or "").name
+    filename = Path(kept.filename if kept is not None else upload.filename or "").name
     kind = EXTENSIONS.get(Path(filename).suffix.lower())
     if kind is None:
         raise ImportRejected("Upload a .csv or .xlsx file (use the template).")
-    try:
-        stored = storage.store(
-            upload.stream,
-            kind="import",
-            filename=filename,
-            content_type=upload.mimetype or "application/octet-stream",
-            created_by_id=user.id,
-            project_id=project.id,
-            max_bytes=current_app.config["IMPORT_MAX_BYTES"],
-        )
-    except ValueError as exc:
-        raise ImportRejected(f"This file is too large: {exc}.") from None
+    if kept is not None:
+        stored = held.adopt(kept)
+        stored.project_id = project.id
+    else:
+        try:
+            stored = storage.store(
+                upload.stream,
+                kind="import",
+                filename=filename,
+                content_type=upload.mimetype or "application/octet-stream",
+                created_by_id=user.id,
+                project_id=project.id,
+                max_bytes=current_app.config["IMPORT_MAX_BYTES"],
+            )
+        except ValueError as exc:
+            raise ImportRejected(f"This file is too large: {exc}.") from None
     message = ""
     try:
         headers, sheet, sheets = _read_headers(stored, filename, None)

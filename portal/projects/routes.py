@@ -6,6 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import func, select
 
+from portal import confirmation
 from portal.accounts.guards import permission_required
 from portal.accounts.models import User
 from portal.accounts.safeguards import Refused
@@ -14,7 +15,7 @@ from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.projects import services
 from portal.projects.forms import MembersForm, ProjectForm, StatusForm
-from portal.projects.models import STATUSES, TRANSITIONS
+from portal.projects.models import ACTIVE, CLOSED, STATUSES, TRANSITIONS
 from portal.transactions import attempt
 from portal.vendors.models import VendorProject
 
@@ -95,6 +96,7 @@ def _show_page(project, members_form: MembersForm | None = None):
         stats=stats,
         groups=groups,
         status_form=status_form,
+        moves=[(s, *MOVES[s]) for s in TRANSITIONS[project.status]],
         members_form=members_form,
     )
 
@@ -117,6 +119,26 @@ def edit(project_id: int):
     return render_template("projects/form.html", form=form, project=project)
 
 
+# What each move does, in the words the confirm dialog and page use: (button, question,
+# what it means). Closing is for good (models.TRANSITIONS) and stops every change, vendors'
+# payments and cash-out requests included (services.ensure_writable, redemption checks).
+MOVES = {
+    ACTIVE: (
+        "Activate the project",
+        "Activate {name}?",
+        "Vendors can take payments in it from then on. It cannot go back to draft; it can be "
+        "closed later.",
+    ),
+    CLOSED: (
+        "Close the project",
+        "Close {name} for good?",
+        "A closed project cannot be reopened. Nothing in it can change any more: nobody can be "
+        "enrolled, funded or paid, vendors can no longer take payments, and they can no longer "
+        "ask for what the project still owes them. Settle the vendors first.",
+    ),
+}
+
+
 @bp.post("/<int:project_id>/status")
 @permission_required("project.manage")
 def change_status(project_id: int):
@@ -124,6 +146,15 @@ def change_status(project_id: int):
     form = StatusForm()
     form.status.choices = [(s, s) for s in TRANSITIONS[project.status]]
     if form.validate_on_submit():
+        button, question, detail = MOVES[form.status.data]
+        if not confirmation.given():
+            return confirmation.page(
+                question.format(name=project.name),
+                detail,
+                yes=button,
+                back=url_for("projects.show", project_id=project.id),
+                danger=form.status.data == CLOSED,
+            )
         services.change_status(project, form.status.data)
         flash(f"Project is now {project.status}.", "success")
     else:

@@ -6,7 +6,7 @@ from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_login import current_user
 from sqlalchemy import select
 
-from portal import inputs
+from portal import confirmation, inputs
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries.forms import ProjectPickForm
@@ -155,7 +155,17 @@ def assign(vendor_id: int):
 @permission_required("vendor.manage")
 def unassign(vendor_id: int, project_id: int):
     vendor = services.get_visible(current_user, vendor_id)
+    project = projects.get_visible(current_user, project_id)
     if EmptyForm().validate_on_submit():
-        services.unassign(vendor, projects.get_visible(current_user, project_id))
+        if not confirmation.given():
+            return confirmation.page(
+                f"Remove {vendor.name} from {project.name}?",
+                "The shop can no longer take payments in this project. Payments already made "
+                "and what the project owes the shop are kept.",
+                yes="Remove from the project",
+                back=url_for("vendors.show", vendor_id=vendor.id),
+                danger=True,
+            )
+        services.unassign(vendor, project)
         flash("Removed from the project.", "success")
     return redirect(url_for("vendors.show", vendor_id=vendor.id))

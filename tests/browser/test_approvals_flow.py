@@ -80,6 +80,7 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
 
     asker.get_by_label("Amount to mint into the project").fill("750")
     asker.get_by_label("Note").fill("Grant 7")
+    asker.once("dialog", lambda dialog: dialog.accept())  # the confirm step
     asker.get_by_role("button", name="Ask to fund").click()
     waiting_row = asker.locator("[data-approvals-here] [data-approval-id]").first
     expect(waiting_row).to_contain_text("Waiting for approval by Second Eyes")

@@ -111,6 +111,7 @@ def test_staff_allocate_vendor_charges_dashboard_follows(chromium, world, shots)
     page.get_by_role("button", name="Deploy").click()
     expect(page.locator("#chain-page .badge")).to_have_text("deployed", timeout=60_000)
     page.get_by_label("Amount to mint into the project").fill("1000")
+    page.once("dialog", lambda dialog: dialog.accept())  # the confirm step
     page.get_by_role("button", name="Ask to fund").click()
     _approve_in_own_browser(chromium, base, world["approver_email"])
     expect(page.locator(".stat__n").first).to_have_text("1,000.00", timeout=60_000)

@@ -53,7 +53,7 @@ def test_a_cancelled_confirmation_leaves_the_form_usable(chromium, live_portal):
 
     answers = iter([False, True])
     page.on("dialog", lambda d: d.accept() if next(answers) else d.dismiss())
-    change = page.get_by_role("button", name="Change status")
+    change = page.get_by_role("button", name="Activate the project")
     change.click()  # dismissed: nothing is sent, the button stays usable
     expect(change).to_be_enabled()
     change.click()  # accepted this time

@@ -104,7 +104,8 @@ def test_disbursement_survives_a_killed_worker(
             "deployment",
             logs,
         )
-        post_form(http, base, f"/projects/{project_id}/chain/fund", {"amount": "10000"})
+        funding = {"amount": "10000", "confirmed": "yes"}
+        post_form(http, base, f"/projects/{project_id}/chain/fund", funding)
         stack.approve_newest(base, *approver, engine, "funding")
         wait_sql(
             engine,

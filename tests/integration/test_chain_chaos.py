@@ -125,7 +125,7 @@ class Distribution:
             "deployment",
             60,
         )
-        self.post(f"/projects/{p}/chain/fund", {"amount": "10000"})
+        self.post(f"/projects/{p}/chain/fund", {"amount": "10000", "confirmed": "yes"})
         stack.approve_newest(self.web.base_url, APPROVER, PASSWORD, self.engine, "funding")
         self.wait(
             lambda: (

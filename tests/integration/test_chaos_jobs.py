@@ -144,7 +144,8 @@ def portal(anvil_node, portal_secrets, database_factory, tmp_path_factory, app_f
         )
         wait_sql(engine, "select status from project_chains where project_id = :p", {"p": pid},
                  lambda s: s == "deployed", 90, "deployment", portal.logs)  # fmt: skip
-        post_form(portal.http, base, f"/projects/{pid}/chain/fund", {"amount": "100000"})
+        funding = {"amount": "100000", "confirmed": "yes"}
+        post_form(portal.http, base, f"/projects/{pid}/chain/fund", funding)
         stack.approve_newest(base, APPROVER, PASSWORD, engine, "funding")
         wait_sql(engine, "select funded from project_chains where project_id = :p", {"p": pid},
                  lambda f: f == 10_000_000, 60, "funding", portal.logs)  # fmt: skip

@@ -365,8 +365,8 @@ def test_disbursements_started_at_once_never_promise_more_than_funded(app, count
     for amount, message in refused:
         # Free funds only shrink, so each refusal was right at the end too.
         assert amount > left, (amount, left, results)
-        assert message.startswith("Not enough funding"), message
-        assert "of the 100.00 RACE funded is not yet promised" in message, message
+        assert "more: fund the project or reduce the amount" in message, message
+        assert "of the NPR\u00a0100.00 funded is not yet promised" in message, message
     with app.app_context():
         rows = db.session.scalars(
             select(Disbursement).where(Disbursement.project_id == project_id)
@@ -425,7 +425,9 @@ def test_start_page_answers_the_loser_clearly(app):
     assert b"already been started" in again.data
     short = client.post(f"/disbursements/{second}/start")
     assert short.status_code == 409
-    assert b"40.00 RACE of the 100.00 RACE funded is not yet promised" in short.data
+    text = short.get_data(as_text=True)
+    assert "needs NPR\u00a020.00 more: fund the project or reduce the amount" in text
+    assert "NPR\u00a040.00 of the NPR\u00a0100.00 funded is not yet promised" in text
     get_broker(app).flush_all()
 
 

@@ -125,7 +125,9 @@ def vendor_world(app, client, make_project, make_beneficiary, make_vendor):
 
 
 def fund(client, project, text):
-    return client.post(f"/projects/{project.id}/chain/fund", data={"amount": text, "note": "x"})
+    return client.post(
+        f"/projects/{project.id}/chain/fund", data={"amount": text, "note": "x", "confirmed": "yes"}
+    )
 
 
 def draft(client, project, group, text):

@@ -43,7 +43,7 @@ def _as(app, login, user):
 
 def _ask(client, project, amount="250.00", note="grant B"):
     project_id = project if isinstance(project, int) else project.id
-    data = {"amount": amount, "note": note}
+    data = {"amount": amount, "note": note, "confirmed": "yes"}
     answer = client.post(f"/projects/{project_id}/chain/fund", data=data)
     assert answer.status_code == 302, answer.data[:1000]
     return db.session.scalar(select(ApprovalRequest).order_by(ApprovalRequest.id.desc()))

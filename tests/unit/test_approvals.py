@@ -201,7 +201,7 @@ def test_an_action_that_refuses_refuses_the_approval_and_keeps_nothing(
     disbursements.start(other, None)
     db.session.commit()
     jobs_before = db.session.scalar(select(func.count()).select_from(Job))
-    with pytest.raises(Conflict, match="Not enough funding"):
+    with pytest.raises(Conflict, match="fund the project or reduce the amount"):
         approvals.approve(asked, world["first"])
     db.session.rollback()
     db.session.expire_all()

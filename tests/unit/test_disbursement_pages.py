@@ -44,7 +44,10 @@ def test_deploy_and_fund_from_the_page(
 
     too_fine = client.post(f"/projects/{project.id}/chain/fund", data={"amount": "1.001"})
     assert too_fine.status_code == 422 and b"At most 2 digits" in too_fine.data
-    client.post(f"/projects/{project.id}/chain/fund", data={"amount": "2,500.50", "note": "grant"})
+    client.post(
+        f"/projects/{project.id}/chain/fund",
+        data={"amount": "2,500.50", "note": "grant", "confirmed": "yes"},
+    )
     worker.run("contracts")
     assert setup.state(project.id).funded == 0  # asked, not yet approved: nothing minted
     assert b"Waiting for approval by" in client.get(f"/projects/{project.id}/chain").data
@@ -82,8 +85,15 @@ def test_disbursement_by_group_and_by_selection(
     )
     assert over.status_code == 302  # a draft may promise more than is funded...
     draft = db.session.scalar(select(Disbursement).order_by(Disbursement.id.desc()))
+    page = client.get(f"/disbursements/{draft.id}").get_data(as_text=True)
+    assert "Needs NPR\u00a020.00 more" in page  # 4 people x 30 - 100 funded, shown before Start
     refused = client.post(f"/disbursements/{draft.id}/start", follow_redirects=True)
-    assert refused.status_code == 409 and b"Not enough funding" in refused.data  # ...not start
+    text = refused.get_data(as_text=True)
+    assert refused.status_code == 409  # ...not start, and the page says why and what to do
+    assert "needs NPR\u00a020.00 more: fund the project or reduce the amount" in text
+    assert f"/disbursements/{draft.id}/edit" in text and f"/projects/{project.id}/chain" in text
+    api = client.post(f"/disbursements/{draft.id}/start", headers={"Accept": "application/json"})
+    assert api.status_code == 409 and api.is_json and "reduce the amount" in api.json["detail"]
 
     unknown = client.post(
         f"/projects/{project.id}/disbursements/new",
