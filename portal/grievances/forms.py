@@ -17,8 +17,8 @@ def _none_or_int(value):
 class GrievanceForm(Form):
     """Staff recording a grievance from the beneficiary's page (a call, a visit)."""
 
-    type = SelectField("Type", choices=list(TYPES.items()), default="other")
-    priority = SelectField("Priority", choices=list(PRIORITIES.items()), default="normal")
+    type = SelectField("Type", choices=dict(TYPES), default="other")
+    priority = SelectField("Priority", choices=dict(PRIORITIES), default="normal")
     description = TextAreaField(
         "What the person reports",
         validators=[DataRequired("Say what the problem is."), Length(max=MAX_TEXT)],
@@ -27,14 +27,16 @@ class GrievanceForm(Form):
 
 
 class EditForm(Form):
-    type = SelectField("Type", choices=list(TYPES.items()))
-    priority = SelectField("Priority", choices=list(PRIORITIES.items()))
-    assignee_id = SelectField("Assigned to", coerce=_none_or_int, validators=[Optional()])
+    type = SelectField("Type", choices=dict(TYPES))
+    priority = SelectField("Priority", choices=dict(PRIORITIES))
+    assignee_id = SelectField(
+        "Assigned to", coerce=_none_or_int, choices=[], validators=[Optional()]
+    )
     due_on = DateField("Answer by", validators=[Optional()])
 
 
 class StatusForm(Form):
-    status = SelectField("Move to", choices=list(STATUS_LABELS.items()))
+    status = SelectField("Move to", choices=dict(STATUS_LABELS))
 
 
 class NoteForm(Form):
@@ -48,15 +50,15 @@ class VendorReportForm(Form):
 
     type = SelectField(
         "What is it about",
-        choices=[
-            ("payment", "A payment or a code"),
-            ("registration", "A beneficiary's details"),
-            ("vendor", "My shop or my account"),
-            ("other", "Something else"),
-        ],
+        choices={
+            "payment": "A payment or a code",
+            "registration": "A beneficiary's details",
+            "vendor": "My shop or my account",
+            "other": "Something else",
+        },
         default="payment",
     )
-    project_id = SelectField("Project", coerce=int)
+    project_id = SelectField("Project", coerce=int, choices=[])
     description = TextAreaField(
         "What happened",
         validators=[DataRequired("Say what happened."), Length(max=MAX_TEXT)],
