@@ -123,7 +123,9 @@ def test_a_signature_holds_for_its_params_and_no_changed_ones(params):
 
 @settings(max_examples=25, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(body=_param, tamper=st.sampled_from(["none", "bad", "missing", "token"]))
-def test_the_webhook_refuses_what_is_not_signed_and_stores_nothing(inbound_app, person, body, tamper):
+def test_the_webhook_refuses_what_is_not_signed_and_stores_nothing(
+    inbound_app, person, body, tamper
+):
     client = inbound_app.test_client()
     params = {"MessageSid": "SMhyp", "From": "+9779841000001", "Body": body}
     if tamper == "none":
@@ -166,8 +168,25 @@ def test_the_signed_url_is_the_public_one(inbound_app, person, client):
 
 @pytest.mark.parametrize(
     "text",
-    ["BAL", "bal", " Bal ", "B A L", "bal.", "BALANCE", "Balance!", "ｂａｌ", "ब्यालेन्स",
-     "ब्यालेंस", "बैलेन्स", "बाँकी", "बांकी", "मौज्दात", "ब्\u200dयालेन्स", "baki", "byalens"],
+    [
+        "BAL",
+        "bal",
+        " Bal ",
+        "B A L",
+        "bal.",
+        "BALANCE",
+        "Balance!",
+        "ｂａｌ",
+        "ब्यालेन्स",
+        "ब्यालेंस",
+        "बैलेन्स",
+        "बाँकी",
+        "बांकी",
+        "मौज्दात",
+        "ब्\u200dयालेन्स",
+        "baki",
+        "byalens",
+    ],
 )
 def test_balance_words(text):
     assert balance.asks_balance(text)
@@ -352,7 +371,11 @@ def test_whatsapp_messages_are_signed_and_handled_once(person, client):
 def test_whatsapp_verification_handshake(inbound_app, client):
     ok = client.get(
         "/api/inbound/whatsapp",
-        query_string={"hub.mode": "subscribe", "hub.verify_token": "verify-me", "hub.challenge": "42"},
+        query_string={
+            "hub.mode": "subscribe",
+            "hub.verify_token": "verify-me",
+            "hub.challenge": "42",
+        },
     )
     assert ok.status_code == 200 and ok.get_data(as_text=True) == "42"
     bad = client.get(
@@ -363,8 +386,15 @@ def test_whatsapp_verification_handshake(inbound_app, client):
 
 
 def test_whatsapp_odd_payloads_are_skipped_not_500(person, client):
-    for payload in (b"[]", b'{"entry": 3}', b'{"entry":[{"changes":[{"value":{"messages":[1]}}]}]}'):
-        assert whatsapp_post(client, payload, signatures.hub_signature(payload, SECRET)).status_code == 200
+    for payload in (
+        b"[]",
+        b'{"entry": 3}',
+        b'{"entry":[{"changes":[{"value":{"messages":[1]}}]}]}',
+    ):
+        assert (
+            whatsapp_post(client, payload, signatures.hub_signature(payload, SECRET)).status_code
+            == 200
+        )
     bad = b"not json"
     assert whatsapp_post(client, bad, signatures.hub_signature(bad, SECRET)).status_code == 400
     assert count(InboundMessage) == 0

@@ -8,7 +8,7 @@ from datetime import date, timedelta
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from portal.audit.models import AuditEntry
 from portal.comms.models import OutboxMessage
@@ -44,9 +44,7 @@ def world(app, make_project, make_beneficiary, make_user):
 
 def sms_to(phone: str) -> list[OutboxMessage]:
     return list(
-        db.session.scalars(
-            select(OutboxMessage).where(OutboxMessage.purpose.like("grievance.%"))
-        )
+        db.session.scalars(select(OutboxMessage).where(OutboxMessage.purpose.like("grievance.%")))
     )
 
 
@@ -115,7 +113,7 @@ def test_only_the_allowed_moves_happen(world, moves):
 
 
 def test_a_nepali_speaker_is_told_in_nepali(world):
-    _, _, person, manager = world
+    _, _, person, _manager = world
     person.language = "ne"
     g = services.open_grievance("staff", "text", beneficiary=person)
     [message] = sms_to(person.pii.phone)
@@ -123,7 +121,7 @@ def test_a_nepali_speaker_is_told_in_nepali(world):
 
 
 def test_assignee_must_see_the_project(world, make_user):
-    _, other, person, manager = world
+    _, _other, person, manager = world
     outsider = make_user("programme manager")  # not a member of the project
     viewer = make_user("viewer")
     g = services.open_grievance("staff", "text", beneficiary=person, tell_person=False)
@@ -136,7 +134,7 @@ def test_assignee_must_see_the_project(world, make_user):
 
 
 def test_project_scope_and_overdue_filter(world, make_user):
-    project, other, person, manager = world
+    _project, other, person, manager = world
     mine = services.open_grievance("staff", "a", beneficiary=person, tell_person=False)
     theirs = services.open_grievance("staff", "b", project_id=other.id)
     mine.due_on = date.today() - timedelta(days=1)
@@ -180,7 +178,7 @@ def test_staff_pages_and_permissions(world, client, login, make_user):
 
 
 def test_reading_without_pii_hides_the_words(world, client, login, make_user):
-    project, _, person, manager = world
+    _project, _, person, manager = world
     g = services.open_grievance("staff", SECRET_WORDS, beneficiary=person, tell_person=False)
     services.add_note(g, "Spoke to Ram", manager)
     viewer = make_user("viewer")
