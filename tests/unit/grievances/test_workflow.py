@@ -224,3 +224,23 @@ def test_the_live_topic_is_permission_checked(world, make_user):
     assert rooms == [f"grievances:project:{project.id}"]
     assert snapshot["grievances"][0]["ref"] == g.ref
     assert "Ram" not in str(snapshot)
+
+
+def test_the_socket_subscription_needs_the_permission(world, app, client, login, make_user):
+    from portal import realtime
+    from portal.extensions import socketio
+
+    finance = make_user("finance")
+    login(client, finance)
+    sio = socketio.test_client(app, flask_test_client=client)
+    ack = sio.emit(realtime.SUBSCRIBE, {"topic": "grievances"}, callback=True)
+    assert ack == {"ok": False, "error": "forbidden"}
+    sio.disconnect()
+    _, _, person, manager = world
+    services.open_grievance("staff", "text", beneficiary=person, tell_person=False)
+    db.session.commit()
+    other = app.test_client()
+    login(other, manager)
+    sio = socketio.test_client(app, flask_test_client=other)
+    ack = sio.emit(realtime.SUBSCRIBE, {"topic": "grievances"}, callback=True)
+    assert ack["ok"] is True and len(ack["snapshot"]["grievances"]) == 1
