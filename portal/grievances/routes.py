@@ -170,29 +170,41 @@ def _field_errors(form, exc: DomainError) -> None:
         form.form_errors.append(str(exc))
 
 
+def _submit(grievance: Grievance, form, key: str, step, done, anchor: str | None = None):
+    """Run ``step`` for a valid form in a savepoint; on success flash ``done()`` and go back
+    to the case, else show the case again with the form's errors and what was typed."""
+    if form.validate():
+        try:
+            with attempt():
+                step()
+        except DomainError as exc:
+            _field_errors(form, exc)
+        else:
+            flash(done(), "success")
+            return redirect(url_for("grievances.show", grievance_id=grievance.id, _anchor=anchor))
+    db.session.refresh(grievance)
+    return _detail(grievance, code=422, **{key: form})
+
+
 @bp.post("/<int:grievance_id>/edit")
 @permission_required("grievances.manage")
 def edit(grievance_id: int):
     grievance = services.get_visible(current_user, grievance_id)
     form = _edit_form(grievance, request.form)
-    if form.validate():
-        try:
-            with attempt():
-                services.update(
-                    grievance,
-                    type_=form.type.data,
-                    priority=form.priority.data,
-                    due_on=form.due_on.data,
-                    assignee_id=form.assignee_id.data,
-                    actor=current_user,
-                )
-        except DomainError as exc:
-            _field_errors(form, exc)
-        else:
-            flash(f"Grievance {grievance.ref} saved.", "success")
-            return redirect(url_for("grievances.show", grievance_id=grievance.id))
-    db.session.refresh(grievance)
-    return _detail(grievance, edit=form, code=422)
+    return _submit(
+        grievance,
+        form,
+        "edit",
+        lambda: services.update(
+            grievance,
+            type_=form.type.data,
+            priority=form.priority.data,
+            due_on=form.due_on.data,
+            assignee_id=form.assignee_id.data,
+            actor=current_user,
+        ),
+        lambda: f"Grievance {grievance.ref} saved.",
+    )
 
 
 @bp.post("/<int:grievance_id>/status")
@@ -200,20 +212,13 @@ def edit(grievance_id: int):
 def status(grievance_id: int):
     grievance = services.get_visible(current_user, grievance_id)
     form = _status_form(grievance)
-    if form.validate():
-        try:
-            with attempt():
-                services.change_status(grievance, form.status.data, current_user)
-        except DomainError as exc:
-            _field_errors(form, exc)
-        else:
-            flash(
-                f"Grievance {grievance.ref} is now {STATUS_LABELS[grievance.status].lower()}.",
-                "success",
-            )
-            return redirect(url_for("grievances.show", grievance_id=grievance.id))
-    db.session.refresh(grievance)
-    return _detail(grievance, status=form, code=422)
+    return _submit(
+        grievance,
+        form,
+        "status",
+        lambda: services.change_status(grievance, form.status.data, current_user),
+        lambda: f"Grievance {grievance.ref} is now {STATUS_LABELS[grievance.status].lower()}.",
+    )
 
 
 @bp.post("/<int:grievance_id>/notes")
@@ -221,16 +226,14 @@ def status(grievance_id: int):
 def add_note(grievance_id: int):
     grievance = services.get_visible(current_user, grievance_id)
     form = NoteForm()
-    if form.validate():
-        try:
-            with attempt():
-                services.add_note(grievance, form.body.data, current_user)
-        except DomainError as exc:
-            _field_errors(form, exc)
-        else:
-            flash("Note added.", "success")
-            return redirect(url_for("grievances.show", grievance_id=grievance.id, _anchor="thread"))
-    return _detail(grievance, note=form, code=422)
+    return _submit(
+        grievance,
+        form,
+        "note",
+        lambda: services.add_note(grievance, form.body.data, current_user),
+        lambda: "Note added.",
+        anchor="thread",
+    )
 
 
 @bp.route("/beneficiary/<int:beneficiary_id>/new", methods=["GET", "POST"])
