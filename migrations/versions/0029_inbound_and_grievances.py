@@ -14,6 +14,11 @@ down_revision = "0020"
 branch_labels = None
 depends_on = None
 
+NEW = ("grievances.read", "grievances.manage")
+# Seeded roles that exist already get what a fresh install gives them (roles an admin renamed
+# or made are left alone: granting is their decision).
+GRANTS = {"admin": NEW, "programme manager": NEW, "field agent": NEW}
+
 
 def _fk(target: str, ondelete: str = "SET NULL"):
     return sa.ForeignKey(target, ondelete=ondelete)
@@ -74,9 +79,34 @@ def upgrade():
         sa.Column("phone_index", sa.String(64), primary_key=True),
         sa.Column("opted_out_at", sa.DateTime(), nullable=False),
     )
+    _grant()
+
+
+def _grant() -> None:
+    conn = op.get_bind()
+    roles = sa.table("roles", sa.column("id", sa.Integer), sa.column("name", sa.String))
+    role_permissions = sa.table(
+        "role_permissions", sa.column("role_id", sa.Integer), sa.column("permission", sa.String)
+    )
+    for name, permissions in GRANTS.items():
+        role_id = conn.execute(sa.select(roles.c.id).where(roles.c.name == name)).scalar()
+        if role_id is None:
+            continue
+        have = set(
+            conn.execute(
+                sa.select(role_permissions.c.permission).where(
+                    role_permissions.c.role_id == role_id
+                )
+            ).scalars()
+        )
+        rows = [{"role_id": role_id, "permission": p} for p in permissions if p not in have]
+        if rows:
+            op.bulk_insert(role_permissions, rows)
 
 
 def downgrade():
+    role_permissions = sa.table("role_permissions", sa.column("permission", sa.String))
+    op.get_bind().execute(role_permissions.delete().where(role_permissions.c.permission.in_(NEW)))
     op.drop_table("campaign_opt_outs")
     op.drop_table("inbound_messages")
     op.drop_table("grievance_notes")
