@@ -116,4 +116,5 @@ def _text_of(item: dict) -> str:
         if isinstance(value, str) and value.strip():
             return value
     # A photo or a voice note without words still means the person tried to reach us.
-    return f"(a {kind if isinstance(kind, str) else 'WhatsApp'} message with no text)"
+    shown = kind if isinstance(kind, str) and kind.isalpha() else "WhatsApp"
+    return f"(a WhatsApp message with no text: {shown[:20]})"
