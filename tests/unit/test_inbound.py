@@ -398,3 +398,32 @@ def test_whatsapp_odd_payloads_are_skipped_not_500(person, client):
     bad = b"not json"
     assert whatsapp_post(client, bad, signatures.hub_signature(bad, SECRET)).status_code == 400
     assert count(InboundMessage) == 0
+
+
+def test_a_whatsapp_photo_without_words_is_still_heard(person, client):
+    body = json.dumps(
+        {
+            "entry": [
+                {
+                    "changes": [
+                        {
+                            "value": {
+                                "messages": [
+                                    {
+                                        "from": "9779841000001",
+                                        "id": "wamid.photo",
+                                        "type": "image",
+                                        "image": {"id": "media-1", "mime_type": "image/jpeg"},
+                                    }
+                                ]
+                            }
+                        }
+                    ]
+                }
+            ]
+        }
+    ).encode()
+    assert whatsapp_post(client, body, signatures.hub_signature(body, SECRET)).status_code == 200
+    grievance = db.session.scalar(select(Grievance))
+    assert grievance.source == "whatsapp"
+    assert grievance.description == "(a WhatsApp message with no text: image)"
