@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 import pytest
 from playwright.sync_api import expect
 
-from tests.browser.test_vendor_phone import newest_message_id, read_code, staff_outbox
+from tests.browser.test_vendor_phone import staff_outbox, vendor_sign_in
 from tests.support import staff_browser
 
 pytestmark = pytest.mark.browser
@@ -179,14 +179,7 @@ def test_vendor_reports_a_problem_on_the_phone(chromium, portal, shots):
     staff, outbox = staff_outbox(chromium, portal)
     phone = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
     page = phone.new_page()
-    base = portal["base"]
-    page.goto(f"{base}/vendor/sign-in")
-    last = newest_message_id(outbox)
-    page.get_by_label("Your phone number").fill(VENDOR_PHONE)
-    page.get_by_role("button", name="Send me a code").click()
-    code = read_code(outbox, "vendor.sign_in", VENDOR_PHONE[-7:], last)
-    page.get_by_label("Code").fill(code)
-    page.get_by_role("button", name="Sign in").click()
+    vendor_sign_in(page, outbox, portal["base"], phone=VENDOR_PHONE)
     page.get_by_role("link", name="Report a problem").click()
     expect(page.get_by_role("heading", level=1)).to_have_text("Report a problem")
     page.get_by_role("button", name="Send to the programme team").click()
