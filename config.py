@@ -281,6 +281,21 @@ class Config:
     BENEFICIARY_CODE_LIMITS = env_str("BENEFICIARY_CODE_LIMITS", "3 per 10 minutes; 10 per day")
     # wrong payment codes typed for one beneficiary (or typed number), by any vendor.
     BENEFICIARY_GUESS_LIMITS = env_str("BENEFICIARY_GUESS_LIMITS", "10 per hour; 20 per day")
+    # Inbound SMS and WhatsApp (portal/comms/inbound.py). The SMS webhook is signed with the
+    # provider account's auth token (SMS_TOKEN unless this is set); WhatsApp with the app secret,
+    # and its subscription handshake answers only to the verify token.
+    INBOUND_SMS_AUTH_TOKEN = env_str("INBOUND_SMS_AUTH_TOKEN")
+    WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
+    WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
+    # Replies to inbound messages, counted in the database: per number (by its blind index),
+    # per unknown number (the polite generic reply), and for the whole portal.
+    INBOUND_REPLY_NUMBER_LIMITS = env_str("INBOUND_REPLY_NUMBER_LIMITS", "10 per day")
+    INBOUND_REPLY_UNKNOWN_LIMITS = env_str("INBOUND_REPLY_UNKNOWN_LIMITS", "1 per day")
+    INBOUND_REPLY_TOTAL_LIMITS = env_str("INBOUND_REPLY_TOTAL_LIMITS", "1000 per hour")
+    # Per calling address (Flask-Limiter), before the signature is checked.
+    INBOUND_WEBHOOK_RATE_LIMIT = env_str("INBOUND_WEBHOOK_RATE_LIMIT", "600 per minute")
+    # Problems a vendor reports from the phone (grievances), per vendor.
+    VENDOR_REPORT_LIMITS = env_str("VENDOR_REPORT_LIMITS", "10 per day")
 
     # Outbound HTTP to providers (portal/outbound.py). Production ignores the first two: https
     # only, public addresses only. Private hosts: names allowed to resolve to local addresses.

@@ -11,11 +11,13 @@ def import_all() -> None:
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
     from portal.cards import models as _cards  # noqa: F401
     from portal.chain import models as _chain  # noqa: F401
+    from portal.comms import inbound_models as _inbound  # noqa: F401
     from portal.comms import models as _comms  # noqa: F401
     from portal.dashboard import models as _dashboard  # noqa: F401
     from portal.dashboard import triggers as _dashboard_triggers  # noqa: F401
     from portal.disbursements import models as _disbursements  # noqa: F401
     from portal.files import models as _files  # noqa: F401
+    from portal.grievances import models as _grievances  # noqa: F401
     from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
     from portal.payouts import models as _payouts  # noqa: F401

@@ -147,9 +147,12 @@ def init_app(app: Flask) -> None:
     from portal.cards.routes import bp as cards_bp
     from portal.chain.routes import bp as chain_bp
     from portal.chain.routes import wallet_bp
+    from portal.comms.inbound_routes import bp as inbound_bp
     from portal.comms.routes import bp as comms_bp
     from portal.dashboard.routes import bp as dashboard_bp
     from portal.disbursements.routes import bp as disbursements_bp
+    from portal.grievances import vendor_pages as _vendor_grievance_pages  # noqa: F401
+    from portal.grievances.routes import bp as grievances_bp
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
@@ -197,6 +200,8 @@ def init_app(app: Flask) -> None:
         settlements_bp,
         twofactor_bp,
         lifecycle_bp,
+        inbound_bp,
+        grievances_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

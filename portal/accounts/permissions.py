@@ -39,6 +39,8 @@ PERMISSIONS: dict[str, str] = {
     "payout.manage": "Pay vendors out: build bank batches, mark them sent, upload statements",
     "payout.override": "Mark a payout paid or failed without a matching statement line",
     "outbox.read": "Read the development SMS outbox (never available in production)",
+    "grievances.read": "See grievances (the description only with personal data access)",
+    "grievances.manage": "Record grievances, assign them, change their status and add notes",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -68,6 +70,8 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "disbursement.manage",
             "dashboard.read",
             "redemption.read",
+            "grievances.read",
+            "grievances.manage",
         ],
     ),
     "finance": (
@@ -113,6 +117,8 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "beneficiary.pii.read",
             "beneficiary.manage",
             "card.manage",
+            "grievances.read",
+            "grievances.manage",
         ],
     ),
     "viewer": (

@@ -24,6 +24,12 @@ PUBLIC = {
     # The mobile-money provider's callback: only a known reference is heard, and only the
     # portal's own status query to the configured host changes anything.
     "payout_callbacks.momo_callback",
+    # The SMS and WhatsApp providers' inbound webhooks: each call is checked against the
+    # provider's signature (X-Twilio-Signature, X-Hub-Signature-256) before anything is read;
+    # the WhatsApp handshake only echoes a challenge to the holder of the verify token.
+    "inbound.sms",
+    "inbound.whatsapp",
+    "inbound.whatsapp_verify",
     # Vendors sign in with their phone and an SMS code (rate-limited per number and address).
     "vendor.sign_in",
     "vendor.sign_in_code",

@@ -1,0 +1,1 @@
+"""Grievances: complaints and problems reported by beneficiaries (SMS), staff and vendors."""
