@@ -39,6 +39,7 @@ from portal.extensions import db
 from portal.jobs import attention, dispatch
 from portal.jobs.kinds import CHAIN_LEDGER_VERIFY
 from portal.jobs.models import Job
+from portal.ledger import display
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -129,7 +130,7 @@ def _fund_form(pc) -> FundForm:
     form = FundForm()
     form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
     if form.amount.decimals is not None:
-        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
+        form.amount.description = f"In {display.currency(pc)}. {amounts.hint(pc.decimals)}"
     return form
 
 
@@ -162,7 +163,7 @@ def deploy(project_id: int):
         DeployForm(),
         "deploy_form",
         lambda f: setup.start_deploy(project, f.symbol.data, f.decimals.data, current_user.id),
-        "Deployment started: the token, then the project contract. This page updates by itself.",
+        "Setting up payments for this project. This page updates by itself.",
     )
 
 
@@ -175,7 +176,7 @@ def fund(project_id: int):
         _fund_form(setup.state(project.id)),
         "fund_form",
         lambda f: funding_approval.ask(project, f.amount.data, f.note.data, current_user.id),
-        "Funding asked for: the mint starts once someone else approves it (see Approvals below).",
+        "Funding asked for: the money is added once someone else approves it (see below).",
     )
 
 
@@ -212,11 +213,11 @@ def _guard(project_id: int, stop: bool):
     word = "paused" if stop else "resumed"
     if isinstance(sent, dict):
         flash(
-            f"Value moves {word} in the portal. The treasury is a multisig: its signers must "
-            f"send {'pause' if stop else 'unpause'}() to the contract (see below)."
+            f"Payments {word} in the portal. The treasury needs several signatures: its "
+            "signers must confirm it as well (see below)."
         )
     else:
-        flash(f"Value moves {word}." + (f" Transaction #{sent.id} on its way." if sent else ""))
+        flash(f"Payments {word}." + (" The payment network is told." if sent else ""))
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 
@@ -238,14 +239,12 @@ def set_caps(project_id: int):
         return _page(project, caps_form=form, status=422)
     if isinstance(sent, dict):
         return _page(project, unsigned={"what": f"{form.action.data} caps", **sent})
-    flash(
-        f"New {form.action.data} caps sent as transaction #{sent.id}; the table follows the chain."
-    )
+    flash(f"New {form.action.data} limits sent; the table shows them once confirmed.")
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 
 @bp.get("/transactions")
-@permission_required("chain.read")
+@permission_required("chain.details.read")
 def transactions(project_id: int):
     project = projects.get_visible(current_user, project_id)
     status = inputs.choice_arg("status", (*TX_STATUSES, "stuck"))
@@ -323,7 +322,7 @@ def retry_vendor(project_id: int, vendor_id: int):
 
 
 @bp.get("/transactions/<int:tx_id>")
-@permission_required("chain.read")
+@permission_required("chain.details.read")
 def transaction(project_id: int, tx_id: int):
     project = projects.get_visible(current_user, project_id)
     tx = db.session.get(ChainTx, tx_id)

@@ -164,7 +164,7 @@ def start_funding(project: Project, amount: int, note: str, user_id: int | None)
     """Record a funding of ``amount`` base units (from ``amounts.parse``) and send its mint."""
     pc = state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Deploy the project's contracts before funding it.")
+        raise Conflict("Set up the project's payments before funding it.")
     if project.is_closed:
         raise Conflict("A closed project cannot be funded.")
     amounts.check(amount, pc.decimals)

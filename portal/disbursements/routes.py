@@ -18,6 +18,7 @@ from portal.disbursements.models import DisbursementBatch
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import attention
+from portal.ledger import display
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -76,7 +77,7 @@ def new(project_id: int):
     form = _form(project)
     form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
     if form.amount.decimals is not None:
-        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
+        form.amount.description = f"In {display.currency(pc)}. {amounts.hint(pc.decimals)}"
     status = 200
     if form.validate_on_submit():
         try:

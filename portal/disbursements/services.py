@@ -41,6 +41,7 @@ from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
+from portal.ledger import display
 from portal.ledger import entitlements as ledger
 from portal.money import amounts
 from portal.projects import services as projects
@@ -141,7 +142,7 @@ def create(
     projects.ensure_writable(project)
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Deploy and fund the project's contracts before disbursing.")
+        raise Conflict("Set up and fund the project's payments before disbursing.")
     amounts.check(amount, pc.decimals)
     if group_id is None and not beneficiary_ids:
         raise ValidationFailed({"group_id": "Choose a group, or select people on the list."})
@@ -260,10 +261,10 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
 
 def _not_enough(pc: ProjectChain | None, needed: int, free: int) -> str:
     if pc is None:
-        return "Deploy and fund the project's contracts before disbursing."
+        return "Set up and fund the project's payments before disbursing."
 
     def shown(amount: int) -> str:
-        return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
+        return display.money(amount, pc)
 
     return (
         f"Not enough funding: this disbursement needs {shown(needed)}, and only "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from portal import realtime
 from portal.chain.models import ProjectChain
 from portal.extensions import db
-from portal.money import amounts
+from portal.ledger import display
 from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
 from portal.redemptions.models import (
     ACCEPTED,
@@ -61,9 +61,8 @@ def vendor_note(redemption: Redemption) -> str:
 
 
 def money(amount: int, pc: ProjectChain | None) -> str:
-    if pc is None:
-        return str(amount)
-    return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
+    """In the project's currency (SMS, the vendor's phone and staff pages read it alike)."""
+    return display.money(amount, pc)
 
 
 def serialize(redemption: Redemption) -> dict:

@@ -180,7 +180,7 @@ def test_the_threshold_is_set_on_the_project_page_with_an_amount(
     fresh = make_project(name="No token yet", status="active")
     db.session.commit()
     refused = client.post(f"/projects/{fresh.id}/approvals", data={"second_above": "5"})
-    assert refused.status_code == 422 and b"Deploy the project" in refused.data
+    assert refused.status_code == 422 and b"Set up the project" in refused.data
     # Only those who manage projects change it.
     assert _as(app, login, world["asker"]).post(url, data={"second_above": "1"}).status_code == 403
 
