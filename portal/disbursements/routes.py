@@ -150,7 +150,7 @@ def retry(disbursement_id: int, batch_id: int):
     if batch is None or batch.disbursement_id != disbursement.id:
         raise NotFound("No such batch in this disbursement.")
     services.retry_batch(batch, current_user.id)
-    flash(f"Batch {batch.number} sent again. The contract refuses a batch it has already done.")
+    flash(f"Batch {batch.number} sent again; a batch already done is never allocated twice.")
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
 

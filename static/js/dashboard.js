@@ -85,7 +85,7 @@
     all('[data-bar="served"]').forEach(function (bar) {
       bar.style.width = percent(s.people.served, s.people.allocated) + "%";
     });
-    all('[data-field="symbol"]').forEach(function (node) { node.textContent = s.symbol; });
+    all('[data-field="currency"]').forEach(function (node) { node.textContent = s.currency; });
     var note = $("dash-chain-note");
     if (note) note.hidden = s.chain_status === "deployed";
     var updated = $("dash-updated");

@@ -1,7 +1,9 @@
-"""chain.details.read: on-chain details (addresses, hashes, fees, the Transactions page)
+"""words for people: chain.details.read, and a failed job's error as one sentence
 
+``chain.details.read`` guards on-chain details (addresses, hashes, fees, the Transactions page).
 Seeded roles get it as a fresh install would (admin and finance); roles an admin made keep what
-they have until someone grants it.
+they have until someone grants it. ``jobs.problem`` / ``job_attempts.problem`` hold the sentence
+shown for a failure (portal/jobs/problems.py) beside the technical ``error``.
 
 Revision ID: 0024
 Revises: 0020
@@ -22,6 +24,8 @@ GRANTS = ("admin", "finance")
 
 
 def upgrade():
+    op.add_column("jobs", sa.Column("problem", sa.Text()))
+    op.add_column("job_attempts", sa.Column("problem", sa.Text()))
     conn = op.get_bind()
     roles = sa.table("roles", sa.column("id", sa.Integer), sa.column("name", sa.String))
     role_permissions = sa.table(
@@ -44,3 +48,5 @@ def downgrade():
     conn = op.get_bind()
     role_permissions = sa.table("role_permissions", sa.column("permission", sa.String))
     conn.execute(role_permissions.delete().where(role_permissions.c.permission == NEW))
+    op.drop_column("job_attempts", "problem")
+    op.drop_column("jobs", "problem")
