@@ -13,6 +13,7 @@ from portal import inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
 from portal.chain import (
+    addresses,
     alerts,
     funding_approval,
     guardian,
@@ -347,6 +348,12 @@ wallet_bp = Blueprint("wallets", __name__, url_prefix="/beneficiaries/<int:benef
 def wallet_for_page(person):
     """The beneficiary page's wallet panel (only for those who may manage beneficiaries)."""
     return wallets.wallet_of(person.id)
+
+
+@wallet_bp.app_template_global("vendor_chain_address")
+def vendor_chain_address(vendor_id: int) -> str:
+    """For the vendor page's on-chain details (derived, so no query)."""
+    return addresses.vendor_address(vendor_id)
 
 
 @wallet_bp.post("/wallet")

@@ -31,6 +31,7 @@ from portal.disbursements.models import (
     Disbursement,
     DisbursementBatch,
 )
+from portal.jobs.kinds import QUEUE_LABELS
 from portal.jobs.models import QUEUED, RETRYING, Job
 from portal.jobs.models import RUNNING as JOB_RUNNING
 from portal.money import amounts
@@ -280,7 +281,12 @@ def _queues(conn: Connection, project_id: int) -> list[dict]:
 
 
 def _empty_queue(name: str) -> dict:
-    return {"queue": name, "highlight": name == CONTRACTS_QUEUE, **dict.fromkeys(ACTIVE_JOBS, 0)}
+    return {
+        "queue": name,
+        "label": QUEUE_LABELS.get(name, name),
+        "highlight": name == CONTRACTS_QUEUE,
+        **dict.fromkeys(ACTIVE_JOBS, 0),
+    }
 
 
 def _chart(conn: Connection, project_id: int, now: datetime, redeemed: int) -> dict:

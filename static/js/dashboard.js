@@ -150,7 +150,7 @@
     var rows = s.queues.map(function (q) {
       var tr = el("tr", q.highlight ? "dash-hot" : "");
       tr.dataset.queue = q.queue;
-      var name = cell("th", q.queue);
+      var name = cell("th", q.label || q.queue);
       name.scope = "row";
       tr.appendChild(name);
       ["queued", "retrying", "running"].forEach(function (key) {
