@@ -52,6 +52,10 @@ def _collect(entries) -> _Wanted:
     return wanted
 
 
+def _pairs(query) -> dict:
+    return {key: name for key, name in db.session.execute(query)}
+
+
 def _users(ids: set[int], reader) -> dict[int, str]:
     from portal.accounts.models import User
 
@@ -67,7 +71,7 @@ def _vendors(ids: set[int], reader) -> dict[int, str]:
 
     if not ids or not reader.can("vendor.read"):
         return {}
-    return dict(db.session.execute(select(Vendor.id, Vendor.name).where(Vendor.id.in_(ids))))
+    return _pairs(select(Vendor.id, Vendor.name).where(Vendor.id.in_(ids)))
 
 
 def _projects(ids: set[int], reader) -> dict[int, str]:
@@ -78,7 +82,7 @@ def _projects(ids: set[int], reader) -> dict[int, str]:
     ids = ids if visible is None else ids & visible
     if not ids:
         return {}
-    return dict(db.session.execute(select(Project.id, Project.name).where(Project.id.in_(ids))))
+    return _pairs(select(Project.id, Project.name).where(Project.id.in_(ids)))
 
 
 def _groups(ids: set[int], reader) -> dict[int, str]:
@@ -91,7 +95,7 @@ def _groups(ids: set[int], reader) -> dict[int, str]:
     visible = visible_project_ids(reader)
     if visible is not None:
         query = query.where(BeneficiaryGroup.project_id.in_(visible))
-    return dict(db.session.execute(query))
+    return _pairs(query)
 
 
 def _people(refs: set[str], reader) -> dict[str, str]:
