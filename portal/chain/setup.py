@@ -64,7 +64,7 @@ def state(project_id: int) -> ProjectChain | None:
 
 def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | None) -> ProjectChain:
     if project.is_closed:
-        raise Conflict("A closed project cannot get contracts.")
+        raise Conflict("A closed project cannot be set up for payments.")
     symbol = (symbol or "").strip().upper()
     if not SYMBOL_RE.match(symbol):
         raise ValidationFailed(

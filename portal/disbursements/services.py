@@ -349,7 +349,9 @@ def run_batch(batch_id: int) -> str:
         batch.error = exc.reason
         batch.tx_id = exc.tx.id
         _settle(disbursement)
-        raise RefusedJob(f"Batch {batch.number} refused by the contract: {exc.reason}") from exc
+        raise RefusedJob(
+            f"Batch {batch.number} refused by the payment network: {exc.reason}"
+        ) from exc
     batch.tx_id = tx.id
     announce(disbursement)
     return f"sent as transaction {tx.id}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from portal import realtime
 from portal.chain.models import ProjectChain
 from portal.extensions import db
-from portal.ledger import display
+from portal.money import amounts
 from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
 from portal.redemptions.models import (
     ACCEPTED,
@@ -61,8 +61,9 @@ def vendor_note(redemption: Redemption) -> str:
 
 
 def money(amount: int, pc: ProjectChain | None) -> str:
-    """In the project's currency (SMS, the vendor's phone and staff pages read it alike)."""
-    return display.money(amount, pc)
+    if pc is None:
+        return str(amount)
+    return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
 
 
 def serialize(redemption: Redemption) -> dict:

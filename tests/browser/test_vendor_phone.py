@@ -237,7 +237,7 @@ def test_vendor_charges_a_beneficiary_on_the_phone(chromium, portal, shots):
     # The home page reads the database's ledger; the chain only when the vendor asks.
     expect(page.locator("[data-on-chain]")).to_have_count(0)
     page.get_by_role("link", name="Check the balance on the chain").click()
-    expect(page.locator("[data-on-chain]")).to_have_text("On chain: NPR\u00a012.50")
+    expect(page.locator("[data-on-chain]")).to_have_text("On chain: 12.50 AID")
     expect(page.locator(".v-pay").first).to_contain_text("Confirmed")
     fits(page, "9-home-after", shots)
     assert not errors, errors
