@@ -54,7 +54,8 @@ def _contract_of(project_id: int):
     pc = setup.state(project_id)
     if pc is None or pc.status != DEPLOYED or pc.version < 2:
         raise Conflict(
-            "This project's payment set-up is too old to settle vendors; an administrator can upgrade it."
+            "This project's payment set-up is too old to settle vendors; "
+            "an administrator can upgrade it."
         )
     return pc
 
