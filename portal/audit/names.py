@@ -99,6 +99,7 @@ def _groups(ids: set[int], reader) -> dict[int, str]:
 
 
 def _people(refs: set[str], reader) -> dict[str, str]:
+    from portal.beneficiaries import reads
     from portal.beneficiaries.models import Beneficiary
     from portal.redemptions.services import masked_name
 
@@ -107,8 +108,11 @@ def _people(refs: set[str], reader) -> dict[str, str]:
     rows = db.session.scalars(
         select(Beneficiary).options(joinedload(Beneficiary.pii)).where(Beneficiary.ref.in_(refs))
     )
-    unmasked = reader.can("beneficiary.pii.read")
-    return {p.ref: (p.pii.name if unmasked else masked_name(p)) for p in rows if p.pii is not None}
+    people = [p for p in rows if p.pii is not None]
+    if not reader.can("beneficiary.pii.read"):
+        return {p.ref: masked_name(p) for p in people}
+    reads.record(people, "audit log")  # a name shown is personal data read, as on any page
+    return {p.ref: p.pii.name for p in people}
 
 
 @dataclass

@@ -82,6 +82,7 @@ def test_allocation_shows_in_totals_before_any_redemption(allocated):
     assert s["vendors"] == [] and s["feed"] == [] and s["failed_txs"] == []
     assert s["queues"][0] == {
         "queue": "contracts",
+        "label": "payments",
         "highlight": True,
         "queued": 0,
         "retrying": 0,

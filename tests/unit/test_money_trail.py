@@ -379,10 +379,10 @@ def test_beneficiary_page_shows_money_and_history(client, login, world):
     section = html[html.index("<h2>Money</h2>") :]
     facts = dict(re.findall(r"<dt>(\w+)</dt><dd>(?:<strong>)?([^<]+)", section))
     assert facts == {
-        "Entitled": "1,000.00 NPR",
-        "Spent": "40.00 NPR",
-        "Pending": "7.00 NPR",
-        "Remaining": "953.00 NPR",
+        "Entitled": "NPR\u00a01,000.00",
+        "Spent": "NPR\u00a040.00",
+        "Pending": "NPR\u00a07.00",
+        "Remaining": "NPR\u00a0953.00",
     }
     assert "Allocated by “November round”" in section
     assert f"Paid at =Shop HYPERLINK (payment {world['rows']['in'].id})" in section
