@@ -13,6 +13,18 @@ from portal.audit.models import AuditEntry
 from portal.beneficiaries import groups
 from portal.extensions import db
 
+# Every permission that unmasks a name in the log.
+FULL_READER = frozenset(
+    {
+        "audit.read",
+        "user.manage",
+        "vendor.read",
+        "project.all",
+        "beneficiary.read",
+        "beneficiary.pii.read",
+    }
+)
+
 
 class _Counter:
     def __init__(self):
@@ -81,19 +93,7 @@ def test_an_auditor_with_every_permission_reads_names(
     _staff, _project, person, _group, _vendors = _entries(
         2, make_user, make_project, make_vendor, make_beneficiary
     )
-    reader = _reader(
-        make_user,
-        {
-            "audit.read",
-            "user.manage",
-            "vendor.read",
-            "project.all",
-            "beneficiary.read",
-            "beneficiary.pii.read",
-            "chain.details.read",
-        },
-        "auditor",
-    )
+    reader = _reader(make_user, FULL_READER | {"chain.details.read"}, "auditor")
     entries = _page()
     shown = names.resolve(entries, reader)
     first = _one(entries, shown, "test.vendor_assigned", f"Vendor {_vendors[1].id} ")
@@ -133,18 +133,7 @@ def test_names_cost_the_same_few_queries_for_any_page(
     app, make_user, make_project, make_vendor, make_beneficiary, count_selects, n_vendors
 ):
     _entries(n_vendors, make_user, make_project, make_vendor, make_beneficiary)
-    reader = _reader(
-        make_user,
-        {
-            "audit.read",
-            "user.manage",
-            "vendor.read",
-            "project.all",
-            "beneficiary.pii.read",
-            "beneficiary.read",
-        },
-        "auditor",
-    )
+    reader = _reader(make_user, FULL_READER, "auditor")
     entries = _page()
     reader.can("audit.read")  # the reader's role, loaded as the request has it already
     count_selects.selects = 0
