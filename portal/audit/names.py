@@ -26,6 +26,8 @@ MENTION = re.compile(
 )
 ACTOR = re.compile(r"^(?P<kind>user|vendor):(?P<id>\d{1,12})$")
 ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
+# "Chain transaction 7 (deploy.contract) confirmed": the purpose is a code name of the chain step.
+TX_PURPOSE = re.compile(r"\b(?:Chain transaction|Transaction) (\d{1,12}) \([\w.:-]{1,60}\)")
 
 ACTORS = {"system": "The portal (automatic)", "anonymous": "Someone not signed in"}
 
@@ -146,8 +148,9 @@ def resolve(entries: Iterable, reader) -> dict[int, Shown]:
     shown = {}
     for entry in entries:
         summary = MENTION.sub(mention, entry.summary or "")
-        if not details:  # an address is an on-chain detail
+        if not details:  # addresses and the chain's step names are on-chain details
             summary = ADDRESS.sub("(address)", summary)
+            summary = TX_PURPOSE.sub(r"Payment network step \1", summary)
         shown[entry.id] = Shown(who=_who(entry.actor_label or "", names), summary=summary)
     return shown
 

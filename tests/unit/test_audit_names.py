@@ -125,6 +125,17 @@ def test_a_reader_without_the_permissions_sees_masks_and_ids(
     assert "Gita" not in card.summary and "Magar" not in card.summary
     assert f"group {group.id}" in card.summary  # not a member: the group's name is not theirs
     assert "0x" not in card.summary and "(address)" in card.summary
+    step = names.resolve(
+        [
+            AuditEntry(
+                id=-1,
+                actor_label="system",
+                summary="Chain transaction 3 (deploy.contract) confirmed",
+            )
+        ],
+        reader,
+    )[-1]
+    assert step.summary == "Payment network step 3 confirmed"
     assert _one(entries, shown, "test.vendor_signin").who == f"Vendor {vendors[0].id}"
 
 
