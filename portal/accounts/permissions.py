@@ -16,12 +16,12 @@ PERMISSIONS: dict[str, str] = {
     "vendor.read": "See vendors",
     "vendor.manage": "Register and edit vendors, assign them to projects",
     "vendor.approve": "Approve and suspend vendors",
-    "chain.read": "See a project's contracts and its transactions",
-    "chain.manage": "Deploy a project's contracts and fund them",
-    "chain.pause": "Pause and resume a project's value moves (the guardian), with a reason",
-    "chain.caps": "Change the operator's limits on a project's contract (signed by the treasury)",
+    "chain.read": "See a project's funding and payment set-up",
+    "chain.manage": "Set up a project's payments and ask to fund it",
+    "chain.pause": "Pause and resume the movement of money in a project (the guardian)",
+    "chain.caps": "Change the spending limits of the portal's payment account (treasury-signed)",
     "disbursement.manage": "Create and start disbursements, retry failed batches",
-    "funding.approve": "Approve or reject another person's request to fund a project (mint)",
+    "funding.approve": "Approve or reject another person's request to fund a project",
     "disbursement.approve": "Approve or reject another person's request to start a disbursement",
     "settlement.approve": "Approve or reject another person's vendor settlement",
     "settlement.read": "See vendors' settlements (cash-outs) and their trail",
@@ -41,6 +41,7 @@ PERMISSIONS: dict[str, str] = {
     "outbox.read": "Read the development SMS outbox (never available in production)",
     "grievances.read": "See grievances (the description only with personal data access)",
     "grievances.manage": "Record grievances, assign them, change their status and add notes",
+    "chain.details.read": "See on-chain details (addresses, hashes, fees) and Transactions",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -75,7 +76,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
         ],
     ),
     "finance": (
-        "Money side: contracts, funding, disbursements, vendors, jobs, audit",
+        "Money side: funding, disbursements, vendors, cash-outs, jobs, audit",
         [
             "project.read",
             "beneficiary.read",
@@ -91,6 +92,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "redemption.read",
             "settlement.read",
             "settlement.manage",
+            "chain.details.read",
         ],
     ),
     "finance approver": (

@@ -16,7 +16,7 @@ from flask_login import current_user, logout_user
 from sqlalchemy import select
 
 from portal import events
-from portal.accounts import services, sessions, throttle
+from portal.accounts import browsers, services, sessions, throttle
 from portal.accounts.forms import (
     EmptyForm,
     LoginForm,
@@ -37,6 +37,8 @@ from portal.transactions import attempt
 from portal.twofactor import devices, policy, signin
 
 bp = Blueprint("accounts", __name__)
+# "Chrome on Android" for a session's or a remembered browser's user-agent string.
+bp.add_app_template_filter(browsers.describe, "browser")
 
 
 @bp.route("/login", methods=["GET", "POST"])

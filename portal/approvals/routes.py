@@ -18,7 +18,7 @@ from portal.chain import setup
 from portal.chain.models import DEPLOYED
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
-from portal.money import amounts
+from portal.ledger import display
 from portal.projects import services as projects
 from portal.transactions import attempt
 
@@ -27,10 +27,7 @@ bp = Blueprint("approvals", __name__)
 
 
 def _money(req: ApprovalRequest) -> str:
-    pc = setup.state(req.project_id)
-    if pc is None:
-        return str(req.amount)
-    return f"{amounts.format(req.amount, pc.decimals)} {pc.symbol}"
+    return display.money(req.amount, setup.state(req.project_id))
 
 
 def _row(req: ApprovalRequest) -> dict:
@@ -162,10 +159,12 @@ def _threshold_form(project_id: int) -> ThresholdForm:
     deployed = pc is not None and pc.status == DEPLOYED
     form.second_above.use(
         pc.decimals if deployed else None,
-        "Deploy the project's contracts first: amounts are in its token.",
+        "Set up the project's payments first: amounts need its currency.",
     )
     if deployed:
-        form.second_above.description = f"In {pc.symbol}. " + form.second_above.description
+        form.second_above.description = (
+            f"In {display.currency(pc)}. " + form.second_above.description
+        )
     return form
 
 

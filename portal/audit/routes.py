@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from portal import inputs
 from portal.accounts.guards import permission_required
-from portal.audit import services
+from portal.audit import names, services
 from portal.audit.models import AuditEntry
 from portal.beneficiaries.exports import escape_cell
 from portal.extensions import db
@@ -43,6 +43,12 @@ def _query():
     if until:
         query = query.where(AuditEntry.at < datetime.combine(until + timedelta(days=1), time.min))
     return query.order_by(AuditEntry.seq.desc())
+
+
+@bp.app_template_global("audit_shown")
+def audit_shown(entries) -> dict:
+    """Entry id → who and summary with names, as the signed-in reader may see them."""
+    return names.resolve(entries, current_user)
 
 
 @bp.get("/")

@@ -10,23 +10,23 @@ from portal.money.forms import AmountField
 
 class DeployForm(Form):
     symbol = StringField(
-        "Token symbol",
+        "Short code",
         validators=[
             DataRequired(),
             Regexp(r"^[A-Za-z][A-Za-z0-9]{1,10}$", message="2 to 11 letters or digits."),
         ],
-        description="Shown in wallets and explorers, e.g. FOOD26. No personal data.",
+        description="Names the voucher in payment records, e.g. FOOD26. No personal data.",
     )
     decimals = IntegerField(
-        "Decimals",
+        "Smallest unit",
         default=2,
         validators=[NumberRange(min=0, max=6, message="Between 0 and 6.")],
-        description="2 for a currency with cents; 0 for whole vouchers.",
+        description="Digits after the point: 2 for cents (12.50); 0 for whole vouchers.",
     )
 
 
 class FundForm(Form):
-    amount = AmountField("Amount to mint into the project")
+    amount = AmountField("Amount to fund")
     note = StringField(
         "Note", validators=[Length(max=255)], description="E.g. the grant it comes from."
     )

@@ -14,6 +14,7 @@ from portal.chain import setup
 from portal.chain.models import DEPLOYED
 from portal.errors import Conflict
 from portal.extensions import db
+from portal.ledger import display
 from portal.money import amounts
 from portal.projects.models import Project
 
@@ -21,10 +22,7 @@ KIND = "funding"
 
 
 def _shown(project_id: int, amount: int) -> str:
-    pc = setup.state(project_id)
-    if pc is None:
-        return str(amount)
-    return f"{amounts.format(amount, pc.decimals)} {pc.symbol}"
+    return display.money(amount, setup.state(project_id))
 
 
 def describe(request) -> str:
@@ -61,7 +59,7 @@ def ask(project: Project, amount: int, note: str, user_id: int):
     approval) when it could not be done at all."""
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Deploy the project's contracts before funding it.")
+        raise Conflict("Set up the project's payments before funding it.")
     if project.is_closed:
         raise Conflict("A closed project cannot be funded.")
     amounts.check(amount, pc.decimals)

@@ -104,7 +104,7 @@ def set_paused(project, pause: bool, reason: str) -> ChainTx | dict | None:
         raise DomainError("Say why.")
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("This project has no contracts yet: there is nothing to pause.")
+        raise Conflict("This project's payments are not set up yet: there is nothing to pause.")
     values = (
         {"paused_at": utcnow(), "pause_reason": reason}
         if pause

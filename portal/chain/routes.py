@@ -13,6 +13,7 @@ from portal import confirmation, inputs, realtime
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import services as beneficiaries
 from portal.chain import (
+    addresses,
     alerts,
     funding_approval,
     guardian,
@@ -39,6 +40,7 @@ from portal.extensions import db
 from portal.jobs import attention, dispatch
 from portal.jobs.kinds import CHAIN_LEDGER_VERIFY
 from portal.jobs.models import Job
+from portal.ledger import display
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -129,7 +131,7 @@ def _fund_form(pc) -> FundForm:
     form = FundForm()
     form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
     if form.amount.decimals is not None:
-        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
+        form.amount.description = f"In {display.currency(pc)}. {amounts.hint(pc.decimals)}"
     return form
 
 
@@ -162,7 +164,7 @@ def deploy(project_id: int):
         DeployForm(),
         "deploy_form",
         lambda f: setup.start_deploy(project, f.symbol.data, f.decimals.data, current_user.id),
-        "Deployment started: the token, then the project contract. This page updates by itself.",
+        "Setting up payments for this project. This page updates by itself.",
     )
 
 
@@ -186,7 +188,7 @@ def fund(project_id: int):
         form,
         "fund_form",
         lambda f: funding_approval.ask(project, f.amount.data, f.note.data, current_user.id),
-        "Funding asked for: the mint starts once someone else approves it (see Approvals below).",
+        "Funding asked for: the money is added once someone else approves it (see below).",
     )
 
 
@@ -223,11 +225,11 @@ def _guard(project_id: int, stop: bool):
     word = "paused" if stop else "resumed"
     if isinstance(sent, dict):
         flash(
-            f"Value moves {word} in the portal. The treasury is a multisig: its signers must "
-            f"send {'pause' if stop else 'unpause'}() to the contract (see below)."
+            f"Payments {word} in the portal. The treasury needs several signatures: its "
+            "signers must confirm it as well (see below)."
         )
     else:
-        flash(f"Value moves {word}." + (f" Transaction #{sent.id} on its way." if sent else ""))
+        flash(f"Payments {word}." + (" The payment network is told." if sent else ""))
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 
@@ -249,14 +251,12 @@ def set_caps(project_id: int):
         return _page(project, caps_form=form, status=422)
     if isinstance(sent, dict):
         return _page(project, unsigned={"what": f"{form.action.data} caps", **sent})
-    flash(
-        f"New {form.action.data} caps sent as transaction #{sent.id}; the table follows the chain."
-    )
+    flash(f"New {form.action.data} limits sent; the table shows them once confirmed.")
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 
 @bp.get("/transactions")
-@permission_required("chain.read")
+@permission_required("chain.details.read")
 def transactions(project_id: int):
     project = projects.get_visible(current_user, project_id)
     status = inputs.choice_arg("status", (*TX_STATUSES, "stuck"))
@@ -334,7 +334,7 @@ def retry_vendor(project_id: int, vendor_id: int):
 
 
 @bp.get("/transactions/<int:tx_id>")
-@permission_required("chain.read")
+@permission_required("chain.details.read")
 def transaction(project_id: int, tx_id: int):
     project = projects.get_visible(current_user, project_id)
     tx = db.session.get(ChainTx, tx_id)
@@ -359,6 +359,12 @@ wallet_bp = Blueprint("wallets", __name__, url_prefix="/beneficiaries/<int:benef
 def wallet_for_page(person):
     """The beneficiary page's wallet panel (only for those who may manage beneficiaries)."""
     return wallets.wallet_of(person.id)
+
+
+@wallet_bp.app_template_global("vendor_chain_address")
+def vendor_chain_address(vendor_id: int) -> str:
+    """For the vendor page's on-chain details (derived, so no query)."""
+    return addresses.vendor_address(vendor_id)
 
 
 @wallet_bp.post("/wallet")

@@ -53,7 +53,10 @@ FAILED = "failed"
 def _contract_of(project_id: int):
     pc = setup.state(project_id)
     if pc is None or pc.status != DEPLOYED or pc.version < 2:
-        raise Conflict("This project's contract cannot settle: it predates settlement on chain.")
+        raise Conflict(
+            "This project's payment set-up is too old to settle vendors; "
+            "an administrator can upgrade it."
+        )
     return pc
 
 

@@ -64,7 +64,7 @@ def state(project_id: int) -> ProjectChain | None:
 
 def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | None) -> ProjectChain:
     if project.is_closed:
-        raise Conflict("A closed project cannot get contracts.")
+        raise Conflict("A closed project cannot be set up for payments.")
     symbol = (symbol or "").strip().upper()
     if not SYMBOL_RE.match(symbol):
         raise ValidationFailed(
@@ -98,7 +98,7 @@ def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | No
     _changed(
         pc,
         "chain.deploy_started",
-        f"Project {project.id}: contracts deployment started",
+        f"Project {project.id}: payment set-up started",
         {"symbol": symbol, "decimals": decimals, "kind": pc.contract_kind},
     )
     _announce(pc)
@@ -164,7 +164,7 @@ def start_funding(project: Project, amount: int, note: str, user_id: int | None)
     """Record a funding of ``amount`` base units (from ``amounts.parse``) and send its mint."""
     pc = state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Deploy the project's contracts before funding it.")
+        raise Conflict("Set up the project's payments before funding it.")
     if project.is_closed:
         raise Conflict("A closed project cannot be funded.")
     amounts.check(amount, pc.decimals)
@@ -266,7 +266,7 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
             _changed(
                 pc,
                 "chain.deploy_failed",
-                f"Project {pc.project_id}: {tx.purpose} failed (transaction {tx.id})",
+                f"Project {pc.project_id}: payment set-up failed (transaction {tx.id})",
                 {"tx_id": tx.id},
             )
             _announce(pc)
@@ -286,7 +286,8 @@ def _on_final(tx: ChainTx, receipt=None, **_) -> None:
         _changed(
             pc,
             "chain.deployed" if pc.status == DEPLOYED else "chain.token_deployed",
-            f"Project {pc.project_id}: {tx.purpose} confirmed at {tx.contract_address}",
+            f"Project {pc.project_id}: payment set-up "
+            + ("confirmed" if pc.status == DEPLOYED else "first step confirmed"),
             {"tx_id": tx.id, "address": tx.contract_address},
         )
         _announce(pc)
@@ -347,7 +348,8 @@ def _on_undone(tx: ChainTx, *, was: str, **_) -> None:
         _changed(
             funding,
             "chain.funding_rolled_back",
-            f"Project {funding.project_id}: funding {funding.id} is pending again (chain reorg)",
+            f"Project {funding.project_id}: funding {funding.id} is pending again "
+            "(the payment network undid it)",
             {"amount": undone.amount, "tx_id": tx.id},
         )
         _add_funded(funding.project_id, -undone.amount)

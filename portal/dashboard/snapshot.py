@@ -31,9 +31,11 @@ from portal.disbursements.models import (
     Disbursement,
     DisbursementBatch,
 )
+from portal.jobs.kinds import QUEUE_LABELS
 from portal.jobs.models import QUEUED, RETRYING, Job
 from portal.jobs.models import RUNNING as JOB_RUNNING
 from portal.money import amounts
+from portal.projects.models import Project
 from portal.redemptions.models import FAILED, IN_FLIGHT, SETTLED, Redemption
 from portal.timeutil import utcnow
 from portal.vendors.models import Vendor
@@ -88,7 +90,8 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
     }
     return {
         "project_id": project_id,
-        "symbol": head["symbol"] or "",
+        # The unit on the page is the project's currency; the token is an on-chain detail.
+        "currency": head["currency"] or "",
         "decimals": decimals,
         "chain_status": head["chain_status"] or "not_deployed",
         "totals": totals,
@@ -140,7 +143,7 @@ def _head(conn: Connection, project_id: int) -> dict:
             func.coalesce(func.sum(t.revoked), 0),
             func.coalesce(func.sum(t.people), 0),
             func.coalesce(func.sum(t.served), 0),
-            chain(ProjectChain.symbol),
+            select(Project.currency).where(Project.id == project_id).scalar_subquery(),
             chain(ProjectChain.decimals),
             chain(ProjectChain.status),
             failed,
@@ -151,7 +154,7 @@ def _head(conn: Connection, project_id: int) -> dict:
     found = dict(zip(sums, (int(v) for v in row[:5]), strict=True))
     found.update(
         zip(
-            ("symbol", "decimals", "chain_status", "failed_txs", "batches_in_flight"),
+            ("currency", "decimals", "chain_status", "failed_txs", "batches_in_flight"),
             row[5:],
             strict=True,
         )
@@ -278,7 +281,12 @@ def _queues(conn: Connection, project_id: int) -> list[dict]:
 
 
 def _empty_queue(name: str) -> dict:
-    return {"queue": name, "highlight": name == CONTRACTS_QUEUE, **dict.fromkeys(ACTIVE_JOBS, 0)}
+    return {
+        "queue": name,
+        "label": QUEUE_LABELS.get(name, name),
+        "highlight": name == CONTRACTS_QUEUE,
+        **dict.fromkeys(ACTIVE_JOBS, 0),
+    }
 
 
 def _chart(conn: Connection, project_id: int, now: datetime, redeemed: int) -> dict:

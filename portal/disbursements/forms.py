@@ -23,7 +23,7 @@ class DisbursementForm(Form):
         render_kw={"rows": 4, "spellcheck": "false"},
     )
     batch_size = IntegerField(
-        "People per transaction",
+        "People per batch",
         validators=[NumberRange(min=1, max=1000, message="Between 1 and 1000.")],
-        description="Larger batches cost less gas per person; smaller ones fail smaller.",
+        description="Larger batches cost less per person to send; smaller ones fail smaller.",
     )

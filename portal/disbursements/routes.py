@@ -30,6 +30,7 @@ from portal.disbursements.models import DRAFT, DisbursementBatch, DisbursementIt
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import attention
+from portal.ledger import display
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -84,7 +85,7 @@ def _selection(project, text: str) -> list[int]:
 def _amount_field(form: DisbursementForm, pc) -> None:
     form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
     if form.amount.decimals is not None:
-        form.amount.description = f"In {pc.symbol}. {amounts.hint(pc.decimals)}"
+        form.amount.description = f"In {display.currency(pc)}. {amounts.hint(pc.decimals)}"
 
 
 def _save(form: DisbursementForm, project, save):
@@ -275,7 +276,7 @@ def retry(disbursement_id: int, batch_id: int):
     if batch is None or batch.disbursement_id != disbursement.id:
         raise NotFound("No such batch in this disbursement.")
     services.retry_batch(batch, current_user.id)
-    flash(f"Batch {batch.number} sent again. The contract refuses a batch it has already done.")
+    flash(f"Batch {batch.number} sent again; a batch already done is never allocated twice.")
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
 

@@ -42,6 +42,7 @@ from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
+from portal.ledger import display
 from portal.ledger import entitlements as ledger
 from portal.money import amounts
 from portal.projects import services as projects
@@ -156,7 +157,7 @@ def people_for(
     projects.ensure_writable(project)
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Deploy and fund the project's contracts before disbursing.")
+        raise Conflict("Set up and fund the project's payments before disbursing.")
     amounts.check(amount, pc.decimals)
     if group_id is None and not beneficiary_ids:
         raise ValidationFailed({"group_id": "Choose a group, or select people on the list."})
@@ -299,7 +300,7 @@ def ensure_covered(disbursement: Disbursement, project: Project, pc=False) -> in
     if pc is False:
         pc = setup.state(project.id)
     if pc is None:
-        raise Conflict("Deploy and fund the project's contracts before disbursing.")
+        raise Conflict("Set up and fund the project's payments before disbursing.")
     free = available(project.id)
     needed = shortfall(disbursement, free)
     if needed:
@@ -309,7 +310,7 @@ def ensure_covered(disbursement: Disbursement, project: Project, pc=False) -> in
 
 def shortfall_message(project: Project, pc: ProjectChain, needed: int, free: int) -> str:
     def money(amount: int) -> str:
-        return amounts.money(amount, pc.decimals, project.currency)
+        return display.money(amount, pc)
 
     return (
         f"This disbursement needs {money(needed)} more: fund the project or reduce the amount. "
@@ -394,7 +395,9 @@ def run_batch(batch_id: int) -> str:
         batch.error = exc.reason
         batch.tx_id = exc.tx.id
         _settle(disbursement)
-        raise RefusedJob(f"Batch {batch.number} refused by the contract: {exc.reason}") from exc
+        raise RefusedJob(
+            f"Batch {batch.number} refused by the payment network: {exc.reason}"
+        ) from exc
     batch.tx_id = tx.id
     announce(disbursement)
     return f"sent as transaction {tx.id}"

@@ -15,7 +15,7 @@ from portal.disbursements import services
 from portal.disbursements.models import DRAFT, Disbursement
 from portal.errors import Conflict
 from portal.extensions import db
-from portal.money import amounts
+from portal.ledger import display
 from portal.projects import services as projects
 from portal.projects.models import Project
 
@@ -28,12 +28,9 @@ def describe(request) -> str:
     pc = setup.state(request.project_id)
     if d is None or pc is None:
         return f"Start disbursement {request.subject_id}"
-    each = amounts.format(d.amount_each, pc.decimals)
-    total = amounts.format(request.amount, pc.decimals)
-    return (
-        f"Start “{d.title}” in {project.name}: {d.beneficiaries:,} people × {each} = "
-        f"{total} {pc.symbol}"
-    )
+    each = display.money(d.amount_each, pc)
+    total = display.money(request.amount, pc)
+    return f"Start “{d.title}” in {project.name}: {d.beneficiaries:,} people × {each} = {total}"
 
 
 def execute(request, approver_id: int) -> kinds.Outcome:

@@ -135,14 +135,14 @@ def for_user(user) -> Attention:
             found.first_batch_disbursement = db.session.scalar(
                 batches.with_only_columns(DisbursementBatch.disbursement_id).limit(1)
             )
-    if user.can("chain.read"):
+    if user.can("chain.details.read"):
         txs = stuck_transactions(ids, now)
         found.stuck_transactions = _count(txs)
         if found.stuck_transactions:
             found.first_tx_project = db.session.scalar(
                 txs.with_only_columns(ChainTx.project_id).order_by(ChainTx.id).limit(1)
             )
-    if user.can("chain.manage"):
+    if user.can("chain.manage") and user.can("chain.details.read"):
         from portal.chain import alerts
         from portal.projects.models import Project
 

@@ -9,6 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 QUEUES = ("default", "imports", "contracts", "comms", "reports")
+# What each queue is called on pages: "contracts" is the queue's name on the broker, not a word
+# for programme staff.
+QUEUE_LABELS = {
+    "default": "general",
+    "imports": "imports",
+    "contracts": "payments",
+    "comms": "messages",
+    "reports": "reports",
+}
 
 
 @dataclass(frozen=True)
@@ -36,19 +45,17 @@ IMPORT_COMMIT = register_kind("imports.commit", "imports", "Import commit", max_
 KOBO_PULL = register_kind("imports.kobo_pull", "imports", "KoboToolbox pull", max_attempts=5)
 CARDS_PDF = register_kind("cards.pdf", "reports", "Beneficiary cards PDF", max_attempts=3)
 CHAIN_CONFIRM = register_kind("chain.confirm", "contracts", "Transaction follow-up", max_attempts=8)
-CHAIN_DEPLOY = register_kind(
-    "chain.deploy", "contracts", "Deploy project contracts", max_attempts=5
-)
+CHAIN_DEPLOY = register_kind("chain.deploy", "contracts", "Set up project payments", max_attempts=5)
 CHAIN_FUND = register_kind("chain.fund", "contracts", "Fund project", max_attempts=5)
 CHAIN_MINT_WATCH = register_kind(
-    "chain.mint_watch", "contracts", "Wait for the treasury's mint", max_attempts=5
+    "chain.mint_watch", "contracts", "Wait for the treasury's funding", max_attempts=5
 )
 CHAIN_VENDOR_SYNC = register_kind(
-    "chain.vendor_sync", "contracts", "Vendor allow-list on chain", max_attempts=8
+    "chain.vendor_sync", "contracts", "Vendor registration for payments", max_attempts=8
 )
-CHAIN_SETTLE = register_kind("chain.settle", "contracts", "Settlement on chain", max_attempts=5)
+CHAIN_SETTLE = register_kind("chain.settle", "contracts", "Vendor settlement", max_attempts=5)
 CHAIN_LEDGER_VERIFY = register_kind(
-    "chain.ledger_verify", "reports", "Ledger check against the chain", max_attempts=2
+    "chain.ledger_verify", "reports", "Ledger check", max_attempts=2
 )
 DISBURSEMENT_BATCH = register_kind(
     "disbursement.batch", "contracts", "Disbursement batch", max_attempts=5

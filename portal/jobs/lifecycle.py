@@ -17,7 +17,7 @@ from flask import current_app
 from sqlalchemy import and_, func, or_, select, update
 
 from portal.extensions import db
-from portal.jobs import live
+from portal.jobs import live, problems
 from portal.jobs.models import CLAIMABLE, FAILED, RETRYING, RUNNING, SUCCEEDED, Job, JobAttempt
 from portal.timeutil import utcnow
 
@@ -83,7 +83,7 @@ def claim(job_id: int, owner: str | None = None) -> Job | None:
     db.session.execute(
         update(JobAttempt)
         .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
-        .values(finished_at=now, outcome=FAILED, error=WORKER_GONE)
+        .values(finished_at=now, outcome=FAILED, error=WORKER_GONE, problem=problems.WORKER_GONE)
         .execution_options(synchronize_session=False)
     )
     job = db.session.get(Job, job_id, populate_existing=True)
@@ -94,7 +94,9 @@ def claim(job_id: int, owner: str | None = None) -> Job | None:
     return job
 
 
-def close_attempt(job_id: int, outcome: str, error: str | None = None) -> None:
+def close_attempt(
+    job_id: int, outcome: str, error: str | None = None, problem: str | None = None
+) -> None:
     attempt = db.session.scalar(
         select(JobAttempt)
         .where(JobAttempt.job_id == job_id)
@@ -105,6 +107,7 @@ def close_attempt(job_id: int, outcome: str, error: str | None = None) -> None:
         attempt.finished_at = utcnow()
         attempt.outcome = outcome
         attempt.error = error
+        attempt.problem = problem
 
 
 def _release(job_id: int, token: str | None, **values) -> Job | None:
@@ -125,7 +128,7 @@ def _release(job_id: int, token: str | None, **values) -> Job | None:
 def succeed(job_id: int, token: str | None = None) -> Job | None:
     """Record success, and commit the job's work with it, if this run still holds the lease.
     Otherwise the work is rolled back: another claim runs (or ran) the job."""
-    job = _release(job_id, token, status=SUCCEEDED, error=None, finished_at=utcnow())
+    job = _release(job_id, token, status=SUCCEEDED, error=None, problem=None, finished_at=utcnow())
     if job is None:
         db.session.rollback()
         return None
@@ -164,6 +167,7 @@ def fail(
         db.session.rollback()
         return None, None
     error = describe(exc)
+    problem = problems.sentence(exc, job_id, job.attempts)
     delay = None
     if job.attempts < job.max_attempts and not isinstance(exc, PermanentJobError):
         delay = backoff_ms(job.attempts)
@@ -173,11 +177,11 @@ def fail(
         }
     else:
         values = {"status": FAILED, "finished_at": utcnow()}
-    job = _release(job_id, token, error=error, **values)
+    job = _release(job_id, token, error=error, problem=problem, **values)
     if job is None:
         db.session.rollback()
         return None, None
-    close_attempt(job_id, FAILED, error)
+    close_attempt(job_id, FAILED, error, problem)
     live.emit_job(job)
     db.session.commit()
     return job, delay

@@ -27,7 +27,8 @@ def serialize(job: Job) -> dict:
         "status": job.status,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
-        "error": (job.error or "")[:300],
+        # The sentence, never the technical text: every job.read holder hears these events.
+        "problem": job.problem_shown,
         "project_id": job.project_id,
         "created_by_id": job.created_by_id,
         "created_at": job.created_at.isoformat() if job.created_at else None,

@@ -42,6 +42,8 @@ class Job(db.Model):
     attempts: Mapped[int] = mapped_column(default=0)
     max_attempts: Mapped[int] = mapped_column(default=5)
     error: Mapped[str | None] = mapped_column(Text)
+    # The error in one sentence for people (portal/jobs/problems.py); ``error`` is technical.
+    problem: Mapped[str | None] = mapped_column(Text)
     project_id: Mapped[int | None] = mapped_column(
         ForeignKey("projects.id", ondelete="SET NULL"), index=True
     )
@@ -85,6 +87,13 @@ class Job(db.Model):
         return None if self.result_json is None else json.loads(self.result_json)
 
     @property
+    def problem_shown(self) -> str:
+        """The last error as one sentence for people (never the technical text)."""
+        from portal.jobs.problems import shown
+
+        return shown(self.problem, self.error, self.id, self.attempts)
+
+    @property
     def can_retry(self) -> bool:
         return self.status in (FAILED, CANCELLED) or self.worker_gone
 
@@ -110,3 +119,10 @@ class JobAttempt(db.Model):
     finished_at: Mapped[datetime | None]
     outcome: Mapped[str | None] = mapped_column(String(16))
     error: Mapped[str | None] = mapped_column(Text)
+    problem: Mapped[str | None] = mapped_column(Text)
+
+    @property
+    def problem_shown(self) -> str:
+        from portal.jobs.problems import shown
+
+        return shown(self.problem, self.error, self.job_id, self.number)

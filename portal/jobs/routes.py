@@ -11,7 +11,7 @@ from portal.accounts.guards import permission_required
 from portal.extensions import db
 from portal.jobs import services, topics  # noqa: F401  (topics registers the socket topics)
 from portal.jobs.forms import DiagnosticForm
-from portal.jobs.kinds import KINDS, QUEUES
+from portal.jobs.kinds import KINDS, QUEUE_LABELS, QUEUES
 from portal.projects import services as projects
 from portal.redirects import safe_next
 
@@ -44,6 +44,7 @@ def index():
         page=page,
         f=f,
         queues=QUEUES,
+        queue_labels=QUEUE_LABELS,
         statuses=services.FILTER_STATUSES,
         kinds=KINDS,
         counts=services.status_counts(current_user),
@@ -63,6 +64,9 @@ def show(job_id: int):
         kind=KINDS.get(job.kind),
         attempts=services.attempts_of(job),
         action_form=EmptyForm(),
+        queue_labels=QUEUE_LABELS,
+        # The technical error names code and internals: for those who look after the portal.
+        technical=current_user.can("chain.details.read") or current_user.can("settings.manage"),
     )
 
 

@@ -11,7 +11,7 @@ from sqlalchemy import Select, func, or_, select, update
 from portal import events
 from portal.errors import InvalidTransition, NotFound
 from portal.extensions import db
-from portal.jobs import dispatch, inbroker, lifecycle, live
+from portal.jobs import dispatch, inbroker, lifecycle, live, problems
 from portal.jobs.attention import worker_gone
 from portal.jobs.broker import get_broker
 from portal.jobs.kinds import CHAIN_CONFIRM, DIAGNOSTIC
@@ -119,6 +119,7 @@ def retry(job: Job) -> Job:
             status=QUEUED,
             attempts=0,
             error=None,
+            problem=None,
             finished_at=None,
             next_attempt_at=None,
             sent_at=None,
@@ -225,9 +226,10 @@ def recover_lost_leases(now) -> tuple[int, list[tuple[int, str, str]]]:
     recovered = []
     for job in orphans:
         job.error = lifecycle.WORKER_GONE
+        job.problem = problems.WORKER_GONE
         job.lease_token = None
         job.lease_expires_at = None
-        lifecycle.close_attempt(job.id, FAILED, job.error)
+        lifecycle.close_attempt(job.id, FAILED, job.error, job.problem)
         if job.attempts < job.max_attempts:
             job.status = RETRYING
             job.next_attempt_at = now

@@ -31,7 +31,7 @@ def job_topic(user, params: dict):
             {
                 "number": a.number,
                 "outcome": a.outcome,
-                "error": (a.error or "")[:300],
+                "problem": a.problem_shown,
                 "started_at": a.started_at.isoformat(),
                 "finished_at": a.finished_at.isoformat() if a.finished_at else None,
             }

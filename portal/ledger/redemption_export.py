@@ -72,7 +72,7 @@ def record(export: Export, fmt: str, rows: int) -> None:
 def _cells(export: Export) -> Iterator[list[str]]:
     project_id = export.filters.project_id
     pc = db.session.get(ProjectChain, project_id)
-    symbol = pc.symbol if pc is not None else ""
+    symbol = display.currency(pc)
     vendors: dict[int, str] = {}
     statement = redemption_list.query(export.filters).execution_options(yield_per=BATCH)
     for batch in db.session.execute(statement).partitions():

@@ -144,7 +144,7 @@ def build(vendor: Vendor, project: Project, start: date, end: date) -> Statement
     return Statement(
         vendor=vendor.name,
         project=project.name,
-        currency=pc.symbol if pc is not None else "",
+        currency=display.currency(pc),
         start=start,
         end=end,
         opening=display.money(opening, pc),

@@ -112,7 +112,7 @@ def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:
         whole = whole.replace(",", "")
     if len(fraction) > decimals:
         if decimals == 0:
-            raise AmountError("Whole numbers only: this token has no fraction.")
+            raise AmountError("Whole numbers only: this project counts in whole units.")
         raise AmountError(f"At most {decimals} digits after the decimal point.")
     base = int(whole or "0") * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
     return check(base, decimals, allow_zero=allow_zero)

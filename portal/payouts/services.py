@@ -92,7 +92,9 @@ def request_payout(
         raise DomainError("This vendor does not serve this project.")
     decimals = decimals_of(project_id)
     if decimals is None:
-        raise DomainError("This project has no token yet, so it has no amounts to pay out.")
+        raise DomainError(
+            "This project's payments are not set up yet, so it has nothing to pay out."
+        )
     amounts.check(amount, decimals)
     method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)
     if method is None:

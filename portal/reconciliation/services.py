@@ -79,7 +79,9 @@ def upload(project, path: Path, filename: str, user_id: int | None) -> Statement
     """Read, match and store a statement; StatementRefused (nothing written) on a bad file."""
     decimals = payouts.decimals_of(project.id)
     if decimals is None:
-        raise StatementRefused("This project has no token yet, so it has no payouts to match.")
+        raise StatementRefused(
+            "This project's payments are not set up yet, so it has no payouts to match."
+        )
     try:
         report = statements.read(path, filename, decimals, project.currency)
     except statements.FileRejected as exc:

@@ -5,8 +5,7 @@ from __future__ import annotations
 from portal import realtime
 from portal.chain.models import ProjectChain
 from portal.extensions import db
-from portal.money import amounts
-from portal.projects.models import Project
+from portal.ledger.display import money  # the project's currency, as on every page
 from portal.redemptions.codes import AWAITING, EXPIRED, LOCKED
 from portal.redemptions.models import (
     ACCEPTED,
@@ -59,15 +58,6 @@ def vendor_note(redemption: Redemption) -> str:
     if status == CANCELLED:
         return redemption.error or "Cancelled. Nothing was taken."
     return VENDOR_NOTES.get(status, "")
-
-
-def money(amount: int, pc: ProjectChain | None) -> str:
-    """An amount in the project's currency ("NPR 1,500.00"): vendors and beneficiaries count
-    in it; the token that holds the value is a detail they never need to read."""
-    if pc is None:
-        return str(amount)
-    project = db.session.get(Project, pc.project_id)
-    return amounts.money(amount, pc.decimals, project.currency if project else None)
 
 
 def serialize(redemption: Redemption) -> dict:

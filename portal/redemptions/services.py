@@ -36,12 +36,13 @@ from portal.extensions import db
 from portal.jobs import dispatch
 from portal.jobs.kinds import REDEMPTION_TRANSFER
 from portal.ledger import entitlements
+from portal.ledger.display import money  # SMS and audit text name the currency
 from portal.money import amounts
 from portal.projects.models import ACTIVE as PROJECT_ACTIVE
 from portal.projects.models import Project
 from portal.quotas import services as quotas
 from portal.redemptions import codes, payer_names
-from portal.redemptions.live import announce, money
+from portal.redemptions.live import announce
 from portal.redemptions.models import (
     ACCEPTED,
     AWAITING,

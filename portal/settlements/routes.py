@@ -116,7 +116,7 @@ def owed_csv(project_id: int):
     project = projects.get_visible(current_user, project_id)
     pc = setup.state(project.id)
     if pc is None:
-        raise NotFound("This project has no token yet, so nothing is owed in it.")
+        raise NotFound("This project's payments are not set up yet, so nothing is owed in it.")
     body = owed.to_csv(owed.of_project(project.id), pc.decimals, pc.symbol)
     return Response(
         body,

@@ -85,7 +85,7 @@
     all('[data-bar="served"]').forEach(function (bar) {
       bar.style.width = percent(s.people.served, s.people.allocated) + "%";
     });
-    all('[data-field="symbol"]').forEach(function (node) { node.textContent = s.symbol; });
+    all('[data-field="currency"]').forEach(function (node) { node.textContent = s.currency; });
     var note = $("dash-chain-note");
     if (note) note.hidden = s.chain_status === "deployed";
     var updated = $("dash-updated");
@@ -150,7 +150,7 @@
     var rows = s.queues.map(function (q) {
       var tr = el("tr", q.highlight ? "dash-hot" : "");
       tr.dataset.queue = q.queue;
-      var name = cell("th", q.queue);
+      var name = cell("th", q.label || q.queue);
       name.scope = "row";
       tr.appendChild(name);
       ["queued", "retrying", "running"].forEach(function (key) {

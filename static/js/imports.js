@@ -51,7 +51,7 @@
     var url = new URL(window.location.href);
     url.searchParams.delete("job");
     if (job.status !== "succeeded") {
-      Portal.toast("The pull failed: " + (job.error || job.status).split("\n")[0], "failed", "/jobs/" + job.id);
+      Portal.toast("The pull failed: " + (job.problem || job.status), "failed", "/jobs/" + job.id);
       return;
     }
     window.location.replace(url.toString());

@@ -19,8 +19,8 @@
     if (status) { status.textContent = ""; status.appendChild(badge(job.status, job.worker_gone)); }
     var attempts = root.querySelector('[data-field="attempts"]');
     if (attempts) attempts.textContent = job.attempts + "/" + job.max_attempts;
-    var error = root.querySelector('[data-field="error"]');
-    if (error) error.textContent = error.tagName === "PRE" ? (job.error || "None.") : (job.error || "").slice(0, 120);
+    var problem = root.querySelector('[data-field="problem"]');
+    if (problem) problem.textContent = job.problem || (problem.dataset.none || "");
     var next = root.querySelector('[data-field="next_attempt_at"]');
     if (next) next.textContent = job.next_attempt_at ? job.next_attempt_at.replace("T", " ").slice(0, 16) + " UTC" : "—";
     var retry = root.querySelector('[data-action="retry"]');
@@ -105,7 +105,7 @@
         row.insertCell().textContent = a.started_at.replace("T", " ").slice(0, 16) + " UTC";
         row.insertCell().textContent = a.finished_at ? a.finished_at.replace("T", " ").slice(0, 16) + " UTC" : "";
         row.insertCell().appendChild(badge(a.outcome || "running"));
-        var err = row.insertCell(); err.className = "small"; err.textContent = (a.error || "").slice(0, 200);
+        var err = row.insertCell(); err.className = "small"; err.textContent = a.problem || "";
       });
     }
   }

@@ -66,7 +66,7 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
     staff_sign_in(asker, world)
     asker.goto(f"{base}/projects/{pid}/chain")
     asker.get_by_label("Token symbol").fill("EYES")
-    asker.get_by_role("button", name="Deploy").click()
+    asker.get_by_role("button", name="Set up payments").click()
     expect(asker.locator("#chain-page .badge")).to_have_text("deployed", timeout=60_000)
 
     # The second person waits on their Pending approvals page, on a phone.
@@ -78,7 +78,7 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
     expect(approver.locator("#live-dot")).to_have_attribute("data-state", "on", timeout=15_000)
     approver.evaluate("window.__notReloaded = true")
 
-    asker.get_by_label("Amount to mint into the project").fill("750")
+    asker.get_by_label("Amount to fund").fill("750")
     asker.get_by_label("Note").fill("Grant 7")
     asker.once("dialog", lambda dialog: dialog.accept())  # the confirm step
     asker.get_by_role("button", name="Ask to fund").click()

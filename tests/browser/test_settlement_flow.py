@@ -352,7 +352,7 @@ def test_a_guardian_pauses_payments_and_the_phone_says_so(chromium, portal, shot
     guard.get_by_label("Per day").fill("500.00")
     guard.screenshot(path=str(shots / "chain-caps-form-1280.png"), full_page=True)
     guard.get_by_role("button", name="Set the limit").click()
-    expect(guard.locator(".flash").first).to_contain_text("settle caps sent")
+    expect(guard.locator(".flash").first).to_contain_text("New settle limits sent")
     wait_until_text(guard, '[data-cap="settle"]', "500.00")
     guard.screenshot(path=str(shots / "chain-caps-set-1280.png"), full_page=True)
     phone.close()

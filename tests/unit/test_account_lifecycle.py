@@ -87,9 +87,10 @@ def test_your_activity_shows_your_entries_and_your_accounts_only(app, client, ma
     db.session.commit()
     first = client.get("/account/activity").get_data(as_text=True)
     assert "Thing 59 done by me" in first and "Done by the other" not in first
-    assert f"User {other.id} signed in" not in first
+    assert f"User “{other.name}” signed in" not in first
     assert "Page 1 of 2" in first
     second = client.get("/account/activity?page=2").get_data(as_text=True)
-    assert f"Failed sign-in for user {me.id}" in second
-    assert f"User {me.id} signed in" in second
+    # Written with ids, shown with names (portal/audit/names.py).
+    assert f"Failed sign-in for user “{me.name}”" in second
+    assert f"User “{me.name}” signed in" in second
     assert client.get("/account/activity?page=x").status_code in (200, 400)

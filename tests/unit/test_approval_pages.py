@@ -62,7 +62,7 @@ def test_the_approver_sees_it_waiting_with_a_badge_and_approves_it(app, login, w
     assert "Asker Person" not in chain_page.split("Waiting for approval by")[1].split(".")[0]
 
     page = approver.get("/approvals").get_data(as_text=True)
-    assert f"Fund {world['project'].name} with 250.00 AID (grant B)" in page
+    assert f"Fund {world['project'].name} with NPR\u00a0250.00 (grant B)" in page
     assert 'aria-label="1 waiting for you">1</span>' in page  # the nav badge
     assert "data-approvals-count-home>1<" in approver.get("/").get_data(as_text=True)
     assert approver.get("/approvals/waiting").get_json()["waiting"] == 1
@@ -148,7 +148,7 @@ def test_starting_a_disbursement_asks_and_the_page_says_so(
     assert asker.post(f"/disbursements/{d_id}/start").status_code == 409  # asked once
     approver = _as(app, login, world["approver"])
     listed = approver.get("/approvals").get_data(as_text=True)
-    assert "Start “Nov”" in listed and "2 people × 5.00 = 10.00 AID" in listed
+    assert "Start “Nov”" in listed and "2 people × NPR\u00a05.00 = NPR\u00a010.00" in listed
     req = db.session.scalar(select(ApprovalRequest).where(ApprovalRequest.subject_id == d_id))
     assert decide(approver, req.id, "approve").status_code == 302
     worker.run("contracts")
@@ -166,7 +166,7 @@ def test_the_threshold_is_set_on_the_project_page_with_an_amount(
     assert bad.status_code == 422 and approvals.threshold(world["project"].id) is None
     assert client.post(url, data={"second_above": "1,000.50"}).status_code == 302
     assert approvals.threshold(world["project"].id) == 100_050
-    assert "1,000.50 AID" in client.get(url).get_data(as_text=True)
+    assert "NPR\u00a01,000.50" in client.get(url).get_data(as_text=True)
     entry = db.session.scalar(
         select(AuditEntry).where(AuditEntry.action == "approval.threshold_changed")
     )
@@ -180,7 +180,7 @@ def test_the_threshold_is_set_on_the_project_page_with_an_amount(
     fresh = make_project(name="No token yet", status="active")
     db.session.commit()
     refused = client.post(f"/projects/{fresh.id}/approvals", data={"second_above": "5"})
-    assert refused.status_code == 422 and b"Deploy the project" in refused.data
+    assert refused.status_code == 422 and b"Set up the project" in refused.data
     # Only those who manage projects change it.
     assert _as(app, login, world["asker"]).post(url, data={"second_above": "1"}).status_code == 403
 

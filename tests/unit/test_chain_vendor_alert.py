@@ -72,7 +72,7 @@ def test_a_refused_registration_alerts_once_and_retry_registers(
     retry_url = f"/projects/{project.id}/chain/vendors/{shop.id}/retry"
     assert 'id="chain-alerts"' in page and retry_url in page
     home = staff.get("/").get_data(as_text=True)
-    assert "chain alert" in home
+    assert "payment network alert" in home
     assert other.post(retry_url).status_code == 403
 
     # The cause fixed (the operator's role back), Retry registers the vendor and closes it.

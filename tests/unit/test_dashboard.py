@@ -63,7 +63,7 @@ def allocated(app, worker, make_project, make_beneficiary, make_vendor):
 def test_allocation_shows_in_totals_before_any_redemption(allocated):
     project, _, _, _ = allocated
     s = read(project.id)
-    assert s["symbol"] == "AID" and s["decimals"] == 2 and s["chain_status"] == "deployed"
+    assert s["currency"] == "NPR" and s["decimals"] == 2 and s["chain_status"] == "deployed"
     assert s["totals"] == {
         "allocated": 8000,
         "redeemed": 0,
@@ -82,6 +82,7 @@ def test_allocation_shows_in_totals_before_any_redemption(allocated):
     assert s["vendors"] == [] and s["feed"] == [] and s["failed_txs"] == []
     assert s["queues"][0] == {
         "queue": "contracts",
+        "label": "payments",
         "highlight": True,
         "queued": 0,
         "retrying": 0,
@@ -186,7 +187,7 @@ def test_a_project_without_contracts_still_has_a_dashboard(app, make_project):
     project = make_project()
     db.session.commit()
     s = read(project.id)
-    assert s["chain_status"] == "not_deployed" and s["symbol"] == ""
+    assert s["chain_status"] == "not_deployed" and s["currency"] == "NPR"
     assert s["display"]["allocated"] == "0"
 
 

@@ -29,7 +29,7 @@ def test_deploy_and_fund_from_the_page(
     project = make_project(status="active", members=[user])
     login(client, user)
     page = client.get(f"/projects/{project.id}/chain")
-    assert page.status_code == 200 and b"Deploy this project" in page.data
+    assert page.status_code == 200 and b"Set up payments for this project" in page.data
 
     bad = client.post(f"/projects/{project.id}/chain/deploy", data={"symbol": "x", "decimals": 9})
     assert bad.status_code == 422

@@ -114,7 +114,7 @@ def test_the_list_shows_the_projects_redemptions_newest_first(client, login, wor
     shown = [int(m) for m in re.findall(r'<td class="mono hide-sm" data-payment>(\d+)</td>', html)]
     expected = ["decoy", "failed", "pending", "pharmacy", "in", "before"]
     assert shown == [rows[k].id for k in expected]
-    assert "25.00 NPR" in html and "Sita Tamang" in html
+    assert "NPR\u00a025.00" in html and "Sita Tamang" in html
     assert rows["far"].id not in shown and "Far away shop" not in html
 
 
@@ -303,14 +303,14 @@ def test_vendor_statement_pdf_has_balances_lines_and_totals(client, login, world
     text = _pdf_text(reply.get_data())
     assert "Vendor statement" in text and "=Shop HYPERLINK" in text and "Flood relief" in text
     assert "2026-11-11 to 2026-11-30" in text
-    assert re.search(r"Opening balance\s*15\.00 NPR", text)
+    assert re.search(r"Opening balance\s*NPR\s15\.00", text)
     assert f"Payment {world['rows']['in'].id}" in text
     assert f"Payment {world['rows']['before'].id}" not in text  # settled before the period
     assert f"Payment {world['rows']['pharmacy'].id}" not in text  # another vendor
     assert world["sita"].ref in text and "Sita Tamang" not in text  # masked
-    assert re.search(r"Settled in the period \(1\)\s*25\.00 NPR", text)
-    assert re.search(r"Closing balance\s*40\.00 NPR", text)
-    assert "1 payment, 7.00 NPR" in text  # pending, in neither balance
+    assert re.search(r"Settled in the period \(1\)\s*NPR\s25\.00", text)
+    assert re.search(r"Closing balance\s*NPR\s40\.00", text)
+    assert re.search(r"1 payment, NPR\s7\.00", text)  # pending, in neither balance
     entry = db.session.scalars(
         select(AuditEntry).where(AuditEntry.action == "vendor.statement")
     ).one()
@@ -379,10 +379,10 @@ def test_beneficiary_page_shows_money_and_history(client, login, world):
     section = html[html.index("<h2>Money</h2>") :]
     facts = dict(re.findall(r"<dt>(\w+)</dt><dd>(?:<strong>)?([^<]+)", section))
     assert facts == {
-        "Entitled": "1,000.00 NPR",
-        "Spent": "40.00 NPR",
-        "Pending": "7.00 NPR",
-        "Remaining": "953.00 NPR",
+        "Entitled": "NPR\u00a01,000.00",
+        "Spent": "NPR\u00a040.00",
+        "Pending": "NPR\u00a07.00",
+        "Remaining": "NPR\u00a0953.00",
     }
     assert "Allocated by “November round”" in section
     assert f"Paid at =Shop HYPERLINK (payment {world['rows']['in'].id})" in section

@@ -120,7 +120,7 @@ def test_a_transaction_not_mined_for_long_is_shown_and_counted(
     page = client.get(f"/projects/{project.id}/transactions?status=stuck").get_data(as_text=True)
     assert f'data-tx-id="{tx.id}"' in page and "not mined for long" in page
     home = client.get("/").get_data(as_text=True)
-    assert "1</strong> transaction not mined for long" in home
+    assert "1</strong> payment waiting long for the payment network" in home
 
     follow_up = f"/projects/{project.id}/transactions/{tx.id}/follow-up"
     confirm = ("chain.confirm", f'{{"tx_id":{tx.id}}}')
@@ -154,7 +154,7 @@ def test_a_chain_alert_is_counted_at_home_and_resolved_once_with_an_audit_entry(
     db.session.commit()
     login(client, admin)
     home = client.get("/").get_data(as_text=True)
-    assert "1</strong> chain alert" in home
+    assert "1</strong> payment network alert" in home
     assert f"/projects/{project.id}/transactions#chain-alerts" in home
     page = client.get(f"/projects/{project.id}/transactions").get_data(as_text=True)
     assert "The node waits for nonce 7." in page and "Mark resolved" in page
@@ -167,7 +167,7 @@ def test_a_chain_alert_is_counted_at_home_and_resolved_once_with_an_audit_entry(
         select(AuditEntry).where(AuditEntry.action == "chain.alert_resolved")
     ).all()
     assert len(resolved) == 1
-    assert "chain alert" not in client.get("/").get_data(as_text=True)
+    assert "payment network alert" not in client.get("/").get_data(as_text=True)
 
 
 def test_only_chain_managers_may_resolve_a_chain_alert(client, login, make_user, make_project):

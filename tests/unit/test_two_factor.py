@@ -271,8 +271,10 @@ def test_the_notice_texts_render(app, make_user):
 
     user = make_user("viewer")
     with app.test_request_context():
-        subject, body = notify.render("new_device", user, user_agent="Firefox", at=utcnow())
-        assert subject == "New sign-in to your aid portal account" and "Firefox" in body
+        agent = "Mozilla/5.0 (Windows NT 10.0; Win64; x64; rv:121.0) Gecko/20100101 Firefox/121.0"
+        subject, body = notify.render("new_device", user, user_agent=agent, at=utcnow())
+        assert subject == "New sign-in to your aid portal account"
+        assert "Firefox on Windows" in body
         subject, body = notify.render("two_factor_reset", user, at=utcnow())
         assert "reset" in subject
 

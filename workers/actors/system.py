@@ -16,6 +16,8 @@ from workers.actors import handles
 class DiagnosticFailure(RuntimeError):
     """Raised on purpose, to show how a failing job looks and retries."""
 
+    for_people = True  # its message is what the Jobs page shows
+
 
 @handles(DIAGNOSTIC.name)
 def diagnostic(job) -> dict:
