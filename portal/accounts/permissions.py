@@ -39,6 +39,7 @@ PERMISSIONS: dict[str, str] = {
     "payout.manage": "Pay vendors out: build bank batches, mark them sent, upload statements",
     "payout.override": "Mark a payout paid or failed without a matching statement line",
     "outbox.read": "Read the development SMS outbox (never available in production)",
+    "messages.manage": "Edit the messages sent to beneficiaries, in each language",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -68,6 +69,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "disbursement.manage",
             "dashboard.read",
             "redemption.read",
+            "messages.manage",
         ],
     ),
     "finance": (

@@ -8,13 +8,23 @@
   var wanted = receipt ? Number(receipt.dataset.redemptionId) : null;
   var socket = window.io({ transports: ["websocket", "polling"], reconnectionDelayMax: 5000 });
 
+  var S = window.PortalStrings;
+  // A worker pushes English words: the page shows its own language's for the same status.
+  function label(state) {
+    return S ? S.label("redemption_labels", state.status, state.label) : state.label;
+  }
+  function noteOf(state) {
+    if (!state.note) return "";
+    return S ? S.label("redemption_notes", state.status, state.note) : state.note;
+  }
+
   function apply(state) {
     if (!state || !state.id) return;
     var boxes = document.querySelectorAll('[data-redemption-id="' + state.id + '"]');
     Array.prototype.forEach.call(boxes, function (box) {
       var badge = box.querySelector("[data-label]");
       if (badge) {
-        badge.textContent = state.label;
+        badge.textContent = label(state);
         badge.classList.forEach(function (name) {
           if (name.indexOf("badge--") === 0) badge.classList.remove(name);
         });
@@ -23,7 +33,7 @@
       }
       var note = box.querySelector("[data-note]");
       if (note) {
-        note.textContent = state.note || "";
+        note.textContent = noteOf(state);
         note.hidden = !state.note;
       }
       var waiting = box.querySelector("[data-waiting]");
