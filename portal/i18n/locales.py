@@ -7,6 +7,8 @@ the language itself and, when the page is in another language, in the page's lan
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from babel import Locale, UnknownLocaleError
 
 DEFAULT = "en"
@@ -54,7 +56,7 @@ def language_name(code: str | None, page: str | None = None) -> str:
     return f"{own} ({translated})" if translated and translated != own else own
 
 
-def choices(codes: tuple[str, ...], page: str | None = None) -> list[tuple[str, str]]:
+def choices(codes: Iterable[str], page: str | None = None) -> list[tuple[str, str]]:
     """``(code, name)`` pairs for a select field, names as ``language_name`` writes them."""
     return [(code, language_name(code, page)) for code in codes]
 
