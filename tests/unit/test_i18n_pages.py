@@ -87,7 +87,7 @@ def vendor_sign_in(client, vendor):
 
 
 def test_a_vendor_chooses_the_language_of_the_phone_pages(client, vendor_world):
-    _, person, vendor = vendor_world
+    _, _, vendor = vendor_world
     vendor_sign_in(client, vendor)
     page = client.get("/vendor/language").get_data(as_text=True)
     assert "नेपाली (Nepali)" in page
@@ -98,8 +98,8 @@ def test_a_vendor_chooses_the_language_of_the_phone_pages(client, vendor_world):
     assert "Charge a beneficiary" not in home
     # A charge typed in Devanagari digits; the page writes the amount back in them.
     response = client.post(
-        "/vendor/charge", data={"project_id": vendor_world[0].id, "phone": "9841000001",
-                                "amount": "१,२५०.५०"}
+        "/vendor/charge",
+        data={"project_id": vendor_world[0].id, "phone": "9841000001", "amount": "१,२५०.५०"},
     )
     assert response.status_code == 302
     code_page = client.get(response.headers["Location"]).get_data(as_text=True)
