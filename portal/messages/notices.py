@@ -28,7 +28,10 @@ _AMOUNT_LOCALES = {"ne": "ne", "hi": "hi"}
 
 
 def amount_text(base: int, decimals: int, currency: str | None, language: str) -> str:
-    return amounts.money(base, decimals, currency, _AMOUNT_LOCALES.get(language, "en"))
+    # A plain space: the page's no-break space is not in the GSM-7 alphabet, and one such
+    # character would make the whole SMS UCS-2 (70 characters a part instead of 160).
+    text = amounts.money(base, decimals, currency, _AMOUNT_LOCALES.get(language, "en"))
+    return text.replace("\u00a0", " ")
 
 
 def written(values: dict, language: str, *, decimals: int, currency: str | None) -> dict:

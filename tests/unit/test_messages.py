@@ -211,7 +211,7 @@ def test_allocation_notices_once_per_person_in_their_language(world):
     sent = {m.recipient: m.body for m in sms("beneficiary.allocation")}
     assert len(sent) == 2
     assert "२,५००.००" in sent[nepali.pii.phone] and "पाउनुभयो" in sent[nepali.pii.phone]
-    assert "You have received NPR\u00a02,500.00 from Winter cash" in sent[english.pii.phone]
+    assert "You have received NPR 2,500.00 from Winter cash" in sent[english.pii.phone]
 
 
 def test_the_receipt_is_sent_once_with_what_is_left(world):
@@ -234,8 +234,8 @@ def test_the_receipt_is_sent_once_with_what_is_left(world):
     db.session.commit()
     [receipt] = sms("beneficiary.receipt")
     assert (
-        receipt.body == "तपाईंले Corner Shop मा NPR\u00a0१२५.५० तिर्नुभयो। "
-        "Winter cash मा तपाईंसँग NPR\u00a0८७४.५० बाँकी छ।"
+        receipt.body == "तपाईंले Corner Shop मा NPR १२५.५० तिर्नुभयो। "
+        "Winter cash मा तपाईंसँग NPR ८७४.५० बाँकी छ।"
     )
 
 
@@ -245,10 +245,10 @@ def test_the_balance_reply_in_their_language(world):
     chain.entitle(project, english, 50_000)
     db.session.flush()
     assert notices.balance_text(nepali, project.id) == (
-        "Winter cash मा खर्च गर्न तपाईंसँग NPR\u00a0५००.०० बाँकी छ।"
+        "Winter cash मा खर्च गर्न तपाईंसँग NPR ५००.०० बाँकी छ।"
     )
     assert notices.balance_text(english, project.id) == (
-        "You have NPR\u00a0500.00 left to spend in Winter cash."
+        "You have NPR 500.00 left to spend in Winter cash."
     )
 
 
@@ -257,7 +257,7 @@ def test_a_saved_template_is_what_goes_out(world, make_user):
     templates.save(kinds.BALANCE, "ne", "बाँकी: {left}", make_user().id)
     chain.entitle(project, nepali, 1_000)
     db.session.flush()
-    assert notices.balance_text(nepali, project.id) == "बाँकी: NPR\u00a0१०.००"
+    assert notices.balance_text(nepali, project.id) == "बाँकी: NPR १०.००"
     with pytest.raises(templates.TemplateProblem):
         templates.save(kinds.BALANCE, "ne", "{code}", None)
 
@@ -273,3 +273,12 @@ def test_allocation_notices_are_idempotent_however_often_the_job_runs(world, run
         notices.allocation_notices(batch.id)
     db.session.flush()
     assert len(sms("beneficiary.allocation")) == 2
+
+
+def test_english_messages_stay_in_gsm_7(app):
+    # One character outside GSM-7 (a no-break space, a curly quote) would make every English
+    # message UCS-2 and cost two to three times as much.
+    for kind in kinds.KINDS.values():
+        values = {name: kinds.SAMPLE[name] for name in kind.placeholders}
+        text = notices.render(kind.name, "en", values, decimals=2, currency="NPR")
+        assert segments.measure(text).encoding == "GSM-7", (kind.name, text)
