@@ -79,7 +79,6 @@ def upgrade():
         ],
     )
 
-
     _grant()
 
 
