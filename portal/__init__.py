@@ -86,7 +86,7 @@ def create_app(
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
     from portal.i18n.catalogs import ensure_compiled
-    from portal.i18n.selection import select_locale
+    from portal.i18n.selection import choose_now, select_locale
 
     ensure_compiled(BASE_DIR / "translations")
     babel.init_app(
@@ -94,6 +94,7 @@ def create_app(
         locale_selector=select_locale,
         default_translation_directories=str(BASE_DIR / "translations"),
     )
+    app.before_request(choose_now)
     init_broker(app)
     if role == "web":
         from portal import serving

@@ -25,6 +25,16 @@ def select_locale() -> str:
     return request.accept_languages.best_match(PAGE_LOCALES) or DEFAULT
 
 
+def choose_now() -> None:
+    """Choose the request's language at its start, while the signed-in user is loaded: a
+    streamed body (an export) writes after the view's commit, when reading the user again is
+    not allowed, and Flask-Babel keeps the choice for the rest of the request."""
+    from flask_babel import get_locale
+
+    if request.endpoint != "static":  # a file needs no language (and no user loaded for it)
+        get_locale()
+
+
 def _chosen() -> str | None:
     if request.blueprint == VENDOR_BLUEPRINT:
         from portal.vendor_portal.sessions import current_vendor
