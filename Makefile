@@ -6,6 +6,8 @@
 #   make test    unit, integration and browser tests; starts what they need, stops it after
 #   make lint    ruff check + ruff format --check
 #   make bench   realtime latency benchmark (bench/realtime.py)
+#   make translations          compile the language catalogs (translations/*/messages.mo)
+#   make translations-extract  collect the marked strings and add them to every catalog
 #
 # Variables: HOST, PORT (make run), PYTEST_ARGS (make test), BENCH_ARGS (make bench).
 
@@ -27,7 +29,7 @@ REQUIREMENTS := requirements.txt requirements-dev.txt constraints.txt
 REQUIREMENTS_HASH := $(shell cat $(REQUIREMENTS) 2>/dev/null | sha256sum | cut -c1-16)
 STAMP := $(VENV)/.installed-$(REQUIREMENTS_HASH)
 
-.PHONY: help venv run test lint bench
+.PHONY: help venv run test lint bench translations translations-extract
 
 help:
 	@sed -n 's/^#   make/  make/p' $(firstword $(MAKEFILE_LIST))
@@ -40,13 +42,13 @@ $(STAMP):
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
-run: venv
+run: venv translations
 	$(FLASK) db upgrade
 	$(FLASK) name-index --if-stale
 	$(FLASK) seed-demo
 	exec $(FLASK) serve --host $(HOST) --port $(PORT)
 
-test: venv
+test: venv translations
 	bash tests/support/ensure_chromium.sh
 	bash contracts/ensure_deps.sh
 	$(PY) tests/support/run_tests.py $(PYTEST_ARGS)
@@ -57,3 +59,19 @@ lint: venv
 
 bench: venv
 	$(PY) bench/realtime.py $(BENCH_ARGS)
+
+# A .mo is rebuilt when its .po changed; every process also does this when it starts
+# (portal/i18n/catalogs.py), so the compiled files are never committed.
+PYBABEL := $(VENV)/bin/pybabel
+CATALOGS := $(wildcard translations/*/LC_MESSAGES/messages.po)
+
+translations: venv $(CATALOGS:.po=.mo)
+
+translations/%/LC_MESSAGES/messages.mo: translations/%/LC_MESSAGES/messages.po
+	$(PYBABEL) compile --statistics -l $* -i $< -o $@
+
+translations-extract: venv
+	$(PYBABEL) extract -F babel.cfg -k _l -k lazy_gettext --add-location=file --sort-output \
+		--project "Aid portal" -o translations/messages.pot .
+	$(PYBABEL) update -i translations/messages.pot -d translations --width 100 \
+		--ignore-obsolete --no-fuzzy-matching

@@ -223,6 +223,10 @@ class Config:
     SMS_TOKEN = env_str("SMS_TOKEN")
     SMS_FROM = env_str("SMS_FROM")
     SMS_TIMEOUT_SECONDS = env_int("SMS_TIMEOUT_SECONDS", 10)
+    # What the provider charges per SMS segment, for the cost shown beside a message preview:
+    # a decimal with up to 4 digits after the point, in SMS_PRICE_CURRENCY.
+    SMS_PRICE_PER_SEGMENT = env_str("SMS_PRICE_PER_SEGMENT", "0.0079")
+    SMS_PRICE_CURRENCY = env_str("SMS_PRICE_CURRENCY", "USD")
     # Email (invitations, password recovery, account notices). "outbox" only stores what would
     # be sent, for the development outbox page; production refuses it. "smtp": the server below.
     EMAIL_PROVIDER = env_str("EMAIL_PROVIDER", "smtp" if env_str("SMTP_HOST") else "outbox")

@@ -55,7 +55,7 @@ def create_app(
 ) -> Flask:
     """Build the app. ``role`` is "web" (serves pages and sockets) or "worker" (runs jobs)."""
     from portal import crypto, db_guard, db_pool, payloads, realtime
-    from portal.extensions import csrf, db, limiter, login_manager, migrate, socketio
+    from portal.extensions import babel, csrf, db, limiter, login_manager, migrate, socketio
     from portal.jobs.broker import init_broker
     from portal.transactions import PortalFlask
 
@@ -85,6 +85,16 @@ def create_app(
     # (a fuzz test) cannot leave the next one on a stale store.
     app.config.setdefault("RATELIMIT_ENABLED", True)
     limiter.init_app(app)
+    from portal.i18n.catalogs import ensure_compiled
+    from portal.i18n.selection import choose_now, select_locale
+
+    ensure_compiled(BASE_DIR / "translations")
+    babel.init_app(
+        app,
+        locale_selector=select_locale,
+        default_translation_directories=str(BASE_DIR / "translations"),
+    )
+    app.before_request(choose_now)
     init_broker(app)
     if role == "web":
         from portal import serving

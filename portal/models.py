@@ -20,6 +20,7 @@ def import_all() -> None:
     from portal.grievances import models as _grievances  # noqa: F401
     from portal.imports import models as _imports  # noqa: F401
     from portal.jobs import models as _jobs  # noqa: F401
+    from portal.messages import models as _messages  # noqa: F401
     from portal.payouts import models as _payouts  # noqa: F401
     from portal.projects import models as _projects  # noqa: F401
     from portal.quotas import models as _quotas  # noqa: F401

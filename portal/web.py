@@ -108,13 +108,27 @@ def register_template_helpers(app: Flask) -> None:
     app.add_template_filter(amounts.format, "amount")
     app.add_template_filter(amounts.money, "money")
 
-    @app.template_filter("dt")
-    def format_dt(value):
-        return "" if value is None else value.strftime("%Y-%m-%d %H:%M UTC")
+    register_language_helpers(app)
 
-    @app.template_filter("d")
-    def format_d(value):
-        return "" if value is None else value.strftime("%Y-%m-%d")
+
+def register_language_helpers(app: Flask) -> None:
+    """Dates, counts and language names in the page's locale; the page's ``lang`` and ``dir``."""
+    from flask_babel import get_locale
+
+    from portal.i18n import formatting, js_strings, locales, selection
+    from portal.i18n.forms import LanguageForm
+
+    app.add_template_filter(formatting.when, "dt")
+    app.add_template_filter(formatting.day, "d")
+    app.add_template_filter(formatting.short_when, "when_short")
+    app.add_template_filter(formatting.number, "number")
+    app.add_template_filter(locales.language_name, "language_name")
+    app.jinja_env.globals.update(
+        page_locale=lambda: str(get_locale() or locales.DEFAULT),
+        page_dir=selection.text_direction,
+        js_strings=js_strings.catalog,
+        language_form=LanguageForm,
+    )
 
 
 class IdConverter(IntegerConverter):
@@ -153,11 +167,14 @@ def init_app(app: Flask) -> None:
     from portal.disbursements.routes import bp as disbursements_bp
     from portal.grievances import vendor_pages as _vendor_grievance_pages  # noqa: F401
     from portal.grievances.routes import bp as grievances_bp
+    from portal.i18n import vendor_pages as _vendor_language_page  # noqa: F401 (its route)
+    from portal.i18n.routes import bp as i18n_bp
     from portal.imports.kobo_routes import bp as kobo_bp
     from portal.imports.routes import bp as imports_bp
     from portal.jobs.routes import bp as jobs_bp
     from portal.ledger.routes import bp as ledger_bp
     from portal.main import bp as main_bp
+    from portal.messages.routes import bp as messages_bp
     from portal.payouts import vendor_pages as _vendor_payout_pages  # noqa: F401 (its routes)
     from portal.payouts.routes import bp as payouts_bp
     from portal.payouts.routes import callback_bp as payout_callbacks_bp
@@ -202,6 +219,8 @@ def init_app(app: Flask) -> None:
         lifecycle_bp,
         inbound_bp,
         grievances_bp,
+        i18n_bp,
+        messages_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

@@ -36,6 +36,7 @@ def app(tmp_path):
     # client, to the next. Drop it before each request, as a fresh context would.
     def _forget_cached_user():
         g.pop("_login_user", None)
+        g.pop("_flask_babel", None)  # Flask-Babel's language of the request, kept on g too
 
     app.before_request_funcs.setdefault(None, []).insert(0, _forget_cached_user)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import EmailField, PasswordField, SelectField, StringField
 from wtforms.validators import DataRequired, Email, EqualTo, Length
 
@@ -24,14 +25,14 @@ class AcceptInvitationForm(Form):
 
 
 class ForgotPasswordForm(Form):
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=255)])
 
 
 class ResetPasswordForm(Form):
-    password = PasswordField("New password", validators=[DataRequired()], description=POLICY)
+    password = PasswordField(_l("New password"), validators=[DataRequired()], description=POLICY)
     confirm = PasswordField(
-        "Repeat the new password",
-        validators=[DataRequired(), EqualTo("password", "The two differ.")],
+        _l("Repeat the new password"),
+        validators=[DataRequired(), EqualTo("password", _l("The two differ."))],
     )
 
 

@@ -62,6 +62,8 @@ class User(UserMixin, db.Model):
     two_factor_grace_until: Mapped[datetime | None]
     # A closed account stays for the audit trail (and keeps its email) but never signs in again.
     closed_at: Mapped[datetime | None]
+    # The language of the pages (``portal.i18n``); None: the browser's, else English.
+    locale: Mapped[str | None] = mapped_column(String(8))
     role: Mapped[Role] = relationship(lazy="joined")
 
     @property

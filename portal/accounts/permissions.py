@@ -42,6 +42,7 @@ PERMISSIONS: dict[str, str] = {
     "grievances.read": "See grievances (the description only with personal data access)",
     "grievances.manage": "Record grievances, assign them, change their status and add notes",
     "chain.details.read": "See on-chain details (addresses, hashes, fees) and Transactions",
+    "messages.manage": "Edit the messages sent to beneficiaries, in each language",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -73,6 +74,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "redemption.read",
             "grievances.read",
             "grievances.manage",
+            "messages.manage",
         ],
     ),
     "finance": (

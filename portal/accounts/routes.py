@@ -12,6 +12,7 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user, logout_user
 from sqlalchemy import select
 
@@ -55,7 +56,10 @@ def login():
             # Keyed on the email as typed and the address, whether or not an account exists:
             # the same answer for every email.
             form.password.errors.append(
-                f"Too many sign-in attempts. Wait {throttle.wait_words(wait)} and try again."
+                _(
+                    "Too many sign-in attempts. Wait %(wait)s and try again.",
+                    wait=throttle.wait_words(wait),
+                )
             )
             page = render_template("accounts/login.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
@@ -79,7 +83,7 @@ def logout():
     )
     sessions.end_current()  # its sockets close on every web process once this commits
     logout_user()
-    flash("You are signed out.", "info")
+    flash(_("You are signed out."), "info")
     return redirect(url_for("accounts.login"))
 
 

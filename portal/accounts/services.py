@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal import events
@@ -16,7 +17,7 @@ MIN_PASSWORD = passwords.MIN_LENGTH
 
 # One answer for every failure (unknown email, wrong password, inactive account), so the form
 # does not tell which emails have accounts.
-GENERIC_FAILURE = "Wrong email or password."
+GENERIC_FAILURE = _l("Wrong email or password.")
 
 
 class SignInFailed(DomainError):
@@ -90,7 +91,7 @@ def authenticate(email: str, password: str) -> User:
         else:
             sender, summary = user, f"Failed sign-in for user {user.id}"
         events.user_sign_in_failed.send(sender, action="auth.failed", summary=summary)
-        raise SignInFailed(GENERIC_FAILURE)
+        raise SignInFailed(str(GENERIC_FAILURE))
     user.last_login_at = utcnow()
     return user
 

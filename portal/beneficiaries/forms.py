@@ -6,6 +6,7 @@ from wtforms.validators import DataRequired, Length, Optional
 from portal.beneficiaries.models import GENDERS, STATUSES
 from portal.dateranges import BIRTH, InRange
 from portal.forms import Form
+from portal.i18n.locales import choices as language_choices
 
 LANGUAGES = [
     ("en", "English"),
@@ -34,6 +35,11 @@ class BeneficiaryForm(Form):
     )
     retention_until = DateField("Keep data until", validators=[Optional()])
     project_id = SelectField("Project", coerce=int, validators=[Optional()])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Each language by its own name (and the page's): "नेपाली (Nepali)", never "ne".
+        self.language.choices = language_choices(code for code, _ in LANGUAGES)
 
 
 class ProjectPickForm(Form):

@@ -48,3 +48,5 @@ class OutboxMessage(db.Model):
     # When the text and the number are blanked (messages with a code: when the code expires).
     purge_after: Mapped[datetime | None] = mapped_column(index=True)
     purged_at: Mapped[datetime | None]
+    # The effect the message is for ("receipt:42"), when there must be at most one per effect.
+    dedupe_key: Mapped[str | None] = mapped_column(String(120), unique=True)

@@ -34,9 +34,16 @@ def send_sms(
     *,
     expires_at: datetime | None = None,
     project_id: int | None = None,
+    key: str | None = None,
 ) -> OutboxMessage:
     """Queue an SMS. ``expires_at``: when the text stops being useful (a code's expiry); the
-    message is not sent after it, and its text and number are blanked then."""
+    message is not sent after it, and its text and number are blanked then. ``key``: the effect
+    the message is for; a second call with the same key returns the first message and queues
+    nothing (the unique column stops two transactions that race past this check)."""
+    if key is not None:
+        found = keyed(key)
+        if found is not None:
+            return found
     message = OutboxMessage(
         channel=SMS,
         purpose=purpose,
@@ -45,12 +52,18 @@ def send_sms(
         provider=current_app.config.get("SMS_PROVIDER") or "outbox",
         project_id=project_id,
         purge_after=expires_at or utcnow() + timedelta(days=KEEP_DAYS),
+        dedupe_key=key,
     )
     db.session.add(message)
     db.session.flush()
     job = dispatch.enqueue(COMMS_SMS.name, {"message_id": message.id}, project_id=project_id)
     message.job_id = job.id
     return message
+
+
+def keyed(key: str) -> OutboxMessage | None:
+    """The message already queued for the effect ``key``, if any."""
+    return db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
 
 
 def deliver(message_id: int) -> str:

@@ -41,6 +41,7 @@ from portal.disbursements.models import (
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
+from portal.jobs.kinds import MESSAGES_ALLOCATION
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
 from portal.ledger import display
 from portal.ledger import entitlements as ledger
@@ -467,6 +468,11 @@ def _credit_entitlements(batch: DisbursementBatch, disbursement: Disbursement) -
     ledger.credit(
         disbursement.project_id,
         ((item.beneficiary_id, item.address, item.amount) for item in items),
+    )
+    # Each person is told in their language, by a job of its own after this commits: a batch
+    # confirmed again after a reorg queues the job again, which finds the messages already sent.
+    dispatch.enqueue(
+        MESSAGES_ALLOCATION.name, {"batch_id": batch.id}, project_id=disbursement.project_id
     )
 
 

@@ -71,3 +71,6 @@ REDEMPTION_TRANSFER = register_kind(
 )
 PAYOUT_SEND = register_kind("payouts.send", "comms", "Mobile-money payout", max_attempts=6)
 PAYOUT_CHECK = register_kind("payouts.check", "comms", "Payout status check", max_attempts=4)
+MESSAGES_ALLOCATION = register_kind(
+    "messages.allocation_notices", "comms", "Allocation notices to beneficiaries", max_attempts=6
+)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from flask import current_app, has_app_context
+from flask import current_app, has_app_context, has_request_context
 
 from portal.errors import ValidationFailed
 
@@ -42,6 +42,9 @@ LOCALES = {
     "ne": (INDIAN, DEVANAGARI_DIGITS),
 }
 
+# Page languages that write amounts their own way; the others follow ``AMOUNT_LOCALE``.
+PAGE_AMOUNT_LOCALES = {"ne": "ne"}
+
 _GROUPED = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]?(?:,[0-9]{2})*,[0-9]{3}")
 _SIGNS = "+-\u2212\u2010\u2011\u2012\u2013\u2014\ufe63\uff0b\uff0d"
 
@@ -61,10 +64,17 @@ class AmountError(ValidationFailed):
 
 
 def default_locale() -> str:
-    """How the portal writes amounts unless told otherwise: ``AMOUNT_LOCALE`` (en, hi, ne)."""
-    if has_app_context():
-        return current_app.config.get("AMOUNT_LOCALE") or "en"
-    return "en"
+    """How the portal writes amounts unless told otherwise: a page in Nepali in Nepali digits
+    and grouping (the page language, ``portal.i18n``), else ``AMOUNT_LOCALE`` (en, hi, ne)."""
+    if not has_app_context():
+        return "en"
+    if has_request_context():
+        from flask_babel import get_locale
+
+        page = get_locale()
+        if page is not None and page.language in PAGE_AMOUNT_LOCALES:
+            return PAGE_AMOUNT_LOCALES[page.language]
+    return current_app.config.get("AMOUNT_LOCALE") or "en"
 
 
 def max_units() -> int:

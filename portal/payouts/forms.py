@@ -2,35 +2,37 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
 from portal.forms import Form
-from portal.payouts.models import KINDS
+from portal.payouts.models import KIND_LABELS
 
 
 class MethodForm(Form):
-    kind = RadioField("Paid by", default="bank", render_kw={"class": "choice-list"})
+    kind = RadioField(_l("Paid by"), default="bank", render_kw={"class": "choice-list"})
     account_name = StringField(
-        "Account holder's name", validators=[DataRequired(), Length(max=100)]
+        _l("Account holder's name"), validators=[DataRequired(), Length(max=100)]
     )
     account_number = StringField(
-        "Account number or mobile-money number",
+        _l("Account number or mobile-money number"),
         validators=[DataRequired(), Length(max=40)],
-        description="A bank account number (or IBAN), or the phone number of the mobile-money "
-        "account.",
+        description=_l(
+            "A bank account number (or IBAN), or the phone number of the mobile-money account."
+        ),
     )
     bank_code = StringField(
-        "Bank code",
+        _l("Bank code"),
         validators=[Optional(), Length(max=30)],
-        description="For a bank account: the bank's or branch's code. Empty for mobile money.",
+        description=_l("For a bank account: the bank's or branch's code. Empty for mobile money."),
     )
-    make_default = BooleanField("Pay to this one by default")
+    make_default = BooleanField(_l("Pay to this one by default"))
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.kind.choices = list(KINDS.items())
+        self.kind.choices = list(KIND_LABELS.items())
 
 
 class ReasonForm(Form):

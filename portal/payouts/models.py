@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, Boolean, ForeignKey, Index, Integer, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -17,6 +18,8 @@ from portal.timeutil import utcnow
 
 BANK, MOMO = "bank", "momo"
 KINDS = {BANK: "Bank account", MOMO: "Mobile money"}
+# The same, in the page's language (``KINDS`` stays English for audit summaries).
+KIND_LABELS = {BANK: _l("Bank account"), MOMO: _l("Mobile money")}
 
 PENDING, SENT, PAID, FAILED = "pending", "sent", "paid", "failed"
 STATUSES = (PENDING, SENT, PAID, FAILED)

@@ -5,13 +5,14 @@ money goes does not go unnoticed."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 
 from portal.accounts.forms import EmptyForm
 from portal.comms import services as comms
 from portal.errors import DomainError
 from portal.payouts import methods
 from portal.payouts.forms import MethodForm
-from portal.payouts.models import KINDS
+from portal.payouts.models import KIND_LABELS, KINDS
 from portal.transactions import attempt
 from portal.vendor_portal.guards import vendor_required
 from portal.vendor_portal.routes import bp
@@ -43,14 +44,14 @@ def payout_methods():
         except DomainError as exc:
             getattr(form, getattr(exc, "field", "account_number")).errors.append(str(exc))
         else:
-            flash("Payout method added.", "success")
+            flash(_("Payout method added."), "success")
             return redirect(url_for("vendor.payout_methods"))
     return render_template(
         "vendor/payout_methods.html",
         vendor=vendor,
         methods=methods.of_vendor(vendor.id),
         mask=methods.mask,
-        kinds=KINDS,
+        kinds=KIND_LABELS,
         form=form,
         action_form=EmptyForm(),
         sign_out_form=EmptyForm(),
@@ -73,7 +74,7 @@ def _act(method_id: int, action: str):
     vendor = current_vendor()
     method = methods.get(vendor.id, method_id)
     if not EmptyForm().validate_on_submit():
-        raise DomainError("The page was open too long. Go back and reload it.")
+        raise DomainError(_("The page was open too long. Go back and reload it."))
     with attempt():
         if action == "default":
             methods.make_default(method, by_vendor=True)
@@ -81,5 +82,5 @@ def _act(method_id: int, action: str):
         else:
             methods.remove(method, by_vendor=True)
             _tell(vendor, f"{methods.mask(method.account_number)} removed")
-    flash("Payout methods updated.", "success")
+    flash(_("Payout methods updated."), "success")
     return redirect(url_for("vendor.payout_methods"))

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from portal import realtime
 from portal.chain.models import ProjectChain
 from portal.extensions import db
@@ -22,14 +25,14 @@ REDEMPTION_UPDATED = "redemption.updated"
 
 # What the vendor reads: "pending" until the chain confirms, then "confirmed".
 LABELS = {
-    AWAITING: "Waiting for the code",
-    ACCEPTED: "Pending",
-    SUBMITTED: "Pending",
-    SETTLED: "Confirmed",
-    FAILED: "Failed",
-    CANCELLED: "Cancelled",
-    EXPIRED: "Code expired",
-    LOCKED: "Too many wrong codes",
+    AWAITING: _l("Waiting for the code"),
+    ACCEPTED: _l("Pending"),
+    SUBMITTED: _l("Pending"),
+    SETTLED: _l("Confirmed"),
+    FAILED: _l("Failed"),
+    CANCELLED: _l("Cancelled"),
+    EXPIRED: _l("Code expired"),
+    LOCKED: _l("Too many wrong codes"),
 }
 TONES = {
     AWAITING: "queued",
@@ -43,21 +46,21 @@ TONES = {
 }
 # Vendors see why in words that carry no chain detail; staff see the stored error.
 VENDOR_NOTES = {
-    FAILED: "The transfer did not go through. Nothing was taken from the beneficiary.",
-    EXPIRED: "The code was not entered in time. Nothing was taken.",
-    LOCKED: "The code was entered wrong too many times. Nothing was taken.",
+    FAILED: _l("The transfer did not go through. Nothing was taken from the beneficiary."),
+    EXPIRED: _l("The code was not entered in time. Nothing was taken."),
+    LOCKED: _l("The code was entered wrong too many times. Nothing was taken."),
 }
 
 
 def label(status: str) -> str:
-    return LABELS.get(status, status)
+    return str(LABELS.get(status, status))
 
 
 def vendor_note(redemption: Redemption) -> str:
     status = effective_status(redemption)
     if status == CANCELLED:
-        return redemption.error or "Cancelled. Nothing was taken."
-    return VENDOR_NOTES.get(status, "")
+        return redemption.error or _("Cancelled. Nothing was taken.")
+    return str(VENDOR_NOTES.get(status, ""))
 
 
 def serialize(redemption: Redemption) -> dict:

@@ -37,6 +37,8 @@ from portal.jobs import dispatch
 from portal.jobs.kinds import REDEMPTION_TRANSFER
 from portal.ledger import entitlements
 from portal.ledger.display import money  # SMS and audit text name the currency
+from portal.messages import notices
+from portal.messages.kinds import PAYMENT_CODE, PAYMENT_SHORT
 from portal.money import amounts
 from portal.projects.models import ACTIVE as PROJECT_ACTIVE
 from portal.projects.models import Project
@@ -218,18 +220,26 @@ def masked_name(person: Beneficiary) -> str:
 # --- starting, confirming, resending, cancelling --------------------------------------------
 
 
-def _code_text(code: str, redemption: Redemption, vendor: Vendor, pc: ProjectChain) -> str:
+def _code_text(code: str, redemption: Redemption, vendor: Vendor, person: Beneficiary) -> str:
     minutes = max(int(codes.ttl().total_seconds() // 60), 1)
-    return (
-        f"{code} is your code to pay {money(redemption.amount, pc)} at {vendor.name[:40]}. "
-        f"Give it only to pay there. It expires in {minutes} minutes."
-    )
+    values = {"code": code, "amount": redemption.amount, "shop": vendor.name[:40]}
+    return _in_their_language(PAYMENT_CODE, person, redemption, {**values, "minutes": minutes})
 
 
-def _short_text(redemption: Redemption, vendor: Vendor, pc: ProjectChain, left: int) -> str:
-    return (
-        f"{vendor.name[:40]} asked you to pay {money(redemption.amount, pc)}, but you have "
-        f"{money(left, pc)} left. No code was sent and nothing was taken."
+def _short_text(redemption: Redemption, vendor: Vendor, person: Beneficiary, left: int) -> str:
+    values = {"amount": redemption.amount, "shop": vendor.name[:40], "left": left}
+    return _in_their_language(PAYMENT_SHORT, person, redemption, values)
+
+
+def _in_their_language(kind, person: Beneficiary, redemption: Redemption, values: dict) -> str:
+    project = db.session.get(Project, redemption.project_id)
+    pc = db.session.get(ProjectChain, redemption.project_id)
+    return notices.render(
+        kind.name,
+        person.language,
+        values,
+        decimals=pc.decimals if pc is not None else 0,
+        currency=project.currency,
     )
 
 
@@ -260,9 +270,10 @@ def _issue_code(redemption: Redemption, vendor: Vendor, pc: ProjectChain, *, ren
         return True
     person = db.session.get(Beneficiary, redemption.beneficiary_id)
     if payable:
-        body, purpose = _code_text(code, redemption, vendor, pc), SMS_PURPOSE
+        body, purpose = _code_text(code, redemption, vendor, person), SMS_PURPOSE
     else:
-        body, purpose = _short_text(redemption, vendor, pc, _remaining(redemption)), NOTICE_PURPOSE
+        left = _remaining(redemption)
+        body, purpose = _short_text(redemption, vendor, person, left), NOTICE_PURPOSE
     comms.send_sms(
         person.pii.phone,
         body,

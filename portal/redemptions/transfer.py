@@ -28,6 +28,7 @@ from portal.chain.models import CONFIRMED as TX_CONFIRMED
 from portal.chain.models import DEPLOYED, ChainTx
 from portal.extensions import db
 from portal.jobs.lifecycle import PermanentJobError
+from portal.messages import notices
 from portal.redemptions import services
 from portal.redemptions.live import announce
 from portal.redemptions.models import (
@@ -207,6 +208,7 @@ def settle(redemption_id: int, tx_id: int | None = None) -> bool:
         redemption, "redemption.settled", f"Redemption {redemption_id} settled on chain"
     )
     announce(redemption)
+    notices.receipt(redemption)
     return True
 
 

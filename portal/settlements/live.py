@@ -22,8 +22,8 @@ def serialize(row: Settlement) -> dict:
         "id": row.id,
         "project_id": row.project_id,
         "status": row.status,
-        "label": LABELS.get(row.status, row.status),
-        "staff_label": STAFF_LABELS.get(row.status, row.status),
+        "label": str(LABELS.get(row.status, row.status)),
+        "staff_label": str(STAFF_LABELS.get(row.status, row.status)),
         "tone": TONES.get(row.status, "pending"),
         "final": row.status in FINAL,
     }

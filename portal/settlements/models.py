@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -31,17 +32,17 @@ STATUSES = (
 )
 # Plain words for the phone and the staff list.
 LABELS = {
-    REQUESTED: "Waiting for approval",
-    APPROVED: "Approved",
-    SETTLED_ON_CHAIN: "Settled on chain",
-    PAYOUT_SENT: "Payment sent",
-    PAID: "Paid",
-    PAYOUT_FAILED: "Payment failed",
-    FAILED: "Failed",
-    RECONCILED: "Paid",
+    REQUESTED: _l("Waiting for approval"),
+    APPROVED: _l("Approved"),
+    SETTLED_ON_CHAIN: _l("Settled on chain"),
+    PAYOUT_SENT: _l("Payment sent"),
+    PAID: _l("Paid"),
+    PAYOUT_FAILED: _l("Payment failed"),
+    FAILED: _l("Failed"),
+    RECONCILED: _l("Paid"),
 }
 # Staff tell paid from paid-and-matched-on-a-statement; the vendor needs only "Paid".
-STAFF_LABELS = {**LABELS, RECONCILED: "Reconciled"}
+STAFF_LABELS = {**LABELS, RECONCILED: _l("Reconciled")}
 TONES = {
     REQUESTED: "pending",
     APPROVED: "pending",

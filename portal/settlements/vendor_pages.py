@@ -4,6 +4,7 @@ the request form, and the vendor's settlements, live."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.chain import setup
@@ -75,7 +76,7 @@ def cash_out(project_id: int):
     vendor = current_vendor()
     project = next((p for p in _projects(vendor) if p.id == project_id), None)
     if project is None:
-        raise NotFound("You do not serve this project.")
+        raise NotFound(_("You do not serve this project."))
     pc = setup.state(project.id)
     form = CashOutForm()
     form.amount.use(pc.decimals if pc else None)
@@ -101,8 +102,10 @@ def cash_out(project_id: int):
             form.amount.errors = [*form.amount.errors, str(exc)]
         else:
             flash(
-                f"Asked to cash out {services.money(project.id, row.amount)}. "
-                "You will see here when it is paid.",
+                _(
+                    "Asked to cash out %(amount)s. You will see here when it is paid.",
+                    amount=services.money(project.id, row.amount),
+                ),
                 "success",
             )
             return redirect(url_for("vendor.cash_out_home"))

@@ -13,6 +13,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import events
@@ -45,7 +46,7 @@ def send_overdue_to_setup():
         return None
     if wants_json() or request.method not in ("GET", "HEAD"):
         return problem(403, "Set up two-factor sign-in first, at /account/two-factor.")
-    flash("Your role requires two-factor sign-in: set it up to go on.", "info")
+    flash(_("Your role requires two-factor sign-in: set it up to go on."), "info")
     return redirect(url_for("twofactor.setup"))
 
 
@@ -67,17 +68,20 @@ def challenge():
         return redirect(url_for("main.home"))
     found = signin.pending()
     if found is None:
-        flash("Sign in with your email and password first.", "info")
+        flash(_("Sign in with your email and password first."), "info")
         return redirect(url_for("accounts.login"))
     user, next_url = found
     form = CodeForm()
     days = current_app.config["TWO_FACTOR_REMEMBER_DAYS"]
-    form.remember.label.text = f"Do not ask again on this browser for {days} days"
+    form.remember.label.text = _("Do not ask again on this browser for %(days)s days", days=days)
     if form.validate_on_submit():
         wait = throttle.consume_code(user.id)
         if wait is not None:
             form.code.errors.append(
-                f"Too many wrong codes. Wait {throttle.wait_words(wait)} and try again."
+                _(
+                    "Too many wrong codes. Wait %(wait)s and try again.",
+                    wait=throttle.wait_words(wait),
+                )
             )
             page = render_template("twofactor/challenge.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
@@ -88,7 +92,7 @@ def challenge():
                 action="auth.two_factor_failed",
                 summary=f"Wrong or used two-factor code for user {user.id}",
             )
-            form.code.errors.append("That code is not right, or was used already.")
+            form.code.errors.append(_("That code is not right, or was used already."))
             return render_template("twofactor/challenge.html", form=form), 401
         throttle.code_succeeded(user.id)
         home = url_for("main.home")
@@ -98,8 +102,11 @@ def challenge():
         if method == services.RECOVERY:  # after the sign-in, which starts a fresh session
             left = services.recovery_left(user)
             flash(
-                f"You signed in with a recovery code; {left} left. "
-                "If your phone is lost, set up two-factor again or ask an administrator.",
+                _(
+                    "You signed in with a recovery code; %(left)s left. If your phone is lost, "
+                    "set up two-factor again or ask an administrator.",
+                    left=left,
+                ),
                 "info",
             )
         return response

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -9,16 +10,16 @@ from portal.money.forms import AmountField
 
 class PhoneForm(Form):
     phone = TelField(
-        "Your phone number",
-        validators=[DataRequired("Enter your phone number."), Length(max=32)],
+        _l("Your phone number"),
+        validators=[DataRequired(_l("Enter your phone number.")), Length(max=32)],
         render_kw={"autocomplete": "tel", "inputmode": "tel"},
     )
 
 
 class CodeForm(Form):
     code = StringField(
-        "Code",
-        validators=[DataRequired("Enter the code."), Length(max=12)],
+        _l("Code"),
+        validators=[DataRequired(_l("Enter the code.")), Length(max=12)],
         render_kw={
             "autocomplete": "one-time-code",
             "inputmode": "numeric",
@@ -29,15 +30,15 @@ class CodeForm(Form):
 
 
 class ChargeForm(Form):
-    project_id = SelectField("Project", coerce=int, validate_choice=False)
+    project_id = SelectField(_l("Project"), coerce=int, validate_choice=False)
     card = StringField(
-        "Card code",
+        _l("Card code"),
         validators=[Optional(), Length(max=80)],
         render_kw={"autocomplete": "off", "autocapitalize": "characters", "spellcheck": "false"},
     )
     phone = TelField(
-        "Or the beneficiary's phone number",
+        _l("Or the beneficiary's phone number"),
         validators=[Optional(), Length(max=32)],
         render_kw={"autocomplete": "off", "inputmode": "tel"},
     )
-    amount = AmountField("Amount")
+    amount = AmountField(_l("Amount"))

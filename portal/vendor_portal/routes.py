@@ -22,6 +22,9 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from wtforms.validators import StopValidation
@@ -46,14 +49,13 @@ from portal.vendor_portal.sessions import current_vendor
 
 bp = Blueprint("vendor", __name__, url_prefix="/vendor")
 SIGN_IN_KEY = "vsignin"
-CHOOSE_PROJECT = "Choose one of your projects."
+CHOOSE_PROJECT = _l("Choose one of your projects.")
 
-WRONG_CODE = "That code is not right. {left} more {tries} before it stops working."
-TOO_MANY = "Too many tries for now. Try again {when}."
+TOO_MANY = _l("Too many tries for now. Try again %(when)s.")
 OUTCOME_NOTES = {
-    codes.LOCKED: "The code was entered wrong too many times and no longer works.",
-    codes.EXPIRED: "The code has expired.",
-    codes.USED: "This code was used already.",
+    codes.LOCKED: _l("The code was entered wrong too many times and no longer works."),
+    codes.EXPIRED: _l("The code has expired."),
+    codes.USED: _l("This code was used already."),
 }
 
 
@@ -79,7 +81,9 @@ def _message(status: int, title: str, message: str):
 
 @bp.errorhandler(CSRFError)
 def _csrf_error(exc):
-    return _message(400, "Please try again", "The page was open too long. Go back and reload it.")
+    return _message(
+        400, _("Please try again"), _("The page was open too long. Go back and reload it.")
+    )
 
 
 @bp.errorhandler(DomainError)
@@ -88,7 +92,7 @@ def _domain_error(exc):
         return _throttled(exc)
     if web.wants_json():
         return web.problem(exc.status, str(exc))
-    return _message(exc.status, "That did not work", str(exc))
+    return _message(exc.status, _("That did not work"), str(exc))
 
 
 def _throttled(exc: Throttled):
@@ -96,7 +100,7 @@ def _throttled(exc: Throttled):
     if web.wants_json():
         body, status, headers = web.problem(429, str(exc))
     else:
-        body, status = _message(429, "Please wait", str(exc))
+        body, status = _message(429, _("Please wait"), str(exc))
         headers = {}
     return body, status, {**headers, "Retry-After": str(exc.retry_after)}
 
@@ -108,9 +112,9 @@ def _http_error(exc):
         breached = [lim for lim in limiter.current_limits if lim.breached]
         if breached:
             wait = max(int(max(lim.reset_at for lim in breached) - time.time()), 1)
-            return _message(429, "Please wait", TOO_MANY.format(when=quotas.when(wait)))
-        return _message(429, "Please wait", TOO_MANY.format(when="in a few minutes"))
-    return _message(exc.code or 500, "That did not work", exc.description or "")
+            return _message(429, _("Please wait"), TOO_MANY % {"when": quotas.when(wait)})
+        return _message(429, _("Please wait"), TOO_MANY % {"when": _("in a few minutes")})
+    return _message(exc.code or 500, _("That did not work"), exc.description or "")
 
 
 def _field_errors(form, exc: ValidationFailed, fallback: str) -> None:
@@ -169,7 +173,10 @@ def sign_in_code():
             else:
                 session.pop(SIGN_IN_KEY, None)
                 flash(
-                    OUTCOME_NOTES.get(check.outcome, "Start again.") + " Ask for a new one.",
+                    _(
+                        "%(why)s Ask for a new one.",
+                        why=OUTCOME_NOTES.get(check.outcome, _("Start again.")),
+                    ),
                     "error",
                 )
                 return redirect(url_for("vendor.sign_in"))
@@ -192,12 +199,16 @@ def sign_in_resend():
     except DomainError as exc:
         flash(str(exc), "error")
     else:
-        flash("If the number is a vendor's, a new code is on its way.", "success")
+        flash(_("If the number is a vendor's, a new code is on its way."), "success")
     return redirect(url_for("vendor.sign_in_code"))
 
 
 def _wrong(left: int) -> str:
-    return WRONG_CODE.format(left=left, tries="try" if left == 1 else "tries")
+    return ngettext(
+        "That code is not right. %(num)s more try before it stops working.",
+        "That code is not right. %(num)s more tries before it stops working.",
+        left,
+    )
 
 
 @bp.post("/sign-out")
@@ -205,7 +216,7 @@ def _wrong(left: int) -> str:
 def sign_out():
     if EmptyForm().validate_on_submit():
         sessions.end_current()  # its sockets close once this commits
-        flash("You are signed out.", "info")
+        flash(_("You are signed out."), "info")
         return redirect(url_for("vendor.sign_in"))
     return redirect(url_for("vendor.home"))
 
@@ -287,7 +298,7 @@ def charge():
         form.project_id.data = chosen or (options[0][0].id if options else None)
     decimals = {project.id: pc.decimals for project, pc in options}
     # The amount is read in the chosen project's token; no project of theirs, no amount.
-    form.amount.use(decimals.get(form.project_id.data), unknown="Choose the project first.")
+    form.amount.use(decimals.get(form.project_id.data), unknown=_("Choose the project first."))
     if options and form.validate_on_submit(extra_validators={"project_id": [_one_of(decimals)]}):
         try:
             with transactions.attempt():
@@ -401,7 +412,7 @@ def resend(redemption_id: int):
             flash(str(exc), "error")
         else:
             flash(
-                "If the payer can pay, a new code is on its way. The old one no longer works.",
+                _("If the payer can pay, a new code is on its way. The old one no longer works."),
                 "success",
             )
     return redirect(url_for("vendor.code", redemption_id=redemption_id))
@@ -413,7 +424,7 @@ def cancel(redemption_id: int):
     vendor = current_vendor()
     if EmptyForm().validate_on_submit():
         if redemptions.cancel(vendor, redemption_id):
-            flash("Cancelled. Nothing was taken.", "info")
+            flash(_("Cancelled. Nothing was taken."), "info")
         return redirect(url_for("vendor.receipt", redemption_id=redemption_id))
     return redirect(url_for("vendor.code", redemption_id=redemption_id))
 

@@ -9,6 +9,8 @@ address on the routes; the try and resend limits sit on the attempt row
 
 from __future__ import annotations
 
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.audit import services as audit
@@ -17,6 +19,7 @@ from portal.comms import services as comms
 from portal.crypto import blind_index
 from portal.errors import Conflict, ValidationFailed
 from portal.extensions import db
+from portal.i18n.locales import DEFAULT
 from portal.quotas import services as quotas
 from portal.redemptions import codes
 from portal.settings.services import default_country
@@ -49,10 +52,15 @@ def phone_index(raw: str) -> str:
 
 def _text(code: str, vendor: Vendor) -> str:
     minutes = max(int(codes.ttl().total_seconds() // 60), 1)
-    return (
-        f"{code} is your code to sign in to the aid portal as {vendor.name[:40]}. "
-        f"It expires in {minutes} minutes. Nobody from the programme will ask you for it."
-    )
+    # In the vendor's language: the one their phone pages are in.
+    with force_locale(vendor.locale or DEFAULT):
+        return _(
+            "%(code)s is your code to sign in to the aid portal as %(shop)s. It expires in "
+            "%(minutes)s minutes. Nobody from the programme will ask you for it.",
+            code=code,
+            shop=vendor.name[:40],
+            minutes=minutes,
+        )
 
 
 def _send(attempt: VendorSignIn, vendor: Vendor) -> None:

@@ -39,6 +39,8 @@ class Vendor(db.Model):
     created_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     status_changed_at: Mapped[datetime | None]
+    # The language of the phone pages (``portal.i18n``); None: the phone's, else English.
+    locale: Mapped[str | None] = mapped_column(String(8))
 
 
 class VendorProject(db.Model):

@@ -13,7 +13,12 @@
       box.setAttribute("data-status", state.status);
       var badge = box.querySelector("[data-settlement-label]");
       if (!badge) return;
-      badge.textContent = (staff && state.staff_label) || state.label;
+      var words = (staff && state.staff_label) || state.label;
+      // The phone shows its own language's label for the status (a worker pushes English).
+      if (!staff && window.PortalStrings) {
+        words = window.PortalStrings.label("settlement_labels", state.status, words);
+      }
+      badge.textContent = words;
       badge.className = "badge badge--" + state.tone;
       badge.setAttribute("data-status", state.status);
     });

@@ -21,12 +21,22 @@
     return document.querySelectorAll('[data-redemption-id="' + id + '"]');
   }
 
+  var S = window.PortalStrings;
+  // A worker pushes English words: the page shows its own language's for the same status.
+  function label(state) {
+    return S ? S.label("redemption_labels", state.status, state.label) : state.label;
+  }
+  function noteOf(state) {
+    if (!state.note) return "";
+    return S ? S.label("redemption_notes", state.status, state.note) : state.note;
+  }
+
   function apply(state) {
     if (!state || !state.id) return;
     Array.prototype.forEach.call(boxesOf(state.id), function (box) {
       var badge = box.querySelector("[data-label]");
       if (badge) {
-        badge.textContent = state.label;
+        badge.textContent = label(state);
         Array.prototype.slice.call(badge.classList).forEach(function (name) {
           if (name.indexOf("badge--") === 0) badge.classList.remove(name);
         });
@@ -35,7 +45,7 @@
       }
       var note = box.querySelector("[data-note]");
       if (note) {
-        note.textContent = state.note || "";
+        note.textContent = noteOf(state);
         note.hidden = !state.note;
       }
       var payer = box.querySelector("[data-payer]");

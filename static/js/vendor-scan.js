@@ -24,6 +24,10 @@
   var canvas = null;
   box.hidden = false;
 
+  function T(key, fallback, values) {
+    return window.PortalStrings ? window.PortalStrings.t(key, fallback, values) : fallback;
+  }
+
   function clean(text) {
     return String(text || "").replace(/\s+/g, "").toUpperCase();
   }
@@ -96,7 +100,7 @@
   function found(text) {
     input.value = clean(text);
     stopCamera();
-    say("Card read (…" + input.value.slice(-4) + "). Now enter the amount.");
+    say(T("scan_read", "Card read (…{last}). Now enter the amount.", { last: input.value.slice(-4) }));
     if (amount) amount.focus();
   }
 
@@ -104,7 +108,7 @@
     if (!stream) return;
     detect().then(function (text) {
       if (text && TOKEN.test(clean(text))) return found(text);
-      if (text) status.textContent = "That is not a beneficiary card. Try again.";
+      if (text) status.textContent = T("scan_not_card", "That is not a beneficiary card. Try again.");
       timer = setTimeout(function () { loop(detect); }, 150);
     }, function () {
       timer = setTimeout(function () { loop(detect); }, 300);
@@ -113,20 +117,20 @@
 
   start.addEventListener("click", function () {
     say("");
-    status.textContent = "Starting the camera…";
+    status.textContent = T("scan_starting", "Starting the camera…");
     media.getUserMedia({ video: { facingMode: { ideal: "environment" } }, audio: false })
       .then(function (opened) {
         stream = opened;
         video.srcObject = opened;
         view.hidden = false;
         start.hidden = true;
-        status.textContent = "Hold the card's square code inside the frame.";
+        status.textContent = T("scan_hold", "Hold the card's square code inside the frame.");
         return video.play().then(decoder);
       })
       .then(loop)
       .catch(function () {
         stopCamera();
-        say("The camera cannot be used here. Type the beneficiary's phone number instead.");
+        say(T("scan_no_camera", "The camera cannot be used here. Type the beneficiary's phone number instead."));
       });
   });
   stop.addEventListener("click", stopCamera);

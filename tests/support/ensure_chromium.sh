@@ -7,6 +7,15 @@
 set -euo pipefail
 
 CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
+
+# A Devanagari font, so the screenshots of pages in Nepali show letters rather than boxes
+# (phones ship one; a bare Debian does not). Small, and never a reason to fail.
+if command -v fc-list >/dev/null 2>&1 && [ -z "$(fc-list :lang=ne 2>/dev/null)" ] \
+    && [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null 2>&1; then
+    DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends fonts-lohit-deva \
+        >/dev/null 2>&1 || echo "ensure_chromium: no Devanagari font installed" >&2
+fi
+
 if [ -x "$CHROMIUM" ]; then
     exit 0
 fi

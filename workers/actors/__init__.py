@@ -26,6 +26,7 @@ ACTOR_MODULES = (
     "workers.actors.accounts",
     "workers.actors.redemptions",
     "workers.actors.payouts",
+    "workers.actors.messages",
 )
 
 
