@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
 
@@ -49,18 +50,18 @@ class VendorReportForm(Form):
     """A vendor reporting a problem from their phone."""
 
     type = SelectField(
-        "What is it about",
+        _l("What is it about"),
         choices={
-            "payment": "A payment or a code",
-            "registration": "A beneficiary's details",
-            "vendor": "My shop or my account",
-            "other": "Something else",
+            "payment": _l("A payment or a code"),
+            "registration": _l("A beneficiary's details"),
+            "vendor": _l("My shop or my account"),
+            "other": _l("Something else"),
         },
         default="payment",
     )
-    project_id = SelectField("Project", coerce=int, choices=[])
+    project_id = SelectField(_l("Project"), coerce=int, choices=[])
     description = TextAreaField(
-        "What happened",
-        validators=[DataRequired("Say what happened."), Length(max=MAX_TEXT)],
-        description="No codes or PINs, please.",
+        _l("What happened"),
+        validators=[DataRequired(_l("Say what happened.")), Length(max=MAX_TEXT)],
+        description=_l("No codes or PINs, please."),
     )

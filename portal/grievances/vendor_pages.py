@@ -4,13 +4,15 @@ vendor's own reports with their reference and status (never staff notes)."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal.errors import DomainError
 from portal.extensions import db
 from portal.grievances import services
 from portal.grievances.forms import VendorReportForm
-from portal.grievances.models import STATUS_LABELS, TYPES, Grievance
+from portal.grievances.models import Grievance
 from portal.projects.models import Project
 from portal.quotas import services as quotas
 from portal.transactions import attempt
@@ -38,6 +40,23 @@ def _projects(vendor) -> list[Project]:
     )
 
 
+# The vendor reads their reports in their own language: the statuses and types in the words
+# of the phone pages (the staff pages keep the models' labels).
+VENDOR_STATUS_LABELS = {
+    "new": _l("Received"),
+    "assigned": _l("Being looked at"),
+    "in_progress": _l("Being looked at"),
+    "resolved": _l("Resolved"),
+    "closed": _l("Closed"),
+}
+VENDOR_TYPES = {
+    "payment": _l("A payment or a code"),
+    "registration": _l("A beneficiary's details"),
+    "vendor": _l("My shop or my account"),
+    "other": _l("Something else"),
+}
+
+
 @bp.route("/problems", methods=["GET", "POST"])
 @vendor_required
 def report_problem():
@@ -61,7 +80,10 @@ def report_problem():
             form.description.errors = [*form.description.errors, str(exc)]
         else:
             flash(
-                f"Thank you. Your report is {grievance.ref}; the programme team will contact you.",
+                _(
+                    "Thank you. Your report is %(ref)s; the programme team will contact you.",
+                    ref=grievance.ref,
+                ),
                 "success",
             )
             return redirect(url_for("vendor.report_problem"))
@@ -79,7 +101,7 @@ def report_problem():
         form=form,
         has_projects=bool(mine),
         reports=reports,
-        statuses=STATUS_LABELS,
-        types=TYPES,
+        statuses=VENDOR_STATUS_LABELS,
+        types=VENDOR_TYPES,
         sign_out_form=EmptyForm(),
     ), (400 if form.errors else 200)
