@@ -17,12 +17,17 @@ import threading
 import time
 
 _DIR = os.environ.get("BENCH_STATEMENTS_DIR")
+_DETAIL = bool(os.environ.get("BENCH_STATEMENTS_DETAIL"))
 _counts: dict[str, int] = {}
+_texts: dict[str, int] = {}
 
 
 def _count(conn, cursor, statement, *args):
     word = statement.lstrip().split(None, 1)[0].lower() if statement.strip() else "?"
     _counts[word] = _counts.get(word, 0) + 1
+    if _DETAIL:
+        text = " ".join(statement.split())[:160]
+        _texts[text] = _texts.get(text, 0) + 1
 
 
 def _attach():
@@ -38,7 +43,7 @@ def _write_forever():
     path = os.path.join(_DIR, f"{os.getpid()}.json")
     while True:
         time.sleep(0.1)
-        data = json.dumps({"argv": sys.argv, "counts": dict(_counts)})
+        data = json.dumps({"argv": sys.argv, "counts": dict(_counts), "texts": dict(_texts)})
         with open(path + ".tmp", "w") as out:
             out.write(data)
         os.replace(path + ".tmp", path)
