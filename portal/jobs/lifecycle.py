@@ -15,8 +15,8 @@ from datetime import timedelta
 
 from flask import current_app
 from sqlalchemy import DateTime, and_, func, insert, inspect, literal, or_, select, update
-from sqlalchemy.orm.util import identity_key
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from portal.extensions import db
 from portal.jobs import live
