@@ -128,6 +128,9 @@ class Config:
     # change (a failed send, Redis restarted without its data) is sent again by the sweeper.
     JOB_UNSENT_GRACE_SECONDS = env_int("JOB_UNSENT_GRACE_SECONDS", 5)
     SWEEP_INTERVAL_SECONDS = env_int("SWEEP_INTERVAL_SECONDS", 15)
+    # A web process with a Jobs page open looks this often for leases that just expired and
+    # tells the page "worker gone" (portal/jobs/lease_watch.py); 0 = never.
+    JOB_LEASE_WATCH_SECONDS = env_int("JOB_LEASE_WATCH_SECONDS", 5)
 
     # The chain: unset means the embedded in-process EVM (state journaled under instance/).
     WEB3_PROVIDER_URI = env_str("WEB3_PROVIDER_URI")
@@ -362,6 +365,8 @@ class TestConfig(Config):
     OUTBOUND_ALLOW_HTTP = True
     OUTBOUND_PRIVATE_HOSTS = "127.0.0.1"
     KOBO_ALLOWED_HOSTS = "kf.kobotoolbox.org, eu.kobotoolbox.org, 127.0.0.1:*"
+    # No thread per test app: the tests call the lease watch's look() themselves.
+    JOB_LEASE_WATCH_SECONDS = 0
 
 
 CONFIGS = {"embedded": Config, "production": ProductionConfig, "test": TestConfig}

@@ -40,6 +40,7 @@ import _data  # noqa: E402  (bench/ is this script's folder)
 import _day_seed  # noqa: E402
 import _redeem_stages  # noqa: E402
 import _services  # noqa: E402
+import _statements  # noqa: E402
 
 from tests.support import stack  # noqa: E402
 from tests.support.anvil import DEV_KEY  # noqa: E402
@@ -371,6 +372,7 @@ def run(args) -> dict:
             BENEFICIARY_CODE_LIMITS=HIGH,
             BENEFICIARY_GUESS_LIMITS=HIGH,
             VENDOR_MAX_SESSIONS="1000",
+            **(_statements.env(folder) if args.count_statements else {}),
             **args.env,
         )
         stack.run_procfile_release(env)
@@ -440,6 +442,9 @@ def run(args) -> dict:
         load_before = load()
         pids = {"web": web.pid, "worker": worker.pid, "anvil": node.pid}
         cpu_before = _redeem_stages.cpu_seconds(pids, name)
+        if args.count_statements:
+            time.sleep(0.3)  # the processes write their counts every 0.1 s
+            statements_before = _statements.read(folder)
         for phone in measured:
             phone.start()
         started = time.perf_counter()
@@ -449,6 +454,11 @@ def run(args) -> dict:
         wall = time.perf_counter() - started
         cpu_after = _redeem_stages.cpu_seconds(pids, name)
         load_after = load()
+        if args.count_statements:
+            time.sleep(0.3)
+            result["statements_per_redemption"] = _statements.per_redemption(
+                statements_before, _statements.read(folder), sum(len(p.seconds) for p in measured)
+            )
         for phone in measured:
             phone.sio.disconnect()
         reader.stopping.set()
@@ -516,6 +526,11 @@ def main() -> int:
         help="every round, all vendors post their code at the same moment",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    parser.add_argument(
+        "--count-statements",
+        action="store_true",
+        help="count the SQL statements of the web and worker processes per redemption",
+    )
     args = parser.parse_args()
     args.env = dict(item.split("=", 1) for item in args.env)
     r = run(args)
@@ -537,6 +552,8 @@ def main() -> int:
     print(f"  machine load before {r['load_before']}, after {r['load_after']}")
     _redeem_stages.print_table(r["stages_ms"])
     print(f"  CPU per redemption (ms, all the process's children): {r['cpu_ms_per_redemption']}")
+    if "statements_per_redemption" in r:
+        print(f"  SQL statements per redemption: {r['statements_per_redemption']}")
     _common.print_json_line(r)
     total = r["vendors"] * r["per_vendor"]
     return 0 if r["statuses"].get("settled") == total and r["errors"] == 0 else 1

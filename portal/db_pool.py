@@ -7,7 +7,8 @@ makes a request wait for a connection that another request is about to give back
 deadlock. Sizing the pool to the concurrency makes that wait zero:
 
 - web: ``WEB_THREADS`` (gunicorn ``--threads`` in the Procfile, or the number of greenlets
-  allowed to use the database at once under gevent) + the dashboard publisher thread;
+  allowed to use the database at once under gevent) + the dashboard publisher thread + the
+  jobs' lease watch (``portal.jobs.lease_watch``);
 - worker: the Dramatiq worker threads (``WORKER_THREADS``, the Procfile's ``--threads``) + the
   job sweeper + the lease heartbeat + the dashboard publisher + one spare (an import's
   read-ahead thread; a second import at the same time reads inline instead of waiting);
@@ -30,7 +31,7 @@ from flask import Flask
 log = logging.getLogger(__name__)
 
 # Threads of their own that use the database, besides the ones serving requests or jobs.
-WEB_HELPERS = 1  # the dashboard publisher
+WEB_HELPERS = 2  # the dashboard publisher, the jobs' lease watch
 # The job sweeper, the lease heartbeat, the dashboard publisher, and one spare connection
 # that an import may use to read ahead in a thread of its own (``spare``).
 WORKER_HELPERS = 4

@@ -67,6 +67,7 @@ class JobLifecycle(dramatiq.Middleware):
     def _pop(self):
         ctx = getattr(self._local, "ctx", None)
         if ctx is not None:
+            self._local.job = None
             db.session.remove()
             ctx.pop()
             self._local.ctx = None
@@ -80,6 +81,9 @@ class JobLifecycle(dramatiq.Middleware):
             log.debug("job %s is not claimable here: delivery skipped", message.args[0])
             raise SkipMessage()
         self._local.token = job.lease_token
+        # The session keeps objects only while someone refers to them: held here, the claimed
+        # row is the handler's ``db.session.get`` without reading it again.
+        self._local.job = job
         self.heartbeat.hold(job.id, job.lease_token)
 
     def after_skip_message(self, broker, message):
@@ -128,6 +132,7 @@ class JobLifecycle(dramatiq.Middleware):
             if job is None:
                 return
             self._local.token = job.lease_token
+            self._local.job = job
             self.heartbeat.hold(job.id, job.lease_token)
             error = None
             try:

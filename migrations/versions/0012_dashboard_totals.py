@@ -76,7 +76,7 @@ def upgrade():
     from portal.dashboard import recount, triggers
 
     conn = op.get_bind()
-    triggers.create(conn)
+    triggers.create(conn, counting=False)  # the changes column comes with 0027
     recount.repair(conn)
 
 

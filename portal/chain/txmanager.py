@@ -437,14 +437,12 @@ def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast | None:
 
 
 def _fee_capped(tx: ChainTx, fee: int, ceiling: int) -> None:
-    flagged = db.session.execute(
+    if not _write(
+        tx,
         update(ChainTx)
         .where(ChainTx.id == tx.id, ChainTx.fee_capped_at.is_(None))
-        .values(fee_capped_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.refresh(tx)
-    if flagged != 1:
+        .values(fee_capped_at=utcnow()),
+    ):
         return
     tx.error = (
         f"Fee ceiling reached: not mined at {fee / 1e9:.2f} gwei, and the ceiling "
@@ -456,19 +454,39 @@ def _fee_capped(tx: ChainTx, fee: int, ceiling: int) -> None:
     _announce(tx)
 
 
+_TX_COLUMNS = tuple(attr.key for attr in inspect(ChainTx).column_attrs)
+
+
+def _write(tx: ChainTx, statement) -> bool:
+    """A conditional UPDATE of ``tx``'s row; whether it matched. Either way ``tx`` holds the
+    row as it now stands: the UPDATE returns what it wrote (one round trip), and a row that did
+    not match is read again. Its versions (``broadcasts``) stay loaded: a refresh of the whole
+    object would read them again on the next look at the transaction."""
+    row = db.session.execute(
+        statement.returning(*(getattr(ChainTx, key) for key in _TX_COLUMNS)).execution_options(
+            synchronize_session=False
+        )
+    ).one_or_none()
+    if row is None:
+        db.session.refresh(tx, attribute_names=_TX_COLUMNS)
+        return False
+    for key, value in zip(_TX_COLUMNS, row, strict=True):
+        set_committed_value(tx, key, value)
+    return True
+
+
 def _claim_final(tx: ChainTx) -> bool:
     """Take the right to finalise: two follow-ups of one transaction must not both run hooks.
 
     The UPDATE waits for a concurrent one to commit and then finds the row no longer open.
     """
-    taken = db.session.execute(
+    taken = _write(
+        tx,
         update(ChainTx)
         .where(ChainTx.id == tx.id, ChainTx.status.in_(OPEN_STATUSES))
-        .values(updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.refresh(tx)
-    return taken == 1 and tx.status in OPEN_STATUSES
+        .values(updated_at=utcnow()),
+    )
+    return taken and tx.status in OPEN_STATUSES
 
 
 def ensure_follow_up(tx: ChainTx) -> None:
@@ -531,7 +549,8 @@ def _recheck(tx: ChainTx, w3, deadline: float) -> float | None:
 
 
 def _make_final(tx: ChainTx) -> None:
-    done = db.session.execute(
+    if not _write(
+        tx,
         update(ChainTx)
         .where(
             ChainTx.id == tx.id,
@@ -539,11 +558,8 @@ def _make_final(tx: ChainTx) -> None:
             ChainTx.block_hash == tx.block_hash,
             ChainTx.final_at.is_(None),
         )
-        .values(final_at=utcnow())
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.refresh(tx)
-    if done != 1:
+        .values(final_at=utcnow()),
+    ):
         return
     if tx.status == REVERTED:
         events.chain_tx_final.send(tx, receipt=None)
@@ -578,14 +594,12 @@ def roll_back(tx: ChainTx, why: str) -> bool:
         "rollbacks": ChainTx.rollbacks + 1,
         "error": message,
     }
-    done = db.session.execute(
+    if not _write(
+        tx,
         update(ChainTx)
         .where(ChainTx.id == tx.id, ChainTx.status == was, ChainTx.block_hash == tx.block_hash)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    ).rowcount
-    db.session.refresh(tx)
-    if done != 1:
+        .values(**values),
+    ):
         return False
     log.warning("transaction %s rolled back by the chain (%s), was %s", tx.id, why, was)
     events.chain_tx_undone.send(tx, was=was, deep=was_final)

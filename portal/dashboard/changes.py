@@ -14,6 +14,7 @@ from collections.abc import Iterable
 
 from sqlalchemy import inspect, select
 from sqlalchemy.engine import Connection
+from sqlalchemy.orm.util import identity_key
 from sqlalchemy.sql import operators, visitors
 from sqlalchemy.sql.elements import BinaryExpression, BindParameter
 
@@ -36,8 +37,8 @@ _COLUMNS = {
     # The heading: a snapshot stored for page loads must not outlive a deployment.
     "project_chains": {"status", "symbol", "decimals"},
 }
-_TABLES = {
-    model.__table__.name: model.__table__
+_MODELS = {
+    model.__table__.name: model
     for model in (
         Redemption,
         Entitlement,
@@ -48,6 +49,7 @@ _TABLES = {
         ProjectChain,
     )
 }
+_TABLES = {name: model.__table__ for name, model in _MODELS.items()}
 # A batch has no project column: it is reached through its disbursement.
 _PARENT = {"disbursement_batches": ("disbursement_id", "disbursements")}
 
@@ -132,7 +134,25 @@ def on_execute(state) -> None:
     elif where.get("id"):
         # A deleted row is gone by the time it is looked up: only its project's next change
         # refreshes the screen. Nothing deletes these rows one by one today.
-        _note_lookup(sess, table, where["id"])
+        _note_lookup(sess, table, _note_loaded(sess, table, where["id"]))
+
+
+def _note_loaded(sess, table: str, ids: set) -> set:
+    """Note the project of each row already loaded in the session (a job just claimed, the
+    redemption being moved): no query later. Returns the ids still to look up. A row's
+    project never changes, so a loaded value is as good as one read after the commit."""
+    model = _MODELS[table]
+    if table in _PARENT or "project_id" not in model.__table__.c:
+        return ids
+    left = set()
+    for row_id in ids:
+        obj = sess.identity_map.get(identity_key(model, row_id))
+        loaded = obj.__dict__ if obj is not None else {}
+        if "project_id" in loaded:  # loaded and not expired
+            _note_project(sess, loaded["project_id"])
+        else:
+            left.add(row_id)
+    return left
 
 
 def forget(sess) -> None:

@@ -40,6 +40,8 @@ vendor_totals = Table(
     _sum("amount"),
     # The latest code accepted ever: a rollback or a delete does not lower it.
     Column("last_at", DateTime),
+    # Steps the triggers applied to this row: the staleness check of stored snapshots.
+    _sum("changes"),
 )
 
 # Settled (chain-confirmed) redemptions by minute of settlement (epoch minutes, UTC).
@@ -73,6 +75,7 @@ people_totals = Table(
     _sum("revoked"),
     _sum("people"),  # entitlements with something allocated
     _sum("served"),  # people with at least one settled redemption
+    _sum("changes"),  # as vendor_totals.changes
 )
 
 TABLES = (vendor_totals, minute_totals, people_served, people_totals)

@@ -38,6 +38,9 @@ MIN_GAP = 0.2  # seconds between two builds of one project, over every process
 SNAPSHOT_TTL = 30.0  # seconds a stored snapshot answers page loads without any change
 READ_WAIT = 1.0  # seconds a reader waits for another reader's build of a cold snapshot
 READ_POLL = 0.05
+# How long a stored snapshot may lag the database's count of changes before a page load builds
+# a fresh one: a lost refresh notice leaves a page load at most this stale, not SNAPSHOT_TTL.
+CHANGE_GRACE = 1.0
 
 _PUT = """
 local built = tonumber(redis.call('GET', KEYS[2]) or '0')
@@ -173,20 +176,44 @@ def publish(store, project_id: int, version: int, data: dict) -> None:
     store.put(project_id, encode(data), data["version"], version)
 
 
+def _fresh(stored: str, now: int | None, newer_than: float = 0.0) -> dict | None:
+    """The stored snapshot, unless the database counted changes it does not include and it
+    was built more than ``CHANGE_GRACE`` ago (or before ``newer_than``)."""
+    data = json.loads(stored)
+    if now is None or data.get("changes") == now:
+        return data
+    built = float(data.get("version") or 0)
+    if built >= newer_than and time.time() - built < CHANGE_GRACE:
+        # Changes go on (vendors charging): their notices are on the way and the room will
+        # hear the next snapshot; a page load serves this one rather than build its own.
+        return data
+    return None
+
+
 def current(store, connect: Callable[[], Connection], project_id: int) -> dict:
-    """The project's snapshot for a page load or a subscribe: the stored one while it lasts."""
+    """The project's snapshot for a page load or a subscribe: the stored one while it lasts
+    and while it counts as many changes as the database."""
+    now = None
     try:
         stored = store.snapshot(project_id)
         if stored is not None:
-            return json.loads(stored)
+            # The count of changes the database holds now, one small read: a snapshot whose
+            # count differs missed a change whose notice was lost (a process died between its
+            # commit and the publish), and is built again rather than served until it expires.
+            now = snapshot.changes(connect(), project_id)
+            found = _fresh(stored, now)
+            if found is not None:
+                return found
         if not store.claim(project_id, "reading", READ_WAIT):
             # Another reader is building it: a crowd of screens arriving at once costs one.
+            waiting = time.time()
             deadline = time.monotonic() + READ_WAIT
             while time.monotonic() < deadline:
                 time.sleep(READ_POLL)
                 stored = store.snapshot(project_id)
-                if stored is not None:
-                    return json.loads(stored)
+                found = None if stored is None else _fresh(stored, now, waiting)
+                if found is not None:
+                    return found
     except Exception:  # Redis away: the figures still come, unshared
         log.warning("the dashboard store could not be read", exc_info=True)
         return snapshot.build(connect(), project_id)

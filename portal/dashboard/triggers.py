@@ -49,6 +49,10 @@ class Part:
     when: str = "1 = 1"
     # Checked after this row's earlier parts ran; {edge} is 1 when adding, 0 when taking away.
     latest: dict[str, str] = field(default_factory=dict)  # column -> value kept as a maximum
+    # Adds 1 to the row's ``changes`` on every step, taking away included: the project's sum of
+    # them moves with every change in the same commit (``snapshot.changes``), so a page load
+    # knows a stored snapshot is stale even when the notice of the change was lost.
+    counted: bool = False
 
 
 REDEMPTION_PARTS = (
@@ -57,6 +61,7 @@ REDEMPTION_PARTS = (
         keys={"project_id": "{r}.project_id", "vendor_id": "{r}.vendor_id", "status": "{r}.status"},
         values={"count": "1", "amount": "{r}.amount"},
         latest={"last_at": "{r}.confirmed_at"},
+        counted=True,
     ),
     Part(
         "dashboard_minute_totals",
@@ -94,6 +99,7 @@ ENTITLEMENT_PARTS = (
             "revoked": "{r}.revoked",
             "people": "CASE WHEN {r}.allocated > 0 THEN 1 ELSE 0 END",
         },
+        counted=True,
     ),
 )
 
@@ -115,7 +121,7 @@ WATCHED = {
 PARTS = {"redemptions": REDEMPTION_PARTS, "entitlements": ENTITLEMENT_PARTS}
 
 
-def _statement(part: Part, dialect: str, row: str, adding: bool) -> str:
+def _statement(part: Part, dialect: str, row: str, adding: bool, counting: bool) -> str:
     def fill(text: str) -> str:
         return text.format(
             r=row,
@@ -131,6 +137,10 @@ def _statement(part: Part, dialect: str, row: str, adding: bool) -> str:
     exprs += [f"{sign}({fill(v)})" for v in part.values.values()]
     exprs += [fill(v) for v in (part.latest.values() if adding else ())]
     updates = [f"{c} = {part.table}.{c} + excluded.{c}" for c in part.values]
+    if counting and part.counted:
+        columns.append("changes")
+        exprs.append("1")
+        updates.append(f"changes = {part.table}.changes + 1")
     for column in part.latest if adding else ():
         updates.append(
             f"{column} = CASE WHEN excluded.{column} IS NULL THEN {part.table}.{column}"
@@ -144,8 +154,9 @@ def _statement(part: Part, dialect: str, row: str, adding: bool) -> str:
     )
 
 
-def _body(table: str, dialect: str, row: str, adding: bool) -> str:
-    return ";\n".join(_statement(p, dialect, row, adding) for p in PARTS[table]) + ";"
+def _body(table: str, dialect: str, row: str, adding: bool, counting: bool) -> str:
+    parts = PARTS[table]
+    return ";\n".join(_statement(p, dialect, row, adding, counting) for p in parts) + ";"
 
 
 def _changed(table: str, dialect: str) -> str:
@@ -153,8 +164,9 @@ def _changed(table: str, dialect: str) -> str:
     return " OR ".join(f"OLD.{c} {differs} NEW.{c}" for c in WATCHED[table])
 
 
-def statements(table: str, dialect: str) -> list[str]:
-    """The DDL that (re)creates ``table``'s dashboard triggers on this dialect."""
+def statements(table: str, dialect: str, counting: bool = True) -> list[str]:
+    """The DDL that (re)creates ``table``'s dashboard triggers on this dialect. ``counting``
+    False leaves out the ``changes`` column, for migrations that run before it exists."""
     name = f"dashboard_{table}"
     columns = ", ".join(WATCHED[table])
     if dialect == "postgresql":
@@ -163,10 +175,10 @@ def statements(table: str, dialect: str) -> list[str]:
 LANGUAGE plpgsql AS $$
 BEGIN
   IF TG_OP IN ('UPDATE', 'DELETE') THEN
-    {_body(table, dialect, "OLD", adding=False)}
+    {_body(table, dialect, "OLD", adding=False, counting=counting)}
   END IF;
   IF TG_OP IN ('INSERT', 'UPDATE') THEN
-    {_body(table, dialect, "NEW", adding=True)}
+    {_body(table, dialect, "NEW", adding=True, counting=counting)}
   END IF;
   RETURN NULL;
 END
@@ -185,13 +197,13 @@ $$""",
             f"DROP TRIGGER IF EXISTS {name}_update",
             f"DROP TRIGGER IF EXISTS {name}_delete",
             f"CREATE TRIGGER {name}_insert AFTER INSERT ON {table} FOR EACH ROW BEGIN\n"
-            f"{_body(table, dialect, 'NEW', adding=True)}\nEND",
+            f"{_body(table, dialect, 'NEW', adding=True, counting=counting)}\nEND",
             f"CREATE TRIGGER {name}_update AFTER UPDATE OF {columns} ON {table} FOR EACH ROW"
             f" WHEN {_changed(table, dialect)} BEGIN\n"
-            f"{_body(table, dialect, 'OLD', adding=False)}\n"
-            f"{_body(table, dialect, 'NEW', adding=True)}\nEND",
+            f"{_body(table, dialect, 'OLD', adding=False, counting=counting)}\n"
+            f"{_body(table, dialect, 'NEW', adding=True, counting=counting)}\nEND",
             f"CREATE TRIGGER {name}_delete AFTER DELETE ON {table} FOR EACH ROW BEGIN\n"
-            f"{_body(table, dialect, 'OLD', adding=False)}\nEND",
+            f"{_body(table, dialect, 'OLD', adding=False, counting=counting)}\nEND",
         ]
     raise NotImplementedError(f"no dashboard triggers for {dialect}")
 
@@ -212,10 +224,10 @@ def _ddl(sql: str) -> DDL:
     return DDL(sql.replace("%", "%%"))
 
 
-def create(conn: Connection) -> None:
+def create(conn: Connection, counting: bool = True) -> None:
     """(Re)create every dashboard trigger on this connection's database."""
     for table in PARTS:
-        for sql in statements(table, conn.dialect.name):
+        for sql in statements(table, conn.dialect.name, counting):
             conn.execute(_ddl(sql))
 
 

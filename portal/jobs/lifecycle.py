@@ -14,7 +14,9 @@ import uuid
 from datetime import timedelta
 
 from flask import current_app
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import DateTime, and_, func, insert, inspect, literal, or_, select, update
+from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from portal.extensions import db
 from portal.jobs import live, problems
@@ -59,10 +61,15 @@ def claimable(now):
 def claim(job_id: int, owner: str | None = None) -> Job | None:
     """Take the job's lease and move it to running if it may start; None if another delivery
     holds a live lease, or a cancel or a finish won. The returned job carries the new
-    ``lease_token`` that every later step of this run must present."""
+    ``lease_token`` that every later step of this run must present.
+
+    Three statements and the commit, on every job a worker runs: the claim returns the row it
+    wrote, the attempt is numbered inside its INSERT, and the job stays loaded in the session
+    after the commit (its row is this run's until it ends), so the handler does not read it
+    again."""
     now = utcnow()
     token = uuid.uuid4().hex
-    result = db.session.execute(
+    job = _update_returning(
         update(Job)
         .where(Job.id == job_id, claimable(now))
         .values(
@@ -74,9 +81,8 @@ def claim(job_id: int, owner: str | None = None) -> Job | None:
             lease_owner=owner,
             lease_expires_at=now + timedelta(seconds=current_app.config["JOB_LEASE_SECONDS"]),
         )
-        .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
+    if job is None:
         db.session.rollback()
         return None
     # A previous try whose worker died never closed its attempt.
@@ -86,43 +92,62 @@ def claim(job_id: int, owner: str | None = None) -> Job | None:
         .values(finished_at=now, outcome=FAILED, error=WORKER_GONE, problem=problems.WORKER_GONE)
         .execution_options(synchronize_session=False)
     )
-    job = db.session.get(Job, job_id, populate_existing=True)
-    number = (db.session.scalar(select(func.count()).where(JobAttempt.job_id == job_id)) or 0) + 1
-    db.session.add(JobAttempt(job_id=job_id, number=number, started_at=now))
+    tried = select(func.count()).where(JobAttempt.job_id == job_id).scalar_subquery()
+    db.session.execute(
+        insert(JobAttempt).from_select(
+            ["job_id", "number", "started_at"],
+            select(literal(job_id), tried + 1, literal(now, type_=DateTime())),
+        )
+    )
     live.emit_job(job)
+    # Kept out of the commit's expiry: what the claim returned is the row as committed.
+    db.session.expunge(job)
     db.session.commit()
+    db.session.add(job)
     return job
+
+
+def _update_returning(statement) -> Job | None:
+    """Run an UPDATE of one job and return the job as written, in one round trip."""
+    return db.session.scalars(
+        statement.returning(Job),
+        execution_options={"synchronize_session": False, "populate_existing": True},
+    ).one_or_none()
 
 
 def close_attempt(
     job_id: int, outcome: str, error: str | None = None, problem: str | None = None
 ) -> None:
-    attempt = db.session.scalar(
-        select(JobAttempt)
-        .where(JobAttempt.job_id == job_id)
-        .order_by(JobAttempt.number.desc())
-        .limit(1)
+    """Close the job's latest attempt (one UPDATE), with the sentence people read."""
+    latest = (
+        select(func.max(JobAttempt.number)).where(JobAttempt.job_id == job_id).scalar_subquery()
     )
-    if attempt is not None:
-        attempt.finished_at = utcnow()
-        attempt.outcome = outcome
-        attempt.error = error
-        attempt.problem = problem
+    db.session.execute(
+        update(JobAttempt)
+        .where(JobAttempt.job_id == job_id, JobAttempt.number == latest)
+        .values(finished_at=utcnow(), outcome=outcome, error=error, problem=problem)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def _release(job_id: int, token: str | None, **values) -> Job | None:
     """End this run's lease with ``values``, only if the run still holds it. The UPDATE locks
     the row until the commit, so a concurrent re-claim either sees the job finished or has
-    already taken the lease (then this finds no row, and the caller rolls back its work)."""
-    result = db.session.execute(
+    already taken the lease (then this finds no row, and the caller rolls back its work).
+
+    A result the handler set on the job is written by the same UPDATE."""
+    held = db.session.identity_map.get(identity_key(Job, job_id))
+    if held is not None:
+        result = inspect(held).attrs.result_json.history.added
+        if result:
+            values.setdefault("result_json", result[0])
+            # Written below, not by a flush of its own.
+            set_committed_value(held, "result_json", result[0])
+    return _update_returning(
         update(Job)
         .where(Job.id == job_id, Job.status == RUNNING, Job.lease_token == token)
         .values(lease_token=None, lease_expires_at=None, **values)
-        .execution_options(synchronize_session=False)
     )
-    if result.rowcount != 1:
-        return None
-    return db.session.get(Job, job_id, populate_existing=True)
 
 
 def succeed(job_id: int, token: str | None = None) -> Job | None:

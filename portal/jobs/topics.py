@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from flask import current_app
+
 from portal import realtime
 from portal.extensions import db
-from portal.jobs import live, services
+from portal.jobs import lease_watch, live, services
 from portal.projects.services import visible_project_ids
 
 
 @realtime.topic("jobs", "job.read")
 def jobs_topic(user, params: dict):
+    lease_watch.for_app(current_app._get_current_object()).wanted()
     ids = visible_project_ids(user)
     if ids is None:
         rooms = [live.ALL_JOBS_ROOM]
@@ -25,6 +28,7 @@ def jobs_topic(user, params: dict):
 @realtime.topic("job", "job.read")
 def job_topic(user, params: dict):
     job = services.get_visible(user, realtime.id_param(params, "id"))
+    lease_watch.for_app(current_app._get_current_object()).wanted()
     return [live.job_room(job.id)], {
         "job": live.serialize(job),
         "attempts": [

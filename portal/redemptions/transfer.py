@@ -95,13 +95,12 @@ def transfer(redemption_id: int) -> str:
         services.stop_for_vendor(vendor.id, "The vendor is no longer approved. Nothing was taken.")
         return "vendor no longer approved"
     key = addresses.redemption_key(redemption.id)
-    contract = contracts.of_project(pc)
     if redemption.status == ACCEPTED and not chain_vendors.registered(pc.project_id, vendor.id):
         # Version 2 pays registered vendors only: hold until the registration is final, which
         # sends this job again (portal/chain/vendors.py).
         chain_vendors.request(pc.project_id, vendor.id)
         return "waiting for the vendor's registration on chain"
-    if contract.functions.redemptionDone(key).call():
+    if contracts.read(contracts.contract_name(pc), pc.contract_address, "redemptionDone", key):
         # Mined before a crash but never recorded here: the chain is the truth.
         settle(redemption.id)
         return "found done on chain"

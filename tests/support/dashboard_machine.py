@@ -24,7 +24,7 @@ from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.engine import Engine
 
 from portal.beneficiaries.models import Beneficiary
-from portal.dashboard import recount
+from portal.dashboard import recount, snapshot
 from portal.disbursements.models import Entitlement
 from portal.projects.models import Project
 from portal.redemptions.models import ACCEPTED, SETTLED, STATUSES, SUBMITTED, Redemption
@@ -80,6 +80,8 @@ def run(engine: Engine, world: dict, max_examples: int = 60) -> None:
             super().__init__()
             self.conn = engine.connect()
             self.ids: set[int] = set()
+            # Per project: the totals and the change count last seen.
+            self.seen: dict[int, tuple[dict, int]] = {}
 
         def teardown(self):
             try:
@@ -218,12 +220,27 @@ def run(engine: Engine, world: dict, max_examples: int = 60) -> None:
                 self.conn.commit()
             else:
                 self.conn.rollback()
+                self.seen.clear()  # the counts fall back with the totals they counted
                 self.ids = set(self.conn.scalars(select(R.c.id).where(R.c.id.in_(self.ids or {0}))))
                 self.conn.commit()
 
         @invariant()
         def totals_equal_a_recount(self):
             assert recount.check(self.conn) == []
+
+        @invariant()
+        def a_change_of_totals_moves_the_change_count(self):
+            """What tells a page load its stored snapshot is stale (``snapshot.changes``):
+            whatever moved a project's totals moved its count, and only a rollback lowers it."""
+            for project in world["projects"]:
+                totals = recount.kept(self.conn, project)
+                count = snapshot.changes(self.conn, project)
+                if project in self.seen:
+                    before, counted = self.seen[project]
+                    assert count >= counted
+                    if totals != before:
+                        assert count > counted, (before, totals)
+                self.seen[project] = (totals, count)
 
     run_state_machine_as_test(
         Totals,

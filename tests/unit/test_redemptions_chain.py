@@ -80,6 +80,13 @@ def test_code_to_tokens_at_the_vendor(funded, worker):
     assert entitlements.functions.entitlementOf(addresses.pseudonym(person.id)).call() == 750
     key = addresses.redemption_key(done.id)
     assert entitlements.functions.redemptionDone(key).call()
+    # The transfer job's cheaper read gives the same answers.
+    name = contracts.contract_name(pc)
+    assert contracts.read(name, pc.contract_address, "redemptionDone", key) is True
+    other = addresses.redemption_key(done.id + 1000)
+    assert contracts.read(name, pc.contract_address, "redemptionDone", other) is False
+    # One contract object per client, not one per read.
+    assert contracts.at(name, pc.contract_address) is contracts.of_project(pc)
 
     # The job run again (a duplicate delivery after a crash) sends nothing more.
     assert transfer.transfer(done.id).startswith("nothing to do")
