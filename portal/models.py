@@ -28,3 +28,4 @@ def import_all() -> None:
     from portal.twofactor import models as _twofactor  # noqa: F401
     from portal.vendor_portal import models as _vendor_portal  # noqa: F401
     from portal.vendors import models as _vendors  # noqa: F401
+    from portal.campaigns import models as _campaigns  # noqa: F401

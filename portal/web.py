@@ -166,6 +166,9 @@ def init_app(app: Flask) -> None:
     from portal.twofactor.routes import bp as twofactor_bp
     from portal.vendor_portal.routes import bp as vendor_portal_bp
     from portal.vendors.routes import bp as vendors_bp
+    from portal.campaigns.routes import bp as campaigns_bp
+    from portal.comms.log_routes import bp as delivery_log_bp
+    from portal.comms.receipt_routes import bp as comms_receipts_bp
 
     for bp in (
         main_bp,
@@ -197,6 +200,9 @@ def init_app(app: Flask) -> None:
         settlements_bp,
         twofactor_bp,
         lifecycle_bp,
+        campaigns_bp,
+        delivery_log_bp,
+        comms_receipts_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

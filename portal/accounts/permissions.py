@@ -39,6 +39,9 @@ PERMISSIONS: dict[str, str] = {
     "payout.manage": "Pay vendors out: build bank batches, mark them sent, upload statements",
     "payout.override": "Mark a payout paid or failed without a matching statement line",
     "outbox.read": "Read the development SMS outbox (never available in production)",
+    "campaign.read": "See campaigns and watch their progress",
+    "campaign.manage": "Compose, send, schedule, pause and cancel campaigns",
+    "message.read": "See the delivery log of messages (numbers masked, texts never shown)",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -68,6 +71,9 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "disbursement.manage",
             "dashboard.read",
             "redemption.read",
+            "campaign.read",
+            "campaign.manage",
+            "message.read",
         ],
     ),
     "finance": (

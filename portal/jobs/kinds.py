@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-QUEUES = ("default", "imports", "contracts", "comms", "reports")
+# "campaigns": campaign messages, so that a campaign of thousands never delays a payment code
+# waiting on "comms" (both share the provider's rate, ``portal.comms.ratelimit``).
+QUEUES = ("default", "imports", "contracts", "comms", "reports", "campaigns")
 
 
 @dataclass(frozen=True)
@@ -64,3 +66,9 @@ REDEMPTION_TRANSFER = register_kind(
 )
 PAYOUT_SEND = register_kind("payouts.send", "comms", "Mobile-money payout", max_attempts=6)
 PAYOUT_CHECK = register_kind("payouts.check", "comms", "Payout status check", max_attempts=4)
+COMMS_WHATSAPP = register_kind("comms.whatsapp", "comms", "WhatsApp message", max_attempts=6)
+CAMPAIGN_START = register_kind("campaigns.start", "campaigns", "Campaign start", max_attempts=5)
+CAMPAIGN_SMS = register_kind("campaigns.sms", "campaigns", "Campaign SMS", max_attempts=6)
+CAMPAIGN_WHATSAPP = register_kind(
+    "campaigns.whatsapp", "campaigns", "Campaign WhatsApp message", max_attempts=6
+)
