@@ -9,6 +9,7 @@ def import_all() -> None:
     from portal.approvals import models as _approvals  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
+    from portal.campaigns import models as _campaigns  # noqa: F401
     from portal.cards import models as _cards  # noqa: F401
     from portal.chain import models as _chain  # noqa: F401
     from portal.comms import models as _comms  # noqa: F401
@@ -28,4 +29,3 @@ def import_all() -> None:
     from portal.twofactor import models as _twofactor  # noqa: F401
     from portal.vendor_portal import models as _vendor_portal  # noqa: F401
     from portal.vendors import models as _vendors  # noqa: F401
-    from portal.campaigns import models as _campaigns  # noqa: F401

@@ -144,9 +144,12 @@ def init_app(app: Flask) -> None:
     from portal.beneficiaries.export_routes import bp as exports_bp
     from portal.beneficiaries.group_routes import bp as groups_bp
     from portal.beneficiaries.routes import bp as beneficiaries_bp
+    from portal.campaigns.routes import bp as campaigns_bp
     from portal.cards.routes import bp as cards_bp
     from portal.chain.routes import bp as chain_bp
     from portal.chain.routes import wallet_bp
+    from portal.comms.log_routes import bp as delivery_log_bp
+    from portal.comms.receipt_routes import bp as comms_receipts_bp
     from portal.comms.routes import bp as comms_bp
     from portal.dashboard.routes import bp as dashboard_bp
     from portal.disbursements.routes import bp as disbursements_bp
@@ -166,9 +169,6 @@ def init_app(app: Flask) -> None:
     from portal.twofactor.routes import bp as twofactor_bp
     from portal.vendor_portal.routes import bp as vendor_portal_bp
     from portal.vendors.routes import bp as vendors_bp
-    from portal.campaigns.routes import bp as campaigns_bp
-    from portal.comms.log_routes import bp as delivery_log_bp
-    from portal.comms.receipt_routes import bp as comms_receipts_bp
 
     for bp in (
         main_bp,

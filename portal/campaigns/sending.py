@@ -33,6 +33,7 @@ from portal.campaigns.models import (
     OptOut,
 )
 from portal.comms import delivery
+from portal.comms.models import CANCELLED as MESSAGE_CANCELLED
 from portal.comms.models import (
     HELD,
     OPTED_OUT,
@@ -42,7 +43,6 @@ from portal.comms.models import (
     WHATSAPP,
     OutboxMessage,
 )
-from portal.comms.models import CANCELLED as MESSAGE_CANCELLED
 from portal.comms.services import KEEP_DAYS
 from portal.crypto import blind_index
 from portal.extensions import db

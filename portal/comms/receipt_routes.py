@@ -16,11 +16,11 @@ from flask import Blueprint, Response, current_app, request
 
 from portal.accounts.guards import public
 from portal.beneficiaries.normalize import InvalidValue, phone_e164
-from portal.settings.services import default_country
 from portal.campaigns import optout
 from portal.comms import receipts
 from portal.comms.providers import RECEIPT_PATH
 from portal.extensions import csrf, limiter
+from portal.settings.services import default_country
 from portal.web import problem
 
 log = logging.getLogger(__name__)
