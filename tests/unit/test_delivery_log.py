@@ -3,6 +3,7 @@ times out, an interrupted send, WhatsApp templates, the shared send rate, and th
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import threading
@@ -355,7 +356,7 @@ def _spacing(schedule, takes: int, interval: float) -> list[float]:
 
 def test_the_memory_schedule_spaces_sends_by_the_rate():
     waits = _spacing(ratelimit.MemorySchedule(), 20, 0.05)
-    gaps = [b - a for a, b in zip(waits, waits[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(waits)]
     assert all(gap == pytest.approx(0.05, abs=0.02) for gap in gaps)
 
 
@@ -381,7 +382,7 @@ def test_the_redis_schedule_is_one_schedule_for_every_client(redis_db):
         t.join()
     waits.sort()
     assert len(waits) == 30 and waits[-1] == pytest.approx(29 * 0.02, abs=0.05)
-    gaps = [b - a for a, b in zip(waits, waits[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(waits)]
     assert min(gaps) > 0.01  # no two sends share a slot, whichever client asked
     # A slot further off than the longest wait is not taken.
     assert schedules[0].take("sms", 10.0, 0.0) is None
