@@ -34,20 +34,17 @@ class CampaignForm(Form):
     )
     audience = RadioField(
         "Who gets it",
-        choices=[(a, AUDIENCE_LABELS[a]) for a in AUDIENCES],
+        choices={a: AUDIENCE_LABELS[a] for a in AUDIENCES},
         default="project",
         render_kw={"class": "choice-list"},
     )
     group_id = SelectField("Group", coerce=int, validate_choice=False)
-    gender = SelectField("Gender", choices=list(GENDERS.items()), validators=[Optional()])
-    language = SelectField(
-        "Language", choices=[("", "Any language"), *LANGUAGES], validators=[Optional()]
-    )
+    gender = SelectField("Gender", choices={"": "Any", **{k: v for k, v in GENDERS.items() if k}})
+    language = SelectField("Language", choices={"": "Any language", **dict(LANGUAGES)})
 
     def __init__(self, *args, channels=("sms",), **kwargs):
         super().__init__(*args, **kwargs)
-        self.channel.choices = [(c, CHANNEL_LABELS[c]) for c in channels]
-        self.gender.choices = [("", "Any")] + [(k, v) for k, v in GENDERS.items() if k]
+        self.channel.choices = {c: CHANNEL_LABELS[c] for c in channels}
 
 
 # One text box per language the portal sends in; English is required (it goes to everyone
@@ -67,7 +64,7 @@ for _code, _label in LANGUAGES:
 class SendForm(Form):
     when = RadioField(
         "When",
-        choices=[("now", "Now"), ("later", "At a time")],
+        choices={"now": "Now", "later": "At a time"},
         default="now",
         render_kw={"class": "choice-list"},
     )

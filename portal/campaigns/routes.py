@@ -50,7 +50,7 @@ def index():
 def _form() -> CampaignForm:
     form = CampaignForm(channels=_channels())
     open_projects = projects.open_projects(current_user)
-    form.project_id.choices = [(p.id, p.name) for p in open_projects]
+    form.project_id.choices = {p.id: p.name for p in open_projects}
     ids = [p.id for p in open_projects]
     groups = db.session.scalars(
         select(BeneficiaryGroup)
