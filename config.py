@@ -240,6 +240,9 @@ class Config:
     WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
     WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
     WHATSAPP_TIMEOUT_SECONDS = env_int("WHATSAPP_TIMEOUT_SECONDS", 10)
+    # How often a sending campaign is looked at to mark it finished (a backstop: the last
+    # message sent normally finishes it).
+    CAMPAIGN_WATCH_SECONDS = float(env_str("CAMPAIGN_WATCH_SECONDS", "15"))
     # Email (invitations, password recovery, account notices). "outbox" only stores what would
     # be sent, for the development outbox page; production refuses it. "smtp": the server below.
     EMAIL_PROVIDER = env_str("EMAIL_PROVIDER", "smtp" if env_str("SMTP_HOST") else "outbox")
@@ -355,6 +358,7 @@ class TestConfig(Config):
     PUBLIC_BASE_URL = "http://portal.test"
     JOB_BACKOFF_CAP_MS = 50
     SMS_RATE_PER_SECOND = 0.0  # tests that measure the rate set one
+    CAMPAIGN_WATCH_SECONDS = 0.05
     CHAIN_EPHEMERAL = True  # a fresh in-memory chain per test app
     CHAIN_RECEIPT_WAIT_SECONDS = 2
     # The local stand-ins for KoboToolbox and the SMS API listen on 127.0.0.1, any port.

@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from datetime import timedelta
 
+from flask import current_app
 from sqlalchemy import exists, func, select, update
 
 from portal import realtime
@@ -25,6 +26,7 @@ from portal.beneficiaries.models import (
 from portal.campaigns.models import (
     CANCELLED,
     FILTER,
+    FINISHED,
     GROUP,
     PAUSED,
     SCHEDULED,
@@ -47,7 +49,7 @@ from portal.comms.services import KEEP_DAYS
 from portal.crypto import blind_index
 from portal.extensions import db
 from portal.jobs import dispatch
-from portal.jobs.kinds import CAMPAIGN_SMS, CAMPAIGN_START, CAMPAIGN_WHATSAPP
+from portal.jobs.kinds import CAMPAIGN_SMS, CAMPAIGN_START, CAMPAIGN_WATCH, CAMPAIGN_WHATSAPP
 from portal.jobs.lifecycle import PermanentJobError
 from portal.timeutil import utcnow
 
@@ -135,7 +137,8 @@ def start(campaign_id: int) -> str:
     db.session.refresh(campaign)
     made = _make_messages(campaign)
     announce(campaign)
-    finish_if_done(campaign.id)
+    if not finish_if_done(campaign.id):
+        watch_later(campaign.id)
     return f"{made} messages queued"
 
 
@@ -206,34 +209,50 @@ def gate(message: OutboxMessage) -> str | None:
 
 
 def finish_if_done(campaign_id: int | None) -> bool:
-    """Mark a sending campaign finished once none of its messages is left to send.
+    """Mark a sending campaign finished if none of its messages is left to send: one
+    conditional UPDATE, taking no lock a message's sender or receipt could be waiting behind.
 
-    The campaign row is locked first: of two jobs sending the last two messages at once, the
-    second to take the lock sees the first one's message as committed, so one of them always
-    finishes it.
+    Two jobs settling the last two messages at the same moment may each still see the other's
+    as queued; the watch job (``watch``) finishes the campaign then.
     """
     if campaign_id is None:
         return False
-    status = db.session.scalar(
-        select(Campaign.status).where(Campaign.id == campaign_id).with_for_update()
-    )
-    if status != SENDING:
-        return False
-    left = db.session.scalar(
+    left = (
         select(OutboxMessage.id)
         .where(OutboxMessage.campaign_id == campaign_id, OutboxMessage.status == QUEUED)
-        .limit(1)
+        .exists()
     )
-    if left is not None:
-        return False
-    db.session.execute(
+    result = db.session.execute(
         update(Campaign)
-        .where(Campaign.id == campaign_id, Campaign.status == SENDING)
-        .values(status="finished", finished_at=utcnow())
+        .where(Campaign.id == campaign_id, Campaign.status == SENDING, ~left)
+        .values(status=FINISHED, finished_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    if result.rowcount != 1:
+        return False
     _announce_id(campaign_id)
     return True
+
+
+def watch(campaign_id: int) -> str:
+    """The ``campaigns.watch`` job: finish the campaign when it is done, else look again."""
+    if finish_if_done(campaign_id):
+        return "finished"
+    status = db.session.scalar(select(Campaign.status).where(Campaign.id == campaign_id))
+    if status == SENDING:
+        watch_later(campaign_id)
+        return "still sending"
+    return f"{status}: nothing to watch"
+
+
+def watch_later(campaign_id: int) -> None:
+    project_id = db.session.scalar(select(Campaign.project_id).where(Campaign.id == campaign_id))
+    dispatch.enqueue(
+        CAMPAIGN_WATCH.name,
+        {"campaign_id": campaign_id},
+        project_id=project_id,
+        delay_ms=int(float(current_app.config["CAMPAIGN_WATCH_SECONDS"]) * 1000),
+    )
 
 
 def counts(campaign_id: int) -> dict[str, int]:

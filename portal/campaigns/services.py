@@ -144,7 +144,8 @@ def resume(campaign: Campaign) -> int:
         )
         requeued += 1
     sending.announce(campaign)
-    sending.finish_if_done(campaign.id)
+    if started and not sending.finish_if_done(campaign.id):
+        sending.watch_later(campaign.id)
     return requeued
 
 

@@ -72,3 +72,6 @@ CAMPAIGN_SMS = register_kind("campaigns.sms", "campaigns", "Campaign SMS", max_a
 CAMPAIGN_WHATSAPP = register_kind(
     "campaigns.whatsapp", "campaigns", "Campaign WhatsApp message", max_attempts=6
 )
+CAMPAIGN_WATCH = register_kind(
+    "campaigns.watch", "campaigns", "Campaign progress check", max_attempts=3
+)

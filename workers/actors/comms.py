@@ -8,6 +8,7 @@ from portal.comms import services as comms
 from portal.jobs.kinds import (
     CAMPAIGN_SMS,
     CAMPAIGN_START,
+    CAMPAIGN_WATCH,
     CAMPAIGN_WHATSAPP,
     COMMS_EMAIL,
     COMMS_SMS,
@@ -30,3 +31,9 @@ for _kind in (COMMS_SMS, COMMS_EMAIL, COMMS_WHATSAPP, CAMPAIGN_SMS, CAMPAIGN_WHA
 def start_campaign(job) -> dict:
     campaign_id = job.payload.get("campaign_id")
     return {"campaign_id": campaign_id, "step": campaigns.start(campaign_id)}
+
+
+@handles(CAMPAIGN_WATCH.name)
+def watch_campaign(job) -> dict:
+    campaign_id = job.payload.get("campaign_id")
+    return {"campaign_id": campaign_id, "step": campaigns.watch(campaign_id)}
