@@ -65,6 +65,9 @@ class FakeProviders:
         self.hold = False
         self.receipt_delay = 0.0
         self.webhook_url: str | None = None
+        # Post receipts here instead of the URL's own host (the portal behind a proxy whose
+        # public address, PUBLIC_BASE_URL, is what the signature covers).
+        self.deliver_to: str | None = None
         self.held: list[tuple[str, dict[str, str], bytes]] = []  # (url, headers, body)
         self.posts = 0  # message requests answered 2xx
         self.refused = 0  # bad credentials or malformed
@@ -139,6 +142,9 @@ class FakeProviders:
                 return
             due, url, headers, body = item
             time.sleep(max(0.0, due - time.monotonic()))
+            if self.deliver_to:
+                path = url.split("://", 1)[-1].partition("/")[2]
+                url = f"{self.deliver_to.rstrip('/')}/{path}"
             request = urllib.request.Request(url, data=body, headers=headers, method="POST")  # noqa: S310
             for _ in range(5):  # as providers do: a receipt the portal did not take is retried
                 try:
