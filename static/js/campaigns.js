@@ -45,6 +45,10 @@
     holder.textContent = "";
     holder.appendChild(span);
     root.dataset.status = status;
+    // The buttons and forms that apply to the new status (sent from another tab, finished).
+    document.querySelectorAll("[data-when]").forEach(function (el) {
+      el.hidden = el.dataset.when.split(" ").indexOf(status) < 0;
+    });
   }
 
   function whole(snapshot) {

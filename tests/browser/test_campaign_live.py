@@ -81,7 +81,7 @@ def test_a_campaign_is_composed_and_watched_live_to_the_end(chromium, portal, sh
     page.get_by_label("Text in Nepali").fill(NE)
     page.get_by_role("button", name="Preview").click()
     expect(page.locator('[data-preview="en"]')).to_contain_text("GSM-7 · 1 SMS")
-    expect(page.locator('[data-preview="ne"]')).to_contain_text("UCS-2 · 1 SMS")
+    expect(page.locator('[data-preview="ne"]')).to_contain_text("71 characters · UCS-2 · 2 SMS parts")
     page.screenshot(path=str(shots / "campaign-compose-1366.png"), full_page=True)
     page.get_by_role("button", name="Save campaign").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Friday distribution")
@@ -112,6 +112,9 @@ def test_a_campaign_is_composed_and_watched_live_to_the_end(chromium, portal, sh
         )
         expect(view.locator('#campaign-counts [data-count="opted_out"]')).to_have_text("1")
         expect(view.locator('#campaign-counts [data-count="queued"]')).to_have_text("0")
+        # The page opened before sending now offers nothing that no longer applies.
+        expect(view.get_by_role("button", name="Cancel campaign")).to_be_hidden()
+        expect(view.get_by_role("button", name="Send", exact=True)).to_be_hidden()
     page.screenshot(path=str(shots / "campaign-live-done-1366.png"), full_page=True)
     small.screenshot(path=str(shots / "campaign-live-done-375.png"), full_page=True)
     # The page's figures are the database's and the provider's.
