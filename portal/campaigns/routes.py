@@ -132,7 +132,7 @@ def _show(campaign: Campaign, send_form: SendForm | None = None, status: int = 2
         campaign=campaign,
         project=db.session.get(Project, campaign.project_id),
         group=db.session.get(BeneficiaryGroup, campaign.group_id) if campaign.group_id else None,
-        previews=previews(texts),
+        preview=previews(texts),
         reach=sending.audience_counts(campaign),
         snapshot=sending.snapshot(campaign),
         statuses=STATUSES,

@@ -121,7 +121,7 @@ class HttpSmsProvider:
         except outbound.Failed as exc:
             raise ProviderError(f"The SMS provider could not be reached: {exc}") from None
         if reply.status >= 300:
-            code = _json(reply).get("code")
+            code = reply_json(reply).get("code")
             raise ProviderError(
                 f"The SMS provider refused the message: HTTP {reply.status}{_error_code(reply)}.",
                 permanent=reply.status < 500 and reply.status not in _TRANSIENT,
@@ -130,7 +130,8 @@ class HttpSmsProvider:
         return _message_id(reply)
 
 
-def _json(reply: outbound.Reply) -> dict:
+def reply_json(reply: outbound.Reply) -> dict:
+    """The reply's JSON object, or an empty one (a provider's error page is often HTML)."""
     try:
         found = reply.json()
     except ValueError:
@@ -140,12 +141,12 @@ def _json(reply: outbound.Reply) -> dict:
 
 def _error_code(reply: outbound.Reply) -> str:
     # Only the numeric code: providers' error texts often quote the number they refused.
-    code = _json(reply).get("code")
+    code = reply_json(reply).get("code")
     return f" (provider code {code})" if isinstance(code, int) else ""
 
 
 def _message_id(reply: outbound.Reply) -> str | None:
-    found = _json(reply)
+    found = reply_json(reply)
     for key in ("sid", "id", "message_id"):
         value = found.get(key)
         if isinstance(value, str | int) and str(value):
@@ -153,19 +154,17 @@ def _message_id(reply: outbound.Reply) -> str | None:
     return None
 
 
-def sms_policy(config: Mapping) -> outbound.Policy:
-    """The SMS API's host and port (from its URL) is the one place the token may go."""
-    url = (config.get("SMS_HTTP_URL") or "").replace("{account}", config.get("SMS_ACCOUNT") or "")
+def api_policy(label: str, setting: str, url: str, config: Mapping, timeout: float):
+    """A provider API's host and port (from its URL) is the one place its token may go."""
     parts = urlsplit(url)
     try:
         port = parts.port or outbound.DEFAULT_PORTS.get(parts.scheme.lower(), 443)
         host = outbound.canonical_host(parts.hostname or "")
     except (ValueError, outbound.Refused):
-        raise ProviderConfigError(f"SMS_HTTP_URL is not a usable URL: {url!r}.") from None
-    timeout = float(config.get("SMS_TIMEOUT_SECONDS") or 10)
+        raise ProviderConfigError(f"{setting} is not a usable URL: {url!r}.") from None
     shown = f"[{host}]" if ":" in host else host
     return outbound.policy_from_config(
-        "SMS provider",
+        label,
         config,
         [f"{shown}:{port}"],
         connect_timeout=min(5.0, timeout),
@@ -173,6 +172,12 @@ def sms_policy(config: Mapping) -> outbound.Policy:
         total_timeout=2 * timeout,
         max_bytes=MAX_REPLY_BYTES,
     )
+
+
+def sms_policy(config: Mapping) -> outbound.Policy:
+    url = (config.get("SMS_HTTP_URL") or "").replace("{account}", config.get("SMS_ACCOUNT") or "")
+    timeout = float(config.get("SMS_TIMEOUT_SECONDS") or 10)
+    return api_policy("SMS provider", "SMS_HTTP_URL", url, config, timeout)
 
 
 def check_config(config: Mapping) -> None:

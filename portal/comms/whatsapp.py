@@ -14,10 +14,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from urllib.parse import urlsplit
 
 from portal import outbound
-from portal.comms.providers import MAX_REPLY_BYTES, ProviderConfigError, ProviderError
+from portal.comms.providers import ProviderConfigError, ProviderError, api_policy, reply_json
 
 OUTBOX, CLOUD = "outbox", "cloud"
 PROVIDERS = (OUTBOX, CLOUD)
@@ -83,7 +82,7 @@ class CloudWhatsAppProvider:
             raise ProviderError("WhatsApp did not answer in time.", unknown=True) from None
         except outbound.Failed as exc:
             raise ProviderError(f"WhatsApp could not be reached: {exc}") from None
-        found = _json(reply)
+        found = reply_json(reply)
         if reply.status >= 300:
             error = found.get("error") if isinstance(found.get("error"), dict) else {}
             code = error.get("code") if isinstance(error.get("code"), int) else None
@@ -104,32 +103,10 @@ class CloudWhatsAppProvider:
         return None
 
 
-def _json(reply: outbound.Reply) -> dict:
-    try:
-        found = reply.json()
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) else {}
-
-
 def policy(config: Mapping) -> outbound.Policy:
-    parts = urlsplit(config.get("WHATSAPP_API_URL") or "")
-    try:
-        port = parts.port or outbound.DEFAULT_PORTS.get(parts.scheme.lower(), 443)
-        host = outbound.canonical_host(parts.hostname or "")
-    except (ValueError, outbound.Refused):
-        raise ProviderConfigError("WHATSAPP_API_URL is not a usable URL.") from None
     timeout = float(config.get("WHATSAPP_TIMEOUT_SECONDS") or 10)
-    shown = f"[{host}]" if ":" in host else host
-    return outbound.policy_from_config(
-        "WhatsApp",
-        config,
-        [f"{shown}:{port}"],
-        connect_timeout=min(5.0, timeout),
-        read_timeout=timeout,
-        total_timeout=2 * timeout,
-        max_bytes=MAX_REPLY_BYTES,
-    )
+    url = config.get("WHATSAPP_API_URL") or ""
+    return api_policy("WhatsApp", "WHATSAPP_API_URL", url, config, timeout)
 
 
 def check_config(config: Mapping) -> None:
