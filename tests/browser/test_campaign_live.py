@@ -81,7 +81,9 @@ def test_a_campaign_is_composed_and_watched_live_to_the_end(chromium, portal, sh
     page.get_by_label("Text in Nepali").fill(NE)
     page.get_by_role("button", name="Preview").click()
     expect(page.locator('[data-preview="en"]')).to_contain_text("GSM-7 · 1 SMS")
-    expect(page.locator('[data-preview="ne"]')).to_contain_text("71 characters · UCS-2 · 2 SMS parts")
+    expect(page.locator('[data-preview="ne"]')).to_contain_text(
+        "71 characters · UCS-2 · 2 SMS parts"
+    )
     page.screenshot(path=str(shots / "campaign-compose-1366.png"), full_page=True)
     page.get_by_role("button", name="Save campaign").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Friday distribution")
