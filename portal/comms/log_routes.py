@@ -21,6 +21,17 @@ from portal.projects import services as projects
 
 bp = Blueprint("delivery_log", __name__, url_prefix="/messages")
 PAGE = 100
+CHANNEL_LABELS = {"sms": "SMS", "email": "Email", "whatsapp": "WhatsApp"}
+STATUS_LABELS = {
+    "queued": "Waiting",
+    "sent": "Sent",
+    "delivered": "Delivered",
+    "failed": "Failed",
+    "review": "To check",
+    "held": "Paused",
+    "cancelled": "Cancelled",
+    "opted_out": "Said STOP",
+}
 
 
 def mask(number: str | None) -> str:
@@ -74,4 +85,6 @@ def index():
         mask=mask,
         describe=errorcodes.describe,
         page_size=PAGE,
+        channel_labels=CHANNEL_LABELS,
+        status_labels=STATUS_LABELS,
     )
