@@ -230,6 +230,26 @@ class Config:
     # a decimal with up to 4 digits after the point, in SMS_PRICE_CURRENCY.
     SMS_PRICE_PER_SEGMENT = env_str("SMS_PRICE_PER_SEGMENT", "0.0079")
     SMS_PRICE_CURRENCY = env_str("SMS_PRICE_CURRENCY", "USD")
+    # The request header the SMS provider takes an idempotency key in, if it has one: then a
+    # send interrupted by a crash or a timeout is repeated safely; without it such a message is
+    # marked for review instead (never sent twice).
+    SMS_IDEMPOTENCY_HEADER = env_str("SMS_IDEMPOTENCY_HEADER")
+    # Messages per second each provider takes, shared by every worker (0: no limit).
+    SMS_RATE_PER_SECOND = float(env_str("SMS_RATE_PER_SECOND", "10"))
+    WHATSAPP_RATE_PER_SECOND = float(env_str("WHATSAPP_RATE_PER_SECOND", "20"))
+    EMAIL_RATE_PER_SECOND = float(env_str("EMAIL_RATE_PER_SECOND", "10"))
+    # WhatsApp (campaigns): "outbox" in development, "cloud" for an API shaped like the
+    # WhatsApp Cloud API (approved templates; status webhooks signed with the app secret).
+    WHATSAPP_PROVIDER = env_str("WHATSAPP_PROVIDER", "outbox")
+    WHATSAPP_API_URL = env_str("WHATSAPP_API_URL", "https://graph.facebook.com/v21.0")
+    WHATSAPP_PHONE_ID = env_str("WHATSAPP_PHONE_ID")
+    WHATSAPP_TOKEN = env_str("WHATSAPP_TOKEN")
+    WHATSAPP_APP_SECRET = env_str("WHATSAPP_APP_SECRET")
+    WHATSAPP_VERIFY_TOKEN = env_str("WHATSAPP_VERIFY_TOKEN")
+    WHATSAPP_TIMEOUT_SECONDS = env_int("WHATSAPP_TIMEOUT_SECONDS", 10)
+    # How often a sending campaign is looked at to mark it finished (a backstop: the last
+    # message sent normally finishes it).
+    CAMPAIGN_WATCH_SECONDS = float(env_str("CAMPAIGN_WATCH_SECONDS", "15"))
     # Email (invitations, password recovery, account notices). "outbox" only stores what would
     # be sent, for the development outbox page; production refuses it. "smtp": the server below.
     EMAIL_PROVIDER = env_str("EMAIL_PROVIDER", "smtp" if env_str("SMTP_HOST") else "outbox")
@@ -359,6 +379,8 @@ class TestConfig(Config):
     JOB_BACKOFF_BASE_MS = 10
     PUBLIC_BASE_URL = "http://portal.test"
     JOB_BACKOFF_CAP_MS = 50
+    SMS_RATE_PER_SECOND = 0.0  # tests that measure the rate set one
+    CAMPAIGN_WATCH_SECONDS = 0.05
     CHAIN_EPHEMERAL = True  # a fresh in-memory chain per test app
     CHAIN_RECEIPT_WAIT_SECONDS = 2
     # The local stand-ins for KoboToolbox and the SMS API listen on 127.0.0.1, any port.

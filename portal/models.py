@@ -9,6 +9,7 @@ def import_all() -> None:
     from portal.approvals import models as _approvals  # noqa: F401
     from portal.audit import models as _audit  # noqa: F401
     from portal.beneficiaries import models as _beneficiaries  # noqa: F401
+    from portal.campaigns import models as _campaigns  # noqa: F401
     from portal.cards import models as _cards  # noqa: F401
     from portal.chain import models as _chain  # noqa: F401
     from portal.comms import inbound_models as _inbound  # noqa: F401

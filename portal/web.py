@@ -158,10 +158,13 @@ def init_app(app: Flask) -> None:
     from portal.beneficiaries.export_routes import bp as exports_bp
     from portal.beneficiaries.group_routes import bp as groups_bp
     from portal.beneficiaries.routes import bp as beneficiaries_bp
+    from portal.campaigns.routes import bp as campaigns_bp
     from portal.cards.routes import bp as cards_bp
     from portal.chain.routes import bp as chain_bp
     from portal.chain.routes import wallet_bp
     from portal.comms.inbound_routes import bp as inbound_bp
+    from portal.comms.log_routes import bp as delivery_log_bp
+    from portal.comms.receipt_routes import bp as comms_receipts_bp
     from portal.comms.routes import bp as comms_bp
     from portal.dashboard.routes import bp as dashboard_bp
     from portal.disbursements.routes import bp as disbursements_bp
@@ -221,6 +224,9 @@ def init_app(app: Flask) -> None:
         grievances_bp,
         i18n_bp,
         messages_bp,
+        campaigns_bp,
+        delivery_log_bp,
+        comms_receipts_bp,
     ):
         app.register_blueprint(bp)
     register_errors(app)

@@ -16,7 +16,7 @@ from alembic import op
 
 # revision identifiers, used by Alembic.
 revision = "0027"
-down_revision = "0020"
+down_revision = "0026"
 branch_labels = None
 depends_on = None
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0029"
-down_revision = "0020"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 
@@ -74,11 +74,6 @@ def upgrade():
     op.create_index("ix_inbound_messages_phone_index", "inbound_messages", ["phone_index"])
     op.create_index("ix_inbound_messages_beneficiary_id", "inbound_messages", ["beneficiary_id"])
     op.create_index("ix_inbound_messages_received_at", "inbound_messages", ["received_at"])
-    op.create_table(
-        "campaign_opt_outs",
-        sa.Column("phone_index", sa.String(64), primary_key=True),
-        sa.Column("opted_out_at", sa.DateTime(), nullable=False),
-    )
     _grant()
 
 
@@ -107,7 +102,6 @@ def _grant() -> None:
 def downgrade():
     role_permissions = sa.table("role_permissions", sa.column("permission", sa.String))
     op.get_bind().execute(role_permissions.delete().where(role_permissions.c.permission.in_(NEW)))
-    op.drop_table("campaign_opt_outs")
     op.drop_table("inbound_messages")
     op.drop_table("grievance_notes")
     op.drop_table("grievances")

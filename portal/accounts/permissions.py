@@ -43,6 +43,9 @@ PERMISSIONS: dict[str, str] = {
     "grievances.manage": "Record grievances, assign them, change their status and add notes",
     "chain.details.read": "See on-chain details (addresses, hashes, fees) and Transactions",
     "messages.manage": "Edit the messages sent to beneficiaries, in each language",
+    "campaign.read": "See campaigns and watch their progress",
+    "campaign.manage": "Compose, send, schedule, pause and cancel campaigns",
+    "message.read": "See the delivery log of messages (numbers masked, texts never shown)",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -75,6 +78,9 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "grievances.read",
             "grievances.manage",
             "messages.manage",
+            "campaign.read",
+            "campaign.manage",
+            "message.read",
         ],
     ),
     "finance": (

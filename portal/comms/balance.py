@@ -52,20 +52,10 @@ def normalise(text: str) -> str:
 
 
 BALANCE_WORDS = frozenset(normalise(word) for word in _LATIN + _DEVANAGARI)
-STOP_WORDS = frozenset({"stop", "unsubscribe", "रोक", "रोक्नुहोस्"})
-START_WORDS = frozenset({"start", "unstop", "subscribe", "सुरु"})
 
 
 def asks_balance(text: str) -> bool:
     return normalise(text) in BALANCE_WORDS
-
-
-def is_stop(text: str) -> bool:
-    return normalise(text) in {normalise(w) for w in STOP_WORDS}
-
-
-def is_start(text: str) -> bool:
-    return normalise(text) in {normalise(w) for w in START_WORDS}
 
 
 _WORDS = {

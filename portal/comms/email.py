@@ -26,6 +26,7 @@ class OutboxEmailProvider:
     """Sends nothing: the stored message is what the development outbox page shows."""
 
     name = OUTBOX
+    idempotent = True  # nothing leaves the portal
 
     def send(self, to: str, subject: str, text: str, html: str | None) -> str | None:
         return None
@@ -35,6 +36,7 @@ class SmtpEmailProvider:
     """One SMTP connection per message: a job sends one email, and retries open a new one."""
 
     name = SMTP
+    idempotent = False  # SMTP has no way to say "the message you may already have"
 
     def __init__(
         self,

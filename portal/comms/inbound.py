@@ -20,10 +20,12 @@ from __future__ import annotations
 import logging
 
 import phonenumbers
-from sqlalchemy import delete, select
+from sqlalchemy import select
 
 from portal import transitions
 from portal.beneficiaries.models import Beneficiary, BeneficiaryPII
+from portal.campaigns import optout
+from portal.campaigns.models import OptOut
 from portal.comms import balance
 from portal.comms.inbound_models import (
     BALANCE,
@@ -31,7 +33,6 @@ from portal.comms.inbound_models import (
     START,
     STOP,
     UNKNOWN,
-    CampaignOptOut,
     InboundMessage,
 )
 from portal.comms.services import send_sms
@@ -98,7 +99,8 @@ def phone_index(e164: str) -> str:
 
 def opted_out(index: str) -> bool:
     """Whether campaigns must skip the number with this blind index."""
-    return db.session.get(CampaignOptOut, index) is not None
+    found = db.session.scalar(select(OptOut.id).where(OptOut.phone_index == index))
+    return found is not None
 
 
 def receive(
@@ -124,21 +126,25 @@ def receive(
     person = db.session.scalar(
         select(Beneficiary).join(BeneficiaryPII).where(BeneficiaryPII.phone_index == index)
     )
+    # STOP and START hold for the number whoever it belongs to (it may be enrolled later):
+    # one opt-out list, the campaigns' own (``portal.campaigns.optout``).
+    said = optout.handle(e164, text, channel)
+    if said is not None:
+        message.kind = STOP if said == optout.STOPPED else START
+        if person is not None:
+            message.beneficiary_id = person.id
+        language = (person.language if person is not None else None) or "en"
+        cap = NUMBER_CAP if person is not None else UNKNOWN_CAP
+        _reply(message, e164, _in(OPT_REPLY[message.kind], language), cap)
+        db.session.flush()
+        return message
     if person is None:
         message.kind = UNKNOWN
         _reply(message, e164, GENERIC_REPLY["en"], UNKNOWN_CAP)
         return message
     message.beneficiary_id = person.id
     language = person.language or "en"
-    if balance.is_stop(text):
-        message.kind = STOP
-        transitions.insert_or_skip(CampaignOptOut, {"phone_index": index})
-        _reply(message, e164, _in(OPT_REPLY[STOP], language), NUMBER_CAP)
-    elif balance.is_start(text):
-        message.kind = START
-        db.session.execute(delete(CampaignOptOut).where(CampaignOptOut.phone_index == index))
-        _reply(message, e164, _in(OPT_REPLY[START], language), NUMBER_CAP)
-    elif balance.asks_balance(text):
+    if balance.asks_balance(text):
         message.kind = BALANCE
         _reply(message, e164, balance.balance_reply(person, language), NUMBER_CAP)
     else:

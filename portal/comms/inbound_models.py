@@ -44,14 +44,3 @@ class InboundMessage(db.Model):
         ForeignKey("grievances.id", ondelete="SET NULL")
     )
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-
-
-class CampaignOptOut(db.Model):
-    """A phone number that sent STOP: campaigns skip it; codes, receipts and balance replies
-    still go. Keyed by the same blind index as ``BeneficiaryPII.phone_index``, so it holds for
-    a number whether or not it belongs to a beneficiary yet, and joins to one that does."""
-
-    __tablename__ = "campaign_opt_outs"
-
-    phone_index: Mapped[str] = mapped_column(String(64), primary_key=True)
-    opted_out_at: Mapped[datetime] = mapped_column(default=utcnow)

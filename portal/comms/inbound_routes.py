@@ -1,4 +1,5 @@
-"""The providers' inbound webhooks: Twilio-shaped SMS and the WhatsApp Cloud API.
+"""The providers' inbound webhooks: Twilio-shaped SMS here; WhatsApp messages arrive on the
+WhatsApp webhook with its delivery statuses (``portal.comms.receipt_routes``).
 
 Neither provider can sign in, so each call proves itself with the provider's signature over
 what it sent, checked before anything is read into the database: a bad or missing signature
@@ -7,12 +8,10 @@ is a 403 and nothing is stored. What a message means is decided in ``portal.comm
 
 from __future__ import annotations
 
-import json
-
 from flask import Blueprint, current_app, request
 
 from portal.accounts.guards import public
-from portal.comms import inbound, signatures
+from portal.comms import inbound, receipts, signatures
 from portal.extensions import csrf, limiter
 from portal.web import problem
 
@@ -53,58 +52,19 @@ def sms():
     return EMPTY_TWIML, 200, {"Content-Type": "text/xml; charset=utf-8"}
 
 
-@bp.get("/whatsapp")
-@public  # Meta's subscription handshake: it proves nothing but knowing the verify token
-def whatsapp_verify():
-    token = current_app.config.get("WHATSAPP_VERIFY_TOKEN")
-    given = request.args.get("hub.verify_token", "")
-    if (
-        not token
-        or request.args.get("hub.mode") != "subscribe"
-        or not signatures.constant_equal(given, token)
-    ):
-        return problem(403, "The verify token does not match.")
-    return request.args.get("hub.challenge", "")[:200], 200, {"Content-Type": "text/plain"}
-
-
-@bp.post("/whatsapp")
-@public  # the provider cannot sign in: the X-Hub-Signature-256 over the body is checked here
-@csrf.exempt
-@limiter.limit(lambda: current_app.config["INBOUND_WEBHOOK_RATE_LIMIT"])
-def whatsapp():
-    body = request.get_data(cache=False)
-    if not signatures.hub_valid(
-        body,
-        current_app.config.get("WHATSAPP_APP_SECRET"),
-        request.headers.get("X-Hub-Signature-256"),
-    ):
-        return problem(403, "The request is not signed by the WhatsApp provider.")
-    try:
-        payload = json.loads(body)
-    except ValueError:
-        return problem(400, "The body is not JSON.")
-    for message_id, sender, text in whatsapp_messages(payload):
-        inbound.receive(WHATSAPP, message_id, sender, text[:MAX_TEXT])
-    return {"status": "received"}, 200
-
-
 def whatsapp_messages(payload) -> list[tuple[str, str, str]]:
     """(message id, sender, text) of each message in a Cloud API notification; statuses
     (delivery receipts) and anything malformed are skipped."""
     found = []
-    entries = payload.get("entry") if isinstance(payload, dict) else None
-    for entry in entries if isinstance(entries, list) else []:
-        changes = entry.get("changes") if isinstance(entry, dict) else None
-        for change in changes if isinstance(changes, list) else []:
-            value = change.get("value") if isinstance(change, dict) else None
-            items = value.get("messages") if isinstance(value, dict) else None
-            for item in items if isinstance(items, list) else []:
-                if not isinstance(item, dict):
-                    continue
-                message_id, sender = item.get("id"), item.get("from")
-                if not isinstance(message_id, str) or not isinstance(sender, str):
-                    continue
-                found.append((message_id, sender, _text_of(item)))
+    for value in receipts.webhook_values(payload):
+        items = value.get("messages")
+        for item in items if isinstance(items, list) else []:
+            if not isinstance(item, dict):
+                continue
+            message_id, sender = item.get("id"), item.get("from")
+            if not isinstance(message_id, str) or not isinstance(sender, str):
+                continue
+            found.append((message_id, sender, _text_of(item)))
     return found
 
 

@@ -9,6 +9,7 @@ encrypted. Nothing logs an address or a text.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app, render_template
@@ -35,6 +36,7 @@ def send_email(
     context = {"subject": subject, **context}
     message = OutboxMessage(
         channel=EMAIL,
+        key=str(uuid.uuid4()),
         purpose=purpose,
         recipient=to,
         subject=subject,

@@ -11,7 +11,7 @@ from flask import Blueprint, abort, current_app, render_template
 from flask_login import current_user
 
 from portal.accounts.guards import permission_required
-from portal.comms import email, services
+from portal.comms import email, services, whatsapp
 from portal.comms.models import EMAIL, SMS
 from portal.comms.providers import OUTBOX, check_config
 from portal.timeutil import utcnow
@@ -26,6 +26,7 @@ def _check_settings(state) -> None:
     # it there.
     check_config(state.app.config)
     email.check_config(state.app.config)
+    whatsapp.check_config(state.app.config)
 
 
 def outbox_channels() -> tuple[str, ...]:

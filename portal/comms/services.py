@@ -8,13 +8,23 @@ logs a number or a text.
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime, timedelta
 
 from flask import current_app
 from sqlalchemy import select, update
 
-from portal.comms import email
-from portal.comms.models import EMAIL, FAILED, SENT, SMS, OutboxMessage
+from portal.comms import delivery, email, ratelimit, whatsapp
+from portal.comms.models import (
+    EMAIL,
+    FAILED,
+    QUEUED,
+    REVIEW,
+    SENT,
+    SMS,
+    WHATSAPP,
+    OutboxMessage,
+)
 from portal.comms.providers import ProviderError, get_provider
 from portal.extensions import db
 from portal.jobs import dispatch
@@ -46,6 +56,7 @@ def send_sms(
             return found
     message = OutboxMessage(
         channel=SMS,
+        key=str(uuid.uuid4()),
         purpose=purpose,
         recipient=to_e164,
         body=body,
@@ -66,41 +77,119 @@ def keyed(key: str) -> OutboxMessage | None:
     return db.session.scalar(select(OutboxMessage).where(OutboxMessage.dedupe_key == key))
 
 
-def deliver(message_id: int) -> str:
-    """The ``comms.sms`` and ``comms.email`` jobs: hand the message to its channel's provider;
-    once it is sent, mark it so."""
+def deliver(message_id: int, claim: int | None = None, *, last_try: bool = False) -> str:
+    """The ``comms.*`` jobs: hand the message to its channel's provider and log the answer.
+
+    ``claim`` is the job's claim number (its attempts so far, this one included). A claim that
+    follows an earlier one without an outcome recorded in between means that earlier run
+    stopped somewhere between the provider call and its commit (a killed worker): the provider
+    may have the message. It is sent again only through a provider that de-duplicates (an
+    idempotency key); otherwise it goes to review, and a delivery receipt (which names the
+    message) may still settle it. A timeout waiting for the provider is treated the same way.
+    """
     purge_expired()
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
         raise PermanentJobError("The message this job was for no longer exists.")
-    if message.status == SENT:
-        return "already sent"
+    if message.status != QUEUED:
+        return f"already {message.status}"
     if message.purged_at is not None or message.body is None:
-        message.status = FAILED
-        message.error = "Expired before it could be sent."
+        delivery.move(message_id, FAILED, error="Expired before it could be sent.")
         return "expired before it could be sent"
-    if message.channel == EMAIL:
-        provider = email.get_provider(current_app.config)
-        content = (message.recipient, message.subject, message.body, message.html_body)
-    else:
-        provider = get_provider(current_app.config)
-        content = (message.recipient, message.body)
-    message.attempts += 1
+    if message.campaign_id is not None:
+        held = campaign_gate(message)
+        if held:
+            return held
+    provider = provider_for(message.channel)
+    if claim is not None and claim - 1 > message.recorded_claim and not provider.idempotent:
+        return _to_review(message, "Sending was interrupted")
     try:
-        ref = provider.send(*content)
+        ratelimit.wait_for_slot(message.channel)
+    except ratelimit.SlotNotFree as exc:
+        message.recorded_claim = claim or message.recorded_claim
+        raise RetryKeepingWork(str(exc)) from None
+    message.attempts += 1
+    message.recorded_claim = claim or message.recorded_claim
+    if message.key is None:
+        message.key = str(uuid.uuid4())
+    try:
+        ref = _send(provider, message)
     except ProviderError as exc:
         message.error = str(exc)
+        message.error_code = exc.code
+        if exc.unknown and not provider.idempotent:
+            return _to_review(message, str(exc).rstrip("."))
+        if exc.permanent or last_try:
+            delivery.move(message_id, FAILED, error=str(exc), error_code=exc.code)
+            settled(message)
         if exc.permanent:
-            message.status = FAILED
             raise RefusedJob(str(exc)) from None
         # The attempt count and the provider's answer are kept with the failed attempt.
         raise RetryKeepingWork(str(exc)) from exc
-    message.status = SENT
-    message.provider = provider.name
-    message.provider_ref = ref
-    message.error = None
-    message.sent_at = utcnow()
+    db.session.flush()
+    values = {"provider": provider.name, "error": None, "error_code": None, "sent_at": utcnow()}
+    if ref:
+        values["provider_ref"] = ref
+    if not delivery.move(message_id, SENT, **values):
+        # A receipt got here first (delivered or failed): keep its word, add the provider's id.
+        db.session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.id == message_id, OutboxMessage.provider_ref.is_(None))
+            .values(provider_ref=ref, provider=provider.name, sent_at=values["sent_at"])
+            .execution_options(synchronize_session=False)
+        )
+    settled(message)
     return f"sent through {provider.name}"
+
+
+def _to_review(message: OutboxMessage, why: str) -> str:
+    delivery.move(
+        message.id,
+        REVIEW,
+        error=f"{why}: the provider may or may not have it. Not sent again, so nobody gets it "
+        "twice; a delivery receipt will settle it, or check with the provider.",
+    )
+    settled(message)
+    return "outcome unknown: marked for review"
+
+
+def settled(message: OutboxMessage) -> None:
+    """A campaign's message is no longer waiting to be sent: its campaign may be done."""
+    if message.campaign_id is not None:
+        from portal.campaigns import sending
+
+        sending.finish_if_done(message.campaign_id)
+
+
+def provider_for(channel: str):
+    config = current_app.config
+    if channel == EMAIL:
+        return email.get_provider(config)
+    if channel == WHATSAPP:
+        return whatsapp.get_provider(config)
+    return get_provider(config)
+
+
+def _send(provider, message: OutboxMessage) -> str | None:
+    if message.channel == EMAIL:
+        return provider.send(message.recipient, message.subject, message.body, message.html_body)
+    if message.channel == WHATSAPP:
+        return provider.send(
+            message.recipient,
+            message.body,
+            template=message.template or "",
+            language=message.language or "en",
+            key=message.key,
+        )
+    return provider.send(message.recipient, message.body, key=message.key)
+
+
+def campaign_gate(message: OutboxMessage) -> str | None:
+    """A campaign's message waits while its campaign is paused, goes no more once it is
+    cancelled, and never to a number that said STOP since it was queued."""
+    from portal.campaigns import sending
+
+    return sending.gate(message)
 
 
 def purge_expired(limit: int = 500) -> int:

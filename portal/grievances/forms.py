@@ -51,12 +51,7 @@ class VendorReportForm(Form):
 
     type = SelectField(
         _l("What is it about"),
-        choices={
-            "payment": _l("A payment or a code"),
-            "registration": _l("A beneficiary's details"),
-            "vendor": _l("My shop or my account"),
-            "other": _l("Something else"),
-        },
+        choices={},  # in the vendor's language, set by the page (``VENDOR_TYPES``)
         default="payment",
     )
     project_id = SelectField(_l("Project"), coerce=int, choices=[])

@@ -63,6 +63,7 @@ def report_problem():
     vendor = current_vendor()
     mine = _projects(vendor)
     form = VendorReportForm()
+    form.type.choices = {key: str(label) for key, label in VENDOR_TYPES.items()}
     form.project_id.choices = [(p.id, p.name) for p in mine]
     if mine and form.validate_on_submit():
         try:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-QUEUES = ("default", "imports", "contracts", "comms", "reports")
+# "campaigns": campaign messages, so that a campaign of thousands never delays a payment code
+# waiting on "comms" (both share the provider's rate, ``portal.comms.ratelimit``).
+QUEUES = ("default", "imports", "contracts", "comms", "reports", "campaigns")
 # What each queue is called on pages: "contracts" is the queue's name on the broker, not a word
 # for programme staff.
 QUEUE_LABELS = {
@@ -17,6 +19,7 @@ QUEUE_LABELS = {
     "contracts": "payments",
     "comms": "messages",
     "reports": "reports",
+    "campaigns": "campaigns",
 }
 
 
@@ -73,4 +76,13 @@ PAYOUT_SEND = register_kind("payouts.send", "comms", "Mobile-money payout", max_
 PAYOUT_CHECK = register_kind("payouts.check", "comms", "Payout status check", max_attempts=4)
 MESSAGES_ALLOCATION = register_kind(
     "messages.allocation_notices", "comms", "Allocation notices to beneficiaries", max_attempts=6
+)
+COMMS_WHATSAPP = register_kind("comms.whatsapp", "comms", "WhatsApp message", max_attempts=6)
+CAMPAIGN_START = register_kind("campaigns.start", "campaigns", "Campaign start", max_attempts=5)
+CAMPAIGN_SMS = register_kind("campaigns.sms", "campaigns", "Campaign SMS", max_attempts=6)
+CAMPAIGN_WHATSAPP = register_kind(
+    "campaigns.whatsapp", "campaigns", "Campaign WhatsApp message", max_attempts=6
+)
+CAMPAIGN_WATCH = register_kind(
+    "campaigns.watch", "campaigns", "Campaign progress check", max_attempts=3
 )

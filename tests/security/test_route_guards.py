@@ -42,6 +42,13 @@ PUBLIC = {
     "links.reset_password",
     "links.email_confirm",
     "links.email_undo",
+    # The message providers' webhooks (delivery receipts, STOP replies, WhatsApp's subscription
+    # check): the provider's signature (X-Twilio-Signature, X-Hub-Signature-256) or the verify
+    # token is checked before anything is read.
+    "comms_receipts.sms_receipt",
+    "comms_receipts.whatsapp_verify",
+    "comms_receipts.whatsapp_webhook",
+    "comms_receipts.inbound_sms",
 }
 VENDOR_SIGN_IN = "/vendor/sign-in"
 

@@ -241,8 +241,14 @@ def test_http_provider_posts_the_message_and_keeps_the_provider_id(http_app, pro
     (request,) = provider.requests
     assert request["path"] == "/2010-04-01/Accounts/AC123/Messages.json"
     assert request["auth"] == "AC123:secret-token"
-    assert request["form"] == {"To": [NUMBER], "From": ["+15550001111"], "Body": [BODY]}
     message = db.session.get(OutboxMessage, message.id)
+    # The receipt URL names the message by its key, so the provider's status callback finds it.
+    assert request["form"] == {
+        "To": [NUMBER],
+        "From": ["+15550001111"],
+        "Body": [BODY],
+        "StatusCallback": [f"http://portal.test/api/comms/receipts/sms/{message.key}"],
+    }
     assert (message.status, message.provider, message.provider_ref) == ("sent", "http", "SM1")
 
 

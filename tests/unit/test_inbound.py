@@ -13,8 +13,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
 
+from portal.campaigns.models import OptOut
 from portal.comms import balance, signatures
-from portal.comms.inbound_models import CampaignOptOut, InboundMessage
+from portal.comms.inbound_models import InboundMessage
 from portal.comms.models import OutboxMessage
 from portal.extensions import db
 from portal.grievances.models import Grievance
@@ -260,7 +261,7 @@ def test_stop_and_start_switch_campaigns_only(person, client):
     index = person.pii.phone_index
     assert sms(client, "STOP", sid="SM-stop").status_code == 200
     assert inbound.opted_out(index)
-    assert db.session.get(CampaignOptOut, index) is not None
+    assert db.session.scalar(select(OptOut).where(OptOut.phone_index == index)) is not None
     # Balance still answered after STOP.
     assert sms(client, "BAL", sid="SM-bal").status_code == 200
     assert outbox()[-1].purpose == "inbound.reply.balance"
@@ -386,8 +387,10 @@ def test_whatsapp_verification_handshake(inbound_app, client):
 
 
 def test_whatsapp_odd_payloads_are_skipped_not_500(person, client):
+    # Not an object at all: refused as malformed (the provider never sends one).
+    odd = b"[]"
+    assert whatsapp_post(client, odd, signatures.hub_signature(odd, SECRET)).status_code == 400
     for payload in (
-        b"[]",
         b'{"entry": 3}',
         b'{"entry":[{"changes":[{"value":{"messages":[1]}}]}]}',
     ):
@@ -427,3 +430,24 @@ def test_a_whatsapp_photo_without_words_is_still_heard(person, client):
     grievance = db.session.scalar(select(Grievance))
     assert grievance.source == "whatsapp"
     assert grievance.description == "(a WhatsApp message with no text: image)"
+
+
+# Any JSON a webhook may carry: objects, lists and scalars nested anyhow, with the keys the
+# parsers look for among them.
+_KEYS = st.sampled_from(["entry", "changes", "value", "messages", "statuses", "id", "from", "type"])
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(_JSON)
+def test_whatsapp_parsers_take_any_json_without_an_error(payload):
+    from portal.comms import inbound_routes, receipts
+
+    for status in receipts.whatsapp_statuses(payload):
+        assert isinstance(status, dict)
+    for message_id, sender, text in inbound_routes.whatsapp_messages(payload):
+        assert isinstance(message_id, str) and isinstance(sender, str) and isinstance(text, str)

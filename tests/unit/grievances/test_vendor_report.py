@@ -26,7 +26,7 @@ def test_a_vendor_reports_a_problem(app, client, make_project, make_vendor):
     g = db.session.scalar(select(Grievance))
     assert (g.source, g.vendor_id, g.project_id) == ("vendor", vendor.id, project.id)
     page = client.get("/vendor/problems").get_data(as_text=True)
-    assert g.ref in page and "New" in page
+    assert g.ref in page and "Received" in page
 
 
 def test_a_vendor_cannot_file_into_another_project(app, client, make_project, make_vendor):
