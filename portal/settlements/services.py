@@ -8,9 +8,12 @@ nothing. Each move is audited (``events.settlement_changed``) and emitted live.
 Failure rule. Before the chain burns the amount (rejected, cancelled, or the burn failed for
 good) the settlement is ``failed`` and its amount is available again. After the burn the value
 has left the chain, so a failed payout cannot simply "give the balance back": the settlement
-moves to ``payout_failed`` and finance either retries the payout (with another method if
-needed) or closes it as ``failed`` with a reason (paid by hand, or owed). Such a settlement keeps
-``burned`` set, so its amount is not offered again: it is an off-chain debt, shown on its page.
+moves to ``payout_failed``: its amount is owed to the vendor off chain and is paid again by a
+new try of the same settlement, never a second burn (``portal.settlements.repayment``: the
+vendor or finance asks; another account needs approval). A payout returned after it was paid (a
+statement line) does the same. Finance may instead close it as ``failed`` with a reason (paid
+by hand). Such a settlement keeps ``burned`` set, so its amount is never offered as a new
+cash-out: the credit is the settlement itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from sqlalchemy import select
 from portal import events
 from portal.approvals import services as approvals
 from portal.approvals.models import APPROVED as REQUEST_APPROVED
+from portal.approvals.models import PENDING as REQUEST_PENDING
 from portal.approvals.models import ApprovalRequest
 from portal.chain import guardian, txmanager
 from portal.chain import settlement as chain
@@ -140,14 +144,15 @@ def request(
     )
     row.approval_id = ask.id
     db.session.flush()
-    _announce(row, "settlement.requested", f"requested ({money(project.id, amount)})")
+    announce(row, "settlement.requested", f"requested ({money(project.id, amount)})")
     return row
 
 
 # --------------------------------------------------------------------------- moving
 
 
-def _announce(row: Settlement, action: str, what: str) -> None:
+def announce(row: Settlement, action: str, what: str) -> None:
+    """Audit a step of the settlement (``settlement_changed``) and push its status live."""
     events.settlement_changed.send(
         row,
         action=action,
@@ -169,7 +174,7 @@ def _move(row: Settlement, from_states, to_state: str, what: str, *, where=(), *
     if not change(Settlement, row.id, from_states, to_state, where=where, **values):
         return False
     db.session.refresh(row)
-    _announce(row, f"settlement.{to_state}", what)
+    announce(row, f"settlement.{to_state}", what)
     return True
 
 
@@ -224,6 +229,15 @@ def _pay(row: Settlement, method_id: int | None = None, user_id: int | None = No
         method_id=payout.method_id,
         failure_reason="",
     )
+
+
+def pay_again(row: Settlement, method_id: int, user_id: int | None, what: str) -> bool:
+    """A new payout try of a settlement whose payout failed (``repayment`` decided who may);
+    False, with the reason on the row, when the payout cannot be asked for."""
+    if not _pay(row, method_id, user_id):
+        return False
+    announce(row, "settlement.paid_again", what)
+    return True
 
 
 def _by_key(key: str | None) -> Settlement | None:
@@ -305,21 +319,48 @@ def on_payout(sender, *, action: str, **_) -> None:
         return
     mine = (Settlement.payout_id == sender.id,)
     if action == "payout.paid":
-        if _move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()):
+        late = f"paid after all: payout {sender.id}, recorded failed, was confirmed paid late"
+        if _move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()) or _move(
+            row,
+            (PAYOUT_FAILED,),
+            PAID,
+            late,
+            paid_at=utcnow(),
+            payout_id=sender.id,
+            failure_reason="",
+            repay_method_id=None,
+            repay_approval_id=None,
+        ):
             _executed(row)
+        else:
+            db.session.refresh(row)
+            if row.payout_id != sender.id or row.status == FAILED:
+                # Another try of the same value was on its way or paid already, or finance
+                # closed it as paid another way: the vendor got it twice. Recorded for
+                # finance to recover; ``ledger-verify`` lists it.
+                announce(
+                    row,
+                    "settlement.paid_twice",
+                    f"paid twice: payout {sender.id} was confirmed paid while the same amount "
+                    "was already paid or on its way; recover it from the vendor",
+                )
+                return
         if sender.books:
             _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.booked":
         _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.failed":
         why = (sender.failure_reason or "The payout failed.")[:255]
+        # From paid or reconciled too: a statement showed the money returned.
         if _move(
             row,
-            (PAYOUT_SENT,),
+            (PAYOUT_SENT, PAID, RECONCILED),
             PAYOUT_FAILED,
-            "payout failed",
+            f"payout failed; {money(row.project_id, row.amount)} will be paid again",
             where=(*mine, Settlement.burned.is_(True)),
             failure_reason=why,
+            paid_at=None,
+            reconciled_at=None,
         ):
             return
         # A reorg undid the burn after the payout was asked, and the payout failed: nothing
@@ -356,13 +397,13 @@ def on_approval(sender, *, action: str, **_) -> None:
 # --------------------------------------------------------------------------- finance
 
 
-def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> None:
+def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> str:
+    """Finance pays a settlement whose payout failed again (see ``repayment.repay``)."""
+    from portal.settlements import repayment
+
     if current_status(Settlement, row.id) != PAYOUT_FAILED:
         raise Conflict(f"This settlement is {LABELS.get(row.status, row.status).lower()}.")
-    if method_id:
-        methods.get(row.vendor_id, method_id)  # the vendor's own, or 404
-    if not _pay(row, method_id, user_id):
-        raise DomainError(row.failure_reason or "The payout could not be asked for.")
+    return repayment.repay(row, method_id, user_id=user_id)
 
 
 def send_payout(row: Settlement, user_id: int) -> None:
@@ -377,6 +418,11 @@ def close_failed(row: Settlement, reason: str, user_id: int) -> None:
     reason = " ".join((reason or "").split())[:200]
     if not reason:
         raise DomainError("Say why: paid by hand, or what is owed.")
+    if (
+        row.repay_approval_id is not None
+        and current_status(ApprovalRequest, row.repay_approval_id) == REQUEST_PENDING
+    ):
+        raise Conflict("Paying it again waits for approval: reject that request first.")
     if not _move(
         row,
         (PAYOUT_FAILED,),
@@ -396,3 +442,6 @@ def connect() -> None:
     events.chain_settlement_changed.connect(on_chain, weak=False)
     events.payout_changed.connect(on_payout, weak=False)
     events.approval_changed.connect(on_approval, weak=False)
+    from portal.settlements import repayment
+
+    repayment.connect()
