@@ -24,7 +24,7 @@ from portal.payouts.models import SENT as P_SENT
 from portal.payouts.models import Payout
 from portal.projects import services as projects
 from portal.reconciliation import services as reconciliation
-from portal.settlements import repayment, services
+from portal.settlements import owed, repayment, services
 from portal.settlements.models import (
     FAILED,
     PAID,
@@ -292,16 +292,53 @@ def test_the_phone_shows_it_will_be_paid_again_and_pays_it_again(world, app, wor
 
 
 def test_the_staff_page_shows_what_is_owed_and_the_tries(world, app, worker, login):
-    _project, _pc, _vendor, finance, _approver = world
+    project, _pc, _vendor, finance, _approver = world
     row = _burned_and_failed(world, worker)
-    row_id, method_id = row.id, row.method_id
+    row_id, method_id, project_id = row.id, row.method_id, project.id
     client = app.test_client()
     login(client, finance)
     page = client.get(f"/settlements/{row_id}").get_data(as_text=True)
     assert "owed to the vendor: pay it again" in page and "Retry the payout" in page
+    owed_page = client.get(f"/projects/{project_id}/settlements/owed").get_data(as_text=True)
+    assert 'id="to-pay-again-total">12.50' in owed_page
+    (listed,) = owed.of_project(project_id)
+    assert (listed.owed, listed.to_pay_again) == (0, 1250)
     answer = client.post(f"/settlements/{row_id}/retry", data={"method_id": method_id})
     assert answer.status_code == 302
     row = db.session.get(Settlement, row_id)
     assert row.status == PAYOUT_SENT
     page = client.get(f"/settlements/{row_id}").get_data(as_text=True)
     assert "Payout tries" in page and "owed to the vendor" not in page
+
+
+def test_the_vendor_statement_links_the_failed_payment_and_the_try_that_paid(world, worker):
+    from datetime import timedelta
+
+    from portal.ledger import statements
+    from portal.timeutil import utcnow
+
+    project, _pc, vendor, finance, _approver = world
+    row = _burned_and_failed(world, worker)
+    today = utcnow().date()
+
+    def lines():
+        found = statements.build(vendor, project, today - timedelta(days=1), today)
+        return found, [(line.reference, line.beneficiary, line.amount) for line in found.lines]
+
+    statement, shown = lines()
+    assert (f"Cash-out {row.id}", "Payment failed: will be paid again", "(12.50)") in shown
+    assert statement.paid_out_count == 0  # not paid: it stays in the balance
+    services.retry_payout(row, None, finance.id)
+    db.session.commit()
+    db.session.refresh(row)
+    payouts.move(row.payout_id, (P_PENDING,), P_SENT, why="batch")
+    payouts.move(row.payout_id, (P_SENT,), P_PAID, why="statement")
+    db.session.commit()
+    statement, shown = lines()
+    assert statement.paid_out_count == 1
+    assert (
+        f"Cash-out {row.id}",
+        "Paid out to the vendor (paid again: an earlier payment failed)",
+        "-12.50",
+    ) in shown
+    assert not [line for line in shown if "will be paid again" in line[1]]
