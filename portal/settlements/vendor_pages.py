@@ -14,16 +14,7 @@ from portal.payouts.models import KINDS
 from portal.projects.models import Project
 from portal.settlements import live, repayment, services
 from portal.settlements.forms import CashOutForm, RetryForm
-from portal.settlements.models import (
-    LABELS,
-    PAID,
-    PAYOUT_FAILED,
-    PAYOUT_SENT,
-    RECONCILED,
-    SETTLED_ON_CHAIN,
-    TONES,
-    Settlement,
-)
+from portal.settlements.models import FAILED, LABELS, TONES, Settlement
 from portal.transactions import attempt
 from portal.vendor_portal.guards import vendor_required
 from portal.vendor_portal.routes import bp
@@ -42,11 +33,6 @@ def _projects(vendor) -> list[Project]:
     )
 
 
-# Statuses from which a payout may still fail (a statement can show a paid one returned): their
-# rows carry the hidden "pay me again" form that the live status shows when it fails.
-CAN_FAIL_LATER = (SETTLED_ON_CHAIN, PAYOUT_SENT, PAID, RECONCILED, PAYOUT_FAILED)
-
-
 def _method_choices(vendor) -> list[tuple[int, str]]:
     return [
         (m.id, f"{KINDS[m.kind]} {methods.mask(m.account_number)}")
@@ -59,7 +45,10 @@ def _rows(vendor) -> list[dict]:
     rows = []
     for s in services.of_vendor(vendor.id):
         form = None
-        if s.status in CAN_FAIL_LATER and choices:
+        # Every cash-out not failed before its burn may still have its payment fail (even
+        # after it was paid: a statement can show the money returned), so its row carries the
+        # hidden "Pay me again" form that the live status shows when that happens.
+        if s.status != FAILED and choices:
             form = RetryForm(prefix=f"again{s.id}")
             form.method_id.choices = choices
             form.method_id.data = s.method_id

@@ -409,6 +409,10 @@ def test_a_payment_failed_after_the_burn_is_paid_again_from_the_phone(chromium, 
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the cash-out page is {width}px wide"
         page.screenshot(path=str(shots / "settlement-vendor-failed-375.png"), full_page=True)
+        page.reload()  # the balance card counts it too
+        expect(page.locator("[data-owed-again]")).to_contain_text("5.00 AID")
+        page.screenshot(path=str(shots / "settlement-vendor-failed-card-375.png"), full_page=True)
+        row = page.locator("#v-settlements li").first
 
         for viewport in (1366, 375):
             context = chromium.new_context(viewport={"width": viewport, "height": 900})
