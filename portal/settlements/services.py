@@ -369,12 +369,14 @@ def on_payout(sender, *, action: str, **_) -> None:
         # available again.
         _move(
             row,
-            (PAYOUT_SENT,),
+            (PAYOUT_SENT, PAID, RECONCILED),
             APPROVED,
             "payout failed; waiting again for the chain (reorg)",
             where=(*mine, Settlement.burned.is_(False)),
             payout_id=None,
             failure_reason=why,
+            paid_at=None,
+            reconciled_at=None,
         )
 
 
