@@ -38,7 +38,8 @@ from portal.payouts import methods
 from portal.payouts.models import KINDS, PayoutMethod
 from portal.projects.models import Project
 from portal.settlements import services
-from portal.settlements.models import PAYOUT_FAILED, Settlement
+from portal.settlements.models import FAILED, LABELS, PAYOUT_FAILED, Settlement
+from portal.timeutil import utcnow
 from portal.transitions import current_status
 from portal.vendors.models import Vendor
 
@@ -113,6 +114,32 @@ def repay(
         f"to be paid again to another account, asked by {who}; waits for approval",
     )
     return ASKED
+
+
+def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> str:
+    """Finance pays a settlement whose payout failed again (``repay``, as staff)."""
+    if current_status(Settlement, row.id) != PAYOUT_FAILED:
+        raise Conflict(f"This settlement is {LABELS.get(row.status, row.status).lower()}.")
+    return repay(row, method_id, user_id=user_id)
+
+
+def close_failed(row: Settlement, reason: str, user_id: int) -> None:
+    """Finance ends what is owed: the vendor was paid another way (in cash, by hand), with why.
+    The amount stays settled on chain and is no longer owed."""
+    reason = " ".join((reason or "").split())[:200]
+    if not reason:
+        raise DomainError("Say why: paid by hand, or what is owed.")
+    if waiting_approval(row) is not None:
+        raise Conflict("Paying it again waits for approval: reject that request first.")
+    if not services.move(
+        row,
+        (PAYOUT_FAILED,),
+        FAILED,
+        f"closed as failed by user {user_id}: {reason}",
+        failed_at=utcnow(),
+        failure_reason=f"Closed after a failed payout (value burned on chain): {reason}"[:255],
+    ):
+        raise Conflict("Only a settlement whose payout failed can be closed.")
 
 
 def execute(request: ApprovalRequest, approver_id: int) -> kinds.Outcome:

@@ -214,7 +214,7 @@ def retry(settlement_id: int):
     if form.validate_on_submit():
         try:
             with attempt():
-                done = services.retry_payout(row, form.method_id.data, current_user.id)
+                done = repayment.retry_payout(row, form.method_id.data, current_user.id)
         except DomainError as exc:
             flash(str(exc), "error")
         else:
@@ -253,7 +253,7 @@ def close(settlement_id: int):
     if form.validate_on_submit():
         try:
             with attempt():
-                services.close_failed(row, form.reason.data, current_user.id)
+                repayment.close_failed(row, form.reason.data, current_user.id)
         except DomainError as exc:
             flash(str(exc), "error")
         else:

@@ -24,7 +24,6 @@ from sqlalchemy import select
 from portal import events
 from portal.approvals import services as approvals
 from portal.approvals.models import APPROVED as REQUEST_APPROVED
-from portal.approvals.models import PENDING as REQUEST_PENDING
 from portal.approvals.models import ApprovalRequest
 from portal.chain import guardian, txmanager
 from portal.chain import settlement as chain
@@ -41,7 +40,6 @@ from portal.settlements import live
 from portal.settlements.models import (
     APPROVED,
     FAILED,
-    LABELS,
     PAID,
     PAYOUT_FAILED,
     PAYOUT_SENT,
@@ -169,7 +167,8 @@ def announce(row: Settlement, action: str, what: str) -> None:
     live.emit(row)
 
 
-def _move(row: Settlement, from_states, to_state: str, what: str, *, where=(), **values) -> bool:
+def move(row: Settlement, from_states, to_state: str, what: str, *, where=(), **values) -> bool:
+    """One conditional step of the settlement, announced when this call made it."""
     db.session.flush()
     if not change(Settlement, row.id, from_states, to_state, where=where, **values):
         return False
@@ -188,7 +187,7 @@ def execute_approved(request_row: ApprovalRequest, approver_id: int) -> int:
         tx = chain.prepare_settle(row.project_id, row.chain_key, row.vendor_id, row.amount)
     except txmanager.Reverted as exc:
         raise Conflict(f"The chain would refuse this settlement: {exc.reason}") from None
-    _move(row, (REQUESTED,), APPROVED, "approved", approved_at=utcnow(), chain_tx_id=tx.id)
+    move(row, (REQUESTED,), APPROVED, "approved", approved_at=utcnow(), chain_tx_id=tx.id)
     return row.id
 
 
@@ -218,7 +217,7 @@ def _pay(row: Settlement, method_id: int | None = None, user_id: int | None = No
         db.session.refresh(row)
         return False
     savepoint.commit()
-    return _move(
+    return move(
         row,
         (SETTLED_ON_CHAIN, PAYOUT_FAILED),
         PAYOUT_SENT,
@@ -258,7 +257,7 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
         # A burn the chain reported failed and then included after all (re-sent, or final
         # later than thought) is value gone from chain: the vendor is paid for it. A settlement
         # closed after a failed payout has a payout already and is left alone.
-        if _move(
+        if move(
             row,
             (APPROVED, FAILED),
             SETTLED_ON_CHAIN,
@@ -274,10 +273,10 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
             Settlement.__table__.update().where(Settlement.id == row.id).values(burned=False)
         )
         db.session.refresh(row)
-        _move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
+        move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
         # Its payout failed already, so nothing was paid: the same as above, and the failed
         # payout stays in the history (a new one is asked once the burn is final again).
-        _move(
+        move(
             row,
             (PAYOUT_FAILED,),
             APPROVED,
@@ -285,7 +284,7 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
             payout_id=None,
         )
     elif action == "chain.settle_failed":
-        _move(
+        move(
             row,
             (REQUESTED, APPROVED),
             FAILED,
@@ -320,7 +319,7 @@ def on_payout(sender, *, action: str, **_) -> None:
     mine = (Settlement.payout_id == sender.id,)
     if action == "payout.paid":
         late = f"paid after all: payout {sender.id}, recorded failed, was confirmed paid late"
-        if _move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()) or _move(
+        if move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()) or move(
             row,
             (PAYOUT_FAILED,),
             PAID,
@@ -346,13 +345,13 @@ def on_payout(sender, *, action: str, **_) -> None:
                 )
                 return
         if sender.books:
-            _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
+            move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.booked":
-        _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
+        move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.failed":
         why = (sender.failure_reason or "The payout failed.")[:255]
         # From paid or reconciled too: a statement showed the money returned.
-        if _move(
+        if move(
             row,
             (PAYOUT_SENT, PAID, RECONCILED),
             PAYOUT_FAILED,
@@ -367,7 +366,7 @@ def on_payout(sender, *, action: str, **_) -> None:
         # left the chain and nothing was paid. Wait for the chain again (the burn is re-sent);
         # once it is final a new payout is asked, and if the chain refuses it the amount is
         # available again.
-        _move(
+        move(
             row,
             (PAYOUT_SENT, PAID, RECONCILED),
             APPROVED,
@@ -386,7 +385,7 @@ def on_approval(sender, *, action: str, **_) -> None:
     if action in ("approval.rejected", "approval.cancelled"):
         row = db.session.get(Settlement, sender.subject_id)
         if row is not None:
-            _move(
+            move(
                 row,
                 (REQUESTED,),
                 FAILED,
@@ -399,41 +398,12 @@ def on_approval(sender, *, action: str, **_) -> None:
 # --------------------------------------------------------------------------- finance
 
 
-def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> str:
-    """Finance pays a settlement whose payout failed again (see ``repayment.repay``)."""
-    from portal.settlements import repayment
-
-    if current_status(Settlement, row.id) != PAYOUT_FAILED:
-        raise Conflict(f"This settlement is {LABELS.get(row.status, row.status).lower()}.")
-    return repayment.repay(row, method_id, user_id=user_id)
-
-
 def send_payout(row: Settlement, user_id: int) -> None:
     """For a settlement burned on chain whose payout could not be asked for (no method then)."""
     if current_status(Settlement, row.id) != SETTLED_ON_CHAIN:
         raise Conflict("Only a settlement settled on chain and not paid out yet can be sent.")
     if not _pay(row, None, user_id):
         raise DomainError(row.failure_reason or "The payout could not be asked for.")
-
-
-def close_failed(row: Settlement, reason: str, user_id: int) -> None:
-    reason = " ".join((reason or "").split())[:200]
-    if not reason:
-        raise DomainError("Say why: paid by hand, or what is owed.")
-    if (
-        row.repay_approval_id is not None
-        and current_status(ApprovalRequest, row.repay_approval_id) == REQUEST_PENDING
-    ):
-        raise Conflict("Paying it again waits for approval: reject that request first.")
-    if not _move(
-        row,
-        (PAYOUT_FAILED,),
-        FAILED,
-        f"closed as failed by user {user_id}: {reason}",
-        failed_at=utcnow(),
-        failure_reason=f"Closed after a failed payout (value burned on chain): {reason}"[:255],
-    ):
-        raise Conflict("Only a settlement whose payout failed can be closed.")
 
 
 def subject_url(request_row) -> str:

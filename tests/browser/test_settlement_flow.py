@@ -166,6 +166,15 @@ def _vendor_phone(chromium, portal):
     return staff, phone, page
 
 
+def _ask_on_phone(page, amount: str):
+    """On the phone's cash-out form: ask for ``amount``; the new row, waiting for approval."""
+    page.get_by_label("Amount to cash out").fill(amount)
+    page.get_by_role("button", name="Ask to cash out").click()
+    row = page.locator("#v-settlements li").first
+    expect(row.locator("[data-settlement-label]")).to_have_text("Waiting for approval")
+    return row
+
+
 def _use_provider(app, fake, base: str) -> None:
     """The served portal pays by mobile money through ``fake`` and hears back at ``base``."""
     from portal.extensions import db
@@ -200,10 +209,7 @@ def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, s
         page.get_by_role("button", name="Ask to cash out").click()
         expect(page.locator(".field-error, .error, [role=alert]").first).to_be_visible()
         page.screenshot(path=str(shots / "settlement-vendor-error-375.png"), full_page=True)
-        page.get_by_label("Amount to cash out").fill("20.00")
-        page.get_by_role("button", name="Ask to cash out").click()
-        row = page.locator("#v-settlements li").first
-        expect(row.locator("[data-settlement-label]")).to_have_text("Waiting for approval")
+        row = _ask_on_phone(page, "20.00")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the cash-out page is {width}px wide"
         page.screenshot(path=str(shots / "settlement-vendor-asked-375.png"), full_page=True)
@@ -392,10 +398,7 @@ def test_a_payment_failed_after_the_burn_is_paid_again_from_the_phone(chromium, 
         page.get_by_role("link", name="Cash out").click()
         expect(page.locator("[data-available]").first).to_contain_text("5.00 AID")
         page.get_by_role("link", name="Cash out from Koshi cash-outs").click()
-        page.get_by_label("Amount to cash out").fill("5.00")
-        page.get_by_role("button", name="Ask to cash out").click()
-        row = page.locator("#v-settlements li").first
-        expect(row.locator("[data-settlement-label]")).to_have_text("Waiting for approval")
+        row = _ask_on_phone(page, "5.00")
 
         finance = chromium.new_context(viewport={"width": 1366, "height": 900})
         decide = finance.new_page()

@@ -286,7 +286,7 @@ def _again(app, ids, action):
     def act():
         row = db.session.get(Settlement, ids["settlement_id"])
         if action == "finance.retry":
-            return services.retry_payout(row, None, ids["finance_id"])
+            return repayment.retry_payout(row, None, ids["finance_id"])
         if action == "vendor.repay":
             return repayment.repay(row, None, by_vendor=True)
         if action == "vendor.repay_other":

@@ -81,7 +81,7 @@ def _apply(row: Settlement, event: str) -> None:
             reconciliation._book(payout.id, "matched", "line")
     elif event == "finance.retry":
         with contextlib.suppress(DomainError):
-            services.retry_payout(row, None, None)
+            repayment.retry_payout(row, None, None)
     elif event == "statement.returned" and payout:
         payouts.returned(payout.id, "the statement says it came back")
     elif event == "vendor.repay":
@@ -89,7 +89,7 @@ def _apply(row: Settlement, event: str) -> None:
             repayment.repay(row, None, by_vendor=True)
     elif event == "finance.close":
         with contextlib.suppress(DomainError):
-            services.close_failed(row, "paid by hand", 1)
+            repayment.close_failed(row, "paid by hand", 1)
     db.session.commit()
     db.session.refresh(row)
 

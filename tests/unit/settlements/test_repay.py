@@ -130,7 +130,7 @@ def test_another_account_waits_for_approval_above_the_threshold_by_two(world, wo
     approvals.set_threshold(project, 1000, finance.id)
     db.session.commit()
     momo = _second_account(vendor)
-    assert services.retry_payout(row, momo.id, finance.id) == repayment.ASKED
+    assert repayment.retry_payout(row, momo.id, finance.id) == repayment.ASKED
     db.session.commit()
     db.session.refresh(row)
     ask = repayment.waiting_approval(row)
@@ -140,7 +140,7 @@ def test_another_account_waits_for_approval_above_the_threshold_by_two(world, wo
         repayment.repay(row, None, by_vendor=True)
     db.session.rollback()
     with pytest.raises(Conflict):  # and not closed behind its back
-        services.close_failed(row, "paid in cash", finance.id)
+        repayment.close_failed(row, "paid in cash", finance.id)
     db.session.rollback()
     approvals.approve(ask, approver)
     db.session.commit()
@@ -167,7 +167,7 @@ def test_a_rejected_new_account_leaves_the_amount_owed_for_the_old_one(world, wo
     assert row.repay_approval_id is None and row.status == PAYOUT_FAILED
     assert _audited(row, "settlement.repay_refused") == 1
     assert repayment.owed_again(project.id, vendor.id) == 1250
-    services.retry_payout(row, None, finance.id)
+    repayment.retry_payout(row, None, finance.id)
     db.session.commit()
     db.session.refresh(row)
     assert row.status == PAYOUT_SENT and db.session.get(Payout, row.payout_id).kind == "bank"
@@ -176,7 +176,7 @@ def test_a_rejected_new_account_leaves_the_amount_owed_for_the_old_one(world, wo
 def test_a_statement_line_returned_after_payment_makes_it_owed_again(world, worker, tmp_path):
     project, _pc, vendor, finance, _approver = world
     row = _burned_and_failed(world, worker)
-    services.retry_payout(row, None, finance.id)
+    repayment.retry_payout(row, None, finance.id)
     db.session.commit()
     db.session.refresh(row)
     payout = db.session.get(Payout, row.payout_id)
@@ -219,14 +219,20 @@ def test_a_late_success_before_the_retry_pays_it_once(world, worker):
     assert _verify(project).mismatch_count == 0
 
 
-def test_a_late_success_stops_a_retry_not_sent_yet(world, worker):
-    project, _pc, _vendor, finance, _approver = world
+def _retried(world, worker):
+    """The failed cash-out, and finance's retry to the same account: (row, first, retry)."""
+    finance = world[3]
     row = _burned_and_failed(world, worker)
     first = row.payout_id
-    services.retry_payout(row, None, finance.id)
+    repayment.retry_payout(row, None, finance.id)
     db.session.commit()
     db.session.refresh(row)
-    retry = row.payout_id
+    return row, first, row.payout_id
+
+
+def test_a_late_success_stops_a_retry_not_sent_yet(world, worker):
+    project = world[0]
+    row, first, retry = _retried(world, worker)
     assert payouts.paid_after_failure(first, "the provider says SUCCESSFUL")
     db.session.commit()
     db.session.refresh(row)
@@ -237,13 +243,8 @@ def test_a_late_success_stops_a_retry_not_sent_yet(world, worker):
 
 
 def test_a_late_success_after_the_retry_was_sent_is_flagged_as_paid_twice(world, worker):
-    project, _pc, _vendor, finance, _approver = world
-    row = _burned_and_failed(world, worker)
-    first = row.payout_id
-    services.retry_payout(row, None, finance.id)
-    db.session.commit()
-    db.session.refresh(row)
-    retry = row.payout_id
+    project = world[0]
+    row, first, retry = _retried(world, worker)
     payouts.move(retry, (P_PENDING,), P_SENT, why="bank file sent")
     payouts.move(retry, (P_SENT,), P_PAID, why="bank statement")
     db.session.commit()
@@ -259,7 +260,7 @@ def test_a_late_success_after_the_retry_was_sent_is_flagged_as_paid_twice(world,
 def test_closing_it_as_paid_in_cash_ends_what_is_owed(world, worker):
     project, _pc, vendor, finance, _approver = world
     row = _burned_and_failed(world, worker)
-    services.close_failed(row, "paid in cash at the office", finance.id)
+    repayment.close_failed(row, "paid in cash at the office", finance.id)
     db.session.commit()
     db.session.refresh(row)
     assert row.status == FAILED and row.burned
@@ -328,7 +329,7 @@ def test_the_vendor_statement_links_the_failed_payment_and_the_try_that_paid(wor
     statement, shown = lines()
     assert (f"Cash-out {row.id}", "Payment failed: will be paid again", "(12.50)") in shown
     assert statement.paid_out_count == 0  # not paid: it stays in the balance
-    services.retry_payout(row, None, finance.id)
+    repayment.retry_payout(row, None, finance.id)
     db.session.commit()
     db.session.refresh(row)
     payouts.move(row.payout_id, (P_PENDING,), P_SENT, why="batch")
