@@ -18,6 +18,7 @@ KIND_MODULES = (
     "portal.chain.funding_approval",
     "portal.disbursements.start_approval",
     "portal.settlements.approval",
+    "portal.settlements.repayment",
 )
 
 

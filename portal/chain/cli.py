@@ -34,6 +34,12 @@ def ledger_verify(project_id: int | None):
         click.echo(
             f"project {project.project_id}: {project.checked} checked from "
             f"{project.logs} event logs, {project.mismatch_count} mismatch(es)"
+            + (
+                f"; {project.owed_again} base units burned and owed again to vendors "
+                "(payout failed, to be paid again)"
+                if project.owed_again
+                else ""
+            )
         )
     click.echo(json.dumps({"checked": result.checked, "mismatches": result.mismatches}))
     if result.mismatches:

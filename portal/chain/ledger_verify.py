@@ -11,6 +11,12 @@ The database side: an entitlement should be ``allocated - revoked`` minus the re
 chain has settled (a redemption accepted but not yet mined is reserved here, not there); a
 vendor's balance is what its settled redemptions brought, less (version 2) what settlements
 burned; a settlement recorded as settled must be on chain with the same vendor and amount.
+
+Cash-outs (``_cash_outs``): a vendor's settlement is burned here exactly when the chain settled
+its id, for its amount, once; whatever its payout did afterwards (failed, returned, tried
+again) it was burned once and at most one of its payout tries is paid. What was burned and
+not paid because the payout failed is owed to the vendor off chain and will be paid again:
+it is reported as ``owed_again``, the credit that explains why burned ≠ paid.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from flask import current_app
-from sqlalchemy import func, select
+from sqlalchemy import func, or_, select
 from web3 import Web3
 
 from portal.chain import addresses, client, contracts
@@ -60,6 +66,7 @@ class ProjectResult:
     mismatches: list[str] = field(default_factory=list)
     mismatch_count: int = 0
     logs: int = 0
+    owed_again: int = 0  # burned on chain, payout failed, to be paid again (base units)
 
     def differ(self, text: str) -> None:
         self.mismatch_count += 1
@@ -90,6 +97,7 @@ class Result:
                     "mismatches": p.mismatch_count,
                     "listed": p.mismatches,
                     "logs": p.logs,
+                    "owed_again": p.owed_again,
                 }
                 for p in self.projects
             ],
@@ -116,6 +124,7 @@ def verify_project(pc: ProjectChain) -> ProjectResult:
     _entitlements(pc, ledger, found)
     _vendors(pc, ledger, found)
     _settlements(pc, ledger, found)
+    _cash_outs(pc, ledger, found)
     return found
 
 
@@ -305,6 +314,54 @@ def _settlements(pc: ProjectChain, ledger: ChainLedger, found: ProjectResult) ->
         if settle_id not in seen:
             found.checked += 1
             found.differ(f"settlement {settle_id} on chain ({amount} to {address}), not here")
+
+
+def _cash_outs(pc: ProjectChain, ledger: ChainLedger, found: ProjectResult) -> None:
+    from portal.payouts.models import PAID as PAYOUT_PAID
+    from portal.payouts.models import Payout
+    from portal.settlements.models import PAID, PAYOUT_FAILED, RECONCILED, Settlement
+
+    paid_tries = dict(
+        db.session.execute(
+            select(Payout.source_id, func.count())
+            .where(
+                Payout.project_id == pc.project_id,
+                Payout.status == PAYOUT_PAID,
+                or_(Payout.source_type == "settlement", Payout.source_type.like("settlement.%")),
+            )
+            .group_by(Payout.source_id)
+        ).all()
+    )
+    rows = db.session.execute(
+        select(
+            Settlement.id,
+            Settlement.chain_key,
+            Settlement.vendor_id,
+            Settlement.amount,
+            Settlement.status,
+            Settlement.burned,
+        ).where(Settlement.project_id == pc.project_id)
+    ).all()
+    for settlement_id, key, vendor_id, amount, status, burned in rows:
+        found.checked += 1
+        on_chain = ledger.settlements.get(addresses.settlement_key(key)) if key else None
+        what = f"cash-out {settlement_id} ({status})"
+        if burned and on_chain != (addresses.vendor_address(vendor_id), amount):
+            found.differ(
+                f"{what}: burned here ({amount}), chain "
+                f"{'nothing' if on_chain is None else on_chain[1]}"
+            )
+        elif not burned and on_chain is not None:
+            found.differ(f"{what}: not burned here, settled on chain ({on_chain[1]})")
+        paid = int(paid_tries.get(settlement_id, 0))
+        if paid > 1:
+            found.differ(f"{what}: paid {paid} times for one burn of {amount}")
+        elif status in (PAID, RECONCILED) and paid != 1:
+            found.differ(f"{what}: paid here, but no payout of it is paid")
+        elif status == PAYOUT_FAILED:
+            if paid:
+                found.differ(f"{what}: payout failed here, but a payout of it is paid")
+            found.owed_again += amount
 
 
 def run_job(job) -> dict:

@@ -136,8 +136,20 @@ def build(vendor: Vendor, project: Project, start: date, end: date) -> Statement
             Line(
                 day=s.paid_at.strftime("%Y-%m-%d %H:%M"),
                 reference=f"Cash-out {s.id}",
-                beneficiary="Paid out to the vendor",
+                beneficiary="Paid out to the vendor"
+                + (" (paid again: an earlier payment failed)" if s.payout_tries > 1 else ""),
                 amount=f"-{display.number(s.amount, pc)}",
+            )
+        )
+    # A cash-out whose payment failed is not paid out: it stays in the balance, listed with
+    # its amount in brackets, until the try that pays it appears above.
+    for s, failed_at in _failed_payments(vendor.id, project.id, first, after):
+        lines.append(
+            Line(
+                day=failed_at.strftime("%Y-%m-%d %H:%M"),
+                reference=f"Cash-out {s.id}",
+                beneficiary="Payment failed: will be paid again",
+                amount=f"({display.number(s.amount, pc)})",
             )
         )
     lines.sort(key=lambda line: line.day)
@@ -182,6 +194,25 @@ def _paid_out(vendor_id: int, project_id: int, first: datetime, after: datetime)
         .order_by(Settlement.paid_at, Settlement.id)
     ).all()
     return int(before), within
+
+
+def _failed_payments(vendor_id: int, project_id: int, first: datetime, after: datetime):
+    """Cash-outs whose payment failed in the period and is still owed: (settlement, when)."""
+    from portal.payouts.models import Payout
+    from portal.settlements.models import PAYOUT_FAILED, Settlement
+
+    return db.session.execute(
+        select(Settlement, Payout.finished_at)
+        .join(Payout, Payout.id == Settlement.payout_id)
+        .where(
+            Settlement.vendor_id == vendor_id,
+            Settlement.project_id == project_id,
+            Settlement.status == PAYOUT_FAILED,
+            Payout.finished_at >= first,
+            Payout.finished_at < after,
+        )
+        .order_by(Payout.finished_at, Settlement.id)
+    ).all()
 
 
 def record(vendor: Vendor, project: Project, statement: Statement) -> None:

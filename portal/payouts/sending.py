@@ -25,11 +25,17 @@ from portal.timeutil import utcnow
 
 
 def send(payout_id: int) -> str:
-    payout = db.session.get(Payout, payout_id)
+    # The row lock is held until the job commits: a late "paid after all" of an earlier try
+    # (``services.paid_after_failure``) waits for it, or stops this payout before it is sent.
+    payout = db.session.scalar(select(Payout).where(Payout.id == payout_id).with_for_update())
     if payout is None or payout.kind != MOMO:
         raise PermanentJobError("The payout this job was for is not a mobile-money payout.")
+    db.session.refresh(payout)
     if payout.status != PENDING:
         return f"already {payout.status}"
+    held = _earlier_tries_settled(payout)
+    if held:
+        return held
     db.session.execute(
         update(Payout)
         .where(Payout.id == payout_id)
@@ -61,12 +67,49 @@ def send(payout_id: int) -> str:
     return answer
 
 
-def check(payout_id: int) -> str:
-    """Ask the provider how the payout stands and move it accordingly; what was found."""
+def _earlier_tries_settled(payout: Payout) -> str:
+    """Before a new try of the same value goes out, ask the provider about every earlier
+    mobile-money try recorded failed: one it reports paid after all is recorded paid (and this
+    try is stopped); one it still holds as pending keeps this try waiting. "" when clear."""
+    earlier = [
+        p
+        for p in services.siblings(payout)
+        if p.id < payout.id and p.kind == MOMO and p.status == FAILED
+    ]
+    if not earlier:
+        return ""
+    try:
+        client = MomoClient()
+        for old in earlier:
+            found = client.status(old.reference)
+            if found is None or found.status == "FAILED":
+                continue
+            if found.status == "SUCCESSFUL":
+                services.paid_after_failure(
+                    old.id, "the provider's status is SUCCESSFUL after it was recorded failed"
+                )
+                return f"not sent: payout {old.id} was paid after all"
+            raise RetryKeepingWork(
+                f"payout {old.id} of the same value is still pending at the provider"
+            )
+    except MomoError as exc:
+        if exc.permanent:
+            raise RefusedJob(str(exc)) from None
+        raise RetryKeepingWork(str(exc)) from None
+    return ""
+
+
+def check(payout_id: int, after_failure: bool = False) -> str:
+    """Ask the provider how the payout stands and move it accordingly; what was found.
+
+    ``after_failure``: a callback came for a payout recorded failed (by someone's override, a
+    statement, or an earlier answer). The provider's status query is believed: SUCCESSFUL then
+    means it was paid after all."""
     payout = db.session.get(Payout, payout_id)
     if payout is None or payout.kind != MOMO:
         raise PermanentJobError("The payout this job was for is not a mobile-money payout.")
-    if payout.status not in (PENDING, SENT):
+    late = after_failure and payout.status == FAILED
+    if payout.status not in (PENDING, SENT) and not late:
         return f"already {payout.status}"
     try:
         found = MomoClient().status(payout.reference)
@@ -83,6 +126,12 @@ def check(payout_id: int) -> str:
     if found is None:
         # Never reached the provider: a pending payout's send job is still to run (or retry).
         return "unknown to the provider"
+    if late:
+        if found.status == "SUCCESSFUL":
+            services.paid_after_failure(
+                payout_id, "the provider's status is SUCCESSFUL after it was recorded failed"
+            )
+        return found.status
     services.provider_said(payout_id, found.status, found.reason)
     return found.status
 
@@ -150,4 +199,12 @@ def callback_heard(reference: str, claimed: str) -> Payout | None:
     )
     if payout.status in (PENDING, SENT):
         enqueue(PAYOUT_CHECK.name, {"payout_id": payout.id}, project_id=payout.project_id)
+    elif payout.status == FAILED:
+        # Recorded failed, yet the provider calls: it may have paid after all. Asked, never
+        # believed: only the status query moves it.
+        enqueue(
+            PAYOUT_CHECK.name,
+            {"payout_id": payout.id, "after_failure": True},
+            project_id=payout.project_id,
+        )
     return payout

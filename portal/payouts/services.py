@@ -218,6 +218,60 @@ def provider_said(payout_id: int, status: str, reason: str = "") -> bool:
     return False
 
 
+def returned(payout_id: int, why: str) -> bool:
+    """A statement says the money of a sent or paid payout did not arrive or came back (a bank
+    line rejected or returned, a mobile-money transfer reversed): the payout failed after all.
+    True when this call recorded it."""
+    return move(payout_id, (SENT, PAID), FAILED, why=why, reason=f"Returned: {why}")
+
+
+def family(source_type: str) -> str:
+    """What a source is without its try number: "settlement.3" → "settlement"."""
+    return (source_type or "").split(".", 1)[0]
+
+
+def siblings(payout: Payout) -> list[Payout]:
+    """The other payouts made for the same thing (earlier and later tries of one settlement),
+    oldest first; none for a payout made by hand."""
+    if payout.source_id is None or payout.source_type == "manual":
+        return []
+    base = family(payout.source_type)
+    return [
+        p
+        for p in db.session.scalars(
+            select(Payout)
+            .where(Payout.source_id == payout.source_id, Payout.id != payout.id)
+            .order_by(Payout.id)
+        )
+        if family(p.source_type) == base
+    ]
+
+
+def paid_after_failure(payout_id: int, why: str) -> bool:
+    """The provider's status query says a payout recorded failed was paid after all.
+
+    The same value may be on its way again in a later try: a try that has not left the portal
+    (a mobile-money payout not sent yet, a bank payout in no batch) is stopped first, under its
+    row lock, so that the sending job cannot send it meanwhile. A try already sent cannot be
+    stopped: the source hears both as paid and says so (the settlement records it paid twice).
+    True when this call recorded the payout paid."""
+    payout = db.session.get(Payout, payout_id)
+    if payout is None:
+        return False
+    for other in siblings(payout):
+        locked = db.session.scalar(select(Payout).where(Payout.id == other.id).with_for_update())
+        db.session.refresh(locked)
+        if locked.status == PENDING and (locked.kind == MOMO or locked.batch_id is None):
+            move(
+                locked.id,
+                (PENDING,),
+                FAILED,
+                why=f"not sent: payout {payout.id} of the same amount was paid after all",
+                reason="Stopped: an earlier payment of the same amount went through.",
+            )
+    return move(payout_id, (FAILED,), PAID, why=why)
+
+
 def status_counts(user, project_id: int | None = None) -> dict[str, int]:
     from sqlalchemy import func
 

@@ -30,6 +30,7 @@ from portal.reconciliation import matching, statements
 from portal.reconciliation.models import (
     EXCEPTIONS,
     MATCHED,
+    NOT_PAID,
     Statement,
     StatementLine,
 )
@@ -124,6 +125,8 @@ def upload(project, path: Path, filename: str, user_id: int | None) -> Statement
         counts[outcome.state] = counts.get(outcome.state, 0) + 1
         if outcome.state == MATCHED:
             _book(outcome.payout_id, BOOKS_MATCHED, f"line {line.row} of {statement.filename}")
+        elif outcome.state == NOT_PAID and outcome.payout_id is not None:
+            _returned(outcome.payout_id, line.amount, f"line {line.row} of {statement.filename}")
     db.session.flush()
     events.statement_uploaded.send(
         statement,
@@ -149,6 +152,17 @@ def _book(payout_id: int, how: str, why: str) -> None:
     # A bank payout is known paid only now; a mobile-money one may be paid already.
     if not payouts.move(payout_id, (SENT,), PAID, why=f"statement {why}"):
         payouts.booked(payout_id, f"statement {why}")  # its books changed
+
+
+def _returned(payout_id: int, amount: int, where: str) -> None:
+    """A line the statement marks failed, rejected, reversed or returned, for a payout sent or
+    paid with the same amount: the money did not reach the payee or came back, so the payout
+    failed (and a settlement it paid owes its amount again). Another amount is left for a
+    person to look at; a payout failed already is left as it is (the same file again)."""
+    payout = db.session.get(Payout, payout_id)
+    if payout is None or payout.amount != amount:
+        return
+    payouts.returned(payout_id, f"the statement says it was not paid ({where})")
 
 
 # --------------------------------------------------------------------------- the view

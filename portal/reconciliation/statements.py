@@ -9,7 +9,8 @@ Accepted columns (header names are matched without case, spaces, dashes or under
 - ``currency``: currency, ccy; must be the project's currency.
 - ``date``: date, value date, transaction date; YYYY-MM-DD or a spreadsheet date.
 - ``status``: status, transaction status; SUCCESSFUL / SUCCESS / PAID / COMPLETED / OK, or
-  FAILED / REJECTED / REVERSED (such a line is kept and never matched).
+  FAILED / REJECTED / REVERSED / RETURNED (such a line is kept and never matched as paid; a
+  payout it names, sent or paid for the same amount, is recorded failed: the money came back).
 
 Other columns are ignored. A file with any bad row is refused as a whole, with a report of every
 bad row; nothing is written.
@@ -35,7 +36,7 @@ ALIASES = {
     "status": {"status", "transactionstatus"},
 }
 PAID_WORDS = {"SUCCESSFUL", "SUCCESS", "PAID", "COMPLETED", "OK"}
-FAILED_WORDS = {"FAILED", "REJECTED", "REVERSED"}
+FAILED_WORDS = {"FAILED", "REJECTED", "REVERSED", "RETURNED"}
 _REFERENCE = re.compile(r"[A-Za-z0-9._:/-]{1,64}")
 
 

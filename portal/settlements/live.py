@@ -7,7 +7,14 @@ from __future__ import annotations
 from portal import realtime
 from portal.extensions import db
 from portal.projects.services import visible_project_ids
-from portal.settlements.models import FINAL, LABELS, STAFF_LABELS, TONES, Settlement
+from portal.settlements.models import (
+    FINAL,
+    LABELS,
+    PAYOUT_FAILED,
+    STAFF_LABELS,
+    TONES,
+    Settlement,
+)
 
 SETTLEMENT_UPDATED = "settlement.updated"
 ALL_ROOM = "settlements:all"
@@ -17,7 +24,23 @@ def project_room(project_id: int) -> str:
     return f"settlements:project:{project_id}"
 
 
+def notes(row: Settlement) -> tuple[str, str]:
+    """What a failed payout means, in plain words: for the vendor, and for staff."""
+    if row.status != PAYOUT_FAILED:
+        return "", ""
+    from portal.settlements.services import money
+
+    amount = money(row.project_id, row.amount)
+    if row.repay_approval_id is not None:
+        return (
+            f"{amount} will be paid again to the account you chose, once it is approved",
+            f"{amount} owed to the vendor: paying it again to another account waits for approval",
+        )
+    return f"{amount} will be paid again", f"{amount} owed to the vendor: pay it again"
+
+
 def serialize(row: Settlement) -> dict:
+    note, staff_note = notes(row)
     return {
         "id": row.id,
         "project_id": row.project_id,
@@ -26,6 +49,9 @@ def serialize(row: Settlement) -> dict:
         "staff_label": str(STAFF_LABELS.get(row.status, row.status)),
         "tone": TONES.get(row.status, "pending"),
         "final": row.status in FINAL,
+        "note": note,
+        "staff_note": staff_note,
+        "repay_waiting": row.repay_approval_id is not None,
     }
 
 

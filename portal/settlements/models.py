@@ -100,6 +100,14 @@ class Settlement(db.Model):
     chain_tx_id: Mapped[int | None] = mapped_column(ForeignKey("chain_txs.id", ondelete="SET NULL"))
     payout_id: Mapped[int | None] = mapped_column(ForeignKey("payouts.id", ondelete="SET NULL"))
     payout_tries: Mapped[int] = mapped_column(Integer, default=0)
+    # Paying again after a payout failed, to another account than the one approved: the
+    # account asked for and its approval request, until that request is decided.
+    repay_method_id: Mapped[int | None] = mapped_column(
+        ForeignKey("payout_methods.id", ondelete="SET NULL")
+    )
+    repay_approval_id: Mapped[int | None] = mapped_column(
+        ForeignKey("approval_requests.id", ondelete="SET NULL")
+    )
     failure_reason: Mapped[str] = mapped_column(String(255), default="")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     approved_at: Mapped[datetime | None]

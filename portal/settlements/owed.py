@@ -4,8 +4,9 @@ finance to see who is waiting for money, and to export.
 From the database in two grouped queries (no chain read per vendor, so a project with
 thousands of vendors is one page): *earned* = redemptions settled on chain; *settled on chain*
 = settlements the chain burned; *owed* = earned − settled on chain (the vendor's balance inside
-the contract); of which *being cashed out* (asked, not burned yet) and *not asked yet*.
-A vendor appears while anything is owed.
+the contract); of which *being cashed out* (asked, not burned yet) and *not asked yet*. Apart
+from it, *to pay again*: settled on chain, but the payment failed, so it is owed off chain and
+will be paid again. A vendor appears while anything is owed either way.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from portal.beneficiaries.exports import escape_cell
 from portal.extensions import db
 from portal.money import amounts
 from portal.redemptions.models import SETTLED, Redemption
-from portal.settlements.models import FAILED, Settlement
+from portal.settlements.models import FAILED, PAYOUT_FAILED, Settlement
 from portal.vendors.models import Vendor
 
 COLUMNS = (
@@ -31,6 +32,7 @@ COLUMNS = (
     "owed",
     "being_cashed_out",
     "not_asked_yet",
+    "to_pay_again",
     "currency",
 )
 
@@ -42,6 +44,7 @@ class Owed:
     earned: int
     settled: int
     being_cashed_out: int
+    to_pay_again: int = 0
 
     @property
     def owed(self) -> int:
@@ -62,8 +65,8 @@ def of_project(project_id: int) -> list[Owed]:
         ).all()
     )
     taken = {
-        vendor_id: (int(burned or 0), int(asked or 0))
-        for vendor_id, burned, asked in db.session.execute(
+        vendor_id: (int(burned or 0), int(asked or 0), int(again or 0))
+        for vendor_id, burned, asked, again in db.session.execute(
             select(
                 Settlement.vendor_id,
                 func.sum(case((Settlement.burned.is_(True), Settlement.amount), else_=0)),
@@ -76,6 +79,7 @@ def of_project(project_id: int) -> list[Owed]:
                         else_=0,
                     )
                 ),
+                func.sum(case((Settlement.status == PAYOUT_FAILED, Settlement.amount), else_=0)),
             )
             .where(Settlement.project_id == project_id)
             .group_by(Settlement.vendor_id)
@@ -85,11 +89,12 @@ def of_project(project_id: int) -> list[Owed]:
         db.session.execute(select(Vendor.id, Vendor.name).where(Vendor.id.in_(earned))).all()
     )
     found = [
-        Owed(vendor_id, names.get(vendor_id, ""), int(total), *taken.get(vendor_id, (0, 0)))
+        Owed(vendor_id, names.get(vendor_id, ""), int(total), *taken.get(vendor_id, (0, 0, 0)))
         for vendor_id, total in earned.items()
     ]
     return sorted(
-        (o for o in found if o.owed > 0), key=lambda o: (-o.owed, o.name.lower(), o.vendor_id)
+        (o for o in found if o.owed > 0 or o.to_pay_again > 0),
+        key=lambda o: (-o.owed - o.to_pay_again, o.name.lower(), o.vendor_id),
     )
 
 
@@ -100,6 +105,7 @@ def totals(rows: list[Owed]) -> dict[str, int]:
         "owed": sum(r.owed for r in rows),
         "being_cashed_out": sum(r.being_cashed_out for r in rows),
         "not_asked": sum(r.not_asked for r in rows),
+        "to_pay_again": sum(r.to_pay_again for r in rows),
     }
 
 
@@ -124,7 +130,12 @@ def to_csv(rows: list[Owed], decimals: int, currency: str) -> bytes:
         )
 
     for r in rows:
-        line(r.vendor_id, r.name, (r.earned, r.settled, r.owed, r.being_cashed_out, r.not_asked))
+        line(
+            r.vendor_id,
+            r.name,
+            (r.earned, r.settled, r.owed, r.being_cashed_out, r.not_asked, r.to_pay_again),
+        )
     t = totals(rows)
-    line("", "Total", (t["earned"], t["settled"], t["owed"], t["being_cashed_out"], t["not_asked"]))
+    figures = ("earned", "settled", "owed", "being_cashed_out", "not_asked", "to_pay_again")
+    line("", "Total", tuple(t[name] for name in figures))
     return out.getvalue().encode("utf-8")

@@ -25,7 +25,7 @@ from portal.payouts.models import KINDS, Payout
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.reconciliation.models import StatementLine
-from portal.settlements import owed, runs, services
+from portal.settlements import live, owed, repayment, runs, services
 from portal.settlements.forms import CloseForm, RetryForm, RunForm
 from portal.settlements.models import STAFF_LABELS, STATUSES, TONES, Settlement, SettlementRun
 from portal.transactions import attempt
@@ -171,6 +171,7 @@ def show(settlement_id: int):
         (m.id, f"{KINDS[m.kind]} {methods.mask(m.account_number)}")
         for m in methods.of_vendor(row.vendor_id)
     ]
+    retry.method_id.data = row.method_id
     return render_template(
         "settlements/show.html",
         s=row,
@@ -189,6 +190,8 @@ def show(settlement_id: int):
         labels=STAFF_LABELS,
         tones=TONES,
         retry_form=retry,
+        repay_ask=repayment.waiting_approval(row),
+        notes=live.notes(row),
         close_form=CloseForm(),
         send_form=EmptyForm(),
         can_manage=current_user.can("settlement.manage"),
@@ -211,11 +214,16 @@ def retry(settlement_id: int):
     if form.validate_on_submit():
         try:
             with attempt():
-                services.retry_payout(row, form.method_id.data, current_user.id)
+                done = repayment.retry_payout(row, form.method_id.data, current_user.id)
         except DomainError as exc:
             flash(str(exc), "error")
         else:
-            flash("The payout is asked for again.", "success")
+            flash(
+                "The payout is asked for again."
+                if done == repayment.SENT
+                else "Paying it to another account waits for approval by someone else.",
+                "success",
+            )
     else:
         flash("Choose one of the vendor's payout methods.", "error")
     return redirect(url_for("settlements.show", settlement_id=row.id))
@@ -245,7 +253,7 @@ def close(settlement_id: int):
     if form.validate_on_submit():
         try:
             with attempt():
-                services.close_failed(row, form.reason.data, current_user.id)
+                repayment.close_failed(row, form.reason.data, current_user.id)
         except DomainError as exc:
             flash(str(exc), "error")
         else:

@@ -8,9 +8,12 @@ nothing. Each move is audited (``events.settlement_changed``) and emitted live.
 Failure rule. Before the chain burns the amount (rejected, cancelled, or the burn failed for
 good) the settlement is ``failed`` and its amount is available again. After the burn the value
 has left the chain, so a failed payout cannot simply "give the balance back": the settlement
-moves to ``payout_failed`` and finance either retries the payout (with another method if
-needed) or closes it as ``failed`` with a reason (paid by hand, or owed). Such a settlement keeps
-``burned`` set, so its amount is not offered again: it is an off-chain debt, shown on its page.
+moves to ``payout_failed``: its amount is owed to the vendor off chain and is paid again by a
+new try of the same settlement, never a second burn (``portal.settlements.repayment``: the
+vendor or finance asks; another account needs approval). A payout returned after it was paid (a
+statement line) does the same. Finance may instead close it as ``failed`` with a reason (paid
+by hand). Such a settlement keeps ``burned`` set, so its amount is never offered as a new
+cash-out: the credit is the settlement itself.
 """
 
 from __future__ import annotations
@@ -37,7 +40,6 @@ from portal.settlements import live
 from portal.settlements.models import (
     APPROVED,
     FAILED,
-    LABELS,
     PAID,
     PAYOUT_FAILED,
     PAYOUT_SENT,
@@ -140,14 +142,15 @@ def request(
     )
     row.approval_id = ask.id
     db.session.flush()
-    _announce(row, "settlement.requested", f"requested ({money(project.id, amount)})")
+    announce(row, "settlement.requested", f"requested ({money(project.id, amount)})")
     return row
 
 
 # --------------------------------------------------------------------------- moving
 
 
-def _announce(row: Settlement, action: str, what: str) -> None:
+def announce(row: Settlement, action: str, what: str) -> None:
+    """Audit a step of the settlement (``settlement_changed``) and push its status live."""
     events.settlement_changed.send(
         row,
         action=action,
@@ -164,12 +167,13 @@ def _announce(row: Settlement, action: str, what: str) -> None:
     live.emit(row)
 
 
-def _move(row: Settlement, from_states, to_state: str, what: str, *, where=(), **values) -> bool:
+def move(row: Settlement, from_states, to_state: str, what: str, *, where=(), **values) -> bool:
+    """One conditional step of the settlement, announced when this call made it."""
     db.session.flush()
     if not change(Settlement, row.id, from_states, to_state, where=where, **values):
         return False
     db.session.refresh(row)
-    _announce(row, f"settlement.{to_state}", what)
+    announce(row, f"settlement.{to_state}", what)
     return True
 
 
@@ -183,7 +187,7 @@ def execute_approved(request_row: ApprovalRequest, approver_id: int) -> int:
         tx = chain.prepare_settle(row.project_id, row.chain_key, row.vendor_id, row.amount)
     except txmanager.Reverted as exc:
         raise Conflict(f"The chain would refuse this settlement: {exc.reason}") from None
-    _move(row, (REQUESTED,), APPROVED, "approved", approved_at=utcnow(), chain_tx_id=tx.id)
+    move(row, (REQUESTED,), APPROVED, "approved", approved_at=utcnow(), chain_tx_id=tx.id)
     return row.id
 
 
@@ -213,7 +217,7 @@ def _pay(row: Settlement, method_id: int | None = None, user_id: int | None = No
         db.session.refresh(row)
         return False
     savepoint.commit()
-    return _move(
+    return move(
         row,
         (SETTLED_ON_CHAIN, PAYOUT_FAILED),
         PAYOUT_SENT,
@@ -224,6 +228,15 @@ def _pay(row: Settlement, method_id: int | None = None, user_id: int | None = No
         method_id=payout.method_id,
         failure_reason="",
     )
+
+
+def pay_again(row: Settlement, method_id: int, user_id: int | None, what: str) -> bool:
+    """A new payout try of a settlement whose payout failed (``repayment`` decided who may);
+    False, with the reason on the row, when the payout cannot be asked for."""
+    if not _pay(row, method_id, user_id):
+        return False
+    announce(row, "settlement.paid_again", what)
+    return True
 
 
 def _by_key(key: str | None) -> Settlement | None:
@@ -244,7 +257,7 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
         # A burn the chain reported failed and then included after all (re-sent, or final
         # later than thought) is value gone from chain: the vendor is paid for it. A settlement
         # closed after a failed payout has a payout already and is left alone.
-        if _move(
+        if move(
             row,
             (APPROVED, FAILED),
             SETTLED_ON_CHAIN,
@@ -260,10 +273,10 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
             Settlement.__table__.update().where(Settlement.id == row.id).values(burned=False)
         )
         db.session.refresh(row)
-        _move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
+        move(row, (SETTLED_ON_CHAIN,), APPROVED, "waiting again for the chain (reorg)")
         # Its payout failed already, so nothing was paid: the same as above, and the failed
         # payout stays in the history (a new one is asked once the burn is final again).
-        _move(
+        move(
             row,
             (PAYOUT_FAILED,),
             APPROVED,
@@ -271,7 +284,7 @@ def on_chain(sender, *, action: str, data=None, **_) -> None:
             payout_id=None,
         )
     elif action == "chain.settle_failed":
-        _move(
+        move(
             row,
             (REQUESTED, APPROVED),
             FAILED,
@@ -305,35 +318,64 @@ def on_payout(sender, *, action: str, **_) -> None:
         return
     mine = (Settlement.payout_id == sender.id,)
     if action == "payout.paid":
-        if _move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()):
+        late = f"paid after all: payout {sender.id}, recorded failed, was confirmed paid late"
+        if move(row, (PAYOUT_SENT,), PAID, "paid", where=mine, paid_at=utcnow()) or move(
+            row,
+            (PAYOUT_FAILED,),
+            PAID,
+            late,
+            paid_at=utcnow(),
+            payout_id=sender.id,
+            failure_reason="",
+            repay_method_id=None,
+            repay_approval_id=None,
+        ):
             _executed(row)
+        else:
+            db.session.refresh(row)
+            if row.payout_id != sender.id or row.status == FAILED:
+                # Another try of the same value was on its way or paid already, or finance
+                # closed it as paid another way: the vendor got it twice. Recorded for
+                # finance to recover; ``ledger-verify`` lists it.
+                announce(
+                    row,
+                    "settlement.paid_twice",
+                    f"paid twice: payout {sender.id} was confirmed paid while the same amount "
+                    "was already paid or on its way; recover it from the vendor",
+                )
+                return
         if sender.books:
-            _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
+            move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.booked":
-        _move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
+        move(row, (PAID,), RECONCILED, "reconciled", where=mine, reconciled_at=utcnow())
     elif action == "payout.failed":
         why = (sender.failure_reason or "The payout failed.")[:255]
-        if _move(
+        # From paid or reconciled too: a statement showed the money returned.
+        if move(
             row,
-            (PAYOUT_SENT,),
+            (PAYOUT_SENT, PAID, RECONCILED),
             PAYOUT_FAILED,
-            "payout failed",
+            f"payout failed; {money(row.project_id, row.amount)} will be paid again",
             where=(*mine, Settlement.burned.is_(True)),
             failure_reason=why,
+            paid_at=None,
+            reconciled_at=None,
         ):
             return
         # A reorg undid the burn after the payout was asked, and the payout failed: nothing
         # left the chain and nothing was paid. Wait for the chain again (the burn is re-sent);
         # once it is final a new payout is asked, and if the chain refuses it the amount is
         # available again.
-        _move(
+        move(
             row,
-            (PAYOUT_SENT,),
+            (PAYOUT_SENT, PAID, RECONCILED),
             APPROVED,
             "payout failed; waiting again for the chain (reorg)",
             where=(*mine, Settlement.burned.is_(False)),
             payout_id=None,
             failure_reason=why,
+            paid_at=None,
+            reconciled_at=None,
         )
 
 
@@ -343,7 +385,7 @@ def on_approval(sender, *, action: str, **_) -> None:
     if action in ("approval.rejected", "approval.cancelled"):
         row = db.session.get(Settlement, sender.subject_id)
         if row is not None:
-            _move(
+            move(
                 row,
                 (REQUESTED,),
                 FAILED,
@@ -356,36 +398,12 @@ def on_approval(sender, *, action: str, **_) -> None:
 # --------------------------------------------------------------------------- finance
 
 
-def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> None:
-    if current_status(Settlement, row.id) != PAYOUT_FAILED:
-        raise Conflict(f"This settlement is {LABELS.get(row.status, row.status).lower()}.")
-    if method_id:
-        methods.get(row.vendor_id, method_id)  # the vendor's own, or 404
-    if not _pay(row, method_id, user_id):
-        raise DomainError(row.failure_reason or "The payout could not be asked for.")
-
-
 def send_payout(row: Settlement, user_id: int) -> None:
     """For a settlement burned on chain whose payout could not be asked for (no method then)."""
     if current_status(Settlement, row.id) != SETTLED_ON_CHAIN:
         raise Conflict("Only a settlement settled on chain and not paid out yet can be sent.")
     if not _pay(row, None, user_id):
         raise DomainError(row.failure_reason or "The payout could not be asked for.")
-
-
-def close_failed(row: Settlement, reason: str, user_id: int) -> None:
-    reason = " ".join((reason or "").split())[:200]
-    if not reason:
-        raise DomainError("Say why: paid by hand, or what is owed.")
-    if not _move(
-        row,
-        (PAYOUT_FAILED,),
-        FAILED,
-        f"closed as failed by user {user_id}: {reason}",
-        failed_at=utcnow(),
-        failure_reason=f"Closed after a failed payout (value burned on chain): {reason}"[:255],
-    ):
-        raise Conflict("Only a settlement whose payout failed can be closed.")
 
 
 def subject_url(request_row) -> str:
@@ -396,3 +414,6 @@ def connect() -> None:
     events.chain_settlement_changed.connect(on_chain, weak=False)
     events.payout_changed.connect(on_payout, weak=False)
     events.approval_changed.connect(on_approval, weak=False)
+    from portal.settlements import repayment
+
+    repayment.connect()

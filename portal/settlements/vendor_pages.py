@@ -13,9 +13,9 @@ from portal.extensions import db
 from portal.payouts import methods
 from portal.payouts.models import KINDS
 from portal.projects.models import Project
-from portal.settlements import live, services
-from portal.settlements.forms import CashOutForm
-from portal.settlements.models import LABELS, TONES
+from portal.settlements import live, repayment, services
+from portal.settlements.forms import CashOutForm, RetryForm
+from portal.settlements.models import FAILED, LABELS, TONES, Settlement
 from portal.transactions import attempt
 from portal.vendor_portal.guards import vendor_required
 from portal.vendor_portal.routes import bp
@@ -34,15 +34,34 @@ def _projects(vendor) -> list[Project]:
     )
 
 
-def _rows(vendor) -> list[dict]:
+def _method_choices(vendor) -> list[tuple[int, str]]:
     return [
-        {
-            "s": s,
-            "amount": services.money(s.project_id, s.amount),
-            "state": live.serialize(s),
-        }
-        for s in services.of_vendor(vendor.id)
+        (m.id, f"{KINDS[m.kind]} {methods.mask(m.account_number)}")
+        for m in methods.of_vendor(vendor.id)
     ]
+
+
+def _rows(vendor) -> list[dict]:
+    choices = _method_choices(vendor)
+    rows = []
+    for s in services.of_vendor(vendor.id):
+        form = None
+        # Every cash-out not failed before its burn may still have its payment fail (even
+        # after it was paid: a statement can show the money returned), so its row carries the
+        # hidden "Pay me again" form that the live status shows when that happens.
+        if s.status != FAILED and choices:
+            form = RetryForm(prefix=f"again{s.id}")
+            form.method_id.choices = choices
+            form.method_id.data = s.method_id
+        rows.append(
+            {
+                "s": s,
+                "amount": services.money(s.project_id, s.amount),
+                "state": live.serialize(s),
+                "repay_form": form,
+            }
+        )
+    return rows
 
 
 @bp.get("/cash-out")
@@ -52,7 +71,14 @@ def cash_out_home():
     choices = []
     for project in _projects(vendor):
         left = services.available(project.id, vendor.id)
-        choices.append({"project": project, "available": services.money(project.id, left)})
+        again = repayment.owed_again(project.id, vendor.id)
+        choices.append(
+            {
+                "project": project,
+                "available": services.money(project.id, left),
+                "again": services.money(project.id, again) if again else "",
+            }
+        )
     return render_template(
         "vendor/cash_out_home.html",
         vendor=vendor,
@@ -119,3 +145,33 @@ def cash_out(project_id: int):
         paused=pc is not None and pc.paused_at is not None,
         sign_out_form=_empty(),
     ), (400 if form.errors else 200)
+
+
+@bp.post("/cash-out/<int:settlement_id>/again")
+@vendor_required
+def pay_again(settlement_id: int):
+    """ "Pay me again": a cash-out whose payment failed, to the same account (at once) or to
+    another of the vendor's accounts (after approval)."""
+    vendor = current_vendor()
+    row = db.session.get(Settlement, settlement_id)
+    if row is None or row.vendor_id != vendor.id:
+        raise NotFound("No such cash-out.")
+    form = RetryForm(prefix=f"again{row.id}")
+    form.method_id.choices = _method_choices(vendor)
+    if not form.validate_on_submit():
+        flash("Choose where we pay you, then try again.", "error")
+        return redirect(url_for("vendor.cash_out_home"))
+    try:
+        with attempt():
+            done = repayment.repay(row, form.method_id.data, by_vendor=True)
+    except DomainError as exc:
+        flash(str(exc), "error")
+    else:
+        amount = services.money(row.project_id, row.amount)
+        flash(
+            f"We are paying you {amount} again. You will see here when it is paid."
+            if done == repayment.SENT
+            else f"{amount} will be paid to the account you chose once the programme approves it.",
+            "success",
+        )
+    return redirect(url_for("vendor.cash_out_home"))

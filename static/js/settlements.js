@@ -11,6 +11,16 @@
     var boxes = document.querySelectorAll('[data-settlement-id="' + state.id + '"]');
     Array.prototype.forEach.call(boxes, function (box) {
       box.setAttribute("data-status", state.status);
+      // What a failed payout means ("… will be paid again"), and the form to pay it again,
+      // shown only while the payout has failed.
+      var note = box.querySelector("[data-settlement-note]");
+      if (note) {
+        note.textContent = (staff ? state.staff_note : state.note) || "";
+        note.hidden = !note.textContent;
+      }
+      Array.prototype.forEach.call(box.querySelectorAll("[data-repay]"), function (form) {
+        form.hidden = state.status !== "payout_failed" || !!state.repay_waiting;
+      });
       var badge = box.querySelector("[data-settlement-label]");
       if (!badge) return;
       var words = (staff && state.staff_label) || state.label;

@@ -23,6 +23,7 @@ from tests.support import stack
 pytestmark = pytest.mark.browser
 PHONE = {"width": 375, "height": 812}
 VENDOR_PHONE, PERSON_PHONE = "9805600091", "9845600091"
+VENDOR_MOMO = "+9779841000091"
 IDS: dict[str, int] = {}
 # The second approver (a "finance approver" member of the project), made by prepare().
 APPROVER = {"email": "second-approver@example.org", "password": "Kettle-orbit-53-quarry-lamp"}
@@ -96,9 +97,7 @@ def prepare() -> None:
         project=project,
     )
     vendors.change_status(shop, "approved")
-    methods.add(
-        shop, {"kind": "momo", "account_name": "River Shop", "account_number": "+9779841000091"}
-    )
+    methods.add(shop, {"kind": "momo", "account_name": "River Shop", "account_number": VENDOR_MOMO})
     setup.start_deploy(project, "AID", 2, None)
     db.session.commit()
     project_id, person_id, shop_id = project.id, person.id, shop.id
@@ -167,27 +166,41 @@ def _vendor_phone(chromium, portal):
     return staff, phone, page
 
 
-def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, shots):
+def _ask_on_phone(page, amount: str):
+    """On the phone's cash-out form: ask for ``amount``; the new row, waiting for approval."""
+    page.get_by_label("Amount to cash out").fill(amount)
+    page.get_by_role("button", name="Ask to cash out").click()
+    row = page.locator("#v-settlements li").first
+    expect(row.locator("[data-settlement-label]")).to_have_text("Waiting for approval")
+    return row
+
+
+def _use_provider(app, fake, base: str) -> None:
+    """The served portal pays by mobile money through ``fake`` and hears back at ``base``."""
+    from portal.extensions import db
     from portal.payouts import momo
     from portal.settings import services as settings
+
+    with app.app_context():
+        for key, value in (
+            (momo.BASE_URL, fake.url),
+            (momo.CALLBACK_BASE_URL, base),
+            (momo.API_USER, fake.api_user),
+            (momo.API_KEY, fake.api_key),
+            (momo.SUBSCRIPTION_KEY, fake.subscription_key),
+        ):
+            settings.set_value(key, value)
+        db.session.commit()
+        db.session.remove()
+
+
+def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, shots):
     from tests.support.momo_server import FakeMomo
 
     app, base = portal["app"], portal["base"]
     with FakeMomo() as fake:
         fake.lose_callbacks = True  # held back until the phone shows the settlement
-        with app.app_context():
-            from portal.extensions import db
-
-            for key, value in (
-                (momo.BASE_URL, fake.url),
-                (momo.CALLBACK_BASE_URL, base),
-                (momo.API_USER, fake.api_user),
-                (momo.API_KEY, fake.api_key),
-                (momo.SUBSCRIPTION_KEY, fake.subscription_key),
-            ):
-                settings.set_value(key, value)
-            db.session.commit()
-            db.session.remove()
+        _use_provider(app, fake, base)
         staff, phone, page = _vendor_phone(chromium, portal)
         page.get_by_role("link", name="Cash out").click()
         expect(page.locator("[data-available]").first).to_contain_text("25.00 AID")
@@ -196,10 +209,7 @@ def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, s
         page.get_by_role("button", name="Ask to cash out").click()
         expect(page.locator(".field-error, .error, [role=alert]").first).to_be_visible()
         page.screenshot(path=str(shots / "settlement-vendor-error-375.png"), full_page=True)
-        page.get_by_label("Amount to cash out").fill("20.00")
-        page.get_by_role("button", name="Ask to cash out").click()
-        row = page.locator("#v-settlements li").first
-        expect(row.locator("[data-settlement-label]")).to_have_text("Waiting for approval")
+        row = _ask_on_phone(page, "20.00")
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the cash-out page is {width}px wide"
         page.screenshot(path=str(shots / "settlement-vendor-asked-375.png"), full_page=True)
@@ -371,3 +381,69 @@ def wait_until_text(page, selector: str, text: str, timeout: float = 30) -> None
         time.sleep(0.5)
         page.reload()
     raise AssertionError(f"{selector} never showed {text}")
+
+
+def test_a_payment_failed_after_the_burn_is_paid_again_from_the_phone(chromium, portal, shots):
+    """What the earlier tests left (5.00) is cashed out; the provider fails the transfer after
+    the burn. Without a reload the phone says it will be paid again and offers "Pay me again";
+    staff see it owed; the vendor taps it and the second try is paid, live."""
+    from tests.support.momo_server import FakeMomo
+
+    app, base = portal["app"], portal["base"]
+    number = VENDOR_MOMO.lstrip("+")
+    with FakeMomo() as fake:
+        fake.outcome[number] = ("FAILED", "PAYEE_NOT_FOUND")
+        _use_provider(app, fake, base)
+        staff, phone, page = _vendor_phone(chromium, portal)
+        page.get_by_role("link", name="Cash out").click()
+        expect(page.locator("[data-available]").first).to_contain_text("5.00 AID")
+        page.get_by_role("link", name="Cash out from Koshi cash-outs").click()
+        row = _ask_on_phone(page, "5.00")
+
+        finance = chromium.new_context(viewport={"width": 1366, "height": 900})
+        decide = finance.new_page()
+        staff_sign_in(decide, portal)
+        decide.goto(f"{base}/approvals")
+        decide.get_by_role("button", name="Approve").first.click()
+        label = row.locator("[data-settlement-label]")
+        expect(label).to_have_text("Payment failed", timeout=90_000)
+        expect(row.locator("[data-settlement-note]")).to_have_text("5.00 AID will be paid again")
+        expect(row.get_by_role("button", name="Pay me again")).to_be_visible()
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"the cash-out page is {width}px wide"
+        page.screenshot(path=str(shots / "settlement-vendor-failed-375.png"), full_page=True)
+        page.reload()  # the balance card counts it too
+        expect(page.locator("[data-owed-again]")).to_contain_text("5.00 AID")
+        page.screenshot(path=str(shots / "settlement-vendor-failed-card-375.png"), full_page=True)
+        row = page.locator("#v-settlements li").first
+
+        for viewport in (1366, 375):
+            context = chromium.new_context(viewport={"width": viewport, "height": 900})
+            view = context.new_page()
+            staff_sign_in(view, portal)
+            view.goto(f"{base}/projects/{IDS['project']}/settlements")
+            view.locator("#settlements-table a").first.click()
+            expect(view.locator("#settlement-detail")).to_contain_text(
+                "owed to the vendor: pay it again"
+            )
+            expect(view.get_by_role("button", name="Retry the payout")).to_be_visible()
+            view.screenshot(
+                path=str(shots / f"settlement-owed-again-{viewport}.png"), full_page=True
+            )
+            scroll = view.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= viewport + 1, f"the settlement page is {scroll}px wide at {viewport}"
+            context.close()
+
+        # The number works again; the vendor asks to be paid again to it, from the phone.
+        del fake.outcome[number]
+        row.get_by_role("button", name="Pay me again").click()
+        expect(page.locator(".flash").first).to_contain_text("paying you 5.00 AID again")
+        row = page.locator("#v-settlements li").first
+        expect(row.locator("[data-settlement-label]")).to_have_text("Paid", timeout=90_000)
+        expect(row.locator("[data-settlement-note]")).to_be_hidden()
+        expect(row.get_by_role("button", name="Pay me again")).to_be_hidden()
+        page.screenshot(path=str(shots / "settlement-vendor-paid-again-375.png"), full_page=True)
+        assert len(fake.transfers) == 2  # the failed try and the one that paid
+        finance.close()
+        phone.close()
+        staff.close()

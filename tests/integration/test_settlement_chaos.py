@@ -17,7 +17,11 @@ the mechanism is the production one.
 - (b) The provider's callbacks are lost: the status query (the payout's delayed check and the
   sweeper, after ``PAYOUT_CHECK_AFTER_SECONDS``) finds the final status in time; a success is
   paid, a failure becomes "payment failed" with the provider's reason, its burned amount is not
-  offered again, and finance's retry pays it.
+  offered again as a new cash-out but is owed again (``ledger-verify`` counts it), and
+  finance's retry pays it with no second burn, once the provider confirmed the first try failed.
+- (c) A payout recorded failed is reported paid after all (the provider changes its answer and
+  calls back): the callback is checked with the status query, the settlement is paid by that
+  first try, nothing is owed again and no second try is made.
 """
 
 from __future__ import annotations
@@ -197,13 +201,16 @@ def _settled_logs(portal) -> list[tuple[str, int]]:
     return [(log["topics"][1], int(log["data"], 16)) for log in logs]
 
 
-def _books_agree_with_chain(portal) -> None:
+def _books_agree_with_chain(portal) -> int:
+    """``ledger-verify`` finds nothing and each vendor's balance is what the books say; what
+    it reports owed again to vendors (burned, payout failed)."""
     from portal.chain import ledger_verify, settlement
     from portal.extensions import db
 
     with portal.app.app_context():
         result = ledger_verify.verify([portal.world.project_id])
         assert result.mismatches == 0, result.as_dict()
+        owed_again = result.projects[0].owed_again
         for vendor_id in portal.world.vendor_ids:
             settled = portal.scalar(
                 "select coalesce(sum(amount), 0) from settlements where vendor_id = :v and burned",
@@ -212,6 +219,7 @@ def _books_agree_with_chain(portal) -> None:
             on_chain = settlement.vendor_balance(portal.world.project_id, vendor_id)
             assert on_chain == BALANCE - settled, (vendor_id, on_chain, settled)
         db.session.remove()
+    return owed_again
 
 
 def test_worker_killed_with_minus_nine_mid_burn_and_mid_payout_pays_each_once(portal):
@@ -335,7 +343,14 @@ def test_lost_callbacks_are_made_up_for_by_the_status_query(portal):
         left = services.available(portal.world.project_id, failing_vendor)
         assert left == BALANCE - CASH_OUT
         db.session.remove()
-    _books_agree_with_chain(portal)
+    assert _books_agree_with_chain(portal) == CASH_OUT  # owed again: the failed payout's
+    burns_before = len(_settled_logs(portal))
+    first_reference = portal.scalar(
+        "select p.reference from payouts p join settlements s on s.payout_id = p.id "
+        "where s.id = :s",
+        s=failing,
+    )
+    queries_before = momo.status_queries.get(first_reference, 0)
 
     # The vendor's wallet is fixed; finance retries the payout through the settlement's page.
     del momo.outcome[failing_number]
@@ -355,5 +370,45 @@ def test_lost_callbacks_are_made_up_for_by_the_status_query(portal):
         )
         == 2
     )
-    _books_agree_with_chain(portal)
+    # Before the second try went out, the provider was asked again how the first one ended.
+    assert momo.status_queries.get(first_reference, 0) > queries_before
+    assert len(_settled_logs(portal)) == burns_before  # paid again without a second burn
+    assert _books_agree_with_chain(portal) == 0
     print(f"\nchaos: lost callbacks made up for {took:.1f} s after the payouts were sent")
+
+
+def test_a_payout_reported_paid_after_its_failure_is_paid_once(portal):
+    momo = portal.momo
+    momo.lose_callbacks = False
+    vendor = portal.world.vendor_ids[4]
+    number = settlement_world.momo_number(4).lstrip("+")
+    momo.outcome[number] = ("FAILED", "INTERNAL_PROCESSING_ERROR")
+    (sid,) = _ask(portal, [vendor])
+    portal.approve([sid])
+    portal.wait(
+        "select status from settlements where id = :s", lambda s: s == "payout_failed",
+        CHECK_AFTER + 30, "the payout failed", s=sid,
+    )  # fmt: skip
+    del momo.outcome[number]
+    assert _books_agree_with_chain(portal) == CASH_OUT
+    reference = portal.scalar(
+        "select p.reference from payouts p join settlements s on s.payout_id = p.id "
+        "where s.id = :s",
+        s=sid,
+    )
+    momo.change_final(reference, "SUCCESSFUL")
+    portal.wait(
+        "select status from settlements where id = :s", lambda s: s == "paid",
+        CHECK_AFTER + 30, "the settlement paid by its first try", s=sid,
+    )  # fmt: skip
+    with portal.engine.connect() as conn:
+        tries = conn.execute(
+            sa.text(
+                "select reference, status from payouts "
+                "where source_id = :s and source_type like 'settlement%'"
+            ),
+            {"s": sid},
+        ).all()
+    assert [(t.reference, t.status) for t in tries] == [(reference, "paid")]
+    assert [url for url, _ in momo.delivered if url.endswith(reference)]
+    assert _books_agree_with_chain(portal) == 0

@@ -1,6 +1,8 @@
 """Settlements under real concurrency on PostgreSQL: cash-outs of one vendor released together
 never exceed what is available; the payout's callbacks, a late chain event and a statement
-match racing each other move the settlement once each way and never pay twice."""
+match racing each other move the settlement once each way and never pay twice; paying again
+after a payout failed, racing a late success, an approval and the vendor's new cash-out, pays
+the burned value once."""
 
 from __future__ import annotations
 
@@ -9,6 +11,8 @@ import secrets
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
@@ -204,3 +208,165 @@ def test_callbacks_a_late_chain_event_and_a_statement_race_and_pay_once(app):
                 )
                 == 1
             ), action
+
+
+# --------------------------------------------------------------------------- paying again
+
+AGAIN = (
+    "finance.retry",
+    "vendor.repay",
+    "vendor.repay_other",
+    "approver.approve",
+    "provider.late_success",
+    "vendor.new_cash_out",
+)
+
+
+def _failed_after_burn():
+    """A settlement of 2,500 burned on chain whose bank payout failed; the vendor also has a
+    mobile-money account, and there is an approver. Returns the ids the race needs."""
+    from portal.accounts import services as accounts
+    from portal.extensions import db
+    from portal.payouts import methods
+    from portal.payouts import services as payouts
+    from portal.payouts.models import FAILED, PENDING, SENT
+    from portal.projects import services as projects
+    from portal.projects.models import Project
+    from portal.settlements import services
+    from portal.settlements.models import APPROVED, PAYOUT_FAILED, Settlement
+    from portal.vendors.models import Vendor
+
+    project_id, vendor_id, finance_id = _world(5_000)
+    approver = accounts.create_user(
+        f"approver-{secrets.token_hex(5)}@example.org",
+        "Approver",
+        "a-long-test-password-x1",
+        accounts.seed_roles()["finance approver"],
+    )
+    projects.set_members(db.session.get(Project, project_id), {finance_id, approver.id})
+    momo = methods.add(
+        db.session.get(Vendor, vendor_id),
+        {"kind": "momo", "account_name": "A", "account_number": "+256772000222"},
+    )
+    row = Settlement(project_id=project_id, vendor_id=vendor_id, amount=2_500, status=APPROVED)
+    db.session.add(row)
+    db.session.flush()
+    row.chain_key = f"settlement-{row.id}"
+    row.method_id = methods.default_of(vendor_id).id
+    db.session.flush()
+    services.on_chain(None, action="chain.settled", data={"key": row.chain_key})
+    first = row.payout_id
+    payouts.move(first, (PENDING,), SENT, why="bank batch sent")
+    payouts.move(first, (SENT,), FAILED, why="bank", reason="account closed")
+    db.session.commit()
+    assert db.session.get(Settlement, row.id).status == PAYOUT_FAILED
+    return {
+        "project_id": project_id,
+        "vendor_id": vendor_id,
+        "finance_id": finance_id,
+        "approver_id": approver.id,
+        "momo_id": momo.id,
+        "settlement_id": row.id,
+        "first_payout_id": first,
+    }
+
+
+def _again(app, ids, action):
+    """One contender's step; a refusal (the settlement moved on, a request is pending) is an
+    answer, not a failure."""
+    from portal.accounts.models import User
+    from portal.approvals import services as approvals
+    from portal.errors import DomainError
+    from portal.extensions import db
+    from portal.payouts import services as payouts
+    from portal.projects.models import Project
+    from portal.settlements import repayment, services
+    from portal.settlements.models import Settlement
+
+    def act():
+        row = db.session.get(Settlement, ids["settlement_id"])
+        if action == "finance.retry":
+            return repayment.retry_payout(row, None, ids["finance_id"])
+        if action == "vendor.repay":
+            return repayment.repay(row, None, by_vendor=True)
+        if action == "vendor.repay_other":
+            return repayment.repay(row, ids["momo_id"], by_vendor=True)
+        if action == "approver.approve":
+            ask = repayment.waiting_approval(row)
+            if ask is None:
+                return "nothing to approve"
+            return approvals.approve(ask, db.session.get(User, ids["approver_id"])).status
+        if action == "provider.late_success":
+            return payouts.paid_after_failure(ids["first_payout_id"], "the provider: SUCCESSFUL")
+        project = db.session.get(Project, ids["project_id"])
+        return services.request(
+            project, ids["vendor_id"], 2_500, method_id=None, by_vendor=True, balance=2_500
+        ).id
+
+    try:
+        return _retrying(app, act)
+    except DomainError as exc:
+        return f"refused: {exc}"
+
+
+@settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    st.lists(st.sampled_from(AGAIN), min_size=2, max_size=5),
+    st.integers(min_value=0, max_value=10_000),
+)
+def test_paying_again_racing_a_late_success_and_a_new_cash_out_pays_once(app, actions, seed):
+    from portal.audit.models import AuditEntry
+    from portal.extensions import db
+    from portal.payouts.models import FAILED, PAID, PENDING, SENT, Payout
+    from portal.settlements.models import FAILED as S_FAILED
+    from portal.settlements.models import PAID as S_PAID
+    from portal.settlements.models import PAYOUT_FAILED, PAYOUT_SENT, Settlement
+
+    with app.app_context():
+        ids = _failed_after_burn()
+
+    def contender(i, go):
+        go()
+        return _again(app, ids, actions[i])
+
+    results = pg_race.race(len(actions), contender, seed=seed, what="paying again")
+    assert not any(isinstance(r, Exception) for r in results), results
+    with app.app_context():
+        row = db.session.get(Settlement, ids["settlement_id"])
+        tries = db.session.scalars(
+            select(Payout).where(Payout.source_id == row.id).order_by(Payout.id)
+        ).all()
+        tries = [p for p in tries if p.source_type.startswith("settlement")]
+        live = [p for p in tries if p.status in (PENDING, SENT, PAID)]
+        # Never two tries of the same burned value alive or paid at once.
+        assert len(live) <= 1, [(p.id, p.status) for p in tries]
+        assert all(p.amount == 2_500 for p in tries)
+        if "provider.late_success" in actions:
+            # The first try went through after all: nothing else of it is on its way.
+            assert row.status == S_PAID and row.payout_id == ids["first_payout_id"]
+            assert [p.id for p in live] == [ids["first_payout_id"]]
+        elif live:
+            assert row.status == PAYOUT_SENT and row.payout_id == live[0].id
+        else:
+            assert row.status == PAYOUT_FAILED
+        assert all(p.status == FAILED for p in tries if p not in live)
+        # The owed amount never became a new cash-out: the only one that fits is of the
+        # vendor's other 2,500 on chain, and at most once.
+        others = db.session.scalars(
+            select(Settlement).where(
+                Settlement.vendor_id == ids["vendor_id"],
+                Settlement.id != row.id,
+                Settlement.status != S_FAILED,
+            )
+        ).all()
+        assert len(others) == min(actions.count("vendor.new_cash_out"), 1)
+        assert not db.session.scalar(
+            select(func.count()).where(
+                AuditEntry.action == "settlement.paid_twice",
+                AuditEntry.target_id == str(row.id),
+            )
+        )

@@ -76,12 +76,28 @@ class FakeMomo:
 
     # -- what the provider decides --------------------------------------------------------------
 
+    def _final(self, reference: str) -> tuple[str, str]:
+        """A transfer's end, decided once (from ``outcome`` for its payee, when it is first
+        asked for) and kept: a later change of ``outcome`` is for later transfers."""
+        transfer = self.transfers[reference]
+        if "final" not in transfer:
+            payee = transfer["payee"].get("partyId")
+            transfer["final"] = self.outcome.get(payee, ("SUCCESSFUL", ""))
+        return transfer["final"]
+
+    def change_final(self, reference: str, status: str, reason: str = "") -> None:
+        """The provider changes its mind about a finished transfer (a payment reported failed
+        goes through after all) and calls back again."""
+        with self._lock:
+            self.transfers[reference]["final"] = (status, reason)
+        self.finish(reference)
+
     def _status_of(self, reference: str) -> dict:
         transfer = self.transfers[reference]
-        body = {k: v for k, v in transfer.items() if k != "callback"}
+        body = {k: v for k, v in transfer.items() if k not in ("callback", "final")}
         if self.status_queries.get(reference, 0) <= self.pending_for:
             return {**body, "status": "PENDING"}
-        status, reason = self.outcome.get(transfer["payee"]["partyId"], ("SUCCESSFUL", ""))
+        status, reason = self._final(reference)
         body.update(status=status, financialTransactionId=str(abs(hash(reference)) % 10**9))
         if reason:
             body["reason"] = reason
@@ -93,8 +109,8 @@ class FakeMomo:
         url = transfer.get("callback")
         if not url or self.lose_callbacks:
             return
-        status, reason = self.outcome.get(transfer["payee"]["partyId"], ("SUCCESSFUL", ""))
-        body = {k: v for k, v in transfer.items() if k != "callback"}
+        status, reason = self._final(reference)
+        body = {k: v for k, v in transfer.items() if k not in ("callback", "final")}
         body.update(status=self.lie or status)
         if reason and not self.lie:
             body["reason"] = reason

@@ -16,4 +16,5 @@ def send_payout(job) -> dict:
 @handles(PAYOUT_CHECK.name)
 def check_payout(job) -> dict:
     payout_id = job.payload.get("payout_id")
-    return {"payout_id": payout_id, "found": sending.check(payout_id)}
+    after_failure = bool(job.payload.get("after_failure"))
+    return {"payout_id": payout_id, "found": sending.check(payout_id, after_failure)}

@@ -1,6 +1,7 @@
 """The settlement's state machine under any order of its events: the chain settling, undoing
 (reorg) or failing, the payout paid, failed or matched on a statement, finance retrying or
-closing, each possibly twice and in any order. Whatever happens, the end state agrees with the
+closing, a statement showing the money returned, the vendor asking to be paid again, each
+possibly twice and in any order. Whatever happens, the end state agrees with the
 payouts and nothing is paid twice."""
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from portal.payouts.models import PENDING as P_PENDING
 from portal.payouts.models import SENT as P_SENT
 from portal.payouts.models import Payout
 from portal.reconciliation import services as reconciliation
-from portal.settlements import services
+from portal.settlements import repayment, services
 from portal.settlements.models import (
     APPROVED,
     FAILED,
@@ -43,6 +44,8 @@ EVENTS = (
     "statement.matched",
     "finance.retry",
     "finance.close",
+    "statement.returned",
+    "vendor.repay",
 )
 
 
@@ -78,10 +81,15 @@ def _apply(row: Settlement, event: str) -> None:
             reconciliation._book(payout.id, "matched", "line")
     elif event == "finance.retry":
         with contextlib.suppress(DomainError):
-            services.retry_payout(row, None, None)
+            repayment.retry_payout(row, None, None)
+    elif event == "statement.returned" and payout:
+        payouts.returned(payout.id, "the statement says it came back")
+    elif event == "vendor.repay":
+        with contextlib.suppress(DomainError):
+            repayment.repay(row, None, by_vendor=True)
     elif event == "finance.close":
         with contextlib.suppress(DomainError):
-            services.close_failed(row, "paid by hand", 1)
+            repayment.close_failed(row, "paid by hand", 1)
     db.session.commit()
     db.session.refresh(row)
 

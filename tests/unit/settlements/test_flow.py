@@ -20,7 +20,7 @@ from portal.payouts.models import PAID as PAYOUT_PAID
 from portal.payouts.models import SENT, Payout
 from portal.projects import services as projects
 from portal.reconciliation.chainside import chain_side
-from portal.settlements import services
+from portal.settlements import repayment, services
 from portal.settlements.models import (
     APPROVED,
     FAILED,
@@ -175,7 +175,7 @@ def test_a_failed_payout_after_the_burn_waits_for_finance(world, worker):
     assert row.status == PAYOUT_FAILED and row.burned
     # The value is gone from chain: nothing is offered again while it is unresolved.
     assert services.available(project.id, vendor.id) == 0
-    services.retry_payout(row, None, finance.id)
+    repayment.retry_payout(row, None, finance.id)
     db.session.commit()
     db.session.refresh(row)
     assert row.status == PAYOUT_SENT and row.payout_id != first and row.payout_tries == 2
@@ -188,8 +188,8 @@ def test_a_failed_payout_after_the_burn_waits_for_finance(world, worker):
     assert payouts.move(row.payout_id, ("pending", SENT), PAYOUT_FAILED_STATUS, why="t")
     db.session.commit()
     with pytest.raises(DomainError):
-        services.close_failed(row, "  ", finance.id)
-    services.close_failed(row, "paid in cash at the office", finance.id)
+        repayment.close_failed(row, "  ", finance.id)
+    repayment.close_failed(row, "paid in cash at the office", finance.id)
     db.session.commit()
     db.session.refresh(row)
     assert row.status == FAILED and row.burned
