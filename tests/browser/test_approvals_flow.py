@@ -7,6 +7,8 @@ The portal runs as ``flask serve`` with its worker threads and the embedded EVM.
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -65,9 +67,9 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
     asker = asker_ctx.new_page()
     staff_sign_in(asker, world)
     asker.goto(f"{base}/projects/{pid}/chain")
-    asker.get_by_label("Token symbol").fill("EYES")
+    asker.get_by_label("Short code").fill("EYES")
     asker.get_by_role("button", name="Set up payments").click()
-    expect(asker.locator("#chain-page .badge")).to_have_text("deployed", timeout=60_000)
+    expect(asker.locator("#chain-page .badge")).to_have_text("ready", timeout=60_000)
 
     # The second person waits on their Pending approvals page, on a phone.
     approver_ctx = chromium.new_context(viewport=PHONE, is_mobile=True, has_touch=True)
@@ -85,12 +87,12 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
     waiting_row = asker.locator("[data-approvals-here] [data-approval-id]").first
     expect(waiting_row).to_contain_text("Waiting for approval by Second Eyes")
     expect(waiting_row.locator('[data-field="status"]')).to_have_text("pending")
-    expect(asker.locator(".stat__n").first).to_have_text("0.00")
+    expect(asker.locator(".stat__n").first).to_have_text(re.compile(r"^NPR\s0\.00$"))
     expect(asker.locator("#live-dot")).to_have_attribute("data-state", "on", timeout=15_000)
 
     # It appears by itself on the approver's page, with the badge.
     item = approver.locator("#approvals-waiting [data-approval-id]")
-    expect(item).to_contain_text("Fund Four eyes relief with 750.00 EYES (Grant 7)", timeout=15_000)
+    expect(item).to_contain_text("Fund Four eyes relief with NPR 750.00 (Grant 7)", timeout=15_000)
     expect(approver.locator("summary [data-approvals-count]")).to_have_text("1")
     assert approver.evaluate("window.__notReloaded === true")
     width = approver.evaluate("document.documentElement.scrollWidth")
@@ -106,7 +108,9 @@ def test_one_asks_to_fund_another_approves_live(chromium, world, shots):
     # The asker sees it approved and the mint arrive, without touching the page.
     status = asker.locator('[data-approvals-here] [data-field="status"]').first
     expect(status).to_have_text("executed", timeout=15_000)
-    expect(asker.locator(".stat__n").first).to_have_text("750.00", timeout=60_000)
+    expect(asker.locator(".stat__n").first).to_have_text(
+        re.compile(r"^NPR\s750\.00$"), timeout=60_000
+    )
     expect(asker.get_by_text("Approved by Second Eyes")).to_be_visible()
     asker.screenshot(path=str(shots / "approvals-1280-funded.png"), full_page=True)
 
@@ -171,7 +175,7 @@ def test_a_start_above_the_threshold_waits_for_two_and_the_pages_fit_a_phone(
     approver_sign_in(approver, base, world["approver_email"])
     approver.goto(f"{base}/approvals")
     item = approver.locator("#approvals-waiting [data-approval-id]").first
-    expect(item).to_contain_text("3 people × 50.00 = 150.00 EYES")
+    expect(item).to_contain_text("3 people × NPR 50.00 = NPR 150.00")
     item.get_by_role("button", name="Approve").click()
     expect(approver.get_by_text("now waits for a second approver")).to_be_visible()
     # Still a draft: one approver is not enough above the threshold.

@@ -10,6 +10,8 @@ only creates the people, the group and the vendor through the services on the sa
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from playwright.sync_api import expect
 
@@ -107,14 +109,16 @@ def test_staff_allocate_vendor_charges_dashboard_follows(chromium, world, shots)
 
     # Deploy and fund from the project's Contracts page; it reloads itself as jobs confirm.
     page.goto(f"{base}/projects/{pid}/chain")
-    page.get_by_label("Token symbol").fill("FLOW")
+    page.get_by_label("Short code").fill("FLOW")
     page.get_by_role("button", name="Set up payments").click()
-    expect(page.locator("#chain-page .badge")).to_have_text("deployed", timeout=60_000)
+    expect(page.locator("#chain-page .badge")).to_have_text("ready", timeout=60_000)
     page.get_by_label("Amount to fund").fill("1000")
     page.once("dialog", lambda dialog: dialog.accept())  # the confirm step
     page.get_by_role("button", name="Ask to fund").click()
     _approve_in_own_browser(chromium, base, world["approver_email"])
-    expect(page.locator(".stat__n").first).to_have_text("1,000.00", timeout=60_000)
+    expect(page.locator(".stat__n").first).to_have_text(
+        re.compile(r"^NPR\s1,000\.00$"), timeout=60_000
+    )
 
     # A disbursement to the group: the draft, then Start, then the bar reaches 100 %.
     page.goto(f"{base}/projects/{pid}/disbursements/new")

@@ -58,7 +58,11 @@ def test_project_beneficiary_and_live_job_retry(chromium, live_portal, shots):
     page.get_by_label("Fail the first tries").fill("1")
     page.get_by_role("button", name="Queue the check").click()
     expect(page.locator("#job-detail [data-status]")).to_have_text("failed", timeout=20_000)
-    expect(page.locator("pre.error-box")).to_contain_text("Failing on purpose")
+    # A sentence for people, live; the program's own error behind "Technical details".
+    expect(page.locator('[data-field="problem"]')).not_to_have_text("Nothing.")
+    expect(page.locator('[data-field="problem"]')).not_to_contain_text("Traceback")
+    page.reload()
+    expect(page.locator("pre.error-box").first).to_contain_text("Failing on purpose")
     job_id = int(re.search(r"/jobs/(\d+)", page.url).group(1))
 
     # A second tab watches the Jobs list; it must change without a reload.
