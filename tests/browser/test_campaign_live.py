@@ -123,12 +123,12 @@ def test_a_campaign_is_composed_and_watched_live_to_the_end(chromium, portal, sh
     assert portal["provider"].posts == PEOPLE
     assert set(portal["provider"].delivered.values()) == {1}
 
-    page.goto(f"{portal['base']}/messages")
+    page.goto(f"{portal['base']}/delivery-log")
     expect(page.get_by_role("heading", level=1)).to_have_text("Delivery log")
     expect(page.locator("table")).to_contain_text("•••• ")
     expect(page.locator("table")).not_to_contain_text("Food distribution on Friday")
     page.screenshot(path=str(shots / "delivery-log-1366.png"), full_page=True)
-    small.goto(f"{portal['base']}/messages")
+    small.goto(f"{portal['base']}/delivery-log")
     small.screenshot(path=str(shots / "delivery-log-375.png"), full_page=True)
     context.close()
     phone.close()
