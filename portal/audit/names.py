@@ -103,7 +103,7 @@ def _groups(ids: set[int], reader) -> dict[int, str]:
 def _people(refs: set[str], reader) -> dict[str, str]:
     from portal.beneficiaries import reads
     from portal.beneficiaries.models import Beneficiary
-    from portal.redemptions.services import masked_name
+    from portal.redemptions.payer_names import initials
 
     if not refs or not reader.can("beneficiary.read"):
         return {}
@@ -112,7 +112,7 @@ def _people(refs: set[str], reader) -> dict[str, str]:
     )
     people = [p for p in rows if p.pii is not None]
     if not reader.can("beneficiary.pii.read"):
-        return {p.ref: masked_name(p) for p in people}
+        return {p.ref: initials(p.pii.name) for p in people}
     reads.record(people, "audit log")  # a name shown is personal data read, as on any page
     return {p.ref: p.pii.name for p in people}
 

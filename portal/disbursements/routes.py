@@ -228,11 +228,11 @@ def show(disbursement_id: int):
 def start(disbursement_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
     try:
-        start_approval.ask(disbursement, current_user.id)
+        with attempt():  # a refusal leaves nothing of the request behind (a savepoint)
+            start_approval.ask(disbursement, current_user.id)
     except services.Shortfall as exc:
         if wants_json():
             raise  # the API answers with its problem body
-        db.session.rollback()
         return _show_page(disbursement, refused=str(exc), status=409)
     flash(
         "Sent for approval: the allocation starts once someone else approves it. "

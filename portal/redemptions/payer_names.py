@@ -78,3 +78,10 @@ def mask(name: str | None) -> str | None:
     if len(last) < 2:
         return given
     return f"{given} {last[0]}."
+
+
+def initials(name: str | None) -> str:
+    """A name shown to staff who may not read personal data: each word's first letter, then
+    dots ("G••• M••••"); stricter than what a vendor sees of their own payer."""
+    words = (name or "").split()
+    return " ".join(word[0] + "•" * min(len(word) - 1, 4) for word in words[:4]) or "—"

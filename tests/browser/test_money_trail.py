@@ -138,7 +138,7 @@ def test_redemptions_beneficiary_and_statement(chromium, portal, shots, width):
     page.goto(f"{base}/beneficiaries/{portal['person']}")
     money = page.locator("section.money-trail")
     expect(money).to_contain_text("Entitled")
-    expect(money).to_contain_text("5,000.00 NPR")
+    expect(money).to_contain_text("NPR 5,000.00")
     expect(money).to_contain_text("Paid at")
     assert page.evaluate("document.documentElement.scrollWidth") <= width
     page.screenshot(path=str(shots / f"trail-beneficiary-{width}.png"), full_page=True)

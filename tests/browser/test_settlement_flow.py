@@ -203,7 +203,7 @@ def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, s
         _use_provider(app, fake, base)
         staff, phone, page = _vendor_phone(chromium, portal)
         page.get_by_role("link", name="Cash out").click()
-        expect(page.locator("[data-available]").first).to_contain_text("25.00 AID")
+        expect(page.locator("[data-available]").first).to_contain_text("NPR 25.00")
         page.get_by_role("link", name="Cash out from Koshi cash-outs").click()
         page.get_by_label("Amount to cash out").fill("30.00")
         page.get_by_role("button", name="Ask to cash out").click()
@@ -396,7 +396,7 @@ def test_a_payment_failed_after_the_burn_is_paid_again_from_the_phone(chromium, 
         _use_provider(app, fake, base)
         staff, phone, page = _vendor_phone(chromium, portal)
         page.get_by_role("link", name="Cash out").click()
-        expect(page.locator("[data-available]").first).to_contain_text("5.00 AID")
+        expect(page.locator("[data-available]").first).to_contain_text("NPR 5.00")
         page.get_by_role("link", name="Cash out from Koshi cash-outs").click()
         row = _ask_on_phone(page, "5.00")
 
@@ -407,13 +407,13 @@ def test_a_payment_failed_after_the_burn_is_paid_again_from_the_phone(chromium, 
         decide.get_by_role("button", name="Approve").first.click()
         label = row.locator("[data-settlement-label]")
         expect(label).to_have_text("Payment failed", timeout=90_000)
-        expect(row.locator("[data-settlement-note]")).to_have_text("5.00 AID will be paid again")
+        expect(row.locator("[data-settlement-note]")).to_have_text("NPR 5.00 will be paid again")
         expect(row.get_by_role("button", name="Pay me again")).to_be_visible()
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"], f"the cash-out page is {width}px wide"
         page.screenshot(path=str(shots / "settlement-vendor-failed-375.png"), full_page=True)
         page.reload()  # the balance card counts it too
-        expect(page.locator("[data-owed-again]")).to_contain_text("5.00 AID")
+        expect(page.locator("[data-owed-again]")).to_contain_text("NPR 5.00")
         page.screenshot(path=str(shots / "settlement-vendor-failed-card-375.png"), full_page=True)
         row = page.locator("#v-settlements li").first
 
@@ -437,7 +437,7 @@ def test_a_payment_failed_after_the_burn_is_paid_again_from_the_phone(chromium, 
         # The number works again; the vendor asks to be paid again to it, from the phone.
         del fake.outcome[number]
         row.get_by_role("button", name="Pay me again").click()
-        expect(page.locator(".flash").first).to_contain_text("paying you 5.00 AID again")
+        expect(page.locator(".flash").first).to_contain_text("paying you NPR 5.00 again")
         row = page.locator("#v-settlements li").first
         expect(row.locator("[data-settlement-label]")).to_have_text("Paid", timeout=90_000)
         expect(row.locator("[data-settlement-note]")).to_be_hidden()

@@ -202,11 +202,13 @@ def test_the_audit_log_shows_a_scoped_reader_only_their_projects(
     login(client, reader)
 
     page = client.get("/audit/?per_page=500").get_data(as_text=True)
-    assert f"Project {mine.id} created" in page
+    # Named for a reader who sees the project (``portal/audit/names.py``).
+    assert f"Project “{mine.name}” created" in page
+    assert f"Project “{theirs.name}” created" not in page
     assert f"Project {theirs.id} created" not in page
-    assert f"Project {theirs.id} created" not in client.get(
-        f"/audit/?project={theirs.id}"
-    ).get_data(as_text=True)
+    other = client.get(f"/audit/?project={theirs.id}").get_data(as_text=True)
+    assert f"Project “{theirs.name}” created" not in other
+    assert f"Project {theirs.id} created" not in other
 
     rows = list(csv.DictReader(io.StringIO(client.get("/audit/export.csv").get_data(as_text=True))))
     assert rows, "the reader's own project has entries"

@@ -196,7 +196,7 @@ def test_in_the_nepali_locale_what_a_page_shows_is_read_back(app, staff, client,
     assert fund(client, project, "1,23,456.50").status_code == 302
     second_approver.approve("funding")
     page = client.get(f"/projects/{project.id}/chain").get_data(as_text=True)
-    shown = re.search(r"([०-९,.]+) AID on its way", page).group(1)
+    shown = re.search(r"NPR\u00a0([०-९,.]+) on its way", page).group(1)
     assert shown == "१,२३,४५६.५०"
     assert draft(client, project, group, shown).status_code == 302
     assert db.session.scalar(select(Disbursement.amount_each)) == 12_345_650

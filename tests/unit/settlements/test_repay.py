@@ -271,13 +271,13 @@ def test_closing_it_as_paid_in_cash_ends_what_is_owed(world, worker):
 
 
 def test_the_phone_shows_it_will_be_paid_again_and_pays_it_again(world, app, worker):
-    _project, pc, vendor, *_ = world
+    project, _pc, vendor, *_ = world
     row = _burned_and_failed(world, worker)
-    row_id, vendor_id = row.id, vendor.id
+    row_id, vendor_id, currency = row.id, vendor.id, project.currency
     client = app.test_client()
     sign_in(client, vendor)
     page = client.get("/vendor/cash-out").get_data(as_text=True)
-    assert f"12.50 {pc.symbol} will be paid again" in page
+    assert f"{currency}\u00a012.50 will be paid again" in page
     assert "from a payment that failed" in page and "Pay me again" in page
     answer = client.post(
         f"/vendor/cash-out/{row_id}/again",
@@ -301,7 +301,7 @@ def test_the_staff_page_shows_what_is_owed_and_the_tries(world, app, worker, log
     page = client.get(f"/settlements/{row_id}").get_data(as_text=True)
     assert "owed to the vendor: pay it again" in page and "Retry the payout" in page
     owed_page = client.get(f"/projects/{project_id}/settlements/owed").get_data(as_text=True)
-    assert 'id="to-pay-again-total">12.50' in owed_page
+    assert f'id="to-pay-again-total">{project.currency}\u00a012.50' in owed_page
     (listed,) = owed.of_project(project_id)
     assert (listed.owed, listed.to_pay_again) == (0, 1250)
     answer = client.post(f"/settlements/{row_id}/retry", data={"method_id": method_id})
