@@ -57,6 +57,10 @@ def portal_env(
         SECRET_KEY=secrets["SECRET_KEY"],
         PII_KEY=secrets["PII_KEY"],
         PORTAL_INSTANCE_DIR=str(instance_dir),
+        # Every browser test signs in from 127.0.0.1, and the per-address limit on sign-ins is
+        # counted across the run's portals (one Redis): the limit itself has its own tests.
+        LOGIN_IP_LIMIT="1000 per minute",
+        LOGIN_RATE_LIMIT="1000 per minute",
         # The Dramatiq CLI has no flag for it; 100 ms keeps the pick-up after idle fast.
         dramatiq_worker_timeout="100",
         PYTHONUNBUFFERED="1",
