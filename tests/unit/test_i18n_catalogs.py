@@ -19,29 +19,125 @@ ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "translations"
 KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
 
-# Templates whose every visible word must be marked. The other templates are the next marking
-# pass (README, "Languages"); a template joins this list once it is marked.
-MARKED_TEMPLATES = (
-    "base.html",
-    "accounts/login.html",
-    "accounts/forgot.html",
-    "accounts/forgot_sent.html",
-    "accounts/reset_password.html",
-    "twofactor/challenge.html",
-    "twofactor/setup.html",
-    "twofactor/manage.html",
-    "twofactor/recovery_codes.html",
-    "messages/index.html",
-    "messages/edit.html",
-    *(f"vendor/{p.name}" for p in sorted((ROOT / "templates" / "vendor").glob("*.html"))),
+# Every template's visible words are marked, except the templates still waiting for their marking
+# pass (README, "Languages"): a template leaves this list once it is marked.
+NOT_YET_MARKED = (
+    "_macros.html",
+    "accounts/account.html",
+    "accounts/activity.html",
+    "accounts/email_change.html",
+    "accounts/email_confirm.html",
+    "accounts/email_undo.html",
+    "accounts/invitation_accept.html",
+    "accounts/invitations.html",
+    "accounts/invite_form.html",
+    "accounts/link_invalid.html",
+    "accounts/role_form.html",
+    "accounts/roles.html",
+    "accounts/user_form.html",
+    "accounts/users.html",
+    "approvals/_decide.html",
+    "approvals/_for_subject.html",
+    "approvals/_row.html",
+    "approvals/_waiting.html",
+    "approvals/index.html",
+    "approvals/settings.html",
+    "approvals/show.html",
+    "audit/index.html",
+    "audit/verify.html",
+    "beneficiaries/form.html",
+    "beneficiaries/index.html",
+    "beneficiaries/selection_confirm.html",
+    "beneficiaries/selection_result.html",
+    "beneficiaries/show.html",
+    "campaigns/_preview.html",
+    "campaigns/index.html",
+    "campaigns/new.html",
+    "campaigns/show.html",
+    "cards/lookup.html",
+    "chain/_project_nav.html",
+    "chain/ledger.html",
+    "chain/project.html",
+    "chain/transaction.html",
+    "chain/transactions.html",
+    "comms/log.html",
+    "comms/outbox.html",
+    "confirm.html",
+    "dashboard/live.html",
+    "disbursements/index.html",
+    "disbursements/new.html",
+    "disbursements/show.html",
+    "email/_button.html",
+    "email/_layout.html",
+    "email/email_change.html",
+    "email/email_changed.html",
+    "email/invitation.html",
+    "email/new_device.html",
+    "email/password_changed.html",
+    "email/password_reset.html",
+    "email/two_factor_reset.html",
+    "errors/error.html",
+    "grievances/_for_beneficiary.html",
+    "grievances/index.html",
+    "grievances/new.html",
+    "grievances/show.html",
+    "groups/form.html",
+    "groups/index.html",
+    "groups/show.html",
+    "imports/index.html",
+    "imports/kobo_form.html",
+    "imports/kobo_index.html",
+    "imports/kobo_show.html",
+    "imports/mapping.html",
+    "imports/new.html",
+    "imports/show.html",
+    "jobs/_row.html",
+    "jobs/index.html",
+    "jobs/show.html",
+    "ledger/_person_money.html",
+    "ledger/redemptions.html",
+    "ledger/statement.html",
+    "main/home.html",
+    "payouts/_nav.html",
+    "payouts/batch.html",
+    "payouts/batches.html",
+    "payouts/index.html",
+    "payouts/methods.html",
+    "payouts/settings.html",
+    "payouts/show.html",
+    "projects/index.html",
+    "projects/show.html",
+    "reconciliation/index.html",
+    "settings/index.html",
+    "settlements/none.html",
+    "settlements/owed.html",
+    "settlements/project.html",
+    "settlements/run.html",
+    "settlements/run_form.html",
+    "settlements/show.html",
+    "vendors/index.html",
+    "vendors/show.html",
 )
-# Arabic covers the layout, sign-in and the vendor's phone: strings used only elsewhere fall
-# back to English.
-ARABIC_SOURCES = re.compile(
-    r"^(templates/(base|accounts/(login|forgot|forgot_sent|reset_password)|twofactor/.*|vendor/.*)"
-    r"\.html|portal/(vendor_portal|payouts|settlements|redemptions|twofactor|i18n|accounts)/.*)$"
+MARKED_TEMPLATES = tuple(
+    name
+    for name in (
+        str(p.relative_to(ROOT / "templates")) for p in sorted((ROOT / "templates").rglob("*.html"))
+    )
+    if name not in NOT_YET_MARKED
 )
-ARABIC_LEFT_OUT = re.compile(r"^(templates/messages/|portal/messages/|templates/accounts/account)")
+# Arabic covers every string, except those used only by the files still waiting for their Arabic
+# pass (one pattern per line; a line leaves once its files are translated).
+ARABIC_NOT_YET = re.compile(
+    "^("
+    + "|".join(
+        (
+            r"templates/messages/",
+            r"portal/messages/",
+            r"templates/accounts/account\.html",
+        )
+    )
+    + ")"
+)
 
 
 def extracted() -> dict[object, set[str]]:
@@ -91,13 +187,12 @@ def test_every_marked_string_is_in_the_catalog(strings, locale):
     assert not missing, f"{len(missing)} strings missing from {locale}:\n" + "\n".join(missing)
 
 
-def test_arabic_covers_the_layout_sign_in_and_vendor_pages(strings):
+def test_arabic_covers_every_string(strings):
     translations = catalog("ar")
     missing = sorted(
         repr(key)
         for key, files in strings.items()
-        if any(ARABIC_SOURCES.match(f) for f in files)
-        and not all(ARABIC_LEFT_OUT.match(f) for f in files)
+        if not all(ARABIC_NOT_YET.match(f) for f in files)
         and not _translated(translations.get(key))
     )
     assert not missing, "missing from ar:\n" + "\n".join(missing)
