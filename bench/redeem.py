@@ -46,8 +46,9 @@ from tests.support import stack  # noqa: E402
 from tests.support.anvil import DEV_KEY  # noqa: E402
 
 CODE = re.compile(r"\b(\d{6})\b")
-# "123456 is your code to pay 1.07 RDM at Bench Shop 03. ..."
-PAYS = re.compile(r"pay (\S+) \S+ at (Bench Shop \d+)\. ")
+# "123456 is your code to pay NPR 1.07 at Bench Shop 03. ..." (the amount in the project's
+# currency, whichever side its symbol stands and whatever space the locale puts beside it)
+PAYS = re.compile(r"pay \D*?([\d,]+\.\d+)\D*? at (Bench Shop \d+)\. ")
 HIGH = "100000 per minute"  # vendors charging as fast as they can: lift the per-vendor limits
 
 
@@ -181,7 +182,7 @@ class CodeReader(threading.Thread):
                     body = message.body or ""
                     pays, code = PAYS.search(body), CODE.search(body)
                     if pays and code and pays.group(2) in self.codes:
-                        self.codes[pays.group(2)].put((pays.group(1), code.group(1)))
+                        self.codes[pays.group(2)].put((pays.group(1).replace(",", ""), code.group(1)))
                 time.sleep(0.01)
             db.session.remove()
 
