@@ -43,6 +43,7 @@ def _email(invitation: AccountLink, token: str, by: User | None) -> None:
         link=links.url(token),
         role=role.name if role else "",
         inviter=by.name if by else None,
+        until=invitation.expires_at,  # ``expires_at`` above is the outbox's, not the text's
         # The invitee has no language yet: the email is in the inviter's (the page's).
         locale=str(get_locale() or DEFAULT),
     )
