@@ -82,7 +82,7 @@ def wait_words(seconds: int) -> str:
     minutes = -(-seconds // 60)
     if seconds <= 60:
         return _("a minute")
-    return ngettext("%(num)s minute", "%(num)s minutes", minutes, num=number(minutes))
+    return ngettext("%(n)s minute", "%(n)s minutes", minutes, n=number(minutes))
 
 
 def _enabled() -> bool:

@@ -164,9 +164,10 @@ def purge() -> int:
 def when(seconds: int) -> str:
     """'in 40 seconds', 'in 4 minutes', 'in 3 hours', in the page's language."""
     if seconds < 60:
-        return ngettext("in %(num)s second", "in %(num)s seconds", seconds, num=number(seconds))
+        return ngettext("in %(n)s second", "in %(n)s seconds", seconds, n=number(seconds))
     minutes = (seconds + 59) // 60
     if minutes < 120:
-        return ngettext("in %(num)s minute", "in %(num)s minutes", minutes, num=number(minutes))
+        return ngettext("in %(n)s minute", "in %(n)s minutes", minutes, n=number(minutes))
     hours = (minutes + 59) // 60
-    return ngettext("in %(num)s hour", "in %(num)s hours", hours, num=number(hours))
+    # (``num`` is ngettext's own count argument: the written number goes in ``n``.)
+    return ngettext("in %(n)s hour", "in %(n)s hours", hours, n=number(hours))
