@@ -216,3 +216,21 @@ def test_a_readers_dashboard_amounts_read_back_to_the_snapshots(app, base, decim
         assert amounts.parse(feed, decimals, allow_zero=True) == base // 7
         assert bool(DEVANAGARI.search(shown["display"]["allocated"])) == (locale == "ne")
     assert snapshot["display"] == {"allocated": "stale"}  # the shared snapshot is not touched
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(seconds=st.integers(min_value=1, max_value=10**6))
+def test_waits_are_written_in_the_readers_language(app, seconds):
+    """'in 4 minutes' (quotas) and 'Wait 4 minutes' (sign-in) for any wait: Nepali words and
+    digits on a Nepali page, the English sentence otherwise."""
+    from portal.accounts import throttle
+    from portal.quotas import services as quotas
+
+    with app.test_request_context("/"), force_locale("ne"):
+        for text in (quotas.when(seconds), throttle.wait_words(seconds)):
+            assert not LATIN_DIGIT.search(text) and not re.search("[a-z]", text), text
+        assert DEVANAGARI.search(quotas.when(seconds))
+    with app.test_request_context("/"):
+        assert re.fullmatch(r"in \d+ (second|minute|hour)s?", quotas.when(seconds))
