@@ -17,6 +17,7 @@ from collections.abc import Collection, Mapping
 from datetime import date
 
 from flask import request
+from flask_babel import lazy_gettext as _l
 from werkzeug.exceptions import BadRequest
 
 # Primary keys are PostgreSQL "integer" columns; a bigger number can name no row.
@@ -81,12 +82,31 @@ def parse_id(value: object) -> int | None:
 # --- query parameters -------------------------------------------------------------------------
 
 
-class BadParameter(BadRequest):
-    """A query or form parameter that is not of its kind: 400 with a sentence naming it."""
+# The sentence for each way a parameter can be wrong, in the reader's language.
+SENTENCES = {
+    "id": _l("The parameter “%(name)s” must be a number from 1 to %(max)s."),
+    "page": _l("The parameter “%(name)s” must be a page number from 1 to %(max)s."),
+    "date": _l(
+        "The parameter “%(name)s” must be a date written YYYY-MM-DD, from %(min)s to %(max)s."
+    ),
+    "choice": _l("The parameter “%(name)s” must be one of: %(listed)s."),
+    "unknown": _l("The parameter “%(name)s” is unknown."),
+    "long": _l("The parameter “%(name)s” is longer than %(max)s characters."),
+    CONTROL_MESSAGE: _l("The parameter “%(name)s” contains a control character; remove it."),
+    NOT_TEXT_MESSAGE: _l(
+        "The parameter “%(name)s” contains characters that are not valid text (not UTF-8); "
+        "retype it."
+    ),
+}
 
-    def __init__(self, name: str, expected: str):
+
+class BadParameter(BadRequest):
+    """A query or form parameter that is not of its kind: 400 with a sentence naming it
+    (``problem``: a key of ``SENTENCES``, ``values`` its other placeholders)."""
+
+    def __init__(self, name: str, problem: str, **values):
         shown = name if is_plain_text(name) and len(name) <= 40 else "?"
-        super().__init__(f"The parameter “{shown}” {expected}.")
+        super().__init__(str(SENTENCES[problem]) % {"name": shown, **values})
 
 
 def _raw(name: str, values: Mapping | None) -> str:
@@ -102,7 +122,7 @@ def id_arg(name: str, values: Mapping | None = None) -> int | None:
         return None
     number = parse_id(raw)
     if number is None:
-        raise BadParameter(name, f"must be a number from 1 to {MAX_ID}")
+        raise BadParameter(name, "id", max=MAX_ID)
     return number
 
 
@@ -112,7 +132,7 @@ def page_arg(name: str = "page", values: Mapping | None = None) -> int:
     if not raw:
         return 1
     if not (raw.isascii() and raw.isdigit() and len(raw) <= 6 and 1 <= int(raw) <= MAX_PAGE):
-        raise BadParameter(name, f"must be a page number from 1 to {MAX_PAGE}")
+        raise BadParameter(name, "page", max=MAX_PAGE)
     return int(raw)
 
 
@@ -121,15 +141,15 @@ def date_arg(name: str, values: Mapping | None = None) -> date | None:
     raw = _raw(name, values).strip()
     if not raw:
         return None
-    expected = f"must be a date written YYYY-MM-DD, from {MIN_DATE} to {MAX_DATE}"
+    bounds = {"min": MIN_DATE, "max": MAX_DATE}
     if not (raw.isascii() and len(raw) == 10):
-        raise BadParameter(name, expected)
+        raise BadParameter(name, "date", **bounds)
     try:
         day = date.fromisoformat(raw)
     except ValueError:
-        raise BadParameter(name, expected) from None
+        raise BadParameter(name, "date", **bounds) from None
     if not MIN_DATE <= day <= MAX_DATE:
-        raise BadParameter(name, expected)
+        raise BadParameter(name, "date", **bounds)
     return day
 
 
@@ -142,7 +162,9 @@ def choice_arg(
         return default
     if raw not in choices:
         listed = ", ".join(sorted(choices))
-        raise BadParameter(name, f"must be one of: {listed}" if len(listed) < 200 else "is unknown")
+        if len(listed) < 200:
+            raise BadParameter(name, "choice", listed=listed)
+        raise BadParameter(name, "unknown")
     return raw
 
 
@@ -153,7 +175,7 @@ def text_arg(name: str, max_length: int = 100, values: Mapping | None = None) ->
     if problem:
         raise BadParameter(name, problem)
     if len(raw) > max_length:
-        raise BadParameter(name, f"is longer than {max_length} characters")
+        raise BadParameter(name, "long", max=max_length)
     return raw.strip()
 
 

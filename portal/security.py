@@ -4,6 +4,7 @@ manager's session check."""
 from __future__ import annotations
 
 from flask import Flask, session
+from flask_babel import lazy_gettext as _l
 
 from portal import body_limits, payloads, stack_limits
 from portal.extensions import login_manager
@@ -45,7 +46,9 @@ def init_app(app: Flask) -> None:
     app.wsgi_app = NoStore(app.wsgi_app, app.static_url_path or "/static")
 
     login_manager.login_view = "accounts.login"
-    login_manager.login_message = "Please sign in to continue."
+    # Lazy, and made text when flashed: in the language of the page that asked for sign-in.
+    login_manager.login_message = _l("Please sign in to continue.")
+    login_manager.localize_callback = str
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from flask import Flask, jsonify, render_template, request
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from sqlalchemy.exc import IntegrityError
@@ -15,18 +17,35 @@ from portal import inputs
 from portal.errors import DomainError
 from portal.extensions import db
 
+# Titles of error pages and of API problem bodies, in the reader's language (a problem's
+# ``type`` and ``status`` are what programs read).
 ERROR_TITLES = {
-    400: "That request could not be understood",
-    401: "Please sign in",
-    403: "You do not have access to this",
-    404: "Page not found",
-    405: "Not allowed",
-    409: "That cannot be done now",
-    411: "Length required",
-    413: "Too large",
-    429: "Too many requests",
-    500: "Something went wrong on our side",
+    400: _l("That request could not be understood"),
+    401: _l("Please sign in"),
+    403: _l("You do not have access to this"),
+    404: _l("Page not found"),
+    405: _l("Not allowed"),
+    409: _l("That cannot be done now"),
+    411: _l("Length required"),
+    413: _l("Too large"),
+    429: _l("Too many requests"),
+    500: _l("Something went wrong on our side"),
 }
+ERROR_TITLE = _l("Error")
+# Werkzeug's standard descriptions, for the statuses people meet, in their language.
+DESCRIPTIONS = {
+    400: _l("The browser (or proxy) sent a request that this server could not understand."),
+    401: _l("Sign in to see this page."),
+    403: _l("Your role does not allow this. Ask an administrator if you need it."),
+    404: _l("There is no page at this address. Check the link, or start from the home page."),
+    405: _l("This page cannot be used that way."),
+    413: _l("What was sent is too large."),
+    429: _l("Too many tries from here for now. Wait a few minutes and try again."),
+}
+
+
+def _title(status: int) -> str:
+    return str(ERROR_TITLES.get(status, ERROR_TITLE))
 
 
 def wants_json() -> bool:
@@ -37,7 +56,7 @@ def problem(status: int, detail: str):
     """An RFC 9457 problem body for API clients."""
     body = {
         "type": "about:blank",
-        "title": ERROR_TITLES.get(status, "Error"),
+        "title": _title(status),
         "status": status,
         "detail": detail,
     }
@@ -46,7 +65,7 @@ def problem(status: int, detail: str):
 
 def _render_error(status: int, detail: str):
     db.session.rollback()
-    title = ERROR_TITLES.get(status, "Error")
+    title = _title(status)
     if wants_json():
         return problem(status, detail)
     return render_template("errors/error.html", status=status, title=title, detail=detail), status
@@ -56,7 +75,7 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
         return _render_error(
-            400, "The form expired or was sent from elsewhere. Go back, reload and try again."
+            400, _("The form expired or was sent from elsewhere. Go back, reload and try again.")
         )
 
     @app.errorhandler(DomainError)
@@ -68,17 +87,30 @@ def register_errors(app: Flask) -> None:
         # Two requests changed the same thing at once and the database kept the first.
         app.logger.warning("integrity conflict on %s %s", request.method, request.path)
         return _render_error(
-            409, "Someone else changed this at the same moment. Reload the page and try again."
+            409, _("Someone else changed this at the same moment. Reload the page and try again.")
         )
 
     @app.errorhandler(HTTPException)
     def http_error(exc):
-        return _render_error(exc.code or 500, exc.description or "")
+        return _render_error(exc.code or 500, _description(exc))
 
     @app.errorhandler(Exception)
     def unexpected(exc):
         app.logger.exception("unhandled error on %s %s", request.method, request.path)
-        return _render_error(500, "The error was logged. Please try again in a moment.")
+        return _render_error(500, _("The error was logged. Please try again in a moment."))
+
+
+def _description(exc: HTTPException) -> str:
+    """The sentence under the title: the view's own (an ``abort(400, "...")``), or werkzeug's
+    standard one for the status, in the reader's language."""
+    if exc.code == 429:  # Flask-Limiter's description is the limit's own notation
+        return str(DESCRIPTIONS[429])
+    standard = type(exc).description
+    if exc.description and exc.description != standard:
+        return str(exc.description)
+    if exc.code in DESCRIPTIONS:
+        return str(DESCRIPTIONS[exc.code])
+    return exc.description or ""
 
 
 def page_url(page: int) -> str:
@@ -115,19 +147,21 @@ def register_language_helpers(app: Flask) -> None:
     """Dates, counts and language names in the page's locale; the page's ``lang`` and ``dir``."""
     from flask_babel import get_locale
 
-    from portal.i18n import formatting, js_strings, locales, selection
+    from portal.i18n import formatting, js_strings, locales, selection, statuses
     from portal.i18n.forms import LanguageForm
 
     app.add_template_filter(formatting.when, "dt")
     app.add_template_filter(formatting.day, "d")
     app.add_template_filter(formatting.short_when, "when_short")
     app.add_template_filter(formatting.number, "number")
+    app.add_template_filter(formatting.digits, "number_text")
     app.add_template_filter(locales.language_name, "language_name")
     app.jinja_env.globals.update(
         page_locale=lambda: str(get_locale() or locales.DEFAULT),
         page_dir=selection.text_direction,
         js_strings=js_strings.catalog,
         language_form=LanguageForm,
+        status_label=statuses.status_label,
     )
 
 

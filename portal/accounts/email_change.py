@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal import events
@@ -20,6 +22,7 @@ from portal.accounts.services import WrongPassword
 from portal.comms import mail
 from portal.errors import Conflict
 from portal.extensions import db
+from portal.i18n import locales
 
 
 def _taken(email: str, user: User) -> bool:
@@ -29,24 +32,25 @@ def _taken(email: str, user: User) -> bool:
 def request_change(user: User, new_email: str, password: str) -> AccountLink:
     """Send a confirmation link to ``new_email``. Raises WrongPassword or Conflict."""
     if not passwords.verify(user.password_hash, password):
-        raise WrongPassword("This is not your current password.")
+        raise WrongPassword(_("This is not your current password."))
     new_email = new_email.strip().lower()
     if new_email == user.email:
-        raise Conflict("This is already your email.")
+        raise Conflict(_("This is already your email."))
     if _taken(new_email, user):
-        raise Conflict("Another account uses this email.")
+        raise Conflict(_("Another account uses this email."))
     links.revoke_open(EMAIL_CHANGE, user_id=user.id)
     ttl = timedelta(hours=current_app.config["EMAIL_CHANGE_TTL_HOURS"])
     link, token = links.issue(EMAIL_CHANGE, new_email, ttl, user_id=user.id)
     mail.send_email(
         new_email,
-        "Confirm your new portal email",
+        _l("Confirm your new portal email"),
         "email_change",
         "accounts.email_change",
         expires_at=link.expires_at,
         name=user.name,
         link=links.url(token),
         hours=current_app.config["EMAIL_CHANGE_TTL_HOURS"],
+        locale=locales.of_user(user),
     )
     events.account_link_changed.send(
         link,
@@ -62,11 +66,13 @@ def _take(link: AccountLink) -> User:
     Conflict when that address is another account's now or the link was used meanwhile."""
     user = db.session.get(User, link.user_id)
     if user is None:
-        raise Conflict("This link no longer works.")
+        raise Conflict(_("This link no longer works."))
     if _taken(link.email, user):
-        raise Conflict(f"Another account uses {link.email} now. Ask an administrator.")
+        raise Conflict(
+            _("Another account uses %(email)s now. Ask an administrator.", email=link.email)
+        )
     if not links.take(link):
-        raise Conflict("This link was already used.")
+        raise Conflict(_("This link was already used."))
     return user
 
 
@@ -80,7 +86,7 @@ def confirm(link: AccountLink) -> User:
     undo, token = links.issue(EMAIL_UNDO, old, ttl, user_id=user.id)
     mail.send_email(
         old,
-        "Your portal email was changed",
+        _l("Your portal email was changed"),
         "email_changed",
         "accounts.email_changed",
         expires_at=undo.expires_at,
@@ -88,6 +94,7 @@ def confirm(link: AccountLink) -> User:
         new_email=user.email,
         link=links.url(token),
         days=current_app.config["EMAIL_UNDO_TTL_DAYS"],
+        locale=locales.of_user(user),
     )
     events.user_changed.send(
         user, action="user.email_changed", summary=f"User {user.id} changed their email"

@@ -18,10 +18,19 @@ from portal.forms import Form
 
 # The policy itself (common and guessable passwords) is checked where the password is hashed,
 # so the command line and the seed obey it too; its refusal becomes this field's error.
-POLICY = (
-    f"{MIN_LENGTH} to {MAX_LENGTH} characters, not a common or easily guessed password: "
-    "a phrase of several unrelated words works well."
+POLICY = _l(
+    "%(min)s to %(max)s characters, not a common or easily guessed password: "
+    "a phrase of several unrelated words works well.",
+    min=MIN_LENGTH,
+    max=MAX_LENGTH,
 )
+INITIAL_POLICY = _l(
+    "%(min)s to %(max)s characters, not a common or easily guessed password: "
+    "a phrase of several unrelated words works well. The user should change it.",
+    min=MIN_LENGTH,
+    max=MAX_LENGTH,
+)
+DIFFER = _l("The two differ.")
 
 
 class LoginForm(Form):
@@ -30,27 +39,25 @@ class LoginForm(Form):
 
 
 class PasswordChangeForm(Form):
-    current = PasswordField("Current password", validators=[DataRequired()])
-    new = PasswordField("New password", validators=[DataRequired()], description=POLICY)
+    current = PasswordField(_l("Current password"), validators=[DataRequired()])
+    new = PasswordField(_l("New password"), validators=[DataRequired()], description=POLICY)
     confirm = PasswordField(
-        "Repeat the new password", validators=[DataRequired(), EqualTo("new", "The two differ.")]
+        _l("Repeat the new password"), validators=[DataRequired(), EqualTo("new", DIFFER)]
     )
 
 
 class UserCreateForm(Form):
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    email = EmailField("Email", validators=[DataRequired(), Email(), Length(max=255)])
-    role_id = SelectField("Role", coerce=int)
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    email = EmailField(_l("Email"), validators=[DataRequired(), Email(), Length(max=255)])
+    role_id = SelectField(_l("Role"), coerce=int)
     password = PasswordField(
-        "Initial password",
-        validators=[DataRequired()],
-        description=POLICY + " The user should change it.",
+        _l("Initial password"), validators=[DataRequired()], description=INITIAL_POLICY
     )
 
 
 class UserEditForm(Form):
-    role_id = SelectField("Role", coerce=int)
-    active = BooleanField("Active (may sign in)")
+    role_id = SelectField(_l("Role"), coerce=int)
+    active = BooleanField(_l("Active (may sign in)"))
 
 
 class CheckboxesField(SelectMultipleField):
@@ -59,9 +66,9 @@ class CheckboxesField(SelectMultipleField):
 
 
 class RoleForm(Form):
-    name = StringField("Name", validators=[DataRequired(), Length(max=80)])
-    description = TextAreaField("Description", validators=[Length(max=255)])
-    permissions = CheckboxesField("Permissions")
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=80)])
+    description = TextAreaField(_l("Description"), validators=[Length(max=255)])
+    permissions = CheckboxesField(_l("Permissions"))
 
 
 class EmptyForm(Form):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts import invitations, recovery
@@ -54,7 +55,7 @@ def new():
         except DomainError as exc:
             form.email.errors.append(str(exc))
         else:
-            flash("Invitation sent.", "success")
+            flash(_("Invitation sent."), "success")
             return redirect(url_for("invitations.index"))
     return render_template("accounts/invite_form.html", form=form)
 
@@ -67,20 +68,20 @@ def _act(action, invitation_id: int, done: str):
         except DomainError as exc:
             flash(str(exc), "error")
         else:
-            flash(done, "success")
+            flash(str(done), "success")
     return redirect(url_for("invitations.index"))
 
 
 @bp.post("/invitations/<int:invitation_id>/resend")
 @permission_required("user.manage")
 def resend(invitation_id: int):
-    return _act(invitations.resend, invitation_id, "Sent again; the earlier link stops working.")
+    return _act(invitations.resend, invitation_id, _("Sent again; the earlier link stops working."))
 
 
 @bp.post("/invitations/<int:invitation_id>/revoke")
 @permission_required("user.manage")
 def revoke(invitation_id: int):
-    return _act(invitations.revoke, invitation_id, "Invitation revoked.")
+    return _act(invitations.revoke, invitation_id, _("Invitation revoked."))
 
 
 @bp.post("/<int:user_id>/send-reset")
@@ -89,8 +90,8 @@ def send_reset(user_id: int):
     user = db.session.get(User, user_id) or abort(404)
     if EmptyForm().validate_on_submit():
         if not user.active:
-            flash("This account is inactive: activate it first.", "error")
+            flash(_("This account is inactive: activate it first."), "error")
         else:
             recovery.issue(user, send=True, by=current_user._get_current_object())
-            flash(f"A password reset link was emailed to {user.name}.", "success")
+            flash(_("A password reset link was emailed to %(name)s.", name=user.name), "success")
     return redirect(url_for("accounts.user_edit", user_id=user.id))

@@ -10,6 +10,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal import events
@@ -19,6 +22,7 @@ from portal.accounts.models import Role, User
 from portal.comms import mail
 from portal.errors import Conflict, DomainError
 from portal.extensions import db
+from portal.i18n.locales import DEFAULT
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
@@ -32,14 +36,16 @@ def _email(invitation: AccountLink, token: str, by: User | None) -> None:
     role = db.session.get(Role, invitation.role_id)
     mail.send_email(
         invitation.email,
-        "You are invited to the aid distribution portal",
+        _l("You are invited to the aid distribution portal"),
         "invitation",
         "accounts.invitation",
         expires_at=invitation.expires_at,
         link=links.url(token),
         role=role.name if role else "",
         inviter=by.name if by else None,
-        expires_at_text=invitation.expires_at.strftime("%Y-%m-%d %H:%M UTC"),
+        until=invitation.expires_at,  # ``expires_at`` above is the outbox's, not the text's
+        # The invitee has no language yet: the email is in the inviter's (the page's).
+        locale=str(get_locale() or DEFAULT),
     )
 
 
@@ -56,15 +62,15 @@ def invite(
         safeguards.check_role_assignment(actor, None, role, True)
         visible = projects.visible_project_ids(actor)
         if visible is not None and not project_ids <= visible:
-            raise DomainError("You can only invite to projects you are a member of.")
+            raise DomainError(_("You can only invite to projects you are a member of."))
     if db.session.scalar(select(User.id).where(User.email == email)):
-        raise Conflict("A user with this email exists.")
+        raise Conflict(_("A user with this email exists."))
     if pending(email=email):
-        raise Conflict("This email has a pending invitation: resend or revoke it.")
+        raise Conflict(_("This email has a pending invitation: resend or revoke it."))
     for project_id in project_ids:
         project = db.session.get(Project, project_id)
         if project is None:
-            raise DomainError("One of the projects no longer exists.")
+            raise DomainError(_("One of the projects no longer exists."))
         projects.ensure_writable(project)
     invitation, token = links.issue(
         INVITATION,
@@ -99,9 +105,9 @@ def pending(email: str | None = None) -> list[AccountLink]:
 def _pending_one(invitation_id: int) -> AccountLink:
     invitation = db.session.get(AccountLink, invitation_id)
     if invitation is None or invitation.purpose != INVITATION:
-        raise DomainError("No such invitation.")
+        raise DomainError(_("No such invitation."))
     if invitation.used_at is not None or invitation.revoked_at is not None:
-        raise Conflict("This invitation was already accepted or revoked.")
+        raise Conflict(_("This invitation was already accepted or revoked."))
     return invitation
 
 
@@ -135,12 +141,12 @@ def accept(invitation: AccountLink, name: str, password: str) -> User:
     """Create the invitee's account; raises WeakPassword (nothing changes) or Conflict."""
     role = db.session.get(Role, invitation.role_id)
     if role is None:
-        raise Conflict("The role of this invitation no longer exists. Ask for a new one.")
+        raise Conflict(_("The role of this invitation no longer exists. Ask for a new one."))
     # The password is checked (and hashed) before the link is taken: a refused password
     # leaves the link usable for the next try.
     user = services.create_user(invitation.email, name, password, role)
     if not links.take(invitation):
-        raise Conflict("This invitation was already used.")
+        raise Conflict(_("This invitation was already used."))
     invitation.user_id = user.id
     for project_id in invitation.projects:
         project = db.session.get(Project, project_id)

@@ -8,6 +8,7 @@ address would read, in the log and in every listing, as the same person as the c
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import and_, or_, select
 
 from portal import events
@@ -22,9 +23,9 @@ from portal.timeutil import utcnow
 def close_account(user: User, *, actor: User | None) -> list[int]:
     """Close ``user``'s account (``actor`` None: an operator). Returns the sessions ended."""
     if user.closed_at is not None:
-        raise Conflict("This account is already closed.")
+        raise Conflict(_("This account is already closed."))
     if actor is not None and actor.id == user.id:
-        raise safeguards.Refused("You cannot close your own account.", "active")
+        raise safeguards.Refused(_("You cannot close your own account."), "active")
     if actor is not None:
         safeguards.check_role_assignment(actor, user, user.role, False)
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, abort, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import inputs
@@ -39,5 +40,8 @@ def close(user_id: int):
     except DomainError as exc:
         flash(str(exc), "error")
         return redirect(url_for("accounts.user_edit", user_id=user.id))
-    flash(f"The account of {user.name} is closed. It stays in the audit trail.", "success")
+    flash(
+        _("The account of %(name)s is closed. It stays in the audit trail.", name=user.name),
+        "success",
+    )
     return redirect(url_for("accounts.users"))

@@ -18,6 +18,9 @@ from flask import (
     session,
     url_for,
 )
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user, login_user
 
 from portal import events
@@ -35,6 +38,7 @@ from portal.accounts.passwords import WeakPassword
 from portal.accounts.services import WrongPassword
 from portal.errors import DomainError
 from portal.extensions import limiter
+from portal.i18n.locales import DEFAULT
 from portal.transactions import attempt
 from portal.twofactor import policy
 
@@ -100,12 +104,15 @@ def invitation():
         except DomainError as exc:
             form.name.errors.append(str(exc))
         else:
+            if not user.locale:
+                # The language they accepted in (their browser's): their emails' from now on.
+                user.locale = str(get_locale() or DEFAULT)
             sessions.start(user)  # clears the session, the token with it
             login_user(user)
             events.user_signed_in.send(
                 user, action="auth.signed_in", summary=f"User {user.id} signed in"
             )
-            flash(f"Welcome, {user.name}. Your account is ready.", "success")
+            flash(_("Welcome, %(name)s. Your account is ready.", name=user.name), "success")
             # A role that needs two-factor sign-in sets it up now, while the new password is
             # fresh in mind; the grace period starts here, as at a first sign-in.
             policy.start_grace(user)
@@ -150,7 +157,7 @@ def reset_password():
             _drop(PASSWORD_RESET)
             if current_user.is_authenticated:
                 session.clear()  # this browser's session ended with all the others
-            flash("Your password is changed and every session signed out. Sign in.", "success")
+            flash(_("Your password is changed and every session signed out. Sign in."), "success")
             return redirect(url_for("accounts.login"))
     return render_template("accounts/reset_password.html", form=form)
 
@@ -165,7 +172,7 @@ def change_email():
         wait = throttle.consume(user.email)
         if wait is not None:
             form.password.errors.append(
-                f"Too many attempts. Wait {throttle.wait_words(wait)} and try again."
+                _("Too many attempts. Wait %(wait)s and try again.", wait=throttle.wait_words(wait))
             )
             page = render_template("accounts/email_change.html", form=form)
             return page, 429, {"Retry-After": str(wait)}
@@ -179,14 +186,14 @@ def change_email():
         else:
             throttle.succeeded(user.email)
             flash(
-                "We sent a link to the new address. Your email changes when you follow it.",
+                _("We sent a link to the new address. Your email changes when you follow it."),
                 "success",
             )
             return redirect(url_for("accounts.account"))
     return render_template("accounts/email_change.html", form=form)
 
 
-def _email_link_page(purpose: str, template: str, act, done: str):
+def _email_link_page(purpose: str, template: str, act, done):
     link = _held(purpose)
     if link is None:
         return _invalid()
@@ -199,7 +206,7 @@ def _email_link_page(purpose: str, template: str, act, done: str):
             flash(str(exc), "error")
         else:
             _drop(purpose)
-            flash(done, "success")
+            flash(str(done), "success")
             if purpose == EMAIL_UNDO and current_user.is_authenticated:
                 session.clear()  # every session of the account ended
             return redirect(url_for("accounts.login"))
@@ -213,7 +220,7 @@ def email_confirm():
         EMAIL_CHANGE,
         "accounts/email_confirm.html",
         email_change.confirm,
-        "Your email is changed. Use the new one to sign in.",
+        _l("Your email is changed. Use the new one to sign in."),
     )
 
 
@@ -224,6 +231,8 @@ def email_undo():
         EMAIL_UNDO,
         "accounts/email_undo.html",
         email_change.undo,
-        "Your old email is back and every session is signed out. "
-        "We sent it a link to choose a new password.",
+        _l(
+            "Your old email is back and every session is signed out. "
+            "We sent it a link to choose a new password."
+        ),
     )

@@ -7,25 +7,24 @@ when, and what to do if it was not them.
 from __future__ import annotations
 
 from flask import current_app
+from flask_babel import lazy_gettext as _l
 
 from portal.accounts.models import User
 from portal.comms import mail
+from portal.i18n import locales
 from portal.timeutil import utcnow
-
-
-def _when() -> str:
-    return utcnow().strftime("%Y-%m-%d %H:%M UTC")
 
 
 def password_changed(user: User, how: str) -> None:
     """``how``: "changed" (on the account page) or "reset" (from an emailed link)."""
     mail.send_email(
         user.email,
-        "Your portal password was changed",
+        _l("Your portal password was changed"),
         "password_changed",
         "accounts.password_changed",
+        locale=locales.of_user(user),
         name=user.name,
         how=how,
-        when=_when(),
+        when=utcnow(),
         forgot_url=current_app.config["PUBLIC_BASE_URL"].rstrip("/") + "/password/forgot",
     )

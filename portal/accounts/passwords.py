@@ -16,6 +16,8 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from werkzeug.security import check_password_hash, generate_password_hash
 from zxcvbn import zxcvbn
 
@@ -35,6 +37,35 @@ COMMON_FILE = Path(__file__).with_name("common_passwords.txt")
 HASH_METHOD = "scrypt"
 
 _TRIM = re.compile(r"^[\W\d_]+|[\W\d_]+$")
+
+
+# zxcvbn's warnings (English, from its own code) in the reader's language.
+ZXCVBN_WARNINGS = {
+    "Straight rows of keys are easy to guess.": _l("Straight rows of keys are easy to guess."),
+    "Short keyboard patterns are easy to guess.": _l("Short keyboard patterns are easy to guess."),
+    'Repeats like "aaa" are easy to guess.': _l("Repeats like “aaa” are easy to guess."),
+    'Repeats like "abcabcabc" are only slightly harder to guess than "abc".': _l(
+        "Repeats like “abcabcabc” are only slightly harder to guess than “abc”."
+    ),
+    'Sequences like "abc" or "6543" are easy to guess.': _l(
+        "Sequences like “abc” or “6543” are easy to guess."
+    ),
+    "Recent years are easy to guess.": _l("Recent years are easy to guess."),
+    "Dates are often easy to guess.": _l("Dates are often easy to guess."),
+    "This is a top-10 common password.": _l("This is a top-10 common password."),
+    "This is a top-100 common password.": _l("This is a top-100 common password."),
+    "This is a very common password.": _l("This is a very common password."),
+    "This is similar to a commonly used password.": _l(
+        "This is similar to a commonly used password."
+    ),
+    "A word by itself is easy to guess.": _l("A word by itself is easy to guess."),
+    "Names and surnames by themselves are easy to guess.": _l(
+        "Names and surnames by themselves are easy to guess."
+    ),
+    "Common names and surnames are easy to guess.": _l(
+        "Common names and surnames are easy to guess."
+    ),
+}
 
 
 class WeakPassword(DomainError):
@@ -82,22 +113,32 @@ def check(password: str, *, user_inputs: tuple[str, ...] = ()) -> None:
     ``user_inputs`` are the account's own words (email, name): a password built from them is weak.
     """
     if len(password) < MIN_LENGTH:
-        raise WeakPassword(f"A password needs at least {MIN_LENGTH} characters.")
+        raise WeakPassword(_("A password needs at least %(num)s characters.", num=MIN_LENGTH))
     if len(password) > MAX_LENGTH:
         raise WeakPassword(
-            f"A password can have at most {MAX_LENGTH} characters; choose a shorter passphrase."
+            _(
+                "A password can have at most %(num)s characters; choose a shorter passphrase.",
+                num=MAX_LENGTH,
+            )
         )
     if _is_common(password):
         raise WeakPassword(
-            "This is one of the most common passwords. Choose a phrase of several unrelated words."
+            _(
+                "This is one of the most common passwords. "
+                "Choose a phrase of several unrelated words."
+            )
         )
     result = zxcvbn(password[:ESTIMATE_PREFIX], user_inputs=_account_words(user_inputs))
     if result["score"] < MIN_SCORE:
         feedback = result["feedback"]
-        reason = feedback.get("warning") or "It is too easy to guess."
+        warning = feedback.get("warning") or ""
+        reason = ZXCVBN_WARNINGS.get(warning) or warning or _("It is too easy to guess.")
         raise WeakPassword(
-            f"This password is too easy to guess. {reason.rstrip('.')}. "
-            "Choose a phrase of several unrelated words, or add less common words."
+            _(
+                "This password is too easy to guess. %(reason)s "
+                "Choose a phrase of several unrelated words, or add less common words.",
+                reason=str(reason),
+            )
         )
 
 

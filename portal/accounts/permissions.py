@@ -5,52 +5,65 @@ Roles live in the database and are edited at runtime; this module only names wha
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
+# The label of each, as the role form shows it (translated when shown).
 PERMISSIONS: dict[str, str] = {
-    "project.read": "See projects the user is a member of",
-    "project.manage": "Create and edit projects, change their status and members",
-    "beneficiary.read": "See beneficiary records (personal data masked)",
-    "beneficiary.pii.read": "See beneficiaries' personal data unmasked",
-    "beneficiary.manage": "Create and edit beneficiaries and groups, assign them to projects",
-    "beneficiary.export": "Export beneficiary lists to CSV and XLSX (personal data only with PII)",
-    "card.manage": "Issue, revoke and print beneficiary cards (printing reissues them)",
-    "vendor.read": "See vendors",
-    "vendor.manage": "Register and edit vendors, assign them to projects",
-    "vendor.approve": "Approve and suspend vendors",
-    "chain.read": "See a project's funding and payment set-up",
-    "chain.manage": "Set up a project's payments and ask to fund it",
-    "chain.pause": "Pause and resume the movement of money in a project (the guardian)",
-    "chain.caps": "Change the spending limits of the portal's payment account (treasury-signed)",
-    "disbursement.manage": "Create and start disbursements, retry failed batches",
-    "funding.approve": "Approve or reject another person's request to fund a project",
-    "disbursement.approve": "Approve or reject another person's request to start a disbursement",
-    "settlement.approve": "Approve or reject another person's vendor settlement",
-    "settlement.read": "See vendors' settlements (cash-outs) and their trail",
-    "settlement.manage": "Open settlement runs, retry or close a settlement whose payout failed",
-    "dashboard.read": "Watch a project's live distribution dashboard",
-    "redemption.read": "See a project's redemptions, export them, and print vendor statements",
-    "job.read": "See background jobs",
-    "job.retry": "Retry failed jobs and run diagnostic jobs",
-    "job.cancel": "Cancel queued jobs",
-    "audit.read": "Read the audit log",
-    "user.manage": "Invite and edit staff accounts",
-    "role.manage": "Create roles and change their permissions",
-    "settings.manage": "Change runtime settings",
-    "payout.read": "See vendors' payouts, payout batches and statements",
-    "payout.manage": "Pay vendors out: build bank batches, mark them sent, upload statements",
-    "payout.override": "Mark a payout paid or failed without a matching statement line",
-    "outbox.read": "Read the development SMS outbox (never available in production)",
-    "grievances.read": "See grievances (the description only with personal data access)",
-    "grievances.manage": "Record grievances, assign them, change their status and add notes",
-    "chain.details.read": "See on-chain details (addresses, hashes, fees) and Transactions",
-    "messages.manage": "Edit the messages sent to beneficiaries, in each language",
-    "campaign.read": "See campaigns and watch their progress",
-    "campaign.manage": "Compose, send, schedule, pause and cancel campaigns",
-    "message.read": "See the delivery log of messages (numbers masked, texts never shown)",
+    "project.read": _l("See projects the user is a member of"),
+    "project.manage": _l("Create and edit projects, change their status and members"),
+    "beneficiary.read": _l("See beneficiary records (personal data masked)"),
+    "beneficiary.pii.read": _l("See beneficiaries' personal data unmasked"),
+    "beneficiary.manage": _l("Create and edit beneficiaries and groups, assign them to projects"),
+    "beneficiary.export": _l(
+        "Export beneficiary lists to CSV and XLSX (personal data only with PII)"
+    ),
+    "card.manage": _l("Issue, revoke and print beneficiary cards (printing reissues them)"),
+    "vendor.read": _l("See vendors"),
+    "vendor.manage": _l("Register and edit vendors, assign them to projects"),
+    "vendor.approve": _l("Approve and suspend vendors"),
+    "chain.read": _l("See a project's funding and payment set-up"),
+    "chain.manage": _l("Set up a project's payments and ask to fund it"),
+    "chain.pause": _l("Pause and resume the movement of money in a project (the guardian)"),
+    "chain.caps": _l(
+        "Change the spending limits of the portal's payment account (treasury-signed)"
+    ),
+    "disbursement.manage": _l("Create and start disbursements, retry failed batches"),
+    "funding.approve": _l("Approve or reject another person's request to fund a project"),
+    "disbursement.approve": _l(
+        "Approve or reject another person's request to start a disbursement"
+    ),
+    "settlement.approve": _l("Approve or reject another person's vendor settlement"),
+    "settlement.read": _l("See vendors' settlements (cash-outs) and their trail"),
+    "settlement.manage": _l(
+        "Open settlement runs, retry or close a settlement whose payout failed"
+    ),
+    "dashboard.read": _l("Watch a project's live distribution dashboard"),
+    "redemption.read": _l("See a project's redemptions, export them, and print vendor statements"),
+    "job.read": _l("See background jobs"),
+    "job.retry": _l("Retry failed jobs and run diagnostic jobs"),
+    "job.cancel": _l("Cancel queued jobs"),
+    "audit.read": _l("Read the audit log"),
+    "user.manage": _l("Invite and edit staff accounts"),
+    "role.manage": _l("Create roles and change their permissions"),
+    "settings.manage": _l("Change runtime settings"),
+    "payout.read": _l("See vendors' payouts, payout batches and statements"),
+    "payout.manage": _l("Pay vendors out: build bank batches, mark them sent, upload statements"),
+    "payout.override": _l("Mark a payout paid or failed without a matching statement line"),
+    "outbox.read": _l("Read the development SMS outbox (never available in production)"),
+    "grievances.read": _l("See grievances (the description only with personal data access)"),
+    "grievances.manage": _l("Record grievances, assign them, change their status and add notes"),
+    "chain.details.read": _l("See on-chain details (addresses, hashes, fees) and Transactions"),
+    "messages.manage": _l("Edit the messages sent to beneficiaries, in each language"),
+    "campaign.read": _l("See campaigns and watch their progress"),
+    "campaign.manage": _l("Compose, send, schedule, pause and cancel campaigns"),
+    "message.read": _l("See the delivery log of messages (numbers masked, texts never shown)"),
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
 ALL_PROJECTS = "project.all"
-PERMISSIONS[ALL_PROJECTS] = "See and act on every project, not only those the user is a member of"
+PERMISSIONS[ALL_PROJECTS] = _l(
+    "See and act on every project, not only those the user is a member of"
+)
 
 SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
     "admin": ("Everything, on every project", sorted(PERMISSIONS)),

@@ -16,6 +16,8 @@ import hmac
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from limits import parse
 from sqlalchemy import select
 
@@ -27,6 +29,7 @@ from portal.accounts.throttle import normalise_email
 from portal.comms import mail
 from portal.errors import Conflict
 from portal.extensions import db, limiter
+from portal.i18n import locales
 from portal.jobs import dispatch
 from portal.jobs.kinds import ACCOUNTS_PASSWORD_RESET
 
@@ -74,7 +77,7 @@ def issue(user: User, *, send: bool, by: User | None = None) -> str:
     if send:
         mail.send_email(
             user.email,
-            "Reset your portal password",
+            _l("Reset your portal password"),
             "password_reset",
             "accounts.password_reset",
             expires_at=link.expires_at,
@@ -82,6 +85,7 @@ def issue(user: User, *, send: bool, by: User | None = None) -> str:
             link=url,
             by_admin=by is not None,
             minutes=current_app.config["PASSWORD_RESET_TTL_MINUTES"],
+            locale=locales.of_user(user),
         )
     if by is not None:
         how = f"sent by user {by.id}"
@@ -101,10 +105,10 @@ def reset(link: AccountLink, new_password: str) -> User:
     Conflict (used meanwhile). Ends every session of the user and notifies them."""
     user = db.session.get(User, link.user_id)
     if user is None or not user.active:
-        raise Conflict("This link no longer works. Ask for a new one.")
+        raise Conflict(_("This link no longer works. Ask for a new one."))
     password_hash = passwords.hash_password(new_password, user_inputs=(user.email, user.name))
     if not links.take(link):
-        raise Conflict("This link was already used. Ask for a new one.")
+        raise Conflict(_("This link was already used. Ask for a new one."))
     user.password_hash = password_hash
     links.revoke_open(PASSWORD_RESET, user_id=user.id)
     ended = sessions.revoke_all(user.id)

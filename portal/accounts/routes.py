@@ -97,7 +97,7 @@ def account():
         wait = throttle.consume(user.email)
         if wait is not None:
             form.current.errors.append(
-                f"Too many attempts. Wait {throttle.wait_words(wait)} and try again."
+                _("Too many attempts. Wait %(wait)s and try again.", wait=throttle.wait_words(wait))
             )
             return _account_page(form), 429, {"Retry-After": str(wait)}
         try:
@@ -112,9 +112,9 @@ def account():
         else:
             throttle.succeeded(user.email)
             flash(
-                "Password changed. Your other sessions are signed out."
+                _("Password changed. Your other sessions are signed out.")
                 if ended
-                else "Password changed.",
+                else _("Password changed."),
                 "success",
             )
             return redirect(url_for("accounts.account"))
@@ -138,7 +138,7 @@ def _account_page(form: PasswordChangeForm) -> str:
 @signed_in
 def revoke_session(row_id: int):
     if EmptyForm().validate_on_submit() and sessions.revoke(row_id, user_id=current_user.id):
-        flash("That session is signed out.", "success")
+        flash(_("That session is signed out."), "success")
     return redirect(url_for("accounts.account"))
 
 
@@ -175,7 +175,7 @@ def user_new():
         except DomainError as exc:
             form.email.errors.append(str(exc))
         else:
-            flash(f"{user.name} can now sign in.", "success")
+            flash(_("%(name)s can now sign in.", name=user.name), "success")
             return redirect(url_for("accounts.users"))
     return render_template("accounts/user_form.html", form=form, user=None)
 
@@ -200,7 +200,7 @@ def user_edit(user_id: int):
         else:
             if not user.active:
                 sessions.revoke_all(user.id)  # and their sockets, once this commits
-            flash("Saved.", "success")
+            flash(_("Saved."), "success")
             return redirect(url_for("accounts.users"))
     return render_template("accounts/user_form.html", form=form, user=user, reset_form=EmptyForm())
 
@@ -236,6 +236,6 @@ def role_edit(role_id: int | None):
         except DomainError as exc:
             form.name.errors.append(str(exc))
         else:
-            flash(f"Role {role.name} saved.", "success")
+            flash(_("Role %(name)s saved.", name=role.name), "success")
             return redirect(url_for("accounts.roles"))
     return render_template("accounts/role_form.html", form=form, role=role)

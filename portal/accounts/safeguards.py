@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.accounts.models import Role, User
@@ -77,22 +78,32 @@ def _check_administration(
     )
     if before[1] and not after[1]:
         raise Refused(
-            "After this change no active user could manage roles. "
-            f"Keep {ROLE_MANAGE} on a role that an active user has.",
+            _(
+                "After this change no active user could manage roles. "
+                "Keep %(permission)s on a role that an active user has.",
+                permission=ROLE_MANAGE,
+            ),
             field,
         )
     if before[2] and not after[2]:
         raise Refused(
-            "After this change no active user could manage users. "
-            f"Keep {USER_MANAGE} on a role that an active user has.",
+            _(
+                "After this change no active user could manage users. "
+                "Keep %(permission)s on a role that an active user has.",
+                permission=USER_MANAGE,
+            ),
             field,
         )
     lost = before[0] - after[0]
     if lost:
         raise Refused(
-            "After this change nobody who manages roles would hold "
-            f"{_names(lost)}, so it could never be granted again. Keep it on a role with "
-            f"{ROLE_MANAGE} that an active user has.",
+            _(
+                "After this change nobody who manages roles would hold %(lost)s, so it could "
+                "never be granted again. Keep it on a role with %(permission)s that an active "
+                "user has.",
+                lost=_names(lost),
+                permission=ROLE_MANAGE,
+            ),
             field,
         )
 
@@ -103,15 +114,21 @@ def check_role_change(actor: User, role: Role | None, permissions: set[str]) -> 
     beyond = (permissions - before) - actor.role.permissions
     if beyond:
         raise Refused(
-            f"You can grant only permissions you hold yourself; you do not hold {_names(beyond)}.",
+            _(
+                "You can grant only permissions you hold yourself; you do not hold %(beyond)s.",
+                beyond=_names(beyond),
+            ),
             "permissions",
         )
     if role is None:
         return
     if role.id == actor.role_id and ROLE_MANAGE not in permissions:
         raise Refused(
-            f"This is your own role: without {ROLE_MANAGE} you would lose this page. "
-            "Ask another administrator to change it.",
+            _(
+                "This is your own role: without %(permission)s you would lose this page. "
+                "Ask another administrator to change it.",
+                permission=ROLE_MANAGE,
+            ),
             "permissions",
         )
     check_administration_after_role_change(role, permissions)
@@ -135,19 +152,27 @@ def check_role_assignment(actor: User, user: User | None, role: Role, active: bo
         beyond = role.permissions - actor.role.permissions
         if beyond:
             raise Refused(
-                "You can give only roles whose permissions you hold yourself; "
-                f"the role {role.name} has {_names(beyond)}.",
+                _(
+                    "You can give only roles whose permissions you hold yourself; "
+                    "the role %(role)s has %(beyond)s.",
+                    role=role.name,
+                    beyond=_names(beyond),
+                ),
                 "role_id",
             )
     if user is None:
         return
     if user.id == actor.id:
         if not active:
-            raise Refused("You cannot deactivate your own account.", "active")
+            raise Refused(_("You cannot deactivate your own account."), "active")
         if USER_MANAGE not in role.permissions:
             raise Refused(
-                f"The role {role.name} has no {USER_MANAGE}: you would lose this page. "
-                "Ask another administrator to change your role.",
+                _(
+                    "The role %(role)s has no %(permission)s: you would lose this page. "
+                    "Ask another administrator to change your role.",
+                    role=role.name,
+                    permission=USER_MANAGE,
+                ),
                 "role_id",
             )
     check_administration_after_user_change(user, role, active)
@@ -158,13 +183,15 @@ def check_members_change(actor: User | None, member_ids: set[int], current_ids: 
     the system."""
     if not member_ids:
         raise Refused(
-            "A project needs at least one member. Tick the people who work on it.", "members"
+            _("A project needs at least one member. Tick the people who work on it."), "members"
         )
     if actor is None:
         return
     if actor.id in current_ids and actor.id not in member_ids and not actor.can(ALL_PROJECTS):
         raise Refused(
-            "You would remove yourself and lose access to this project. "
-            "Ask someone who sees every project to do it.",
+            _(
+                "You would remove yourself and lose access to this project. "
+                "Ask someone who sees every project to do it."
+            ),
             "members",
         )

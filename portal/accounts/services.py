@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
@@ -44,7 +45,7 @@ def seed_roles() -> dict[str, Role]:
 def role_by_name(name: str) -> Role:
     role = db.session.scalar(select(Role).where(func.lower(Role.name) == name.lower()))
     if role is None:
-        raise NotFound(f"No role named {name}.")
+        raise NotFound(_("No role named %(name)s.", name=name))
     return role
 
 
@@ -56,7 +57,7 @@ def create_user(
     if actor is not None:
         safeguards.check_role_assignment(actor, None, role, True)
     if db.session.scalar(select(User.id).where(User.email == email)):
-        raise Conflict("A user with this email exists.")
+        raise Conflict(_("A user with this email exists."))
     name = name.strip()
     user = User(
         email=email,
@@ -104,7 +105,7 @@ def change_password(user: User, current: str, new: str, *, keep_session: int | N
     the policy; nothing changes then.
     """
     if not passwords.verify(user.password_hash, current):
-        raise WrongPassword("This is not your current password.")
+        raise WrongPassword(_("This is not your current password."))
     user.password_hash = hash_password(new, user_inputs=(user.email, user.name))
     ended = sessions.revoke_all(user.id, keep=keep_session)
     db.session.flush()
@@ -132,7 +133,7 @@ def save_role(
     """Create or change a role. ``actor`` may grant only what they hold (None: the system)."""
     unknown = permissions - set(PERMISSIONS)
     if unknown:
-        raise DomainError(f"Unknown permissions: {', '.join(sorted(unknown))}.")
+        raise DomainError(_("Unknown permissions: %(names)s.", names=", ".join(sorted(unknown))))
     if actor is not None:
         safeguards.check_role_change(actor, role, permissions)
     elif role is not None:
@@ -140,7 +141,7 @@ def save_role(
     name = name.strip()
     clash = db.session.scalar(select(Role.id).where(func.lower(Role.name) == name.lower()))
     if clash and (role is None or clash != role.id):
-        raise Conflict("A role with this name exists.")
+        raise Conflict(_("A role with this name exists."))
     created = role is None
     before = set() if created else role.permissions
     if created:
@@ -160,7 +161,7 @@ def save_role(
 
 def set_user_role(user: User, role: Role, active: bool, *, actor: User | None = None) -> None:
     if active and user.closed_at is not None:
-        raise safeguards.Refused("A closed account cannot be reactivated.", "active")
+        raise safeguards.Refused(_("A closed account cannot be reactivated."), "active")
     if actor is not None:
         safeguards.check_role_assignment(actor, user, role, active)
     else:

@@ -20,11 +20,14 @@ import time
 import unicodedata
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
 
 from portal import crypto
 from portal.extensions import limiter
+from portal.i18n.formatting import number
 
 _ACCOUNT_SCOPE = "login-account"
 _ADDRESS_SCOPE = "login-address"
@@ -77,7 +80,9 @@ def login_rate_limit() -> str:
 
 def wait_words(seconds: int) -> str:
     minutes = -(-seconds // 60)
-    return f"{minutes} minute{'s' if minutes != 1 else ''}" if seconds > 60 else "a minute"
+    if seconds <= 60:
+        return _("a minute")
+    return ngettext("%(n)s minute", "%(n)s minutes", minutes, n=number(minutes))
 
 
 def _enabled() -> bool:

@@ -14,9 +14,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 from sqlalchemy.orm import joinedload
 
+from portal.audit import actions
 from portal.extensions import db
 
 # "User 3", "vendor 4", "project 12", "group 2", "beneficiary BX7…" as services write them.
@@ -29,7 +32,7 @@ ADDRESS = re.compile(r"\b0x[0-9a-fA-F]{6,}\b")
 # "Chain transaction 7 (deploy.contract) confirmed": the purpose is a code name of the chain step.
 TX_PURPOSE = re.compile(r"\b(?:Chain transaction|Transaction) (\d{1,12}) \([\w.:-]{1,60}\)")
 
-ACTORS = {"system": "The portal (automatic)", "anonymous": "Someone not signed in"}
+ACTORS = {"system": _l("The portal (automatic)"), "anonymous": _l("Someone not signed in")}
 
 
 @dataclass
@@ -123,6 +126,7 @@ class Shown:
 
     who: str
     summary: str
+    action: str = ""  # the action's label in the reader's language
 
 
 def resolve(entries: Iterable, reader) -> dict[int, Shown]:
@@ -149,15 +153,20 @@ def resolve(entries: Iterable, reader) -> dict[int, Shown]:
     for entry in entries:
         summary = MENTION.sub(mention, entry.summary or "")
         if not details:  # addresses and the chain's step names are on-chain details
-            summary = ADDRESS.sub("(address)", summary)
-            summary = TX_PURPOSE.sub(r"Payment network step \1", summary)
-        shown[entry.id] = Shown(who=_who(entry.actor_label or "", names), summary=summary)
+            summary = ADDRESS.sub(_("(address)"), summary)
+            step = _("Payment network step %(id)s", id="\\1")
+            summary = TX_PURPOSE.sub(step, summary)
+        shown[entry.id] = Shown(
+            who=_who(entry.actor_label or "", names),
+            summary=summary,
+            action=actions.label(entry.action),
+        )
     return shown
 
 
 def _who(label: str, names: dict[str, dict[int, str]]) -> str:
     if label in ACTORS:
-        return ACTORS[label]
+        return str(ACTORS[label])
     actor = ACTOR.match(label)
     if actor is None:
         return label
@@ -165,4 +174,4 @@ def _who(label: str, names: dict[str, dict[int, str]]) -> str:
     name = names[kind].get(key)
     if name is None:
         return f"{kind.capitalize()} {key}"
-    return name if kind == "user" else f"Vendor “{name}”"
+    return name if kind == "user" else _("Vendor “%(name)s”", name=name)

@@ -6,7 +6,7 @@ from flask import Blueprint, render_template, url_for
 from flask_login import current_user
 
 from portal.accounts.guards import permission_required
-from portal.dashboard import commands, live
+from portal.dashboard import commands, display, live
 from portal.projects import services as projects
 
 bp = Blueprint("dashboard", __name__, url_prefix="/projects/<int:project_id>")
@@ -25,7 +25,9 @@ def live_page(project_id: int):
     return render_template(
         "dashboard/live.html",
         project=project,
-        snap=data,
+        snap=display.for_reader(data),
         tx_base=tx_base,
         topic=live.TOPIC,
+        number_format=display.number_format(),
+        queue_label=display.queue_label,
     )

@@ -17,6 +17,7 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime, timedelta
 
+from flask import current_app, has_app_context
 from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
@@ -62,6 +63,12 @@ def iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat(timespec="seconds") + "Z"
 
 
+def _shared_locale() -> str:
+    if has_app_context():
+        return current_app.config.get("AMOUNT_LOCALE") or "en"
+    return "en"
+
+
 def build(conn: Connection, project_id: int, now: datetime | None = None) -> dict:
     # Snapshots from several processes can arrive out of order; the browser keeps the one read
     # last, which includes every commit that finished before it was read.
@@ -70,8 +77,12 @@ def build(conn: Connection, project_id: int, now: datetime | None = None) -> dic
     head = _head(conn, project_id)
     decimals = head["decimals"] or 0
 
+    # One snapshot serves every screen, whatever the language of the request that built it:
+    # written the portal's way, and each page writes it again in its own (``display``).
+    locale = _shared_locale()
+
     def money(base: int) -> str:
-        return amounts.format(base, decimals)
+        return amounts.format(base, decimals, locale)
 
     people = head
     vendors = _vendors(conn, project_id, money)

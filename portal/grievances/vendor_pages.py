@@ -24,7 +24,7 @@ from portal.vendors.models import VendorProject
 REPORTS = quotas.define(
     "grievance.vendor",
     "VENDOR_REPORT_LIMITS",
-    "You have sent many reports today. Please call the programme team, or try again {when}.",
+    _l("You have sent many reports today. Please call the programme team, or try again {when}."),
 )
 SHOWN = 20
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask import url_for
+from flask_babel import gettext as _
 from sqlalchemy import exists, select
 
 from portal.accounts.models import Role, RolePermission
@@ -47,9 +48,12 @@ def _roles_with(permissions: set[str]) -> dict[str, list[str]]:
 
 def _who(names: list[str]) -> str:
     if not names:
-        return "No role may do this yet: ask an administrator to give a role this permission."
-    shown = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " or " + names[-1]
-    return f"Someone with the role {shown} does this."
+        return _("No role may do this yet: ask an administrator to give a role this permission.")
+    if len(names) == 1:
+        shown = names[0]
+    else:
+        shown = _("%(names)s or %(last)s", names=", ".join(names[:-1]), last=names[-1])
+    return _("Someone with the role %(roles)s does this.", roles=shown)
 
 
 def _progress(project_ids: list[int]) -> dict[int, tuple[bool, bool, bool]]:
@@ -96,8 +100,8 @@ def _plan(project: Project, figures: Figures, enrolled: bool, vendors: bool, sen
     plan = [
         (
             "enrol",
-            "Enrol people",
-            "Import a list or register people one by one, then add them to this project.",
+            _("Enrol people"),
+            _("Import a list or register people one by one, then add them to this project."),
             enrolled,
             "beneficiary.manage",
             url_for("imports.new"),
@@ -107,8 +111,8 @@ def _plan(project: Project, figures: Figures, enrolled: bool, vendors: bool, sen
         plan.append(
             (
                 "vendors",
-                "Add vendors",
-                "Register the shops where people spend, and assign them to this project.",
+                _("Add vendors"),
+                _("Register the shops where people spend, and assign them to this project."),
                 vendors,
                 "vendor.manage",
                 url_for("vendors.index"),
@@ -117,8 +121,8 @@ def _plan(project: Project, figures: Figures, enrolled: bool, vendors: bool, sen
     plan.append(
         (
             "fund",
-            "Fund the project",
-            "Set up the project's account and put money into it; someone else approves.",
+            _("Fund the project"),
+            _("Set up the project's account and put money into it; someone else approves."),
             figures.funded > 0,
             "chain.manage",
             url_for("chain.project_chain", project_id=project.id),
@@ -128,8 +132,8 @@ def _plan(project: Project, figures: Figures, enrolled: bool, vendors: bool, sen
         plan.append(
             (
                 "allocate",
-                "Send cash",
-                "Choose a group and an amount per person; someone else approves the start.",
+                _("Send cash"),
+                _("Choose a group and an amount per person; someone else approves the start."),
                 sent,
                 "disbursement.manage",
                 url_for("disbursements.new", project_id=project.id),
@@ -140,16 +144,16 @@ def _plan(project: Project, figures: Figures, enrolled: bool, vendors: bool, sen
         *plan,
         (
             "allocate",
-            "Allocate",
-            "Give each person of a group an amount they may spend; someone else approves.",
+            _("Allocate"),
+            _("Give each person of a group an amount they may spend; someone else approves."),
             figures.allocated > 0,
             "disbursement.manage",
             url_for("disbursements.new", project_id=project.id),
         ),
         (
             "distribute",
-            "Distribute",
-            "People spend at the vendors with a one-time code; follow it live.",
+            _("Distribute"),
+            _("People spend at the vendors with a one-time code; follow it live."),
             figures.spent + figures.pending > 0,
             "dashboard.read",
             url_for("dashboard.live", project_id=project.id),

@@ -41,7 +41,7 @@ def for_projects(user, project_ids: list[int]) -> dict[int, Waiting]:
             )
         )
         for pid, kind, count in rows:
-            label = kinds.KINDS[kind].label if kind in kinds.KINDS else kind
+            label = str(kinds.KINDS[kind].label) if kind in kinds.KINDS else kind
             found[pid].approvals[label] = count
     if user.can("job.read"):
         # The projects were scoped to the user already: their jobs are visible to them.

@@ -21,6 +21,18 @@ def _code() -> str:
     return str(locale) if locale is not None else DEFAULT
 
 
+def page_code() -> str:
+    """The page's locale code (``en`` outside a request)."""
+    return _code()
+
+
+def digits(text: str | None) -> str:
+    """Text whose digits are written in the page's own (a clock time, an id)."""
+    if text is None:
+        return ""
+    return to_native_digits(str(text), _code())
+
+
 def when(value: datetime | None) -> str:
     """A moment, date and time to the minute, in UTC (the portal's one time zone)."""
     if value is None:

@@ -1,7 +1,8 @@
-"""The words the phone pages' scripts write, in the page's language.
+"""The words the pages' scripts write, in the page's language.
 
-The page carries them as a JSON data block (``templates/vendor/base.html``), so the scripts
-stay static files and the strings go through the same catalogs as the templates. Live states
+The page carries them as a JSON data block (``templates/vendor/base.html`` for the phone pages,
+``templates/base.html`` for the staff pages), so the scripts stay static files and the strings
+go through the same catalogs as the templates. Live states
 pushed by a worker carry English labels (a worker has no page language): the scripts show the
 label for the state's status from here instead.
 """
@@ -12,6 +13,8 @@ from flask_babel import gettext as _
 
 
 def catalog() -> dict:
+    from portal.dashboard.display import QUEUE_WORDS
+    from portal.i18n.statuses import LABELS as STATUS_LABELS
     from portal.redemptions import live as redemption_live
     from portal.settlements.models import LABELS as SETTLEMENT_LABELS
 
@@ -26,4 +29,30 @@ def catalog() -> dict:
         "redemption_labels": {k: str(v) for k, v in redemption_live.LABELS.items()},
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
+        **_staff(),
+        "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
+        "queue_labels": {k: str(v) for k, v in QUEUE_WORDS.items()},
+    }
+
+
+def _staff() -> dict:
+    """The staff layout's live connection, job toasts and the live dashboard."""
+    return {
+        "live_title": _("Live updates: %(state)s", state="{state}"),
+        "live_connected": _("connected"),
+        "live_reconnecting": _("reconnecting"),
+        "live_offline": _("offline, retrying"),
+        "job_toast": _("%(job)s #%(id)s: %(status)s", job="{job}", id="{id}", status="{status}"),
+        "dash_live": _("live"),
+        "dash_offline": _("offline"),
+        "dash_reconnecting": _("reconnecting…"),
+        "dash_full_screen": _("Full screen"),
+        "dash_exit_full_screen": _("Exit full screen"),
+        "dash_no_redemptions": _("No redemptions yet."),
+        "dash_no_vendor": _("No vendor has redeemed yet."),
+        "dash_none": _("None."),
+        "dash_vendor_pending": _("(%(num)s pending)", num="{num}"),
+        "dash_amount_pending": _("+%(amount)s pending", amount="{amount}"),
+        "dash_per_minute": _("per minute"),
+        "dash_running_total": _("running total"),
     }

@@ -24,6 +24,13 @@ MESSAGE_LOCALES = ("en", "ne", "hi", "bn", "sw")
 _ZERO = {"latn": 0x30, "deva": 0x966, "arab": 0x660, "beng": 0x9E6}
 
 
+def of_user(user) -> str:
+    """The language a staff member reads their emails in: the one they chose for their pages,
+    English until they choose (an email has no browser to ask)."""
+    chosen = getattr(user, "locale", None)
+    return chosen if chosen in PAGE_LOCALES else DEFAULT
+
+
 def locale_of(code: str | None) -> Locale:
     try:
         return Locale.parse(code or DEFAULT)

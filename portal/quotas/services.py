@@ -19,12 +19,14 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app
+from flask_babel import ngettext
 from limits import parse_many
 from sqlalchemy import delete, select, text
 
 from portal import crypto
 from portal.errors import DomainError
 from portal.extensions import db
+from portal.i18n.formatting import number
 from portal.quotas.models import QuotaHit
 from portal.timeutil import utcnow
 
@@ -52,7 +54,7 @@ class Quota:
 
     bucket: str
     config_name: str
-    message: str
+    message: str  # or a lazy string (``_l``): translated when the limit says no
 
 
 DEFINED: dict[str, Quota] = {}
@@ -119,7 +121,8 @@ def check(quota: Quota, key: str) -> None:
     _lock(quota.bucket, key)
     seconds = wait(quota.bucket, key, quota.config_name)
     if seconds:
-        raise Throttled(quota.message.format(when=when(seconds)), seconds)
+        # The words are translated now, for the person who will read them.
+        raise Throttled(str(quota.message).format(when=when(seconds)), seconds)
 
 
 def hit(quota: Quota, key: str) -> None:
@@ -159,11 +162,12 @@ def purge() -> int:
 
 
 def when(seconds: int) -> str:
-    """'in 40 seconds', 'in 4 minutes', 'in 3 hours'."""
+    """'in 40 seconds', 'in 4 minutes', 'in 3 hours', in the page's language."""
     if seconds < 60:
-        return f"in {seconds} second{'s' if seconds != 1 else ''}"
+        return ngettext("in %(n)s second", "in %(n)s seconds", seconds, n=number(seconds))
     minutes = (seconds + 59) // 60
     if minutes < 120:
-        return f"in {minutes} minute{'s' if minutes != 1 else ''}"
+        return ngettext("in %(n)s minute", "in %(n)s minutes", minutes, n=number(minutes))
     hours = (minutes + 59) // 60
-    return f"in {hours} hours"
+    # (``num`` is ngettext's own count argument: the written number goes in ``n``.)
+    return ngettext("in %(n)s hour", "in %(n)s hours", hours, n=number(hours))

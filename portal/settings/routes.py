@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
 
@@ -17,15 +19,17 @@ bp = Blueprint("settings", __name__, url_prefix="/settings")
 
 class SettingsForm(Form):
     default_country = StringField(
-        "Default country for phone numbers",
+        _l("Default country for phone numbers"),
         validators=[DataRequired(), Length(min=2, max=2)],
-        description="Two letters, e.g. NP, KE, BD. Local numbers are read as this country's.",
+        description=_l("Two letters, e.g. NP, KE, BD. Local numbers are read as this country's."),
     )
     kobo_allowed_hosts = TextAreaField(
-        "KoboToolbox servers",
+        _l("KoboToolbox servers"),
         validators=[Length(max=2000)],
-        description="The servers a KoboToolbox source may name, comma separated: a host "
-        "(https on port 443), host:port or host:*. The API token is only ever sent to these.",
+        description=_l(
+            "The servers a KoboToolbox source may name, comma separated: a host "
+            "(https on port 443), host:port or host:*. The API token is only ever sent to these."
+        ),
     )
 
 
@@ -53,6 +57,6 @@ def index():
             for key, message in refused.items():
                 form[key].errors.append(message)
         else:
-            flash("Settings saved.", "success")
+            flash(_("Settings saved."), "success")
             return redirect(url_for("settings.index"))
     return render_template("settings/index.html", form=form)

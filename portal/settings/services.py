@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import phonenumbers
 from flask import current_app
+from flask_babel import gettext as _
 
 from portal import crypto, events, outbound
 from portal.errors import DomainError
@@ -53,18 +54,18 @@ def default_country() -> str:
 
 def set_value(key: str, value: str) -> None:
     if key not in KNOWN:
-        raise DomainError(f"Unknown setting {key}.")
+        raise DomainError(_("Unknown setting %(key)s.", key=key))
     if key == DEFAULT_COUNTRY:
         value = value.strip().upper()
         if value not in phonenumbers.SUPPORTED_REGIONS:
-            raise DomainError("Not a country code phone numbers know (e.g. NP, KE, BD).")
+            raise DomainError(_("Not a country code phone numbers know (e.g. NP, KE, BD)."))
     if key == KOBO_ALLOWED_HOSTS:
         try:
             value = ", ".join(sorted(outbound.host_entries(value)))
         except outbound.Refused as exc:
             raise DomainError(str(exc)) from None
         if len(value) > 2000:
-            raise DomainError("Name fewer servers.")
+            raise DomainError(_("Name fewer servers."))
     row = db.session.get(Setting, key)
     old = None if row is None else row.value
     if key in SECRETS:

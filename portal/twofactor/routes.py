@@ -45,7 +45,7 @@ def send_overdue_to_setup():
     if not policy.overdue(current_user):
         return None
     if wants_json() or request.method not in ("GET", "HEAD"):
-        return problem(403, "Set up two-factor sign-in first, at /account/two-factor.")
+        return problem(403, _("Set up two-factor sign-in first, at /account/two-factor."))
     flash(_("Your role requires two-factor sign-in: set it up to go on."), "info")
     return redirect(url_for("twofactor.setup"))
 
@@ -171,7 +171,7 @@ def begin():
 @signed_in
 def forget_device(row_id: int):
     if EmptyForm().validate_on_submit() and devices.forget(row_id, current_user.id):
-        flash("That browser will be asked for a code at its next sign-in.", "success")
+        flash(_("That browser will be asked for a code at its next sign-in."), "success")
     return redirect(url_for("accounts.account"))
 
 
@@ -187,5 +187,8 @@ def reset(user_id: int):
     except DomainError as exc:
         flash(str(exc), "error")
     else:
-        flash(f"Two-factor sign-in of {user.name} reset; they set it up again.", "success")
+        flash(
+            _("Two-factor sign-in of %(name)s reset; they set it up again.", name=user.name),
+            "success",
+        )
     return redirect(url_for("accounts.user_edit", user_id=user.id))

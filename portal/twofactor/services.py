@@ -12,6 +12,7 @@ import hmac
 import secrets
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select, update
 
 from portal import events
@@ -63,7 +64,7 @@ def begin(user: User) -> TwoFactorSecret:
     """The secret being set up: the same one until confirmed, so reloading keeps the QR code."""
     row = secret_row(user)
     if row is not None and row.confirmed_at is not None:
-        raise Conflict("Two-factor sign-in is already set up.")
+        raise Conflict(_("Two-factor sign-in is already set up."))
     if row is None:
         row = TwoFactorSecret(user_id=user.id, secret=totp.new_secret())
         db.session.add(row)
@@ -79,11 +80,11 @@ def confirm(user: User, code: str) -> list[str]:
     """Finish the set-up with a first right code; returns the recovery codes (shown once)."""
     row = secret_row(user)
     if row is None or row.confirmed_at is not None:
-        raise Conflict("There is no two-factor set-up in progress.")
+        raise Conflict(_("There is no two-factor set-up in progress."))
     step = totp.matching_step(row.secret, code)
     if step is None:
         raise CodeRefused(
-            "That code is not right. Check the time on your phone and type the code shown now."
+            _("That code is not right. Check the time on your phone and type the code shown now.")
         )
     now = utcnow()
     row.confirmed_at, row.last_step = now, step
@@ -158,7 +159,7 @@ def recovery_left(user: User) -> int:
 def renew_recovery_codes(user: User, code: str) -> list[str]:
     """New recovery codes (the old ones stop working), against a current authenticator code."""
     if verify(user, code) != TOTP:
-        raise CodeRefused("That code is not right, or was used already: wait for the next one.")
+        raise CodeRefused(_("That code is not right, or was used already: wait for the next one."))
     codes = _replace_recovery_codes(user)
     events.two_factor_changed.send(
         user,
@@ -175,9 +176,11 @@ def reset(user: User, *, actor: User | None) -> None:
     Nobody resets their own: that would let a stolen password take off the second factor.
     """
     if actor is not None and actor.id == user.id:
-        raise OwnReset("You cannot reset your own two-factor sign-in. Ask another administrator.")
+        raise OwnReset(
+            _("You cannot reset your own two-factor sign-in. Ask another administrator.")
+        )
     if user.two_factor_enabled_at is None and secret_row(user) is None:
-        raise Conflict("This user has no two-factor sign-in to reset.")
+        raise Conflict(_("This user has no two-factor sign-in to reset."))
     remove(user)
     events.two_factor_changed.send(
         user,

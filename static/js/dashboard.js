@@ -1,7 +1,9 @@
 /* The live distribution dashboard. Every part of the screen is drawn from one snapshot: the one
    embedded in the page (data-snapshot), the one a subscribe answers with (so a screen that
    reconnects catches up), and each one the server pushes after a commit. Money arrives already
-   formatted; only the chart needs numbers. */
+   formatted the portal's one way (a pushed snapshot serves every screen); the page writes it
+   again with its own digits and grouping (data-digits, data-grouping), as the server wrote the
+   page itself. Only the chart needs numbers. Words come from PortalStrings (static/js/i18n.js). */
 (function () {
   "use strict";
   var root = document.getElementById("dashboard");
@@ -13,6 +15,40 @@
   var series = null;      // the chart's minutes, slid forward as time passes
   var plot = null;
   var seenFeed = null;    // redemption ids already listed, to mark new ones
+  var DIGITS = root.dataset.digits || "0123456789";
+  var INDIAN = root.dataset.grouping === "indian";
+  var LATIN = "0123456789";
+
+  function t(key, fallback, values) {
+    return window.PortalStrings ? PortalStrings.t(key, fallback, values) : fallback;
+  }
+  function statusWord(code) {
+    return window.PortalStrings ? PortalStrings.label("status_labels", code, code) : code;
+  }
+  // Digits of the page: the same ten the server writes (Devanagari for Nepali).
+  function native(text) {
+    if (DIGITS === LATIN) return String(text);
+    return String(text).replace(/[0-9]/g, function (d) { return DIGITS.charAt(Number(d)); });
+  }
+  function latin(text) {
+    return String(text).replace(/[\u0966-\u096F]/g, function (d) {
+      return String(d.charCodeAt(0) - 0x0966);
+    });
+  }
+  // "1,234,567.50" as this page writes it ("12,34,567.50" in Nepali digits): the same figure,
+  // regrouped, never recomputed.
+  function amount(text) {
+    if (text === undefined || text === null) return "";
+    var m = /^(-?)([0-9,]+)(\.[0-9]+)?$/.exec(latin(text));
+    if (!m) return String(text);
+    var whole = m[2].replace(/,/g, "");
+    var tail = whole.slice(-3), head = whole.slice(0, -3), groups = [];
+    var size = INDIAN ? 2 : 3;
+    while (head.length > size) { groups.unshift(head.slice(-size)); head = head.slice(0, -size); }
+    if (head) groups.unshift(head);
+    groups.push(tail);
+    return native(m[1] + groups.join(",") + (m[3] || ""));
+  }
 
   function $(id) { return document.getElementById(id); }
   function all(selector) { return Array.prototype.slice.call(root.querySelectorAll(selector)); }
@@ -22,12 +58,12 @@
     if (text !== undefined && text !== null) node.textContent = text;
     return node;
   }
-  function count(n) { return Number(n || 0).toLocaleString(); }
+  function count(n) { return amount(String(Math.trunc(Number(n || 0)))); }
   function clock(iso, seconds) {
     if (!iso) return "";
     var options = { hour: "2-digit", minute: "2-digit", hourCycle: "h23" };
     if (seconds) options.second = "2-digit";
-    return new Date(iso).toLocaleTimeString([], options);
+    return native(new Date(iso).toLocaleTimeString("en-GB", options));
   }
   function timeEl(iso, seconds, className) {
     var node = el("time", className, clock(iso, seconds));
@@ -67,20 +103,19 @@
   }
 
   function renderFigures(s) {
-    setKpi("allocated", s.display.allocated);
-    setKpi("redeemed", s.display.redeemed);
-    setKpi("remaining", s.display.remaining);
+    setKpi("allocated", amount(s.display.allocated));
+    setKpi("redeemed", amount(s.display.redeemed));
+    setKpi("remaining", amount(s.display.remaining));
     setKpi("people-allocated", count(s.people.allocated));
     setKpi("people-of", count(s.people.allocated));
     setKpi("people-served", count(s.people.served));
     // Payments accepted but not yet confirmed on chain: apart from "redeemed", never in it.
     var pending = s.pending || { count: 0, amount: 0 };
-    setKpi("pending", s.display.pending || "0");
+    setKpi("pending", amount(s.display.pending || "0"));
     setKpi("pending-count", count(pending.count));
     $("dash-pending").dataset.count = String(pending.count);
-    $("dash-pending-noun").textContent = pending.count === 1 ? "payment" : "payments";
     var redeemedShare = percent(s.totals.redeemed, s.totals.allocated);
-    setKpi("redeemed-percent", String(redeemedShare));
+    setKpi("redeemed-percent", count(redeemedShare));
     all('[data-bar="redeemed"]').forEach(function (bar) { bar.style.width = redeemedShare + "%"; });
     all('[data-bar="served"]').forEach(function (bar) {
       bar.style.width = percent(s.people.served, s.people.allocated) + "%";
@@ -112,12 +147,12 @@
       li.appendChild(timeEl(r.at, true, "dash-feed__at"));
       li.appendChild(el("span", "dash-feed__ref", r.ref));
       li.appendChild(el("span", "dash-feed__vendor", r.vendor));
-      li.appendChild(el("span", "dash-feed__amount", r.amount_display));
-      li.appendChild(el("span", "dash-tag dash-tag--" + r.label, r.label));
+      li.appendChild(el("span", "dash-feed__amount", amount(r.amount_display)));
+      li.appendChild(el("span", "dash-tag dash-tag--" + r.label, statusWord(r.label)));
       return li;
     });
     seenFeed = fresh;
-    replace($("dash-feed"), items, el("li", "dash-empty", "No redemptions yet."));
+    replace($("dash-feed"), items, el("li", "dash-empty", t("dash_no_redemptions", "No redemptions yet.")));
   }
 
   function cell(tag, text, className) { return el(tag, className, text); }
@@ -129,18 +164,18 @@
       tr.dataset.id = v.id;
       tr.appendChild(cell("td", v.name));
       var n = cell("td", count(v.count), "num");
-      if (v.pending) n.appendChild(el("span", "dash-pending", " (" + v.pending + " pending)"));
+      if (v.pending) n.appendChild(el("span", "dash-pending", " " + t("dash_vendor_pending", "({num} pending)", { num: count(v.pending) })));
       tr.appendChild(n);
-      var amount = cell("td", v.amount_display, "num");
-      if (v.pending) amount.appendChild(el("span", "dash-pending dash-pending--amount", "+" + v.pending_display + " pending"));
-      tr.appendChild(amount);
+      var spent = cell("td", amount(v.amount_display), "num");
+      if (v.pending) spent.appendChild(el("span", "dash-pending dash-pending--amount", t("dash_amount_pending", "+{amount} pending", { amount: amount(v.pending_display) })));
+      tr.appendChild(spent);
       var last = cell("td", "", "num dash-col-last");
       last.appendChild(timeEl(v.last_at, false));
       tr.appendChild(last);
       return tr;
     });
     var empty = el("tr", "dash-empty");
-    var td = cell("td", "No vendor has redeemed yet.");
+    var td = cell("td", t("dash_no_vendor", "No vendor has redeemed yet."));
     td.colSpan = 4;
     empty.appendChild(td);
     replace($("dash-vendors").tBodies[0], rows, empty);
@@ -150,7 +185,8 @@
     var rows = s.queues.map(function (q) {
       var tr = el("tr", q.highlight ? "dash-hot" : "");
       tr.dataset.queue = q.queue;
-      var name = cell("th", q.label || q.queue);
+      var labels = window.PortalStrings ? PortalStrings.label("queue_labels", q.queue, null) : null;
+      var name = cell("th", labels || q.label || q.queue);
       name.scope = "row";
       tr.appendChild(name);
       ["queued", "retrying", "running"].forEach(function (key) {
@@ -167,24 +203,24 @@
     var total = $("dash-failed-count");
     total.textContent = count(s.failed_tx_total);
     total.dataset.count = s.failed_tx_total;
-    var items = s.failed_txs.map(function (t) {
+    var items = s.failed_txs.map(function (tx) {
       var li = el("li");
       var head = el("span", "dash-failed__head");
       if (txBase) {
-        var link = el("a", "", "#" + t.id);
-        link.href = txBase + "/" + t.id;
+        var link = el("a", "", "#" + native(tx.id));
+        link.href = txBase + "/" + tx.id;
         head.appendChild(link);
       } else {
-        head.appendChild(document.createTextNode("#" + t.id));
+        head.appendChild(document.createTextNode("#" + native(tx.id)));
       }
-      head.appendChild(document.createTextNode(" " + t.purpose + " "));
-      head.appendChild(el("span", "dash-tag dash-tag--failed", t.status));
-      head.appendChild(timeEl(t.at, false, "dash-failed__at"));
+      head.appendChild(document.createTextNode(" " + tx.purpose + " "));
+      head.appendChild(el("span", "dash-tag dash-tag--failed", statusWord(tx.status)));
+      head.appendChild(timeEl(tx.at, false, "dash-failed__at"));
       li.appendChild(head);
-      li.appendChild(el("span", "dash-failed__error", t.error));
+      li.appendChild(el("span", "dash-failed__error", tx.error));
       return li;
     });
-    replace($("dash-failed"), items, el("li", "dash-empty", "None."));
+    replace($("dash-failed"), items, el("li", "dash-empty", t("dash_none", "None.")));
   }
 
   // --- chart ---------------------------------------------------------------------------------
@@ -223,9 +259,9 @@
 
   function compact(value) {
     var abs = Math.abs(value);
-    if (abs >= 1e6) return (value / 1e6).toFixed(abs >= 1e7 ? 0 : 1) + "M";
-    if (abs >= 1e3) return (value / 1e3).toFixed(abs >= 1e4 ? 0 : 1) + "k";
-    return String(Math.round(value * 100) / 100);
+    if (abs >= 1e6) return native((value / 1e6).toFixed(abs >= 1e7 ? 0 : 1)) + "M";
+    if (abs >= 1e3) return native((value / 1e3).toFixed(abs >= 1e4 ? 0 : 1)) + "k";
+    return native(String(Math.round(value * 100) / 100));
   }
 
   function chartOptions(box) {
@@ -248,9 +284,9 @@
       },
       series: [
         {},
-        { label: "Per minute", scale: "amt", stroke: "#3ddc97", fill: "rgba(61,220,151,0.55)", width: 0,
+        { label: t("dash_per_minute", "per minute"), scale: "amt", stroke: "#3ddc97", fill: "rgba(61,220,151,0.55)", width: 0,
           paths: uPlot.paths.bars({ size: [0.9, 60] }), points: { show: false } },
-        { label: "Running total", scale: "cum", stroke: "#8ecbff", width: Math.max(2, px / 6), points: { show: false } }
+        { label: t("dash_running_total", "running total"), scale: "cum", stroke: "#8ecbff", width: Math.max(2, px / 6), points: { show: false } }
       ],
       axes: [
         Object.assign({}, axis, { size: px * 2.2, space: px * 5,
@@ -314,7 +350,8 @@
       else root.requestFullscreen();
     });
     document.addEventListener("fullscreenchange", function () {
-      fullscreen.textContent = document.fullscreenElement ? "Exit full screen" : "Full screen";
+      fullscreen.textContent = document.fullscreenElement
+        ? t("dash_exit_full_screen", "Exit full screen") : t("dash_full_screen", "Full screen");
     });
   } else if (fullscreen) {
     fullscreen.hidden = true;
@@ -324,10 +361,10 @@
   setInterval(function () { if (slide()) drawChart(); }, 15000);
   window.addEventListener("resize", fitFigures);
 
-  if (!window.Portal) { setConnection("off", "offline"); return; }
+  if (!window.Portal) { setConnection("off", t("dash_offline", "offline")); return; }
   Portal.on(EVENT, render);
   Portal.subscribe(root.dataset.topic, { project_id: projectId }, render);
-  Portal.socket.on("connect", function () { setConnection("on", "live"); });
-  Portal.socket.on("disconnect", function () { setConnection("off", "reconnecting…"); });
-  if (Portal.socket.connected) setConnection("on", "live");
+  Portal.socket.on("connect", function () { setConnection("on", t("dash_live", "live")); });
+  Portal.socket.on("disconnect", function () { setConnection("off", t("dash_reconnecting", "reconnecting…")); });
+  if (Portal.socket.connected) setConnection("on", t("dash_live", "live"));
 })();

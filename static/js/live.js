@@ -9,10 +9,15 @@
   var subscriptions = [];
   var handlers = {};
 
+  // Words in the page's language (static/js/i18n.js); English when a page carries none.
+  function t(key, fallback, values) {
+    return window.PortalStrings ? PortalStrings.t(key, fallback, values) : fallback;
+  }
+
   function setState(state, label) {
     if (!dot) return;
     dot.dataset.state = state;
-    dot.title = "Live updates: " + label;
+    dot.title = t("live_title", "Live updates: {state}", { state: label });
     if (stateText) stateText.textContent = label;
   }
 
@@ -26,14 +31,14 @@
     });
   }
 
-  socket.on("connect", function () { setState("on", "connected"); subscribeAll(); });
+  socket.on("connect", function () { setState("on", t("live_connected", "connected")); subscribeAll(); });
   socket.on("disconnect", function (reason) {
-    setState("off", "reconnecting");
+    setState("off", t("live_reconnecting", "reconnecting"));
     // The server closes the sockets of a user whose access changed: connect again, and every
     // subscription is checked anew. (An ended session is told first and the page reloads.)
     if (reason === "io server disconnect") socket.connect();
   });
-  socket.on("connect_error", function () { setState("off", "offline, retrying"); });
+  socket.on("connect_error", function () { setState("off", t("live_offline", "offline, retrying")); });
   socket.on(EVENTS.SESSION_ENDED, function () { window.location.reload(); });
 
   function dispatch(name, payload) {
@@ -50,7 +55,8 @@
     lastToast[job.id] = job.status;
     var interesting = { running: 1, succeeded: 1, failed: 1, retrying: 1 };
     if (!interesting[job.status]) return;
-    toast(job.label + " #" + job.id + ": " + job.status, job.status, "/jobs/" + job.id);
+    var status = window.PortalStrings ? PortalStrings.label("status_labels", job.status, job.status) : job.status;
+    toast(t("job_toast", "{job} #{id}: {status}", { job: job.label, id: job.id, status: status }), job.status, "/jobs/" + job.id);
   }
 
   function toast(text, kind, href) {
