@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from portal.i18n import js_people
+
 
 def catalog() -> dict:
     from portal.redemptions import live as redemption_live
@@ -26,4 +28,5 @@ def catalog() -> dict:
         "redemption_labels": {k: str(v) for k, v in redemption_live.LABELS.items()},
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
+        **js_people.catalog(),
     }

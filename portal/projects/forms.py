@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
@@ -10,22 +12,24 @@ from portal.projects.models import TYPES
 
 
 class ProjectForm(Form):
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
-    type = SelectField("Type", choices=dict(TYPES))
-    description = TextAreaField("Description", validators=[Length(max=4000)])
-    location = StringField("Area", validators=[Length(max=120)])
-    currency = StringField("Currency", default="NPR", validators=[DataRequired(), Length(max=8)])
-    start_date = DateField("Starts", validators=[Optional(), InRange(PROJECT)])
-    end_date = DateField("Ends", validators=[Optional(), InRange(PROJECT)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
+    type = SelectField(_l("Type"), choices=dict(TYPES))
+    description = TextAreaField(_l("Description"), validators=[Length(max=4000)])
+    location = StringField(_l("Area"), validators=[Length(max=120)])
+    currency = StringField(
+        _l("Currency"), default="NPR", validators=[DataRequired(), Length(max=8)]
+    )
+    start_date = DateField(_l("Starts"), validators=[Optional(), InRange(PROJECT)])
+    end_date = DateField(_l("Ends"), validators=[Optional(), InRange(PROJECT)])
 
     def validate_end_date(self, field):
         if field.data and self.start_date.data and field.data < self.start_date.data:
-            raise ValidationError("The end comes before the start.")
+            raise ValidationError(_("The end comes before the start."))
 
 
 class StatusForm(Form):
-    status = SelectField("New status", choices=[])
+    status = SelectField(_l("New status"), choices=[])
 
 
 class MembersForm(Form):
-    members = CheckboxesField("Members", coerce=int)
+    members = CheckboxesField(_l("Members"), coerce=int)
