@@ -9,9 +9,12 @@ this version does not know, have only their English sentence: the page shows it 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from flask_babel import gettext
+
+from portal.i18n.formatting import number
 
 
 def N_(text: str) -> str:  # the gettext convention: marks a string, translated later
@@ -87,6 +90,8 @@ FIELD_LABELS: dict[str, str] = {
     "consent": N_("Consent"),
     "retention_until": N_("Keep data until"),
 }
+# The values each sentence needs.
+_NAMES = {code: frozenset(re.findall(r"%\((\w+)\)s", text)) for code, text in TEXTS.items()}
 # A sentence without values that another module raises (normalize, dateranges) -> its code.
 _PLAIN = {text: code for code, text in TEXTS.items() if "%(" not in text}
 
@@ -106,13 +111,14 @@ def sentence(entry: Mapping) -> str:
     """An entry of the error preview (``row``, ``field``, ``message``, maybe ``code`` and
     ``values``) as a sentence in the page's language."""
     code = entry.get("code") or ""
-    if code not in TEXTS:
+    if not isinstance(code, str) or code not in TEXTS:
         return entry.get("message", "")
-    from portal.i18n.formatting import number
-
+    kept = entry.get("values") or {}
+    if not isinstance(kept, Mapping) or not _NAMES[code] <= kept.keys():
+        return entry.get("message", "")
     values = {
         name: number(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        for name, value in (entry.get("values") or {}).items()
+        for name, value in kept.items()
     }
     try:
         return gettext(TEXTS[code], **values)
