@@ -74,13 +74,13 @@ def test_a_beneficiary_page_in_nepali_shows_money_in_devanagari(client, staff, m
 def test_an_import_report_in_nepali(client, staff, worker):
     user, project = staff
     batch = map_and_check(client, batch_from(upload(client, project, WITH_PROBLEMS)), worker)
-    assert {e.get("code") for e in batch.errors_preview} >= {"same_phone_as_row", "name_required"}
+    assert {e.get("code") for e in batch.errors_preview} >= {"same_phone_as_row", "formula_start"}
     speaks(user, "ne")
     page = client.get(f"/imports/{batch.id}").get_data(as_text=True)
     assert 'lang="ne"' in html_tag(page)
     # Sentences written now, from the codes, with the row numbers in Devanagari digits.
     assert "पङ्क्ति २ को जस्तै फोन नम्बर।" in page
-    assert "नाम चाहिन्छ।" in page
+    assert "“=” बाट सुरु हुन्छ, जसलाई स्प्रेडसिटले सूत्रको रूपमा चलाउँछ।" in page
     assert "Same phone number as row" not in page
     assert "समस्या (" in page and '<span class="stat__n" data-count="total">६</span>' in page
     # The field column names the field in the reader's language.
