@@ -99,7 +99,13 @@ _PLAIN = {text: code for code, text in TEXTS.items() if "%(" not in text}
 def english(code: str, values: Mapping[str, object] | None = None) -> str:
     """The English sentence, for the report file and the logs."""
     text = TEXTS[code]
-    return text % dict(values) if values else text
+    if not values:
+        return text
+    return text % {k: f"{v:,}" if _is_count(v) else v for k, v in values.items()}
+
+
+def _is_count(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def code_of(sentence: str) -> str:
@@ -116,10 +122,7 @@ def sentence(entry: Mapping) -> str:
     kept = entry.get("values") or {}
     if not isinstance(kept, Mapping) or not _NAMES[code] <= kept.keys():
         return entry.get("message", "")
-    values = {
-        name: number(value) if isinstance(value, int) and not isinstance(value, bool) else value
-        for name, value in kept.items()
-    }
+    values = {name: number(value) if _is_count(value) else value for name, value in kept.items()}
     try:
         return gettext(TEXTS[code], **values)
     except (KeyError, ValueError, TypeError):  # values that do not fit the sentence any more

@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
@@ -103,8 +104,10 @@ class RowError:
     message: str  # in English, for the report file; the page writes it from code and values
     column: str = ""  # the header of the file's column, when the error is about one
     kind: str = INVALID  # or DUPLICATE (see dedup)
-    code: str = ""  # a key of problems.TEXTS
-    values: dict | None = None
+    # The problem as the page writes it in its reader's language (a key of problems.TEXTS and
+    # its values); the same problem whatever the code, as far as equality goes.
+    code: str = dataclass_field(default="", compare=False)
+    values: dict | None = dataclass_field(default=None, compare=False)
 
 
 class ValidRow(NamedTuple):
