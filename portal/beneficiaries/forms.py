@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectField, StringField, TelField
 from wtforms.validators import DataRequired, Length, Optional
 
-from portal.beneficiaries.models import GENDERS, STATUS_LABELS
+from portal.beneficiaries.models import GENDER_LABELS, STATUS_LABELS
 from portal.dateranges import BIRTH, InRange
 from portal.forms import Form
 from portal.i18n.locales import choices as language_choices
@@ -29,12 +30,12 @@ class BeneficiaryForm(Form):
     national_id = StringField(_l("National ID"), validators=[Optional(), Length(max=40)])
     date_of_birth = DateField(_l("Date of birth"), validators=[Optional(), InRange(BIRTH)])
     location = StringField(_l("Location (village, ward)"), validators=[Optional(), Length(max=200)])
-    gender = SelectField(_l("Gender"), choices=dict(GENDERS))
+    gender = SelectField(_l("Gender"), choices=[])
     language = SelectField(_l("SMS language"), choices=dict(LANGUAGES))
-    status = SelectField(_l("Status"), choices=dict(STATUS_LABELS))
+    status = SelectField(_l("Status"), choices=[])
     consent = SelectField(
         _l("Consent to data use"),
-        choices={"yes": _l("Given"), "no": _l("Not given")},
+        choices=[],
         default="yes",
     )
     retention_until = DateField(_l("Keep data until"), validators=[Optional()])
@@ -44,6 +45,15 @@ class BeneficiaryForm(Form):
         super().__init__(*args, **kwargs)
         # Each language by its own name (and the page's): "नेपाली (Nepali)", never "ne".
         self.language.choices = language_choices(code for code, _ in LANGUAGES)
+        # Words in the page's language, so made per request.
+        self.gender.choices = labelled(GENDER_LABELS)
+        self.status.choices = labelled(STATUS_LABELS)
+        self.consent.choices = [("yes", _("Given")), ("no", _("Not given"))]
+
+
+def labelled(labels: dict) -> list[tuple[str, str]]:
+    """``(code, label)`` pairs for a select field, each label in the page's language."""
+    return [(code, str(label)) for code, label in labels.items()]
 
 
 class ProjectPickForm(Form):

@@ -21,7 +21,14 @@ from portal.timeutil import utcnow
 ACTIVE, INACTIVE = "active", "inactive"
 STATUSES = (ACTIVE, INACTIVE)
 STATUS_LABELS = {ACTIVE: _l("Active"), INACTIVE: _l("Inactive")}
-GENDERS = {"": _l("Not given"), "female": _l("Female"), "male": _l("Male"), "other": _l("Other")}
+GENDERS = {"": "Not given", "female": "Female", "male": "Male", "other": "Other"}
+# As the pages name them, in the page's language.
+GENDER_LABELS = {
+    "": _l("Not given"),
+    "female": _l("Female"),
+    "male": _l("Male"),
+    "other": _l("Other"),
+}
 
 
 class Beneficiary(db.Model):

@@ -16,7 +16,7 @@ from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, memberships, reads, selection, services
 from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
-from portal.beneficiaries.models import GENDERS, STATUS_LABELS, STATUSES, Beneficiary
+from portal.beneficiaries.models import GENDER_LABELS, STATUS_LABELS, STATUSES, Beneficiary
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
 from portal.i18n.formatting import number
@@ -188,7 +188,7 @@ def show(beneficiary_id: int):
         person=person,
         show_pii=show_pii(),
         birth_day=_iso_day(birth),
-        gender_labels=GENDERS,
+        gender_labels=GENDER_LABELS,
         projects=db.session.scalars(select(Project).where(Project.id.in_(shown))).all(),
         groups=person_groups,
         project_form=project_form,

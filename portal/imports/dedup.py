@@ -136,9 +136,10 @@ class InFileDeduper:
         return self._phones.nbytes + self._national_ids.nbytes
 
 
-def _duplicate(row: int, field: str, code: str, **values) -> RowError:
+def _duplicate(at: int, field: str, code: str, /, **values) -> RowError:
+    """Row ``at``'s duplicate problem ``code``; ``values`` fill its sentence."""
     return RowError(
-        row, field, english(code, values), kind=DUPLICATE, code=code, values=values or None
+        at, field, english(code, values), kind=DUPLICATE, code=code, values=values or None
     )
 
 

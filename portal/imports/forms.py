@@ -32,10 +32,18 @@ class UploadForm(Form):
 class CommitForm(Form):
     mode = RadioField(
         _l("How to import"),
-        choices={
-            ALL_OR_NOTHING: _l("All rows or none: stop if any row has a problem"),
-            VALID_ONLY: _l("Only the valid, new rows: skip the rows listed in the report"),
-        },
+        choices=[],
         default=ALL_OR_NOTHING,
         # The page shows no choice where only one is possible (``imports/show.html``).
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # In the page's language, so per request.
+        self.mode.choices = [(key, str(label)) for key, label in MODES.items()]
+
+
+MODES = {
+    ALL_OR_NOTHING: _l("All rows or none: stop if any row has a problem"),
+    VALID_ONLY: _l("Only the valid, new rows: skip the rows listed in the report"),
+}

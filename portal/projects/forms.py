@@ -6,6 +6,7 @@ from wtforms import DateField, SelectField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional, ValidationError
 
 from portal.accounts.forms import CheckboxesField
+from portal.beneficiaries.forms import labelled
 from portal.dateranges import PROJECT, InRange
 from portal.forms import Form
 from portal.projects.models import TYPES
@@ -13,7 +14,7 @@ from portal.projects.models import TYPES
 
 class ProjectForm(Form):
     name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
-    type = SelectField(_l("Type"), choices=dict(TYPES))
+    type = SelectField(_l("Type"), choices=[])
     description = TextAreaField(_l("Description"), validators=[Length(max=4000)])
     location = StringField(_l("Area"), validators=[Length(max=120)])
     currency = StringField(
@@ -21,6 +22,10 @@ class ProjectForm(Form):
     )
     start_date = DateField(_l("Starts"), validators=[Optional(), InRange(PROJECT)])
     end_date = DateField(_l("Ends"), validators=[Optional(), InRange(PROJECT)])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.type.choices = labelled(TYPES)  # in the page's language, so per request
 
     def validate_end_date(self, field):
         if field.data and self.start_date.data and field.data < self.start_date.data:

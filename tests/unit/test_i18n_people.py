@@ -4,6 +4,7 @@ import's row problems kept as codes and values and written in the reader's langu
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import date
 
@@ -55,7 +56,10 @@ def test_the_beneficiary_list_in_nepali(client, staff, make_beneficiary):
     dates = re.findall(r'<td class="small hide-sm">([^<]+)</td>', page)
     assert dates and all(DEVANAGARI.search(d) and not LATIN_DIGIT.search(d) for d in dates)
     # The scripts' words come in the page too, with the digits they write counts in.
-    assert "छानिएका मानिस: {count}" in page and "०१२३४५६७८९" in page
+    block = re.search(r'<script type="application/json" id="i18n-strings">(.*?)</script>', page)
+    strings = json.loads(block.group(1))
+    assert strings["selection_count"] == "छानिएका मानिस: {count}"
+    assert strings["digits"] == "०१२३४५६७८९"
 
 
 def test_a_beneficiary_page_in_nepali_shows_money_in_devanagari(client, staff, make_beneficiary):
