@@ -87,7 +87,7 @@ def parse_target(user, action: str, value: str) -> Target | None:
     """``g-<id>`` or ``p-<id>``, one the user may see; None for cards (no target)."""
     if action == "cards":
         return None
-    kind, _, number = (value or "").partition("-")
+    kind, _dash, number = (value or "").partition("-")
     target_id = inputs.parse_id(number)
     if kind not in ("g", "p") or target_id is None:
         raise SelectionError(_("Choose the group or project."))

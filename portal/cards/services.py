@@ -358,7 +358,7 @@ def print_group(sheet: CardPrint, progress: Progress | None = None) -> CardPrint
         if with_names:
             query = query.options(joinedload(Beneficiary.pii))
         for person in db.session.scalars(query):
-            _, token = _new_card(person.id, sheet.requested_by_id, sheet.id)
+            _card, token = _new_card(person.id, sheet.requested_by_id, sheet.id)
             cards.add(_face(person, token, project.name, with_names))
         _flush_cards()
         if progress:
@@ -415,7 +415,7 @@ def print_single(person: Beneficiary, user: User) -> CardPrint:
     sheet = CardPrint(beneficiary_id=person.id, requested_by_id=user.id, with_names=user.can(PII))
     db.session.add(sheet)
     db.session.flush()
-    _, token = issue(person, issued_by=user, print_id=sheet.id)
+    _card, token = issue(person, issued_by=user, print_id=sheet.id)
     face = _face(person, token, _project_label(person, user), sheet.with_names)
     # Loading the font and drawing the PDF is CPU work in a request: off gevent's loop.
     cards, content = offload.run(_one_card, face, card_font(), f"Card of {person.ref}")
