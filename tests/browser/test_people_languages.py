@@ -22,6 +22,8 @@ OVERFLOW = """() => {
   return Array.from(document.querySelectorAll("body *")).filter((el) => {
     if (el.closest(".table-wrap")) return false;
     const box = el.getBoundingClientRect();
+    // Wholly off-screen on purpose, to one side or the other (a skip link until focused).
+    if (box.right <= 0 || box.left >= width) return false;
     return box.width > 0 && (box.right > width + 1 || box.left < -1);
   }).map((el) => el.tagName + "." + el.className).slice(0, 5);
 }"""
