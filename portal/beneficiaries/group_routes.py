@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -44,7 +45,7 @@ def new():
         except DomainError as exc:
             form.name.errors.append(str(exc))
         else:
-            flash(f"Group {group.name} created.", "success")
+            flash(_("Group %(group)s created.", group=group.name), "success")
             return redirect(url_for("groups.show", group_id=group.id))
     return render_template("groups/form.html", form=form)
 
@@ -83,12 +84,15 @@ def remove_member(group_id: int, beneficiary_id: int):
     if EmptyForm().validate_on_submit():
         if not confirmation.given():
             return confirmation.page(
-                f"Remove {person.ref} from the group {group.name}?",
-                "They get nothing from the group's next disbursements. They stay in the project.",
-                yes="Remove from the group",
+                _("Remove %(ref)s from the group %(group)s?", ref=person.ref, group=group.name),
+                _(
+                    "They get nothing from the group's next disbursements. "
+                    "They stay in the project."
+                ),
+                yes=_("Remove from the group"),
                 back=url_for("groups.show", group_id=group.id),
                 danger=True,
             )
         groups.remove_member(group, person)
-        flash("Removed from the group.", "success")
+        flash(_("Removed from the group."), "success")
     return redirect(url_for("groups.show", group_id=group.id))

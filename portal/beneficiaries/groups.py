@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, delete, func, select
 
 from portal import events
@@ -22,7 +23,7 @@ def visible(user) -> Select:
 def get_visible(user, group_id: int) -> BeneficiaryGroup:
     group = db.session.scalar(visible(user).where(BeneficiaryGroup.id == group_id))
     if group is None:
-        raise NotFound("No such group.")
+        raise NotFound(_("No such group."))
     return group
 
 
@@ -44,7 +45,7 @@ def create(project: Project, name: str, purpose: str) -> BeneficiaryGroup:
         )
     )
     if taken:
-        raise Conflict("This project already has a group with that name.")
+        raise Conflict(_("This project already has a group with that name."))
     group = BeneficiaryGroup(project_id=project.id, name=name, purpose=purpose.strip())
     db.session.add(group)
     db.session.flush()

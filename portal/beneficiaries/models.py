@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Mapped, mapped_column, relationship
@@ -19,7 +20,15 @@ from portal.timeutil import utcnow
 
 ACTIVE, INACTIVE = "active", "inactive"
 STATUSES = (ACTIVE, INACTIVE)
+STATUS_LABELS = {ACTIVE: _l("Active"), INACTIVE: _l("Inactive")}
 GENDERS = {"": "Not given", "female": "Female", "male": "Male", "other": "Other"}
+# As the pages name them, in the page's language.
+GENDER_LABELS = {
+    "": _l("Not given"),
+    "female": _l("Female"),
+    "male": _l("Male"),
+    "other": _l("Other"),
+}
 
 
 class Beneficiary(db.Model):

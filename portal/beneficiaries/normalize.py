@@ -18,9 +18,11 @@ _ASCII_SEPARATORS = re.compile(r"[\s\-./]")
 class InvalidValue(DomainError):
     status = 400
 
-    def __init__(self, field: str, message: str):
+    def __init__(self, field: str, message: str, code: str = "", values: dict | None = None):
         super().__init__(message)
         self.field = field
+        # For an import's report, written later in its reader's language (imports.problems).
+        self.code, self.values = code, values
 
 
 def phone_e164(raw: str, default_country: str) -> str:
@@ -29,7 +31,12 @@ def phone_e164(raw: str, default_country: str) -> str:
     except phonenumbers.NumberParseException:
         raise InvalidValue("phone", "Not a phone number.") from None
     if not phonenumbers.is_valid_number(number):
-        raise InvalidValue("phone", f"Not a valid phone number for {default_country}.")
+        raise InvalidValue(
+            "phone",
+            f"Not a valid phone number for {default_country}.",
+            code="phone_invalid",
+            values={"country": default_country},
+        )
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -14,9 +16,11 @@ from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
 from portal.beneficiaries import groups, memberships, reads, selection, services
 from portal.beneficiaries.forms import BeneficiaryForm, GroupPickForm, ProjectPickForm
-from portal.beneficiaries.models import STATUSES, Beneficiary
+from portal.beneficiaries.models import GENDER_LABELS, STATUS_LABELS, STATUSES, Beneficiary
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
+from portal.i18n.formatting import number
+from portal.imports import problems as row_problems
 from portal.ledger import people
 from portal.projects import services as projects
 from portal.projects.models import Project
@@ -75,7 +79,9 @@ def index():
         first_url=link({}) if page.cursor or (page.number or 1) > 2 else None,
         params=params,
         statuses=STATUSES,
+        status_labels=STATUS_LABELS,
         sorts=services.SORTS,
+        sort_labels=services.SORT_LABELS,
         projects=db.session.scalars(projects.visible_projects(current_user)).all(),
         groups=all_groups,
         show_pii=show_pii(),
@@ -99,11 +105,19 @@ def _form_values(form: BeneficiaryForm) -> dict:
     }
 
 
+def _iso_day(text: str | None) -> date | None:
+    """A stored ISO date as a date, for the page's date filter; None if it is not one."""
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
 def _field_error(form, exc: DomainError) -> Beneficiary | None:
     """Put the refusal under its field; returns the person it duplicates, if the user may see
     them (the page links to them)."""
     field = getattr(form, getattr(exc, "field", ""), None) or form.name
-    field.errors = [*field.errors, str(exc)]
+    field.errors = [*field.errors, row_problems.translated(exc)]
     duplicate_id = getattr(exc, "duplicate_id", None)
     if duplicate_id is None:
         return None
@@ -120,7 +134,7 @@ def new():
     duplicate = None
     choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if current_user.sees_all_projects:
-        choices = [(0, "— none yet —"), *choices]
+        choices = [(0, _("— none yet —")), *choices]
     form.project_id.choices = choices
     if request.method == "GET" and inputs.id_arg("project"):
         form.project_id.data = inputs.id_arg("project")
@@ -129,7 +143,7 @@ def new():
         if form.project_id.data:
             project = projects.get_visible(current_user, form.project_id.data)
         elif not current_user.sees_all_projects:
-            form.project_id.errors = ["Choose the project this person is enrolled in."]
+            form.project_id.errors = [_("Choose the project this person is enrolled in.")]
         if not form.project_id.errors:
             values = _form_values(form)
             if form.consent.data == "yes":
@@ -140,7 +154,7 @@ def new():
             except DomainError as exc:
                 duplicate = _field_error(form, exc)
             else:
-                flash(f"Beneficiary {person.ref} enrolled.", "success")
+                flash(_("Beneficiary %(ref)s enrolled.", ref=person.ref), "success")
                 return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
     return render_template("beneficiaries/form.html", form=form, person=None, duplicate=duplicate)
 
@@ -168,10 +182,13 @@ def show(beneficiary_id: int):
         for g in db.session.scalars(groups.visible(current_user))
         if g.id not in in_groups and not g.project.is_closed
     ]
+    birth = person.pii.date_of_birth if show_pii() and person.pii else None
     body = render_template(
         "beneficiaries/show.html",
         person=person,
         show_pii=show_pii(),
+        birth_day=_iso_day(birth),
+        gender_labels=GENDER_LABELS,
         projects=db.session.scalars(select(Project).where(Project.id.in_(shown))).all(),
         groups=person_groups,
         project_form=project_form,
@@ -213,7 +230,7 @@ def edit(beneficiary_id: int):
         except DomainError as exc:
             duplicate = _field_error(form, exc)
         else:
-            flash("Saved.", "success")
+            flash(_("Saved."), "success")
             return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
     return render_template("beneficiaries/form.html", form=form, person=person, duplicate=duplicate)
 
@@ -226,7 +243,7 @@ def add_project(beneficiary_id: int):
     form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if form.validate_on_submit():
         services.add_to_project(person, projects.get_visible(current_user, form.project_id.data))
-        flash("Added to the project.", "success")
+        flash(_("Added to the project."), "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
 
 
@@ -238,15 +255,17 @@ def remove_project(beneficiary_id: int, project_id: int):
     if EmptyForm().validate_on_submit():
         if not confirmation.given():
             return confirmation.page(
-                f"Remove {person.ref} from {project.name}?",
-                "They leave the project's groups and lists and get nothing from its next "
-                "disbursements. Their record and what they have received are kept.",
-                yes="Remove from the project",
+                _("Remove %(ref)s from %(project)s?", ref=person.ref, project=project.name),
+                _(
+                    "They leave the project's groups and lists and get nothing from its next "
+                    "disbursements. Their record and what they have received are kept."
+                ),
+                yes=_("Remove from the project"),
                 back=url_for("beneficiaries.show", beneficiary_id=person.id),
                 danger=True,
             )
         services.remove_from_project(person, project)
-        flash("Removed from the project.", "success")
+        flash(_("Removed from the project."), "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
 
 
@@ -261,7 +280,7 @@ def add_group(beneficiary_id: int):
     if form.validate_on_submit():
         group = groups.get_visible(current_user, form.group_id.data)
         groups.add_members(group, [person])
-        flash(f"Added to group {group.name}.", "success")
+        flash(_("Added to group %(group)s.", group=group.name), "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
 
 
@@ -277,7 +296,7 @@ def selection_action():
     back = _list_url()
     action = request.form.get("action", "")
     if not EmptyForm().validate_on_submit():
-        flash("The form expired: choose the people again.", "error")
+        flash(_("The form expired: choose the people again."), "error")
         return redirect(back)
     try:
         selection.check_allowed(current_user, action)
@@ -301,7 +320,15 @@ def selection_action():
         return body
     result = selection.apply(current_user, action, target, chosen)
     if not result.not_done:
-        flash(f"Done for all {result.done} chosen.", "success")
+        flash(
+            ngettext(
+                "Done for the %(count)s person chosen.",
+                "Done for all %(count)s chosen.",
+                result.done,
+                count=number(result.done),
+            ),
+            "success",
+        )
     body = render_template(
         "beneficiaries/selection_result.html", result=result, back=back, show_pii=show_pii()
     )

@@ -6,6 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from portal import inputs
 from portal.beneficiaries import groups, services
 from portal.beneficiaries.models import Beneficiary
@@ -17,9 +20,9 @@ from portal.transactions import attempt
 # At most this many people at once: a page of the list is 25; a request stays short.
 MAX_PEOPLE = 100
 ACTIONS = {
-    "add": "Add to",
-    "remove": "Remove from",
-    "cards": "Give new cards",
+    "add": _l("Add to"),
+    "remove": _l("Remove from"),
+    "cards": _l("Give new cards"),
 }
 # What each action needs beyond seeing the list.
 PERMISSIONS = {"add": "beneficiary.manage", "remove": "beneficiary.manage", "cards": "card.manage"}
@@ -37,8 +40,10 @@ class Target:
     @property
     def label(self) -> str:
         if self.kind == "group":
-            return f"group {self.obj.name} ({self.obj.project.name})"
-        return f"project {self.obj.name}"
+            return _(
+                "group %(group)s (%(project)s)", group=self.obj.name, project=self.obj.project.name
+            )
+        return _("project %(project)s", project=self.obj.name)
 
 
 @dataclass
@@ -72,9 +77,9 @@ def parse_ids(values: list[str]) -> list[int]:
         if number is not None and number not in ids:
             ids.append(number)
     if not ids:
-        raise SelectionError("Choose at least one person on the list.")
+        raise SelectionError(_("Choose at least one person on the list."))
     if len(ids) > MAX_PEOPLE:
-        raise SelectionError(f"Choose at most {MAX_PEOPLE} people at a time.")
+        raise SelectionError(_("Choose at most %(num)s people at a time.", num=MAX_PEOPLE))
     return ids
 
 
@@ -82,10 +87,10 @@ def parse_target(user, action: str, value: str) -> Target | None:
     """``g-<id>`` or ``p-<id>``, one the user may see; None for cards (no target)."""
     if action == "cards":
         return None
-    kind, _, number = (value or "").partition("-")
+    kind, _dash, number = (value or "").partition("-")
     target_id = inputs.parse_id(number)
     if kind not in ("g", "p") or target_id is None:
-        raise SelectionError("Choose the group or project.")
+        raise SelectionError(_("Choose the group or project."))
     if kind == "g":
         return Target("group", groups.get_visible(user, target_id))
     return Target("project", projects.get_visible(user, target_id))
@@ -104,7 +109,7 @@ def apply(user, action: str, target: Target | None, chosen) -> Result:
     result = Result(action, target)
     for pk, person in chosen:
         if person is None:
-            result.outcomes.append(Outcome(None, f"#{pk}", False, "Not found, or not yours."))
+            result.outcomes.append(Outcome(None, f"#{pk}", False, _("Not found, or not yours.")))
             continue
         try:
             with attempt():
@@ -120,25 +125,25 @@ def _one(user, action: str, target: Target | None, person: Beneficiary) -> Outco
         from portal.cards import services as cards
 
         sheet = cards.print_single(person, user)
-        return Outcome(person, person.ref, True, "New card issued.", print_id=sheet.id)
+        return Outcome(person, person.ref, True, _("New card issued."), print_id=sheet.id)
     if target.kind == "group":
         if action == "add":
             added = groups.add_members(target.obj, [person])
-            return Outcome(person, person.ref, True, "Added." if added else "Already in it.")
+            return Outcome(person, person.ref, True, _("Added.") if added else _("Already in it."))
         removed = groups.remove_member(target.obj, person)
-        return Outcome(person, person.ref, True, "Removed." if removed else "Was not in it.")
+        return Outcome(person, person.ref, True, _("Removed.") if removed else _("Was not in it."))
     if action == "add":
         added = services.add_to_project(person, target.obj)
-        return Outcome(person, person.ref, True, "Added." if added else "Already in it.")
+        return Outcome(person, person.ref, True, _("Added.") if added else _("Already in it."))
     removed = services.remove_from_project(person, target.obj)
-    return Outcome(person, person.ref, True, "Removed." if removed else "Was not in it.")
+    return Outcome(person, person.ref, True, _("Removed.") if removed else _("Was not in it."))
 
 
 def check_allowed(user, action: str) -> None:
     if action not in ACTIONS:
-        raise SelectionError("Choose what to do with the people chosen.")
+        raise SelectionError(_("Choose what to do with the people chosen."))
     if not user.can(PERMISSIONS[action]):
-        raise NotFound("Your role may not do this.")
+        raise NotFound(_("Your role may not do this."))
 
 
 def allowed_actions(user) -> list[tuple[str, str]]:

@@ -13,6 +13,8 @@ from contextlib import suppress
 from dataclasses import dataclass
 from datetime import date
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import Select, any_, delete, exists, func, or_, select, union
 from sqlalchemy.exc import IntegrityError
 
@@ -50,6 +52,13 @@ KEYS = {
     "oldest": ((Beneficiary.id, False),),
     "ref": ((Beneficiary.ref, False),),
     "status": ((Beneficiary.status, False), (Beneficiary.id, True)),
+}
+# The orders as the list's menu names them.
+SORT_LABELS = {
+    "newest": _l("Newest first"),
+    "oldest": _l("Oldest first"),
+    "ref": _l("Reference"),
+    "status": _l("Status"),
 }
 SORTS = {
     name: tuple(column.desc() if descending else column.asc() for column, descending in key)
@@ -123,7 +132,7 @@ def create(data: dict, *, project: Project | None = None) -> Beneficiary:
     try:
         db.session.flush()
     except IntegrityError:  # a concurrent enrolment of the same phone or ID won the race
-        raise Conflict("This person was enrolled a moment ago by someone else.") from None
+        raise Conflict(_("This person was enrolled a moment ago by someone else.")) from None
     name_search.index_person(person.id, values["name"], values["location"])
     events.beneficiary_changed.send(
         person,
@@ -138,7 +147,7 @@ def create(data: dict, *, project: Project | None = None) -> Beneficiary:
 
 def update(person: Beneficiary, data: dict) -> Beneficiary:
     if data.get("status") not in (None, *STATUSES):
-        raise normalize.InvalidValue("status", "Unknown status.")
+        raise normalize.InvalidValue("status", _("Unknown status."))
     values = _pii_values(data)
     if data.get("retention_until") != person.retention_until:  # a date passed may stay as it is
         _check_retention(data.get("retention_until"))
@@ -185,7 +194,7 @@ def _in_projects(query: Select, ids, ids_within: tuple = ()) -> Select:
 def get_visible(user, beneficiary_id: int) -> Beneficiary:
     person = db.session.scalar(visible(user).where(Beneficiary.id == beneficiary_id))
     if person is None:
-        raise NotFound("No such beneficiary.")
+        raise NotFound(_("No such beneficiary."))
     return person
 
 
@@ -267,7 +276,7 @@ class ListPage:
 
 def cursor_of(person: Beneficiary, sort: str) -> str:
     """A row's sort values, as a page's "after" or "before" argument (shareable in a URL)."""
-    return ".".join(str(getattr(person, column.key)) for column, _ in _key(sort))
+    return ".".join(str(getattr(person, column.key)) for column, _descending in _key(sort))
 
 
 def _key(sort: str):
@@ -283,7 +292,7 @@ def _parse_cursor(sort: str, token: str | None) -> tuple | None:
     if len(parts) != len(key):
         return None
     values = []
-    for (column, _), part in zip(key, parts, strict=True):
+    for (column, _descending), part in zip(key, parts, strict=True):
         if column is Beneficiary.id:
             number = inputs.parse_id(part)
             if number is None:
@@ -389,7 +398,7 @@ def _seek(user, params, sort: str, cursor: tuple, forward: bool, limit: int, opt
             return target < value if below else target > value
 
         ids_within = (beyond,) if column is Beneficiary.id else ()
-        same = [c == v for (c, _), v in zip(key[:level], cursor[:level], strict=True)]
+        same = [c == v for (c, _descending), v in zip(key[:level], cursor[:level], strict=True)]
         order = [c.desc() if d == forward else c.asc() for c, d in key[level:]]
         query = (
             _filtered(user, params, ids_within)

@@ -11,6 +11,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal.accounts.forms import EmptyForm
@@ -64,12 +65,19 @@ def lookup():
             except NotFound:
                 person = None  # the same answer as an unknown card
         if person is None:
-            form.token.errors = ["No card matches this token."]
+            form.token.errors = [_("No card matches this token.")]
         else:
             # Who looked up whose card, whether or not a page then shows personal data.
             reads.record([person], f"card lookup, card {card.status}")
             if card.status == ACTIVE:
-                flash(f"Card …{card.token_hint} works: it belongs to {person.ref}.", "success")
+                flash(
+                    _(
+                        "Card …%(hint)s works: it belongs to %(ref)s.",
+                        hint=card.token_hint,
+                        ref=person.ref,
+                    ),
+                    "success",
+                )
                 return redirect(url_for("beneficiaries.show", beneficiary_id=person.id))
             found = {"card": card, "person": person}
     return render_template("cards/lookup.html", form=form, found=found)
@@ -82,8 +90,11 @@ def issue(beneficiary_id: int):
     if EmptyForm().validate_on_submit():
         services.print_single(person, current_user)
         flash(
-            f"New card issued to {person.ref}; any older card stops working now. Download and"
-            " print it below: the file is deleted after a day.",
+            _(
+                "New card issued to %(ref)s; any older card stops working now. Download and"
+                " print it below: the file is deleted after a day.",
+                ref=person.ref,
+            ),
             "success",
         )
         return redirect(url_for("beneficiaries.show", beneficiary_id=person.id, _anchor="card"))
@@ -96,7 +107,7 @@ def revoke(beneficiary_id: int):
     person = beneficiaries.get_visible(current_user, beneficiary_id)
     if EmptyForm().validate_on_submit():
         card = services.revoke_active(person)
-        flash(f"Card …{card.token_hint} revoked: it no longer works.", "success")
+        flash(_("Card …%(hint)s revoked: it no longer works.", hint=card.token_hint), "success")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id, _anchor="card"))
 
 
@@ -107,8 +118,11 @@ def print_group(group_id: int):
     if EmptyForm().validate_on_submit():
         sheet = services.request_group_print(group, current_user)
         flash(
-            f"Printing cards as job {sheet.job_id}. When it finishes, the old cards of these"
-            " people stop working.",
+            _(
+                "Printing cards as job %(job)s. When it finishes, the old cards of these"
+                " people stop working.",
+                job=sheet.job_id,
+            ),
             "success",
         )
     return redirect(url_for("groups.show", group_id=group.id, _anchor="cards"))

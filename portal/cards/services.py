@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import joinedload
@@ -149,7 +150,7 @@ def _flush_cards() -> None:
     try:
         db.session.flush()
     except IntegrityError:  # another issue for the same person won the race
-        raise Conflict("A card was issued to this person a moment ago; try again.") from None
+        raise Conflict(_("A card was issued to this person a moment ago; try again.")) from None
 
 
 def issue(
@@ -161,7 +162,7 @@ def issue(
     store or log it.
     """
     if person.status != PERSON_ACTIVE:
-        raise InvalidTransition("This beneficiary is inactive: no card can be issued.")
+        raise InvalidTransition(_("This beneficiary is inactive: no card can be issued."))
     revoked = _revoke_active_of([person.id])
     card, token = _new_card(person.id, issued_by.id if issued_by else None, print_id)
     _flush_cards()
@@ -179,7 +180,7 @@ def issue(
 
 def revoke(card: BeneficiaryCard) -> BeneficiaryCard:
     # Twice at once: one revokes (and is audited), the other is told.
-    move(card, (ACTIVE,), REVOKED, "This card is already revoked.", revoked_at=utcnow())
+    move(card, (ACTIVE,), REVOKED, _("This card is already revoked."), revoked_at=utcnow())
     person = db.session.get(Beneficiary, card.beneficiary_id)
     events.card_changed.send(
         person,
@@ -193,7 +194,7 @@ def revoke(card: BeneficiaryCard) -> BeneficiaryCard:
 def revoke_active(person: Beneficiary) -> BeneficiaryCard:
     card = active_card(person)
     if card is None:
-        raise InvalidTransition("This beneficiary has no working card.")
+        raise InvalidTransition(_("This beneficiary has no working card."))
     return revoke(card)
 
 
@@ -262,10 +263,12 @@ def request_group_print(group: BeneficiaryGroup, user: User) -> CardPrint:
     projects.ensure_writable(project)
     count = printable_count(group)
     if not count:
-        raise Conflict("Nobody active in this group: there are no cards to print.")
+        raise Conflict(_("Nobody active in this group: there are no cards to print."))
     running = pending_print(group)
     if running is not None:
-        raise Conflict(f"Cards of this group are being printed already (job {running.job_id}).")
+        raise Conflict(
+            _("Cards of this group are being printed already (job %(job)s).", job=running.job_id)
+        )
     sheet = CardPrint(
         group_id=group.id,
         project_id=group.project_id,
@@ -355,7 +358,7 @@ def print_group(sheet: CardPrint, progress: Progress | None = None) -> CardPrint
         if with_names:
             query = query.options(joinedload(Beneficiary.pii))
         for person in db.session.scalars(query):
-            _, token = _new_card(person.id, sheet.requested_by_id, sheet.id)
+            _card, token = _new_card(person.id, sheet.requested_by_id, sheet.id)
             cards.add(_face(person, token, project.name, with_names))
         _flush_cards()
         if progress:
@@ -412,7 +415,7 @@ def print_single(person: Beneficiary, user: User) -> CardPrint:
     sheet = CardPrint(beneficiary_id=person.id, requested_by_id=user.id, with_names=user.can(PII))
     db.session.add(sheet)
     db.session.flush()
-    _, token = issue(person, issued_by=user, print_id=sheet.id)
+    _card, token = issue(person, issued_by=user, print_id=sheet.id)
     face = _face(person, token, _project_label(person, user), sheet.with_names)
     # Loading the font and drawing the PDF is CPU work in a request: off gevent's loop.
     cards, content = offload.run(_one_card, face, card_font(), f"Card of {person.ref}")
@@ -435,15 +438,15 @@ def get_print(user: User, print_id: int) -> CardPrint:
     only if they may read personal data."""
     sheet = db.session.get(CardPrint, print_id)
     if sheet is None:
-        raise NotFound("No such card print.")
+        raise NotFound(_("No such card print."))
     if sheet.group_id is not None:
         groups_service.get_visible(user, sheet.group_id)
     elif sheet.beneficiary_id is not None:
         beneficiaries.get_visible(user, sheet.beneficiary_id)
     else:
-        raise NotFound("No such card print.")
+        raise NotFound(_("No such card print."))
     if sheet.with_names and not user.can(PII):
-        raise Forbidden("This sheet shows names, which your role may not see.")
+        raise Forbidden(_("This sheet shows names, which your role may not see."))
     return sheet
 
 
@@ -455,7 +458,7 @@ def downloadable(sheet: CardPrint) -> bool:
 def open_pdf(user: User, print_id: int) -> tuple[CardPrint, Iterator[bytes]]:
     sheet = get_print(user, print_id)
     if not downloadable(sheet):
-        raise NotFound("This card sheet is not ready, or was deleted after its keeping time.")
+        raise NotFound(_("This card sheet is not ready, or was deleted after its keeping time."))
     events.card_print_changed.send(
         sheet,
         action="cards.downloaded",

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from flask_babel import gettext as _
 
+from portal.i18n import js_people
+
 
 def catalog() -> dict:
     from portal.dashboard.display import QUEUE_WORDS
@@ -30,6 +32,7 @@ def catalog() -> dict:
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
         **_staff(),
+        **js_people.catalog(),
         "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
         "queue_labels": {k: str(v) for k, v in QUEUE_WORDS.items()},
     }

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from portal.beneficiaries.models import BeneficiaryPII
+from portal.imports.problems import english
 from portal.imports.validation import DUPLICATE, RowError, ValidRow
 
 DB_CHUNK = 1000
@@ -119,12 +120,12 @@ class InFileDeduper:
         phone_key = index_key(row.phone_index)
         phone_slot, first = self._phones.lookup(phone_key)
         if first is not None:
-            return _duplicate(row.row, "phone", f"Same phone number as row {first}.")
+            return _duplicate(row.row, "phone", "same_phone_as_row", row=first)
         if row.national_id_index:
             nid_key = index_key(row.national_id_index)
             nid_slot, first = self._national_ids.lookup(nid_key)
             if first is not None:
-                return _duplicate(row.row, "national_id", f"Same national ID as row {first}.")
+                return _duplicate(row.row, "national_id", "same_national_id_as_row", row=first)
             self._national_ids.insert(nid_slot, nid_key, row.row)
         # The two tables are separate, so the phone slot is still valid here.
         self._phones.insert(phone_slot, phone_key, row.row)
@@ -135,8 +136,11 @@ class InFileDeduper:
         return self._phones.nbytes + self._national_ids.nbytes
 
 
-def _duplicate(row: int, field: str, message: str) -> RowError:
-    return RowError(row, field, message, kind=DUPLICATE)
+def _duplicate(at: int, field: str, code: str, /, **values) -> RowError:
+    """Row ``at``'s duplicate problem ``code``; ``values`` fill its sentence."""
+    return RowError(
+        at, field, english(code, values), kind=DUPLICATE, code=code, values=values or None
+    )
 
 
 def _chunks(values: Iterable[str | None]) -> Iterator[list[str]]:
@@ -206,13 +210,7 @@ def existing_errors(row: ValidRow, phones: set[str], national_ids: set[str]) -> 
     """Duplicate errors for a row whose indexes ``existing_in_db`` found."""
     errors = []
     if row.phone_index in phones:
-        errors.append(
-            _duplicate(row.row, "phone", "Already enrolled: a beneficiary has this phone number.")
-        )
+        errors.append(_duplicate(row.row, "phone", "already_enrolled_phone"))
     if row.national_id_index and row.national_id_index in national_ids:
-        errors.append(
-            _duplicate(
-                row.row, "national_id", "Already enrolled: a beneficiary has this national ID."
-            )
-        )
+        errors.append(_duplicate(row.row, "national_id", "already_enrolled_national_id"))
     return errors

@@ -10,6 +10,10 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
+
+from portal.imports.problems import field_label
+
 
 @dataclass(frozen=True)
 class Field:
@@ -224,7 +228,8 @@ def guess_mapping(headers: Iterable[str]) -> dict[str, str]:
 
 
 def check_mapping(mapping: dict[str, str], headers: Sequence[str]) -> list[str]:
-    """What is wrong with a mapping, as messages for the user; empty when it can be used.
+    """What is wrong with a mapping, as messages for the user (in the page's language; English
+    in a worker); empty when it can be used.
 
     A header mapped to an empty value is a column the user chose to ignore.
     """
@@ -235,20 +240,34 @@ def check_mapping(mapping: dict[str, str], headers: Sequence[str]) -> list[str]:
         if not field:
             continue
         if header not in present:
-            problems.append(f"The column “{header}” is not in the file.")
+            problems.append(_("The column “%(header)s” is not in the file.", header=header))
         if field not in BY_NAME:
-            problems.append(f"The column “{header}” is mapped to an unknown field “{field}”.")
+            problems.append(
+                _(
+                    "The column “%(header)s” is mapped to an unknown field “%(field)s”.",
+                    header=header,
+                    field=field,
+                )
+            )
             continue
         columns_of.setdefault(field, []).append(header)
     for field, columns in columns_of.items():
         if len(columns) > 1:
             named = ", ".join(f"“{c}”" for c in columns)
             problems.append(
-                f"{BY_NAME[field].label} is mapped from more than one column ({named}); choose one."
+                _(
+                    "%(field)s is mapped from more than one column (%(columns)s); choose one.",
+                    field=field_label(field),
+                    columns=named,
+                )
             )
     for key in REQUIRED:
         if key not in columns_of:
-            problems.append(f"{BY_NAME[key].label} is required: choose the column that holds it.")
+            problems.append(
+                _("%(field)s is required: choose the column that holds it.", field=field_label(key))
+            )
     if ("latitude" in columns_of) != ("longitude" in columns_of):
-        problems.append("Latitude and longitude go together: choose columns for both, or neither.")
+        problems.append(
+            _("Latitude and longitude go together: choose columns for both, or neither.")
+        )
     return problems

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 from wtforms import PasswordField, SelectField, StringField, URLField
@@ -37,25 +39,28 @@ def allowed_server(form, field) -> None:
 
 
 class KoboForm(Form):
-    name = StringField("Name", validators=[DataRequired(), Length(max=120)])
+    name = StringField(_l("Name"), validators=[DataRequired(), Length(max=120)])
     server_url = URLField(
-        "KoboToolbox server",
+        _l("KoboToolbox server"),
         default="https://kf.kobotoolbox.org",
         validators=[DataRequired(), URL(require_tld=False), Length(max=255), allowed_server],
-        description="Only the servers named on the Settings page are accepted.",
+        description=_l("Only the servers named on the Settings page are accepted."),
     )
     asset_uid = StringField(
-        "Form asset uid",
-        validators=[DataRequired(), Regexp(r"^[A-Za-z0-9]{6,64}$", message="Letters and digits.")],
-        description="In the form's URL on KoboToolbox: …/forms/<asset uid>/…",
+        _l("Form asset uid"),
+        validators=[
+            DataRequired(),
+            Regexp(r"^[A-Za-z0-9]{6,64}$", message=_l("Letters and digits.")),
+        ],
+        description=_l("In the form's URL on KoboToolbox: the part after …/forms/"),
     )
     token = PasswordField(
-        "API token",
+        _l("API token"),
         validators=[Optional(), Length(max=100)],
-        description="From your KoboToolbox account settings. Left empty, the saved one stays.",
+        description=_l("From your KoboToolbox account settings. Left empty, the saved one stays."),
     )
-    project_id = SelectField("Import into project", coerce=int)
-    group_id = SelectField("And into group", coerce=int, validators=[Optional()])
+    project_id = SelectField(_l("Import into project"), coerce=int)
+    group_id = SelectField(_l("And into group"), coerce=int, validators=[Optional()])
 
 
 def _kobo_sources():
@@ -65,7 +70,7 @@ def _kobo_sources():
 def _visible_source(source_id: int) -> ImportSource:
     source = db.session.get(ImportSource, source_id)
     if source is None or source.kind != KOBO or source.project_id is None:
-        raise NotFound("No such KoboToolbox form.")
+        raise NotFound(_("No such KoboToolbox form."))
     projects.get_visible(current_user, source.project_id)  # scope check
     return source
 
@@ -78,7 +83,7 @@ def _fill_choices(form: KoboForm) -> list[BeneficiaryGroup]:
             BeneficiaryGroup.project_id.in_([p.id for p in open_projects])
         )
     ).all()
-    form.group_id.choices = [(0, "— no group —")] + [(g.id, g.name) for g in groups]
+    form.group_id.choices = [(0, _("— no group —"))] + [(g.id, g.name) for g in groups]
     return list(groups)
 
 
@@ -105,11 +110,11 @@ def edit(source_id: int | None):
             select(ImportSource.id).where(ImportSource.name == form.name.data)
         )
         if group is not None and group.project_id != project.id:
-            form.group_id.errors = ["Choose a group of the same project."]
+            form.group_id.errors = [_("Choose a group of the same project.")]
         elif taken and (source is None or taken != source.id):
-            form.name.errors = ["A source with this name exists."]
+            form.name.errors = [_("A source with this name exists.")]
         elif source is None and not form.token.data:
-            form.token.errors = ["The API token is needed to pull submissions."]
+            form.token.errors = [_("The API token is needed to pull submissions.")]
         else:
             created = source is None
             source = source or ImportSource(kind=KOBO)
@@ -124,12 +129,15 @@ def edit(source_id: int | None):
             secret = kobo.new_webhook_secret(source) if created else None
             if secret:
                 flash(
-                    "Connected. Give KoboToolbox's REST service this secret as the "
-                    f"password (user name: portal). It is shown only now: {secret}",
+                    _(
+                        "Connected. Give KoboToolbox's REST service this secret as the "
+                        "password (user name: portal). It is shown only now: %(secret)s",
+                        secret=secret,
+                    ),
                     "success",
                 )
             else:
-                flash("Saved.", "success")
+                flash(_("Saved."), "success")
             return redirect(url_for("kobo.show", source_id=source.id))
     return render_template("imports/kobo_form.html", form=form, source=source)
 
@@ -173,7 +181,7 @@ def pull(source_id: int):
             project_id=source.project_id,
             created_by_id=current_user.id,
         )
-        flash("Pulling the form's new submissions; they will appear below as an import.", "info")
+        flash(_("Pulling the form's new submissions; they will appear below as an import."), "info")
         return redirect(url_for("kobo.show", source_id=source.id, job=job.id))
     return redirect(url_for("kobo.show", source_id=source.id))
 
@@ -185,7 +193,10 @@ def rotate_secret(source_id: int):
     if EmptyForm().validate_on_submit():
         secret = kobo.new_webhook_secret(source)
         flash(
-            f"New webhook secret (the old one stops working now; shown only once): {secret}",
+            _(
+                "New webhook secret (the old one stops working now; shown only once): %(secret)s",
+                secret=secret,
+            ),
             "success",
         )
     return redirect(url_for("kobo.show", source_id=source.id))

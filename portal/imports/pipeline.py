@@ -40,7 +40,7 @@ from portal.beneficiaries.models import (
 from portal.beneficiaries.services import new_ref
 from portal.extensions import db
 from portal.files import storage
-from portal.imports import bulk, checked, dedup, parsing, validation
+from portal.imports import bulk, checked, dedup, parsing, problems, validation
 from portal.imports.ahead import Ahead
 from portal.imports.models import ALL_OR_NOTHING, KOBO, ImportBatch, KoboSubmission
 from portal.imports.services import Tally, record_analysis, record_commit
@@ -58,8 +58,8 @@ CHUNK = 1000
 COMMIT_CHUNK = 5000
 UUID = "_uuid"  # the submission id column of a pulled Kobo batch (portal.imports.kobo)
 Progress = Callable[[str, int, int], None]  # phase, rows done, rows expected (0: unknown)
-PHONE_ENROLLED = "A beneficiary with this phone number is already enrolled."
-NATIONAL_ID_ENROLLED = "A beneficiary with this national ID is already enrolled."
+PHONE_ENROLLED = problems.english("phone_enrolled")
+NATIONAL_ID_ENROLLED = problems.english("national_id_enrolled")
 
 
 @contextmanager
@@ -89,13 +89,21 @@ def _not_enrolled(
     for row in rows:
         if row.phone_index in phones:
             tally.duplicates += 1
-            on_error(tally.error(row.row, "phone", PHONE_ENROLLED, match=row.phone_index))
+            on_error(
+                tally.error(
+                    row.row, "phone", PHONE_ENROLLED, match=row.phone_index, code="phone_enrolled"
+                )
+            )
             fresh.append(False)
         elif row.national_id_index and row.national_id_index in ids:
             tally.duplicates += 1
             on_error(
                 tally.error(
-                    row.row, "national_id", NATIONAL_ID_ENROLLED, match=row.national_id_index
+                    row.row,
+                    "national_id",
+                    NATIONAL_ID_ENROLLED,
+                    match=row.national_id_index,
+                    code="national_id_enrolled",
                 )
             )
             fresh.append(False)
@@ -112,12 +120,12 @@ def _validated(validator, in_file, tally: Tally, on_error, row_number: int, cell
     if isinstance(result, list):
         tally.invalid += 1
         for problem in result:
-            on_error(tally.error(problem.row, problem.field, problem.message))
+            on_error(tally.problem(problem))
         return None
     clash = in_file.check(result)
     if clash is not None:
         tally.duplicates += 1
-        on_error(tally.error(row_number, clash.field, clash.message))
+        on_error(tally.problem(clash))
         return None
     return result
 

@@ -11,6 +11,7 @@ from flask import (
     request,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -22,6 +23,7 @@ from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.files import storage
 from portal.imports import duplicates, fields, held, live, services, template
+from portal.imports import problems as row_problems
 from portal.imports.forms import CommitForm, UploadForm
 from portal.imports.models import ANALYSING, COMMITTING
 from portal.projects import services as projects
@@ -77,7 +79,7 @@ def new():
     open_projects = projects.open_projects(current_user)
     form.project_id.choices = [(p.id, p.name) for p in open_projects]
     groups = _groups_for([p.id for p in open_projects])
-    form.group_id.choices = [(0, "— no group —")] + [
+    form.group_id.choices = [(0, _("— no group —"))] + [
         (g.id, f"{g.name} ({g.project.name})") for g in groups
     ]
     if request.method == "GET":
@@ -86,13 +88,13 @@ def new():
     new_file = form.file.data if held.chosen(form.file.data) else None
     valid = form.validate_on_submit()
     if form.is_submitted() and new_file is None and kept is None:
-        form.file.errors = [*form.file.errors, "Choose a file to upload."]
+        form.file.errors = [*form.file.errors, _("Choose a file to upload.")]
         valid = False
     if valid:
         project = projects.get_visible(current_user, form.project_id.data)
         group = next((g for g in groups if g.id == form.group_id.data), None)
         if group is not None and group.project_id != project.id:
-            form.group_id.errors = ["Choose a group of the same project."]
+            form.group_id.errors = [_("Choose a group of the same project.")]
         else:
             try:
                 with attempt():
@@ -161,6 +163,7 @@ def mapping(batch_id: int):
         batch=batch,
         chosen=chosen,
         catalogue=fields.FIELDS,
+        field_label=row_problems.field_label,
         problems=problems,
         form=EmptyForm(),
     ), (400 if problems else 200)
@@ -183,10 +186,16 @@ def sheet(batch_id: int):
 @permission_required(*MANAGE)
 def show(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
+    preview = batch.errors_preview
     return render_template(
         "imports/show.html",
         batch=batch,
-        duplicates=duplicates.people_of(current_user, batch.errors_preview),
+        # Each problem in the reader's language (kept as a code and values; older: English).
+        report=[
+            {**e, "text": row_problems.sentence(e), "label": row_problems.field_label(e["field"])}
+            for e in preview
+        ],
+        duplicates=duplicates.people_of(current_user, preview),
         running=batch.status in (ANALYSING, COMMITTING),
         commit_form=CommitForm(),
         action_form=EmptyForm(),
@@ -200,7 +209,7 @@ def errors(batch_id: int):
     batch = services.get_visible(current_user, batch_id)
     stored = db.session.get(storage.StoredFile, batch.errors_file_id or "")
     if stored is None:
-        flash("This import has no error report.", "info")
+        flash(_("This import has no error report."), "info")
         return redirect(url_for("imports.show", batch_id=batch.id))
     return Response(
         storage.iter_plain(stored),
@@ -247,5 +256,5 @@ def discard(batch_id: int):
         except DomainError as exc:
             flash(str(exc), "error")
             return redirect(url_for("imports.show", batch_id=batch.id))
-        flash("The import was discarded and its file deleted.", "success")
+        flash(_("The import was discarded and its file deleted."), "success")
     return redirect(url_for("imports.index"))

@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from flask import current_app
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import Select, select
 from werkzeug.datastructures import FileStorage
 
@@ -21,6 +24,7 @@ from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFa
 from portal.extensions import db
 from portal.files import storage
 from portal.files.models import StoredFile
+from portal.i18n.formatting import number
 from portal.imports import checked, fields, held, live, parsing
 from portal.imports.models import (
     ALL_OR_NOTHING,
@@ -47,10 +51,10 @@ PREVIEW_ERRORS = 20
 CHANGEABLE = (UPLOADED, READY, FAILED)  # the states in which the mapping and sheet may change
 # What a request that lost the race (or came late) is told, by the state it found.
 _BUSY = {
-    ANALYSING: "The dry run of this import is already running.",
-    COMMITTING: "This import is already being committed.",
-    COMMITTED: "This import has been committed already.",
-    DISCARDED: "This import was discarded.",
+    ANALYSING: _l("The dry run of this import is already running."),
+    COMMITTING: _l("This import is already being committed."),
+    COMMITTED: _l("This import has been committed already."),
+    DISCARDED: _l("This import was discarded."),
 }
 
 
@@ -67,7 +71,7 @@ def visible(user) -> Select:
 def get_visible(user, batch_id: int) -> ImportBatch:
     batch = db.session.scalar(visible(user).where(ImportBatch.id == batch_id))
     if batch is None:
-        raise NotFound("No such import.")
+        raise NotFound(_("No such import."))
     return batch
 
 
@@ -100,7 +104,7 @@ def source_named(name: str, *, project: Project, user, kind: str = "file") -> Im
         return found
     seen = db.session.scalar(visible_sources(user).where(ImportSource.id == found.id))
     if seen is None:
-        raise ValidationFailed({"source": "This name is taken; choose another source name."})
+        raise ValidationFailed({"source": _("This name is taken; choose another source name.")})
     return found
 
 
@@ -119,7 +123,7 @@ def create_batch(
     filename = Path(kept.filename if kept is not None else upload.filename or "").name
     kind = EXTENSIONS.get(Path(filename).suffix.lower())
     if kind is None:
-        raise ImportRejected("Upload a .csv or .xlsx file (use the template).")
+        raise ImportRejected(_("Upload a .csv or .xlsx file (use the template)."))
     if kept is not None:
         stored = held.adopt(kept)
         stored.project_id = project.id
@@ -202,19 +206,19 @@ def _proposed_mapping(source: ImportSource | None, headers: list[str]) -> dict[s
 
 def _refusal(otherwise: str):
     """The message for a state change refused in the state found (``move``'s ``refused``)."""
-    return lambda found: _BUSY.get(found, otherwise)
+    return lambda found: str(_BUSY.get(found, otherwise))
 
 
 def choose_sheet(batch: ImportBatch, sheet: str) -> None:
     """Read another sheet of the workbook; the mapping is proposed afresh for its columns."""
     if sheet not in batch.sheets:
-        raise ImportRejected("The workbook has no sheet with that name.")
+        raise ImportRejected(_("The workbook has no sheet with that name."))
     stored = db.session.get(storage.StoredFile, batch.file_id or "")
     if stored is None:
-        raise ImportRejected("The uploaded file is gone; upload it again.")
+        raise ImportRejected(_("The uploaded file is gone; upload it again."))
     # First the state (this also holds the row until the request ends), then the reading.
-    move(batch, CHANGEABLE, UPLOADED, _refusal("This import can no longer be changed."))
-    headers, batch.sheet, _ = _read_headers(stored, batch.filename, sheet)
+    move(batch, CHANGEABLE, UPLOADED, _refusal(_("This import can no longer be changed.")))
+    headers, batch.sheet, _sheets = _read_headers(stored, batch.filename, sheet)
     source = db.session.get(ImportSource, batch.source_id) if batch.source_id else None
     batch.headers_json = json.dumps(headers)
     batch.mapping_json = json.dumps(_proposed_mapping(source, headers))
@@ -226,12 +230,14 @@ def choose_sheet(batch: ImportBatch, sheet: str) -> None:
 def set_mapping(batch: ImportBatch, mapping: dict[str, str]) -> list[str]:
     """Save the mapping (and remember it on the source); returns problems, empty when fine."""
     if batch.status not in CHANGEABLE:
-        raise InvalidTransition(_BUSY.get(batch.status, "This import can no longer be changed."))
+        raise InvalidTransition(
+            str(_BUSY.get(batch.status, _("This import can no longer be changed.")))
+        )
     mapping = {h: f for h, f in mapping.items() if f}
     problems = fields.check_mapping(mapping, batch.headers)
     if problems:
         return problems
-    move(batch, CHANGEABLE, UPLOADED, _refusal("This import can no longer be changed."))
+    move(batch, CHANGEABLE, UPLOADED, _refusal(_("This import can no longer be changed.")))
     batch.mapping_json = json.dumps(mapping)
     if batch.source_id:
         db.session.get(ImportSource, batch.source_id).mapping_json = json.dumps(mapping)
@@ -242,13 +248,13 @@ def set_mapping(batch: ImportBatch, mapping: dict[str, str]) -> list[str]:
 
 def start_analysis(batch: ImportBatch, created_by_id: int | None):
     if fields.check_mapping(batch.mapping, batch.headers):
-        raise InvalidTransition("Map the columns first.")
+        raise InvalidTransition(_("Map the columns first."))
     # One statement checks and sets: of two requests at once, one starts the dry run.
     move(
         batch,
         CHANGEABLE,
         ANALYSING,
-        _refusal("This import is already running or finished."),
+        _refusal(_("This import is already running or finished.")),
         message="",
     )
     job = dispatch.enqueue(
@@ -264,19 +270,25 @@ def start_analysis(batch: ImportBatch, created_by_id: int | None):
 
 def start_commit(batch: ImportBatch, user, mode: str):
     """Queue the commit: one job for one import, whoever else clicks at the same moment."""
-    not_ready = _refusal("Run the dry run first; only a checked import can be committed.")
+    not_ready = _refusal(_("Run the dry run first; only a checked import can be committed."))
     if batch.status != READY:
         raise InvalidTransition(not_ready(batch.status))
     if mode not in (ALL_OR_NOTHING, VALID_ONLY):
-        raise InvalidTransition("Choose how to import.")
+        raise InvalidTransition(_("Choose how to import."))
     problems = batch.invalid_rows + batch.duplicate_rows
     if mode == ALL_OR_NOTHING and problems:
         raise InvalidTransition(
-            f"{problems} rows have problems. Fix them and upload the file again, "
-            "or choose to import only the valid rows."
+            ngettext(
+                "%(count)s row has problems. Fix it and upload the file again, "
+                "or choose to import only the valid rows.",
+                "%(count)s rows have problems. Fix them and upload the file again, "
+                "or choose to import only the valid rows.",
+                problems,
+                count=number(problems),
+            )
         )
     if batch.new_rows == 0:
-        raise InvalidTransition("There is nobody new to import in this file.")
+        raise InvalidTransition(_("There is nobody new to import in this file."))
     projects.ensure_writable(db.session.get(Project, batch.project_id))
     # The status read above may be stale: the UPDATE ... WHERE status = 'ready' decides.
     move(batch, (READY,), COMMITTING, not_ready, mode=mode, message="")
@@ -299,7 +311,7 @@ def discard(batch: ImportBatch) -> None:
         batch,
         (*CHANGEABLE, DISCARDED),
         DISCARDED,
-        _refusal("A running or committed import cannot be discarded."),
+        _refusal(_("A running or committed import cannot be discarded.")),
     )
     _drop_files(batch)
     db.session.flush()
@@ -324,14 +336,35 @@ class Tally:
     errors: int = 0
     preview: list[dict] = field(default_factory=list)
 
-    def error(self, row: int, field_name: str, message: str, match: str | None = None) -> dict:
+    def error(
+        self,
+        row: int,
+        field_name: str,
+        message: str,
+        match: str | None = None,
+        code: str = "",
+        values: dict | None = None,
+    ) -> dict:
         """``match``: for a row refused as already enrolled, the blind index it shares with
-        that person (kept in the preview only, so the page can link to them)."""
+        that person (kept in the preview only, so the page can link to them). ``code`` and
+        ``values``: the problem as ``problems.sentence`` writes it in the reader's language
+        (``message`` is the English, for the report file)."""
         entry = {"row": row, "field": field_name, "message": message}
         self.errors += 1
         if len(self.preview) < PREVIEW_ERRORS:
-            self.preview.append({**entry, "match": match} if match else entry)
+            kept = {**entry, "match": match} if match else dict(entry)
+            if code:
+                kept["code"] = code
+                if values:
+                    kept["values"] = values
+            self.preview.append(kept)
         return entry
+
+    def problem(self, error) -> dict:
+        """``error`` as ``error`` takes it: a ``validation.RowError``."""
+        return self.error(
+            error.row, error.field, error.message, code=error.code, values=error.values
+        )
 
 
 def record_analysis(batch: ImportBatch, tally: Tally, errors_file) -> None:

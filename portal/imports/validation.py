@@ -27,6 +27,7 @@ import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import date, datetime, time, timedelta
 from typing import NamedTuple
 
@@ -36,6 +37,7 @@ from portal.beneficiaries.forms import LANGUAGES
 from portal.imports.fields import BY_NAME, check_mapping
 from portal.imports.indexes import BlindIndexer
 from portal.imports.phones import PhoneNormaliser
+from portal.imports.problems import code_of, english
 
 MAX_CELL = 1000
 MAX_NAME = 200
@@ -99,9 +101,13 @@ _NO = {"no", "n", "false", "0", "not given", "refused", "declined"}
 class RowError:
     row: int
     field: str  # a field key from fields.FIELDS, or "" for the row as a whole
-    message: str
+    message: str  # in English, for the report file; the page writes it from code and values
     column: str = ""  # the header of the file's column, when the error is about one
     kind: str = INVALID  # or DUPLICATE (see dedup)
+    # The problem as the page writes it in its reader's language (a key of problems.TEXTS and
+    # its values); the same problem whatever the code, as far as equality goes.
+    code: str = dataclass_field(default="", compare=False)
+    values: dict | None = dataclass_field(default=None, compare=False)
 
 
 class ValidRow(NamedTuple):
@@ -145,9 +151,20 @@ class ValidRow(NamedTuple):
 
 
 class _Bad(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
+    """A problem with a value: its code and values (``problems.TEXTS``), and the English."""
+
+    def __init__(self, code: str, **values):
+        self.code, self.values = code, values or None
+        self.message = english(code, values)
+        super().__init__(self.message)
+
+    @classmethod
+    def sentence(cls, message: str) -> _Bad:
+        """A sentence without values from another module (``dateranges``), code found by it."""
+        bad = cls.__new__(cls)
+        Exception.__init__(bad, message)
+        bad.code, bad.values, bad.message = code_of(message), None, message
+        return bad
 
 
 class RowValidator:
@@ -184,8 +201,8 @@ class RowValidator:
                 RowError(
                     row,
                     "",
-                    "This row has values in columns that have no header. In a CSV file this "
-                    "usually means a value containing the delimiter is missing its quotes.",
+                    english("extra_cells"),
+                    code="extra_cells",
                 )
             )
         values: dict[str, object] = {}
@@ -193,7 +210,16 @@ class RowValidator:
             raw = cells[column.index] if column.index < width else ""
             outcome = column.outcome(raw)
             if type(outcome) is _Failure:
-                errors.append(RowError(row, column.field, outcome.message, column.header))
+                errors.append(
+                    RowError(
+                        row,
+                        column.field,
+                        outcome.message,
+                        column.header,
+                        code=outcome.code,
+                        values=outcome.values,
+                    )
+                )
             else:
                 values[column.field] = outcome
         if self._coordinates:
@@ -207,28 +233,25 @@ class RowValidator:
     def _name(self, raw: object) -> str:
         name = _free_text(raw)
         if not name:
-            raise _Bad("A name is required.")
+            raise _Bad("name_required")
         if len(name) > MAX_NAME:
-            raise _Bad(f"A name can have at most {MAX_NAME} characters.")
+            raise _Bad("name_too_long", max=MAX_NAME)
         return name
 
     def _phone(self, raw: object) -> str:
-        text = _number_text(raw, "Not a phone number.")
+        text = _number_text(raw, "phone_not_number")
         if not text:
-            raise _Bad("A phone number is required.")
+            raise _Bad("phone_required")
         if text.isdigit():  # most cells: neither form below can match digits alone
             return self._phones.e164(text)
         if _SCIENTIFIC.fullmatch(text):
-            raise _Bad(
-                "The number was shortened by a spreadsheet into scientific notation (like "
-                "9.84E+09) and has lost digits. Format the column as Text and enter it again."
-            )
+            raise _Bad("phone_shortened")
         if whole := _WHOLE_WITH_ZEROS.fullmatch(text):
             text = whole.group(1)
         return self._phones.e164(text)
 
     def _national_id(self, raw: object) -> str | None:
-        return normalize.national_id(_number_text(raw, "Use 4 to 32 letters and digits."))
+        return normalize.national_id(_number_text(raw, "national_id_format"))
 
     def _date_of_birth(self, raw: object) -> str | None:
         return normalize.date_of_birth(_date(raw), self.today)
@@ -236,7 +259,7 @@ class RowValidator:
     def _retention_until(self, raw: object) -> date | None:
         value = _date(raw)
         if value is not None and (problem := dateranges.RETENTION.problem(value, self.today)):
-            raise _Bad(problem)
+            raise _Bad.sentence(problem)
         return value
 
     def _location(self, raw: object) -> str | None:
@@ -251,7 +274,7 @@ class RowValidator:
     def _gender(self, raw: object) -> str:
         key = _plain(raw).casefold().rstrip(".")
         if key not in _GENDERS:
-            raise _Bad("Use female, male or other (or F, M, O), or leave it empty.")
+            raise _Bad("gender_unknown")
         return _GENDERS[key]
 
     def _language(self, raw: object) -> str:
@@ -263,14 +286,14 @@ class RowValidator:
         found = _LANGUAGE_NAMES.get(text.casefold())
         if found is None:
             codes = ", ".join(code for code, _ in LANGUAGES)
-            raise _Bad(f"Use one of {codes}, or the language's name in English.")
+            raise _Bad("language_unknown", codes=codes)
         return found
 
     def _consent(self, raw: object) -> bool:
         if isinstance(raw, bool):
             return raw
         if isinstance(raw, int | float):
-            raw = _number_text(raw, "Use yes or no.")
+            raw = _number_text(raw, "yes_or_no")
         text = " ".join(_plain(raw).casefold().split())
         if not text:
             return False
@@ -278,7 +301,7 @@ class RowValidator:
             return True
         if text in _NO:
             return False
-        raise _Bad("Use yes or no.")
+        raise _Bad("yes_or_no")
 
     # -- the row as a whole ------------------------------------------------------------------
 
@@ -295,8 +318,9 @@ class RowValidator:
                 RowError(
                     row,
                     missing,
-                    "Give both latitude and longitude, or neither.",
+                    english("coordinates_both"),
                     self._header_of(missing),
+                    code="coordinates_both",
                 )
             )
         elif lat == 0 and lon == 0:
@@ -304,8 +328,9 @@ class RowValidator:
                 RowError(
                     row,
                     "latitude",
-                    "0, 0 is not a real place (a GPS without a fix gives it); leave both empty.",
+                    english("coordinates_zero"),
                     self._header_of("latitude"),
+                    code="coordinates_zero",
                 )
             )
 
@@ -338,12 +363,12 @@ class RowValidator:
 
 
 class _Failure:
-    """A field's error message, as kept in a column's cache."""
+    """A field's problem (code, values, English), as kept in a column's cache."""
 
-    __slots__ = ("message",)
+    __slots__ = ("code", "message", "values")
 
-    def __init__(self, message: str):
-        self.message = message
+    def __init__(self, code: str, message: str, values: dict | None = None):
+        self.code, self.message, self.values = code, message, values
 
 
 # The fields whose values repeat across rows (names, places, dates, codes). Phones and national
@@ -388,16 +413,15 @@ class _Column:
         try:
             if isinstance(raw, str):
                 if len(raw) > MAX_CELL:
-                    raise _Bad(f"The value is longer than {MAX_CELL:,} characters.")
+                    raise _Bad("cell_too_long", max=MAX_CELL)
                 if raw in _SPREADSHEET_ERRORS:
-                    raise _Bad(
-                        f"The cell holds the spreadsheet error {raw}: fix it or type the value."
-                    )
+                    raise _Bad("spreadsheet_error", error=raw)
             return self._parse(raw)
         except _Bad as bad:
-            return _Failure(bad.message)
+            return _Failure(bad.code, bad.message, bad.values)
         except normalize.InvalidValue as bad:
-            return _Failure(str(bad))
+            message = str(bad)
+            return _Failure(bad.code or code_of(message), message, bad.values)
 
 
 # Value helpers ------------------------------------------------------------------------------
@@ -414,29 +438,27 @@ def _plain(raw: object) -> str:
 def _free_text(raw: object) -> str:
     text = " ".join(_plain(raw).split())
     if inputs.text_problem(text):  # the portal's input rule: no C0/C1 controls, valid text
-        raise _Bad("Contains invisible control characters; type the value again.")
+        raise _Bad("control_characters")
     if text.startswith(_FORMULA_START):
-        raise _Bad(
-            f"Starts with “{text[0]}”, which spreadsheets run as a formula. Remove that first "
-            "character."
-        )
+        raise _Bad("formula_start", first=text[0])
     return text
 
 
-def _number_text(raw: object, message: str) -> str:
-    """Digits as text from a cell that may hold a number (Excel stores 9841234567 as a float)."""
+def _number_text(raw: object, code: str) -> str:
+    """Digits as text from a cell that may hold a number (Excel stores 9841234567 as a float);
+    ``code`` names the problem when it holds something else."""
     if isinstance(raw, bool | datetime | date | time | timedelta):
-        raise _Bad(message)
+        raise _Bad(code)
     if isinstance(raw, float):
         if not raw.is_integer():
-            raise _Bad(message)
+            raise _Bad(code)
         return str(int(raw))
     return _plain(raw)
 
 
 def _date(raw: object) -> date | None:
     if isinstance(raw, bool | time):
-        raise _Bad("Not a date.")
+        raise _Bad("not_a_date")
     if isinstance(raw, datetime):
         return raw.date()
     if isinstance(raw, date):
@@ -452,37 +474,34 @@ def _date(raw: object) -> date | None:
     if found := _DAY_FIRST.fullmatch(text):
         day, month, year_text = found.groups()
         if len(year_text) == 2:
-            raise _Bad("Use a four-digit year, like 31/01/1990.")
+            raise _Bad("four_digit_year")
         day_n, month_n = int(day), int(month)
         if month_n > 12 and day_n <= 12:
-            raise _Bad(
-                "This date reads as month first; write dates day first (dd/mm/yyyy) or as "
-                "yyyy-mm-dd."
-            )
+            raise _Bad("month_first")
         return _calendar(int(year_text), month_n, day_n)
     if _NUMBER.fullmatch(text):
         return _serial(float(text))
-    raise _Bad("Use a date like 1990-01-31 or 31/01/1990 (day first).")
+    raise _Bad("date_format")
 
 
 def _calendar(year: int, month: int, day: int) -> date:
     try:
         return date(year, month, day)
     except ValueError:
-        raise _Bad("Not a real date (dates are read day first: dd/mm/yyyy).") from None
+        raise _Bad("not_a_real_date") from None
 
 
 def _serial(number: float) -> date:
     if 1900 <= number <= 2100 and float(number).is_integer():
-        raise _Bad("Only a year is given; write the full date, like 1990-01-31.")
+        raise _Bad("only_a_year")
     if not (math.isfinite(number) and 1 <= number <= _EXCEL_LAST):
-        raise _Bad("Not a date.")
+        raise _Bad("not_a_date")
     return _EXCEL_EPOCH + timedelta(days=int(number))
 
 
 def _degrees(raw: object, limit: int) -> float | None:
     if isinstance(raw, bool | datetime | date | time | timedelta):
-        raise _Bad("Use decimal degrees, like 27.7172.")
+        raise _Bad("degrees_format")
     if isinstance(raw, int | float):
         value = float(raw)
     else:
@@ -492,10 +511,10 @@ def _degrees(raw: object, limit: int) -> float | None:
         if text.count(",") == 1 and "." not in text:  # a decimal comma
             text = text.replace(",", ".")
         if not _DEGREES.fullmatch(text):
-            raise _Bad("Use decimal degrees, like 27.7172.")
+            raise _Bad("degrees_format")
         value = float(text)
     if not (math.isfinite(value) and -limit <= value <= limit):
-        raise _Bad(f"Must be between -{limit} and {limit}.")
+        raise _Bad("degrees_range", limit=limit)
     return value
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -11,13 +12,14 @@ from portal.extensions import db
 from portal.timeutil import utcnow
 
 TYPES = {
-    "cva": "CVA voucher (spent at vendors)",
-    "cash": "Cash transfer (to beneficiary wallets)",
-    "anticipatory": "Anticipatory action (forecast trigger)",
-    "evoucher": "E-voucher for a service",
+    "cva": _l("CVA voucher (spent at vendors)"),
+    "cash": _l("Cash transfer (to beneficiary wallets)"),
+    "anticipatory": _l("Anticipatory action (forecast trigger)"),
+    "evoucher": _l("E-voucher for a service"),
 }
 DRAFT, ACTIVE, CLOSED = "draft", "active", "closed"
 STATUSES = (DRAFT, ACTIVE, CLOSED)
+STATUS_LABELS = {DRAFT: _l("Draft"), ACTIVE: _l("Active"), CLOSED: _l("Closed")}
 # The only moves allowed: a closed project never opens again.
 TRANSITIONS = {DRAFT: (ACTIVE, CLOSED), ACTIVE: (CLOSED,), CLOSED: ()}
 
@@ -42,7 +44,7 @@ class Project(db.Model):
 
     @property
     def type_label(self) -> str:
-        return TYPES.get(self.type, self.type)
+        return str(TYPES.get(self.type, self.type))
 
     @property
     def is_closed(self) -> bool:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -15,7 +17,7 @@ from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
 from portal.projects import services
 from portal.projects.forms import MembersForm, ProjectForm, StatusForm
-from portal.projects.models import ACTIVE, CLOSED, STATUSES, TRANSITIONS
+from portal.projects.models import ACTIVE, CLOSED, STATUS_LABELS, STATUSES, TRANSITIONS
 from portal.transactions import attempt
 from portal.vendors.models import VendorProject
 
@@ -44,7 +46,13 @@ def index():
             )
         ).all()
     )
-    return render_template("projects/index.html", projects=rows, counts=counts, statuses=STATUSES)
+    return render_template(
+        "projects/index.html",
+        projects=rows,
+        counts=counts,
+        statuses=STATUSES,
+        status_labels=STATUS_LABELS,
+    )
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -58,7 +66,7 @@ def new():
         except DomainError as exc:
             _show_error(form, exc)
         else:
-            flash(f"Project “{project.name}” created as a draft.", "success")
+            flash(_("Project “%(name)s” created as a draft.", name=project.name), "success")
             return redirect(url_for("projects.show", project_id=project.id))
     return render_template("projects/form.html", form=form, project=None)
 
@@ -83,7 +91,7 @@ def _show_page(project, members_form: MembersForm | None = None):
         select(BeneficiaryGroup).where(BeneficiaryGroup.project_id == project.id)
     ).all()
     status_form = StatusForm()
-    status_form.status.choices = [(s, s.title()) for s in TRANSITIONS[project.status]]
+    status_form.status.choices = [(s, STATUS_LABELS[s]) for s in TRANSITIONS[project.status]]
     if members_form is None:
         members_form = MembersForm(members=[m.user_id for m in project.members])
     members_form.members.choices = [
@@ -96,7 +104,8 @@ def _show_page(project, members_form: MembersForm | None = None):
         stats=stats,
         groups=groups,
         status_form=status_form,
-        moves=[(s, *MOVES[s]) for s in TRANSITIONS[project.status]],
+        moves=_moves(project),
+        status_labels=STATUS_LABELS,
         members_form=members_form,
     )
 
@@ -114,7 +123,7 @@ def edit(project_id: int):
         except DomainError as exc:
             _show_error(form, exc)
         else:
-            flash("Project saved.", "success")
+            flash(_("Project saved."), "success")
             return redirect(url_for("projects.show", project_id=project.id))
     return render_template("projects/form.html", form=form, project=project)
 
@@ -124,19 +133,32 @@ def edit(project_id: int):
 # payments and cash-out requests included (services.ensure_writable, redemption checks).
 MOVES = {
     ACTIVE: (
-        "Activate the project",
-        "Activate {name}?",
-        "Vendors can take payments in it from then on. It cannot go back to draft; it can be "
-        "closed later.",
+        _l("Activate the project"),
+        _l("Activate %(name)s?"),
+        _l(
+            "Vendors can take payments in it from then on. It cannot go back to draft; it can be "
+            "closed later."
+        ),
     ),
     CLOSED: (
-        "Close the project",
-        "Close {name} for good?",
-        "A closed project cannot be reopened. Nothing in it can change any more: nobody can be "
-        "enrolled, funded or paid, vendors can no longer take payments, and they can no longer "
-        "ask for what the project still owes them. Settle the vendors first.",
+        _l("Close the project"),
+        _l("Close %(name)s for good?"),
+        _l(
+            "A closed project cannot be reopened. Nothing in it can change any more: nobody can "
+            "be enrolled, funded or paid, vendors can no longer take payments, and they can no "
+            "longer ask for what the project still owes them. Settle the vendors first."
+        ),
     ),
 }
+
+
+def _moves(project) -> list[tuple[str, str, str, str]]:
+    """(status, button, question, detail) for each move the project can make, in words."""
+    return [
+        (s, str(button), str(question) % {"name": project.name}, str(detail))
+        for s in TRANSITIONS[project.status]
+        for button, question, detail in (MOVES[s],)
+    ]
 
 
 @bp.post("/<int:project_id>/status")
@@ -149,16 +171,16 @@ def change_status(project_id: int):
         button, question, detail = MOVES[form.status.data]
         if not confirmation.given():
             return confirmation.page(
-                question.format(name=project.name),
-                detail,
-                yes=button,
+                str(question) % {"name": project.name},
+                str(detail),
+                yes=str(button),
                 back=url_for("projects.show", project_id=project.id),
                 danger=form.status.data == CLOSED,
             )
         services.change_status(project, form.status.data)
-        flash(f"Project is now {project.status}.", "success")
+        flash(_("Project is now %(status)s.", status=STATUS_LABELS[project.status]), "success")
     else:
-        flash("Choose a status this project can move to.", "error")
+        flash(_("Choose a status this project can move to."), "error")
     return redirect(url_for("projects.show", project_id=project.id))
 
 
@@ -177,7 +199,7 @@ def members(project_id: int):
         except Refused as exc:
             form.members.errors.append(str(exc))
             return _show_page(project, form), 400
-        flash("Members saved.", "success")
+        flash(_("Members saved."), "success")
     else:
-        flash("Choose members from the list.", "error")
+        flash(_("Choose members from the list."), "error")
     return redirect(url_for("projects.show", project_id=project.id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 
@@ -44,11 +45,11 @@ def open_projects(user) -> list[Project]:
 def get_visible(user, project_id: int) -> Project:
     project = db.session.get(Project, project_id)
     if project is None:
-        raise NotFound("No such project.")
+        raise NotFound(_("No such project."))
     ids = visible_project_ids(user)
     if ids is not None and project.id not in ids:
         # The same answer as for a missing project: do not reveal that it exists.
-        raise NotFound("No such project.")
+        raise NotFound(_("No such project."))
     return project
 
 
@@ -69,7 +70,7 @@ def _check_dates(data: dict, project: Project | None = None) -> None:
     start = data.get("start_date", project.start_date if project else None)
     end = data.get("end_date", project.end_date if project else None)
     if not problems and start and end and end < start:
-        problems["end_date"] = "The end comes before the start."
+        problems["end_date"] = _("The end comes before the start.")
     if problems:
         raise ValidationFailed(problems)
 
@@ -83,7 +84,9 @@ def _check_name_free(name: str | None, project: Project | None = None) -> None:
         )
     )
     if taken is not None:
-        raise ValidationFailed({"name": "Another project already has this name; choose another."})
+        raise ValidationFailed(
+            {"name": _("Another project already has this name; choose another.")}
+        )
 
 
 def _flush_named(project: Project) -> None:
@@ -95,12 +98,14 @@ def _flush_named(project: Project) -> None:
     try:
         db.session.flush()
     except IntegrityError:
-        raise Conflict(f"A project named “{name}” exists already; choose another name.") from None
+        raise Conflict(
+            _("A project named “%(name)s” exists already; choose another name.", name=name)
+        ) from None
 
 
 def create(data: dict, creator) -> Project:
     if data.get("type") not in TYPES:
-        raise InvalidTransition("Unknown project type.")
+        raise InvalidTransition(_("Unknown project type."))
     _check_dates(data)
     _check_name_free(data.get("name"))
     project = Project(**{k: data.get(k) for k in EDITABLE if k in data})

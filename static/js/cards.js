@@ -10,6 +10,14 @@
   });
   if (!Object.keys(rows).length) return;
 
+  var T = window.PortalStrings;
+  function say(key, fallback, values) {
+    if (T) return T.t(key, fallback, values);
+    Object.keys(values || {}).forEach(function (k) { fallback = fallback.split("{" + k + "}").join(values[k]); });
+    return fallback;
+  }
+  function number(n) { return T ? T.number(n) : String(n); }
+
   function field(row, name) { return row.querySelector('[data-field="' + name + '"]'); }
 
   function badge(status) {
@@ -27,7 +35,7 @@
     row.dataset.jobStatus = job.status;
     if (FINISHED[job.status]) {
       field(row, "progress").hidden = true;
-      field(row, "progress-text").textContent = job.status === "failed" ? "No cards were issued." : "";
+      field(row, "progress-text").textContent = job.status === "failed" ? say("cards_none_issued", "No cards were issued.") : "";
       var link = field(row, "download");
       if (link && job.status === "succeeded") link.hidden = false;
     }
@@ -38,11 +46,11 @@
     var bar = field(row, "progress");
     bar.hidden = false;
     bar.value = data.percent;
-    bar.textContent = data.percent + "%";
+    bar.textContent = number(data.percent) + "%";
     field(row, "progress-text").textContent = data.phase === "saving"
-      ? "Saving the PDF…"
-      : data.done + " of " + data.total + " cards";
-    if (data.phase === "saving") field(row, "cards").textContent = data.total;
+      ? say("cards_saving", "Saving the PDF…")
+      : say("cards_progress", "Cards: {done} of {total}", { done: number(data.done), total: number(data.total) });
+    if (data.phase === "saving") field(row, "cards").textContent = number(data.total);
   }
 
   Portal.on(Portal.EVENTS.JOB_UPDATED, function (job) {

@@ -16,6 +16,20 @@
       });
       return text;
     },
+    /* A count grouped as the page's language groups it, in its digits (the server's
+       "digits": "०१२३४५६७८९" for Nepali), as the server's number filter writes it. */
+    number: function (n) {
+      var lang = document.documentElement.lang || "en";
+      var text;
+      try {
+        text = new Intl.NumberFormat(lang, { numberingSystem: "latn" }).format(n);
+      } catch (e) {
+        text = String(n);
+      }
+      var digits = typeof strings.digits === "string" && strings.digits.length === 10 ? strings.digits : "";
+      if (!digits || digits === "0123456789") return text;
+      return text.replace(/[0-9]/g, function (d) { return digits.charAt(Number(d)); });
+    },
     /* A label by status from one of the label tables (redemption_labels, settlement_labels). */
     label: function (table, status, fallback) {
       var labels = strings[table] || {};

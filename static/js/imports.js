@@ -9,17 +9,26 @@
   var fill = document.getElementById("progress-fill");
   var bar = document.getElementById("progress-bar");
   var text = document.getElementById("progress-text");
-  var PHASES = { checking: "Checking rows", checked: "Checked", saving: "Saving", saved: "Saved" };
+  var T = window.PortalStrings;
+  var PHASES = {
+    checking: ["import_checking", "Checking rows: {rows}"],
+    checked: ["import_checked", "Rows checked: {rows}"],
+    saving: ["import_saving", "Saving rows: {rows}"],
+    saved: ["import_saved", "Rows saved: {rows}"]
+  };
+  function number(n) { return T ? T.number(n) : n.toLocaleString(); }
 
   function show(update) {
     if (update.id !== id) return;
     if (update.phase in PHASES) {
       card.hidden = false;
-      var label = PHASES[update.phase] + ": " + update.rows.toLocaleString() + (update.rows === 1 ? " row" : " rows");
+      var phase = PHASES[update.phase];
+      var rows = number(update.rows);
+      var label = T ? T.t(phase[0], phase[1], { rows: rows }) : phase[1].replace("{rows}", rows);
       if (update.percent !== null && update.percent !== undefined) {
         fill.style.width = update.percent + "%";
         bar.setAttribute("aria-valuenow", update.percent);
-        label += " (" + update.percent + "%)";
+        label += " (" + number(update.percent) + "%)";
       } else {
         bar.classList.add("progress--busy");
       }
@@ -51,7 +60,11 @@
     var url = new URL(window.location.href);
     url.searchParams.delete("job");
     if (job.status !== "succeeded") {
-      Portal.toast("The pull failed: " + (job.problem || job.status), "failed", "/jobs/" + job.id);
+      var problem = job.problem || job.status;
+      var message = window.PortalStrings
+        ? PortalStrings.t("import_pull_failed", "The pull failed: {problem}", { problem: problem })
+        : "The pull failed: " + problem;
+      Portal.toast(message, "failed", "/jobs/" + job.id);
       return;
     }
     window.location.replace(url.toString());

@@ -10,14 +10,17 @@
   var action = form.querySelector("[data-selection-action]");
   var target = form.querySelector("[data-selection-target]");
 
+  var T = window.PortalStrings;
+  function say(key, fallback, values) { return T ? T.t(key, fallback, values) : fallback; }
+
   function chosen() {
     return boxes.filter(function (b) { return b.checked; }).length;
   }
 
   function refresh() {
     var n = chosen();
-    count.textContent = n === 0 ? "Choose people with the boxes below."
-      : (n === 1 ? "1 person chosen." : n + " people chosen.");
+    count.textContent = n === 0 ? say("selection_none", "Choose people with the boxes below.")
+      : say("selection_count", "People chosen: {count}", { count: T ? T.number(n) : n });
     if (all) {
       all.checked = n > 0 && n === boxes.length;
       all.indeterminate = n > 0 && n < boxes.length;
@@ -36,7 +39,7 @@
   form.addEventListener("submit", function (event) {
     if (chosen() === 0) {
       event.preventDefault();
-      count.textContent = "Choose at least one person first.";
+      count.textContent = say("selection_empty", "Choose at least one person first.");
       count.classList.add("error");
     }
   });

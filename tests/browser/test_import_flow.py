@@ -74,14 +74,14 @@ def test_fix_a_file_then_watch_the_import_finish(chromium, live_portal, shots, t
     expect(page.locator("#map-1")).to_have_value("phone")  # remembered for the source
     page.get_by_role("button", name="Check the file").click()
     expect(root).to_have_attribute("data-status", "ready", timeout=60_000)
-    expect(page.locator('[data-count="new"]')).to_have_text(f"{ROWS}")
+    expect(page.locator('[data-count="new"]')).to_have_text(f"{ROWS:,}")
 
-    page.get_by_role("button", name=f"Import {ROWS} new people").click()
+    page.get_by_role("button", name=f"Import {ROWS:,} new people").click()
     # The bar fills while the worker saves; the page then shows the result by itself.
     expect(page.locator("#progress-text")).to_contain_text("%", timeout=30_000)
     page.screenshot(path=str(shots / "import-progress.png"), full_page=True)
     expect(root).to_have_attribute("data-status", "committed", timeout=120_000)
-    expect(page.locator(".flash--success")).to_contain_text(f"{ROWS} beneficiaries were added")
+    expect(page.locator(".flash--success")).to_contain_text(f"{ROWS:,} beneficiaries were added")
     page.screenshot(path=str(shots / "import-done.png"), full_page=True)
 
     page.get_by_role("link", name="See them").click()

@@ -83,7 +83,7 @@ def test_search_by_name_and_add_a_selection_to_a_group(chromium, live_portal, pe
 
     # Select all on this page, add to the group: each person's outcome is shown.
     page.get_by_label("Select all on this page").check()
-    expect(page.locator("[data-selection-count]")).to_have_text("2 people chosen.")
+    expect(page.locator("[data-selection-count]")).to_have_text("People chosen: 2")
     page.get_by_label("With the people chosen").select_option("add")
     page.get_by_label("Group or project").select_option(
         label="Ward 4 households (Flood relief Saptari)"
