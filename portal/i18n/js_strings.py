@@ -12,6 +12,7 @@ from flask_babel import gettext as _
 
 
 def catalog() -> dict:
+    from portal.ledger import page_strings as money_pages
     from portal.redemptions import live as redemption_live
     from portal.settlements.models import LABELS as SETTLEMENT_LABELS
 
@@ -26,4 +27,5 @@ def catalog() -> dict:
         "redemption_labels": {k: str(v) for k, v in redemption_live.LABELS.items()},
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
+        **money_pages.strings(),
     }

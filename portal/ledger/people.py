@@ -9,6 +9,8 @@ back; remaining is what they can still pay with (``allocated - redeemed - revoke
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -89,7 +91,11 @@ def money_of(beneficiary_id: int, project_ids: set[int] | list[int]) -> list[Pro
             Entry(
                 r.settled_at or r.created_at,
                 "redemption",
-                f"Paid at {vendors.get(r.vendor_id, 'a vendor')} (payment {r.id})",
+                _(
+                    "Paid at %(vendor)s (payment %(id)s)",
+                    vendor=vendors.get(r.vendor_id) or _("a vendor"),
+                    id=r.id,
+                ),
                 display.money(r.amount, pc),
                 r.status,
             )
@@ -132,7 +138,7 @@ def _allocations(project_id: int, beneficiary_id: int) -> list[tuple]:
     return [
         (
             updated if status == B_CONFIRMED else started,
-            f"Allocated by “{title}”",
+            _("Allocated by “%(title)s”", title=title),
             amount,
             "confirmed" if status == B_CONFIRMED else status,
         )
