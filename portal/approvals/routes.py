@@ -133,7 +133,9 @@ def _decided_message(req: ApprovalRequest) -> str:
     kind = kinds.get(req.kind)
     if req.status == PENDING:
         return _(
-            "Approved. %(kind)s #%(id)s now waits for a second approver.", kind=kind.label, id=req.id
+            "Approved. %(kind)s #%(id)s now waits for a second approver.",
+            kind=kind.label,
+            id=req.id,
         )
     if req.status in ("executed", "approved"):
         return _("Approved: %(what)s — started.", what=kind.describe(req))

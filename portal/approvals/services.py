@@ -270,7 +270,9 @@ def cancel(request: ApprovalRequest, user) -> ApprovalRequest:
         raise Conflict(_refused(current_status(ApprovalRequest, request.id)))
     db.session.refresh(request)
     with force_locale(AUDIT_LOCALE):  # the audit log is written in English
-        _changed(request, "approval.cancelled", f"{kind.label} cancelled: {kind.describe(request)}", {})
+        _changed(
+            request, "approval.cancelled", f"{kind.label} cancelled: {kind.describe(request)}", {}
+        )
     return request
 
 

@@ -73,9 +73,7 @@ def ask(project: Project, amount: int, note: str, user_id: int):
         raise Conflict(_("A closed project cannot be funded."))
     amounts.check(amount, pc.decimals)
     if pc.funded + setup.pending_funding(project.id) + amount > amounts.COLUMN_MAX:
-        raise amounts.AmountError(
-            _("That would take the project's funding past what it can hold.")
-        )
+        raise amounts.AmountError(_("That would take the project's funding past what it can hold."))
     return approvals.ask(
         KIND, project, subject_id=project.id, amount=amount, note=note, user_id=user_id
     )

@@ -13,7 +13,6 @@ and what the contract says now. Unpausing undoes both. Each change is a conditio
 from __future__ import annotations
 
 from flask_babel import gettext as _
-
 from sqlalchemy import update
 
 from portal import events

@@ -7,11 +7,10 @@ the second. Every step checks what is already recorded, so a re-run never deploy
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 import re
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal import events, realtime
@@ -171,9 +170,7 @@ def start_funding(project: Project, amount: int, note: str, user_id: int | None)
         raise Conflict(_("A closed project cannot be funded."))
     amounts.check(amount, pc.decimals)
     if pc.funded + pending_funding(project.id) + amount > amounts.COLUMN_MAX:
-        raise amounts.AmountError(
-            _("That would take the project's funding past what it can hold.")
-        )
+        raise amounts.AmountError(_("That would take the project's funding past what it can hold."))
     funding = Funding(
         project_id=project.id, amount=amount, note=(note or "")[:255], created_by_id=user_id
     )

@@ -8,7 +8,6 @@ request to start it is withdrawn: the approver would otherwise approve something
 from __future__ import annotations
 
 from flask_babel import gettext as _
-
 from sqlalchemy import delete
 
 from portal.approvals import services as approvals

@@ -9,7 +9,6 @@ crash never allocates anyone twice; the confirmed receipt, not the send, moves t
 from __future__ import annotations
 
 from flask_babel import gettext as _
-
 from sqlalchemy import func, insert, select, update
 
 from portal import events, realtime
@@ -42,7 +41,7 @@ from portal.disbursements.models import (
 )
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
-from portal.i18n.formatting import number
+from portal.i18n.formatting import number as format_number
 from portal.jobs import dispatch
 from portal.jobs.kinds import MESSAGES_ALLOCATION
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
@@ -179,7 +178,7 @@ def people_for(
         raise amounts.AmountError(
             _(
                 "%(num)s people times this amount is more than a project can hold.",
-                num=number(len(people)),
+                num=format_number(len(people)),
             )
         )
     if not 1 <= batch_size <= 1000:

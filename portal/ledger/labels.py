@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from flask_babel import get_locale
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from portal.i18n.locales import DEFAULT, to_native_digits
@@ -121,3 +122,19 @@ def hours_minutes(value: datetime | None) -> str:
         return ""
     locale = get_locale()
     return to_native_digits(value.strftime("%H:%M"), str(locale) if locale else DEFAULT)
+
+
+# How a statement line was resolved is kept as the English words it was written with (rows
+# from before the pages spoke other languages read the same way): shown in the page's language.
+_RESOLUTIONS = {
+    "matched by hand: ": lambda reason: _("matched by hand: %(reason)s", reason=reason),
+    "set aside: ": lambda reason: _("set aside: %(reason)s", reason=reason),
+}
+
+
+def resolution(text: str | None) -> str:
+    """A statement line's resolution in the page's language; unknown wording as it is."""
+    for prefix, words in _RESOLUTIONS.items():
+        if text and text.startswith(prefix):
+            return words(text[len(prefix) :])
+    return text or ""

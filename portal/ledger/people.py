@@ -9,11 +9,10 @@ back; remaining is what they can still pay with (``allocated - redeemed - revoke
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.chain.models import ProjectChain

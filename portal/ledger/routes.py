@@ -9,8 +9,6 @@ and showing or exporting them is audited.
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from flask import (
     Blueprint,
     Response,
@@ -21,6 +19,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -33,7 +32,14 @@ from portal.beneficiaries.models import Beneficiary
 from portal.chain.models import ProjectChain
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.ledger import display, labels, redemption_export, redemption_list, statement_pdf, statements
+from portal.ledger import (
+    display,
+    labels,
+    redemption_export,
+    redemption_list,
+    statement_pdf,
+    statements,
+)
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.redemptions.models import STATUSES
@@ -45,6 +51,7 @@ bp = Blueprint("ledger", __name__)
 # The money pages' status words (approvals, chain, disbursements, reconciliation use it too).
 bp.add_app_template_global(labels.label, "money_label")
 bp.add_app_template_filter(labels.hours_minutes, "hm")
+bp.add_app_template_filter(labels.resolution, "resolution")
 PII = "beneficiary.pii.read"
 
 

@@ -14,7 +14,6 @@ vendor and project waits for the first to commit and then reads its settlement.
 from __future__ import annotations
 
 from flask_babel import gettext as _
-
 from sqlalchemy import func, or_, select
 
 from portal.errors import Conflict

@@ -10,11 +10,10 @@ statement is built from values only (``Statement``), so the PDF is drawn off the
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 

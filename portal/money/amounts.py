@@ -109,7 +109,7 @@ def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:
     if not text:
         raise AmountError(_("Enter an amount, %(example)s.", example=EXAMPLE))
     _check_characters(text)
-    whole, _, fraction = text.translate(_TO_ASCII).partition(".")
+    whole, _point, fraction = text.translate(_TO_ASCII).partition(".")
     if not whole and not fraction:
         raise AmountError(_("Enter an amount, %(example)s.", example=EXAMPLE))
     if "." in fraction:
@@ -245,7 +245,10 @@ def _check_characters(text: str) -> None:
             raise AmountError(_("Type the amount without a sign: %(example)s.", example=EXAMPLE))
         elif char in "eE" and any(c in ASCII_DIGITS or c in DEVANAGARI_DIGITS for c in text):
             raise AmountError(
-                _("Type the amount in full digits, without an exponent: %(example)s.", example=EXAMPLE)
+                _(
+                    "Type the amount in full digits, without an exponent: %(example)s.",
+                    example=EXAMPLE,
+                )
             )
         elif char.isspace():
             raise AmountError(

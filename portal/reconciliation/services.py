@@ -6,12 +6,11 @@ by a user holding ``payout.override``, with a reason (``books = override``); bot
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-from flask_babel import ngettext
-
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import false, or_, select, update
 
 from portal import events

@@ -18,13 +18,13 @@ bad row; nothing is written.
 
 from __future__ import annotations
 
-from flask_babel import gettext as _
-
 import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+
+from flask_babel import gettext as _
 
 from portal.i18n.formatting import number as format_number
 from portal.imports.parsing import FileRejected, open_table
@@ -145,7 +145,14 @@ def read(path: Path, filename: str, decimals: int, currency: str) -> Report:
             shown = str(cell(cells, "currency")).strip().upper()
             if shown and shown != currency.upper():
                 errors.append(
-                    (number, _("The currency is %(found)s, not %(currency)s.", found=shown[:8], currency=currency))
+                    (
+                        number,
+                        _(
+                            "The currency is %(found)s, not %(currency)s.",
+                            found=shown[:8],
+                            currency=currency,
+                        ),
+                    )
                 )
                 continue
             try:

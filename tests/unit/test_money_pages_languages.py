@@ -3,6 +3,7 @@ its amounts), the approvals page in Arabic (right to left), and amount errors in
 
 from __future__ import annotations
 
+import json
 import re
 
 import pytest
@@ -92,7 +93,10 @@ def test_the_approvals_page_in_arabic_runs_right_to_left(client, login, make_use
     assert ">موافقة</button>" in page and ">رفض</button>" in page
     assert "Pending approvals" not in page and ">Approve<" not in page
     # The scripts' words are in the page, in Arabic, for the live updates.
-    assert "لم يعد ينتظر: {status}." in page
+    block = re.search(r'<script type="application/json" id="i18n-strings">(.*?)</script>', page)
+    strings = json.loads(block.group(1))
+    assert strings["approval_no_longer"] == "لم يعد ينتظر: {status}."
+    assert strings["approval_labels"]["pending"] == "معلّق"
 
 
 def test_an_amount_error_in_nepali(client, login, make_user, make_project):
