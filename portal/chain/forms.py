@@ -65,6 +65,11 @@ class PauseForm(Form):
 
 
 class CapsForm(Form):
-    action = SelectField(_l("Action"), choices={a: CAP_LABELS[a] for a in CAP_ACTIONS})
+    action = SelectField(_l("Action"), choices={a: a for a in CAP_ACTIONS})
     per_tx = AmountField(_l("Per transaction"))
     per_day = AmountField(_l("Per day"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Per request: the actions' names in the page's language.
+        self.action.choices = {a: str(CAP_LABELS[a]) for a in CAP_ACTIONS}

@@ -71,10 +71,10 @@ def _form(project) -> DisbursementForm:
 
 def _left_out(count: int) -> str:
     return ngettext(
-        "%(num)s person was left out: they have no wallet address yet.",
-        "%(num)s people were left out: they have no wallet address yet.",
+        "%(count)s person was left out: they have no wallet address yet.",
+        "%(count)s people were left out: they have no wallet address yet.",
         count,
-        num=number(count),
+        count=number(count),
     )
 
 
@@ -93,10 +93,10 @@ def _selection(project, text: str) -> list[int]:
         raise ValidationFailed(
             {
                 "refs": ngettext(
-                    "%(num)s unknown reference: %(shown)s",
-                    "%(num)s unknown references: %(shown)s",
+                    "%(count)s unknown reference: %(shown)s",
+                    "%(count)s unknown references: %(shown)s",
                     len(unknown),
-                    num=number(len(unknown)),
+                    count=number(len(unknown)),
                     shown=shown,
                 )
             }

@@ -137,10 +137,10 @@ def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:
             raise AmountError(_("Whole numbers only: this project counts in whole units."))
         raise AmountError(
             ngettext(
-                "At most %(num)s digit after the decimal point.",
-                "At most %(num)s digits after the decimal point.",
+                "At most %(count)s digit after the decimal point.",
+                "At most %(count)s digits after the decimal point.",
                 decimals,
-                num=format(decimals, 0),
+                count=format(decimals, 0),
             )
         )
     base = int(whole or "0") * 10**decimals + int(fraction.ljust(decimals, "0") or "0")

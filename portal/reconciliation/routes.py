@@ -94,11 +94,11 @@ def upload():
                 return _page(project, form, exc.rows, 422)
         flash(
             ngettext(
-                "Statement %(file)s read: %(num)s line.",
-                "Statement %(file)s read: %(num)s lines.",
+                "Statement %(file)s read: %(count)s line.",
+                "Statement %(file)s read: %(count)s lines.",
                 statement.line_count,
                 file=statement.filename,
-                num=number(statement.line_count),
+                count=number(statement.line_count),
             ),
             "success",
         )

@@ -93,12 +93,12 @@ def upload(project, path: Path, filename: str, user_id: int | None) -> Statement
     if report.errors:
         raise StatementRefused(
             ngettext(
-                "%(num)s row of the statement is not right; nothing was taken. "
+                "%(count)s row of the statement is not right; nothing was taken. "
                 "Fix it and upload the whole file again.",
-                "%(num)s rows of the statement are not right; nothing was taken. "
+                "%(count)s rows of the statement are not right; nothing was taken. "
                 "Fix them and upload the whole file again.",
                 len(report.errors),
-                num=number(len(report.errors)),
+                count=number(len(report.errors)),
             ),
             report.errors,
         )
