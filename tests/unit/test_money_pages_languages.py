@@ -32,7 +32,7 @@ def _speaking(make_user, locale: str, role: str = "admin", name: str | None = No
 
 @pytest.fixture
 def draft(app, make_project, make_beneficiary):
-    project = make_project(name="Winter food", status="active")
+    project = make_project(name="Winter relief", status="active")
     chain.pretend_deployed(project, decimals=2)
     people = [make_beneficiary(project=project) for _ in range(3)]
     db.session.flush()
