@@ -18,6 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from flask import Flask, has_request_context, request
+from flask_babel import gettext as _
 from sqlalchemy import event
 from sqlalchemy.exc import (
     IntegrityError,
@@ -119,7 +120,7 @@ def attempt() -> Iterator[None]:
         # A unique rule the step's own checks passed was taken a moment ago by someone else.
         undo()
         raise Conflict(
-            "Something with the same details was saved a moment ago. Check and try again."
+            _("Something with the same details was saved a moment ago. Check and try again.")
         ) from exc
     else:
         if savepoint.is_active:

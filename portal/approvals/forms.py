@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import StringField, TextAreaField
 from wtforms.validators import AnyOf, DataRequired, Length
 
@@ -10,13 +11,13 @@ from portal.money.forms import AmountField
 
 class DecisionForm(Form):
     decision = StringField(
-        "Decision",
-        validators=[DataRequired(), AnyOf((APPROVE, REJECT), message="Approve or reject.")],
+        _l("Decision"),
+        validators=[DataRequired(), AnyOf((APPROVE, REJECT), message=_l("Approve or reject."))],
     )
     reason = TextAreaField(
-        "Reason",
+        _l("Reason"),
         validators=[Length(max=500)],
-        description="Required to reject; the requester reads it. Optional to approve.",
+        description=_l("Required to reject; the requester reads it. Optional to approve."),
     )
 
 
@@ -32,7 +33,9 @@ class ThresholdAmountField(AmountField):
 
 class ThresholdForm(Form):
     second_above = ThresholdAmountField(
-        "Second approver needed above",
-        description="Funding, disbursements and settlements larger than this need two approvers "
-        "besides the person who asked. Empty: one approver is always enough.",
+        _l("Second approver needed above"),
+        description=_l(
+            "Funding, disbursements and settlements larger than this need two approvers "
+            "besides the person who asked. Empty: one approver is always enough."
+        ),
     )

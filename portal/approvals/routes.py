@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from flask import Blueprint, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
@@ -131,10 +132,16 @@ def decide(request_id: int):
 def _decided_message(req: ApprovalRequest) -> str:
     kind = kinds.get(req.kind)
     if req.status == PENDING:
-        return f"Approved. {kind.label} #{req.id} now waits for a second approver."
+        return _(
+            "Approved. %(kind)s #%(id)s now waits for a second approver.",
+            kind=kind.label,
+            id=req.id,
+        )
     if req.status in ("executed", "approved"):
-        return f"Approved: {kind.describe(req)} — started."
-    return f"Rejected: {kind.label} #{req.id}. The requester sees your reason."
+        return _("Approved: %(what)s — started.", what=kind.describe(req))
+    return _(
+        "Rejected: %(kind)s #%(id)s. The requester sees your reason.", kind=kind.label, id=req.id
+    )
 
 
 def _back() -> str:
@@ -149,7 +156,7 @@ def _back() -> str:
 def cancel(request_id: int):
     req = services.get_visible(current_user, request_id)
     services.cancel(req, current_user._get_current_object())
-    flash(f"Request #{req.id} cancelled.", "success")
+    flash(_("Request #%(id)s cancelled.", id=req.id), "success")
     return redirect(_back())
 
 
@@ -159,11 +166,13 @@ def _threshold_form(project_id: int) -> ThresholdForm:
     deployed = pc is not None and pc.status == DEPLOYED
     form.second_above.use(
         pc.decimals if deployed else None,
-        "Set up the project's payments first: amounts need its currency.",
+        _("Set up the project's payments first: amounts need its currency."),
     )
     if deployed:
-        form.second_above.description = (
-            f"In {display.currency(pc)}. " + form.second_above.description
+        form.second_above.description = _(
+            "In %(currency)s. %(hint)s",
+            currency=display.currency(pc),
+            hint=form.second_above.description,
         )
     return form
 
@@ -182,7 +191,7 @@ def settings(project_id: int):
             form.second_above.errors.append(str(exc))
             status = 422
         else:
-            flash("Approval rule saved.", "success")
+            flash(_("Approval rule saved."), "success")
             return redirect(url_for("approvals.settings", project_id=project.id))
     elif form.is_submitted():
         status = 422

@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import case, exists, func, select, update
 
 from portal import events
@@ -29,12 +31,15 @@ from portal.approvals.models import (
 )
 from portal.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from portal.extensions import db
+from portal.ledger import labels
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
 from portal.transitions import change, current_status, insert_or_skip
 
 REASON_MAX = 500
+# Summaries in the audit log are written once, for every reader: in English, with its digits.
+AUDIT_LOCALE = "en"
 
 
 # ----------------------------------------------------------------------------- thresholds
@@ -49,7 +54,7 @@ def threshold(project_id: int) -> int | None:
 def set_threshold(project: Project, second_above: int | None, user_id: int | None) -> None:
     projects.ensure_writable(project)
     if second_above is not None and second_above < 0:
-        raise ValidationFailed({"second_above": "Leave it empty, or type an amount."})
+        raise ValidationFailed({"second_above": _("Leave it empty, or type an amount.")})
     before = threshold(project.id)
     row = db.session.get(ApprovalThreshold, project.id)
     if row is None:
@@ -92,7 +97,7 @@ def ask(
     if open_key and db.session.scalar(
         select(ApprovalRequest.id).where(ApprovalRequest.open_key == open_key)
     ):
-        raise Conflict("This is already waiting for approval.")
+        raise Conflict(_("This is already waiting for approval."))
     request = ApprovalRequest(
         kind=kind.name,
         project_id=project.id,
@@ -107,12 +112,13 @@ def ask(
     )
     db.session.add(request)
     db.session.flush()  # a concurrent second open request fails here on the unique key (409)
-    _changed(
-        request,
-        "approval.requested",
-        f"{kind.label} requested: {kind.describe(request)}",
-        {"amount": amount, "needed": request.approvals_needed, "note": request.note},
-    )
+    with force_locale(AUDIT_LOCALE):  # the audit log is written in English
+        _changed(
+            request,
+            "approval.requested",
+            f"{kind.label} requested: {kind.describe(request)}",
+            {"amount": amount, "needed": request.approvals_needed, "note": request.note},
+        )
     return request
 
 
@@ -123,9 +129,9 @@ def _check_decider(request: ApprovalRequest, user) -> kinds.Kind:
     kind = kinds.get(request.kind)
     projects.get_visible(user, request.project_id)
     if request.requested_by_id == user.id:
-        raise Forbidden("You asked for this yourself: someone else must decide on it.")
+        raise Forbidden(_("You asked for this yourself: someone else must decide on it."))
     if not user.can(kind.permission):
-        raise Forbidden("You may not decide on this kind of request.")
+        raise Forbidden(_("You may not decide on this kind of request."))
     return kind
 
 
@@ -142,13 +148,16 @@ def _record_decision(request: ApprovalRequest, user, decision: str, reason: str)
         },
     )
     if made is None:
-        raise Conflict("You have already decided on this request.")
+        raise Conflict(_("You have already decided on this request."))
 
 
 def _refused(found: str | None) -> str:
     if found == PENDING:
-        return "This request changed at the same moment; reload and decide again."
-    return f"This request is {found} now, not waiting for a decision; reload the page."
+        return _("This request changed at the same moment; reload and decide again.")
+    return _(
+        "This request is %(status)s now, not waiting for a decision; reload the page.",
+        status=labels.label("approval", found),
+    )
 
 
 def approve(request: ApprovalRequest, user, reason: str = "") -> ApprovalRequest:
@@ -187,14 +196,15 @@ def approve(request: ApprovalRequest, user, reason: str = "") -> ApprovalRequest
         # the order every other writer takes them, so two of them cannot wait on each other.
         outcome = kind.execute(request, user.id)
         request.result_id = outcome.result_id
-    _changed(
-        request,
-        "approval.approved" if request.status == APPROVED else "approval.approved_once",
-        f"{kind.label} approved by user {user.id}"
-        + ("" if request.status == APPROVED else " (one more approver needed)")
-        + f": {kind.describe(request)}",
-        {"by": user.id, "reason": reason, "approvals": request.approvals},
-    )
+    with force_locale(AUDIT_LOCALE):  # the audit log is written in English
+        _changed(
+            request,
+            "approval.approved" if request.status == APPROVED else "approval.approved_once",
+            f"{kind.label} approved by user {user.id}"
+            + ("" if request.status == APPROVED else " (one more approver needed)")
+            + f": {kind.describe(request)}",
+            {"by": user.id, "reason": reason, "approvals": request.approvals},
+        )
     if outcome is not None and outcome.executed:
         mark_executed(request)
     return request
@@ -207,19 +217,20 @@ def mark_executed(request: ApprovalRequest) -> None:
         raise Conflict(_refused(current_status(ApprovalRequest, request.id)))
     db.session.refresh(request)
     kind = kinds.get(request.kind)
-    _changed(
-        request,
-        "approval.executed",
-        f"{kind.label} carried out: {kind.describe(request)}",
-        {"result_id": request.result_id},
-    )
+    with force_locale(AUDIT_LOCALE):  # the audit log is written in English
+        _changed(
+            request,
+            "approval.executed",
+            f"{kind.label} carried out: {kind.describe(request)}",
+            {"result_id": request.result_id},
+        )
 
 
 def reject(request: ApprovalRequest, user, reason: str) -> ApprovalRequest:
     kind = _check_decider(request, user)
     reason = (reason or "").strip()[:REASON_MAX]
     if not reason:
-        raise ValidationFailed({"reason": "Say why you reject it: the requester reads this."})
+        raise ValidationFailed({"reason": _("Say why you reject it: the requester reads this.")})
     if request.status != PENDING:
         raise Conflict(_refused(request.status))
     _record_decision(request, user, REJECT, reason)
@@ -233,12 +244,13 @@ def reject(request: ApprovalRequest, user, reason: str) -> ApprovalRequest:
     ):
         raise Conflict(_refused(current_status(ApprovalRequest, request.id)))
     db.session.refresh(request)
-    _changed(
-        request,
-        "approval.rejected",
-        f"{kind.label} rejected by user {user.id}: {kind.describe(request)}",
-        {"by": user.id, "reason": reason},
-    )
+    with force_locale(AUDIT_LOCALE):  # the audit log is written in English
+        _changed(
+            request,
+            "approval.rejected",
+            f"{kind.label} rejected by user {user.id}: {kind.describe(request)}",
+            {"by": user.id, "reason": reason},
+        )
     return request
 
 
@@ -246,7 +258,7 @@ def cancel(request: ApprovalRequest, user) -> ApprovalRequest:
     """The requester withdraws a request that nobody has carried out yet."""
     kind = kinds.get(request.kind)
     if request.requested_by_id != user.id:
-        raise Forbidden("Only the person who asked can cancel this request.")
+        raise Forbidden(_("Only the person who asked can cancel this request."))
     if not change(
         ApprovalRequest,
         request.id,
@@ -257,7 +269,10 @@ def cancel(request: ApprovalRequest, user) -> ApprovalRequest:
     ):
         raise Conflict(_refused(current_status(ApprovalRequest, request.id)))
     db.session.refresh(request)
-    _changed(request, "approval.cancelled", f"{kind.label} cancelled: {kind.describe(request)}", {})
+    with force_locale(AUDIT_LOCALE):  # the audit log is written in English
+        _changed(
+            request, "approval.cancelled", f"{kind.label} cancelled: {kind.describe(request)}", {}
+        )
     return request
 
 
@@ -278,12 +293,13 @@ def withdraw_open(kind_name: str, subject_id: int) -> int:
         ):
             db.session.refresh(request)
             withdrawn += 1
-            _changed(
-                request,
-                "approval.cancelled",
-                f"{kind.label} withdrawn, its subject changed: {kind.describe(request)}",
-                {"subject_changed": True},
-            )
+            with force_locale(AUDIT_LOCALE):  # the audit log is written in English
+                _changed(
+                    request,
+                    "approval.cancelled",
+                    f"{kind.label} withdrawn, its subject changed: {kind.describe(request)}",
+                    {"subject_changed": True},
+                )
     return withdrawn
 
 
@@ -299,7 +315,7 @@ def visible(user):
 def get_visible(user, request_id: int) -> ApprovalRequest:
     found = db.session.scalar(visible(user).where(ApprovalRequest.id == request_id))
     if found is None or found.kind not in kinds.KINDS:
-        raise NotFound("No such approval request.")
+        raise NotFound(_("No such approval request."))
     return found
 
 

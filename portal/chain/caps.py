@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+
 from portal import events
 from portal.chain import contracts, guardian, setup
 from portal.chain.models import DEPLOYED, ChainTx
@@ -37,7 +39,7 @@ def set_caps(project_id: int, action: str, per_tx: str, per_day: str) -> ChainTx
 def _on_v2(project_id: int):
     pc = setup.state(project_id)
     if pc is None or pc.status != DEPLOYED or pc.version < 2:
-        raise CapsError("Only a deployed version-2 contract has caps.")
+        raise CapsError(_("Only a deployed version-2 contract has caps."))
     return pc
 
 
@@ -48,7 +50,7 @@ def set_caps_units(project_id: int, action: str, tx_cap: int, day_cap: int) -> C
     if action not in contracts.CAP_ACTIONS:
         raise CapsError(f"action must be one of {', '.join(contracts.CAP_ACTIONS)}")
     if tx_cap > day_cap:
-        raise CapsError("The cap per transaction cannot be above the cap per day.")
+        raise CapsError(_("The cap per transaction cannot be above the cap per day."))
     data = contracts.encode(
         contracts.ENTITLEMENTS_V2,
         "setLimit",

@@ -1,42 +1,48 @@
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, IntegerField, SelectField, StringField
 from wtforms.validators import DataRequired, Length, NumberRange, Regexp
 
 from portal.chain.contracts import CAP_ACTIONS
 from portal.forms import Form
+from portal.ledger.labels import TABLES
 from portal.money.forms import AmountField
+
+CAP_LABELS = TABLES["cap"]
 
 
 class DeployForm(Form):
     symbol = StringField(
-        "Short code",
+        _l("Short code"),
         validators=[
             DataRequired(),
-            Regexp(r"^[A-Za-z][A-Za-z0-9]{1,10}$", message="2 to 11 letters or digits."),
+            Regexp(r"^[A-Za-z][A-Za-z0-9]{1,10}$", message=_l("2 to 11 letters or digits.")),
         ],
-        description="Names the voucher in payment records, e.g. FOOD26. No personal data.",
+        description=_l("Names the voucher in payment records, e.g. FOOD26. No personal data."),
     )
     decimals = IntegerField(
-        "Smallest unit",
+        _l("Smallest unit"),
         default=2,
-        validators=[NumberRange(min=0, max=6, message="Between 0 and 6.")],
-        description="Digits after the point: 2 for cents (12.50); 0 for whole vouchers.",
+        validators=[NumberRange(min=0, max=6, message=_l("Between 0 and 6."))],
+        description=_l("Digits after the point: 2 for cents (12.50); 0 for whole vouchers."),
     )
 
 
 class FundForm(Form):
-    amount = AmountField("Amount to fund")
+    amount = AmountField(_l("Amount to fund"))
     note = StringField(
-        "Note", validators=[Length(max=255)], description="E.g. the grant it comes from."
+        _l("Note"), validators=[Length(max=255)], description=_l("E.g. the grant it comes from.")
     )
 
 
 class WalletForm(Form):
     address = StringField(
-        "Wallet address",
+        _l("Wallet address"),
         validators=[Length(max=42)],
-        description="The person's own wallet (0x…), for cash-transfer projects. Empty removes it.",
+        description=_l(
+            "The person's own wallet (0x…), for cash-transfer projects. Empty removes it."
+        ),
         render_kw={"autocomplete": "off", "spellcheck": "false", "inputmode": "text"},
     )
 
@@ -49,14 +55,21 @@ class PauseForm(Form):
     """Pause or resume: a reason (audited) and an explicit confirmation."""
 
     reason = StringField(
-        "Reason",
-        validators=[DataRequired("Say why."), Length(max=200)],
-        description="Shown to staff on the project's pages and kept in the audit log.",
+        _l("Reason"),
+        validators=[DataRequired(_l("Say why.")), Length(max=200)],
+        description=_l("Shown to staff on the project's pages and kept in the audit log."),
     )
-    confirm = BooleanField("I understand what this stops", validators=[DataRequired("Tick it.")])
+    confirm = BooleanField(
+        _l("I understand what this stops"), validators=[DataRequired(_l("Tick it."))]
+    )
 
 
 class CapsForm(Form):
-    action = SelectField("Action", choices={a: a.capitalize() for a in CAP_ACTIONS})
-    per_tx = AmountField("Per transaction")
-    per_day = AmountField("Per day")
+    action = SelectField(_l("Action"), choices={a: a for a in CAP_ACTIONS})
+    per_tx = AmountField(_l("Per transaction"))
+    per_day = AmountField(_l("Per day"))
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Per request: the actions' names in the page's language.
+        self.action.choices = {a: str(CAP_LABELS[a]) for a in CAP_ACTIONS}

@@ -7,6 +7,8 @@ transaction, as the person who asked.
 from __future__ import annotations
 
 from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from portal.approvals import kinds
 from portal.approvals import services as approvals
@@ -27,9 +29,16 @@ def _shown(project_id: int, amount: int) -> str:
 
 def describe(request) -> str:
     project = db.session.get(Project, request.project_id)
-    name = project.name if project else "a project"
-    text = f"Fund {name} with {_shown(request.project_id, request.amount)}"
-    return f"{text} ({request.note})" if request.note else text
+    name = project.name if project else _("a project")
+    amount = _shown(request.project_id, request.amount)
+    if request.note:
+        return _(
+            "Fund %(project)s with %(amount)s (%(note)s)",
+            project=name,
+            amount=amount,
+            note=request.note,
+        )
+    return _("Fund %(project)s with %(amount)s", project=name, amount=amount)
 
 
 def execute(request, approver_id: int) -> kinds.Outcome:
@@ -46,7 +55,7 @@ kinds.register(
     kinds.Kind(
         name=KIND,
         permission="funding.approve",
-        label="Funding",
+        label=_l("Funding"),
         describe=describe,
         execute=execute,
         subject_url=subject_url,
@@ -59,12 +68,12 @@ def ask(project: Project, amount: int, note: str, user_id: int):
     approval) when it could not be done at all."""
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Set up the project's payments before funding it.")
+        raise Conflict(_("Set up the project's payments before funding it."))
     if project.is_closed:
-        raise Conflict("A closed project cannot be funded.")
+        raise Conflict(_("A closed project cannot be funded."))
     amounts.check(amount, pc.decimals)
     if pc.funded + setup.pending_funding(project.id) + amount > amounts.COLUMN_MAX:
-        raise amounts.AmountError("That would take the project's funding past what it can hold.")
+        raise amounts.AmountError(_("That would take the project's funding past what it can hold."))
     return approvals.ask(
         KIND, project, subject_id=project.id, amount=amount, note=note, user_id=user_id
     )

@@ -12,6 +12,7 @@ and what the contract says now. Unpausing undoes both. Each change is a conditio
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import update
 
 from portal import events
@@ -36,10 +37,19 @@ def paused(project_id: int) -> ProjectChain | None:
 def ensure_moving(project_id: int) -> None:
     pc = paused(project_id)
     if pc is not None:
+        if pc.pause_reason:
+            raise Paused(
+                _(
+                    "Payments in this project are paused: %(reason)s. Nothing can be charged, "
+                    "disbursed or cashed out until it is resumed.",
+                    reason=pc.pause_reason,
+                )
+            )
         raise Paused(
-            "Payments in this project are paused"
-            + (f": {pc.pause_reason}" if pc.pause_reason else "")
-            + ". Nothing can be charged, disbursed or cashed out until it is resumed."
+            _(
+                "Payments in this project are paused. Nothing can be charged, disbursed or "
+                "cashed out until it is resumed."
+            )
         )
 
 
@@ -101,10 +111,10 @@ def set_paused(project, pause: bool, reason: str) -> ChainTx | dict | None:
     projects.ensure_writable(project)
     reason = " ".join((reason or "").split())[:200]
     if not reason:
-        raise DomainError("Say why.")
+        raise DomainError(_("Say why."))
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("This project's payments are not set up yet: there is nothing to pause.")
+        raise Conflict(_("This project's payments are not set up yet: there is nothing to pause."))
     values = (
         {"paused_at": utcnow(), "pause_reason": reason}
         if pause
@@ -120,7 +130,7 @@ def set_paused(project, pause: bool, reason: str) -> ChainTx | dict | None:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not changed:
-        raise Conflict("Paused already." if pause else "Not paused: nothing to resume.")
+        raise Conflict(_("Paused already.") if pause else _("Not paused: nothing to resume."))
     db.session.refresh(pc)
     chain_half = None
     if _on_v2(pc) and paused_on_chain(pc) is not pause:

@@ -6,6 +6,7 @@ import json
 import logging
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -40,7 +41,7 @@ from portal.extensions import db
 from portal.jobs import attention, dispatch
 from portal.jobs.kinds import CHAIN_LEDGER_VERIFY
 from portal.jobs.models import Job
-from portal.ledger import display
+from portal.ledger import display, labels
 from portal.money import amounts
 from portal.projects import services as projects
 from portal.transactions import attempt
@@ -131,7 +132,11 @@ def _fund_form(pc) -> FundForm:
     form = FundForm()
     form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
     if form.amount.decimals is not None:
-        form.amount.description = f"In {display.currency(pc)}. {amounts.hint(pc.decimals)}"
+        form.amount.description = _(
+            "In %(currency)s. %(hint)s",
+            currency=display.currency(pc),
+            hint=amounts.hint(pc.decimals),
+        )
     return form
 
 
@@ -164,7 +169,7 @@ def deploy(project_id: int):
         DeployForm(),
         "deploy_form",
         lambda f: setup.start_deploy(project, f.symbol.data, f.decimals.data, current_user.id),
-        "Setting up payments for this project. This page updates by itself.",
+        _("Setting up payments for this project. This page updates by itself."),
     )
 
 
@@ -177,10 +182,12 @@ def fund(project_id: int):
     if form.validate_on_submit() and not confirmation.given():
         how_much = amounts.money(form.amount.data, pc.decimals, project.currency)
         return confirmation.page(
-            f"Fund {project.name} with {how_much}?",
-            "Money put into a project stays in it: it can be allocated to people but not "
-            "taken back from this page. Someone else approves before anything moves.",
-            yes=f"Ask to fund {how_much}",
+            _("Fund %(project)s with %(amount)s?", project=project.name, amount=how_much),
+            _(
+                "Money put into a project stays in it: it can be allocated to people but not "
+                "taken back from this page. Someone else approves before anything moves."
+            ),
+            yes=_("Ask to fund %(amount)s", amount=how_much),
             back=url_for("chain.project_chain", project_id=project.id),
         )
     return _submit(
@@ -188,7 +195,7 @@ def fund(project_id: int):
         form,
         "fund_form",
         lambda f: funding_approval.ask(project, f.amount.data, f.note.data, current_user.id),
-        "Funding asked for: the money is added once someone else approves it (see below).",
+        _("Funding asked for: the money is added once someone else approves it (see below)."),
     )
 
 
@@ -222,14 +229,26 @@ def _guard(project_id: int, stop: bool):
     except DomainError as exc:
         form.reason.errors = [*form.reason.errors, str(exc)]
         return _page(project, pause_form=form, status=exc.status)
-    word = "paused" if stop else "resumed"
     if isinstance(sent, dict):
         flash(
-            f"Payments {word} in the portal. The treasury needs several signatures: its "
-            "signers must confirm it as well (see below)."
+            _(
+                "Payments paused in the portal. The treasury needs several signatures: its "
+                "signers must confirm it as well (see below)."
+            )
+            if stop
+            else _(
+                "Payments resumed in the portal. The treasury needs several signatures: its "
+                "signers must confirm it as well (see below)."
+            )
+        )
+    elif sent:
+        flash(
+            _("Payments paused. The payment network is told.")
+            if stop
+            else _("Payments resumed. The payment network is told.")
         )
     else:
-        flash(f"Payments {word}." + (" The payment network is told." if sent else ""))
+        flash(_("Payments paused.") if stop else _("Payments resumed."))
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 
@@ -250,8 +269,14 @@ def set_caps(project_id: int):
         form.per_day.errors = [*form.per_day.errors, str(exc)]
         return _page(project, caps_form=form, status=422)
     if isinstance(sent, dict):
-        return _page(project, unsigned={"what": f"{form.action.data} caps", **sent})
-    flash(f"New {form.action.data} limits sent; the table shows them once confirmed.")
+        what = _("%(action)s limits", action=labels.label("cap", form.action.data))
+        return _page(project, unsigned={"what": what, **sent})
+    flash(
+        _(
+            "New %(action)s limits sent; the table shows them once confirmed.",
+            action=labels.label("cap", form.action.data),
+        )
+    )
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 
@@ -299,12 +324,18 @@ def follow_up(project_id: int, tx_id: int):
     project = projects.get_visible(current_user, project_id)
     tx = db.session.get(ChainTx, tx_id)
     if tx is None or tx.project_id != project.id:
-        raise NotFound("No such transaction in this project.")
+        raise NotFound(_("No such transaction in this project."))
     job = attention.follow_up_stuck_tx(tx)
     if job is None:
-        flash(f"A follow-up is already working on transaction {tx.id}.")
+        flash(_("A follow-up is already working on transaction %(id)s.", id=tx.id))
     else:
-        flash(f"Transaction {tx.id} is checked again by job {job.id}; it is re-sent if needed.")
+        flash(
+            _(
+                "Transaction %(id)s is checked again by job %(job)s; it is re-sent if needed.",
+                id=tx.id,
+                job=job.id,
+            )
+        )
     return redirect(url_for("chain.transactions", project_id=project.id, status="stuck"))
 
 
@@ -315,9 +346,9 @@ def resolve_alert(project_id: int, alert_id: int):
     The repair itself is automatic; this only takes the flag down, and is audited."""
     project = projects.get_visible(current_user, project_id)
     if alerts.resolve(alert_id):
-        flash(f"Alert {alert_id} is marked resolved.")
+        flash(_("Alert %(id)s is marked resolved.", id=alert_id))
     else:
-        flash(f"Alert {alert_id} was already resolved.")
+        flash(_("Alert %(id)s was already resolved.", id=alert_id))
     return redirect(url_for("chain.transactions", project_id=project.id))
 
 
@@ -327,9 +358,9 @@ def retry_vendor(project_id: int, vendor_id: int):
     """A vendor's registration was given up (the chain kept refusing it): try again."""
     project = projects.get_visible(current_user, project_id)
     if chain_vendors.retry(project.id, vendor_id):
-        flash(f"Vendor {vendor_id}'s registration is tried again; its alert is closed.")
+        flash(_("Vendor %(id)s's registration is tried again; its alert is closed.", id=vendor_id))
     else:
-        flash(f"Vendor {vendor_id}'s registration was not waiting for a retry.")
+        flash(_("Vendor %(id)s's registration was not waiting for a retry.", id=vendor_id))
     return redirect(url_for("chain.transactions", project_id=project.id))
 
 
@@ -339,7 +370,7 @@ def transaction(project_id: int, tx_id: int):
     project = projects.get_visible(current_user, project_id)
     tx = db.session.get(ChainTx, tx_id)
     if tx is None or tx.project_id != project.id:
-        raise NotFound("No such transaction in this project.")
+        raise NotFound(_("No such transaction in this project."))
     return render_template("chain/transaction.html", project=project, tx=tx)
 
 
@@ -379,9 +410,9 @@ def set_wallet(beneficiary_id: int):
         except ValidationFailed as exc:
             flash(exc.fields["address"], "error")
         else:
-            flash("Wallet address saved." if found else "Wallet address removed.", "success")
+            flash(_("Wallet address saved.") if found else _("Wallet address removed."), "success")
     else:
-        flash("The form expired; try again.", "error")
+        flash(_("The form expired; try again."), "error")
     return redirect(url_for("beneficiaries.show", beneficiary_id=person.id) + "#wallet")
 
 
@@ -418,5 +449,5 @@ def ledger_check(project_id: int):
             project_id=project.id,
             created_by_id=current_user.id,
         )
-        flash("Ledger check started: the result appears here when it is done.")
+        flash(_("Ledger check started: the result appears here when it is done."))
     return redirect(url_for("chain.ledger", project_id=project.id))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal import events, realtime
@@ -64,15 +65,15 @@ def state(project_id: int) -> ProjectChain | None:
 
 def start_deploy(project: Project, symbol: str, decimals: int, user_id: int | None) -> ProjectChain:
     if project.is_closed:
-        raise Conflict("A closed project cannot be set up for payments.")
+        raise Conflict(_("A closed project cannot be set up for payments."))
     symbol = (symbol or "").strip().upper()
     if not SYMBOL_RE.match(symbol):
         raise ValidationFailed(
-            {"symbol": "2 to 11 capital letters or digits, starting with a letter."}
+            {"symbol": _("2 to 11 capital letters or digits, starting with a letter.")}
         )
     if not 0 <= decimals <= MAX_DECIMALS:
-        raise ValidationFailed({"decimals": f"Between 0 and {MAX_DECIMALS}."})
-    busy = "This project's contracts are already deployed or on their way."
+        raise ValidationFailed({"decimals": _("Between 0 and %(max)s.", max=MAX_DECIMALS)})
+    busy = _("This project's contracts are already deployed or on their way.")
     found = state(project.id)
     if found is not None and found.status != NOT_DEPLOYED:
         raise Conflict(busy)
@@ -164,12 +165,12 @@ def start_funding(project: Project, amount: int, note: str, user_id: int | None)
     """Record a funding of ``amount`` base units (from ``amounts.parse``) and send its mint."""
     pc = state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Set up the project's payments before funding it.")
+        raise Conflict(_("Set up the project's payments before funding it."))
     if project.is_closed:
-        raise Conflict("A closed project cannot be funded.")
+        raise Conflict(_("A closed project cannot be funded."))
     amounts.check(amount, pc.decimals)
     if pc.funded + pending_funding(project.id) + amount > amounts.COLUMN_MAX:
-        raise amounts.AmountError("That would take the project's funding past what it can hold.")
+        raise amounts.AmountError(_("That would take the project's funding past what it can hold."))
     funding = Funding(
         project_id=project.id, amount=amount, note=(note or "")[:255], created_by_id=user_id
     )

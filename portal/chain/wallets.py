@@ -7,6 +7,7 @@ together, so only staff who may manage beneficiaries see or change it, and chang
 from __future__ import annotations
 
 from eth_utils import is_address, to_checksum_address
+from flask_babel import gettext as _
 
 from portal import events
 from portal.chain.models import BeneficiaryWallet
@@ -30,10 +31,12 @@ def set_wallet(person, address: str) -> BeneficiaryWallet | None:
             _audit(person, "removed")
         return None
     if not is_address(address) or address.lower() == ZERO:
-        raise ValidationFailed({"address": "Not a wallet address: 0x followed by 40 hex digits."})
+        raise ValidationFailed(
+            {"address": _("Not a wallet address: 0x followed by 40 hex digits.")}
+        )
     if address != address.lower() and address != to_checksum_address(address):
         # Mixed case carries a checksum (EIP-55): a typo in it is caught here, not on chain.
-        raise ValidationFailed({"address": "The address's checksum is wrong: check for a typo."})
+        raise ValidationFailed({"address": _("The address's checksum is wrong: check for a typo.")})
     checked = to_checksum_address(address)
     if found is None:
         found = BeneficiaryWallet(beneficiary_id=person.id, address=checked)

@@ -7,6 +7,7 @@ request to start it is withdrawn: the approver would otherwise approve something
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import delete
 
 from portal.approvals import services as approvals
@@ -49,7 +50,7 @@ def edit(
     were left out. A pending request to start it is withdrawn."""
     project = db.session.get(Project, disbursement.project_id)
     people, left_out = services.people_for(project, amount, group_id, beneficiary_ids, batch_size)
-    _hold_draft(disbursement, "Only a draft can be changed; this one has started.")
+    _hold_draft(disbursement, _("Only a draft can be changed; this one has started."))
     db.session.execute(
         delete(DisbursementItem).where(DisbursementItem.disbursement_id == disbursement.id)
     )
@@ -83,12 +84,12 @@ def edit(
 def cancel(disbursement: Disbursement, user_id: int | None) -> None:
     """Cancel a draft: it will never start and promises nothing."""
     projects.ensure_writable(db.session.get(Project, disbursement.project_id))
-    _hold_draft(disbursement, "Only a draft can be cancelled; this one has started.")
+    _hold_draft(disbursement, _("Only a draft can be cancelled; this one has started."))
     move(
         disbursement,
         (DRAFT,),
         CANCELLED,
-        "Only a draft can be cancelled; this one has started.",
+        _("Only a draft can be cancelled; this one has started."),
         finished_at=utcnow(),
     )
     services.changed(

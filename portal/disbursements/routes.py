@@ -15,6 +15,8 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -29,6 +31,7 @@ from portal.disbursements.forms import DisbursementForm
 from portal.disbursements.models import DRAFT, DisbursementBatch, DisbursementItem
 from portal.errors import NotFound, ValidationFailed
 from portal.extensions import db
+from portal.i18n.formatting import number
 from portal.jobs import attention
 from portal.ledger import display
 from portal.money import amounts
@@ -60,10 +63,19 @@ def _form(project) -> DisbursementForm:
         .where(BeneficiaryGroup.project_id == project.id)
         .order_by(BeneficiaryGroup.name)
     ).all()
-    form.group_id.choices = {NO_GROUP: "— none: use the selection below —"} | {
+    form.group_id.choices = {NO_GROUP: _("— none: use the selection below —")} | {
         g.id: g.name for g in groups
     }
     return form
+
+
+def _left_out(count: int) -> str:
+    return ngettext(
+        "%(count)s person was left out: they have no wallet address yet.",
+        "%(count)s people were left out: they have no wallet address yet.",
+        count,
+        count=number(count),
+    )
 
 
 def _selection(project, text: str) -> list[int]:
@@ -78,14 +90,28 @@ def _selection(project, text: str) -> list[int]:
     unknown = [r for r in refs if r not in found]
     if unknown:
         shown = ", ".join(unknown[:5]) + (" …" if len(unknown) > 5 else "")
-        raise ValidationFailed({"refs": f"{len(unknown)} unknown reference(s): {shown}"})
+        raise ValidationFailed(
+            {
+                "refs": ngettext(
+                    "%(count)s unknown reference: %(shown)s",
+                    "%(count)s unknown references: %(shown)s",
+                    len(unknown),
+                    count=number(len(unknown)),
+                    shown=shown,
+                )
+            }
+        )
     return sorted(set(found.values()))
 
 
 def _amount_field(form: DisbursementForm, pc) -> None:
     form.amount.use(pc.decimals if pc is not None and pc.status == DEPLOYED else None)
     if form.amount.decimals is not None:
-        form.amount.description = f"In {display.currency(pc)}. {amounts.hint(pc.decimals)}"
+        form.amount.description = _(
+            "In %(currency)s. %(hint)s",
+            currency=display.currency(pc),
+            hint=amounts.hint(pc.decimals),
+        )
 
 
 def _save(form: DisbursementForm, project, save):
@@ -135,7 +161,7 @@ def new(project_id: int):
         return _form_page(project, pc, form, status)
     disbursement, left_out = made
     if left_out:
-        flash(f"{left_out} people were left out: they have no wallet address yet.", "info")
+        flash(_left_out(left_out), "info")
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
 
@@ -144,7 +170,7 @@ def new(project_id: int):
 def edit(disbursement_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
     if disbursement.status != DRAFT:
-        flash("Only a draft can be changed; this one has started.", "error")
+        flash(_("Only a draft can be changed; this one has started."), "error")
         return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
     project = projects.get_visible(current_user, disbursement.project_id)
     pc = setup.state(project.id)
@@ -168,9 +194,9 @@ def edit(disbursement_id: int):
     left_out, status = _save(form, project, lambda **inputs: drafts.edit(disbursement, **inputs))
     if left_out is None:
         return _form_page(project, pc, form, status, disbursement)
-    flash("Draft saved. A request to start it, if there was one, was withdrawn: ask again.")
+    flash(_("Draft saved. A request to start it, if there was one, was withdrawn: ask again."))
     if left_out:
-        flash(f"{left_out} people were left out: they have no wallet address yet.", "info")
+        flash(_left_out(left_out), "info")
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
 
@@ -181,15 +207,17 @@ def cancel(disbursement_id: int):
     project = projects.get_visible(current_user, disbursement.project_id)
     if not confirmation.given():
         return confirmation.page(
-            f"Cancel the draft “{disbursement.title}”?",
-            "Nobody is paid from it and it cannot be started again; it stays on the list "
-            "as cancelled.",
-            yes="Cancel the draft",
+            _("Cancel the draft “%(title)s”?", title=disbursement.title),
+            _(
+                "Nobody is paid from it and it cannot be started again; it stays on the list "
+                "as cancelled."
+            ),
+            yes=_("Cancel the draft"),
             back=url_for("disbursements.show", disbursement_id=disbursement.id),
             danger=True,
         )
     drafts.cancel(disbursement, current_user.id)
-    flash(f"“{disbursement.title}” was cancelled.")
+    flash(_("“%(title)s” was cancelled.", title=disbursement.title))
     return redirect(url_for("disbursements.index", project_id=project.id))
 
 
@@ -235,8 +263,10 @@ def start(disbursement_id: int):
             raise  # the API answers with its problem body
         return _show_page(disbursement, refused=str(exc), status=409)
     flash(
-        "Sent for approval: the allocation starts once someone else approves it. "
-        "This page updates by itself."
+        _(
+            "Sent for approval: the allocation starts once someone else approves it. "
+            "This page updates by itself."
+        )
     )
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
@@ -274,9 +304,14 @@ def retry(disbursement_id: int, batch_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
     batch = db.session.get(DisbursementBatch, batch_id)
     if batch is None or batch.disbursement_id != disbursement.id:
-        raise NotFound("No such batch in this disbursement.")
+        raise NotFound(_("No such batch in this disbursement."))
     services.retry_batch(batch, current_user.id)
-    flash(f"Batch {batch.number} sent again; a batch already done is never allocated twice.")
+    flash(
+        _(
+            "Batch %(num)s sent again; a batch already done is never allocated twice.",
+            num=batch.number,
+        )
+    )
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))
 
 
@@ -287,10 +322,14 @@ def restart(disbursement_id: int, batch_id: int):
     disbursement = services.get_visible(current_user, disbursement_id)
     batch = db.session.get(DisbursementBatch, batch_id)
     if batch is None or batch.disbursement_id != disbursement.id:
-        raise NotFound("No such batch in this disbursement.")
+        raise NotFound(_("No such batch in this disbursement."))
     job = attention.restart_batch(batch, current_user.id)
     flash(
-        f"Batch {batch.number} is queued again as job {job.id}. It checks the chain first, "
-        "so nobody is allocated twice."
+        _(
+            "Batch %(num)s is queued again as job %(job)s. It checks the chain first, "
+            "so nobody is allocated twice.",
+            num=batch.number,
+            job=job.id,
+        )
     )
     return redirect(url_for("disbursements.show", disbursement_id=disbursement.id))

@@ -8,6 +8,7 @@ crash never allocates anyone twice; the confirmed receipt, not the send, moves t
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func, insert, select, update
 
 from portal import events, realtime
@@ -40,10 +41,11 @@ from portal.disbursements.models import (
 )
 from portal.errors import Conflict, NotFound, ValidationFailed
 from portal.extensions import db
+from portal.i18n.formatting import number as format_number
 from portal.jobs import dispatch
 from portal.jobs.kinds import MESSAGES_ALLOCATION
 from portal.jobs.lifecycle import PermanentJobError, RefusedJob
-from portal.ledger import display
+from portal.ledger import display, labels
 from portal.ledger import entitlements as ledger
 from portal.money import amounts
 from portal.projects import services as projects
@@ -68,7 +70,7 @@ def visible(user):
 def get_visible(user, disbursement_id: int) -> Disbursement:
     found = db.session.scalar(visible(user).where(Disbursement.id == disbursement_id))
     if found is None:
-        raise NotFound("No such disbursement.")
+        raise NotFound(_("No such disbursement."))
     return found
 
 
@@ -158,24 +160,29 @@ def people_for(
     projects.ensure_writable(project)
     pc = setup.state(project.id)
     if pc is None or pc.status != DEPLOYED:
-        raise Conflict("Set up and fund the project's payments before disbursing.")
+        raise Conflict(_("Set up and fund the project's payments before disbursing."))
     amounts.check(amount, pc.decimals)
     if group_id is None and not beneficiary_ids:
-        raise ValidationFailed({"group_id": "Choose a group, or select people on the list."})
+        raise ValidationFailed({"group_id": _("Choose a group, or select people on the list.")})
     people, left_out = _recipients(project, group_id, beneficiary_ids)
     if not people:
         raise ValidationFailed(
             {
-                "group_id": "Nobody to pay: no active person in the project "
-                "matches (cash projects need a wallet address)."
+                "group_id": _(
+                    "Nobody to pay: no active person in the project "
+                    "matches (cash projects need a wallet address)."
+                )
             }
         )
     if amount * len(people) > amounts.COLUMN_MAX:
         raise amounts.AmountError(
-            f"{len(people):,} people times this amount is more than a project can hold."
+            _(
+                "%(num)s people times this amount is more than a project can hold.",
+                num=format_number(len(people)),
+            )
         )
     if not 1 <= batch_size <= 1000:
-        raise ValidationFailed({"batch_size": "Between 1 and 1000 people per transaction."})
+        raise ValidationFailed({"batch_size": _("Between 1 and 1000 people per transaction.")})
     return people, left_out
 
 
@@ -266,7 +273,7 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
     """Start a draft: refused, changing nothing, if it has started already or if the funds
     not yet promised to other disbursements of the project do not cover it."""
     if disbursement.status != DRAFT:
-        raise Conflict("This disbursement has already been started.")
+        raise Conflict(_("This disbursement has already been started."))
     project = db.session.get(Project, disbursement.project_id)
     projects.ensure_writable(project)
     guardian.ensure_moving(project.id)
@@ -274,14 +281,14 @@ def start(disbursement: Disbursement, user_id: int | None) -> None:
     # Every start in the project waits for that lock, so what is read now is what the others
     # committed: the status (a second start of this one) and the totals already promised.
     if current_status(Disbursement, disbursement.id) != DRAFT:
-        raise Conflict("This disbursement has already been started.")
+        raise Conflict(_("This disbursement has already been started."))
     free = ensure_covered(disbursement, project, pc)
     # Conditional all the same: the lock only orders the starts that take it.
     move(
         disbursement,
         (DRAFT,),
         RUNNING,
-        "This disbursement has already been started.",
+        _("This disbursement has already been started."),
         started_at=utcnow(),
     )
     for batch in disbursement.batches:
@@ -301,7 +308,7 @@ def ensure_covered(disbursement: Disbursement, project: Project, pc=False) -> in
     if pc is False:
         pc = setup.state(project.id)
     if pc is None:
-        raise Conflict("Set up and fund the project's payments before disbursing.")
+        raise Conflict(_("Set up and fund the project's payments before disbursing."))
     free = available(project.id)
     needed = shortfall(disbursement, free)
     if needed:
@@ -313,10 +320,12 @@ def shortfall_message(project: Project, pc: ProjectChain, needed: int, free: int
     def money(amount: int) -> str:
         return display.money(amount, pc)
 
-    return (
-        f"This disbursement needs {money(needed)} more: fund the project or reduce the amount. "
-        f"{money(max(free, 0))} of the {money(pc.funded)} funded is not yet promised to "
-        "disbursements already started."
+    return _(
+        "This disbursement needs %(needed)s more: fund the project or reduce the amount. "
+        "%(free)s of the %(funded)s funded is not yet promised to disbursements already started.",
+        needed=money(needed),
+        free=money(max(free, 0)),
+        funded=money(pc.funded),
     )
 
 
@@ -326,7 +335,10 @@ def retry_batch(batch: DisbursementBatch, user_id: int | None) -> None:
         batch,
         (B_FAILED,),
         B_PENDING,
-        lambda found: f"Only a failed batch can be retried; this one is {found}.",
+        lambda found: _(
+            "Only a failed batch can be retried; this one is %(status)s.",
+            status=labels.label("tx", found),
+        ),
         error=None,
     )
     disbursement = batch.disbursement

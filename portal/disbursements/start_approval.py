@@ -7,6 +7,8 @@ jobs) is run by the final approval in its transaction, as the person who asked.
 from __future__ import annotations
 
 from flask import url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 
 from portal.approvals import kinds
 from portal.approvals import services as approvals
@@ -15,6 +17,7 @@ from portal.disbursements import services
 from portal.disbursements.models import DRAFT, Disbursement
 from portal.errors import Conflict
 from portal.extensions import db
+from portal.i18n.formatting import number
 from portal.ledger import display
 from portal.projects import services as projects
 from portal.projects.models import Project
@@ -27,10 +30,17 @@ def describe(request) -> str:
     project = db.session.get(Project, request.project_id)
     pc = setup.state(request.project_id)
     if d is None or pc is None:
-        return f"Start disbursement {request.subject_id}"
+        return _("Start disbursement %(id)s", id=request.subject_id)
     each = display.money(d.amount_each, pc)
     total = display.money(request.amount, pc)
-    return f"Start “{d.title}” in {project.name}: {d.beneficiaries:,} people × {each} = {total}"
+    return _(
+        "Start “%(title)s” in %(project)s: %(num)s people × %(each)s = %(total)s",
+        title=d.title,
+        project=project.name,
+        num=number(d.beneficiaries),
+        each=each,
+        total=total,
+    )
 
 
 def execute(request, approver_id: int) -> kinds.Outcome:
@@ -47,7 +57,7 @@ kinds.register(
     kinds.Kind(
         name=KIND,
         permission="disbursement.approve",
-        label="Start of a disbursement",
+        label=_l("Start of a disbursement"),
         describe=describe,
         execute=execute,
         subject_url=subject_url,
@@ -59,7 +69,7 @@ kinds.register(
 def ask(disbursement: Disbursement, user_id: int):
     """Ask for the draft to be started; refused now when it could not start at all."""
     if disbursement.status != DRAFT:
-        raise Conflict("This disbursement has already been started.")
+        raise Conflict(_("This disbursement has already been started."))
     project = db.session.get(Project, disbursement.project_id)
     projects.ensure_writable(project)
     services.ensure_covered(disbursement, project)

@@ -17,6 +17,7 @@ from portal.i18n import js_people
 def catalog() -> dict:
     from portal.dashboard.display import QUEUE_WORDS
     from portal.i18n.statuses import LABELS as STATUS_LABELS
+    from portal.ledger import page_strings as money_pages
     from portal.redemptions import live as redemption_live
     from portal.settlements.models import LABELS as SETTLEMENT_LABELS
 
@@ -32,6 +33,7 @@ def catalog() -> dict:
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
         **_staff(),
+        **money_pages.strings(),
         **js_people.catalog(),
         "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
         "queue_labels": {k: str(v) for k, v in QUEUE_WORDS.items()},

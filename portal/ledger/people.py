@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal.chain.models import ProjectChain
@@ -89,7 +90,11 @@ def money_of(beneficiary_id: int, project_ids: set[int] | list[int]) -> list[Pro
             Entry(
                 r.settled_at or r.created_at,
                 "redemption",
-                f"Paid at {vendors.get(r.vendor_id, 'a vendor')} (payment {r.id})",
+                _(
+                    "Paid at %(vendor)s (payment %(id)s)",
+                    vendor=vendors.get(r.vendor_id) or _("a vendor"),
+                    id=r.id,
+                ),
                 display.money(r.amount, pc),
                 r.status,
             )
@@ -132,7 +137,7 @@ def _allocations(project_id: int, beneficiary_id: int) -> list[tuple]:
     return [
         (
             updated if status == B_CONFIRMED else started,
-            f"Allocated by “{title}”",
+            _("Allocated by “%(title)s”", title=title),
             amount,
             "confirmed" if status == B_CONFIRMED else status,
         )

@@ -19,6 +19,7 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 from sqlalchemy.orm import selectinload
@@ -31,7 +32,14 @@ from portal.beneficiaries.models import Beneficiary
 from portal.chain.models import ProjectChain
 from portal.errors import ValidationFailed
 from portal.extensions import db
-from portal.ledger import display, redemption_export, redemption_list, statement_pdf, statements
+from portal.ledger import (
+    display,
+    labels,
+    redemption_export,
+    redemption_list,
+    statement_pdf,
+    statements,
+)
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.redemptions.models import STATUSES
@@ -40,6 +48,10 @@ from portal.vendors import services as vendors
 from portal.vendors.models import Vendor, VendorProject
 
 bp = Blueprint("ledger", __name__)
+# The money pages' status words (approvals, chain, disbursements, reconciliation use it too).
+bp.add_app_template_global(labels.label, "money_label")
+bp.add_app_template_filter(labels.hours_minutes, "hm")
+bp.add_app_template_filter(labels.resolution, "resolution")
 PII = "beneficiary.pii.read"
 
 
@@ -175,7 +187,7 @@ def statement(vendor_id: int):
     if "project" in request.args:
         project = next((p for p in choices if p.id == project_id), None)
         if project is None:
-            errors["project"] = "Choose one of this vendor's projects."
+            errors["project"] = _("Choose one of this vendor's projects.")
         try:
             start, end = statements.check_period(start, end)
         except ValidationFailed as exc:

@@ -13,6 +13,7 @@ vendor and project waits for the first to commit and then reads its settlement.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
 from portal.errors import Conflict
@@ -79,7 +80,7 @@ def lock(project_id: int, vendor_id: int) -> None:
         .with_for_update()
     )
     if found is None:
-        raise Conflict("This vendor does not serve this project.")
+        raise Conflict(_("This vendor does not serve this project."))
 
 
 def add(project_id: int, vendor_id: int, amount: int, chain_balance: int | None, **values):
@@ -89,7 +90,7 @@ def add(project_id: int, vendor_id: int, amount: int, chain_balance: int | None,
     if amount <= 0:
         raise Conflict("A cash-out needs an amount above zero.")
     if amount > left:
-        raise Conflict("That is more than is available to cash out.")
+        raise Conflict(_("That is more than is available to cash out."))
     row = Settlement(
         project_id=project_id, vendor_id=vendor_id, amount=amount, status=REQUESTED, **values
     )

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 from sqlalchemy.orm import selectinload
 
@@ -21,6 +22,7 @@ from portal.beneficiaries.models import Beneficiary
 from portal.chain.models import ProjectChain
 from portal.errors import ValidationFailed
 from portal.extensions import db
+from portal.i18n.formatting import number
 from portal.ledger import display
 from portal.projects.models import Project
 from portal.redemptions.models import IN_FLIGHT, SETTLED, Redemption
@@ -67,13 +69,13 @@ def check_period(start: date | None, end: date | None) -> tuple[date, date]:
     """The period asked for, or a field error that says what to choose."""
     errors = {}
     if start is None:
-        errors["start"] = "Choose the first day."
+        errors["start"] = _("Choose the first day.")
     if end is None:
-        errors["end"] = "Choose the last day."
+        errors["end"] = _("Choose the last day.")
     if not errors and end < start:
-        errors["end"] = "The last day is before the first day."
+        errors["end"] = _("The last day is before the first day.")
     if not errors and (end - start).days >= MAX_DAYS:
-        errors["end"] = f"Choose a period of at most {MAX_DAYS} days."
+        errors["end"] = _("Choose a period of at most %(num)s days.", num=number(MAX_DAYS))
     if errors:
         raise ValidationFailed(errors)
     return start, end

@@ -15,6 +15,9 @@ import re
 import unicodedata
 
 from flask import current_app, has_app_context, has_request_context
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 
 from portal.errors import ValidationFailed
 
@@ -48,7 +51,8 @@ PAGE_AMOUNT_LOCALES = {"ne": "ne"}
 _GROUPED = re.compile(r"[1-9][0-9]{0,2}(?:,[0-9]{3})+|[1-9][0-9]?(?:,[0-9]{2})*,[0-9]{3}")
 _SIGNS = "+-\u2212\u2010\u2011\u2012\u2013\u2014\ufe63\uff0b\uff0d"
 
-EXAMPLE = "e.g. 1500, 1,500 or 12.50"
+# What to type, in the page's language (the digits too: ``parse`` reads 0-9 and ०-९ alike).
+EXAMPLE = _l("e.g. 1500, 1,500 or 12.50")
 
 
 class AmountError(ValidationFailed):
@@ -96,34 +100,49 @@ def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:
     if text is None:
         text = ""
     if not isinstance(text, str):
-        raise AmountError(f"Enter an amount, {EXAMPLE}.")
+        raise AmountError(_("Enter an amount, %(example)s.", example=EXAMPLE))
     if len(text) > MAX_TEXT:
-        raise AmountError(f"That is too long for an amount. Type it in digits, {EXAMPLE}.")
+        raise AmountError(
+            _("That is too long for an amount. Type it in digits, %(example)s.", example=EXAMPLE)
+        )
     text = text.strip()
     if not text:
-        raise AmountError(f"Enter an amount, {EXAMPLE}.")
+        raise AmountError(_("Enter an amount, %(example)s.", example=EXAMPLE))
     _check_characters(text)
-    whole, _, fraction = text.translate(_TO_ASCII).partition(".")
+    whole, _point, fraction = text.translate(_TO_ASCII).partition(".")
     if not whole and not fraction:
-        raise AmountError(f"Enter an amount, {EXAMPLE}.")
+        raise AmountError(_("Enter an amount, %(example)s.", example=EXAMPLE))
     if "." in fraction:
         raise AmountError(
-            f"Use one point, before the fraction; commas go between groups of digits ({EXAMPLE})."
+            _(
+                "Use one point, before the fraction; commas go between groups of digits "
+                "(%(example)s).",
+                example=EXAMPLE,
+            )
         )
     if "," in fraction:
-        raise AmountError(f"No commas after the decimal point ({EXAMPLE}).")
+        raise AmountError(_("No commas after the decimal point (%(example)s).", example=EXAMPLE))
     if "," in whole:
         if not _GROUPED.fullmatch(whole):
             raise AmountError(
-                "A comma is out of place. Type the amount without commas (1500), or with "
-                "commas between groups of three digits (1,234,567) or in the Nepali way "
-                "(12,34,567). Use a point for the fraction: 12.50."
+                _(
+                    "A comma is out of place. Type the amount without commas (1500), or with "
+                    "commas between groups of three digits (1,234,567) or in the Nepali way "
+                    "(12,34,567). Use a point for the fraction: 12.50."
+                )
             )
         whole = whole.replace(",", "")
     if len(fraction) > decimals:
         if decimals == 0:
-            raise AmountError("Whole numbers only: this project counts in whole units.")
-        raise AmountError(f"At most {decimals} digits after the decimal point.")
+            raise AmountError(_("Whole numbers only: this project counts in whole units."))
+        raise AmountError(
+            ngettext(
+                "At most %(count)s digit after the decimal point.",
+                "At most %(count)s digits after the decimal point.",
+                decimals,
+                count=format(decimals, 0),
+            )
+        )
     base = int(whole or "0") * 10**decimals + int(fraction.ljust(decimals, "0") or "0")
     return check(base, decimals, allow_zero=allow_zero)
 
@@ -131,14 +150,14 @@ def parse(text: str | None, decimals: int, *, allow_zero: bool = False) -> int:
 def check(base: int, decimals: int, *, allow_zero: bool = False) -> int:
     """The same bounds as ``parse``, for an amount that arrives already in base units."""
     if isinstance(base, bool) or not isinstance(base, int):
-        raise AmountError(f"Enter an amount, {EXAMPLE}.")
+        raise AmountError(_("Enter an amount, %(example)s.", example=EXAMPLE))
     if base < 0:
-        raise AmountError("Type the amount without a sign; it cannot be negative.")
+        raise AmountError(_("Type the amount without a sign; it cannot be negative."))
     if base == 0 and not allow_zero:
-        raise AmountError("The amount must be more than zero.")
+        raise AmountError(_("The amount must be more than zero."))
     top = ceiling(decimals)
     if base > top:
-        raise AmountError(f"At most {format(top, decimals)} in one amount.")
+        raise AmountError(_("At most %(amount)s in one amount.", amount=format(top, decimals)))
     return base
 
 
@@ -184,11 +203,12 @@ def plain(base: int, decimals: int) -> str:
 def hint(decimals: int) -> str:
     """What to type, for a field's description."""
     if decimals == 0:
-        return "Whole numbers, e.g. 1500 or 1,500."
-    example = "12." + "5".ljust(decimals, "0")
-    return (
-        f"Digits, with a point for the fraction (at most {decimals} after it), "
-        f"e.g. 1500, 1,500 or {example}."
+        return _("Whole numbers, e.g. 1500 or 1,500.")
+    return _(
+        "Digits, with a point for the fraction (at most %(num)s after it), "
+        "e.g. 1500, 1,500 or %(example)s.",
+        num=format(decimals, 0),
+        example=format(12 * 10**decimals + 5 * 10 ** (decimals - 1), decimals),
     )
 
 
@@ -222,21 +242,33 @@ def _check_characters(text: str) -> None:
         elif char in ",.":
             continue
         elif char in _SIGNS:
-            raise AmountError(f"Type the amount without a sign: {EXAMPLE}.")
+            raise AmountError(_("Type the amount without a sign: %(example)s.", example=EXAMPLE))
         elif char in "eE" and any(c in ASCII_DIGITS or c in DEVANAGARI_DIGITS for c in text):
-            raise AmountError(f"Type the amount in full digits, without an exponent: {EXAMPLE}.")
+            raise AmountError(
+                _(
+                    "Type the amount in full digits, without an exponent: %(example)s.",
+                    example=EXAMPLE,
+                )
+            )
         elif char.isspace():
             raise AmountError(
-                "Leave no spaces inside the amount; use commas between groups of digits, "
-                f"or none ({EXAMPLE})."
+                _(
+                    "Leave no spaces inside the amount; use commas between groups of digits, "
+                    "or none (%(example)s).",
+                    example=EXAMPLE,
+                )
             )
         elif unicodedata.category(char) == "Nd" or char.isdigit():
-            raise AmountError("Use the digits 0-9 or ०-९.")
+            raise AmountError(_("Use the digits 0-9 or ०-९."))
         else:
             raise AmountError(
-                f"Type only digits, a point for the fraction and commas between groups ({EXAMPLE})."
+                _(
+                    "Type only digits, a point for the fraction and commas between groups "
+                    "(%(example)s).",
+                    example=EXAMPLE,
+                )
             )
     if ascii_seen and devanagari_seen:
-        raise AmountError("Use one kind of digits: 0-9 or ०-९, not both.")
+        raise AmountError(_("Use one kind of digits: 0-9 or ०-९, not both."))
     if not (ascii_seen or devanagari_seen):
-        raise AmountError(f"Enter an amount in digits, {EXAMPLE}.")
+        raise AmountError(_("Enter an amount in digits, %(example)s.", example=EXAMPLE))

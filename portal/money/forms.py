@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
 from wtforms import StringField
 from wtforms.validators import StopValidation
 
 from portal.money import amounts
 
-NOT_DEPLOYED = "This project cannot take amounts yet: its token is not deployed."
+NOT_DEPLOYED = _l("This project cannot take amounts yet: its token is not deployed.")
 
 
 class AmountField(StringField):

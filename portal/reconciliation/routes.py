@@ -8,12 +8,15 @@ import tempfile
 from pathlib import Path
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 
 from portal import inputs
 from portal.accounts.guards import permission_required
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
+from portal.i18n.formatting import number
 from portal.payouts.forms import MatchForm, OverrideForm, ReasonForm, StatementForm
 from portal.payouts.models import KINDS
 from portal.payouts.services import decimals_of
@@ -89,7 +92,16 @@ def upload():
             except StatementRefused as exc:
                 form.file.errors.append(exc.message)
                 return _page(project, form, exc.rows, 422)
-        flash(f"Statement {statement.filename} read: {statement.line_count} lines.", "success")
+        flash(
+            ngettext(
+                "Statement %(file)s read: %(count)s line.",
+                "Statement %(file)s read: %(count)s lines.",
+                statement.line_count,
+                file=statement.filename,
+                count=number(statement.line_count),
+            ),
+            "success",
+        )
         return redirect(url_for("reconciliation.index", project=project.id))
     return _page(project, form, status=422)
 
@@ -113,14 +125,14 @@ def _resolve(line_id: int, act) -> object:
 def match(line_id: int):
     form = MatchForm()
     if not form.validate_on_submit():
-        raise DomainError("Give the payout's reference and a reason.")
+        raise DomainError(_("Give the payout's reference and a reason."))
     override = current_user.can("payout.override")
 
     def act(line):
         services.match_by_hand(
             line, form.reference.data, form.reason.data, current_user, override=override
         )
-        flash("Line matched.", "success")
+        flash(_("Line matched."), "success")
 
     return _resolve(line_id, act)
 
@@ -130,10 +142,10 @@ def match(line_id: int):
 def set_aside(line_id: int):
     form = ReasonForm()
     if not form.validate_on_submit():
-        raise DomainError("Give a reason.")
+        raise DomainError(_("Give a reason."))
 
     def act(line):
         services.set_aside(line, form.reason.data, current_user)
-        flash("Line set aside.", "success")
+        flash(_("Line set aside."), "success")
 
     return _resolve(line_id, act)

@@ -9,11 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from sqlalchemy import false, or_, select, update
 
 from portal import events
 from portal.errors import DomainError, InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
+from portal.i18n.formatting import number
 from portal.payouts import live, references
 from portal.payouts import services as payouts
 from portal.payouts.models import (
@@ -81,7 +84,7 @@ def upload(project, path: Path, filename: str, user_id: int | None) -> Statement
     decimals = payouts.decimals_of(project.id)
     if decimals is None:
         raise StatementRefused(
-            "This project's payments are not set up yet, so it has no payouts to match."
+            _("This project's payments are not set up yet, so it has no payouts to match.")
         )
     try:
         report = statements.read(path, filename, decimals, project.currency)
@@ -89,8 +92,14 @@ def upload(project, path: Path, filename: str, user_id: int | None) -> Statement
         raise StatementRefused(exc.message) from None
     if report.errors:
         raise StatementRefused(
-            f"{len(report.errors)} row(s) of the statement are not right; nothing was taken. "
-            "Fix them and upload the whole file again.",
+            ngettext(
+                "%(count)s row of the statement is not right; nothing was taken. "
+                "Fix it and upload the whole file again.",
+                "%(count)s rows of the statement are not right; nothing was taken. "
+                "Fix them and upload the whole file again.",
+                len(report.errors),
+                count=number(len(report.errors)),
+            ),
             report.errors,
         )
     candidates, booked = _candidates(project.id)
@@ -148,7 +157,7 @@ def _book(payout_id: int, how: str, why: str) -> None:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not done:
-        raise InvalidTransition("This payout is already paid for the books.")
+        raise InvalidTransition(_("This payout is already paid for the books."))
     # A bank payout is known paid only now; a mobile-money one may be paid already.
     if not payouts.move(payout_id, (SENT,), PAID, why=f"statement {why}"):
         payouts.booked(payout_id, f"statement {why}")  # its books changed
@@ -224,7 +233,7 @@ def get_line(user, line_id: int) -> StatementLine:
         )
     )
     if line is None:
-        raise NotFound("No such statement line.")
+        raise NotFound(_("No such statement line."))
     return line
 
 
@@ -234,7 +243,7 @@ def get_line(user, line_id: int) -> StatementLine:
 def _reason(reason: str) -> str:
     reason = " ".join((reason or "").split())
     if len(reason) < 3:
-        raise ValidationFailed({"reason": "Say why, in a few words."})
+        raise ValidationFailed({"reason": _("Say why, in a few words.")})
     return reason[:200]
 
 
@@ -250,7 +259,7 @@ def _claim_line(line: StatementLine, user_id: int, resolution: str, **values) ->
         .execution_options(synchronize_session=False)
     ).rowcount
     if not done:
-        raise InvalidTransition("This line is resolved already; reload the page.")
+        raise InvalidTransition(_("This line is resolved already; reload the page."))
     db.session.refresh(line)
 
 
@@ -269,17 +278,21 @@ def match_by_hand(line: StatementLine, reference: str, reason: str, user, *, ove
         )
     )
     if payout is None:
-        raise ValidationFailed({"reference": "No payout of this project has that reference."})
+        raise ValidationFailed({"reference": _("No payout of this project has that reference.")})
     if payout.status not in (SENT, PAID) or payout.books is not None:
         raise ValidationFailed(
             {
-                "reference": f"That payout is {payout.status}"
-                + (" and paid for the books already." if payout.books else ".")
+                "reference": _(
+                    "That payout is %(status)s and paid for the books already.",
+                    status=payout.status,
+                )
+                if payout.books
+                else _("That payout is %(status)s.", status=payout.status)
             }
         )
     if payout.amount != line.amount and not override:
         raise ValidationFailed(
-            {"reference": "The amounts differ: only someone allowed to override may match it."}
+            {"reference": _("The amounts differ: only someone allowed to override may match it.")}
         )
     _claim_line(line, user.id, f"matched by hand: {reason}", state=MATCHED, payout_id=payout.id)
     _book(payout.id, BOOKS_MATCHED, f"line {line.row_number} matched by hand: {reason}")
@@ -314,9 +327,11 @@ def override(payout: Payout, outcome: str, reason: str, user) -> None:
     reason = _reason(reason)
     if outcome == PAID:
         if payout.books is not None:
-            raise InvalidTransition("This payout is paid for the books already.")
+            raise InvalidTransition(_("This payout is paid for the books already."))
         if payout.status not in (PENDING, SENT, PAID):
-            raise InvalidTransition(f"This payout is {payout.status}; it cannot be marked paid.")
+            raise InvalidTransition(
+                _("This payout is %(status)s; it cannot be marked paid.", status=payout.status)
+            )
         done = db.session.execute(
             update(Payout)
             .where(Payout.id == payout.id, Payout.books.is_(None))
@@ -324,7 +339,7 @@ def override(payout: Payout, outcome: str, reason: str, user) -> None:
             .execution_options(synchronize_session=False)
         ).rowcount
         if not done:
-            raise InvalidTransition("This payout is paid for the books already.")
+            raise InvalidTransition(_("This payout is paid for the books already."))
         if not payouts.move(
             payout.id, (PENDING, SENT), PAID, why=f"override by user {user.id}: {reason}"
         ):
@@ -337,9 +352,11 @@ def override(payout: Payout, outcome: str, reason: str, user) -> None:
             why=f"override by user {user.id}",
             reason=reason,
         ):
-            raise InvalidTransition(f"This payout is {payout.status}; it cannot be marked failed.")
+            raise InvalidTransition(
+                _("This payout is %(status)s; it cannot be marked failed.", status=payout.status)
+            )
     else:
-        raise DomainError("Choose paid or failed.")
+        raise DomainError(_("Choose paid or failed."))
     db.session.refresh(payout)
     live.emit(payout)
     events.payout_changed.send(

@@ -24,6 +24,9 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
+from flask_babel import gettext as _
+
+from portal.i18n.formatting import number as format_number
 from portal.imports.parsing import FileRejected, open_table
 from portal.money import amounts
 
@@ -68,22 +71,31 @@ def _columns(headers: list) -> dict[str, int]:
                 found[name] = index
     missing = [name for name in ("reference", "amount") if name not in found]
     if missing:
+        if len(missing) == 2:
+            raise FileRejected(
+                _(
+                    "The statement needs a reference and an amount column; see the accepted "
+                    "column names on the upload page."
+                )
+            )
         raise FileRejected(
-            "The statement needs a "
-            + " and an ".join(missing)
-            + " column; see the accepted column names on the upload page."
+            _(
+                "The statement needs a %(column)s column; see the accepted column names on the "
+                "upload page.",
+                column=missing[0],
+            )
         )
     return found
 
 
 def _amount(cell, decimals: int) -> int:
     if isinstance(cell, bool):
-        raise amounts.AmountError("Not an amount.")
+        raise amounts.AmountError(_("Not an amount."))
     if isinstance(cell, int | float):
         try:
             cell = format(Decimal(str(cell)).normalize(), "f")
         except InvalidOperation:
-            raise amounts.AmountError("Not an amount.") from None
+            raise amounts.AmountError(_("Not an amount.")) from None
     return amounts.parse(str(cell), decimals)
 
 
@@ -97,9 +109,9 @@ def _date(cell) -> date | None:
     try:
         found = date.fromisoformat(str(cell).strip())
     except ValueError:
-        raise ValueError("Write the date as YYYY-MM-DD.") from None
+        raise ValueError(_("Write the date as YYYY-MM-DD.")) from None
     if not 2000 <= found.year <= 2100:
-        raise ValueError("The date is not between 2000 and 2100.")
+        raise ValueError(_("The date is not between 2000 and 2100."))
     return found
 
 
@@ -118,19 +130,30 @@ def read(path: Path, filename: str, decimals: int, currency: str) -> Report:
 
         for number, cells in table.rows():
             if len(lines) + len(errors) >= MAX_LINES:
-                raise FileRejected(f"A statement may hold at most {MAX_LINES:,} lines.")
+                raise FileRejected(
+                    _("A statement may hold at most %(num)s lines.", num=format_number(MAX_LINES))
+                )
             reference = str(cell(cells, "reference")).strip()
             if not _REFERENCE.fullmatch(reference):
-                errors.append((number, "The reference is missing or not a reference."))
+                errors.append((number, _("The reference is missing or not a reference.")))
                 continue
             try:
                 amount = _amount(cell(cells, "amount"), decimals)
             except amounts.AmountError as exc:
-                errors.append((number, f"Amount: {exc.message}"))
+                errors.append((number, _("Amount: %(problem)s", problem=exc.message)))
                 continue
             shown = str(cell(cells, "currency")).strip().upper()
             if shown and shown != currency.upper():
-                errors.append((number, f"The currency is {shown[:8]}, not {currency}."))
+                errors.append(
+                    (
+                        number,
+                        _(
+                            "The currency is %(found)s, not %(currency)s.",
+                            found=shown[:8],
+                            currency=currency,
+                        ),
+                    )
+                )
                 continue
             try:
                 value_date = _date(cell(cells, "date"))
@@ -139,11 +162,11 @@ def read(path: Path, filename: str, decimals: int, currency: str) -> Report:
                 continue
             status = str(cell(cells, "status")).strip().upper()
             if status and status not in PAID_WORDS | FAILED_WORDS:
-                errors.append((number, "Status: write SUCCESSFUL or FAILED."))
+                errors.append((number, _("Status: write SUCCESSFUL or FAILED.")))
                 continue
             lines.append(
                 Line(number, reference.lower(), amount, value_date, status not in FAILED_WORDS)
             )
     if not lines and not errors:
-        raise FileRejected("The statement has no lines under its header.")
+        raise FileRejected(_("The statement has no lines under its header."))
     return Report(lines, errors)

@@ -5,6 +5,10 @@
   "use strict";
   if (!window.Portal) return;
   var CHANGED = "approval.changed";
+  var words = window.PortalStrings || {
+    t: function (key, fallback) { return fallback; },
+    label: function (table, status, fallback) { return fallback; }
+  };
 
   function setCount(n) {
     document.querySelectorAll("[data-approvals-count]").forEach(function (el) {
@@ -43,7 +47,7 @@
     if (row) {
       var status = row.querySelector('[data-field="status"]');
       if (status) {
-        status.textContent = req.status;
+        status.textContent = words.label("approval_labels", req.status, req.status);
         status.dataset.status = req.status;
         status.className = "badge badge--" + req.status;
       }
@@ -51,7 +55,9 @@
         var waiting = row.querySelector('[data-field="waiting"]');
         if (waiting) {
           waiting.textContent = req.status === "executed"
-            ? "Approved and started." : "No longer waiting: " + req.status + ".";
+            ? words.t("approval_started", "Approved and started.")
+            : words.t("approval_no_longer", "No longer waiting: {status}.",
+                { status: words.label("approval_labels", req.status, req.status) });
         }
       }
       return;

@@ -8,6 +8,11 @@
   var holder = page || table;
   if (!holder) return;
   var projectId = Number(holder.dataset.projectId);
+  var words = window.PortalStrings || {
+    t: function (key, fallback) { return fallback; },
+    label: function (table, status, fallback) { return fallback; }
+  };
+  var numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
 
   function text(el, value) { if (el) el.textContent = value; }
 
@@ -15,7 +20,7 @@
     var span = document.createElement("span");
     span.className = "badge badge--" + status;
     span.dataset.status = status;
-    span.textContent = status;
+    span.textContent = words.label("tx_labels", status, status);
     return span;
   }
 
@@ -25,7 +30,7 @@
     var link = document.createElement("a");
     link.href = "/projects/" + projectId + "/transactions/" + tx.id;
     link.textContent = tx.id;
-    var cells = [link, tx.purpose, "", tx.nonce === null ? "—" : String(tx.nonce), "", "", "", "just now"];
+    var cells = [link, tx.purpose, "", tx.nonce === null ? "—" : String(tx.nonce), "", "", "", words.t("just_now", "just now")];
     var fields = [null, null, "status", null, "hash", "block", "gas", null];
     var narrow = [false, false, false, true, false, true, true, true];
     cells.forEach(function (content, i) {
@@ -53,7 +58,7 @@
     if (status) { status.textContent = ""; status.appendChild(badge(tx.status)); }
     text(row.querySelector('[data-field="hash"]'), tx.tx_hash ? tx.tx_hash.slice(0, 10) + "…" : "—");
     text(row.querySelector('[data-field="block"]'), tx.block_number || "");
-    text(row.querySelector('[data-field="gas"]'), tx.gas_used ? tx.gas_used.toLocaleString() : "");
+    text(row.querySelector('[data-field="gas"]'), tx.gas_used ? numbers.format(tx.gas_used) : "");
   }
 
   Portal.on("chain.tx", showTx);

@@ -10,12 +10,19 @@
   var text = document.getElementById("progress-text");
   var shownFailures = document.querySelectorAll('#batches [data-status="failed"]').length;
   if (fill) fill.style.width = fill.dataset.percent + "%";
+  var words = window.PortalStrings || {
+    t: function (key, fallback) { return fallback; },
+    label: function (table, status, fallback) { return fallback; }
+  };
+  // Counts in the page's digits, as the server writes them (Devanagari on a Nepali page).
+  var numbers = new Intl.NumberFormat(document.documentElement.lang || undefined);
+  function n(value) { return numbers.format(value); }
 
   function badge(status) {
     var span = document.createElement("span");
     span.className = "badge badge--" + status;
     span.dataset.status = status;
-    span.textContent = status;
+    span.textContent = words.label("tx_labels", status, status);
     return span;
   }
 
@@ -30,9 +37,14 @@
     if (fill) {
       fill.style.width = p.percent + "%";
       bar.setAttribute("aria-valuenow", p.percent);
-      text.textContent = p.people_done.toLocaleString() + " of " + p.people.toLocaleString() +
-        " people confirmed on chain (" + p.percent + "%) · " + p.confirmed_batches + " of " +
-        p.batches + " batches" + (p.failed_batches ? " · " + p.failed_batches + " failed" : "");
+      text.textContent =
+        words.t("disbursement_progress", "{done} of {num} people confirmed ({percent}%)",
+          { done: n(p.people_done), num: n(p.people), percent: n(p.percent) }) + " · " +
+        words.t("disbursement_batches", "{done} of {num} batches",
+          { done: n(p.confirmed_batches), num: n(p.batches) }) +
+        (p.failed_batches
+          ? " · " + words.t("disbursement_failed", "{num} failed", { num: n(p.failed_batches) })
+          : "");
     }
     p.batch_states.forEach(function (b) {
       var row = document.querySelector('#batches tr[data-batch-id="' + b.id + '"]');

@@ -310,7 +310,7 @@ def test_cash_project_pays_the_wallets_people_gave(
         data={"title": "Cash", "amount": "7", "group_id": group.id, "batch_size": 5},
         follow_redirects=True,
     )
-    assert b"1 people were left out" in made.data  # no wallet, not silently dropped
+    assert b"1 person was left out" in made.data  # no wallet, not silently dropped
     d = db.session.scalar(select(Disbursement))
     assert d.beneficiaries == 2
     client.post(f"/disbursements/{d.id}/start")
