@@ -26,6 +26,8 @@ NOT_YET_MARKED = (
     "campaigns/index.html",
     "campaigns/new.html",
     "campaigns/show.html",
+    "comms/log.html",
+    "comms/outbox.html",
     "grievances/_for_beneficiary.html",
     "grievances/index.html",
     "grievances/new.html",
