@@ -15,10 +15,12 @@ from portal.campaigns import live as _live  # noqa: F401 (its topic)
 from portal.campaigns import sending, services
 from portal.campaigns.forms import AUDIENCE_LABELS, CHANNEL_LABELS, CampaignForm, SendForm
 from portal.campaigns.models import Campaign
-from portal.comms import segments, whatsapp
+from portal.comms import whatsapp
 from portal.comms.models import STATUSES
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
+from portal.messages import preview as sms_preview
+from portal.messages import segments
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.transactions import attempt
@@ -68,22 +70,57 @@ def _texts(form: CampaignForm) -> dict[str, str]:
     return {code: getattr(form, f"text_{code}").data or "" for code, _ in LANGUAGES}
 
 
-def previews(texts: dict[str, str]) -> list[dict]:
-    """Each language's text with its SMS length: what staff check before sending."""
-    found = []
+def previews(texts: dict[str, str], by_language: dict[str, int] | None = None) -> dict:
+    """Each language's text with its SMS length, the people who get it and what they cost:
+    what staff check before sending. ``by_language``: the audience's people by their own
+    language (``sending.audience_counts``); those whose language has no text get the English.
+
+    Segments are counted by the one module the message templates' preview uses
+    (``portal.messages.segments``) and priced at ``SMS_PRICE_PER_SEGMENT``
+    (``portal.messages.preview``).
+    """
+    people: dict[str, int] = {}
+    for language, count in (by_language or {}).items():
+        gets = language if texts.get(language) else "en"
+        people[gets] = people.get(gets, 0) + count
+    items = []
     for code, body in texts.items():
         if not body:
             continue
         length = segments.measure(body)
-        found.append(
+        count = people.get(code, 0)
+        items.append(
             {
                 "language": code,
                 "name": LANGUAGE_NAMES.get(code, code),
                 "body": body,
                 "length": length,
+                "people": count,
+                "segments": length.segments * count,
+                "cost_each": sms_preview.cost_text(length.segments),
+                "cost": sms_preview.cost_text(length.segments * count),
             }
         )
-    return found
+    total = sum(item["segments"] for item in items)
+    return {
+        "items": items,
+        "people": sum(item["people"] for item in items),
+        "segments": total,
+        "cost": sms_preview.cost_text(total),
+    }
+
+
+def _draft_reach(form: CampaignForm) -> dict[str, int]:
+    """Who the composer's choices would reach now, by language (nothing is saved)."""
+    if form.project_id.data not in dict(form.project_id.choices or {}):
+        return {}
+    draft = Campaign(
+        project_id=form.project_id.data,
+        audience=form.audience.data,
+        group_id=form.group_id.data or None,
+        filters={"gender": form.gender.data or "", "language": form.language.data or ""},
+    )
+    return sending.audience_counts(draft)["by_language"]
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -94,7 +131,7 @@ def new():
     if form.validate_on_submit():
         texts = {code: body.strip() for code, body in _texts(form).items() if body.strip()}
         if request.form.get("action") == "preview":
-            preview = previews(texts)
+            preview = previews(texts, _draft_reach(form))
         else:
             project = projects.get_visible(current_user, form.project_id.data)
             try:
@@ -127,13 +164,14 @@ def new():
 
 def _show(campaign: Campaign, send_form: SendForm | None = None, status: int = 200):
     texts = {t.language: t.body for t in campaign.texts}
+    reach = sending.audience_counts(campaign)
     return render_template(
         "campaigns/show.html",
         campaign=campaign,
         project=db.session.get(Project, campaign.project_id),
         group=db.session.get(BeneficiaryGroup, campaign.group_id) if campaign.group_id else None,
-        preview=previews(texts),
-        reach=sending.audience_counts(campaign),
+        preview=previews(texts, reach["by_language"]),
+        reach=reach,
         snapshot=sending.snapshot(campaign),
         statuses=STATUSES,
         send_form=send_form or SendForm(),
