@@ -46,6 +46,8 @@ PERMISSIONS: dict[str, str] = {
     "campaign.read": "See campaigns and watch their progress",
     "campaign.manage": "Compose, send, schedule, pause and cancel campaigns",
     "message.read": "See the delivery log of messages (numbers masked, texts never shown)",
+    "message.manage": "Settle messages to check in the delivery log: delivered, or not sent "
+    "(sent again)",
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -81,6 +83,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "campaign.read",
             "campaign.manage",
             "message.read",
+            "message.manage",
         ],
     ),
     "finance": (
