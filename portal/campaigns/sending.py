@@ -137,6 +137,16 @@ def start(campaign_id: int) -> str:
     )
     db.session.refresh(campaign)
     made = _make_messages(campaign)
+    if made:
+        from portal.campaigns.services import record
+
+        record(
+            campaign,
+            "messages_made",
+            made=made,
+            recipients=campaign.recipients,
+            opted_out=campaign.opted_out,
+        )
     announce(campaign)
     if not finish_if_done(campaign.id):
         watch_later(campaign.id)

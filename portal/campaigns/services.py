@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import Select, select, update
 
+from portal.audit import services as audit
 from portal.beneficiaries.models import BeneficiaryGroup
 from portal.campaigns import sending
 from portal.campaigns.models import (
@@ -82,7 +83,25 @@ def create(project: Project, data: dict, texts: dict[str, str], user_id: int | N
     campaign.texts = [CampaignText(language=lang, body=body) for lang, body in texts.items()]
     db.session.add(campaign)
     db.session.flush()
+    record(campaign, "created", languages=sorted(texts), group_id=group_id)
     return campaign
+
+
+def record(campaign: Campaign, what: str, **data) -> None:
+    """The audit entry of a campaign action: ids, channel, audience, languages and counts,
+    never its name (staff free text), its texts nor anything about the people it reaches."""
+    audit.record(
+        f"campaign.{what}",
+        f"Campaign {campaign.id} {what.replace('_', ' ')}",
+        target=campaign,
+        project_id=campaign.project_id,
+        data={
+            "channel": campaign.channel,
+            "audience": campaign.audience,
+            "status": campaign.status,
+            **{k: v for k, v in data.items() if v is not None},
+        },
+    )
 
 
 def send(campaign: Campaign, when: datetime | None, user_id: int | None) -> Campaign:
@@ -105,12 +124,18 @@ def send(campaign: Campaign, when: datetime | None, user_id: int | None) -> Camp
         delay_ms=delay,
     )
     campaign.start_job_id = job.id
+    record(
+        campaign,
+        "scheduled" if at else "sent",
+        scheduled_at=at.isoformat() if at else None,
+    )
     sending.announce(campaign)
     return campaign
 
 
 def pause(campaign: Campaign) -> None:
     move(campaign, (SENDING, SCHEDULED), PAUSED, "Only a campaign on its way can be paused.")
+    record(campaign, "paused")
     sending.announce(campaign)
 
 
@@ -143,6 +168,7 @@ def resume(campaign: Campaign) -> int:
             .execution_options(synchronize_session=False)
         )
         requeued += 1
+    record(campaign, "resumed", requeued=requeued)
     sending.announce(campaign)
     if started and not sending.finish_if_done(campaign.id):
         sending.watch_later(campaign.id)
@@ -166,5 +192,6 @@ def cancel(campaign: Campaign) -> int:
         .values(status=MESSAGE_CANCELLED, status_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    record(campaign, "cancelled", messages_cancelled=result.rowcount or 0)
     sending.announce(campaign)
     return result.rowcount or 0

@@ -73,17 +73,52 @@ def _labels(rows: list[Grievance]) -> dict:
     }
 
 
+def _page(query, after: int | None, before: int | None) -> tuple[list[Grievance], dict]:
+    """One page of the list, newest first, found by the id of the row it starts after or ends
+    before (keyset: a deep page costs what the first does); the cursors of its neighbours."""
+    if before is not None:
+        rows = db.session.scalars(
+            query.where(Grievance.id > before)
+            .order_by(None)
+            .order_by(Grievance.id.asc())
+            .limit(PAGE_SIZE + 1)
+        ).all()
+        more = len(rows) > PAGE_SIZE
+        rows = list(reversed(rows[:PAGE_SIZE]))
+        cursors = {"after": rows[-1].id if rows else None, "before": rows[0].id if more else None}
+        return rows, cursors
+    if after is not None:
+        query = query.where(Grievance.id < after)
+    rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()
+    more = len(rows) > PAGE_SIZE
+    rows = list(rows[:PAGE_SIZE])
+    cursors = {
+        "after": rows[-1].id if more and rows else None,
+        "before": rows[0].id if after is not None and rows else None,
+    }
+    return rows, cursors
+
+
+def _page_url(**cursor) -> str:
+    """This list with the same filters, at another page."""
+    args = {k: v for k, v in request.args.items() if k not in ("after", "before") and v}
+    return url_for("grievances.index", **args, **cursor)
+
+
 @bp.get("/")
 @permission_required("grievances.read")
 def index():
     filters = _filters()
     today = utcnow().date()
-    rows = db.session.scalars(services.search(current_user, filters, today).limit(PAGE_SIZE)).all()
+    after, before = inputs.id_arg("after"), inputs.id_arg("before")
+    rows, cursors = _page(services.search(current_user, filters, today), after, before)
     assignee = request.args.get("assignee", "")
+    paged = after is not None or before is not None
     return render_template(
         "grievances/index.html",
         grievances=rows,
         filters=filters,
+        filtered=any(v for k, v in request.args.items() if k not in ("after", "before")),
         assignee=assignee,
         labels=_labels(rows),
         today=today,
@@ -93,6 +128,9 @@ def index():
         types=TYPES,
         priorities=PRIORITIES,
         page_size=PAGE_SIZE,
+        next_url=_page_url(after=cursors["after"]) if cursors["after"] else None,
+        previous_url=_page_url(before=cursors["before"]) if cursors["before"] else None,
+        first_url=_page_url() if paged else None,
     )
 
 
