@@ -4,21 +4,29 @@ with live progress, and the buttons that send, pause, resume and cancel."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries.forms import LANGUAGES
-from portal.beneficiaries.models import BeneficiaryGroup
+from portal.beneficiaries.models import GENDERS, BeneficiaryGroup
 from portal.campaigns import live as _live  # noqa: F401 (its topic)
 from portal.campaigns import sending, services
-from portal.campaigns.forms import AUDIENCE_LABELS, CHANNEL_LABELS, CampaignForm, SendForm
+from portal.campaigns.forms import (
+    AUDIENCE_LABELS,
+    CAMPAIGN_STATUS_LABELS,
+    CHANNEL_LABELS,
+    CODES,
+    CampaignForm,
+    SendForm,
+)
 from portal.campaigns.models import Campaign
 from portal.comms import whatsapp
 from portal.comms.models import STATUSES
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
+from portal.i18n import locales
 from portal.messages import preview as sms_preview
 from portal.messages import segments
 from portal.projects import services as projects
@@ -26,7 +34,7 @@ from portal.projects.models import Project
 from portal.transactions import attempt
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
-LANGUAGE_NAMES = dict(LANGUAGES)
+GENDER_LABELS = {k: v for k, v in GENDERS.items() if k}
 
 
 def _channels() -> tuple[str, ...]:
@@ -46,6 +54,7 @@ def index():
         counts={c.id: sending.counts(c.id) for c in campaigns},
         project_names=names,
         channels=CHANNEL_LABELS,
+        status_labels=CAMPAIGN_STATUS_LABELS,
     )
 
 
@@ -61,13 +70,14 @@ def _form() -> CampaignForm:
     )
     names = {p.id: p.name for p in open_projects}
     form.group_id.choices = [(0, "—")] + [
-        (g.id, f"{g.name} ({names[g.project_id]})") for g in groups
+        (g.id, _("%(group)s (%(project)s)", group=g.name, project=names[g.project_id]))
+        for g in groups
     ]
     return form
 
 
 def _texts(form: CampaignForm) -> dict[str, str]:
-    return {code: getattr(form, f"text_{code}").data or "" for code, _ in LANGUAGES}
+    return {code: getattr(form, f"text_{code}").data or "" for code in CODES}
 
 
 def previews(texts: dict[str, str], by_language: dict[str, int] | None = None) -> dict:
@@ -92,7 +102,7 @@ def previews(texts: dict[str, str], by_language: dict[str, int] | None = None) -
         items.append(
             {
                 "language": code,
-                "name": LANGUAGE_NAMES.get(code, code),
+                "name": locales.language_name(code),
                 "body": body,
                 "length": length,
                 "people": count,
@@ -156,7 +166,7 @@ def new():
             except DomainError as exc:
                 form.name.errors.append(str(exc))
             else:
-                flash("Campaign saved. Check the preview, then send it.", "success")
+                flash(_("Campaign saved. Check the preview, then send it."), "success")
                 return redirect(url_for("campaigns.show", campaign_id=campaign.id))
     status = 400 if form.errors else 200
     return render_template("campaigns/new.html", form=form, preview=preview), status
@@ -178,7 +188,8 @@ def _show(campaign: Campaign, send_form: SendForm | None = None, status: int = 2
         button_form=EmptyForm(),
         audience_labels=AUDIENCE_LABELS,
         channels=CHANNEL_LABELS,
-        language_names=LANGUAGE_NAMES,
+        status_labels=CAMPAIGN_STATUS_LABELS,
+        gender_labels=GENDER_LABELS,
     ), status
 
 
@@ -197,7 +208,7 @@ def send(campaign_id: int):
         when = None
         if form.when.data == "later":
             if form.at.data is None:
-                form.at.errors.append("Give the date and time to send it at.")
+                form.at.errors.append(_("Give the date and time to send it at."))
                 return _show(campaign, form, 400)
             when = form.at.data
         try:
@@ -207,7 +218,9 @@ def send(campaign_id: int):
             form.when.errors.append(str(exc))
         else:
             flash(
-                "Sending started." if campaign.scheduled_at is None else "Campaign scheduled.",
+                _("Sending started.")
+                if campaign.scheduled_at is None
+                else _("Campaign scheduled."),
                 "success",
             )
             return redirect(url_for("campaigns.show", campaign_id=campaign.id))
@@ -217,7 +230,7 @@ def send(campaign_id: int):
 def _button(campaign_id: int, action, done: str):
     campaign = services.get_visible(current_user, campaign_id)
     if not EmptyForm().validate_on_submit():
-        flash("The form expired. Please try again.", "error")
+        flash(_("The form expired. Please try again."), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign.id))
     try:
         with attempt():
@@ -232,18 +245,18 @@ def _button(campaign_id: int, action, done: str):
 @bp.post("/<int:campaign_id>/pause")
 @permission_required("campaign.read", "campaign.manage")
 def pause(campaign_id: int):
-    return _button(campaign_id, services.pause, "Paused: no more messages go until you resume.")
+    return _button(campaign_id, services.pause, _("Paused: no more messages go until you resume."))
 
 
 @bp.post("/<int:campaign_id>/resume")
 @permission_required("campaign.read", "campaign.manage")
 def resume(campaign_id: int):
-    return _button(campaign_id, services.resume, "Resumed.")
+    return _button(campaign_id, services.resume, _("Resumed."))
 
 
 @bp.post("/<int:campaign_id>/cancel")
 @permission_required("campaign.read", "campaign.manage")
 def cancel(campaign_id: int):
     return _button(
-        campaign_id, services.cancel, "Cancelled: messages not sent yet will not be sent."
+        campaign_id, services.cancel, _("Cancelled: messages not sent yet will not be sent.")
     )

@@ -18,31 +18,31 @@ def _none_or_int(value):
 class GrievanceForm(Form):
     """Staff recording a grievance from the beneficiary's page (a call, a visit)."""
 
-    type = SelectField("Type", choices=dict(TYPES), default="other")
-    priority = SelectField("Priority", choices=dict(PRIORITIES), default="normal")
+    type = SelectField(_l("Type"), choices=dict(TYPES), default="other")
+    priority = SelectField(_l("Priority"), choices=dict(PRIORITIES), default="normal")
     description = TextAreaField(
-        "What the person reports",
-        validators=[DataRequired("Say what the problem is."), Length(max=MAX_TEXT)],
+        _l("What the person reports"),
+        validators=[DataRequired(_l("Say what the problem is.")), Length(max=MAX_TEXT)],
     )
-    due_on = DateField("Answer by", validators=[Optional()])
+    due_on = DateField(_l("Answer by"), validators=[Optional()])
 
 
 class EditForm(Form):
-    type = SelectField("Type", choices=dict(TYPES))
-    priority = SelectField("Priority", choices=dict(PRIORITIES))
+    type = SelectField(_l("Type"), choices=dict(TYPES))
+    priority = SelectField(_l("Priority"), choices=dict(PRIORITIES))
     assignee_id = SelectField(
-        "Assigned to", coerce=_none_or_int, choices=[], validators=[Optional()]
+        _l("Assigned to"), coerce=_none_or_int, choices=[], validators=[Optional()]
     )
-    due_on = DateField("Answer by", validators=[Optional()])
+    due_on = DateField(_l("Answer by"), validators=[Optional()])
 
 
 class StatusForm(Form):
-    status = SelectField("Move to", choices=dict(STATUS_LABELS))
+    status = SelectField(_l("Move to"), choices=dict(STATUS_LABELS))
 
 
 class NoteForm(Form):
     body = TextAreaField(
-        "Note", validators=[DataRequired("Write the note first."), Length(max=MAX_TEXT)]
+        _l("Note"), validators=[DataRequired(_l("Write the note first.")), Length(max=MAX_TEXT)]
     )
 
 

@@ -4,6 +4,7 @@ on a beneficiary's page."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import inputs
@@ -147,7 +148,7 @@ def _staff_choices() -> list[tuple[int, str]]:
 
 def _edit_form(grievance: Grievance, formdata=None) -> EditForm:
     form = EditForm(formdata=formdata, obj=None if formdata else grievance)
-    form.assignee_id.choices = [(None, "Nobody yet")] + [
+    form.assignee_id.choices = [(None, _("Nobody yet"))] + [
         (u.id, u.name) for u in services.assignable(grievance)
     ]
     return form
@@ -241,7 +242,7 @@ def edit(grievance_id: int):
             assignee_id=form.assignee_id.data,
             actor=current_user,
         ),
-        lambda: f"Grievance {grievance.ref} saved.",
+        lambda: _("Grievance %(ref)s saved.", ref=grievance.ref),
     )
 
 
@@ -255,7 +256,11 @@ def status(grievance_id: int):
         form,
         "status",
         lambda: services.change_status(grievance, form.status.data, current_user),
-        lambda: f"Grievance {grievance.ref} is now {STATUS_LABELS[grievance.status].lower()}.",
+        lambda: _(
+            "Grievance %(ref)s is now %(status)s.",
+            ref=grievance.ref,
+            status=str(STATUS_LABELS[grievance.status]).lower(),
+        ),
     )
 
 
@@ -269,7 +274,7 @@ def add_note(grievance_id: int):
         form,
         "note",
         lambda: services.add_note(grievance, form.body.data, current_user),
-        lambda: "Note added.",
+        lambda: _("Note added."),
         anchor="thread",
     )
 
@@ -295,7 +300,10 @@ def new_for_beneficiary(beneficiary_id: int):
             _field_errors(form, exc)
         else:
             flash(
-                f"Grievance {grievance.ref} recorded; the person is sent its reference by SMS.",
+                _(
+                    "Grievance %(ref)s recorded; the person is sent its reference by SMS.",
+                    ref=grievance.ref,
+                ),
                 "success",
             )
             return redirect(url_for("grievances.show", grievance_id=grievance.id))
@@ -315,3 +323,9 @@ def grievances_of(person: Beneficiary) -> list[Grievance]:
             ).limit(20)
         )
     )
+
+
+@bp.app_template_global("grievance_status_labels")
+def grievance_status_labels() -> dict:
+    """The statuses' names in the page's language, for pages outside this blueprint."""
+    return STATUS_LABELS

@@ -26,4 +26,22 @@ def catalog() -> dict:
         "redemption_labels": {k: str(v) for k, v in redemption_live.LABELS.items()},
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
+        **_comms(),
+    }
+
+
+def _comms() -> dict:
+    """Campaign progress and grievance lists (static/js/campaigns.js, grievances.js)."""
+    from portal.campaigns.forms import CAMPAIGN_STATUS_LABELS
+    from portal.grievances.models import STATUS_LABELS as GRIEVANCE_LABELS
+
+    return {
+        "campaign_labels": {k: str(v) for k, v in CAMPAIGN_STATUS_LABELS.items()},
+        "campaign_handled": _(
+            "%(done)s of %(total)s messages handled, %(delivered)s delivered",
+            done="{done}",
+            total="{total}",
+            delivered="{delivered}",
+        ),
+        "grievance_labels": {k: str(v) for k, v in GRIEVANCE_LABELS.items()},
     }
