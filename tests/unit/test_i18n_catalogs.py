@@ -50,18 +50,12 @@ NOT_YET_MARKED = (
     "beneficiaries/selection_confirm.html",
     "beneficiaries/selection_result.html",
     "beneficiaries/show.html",
-    "campaigns/_preview.html",
-    "campaigns/index.html",
-    "campaigns/new.html",
-    "campaigns/show.html",
     "cards/lookup.html",
     "chain/_project_nav.html",
     "chain/ledger.html",
     "chain/project.html",
     "chain/transaction.html",
     "chain/transactions.html",
-    "comms/log.html",
-    "comms/outbox.html",
     "confirm.html",
     "dashboard/live.html",
     "disbursements/index.html",
@@ -77,10 +71,6 @@ NOT_YET_MARKED = (
     "email/password_reset.html",
     "email/two_factor_reset.html",
     "errors/error.html",
-    "grievances/_for_beneficiary.html",
-    "grievances/index.html",
-    "grievances/new.html",
-    "grievances/show.html",
     "groups/form.html",
     "groups/index.html",
     "groups/show.html",
@@ -131,8 +121,6 @@ ARABIC_NOT_YET = re.compile(
     "^("
     + "|".join(
         (
-            r"templates/messages/",
-            r"portal/messages/",
             r"templates/accounts/account\.html",
         )
     )
