@@ -86,6 +86,7 @@ def test_the_preview_prices_each_language(chromium, portal, shots):
         page.get_by_label("Text in नेपाली (Nepali)").fill(NE)
         page.get_by_role("button", name="Preview").click()
         cost = page.locator("#campaign-cost")
+        usd = "USD\u00a0"
         expect(cost.locator('[data-cost-language="en"] [data-people]')).to_have_text("3")
         expect(cost.locator('[data-cost-language="en"] [data-cost]')).to_have_text(
             "USD\u00a00.0237"
@@ -95,7 +96,7 @@ def test_the_preview_prices_each_language(chromium, portal, shots):
             "USD\u00a00.0158"
         )
         expect(cost.locator("[data-cost-total] [data-segments]")).to_have_text("5")
-        expect(cost.locator("[data-cost-total] [data-cost]")).to_have_text("USD\u00a00.0395")
+        expect(cost.locator("[data-cost-total] [data-cost]")).to_have_text(usd + "0.0395")
         expect(page.locator('[data-preview="ne"]')).to_contain_text("UCS-2")
         # Nothing runs off the side of a phone.
         overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
