@@ -49,19 +49,22 @@ class CampaignForm(Form):
     )
     audience = RadioField(
         _l("Who gets it"),
-        choices={a: AUDIENCE_LABELS[a] for a in AUDIENCES},
+        choices={a: a for a in AUDIENCES},  # labels in the page's language: __init__
         default="project",
         render_kw={"class": "choice-list"},
     )
     group_id = SelectField(_l("Group"), coerce=int, validate_choice=False)
     gender = SelectField(
-        _l("Gender"), choices={"": _l("Any"), **{k: v for k, v in GENDERS.items() if k}}
+        _l("Gender"), choices={"": "Any", **{k: v for k, v in GENDERS.items() if k}}
     )
-    language = SelectField(_l("Language"), choices={"": _l("Any language"), **dict(LANGUAGES)})
+    language = SelectField(_l("Language"), choices={"": "Any language", **dict(LANGUAGES)})
 
     def __init__(self, *args, channels=("sms",), **kwargs):
         super().__init__(*args, **kwargs)
-        self.channel.choices = {c: CHANNEL_LABELS[c] for c in channels}
+        # Choices are plain text (WTForms takes a dict of str): translated here, per request.
+        self.channel.choices = {c: str(CHANNEL_LABELS[c]) for c in channels}
+        self.audience.choices = {a: str(AUDIENCE_LABELS[a]) for a in AUDIENCES}
+        self.gender.choices = {"": _("Any"), **{k: v for k, v in GENDERS.items() if k}}
         # Languages by their own name and the page's (Babel's data, in the page's language).
         self.language.choices = {"": _("Any language"), **dict(locales.choices(CODES))}
         for code in CODES:
@@ -90,10 +93,14 @@ for _code, _label in LANGUAGES:
 class SendForm(Form):
     when = RadioField(
         _l("When"),
-        choices={"now": _l("Now"), "later": _l("At a time")},
+        choices={"now": "Now", "later": "At a time"},  # in the page's language: __init__
         default="now",
         render_kw={"class": "choice-list"},
     )
     at = DateTimeLocalField(
         _l("Date and time (UTC)"), validators=[Optional()], format="%Y-%m-%dT%H:%M"
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.when.choices = {"now": _("Now"), "later": _("At a time")}
