@@ -47,9 +47,11 @@ def _campaign(app, stop_every: int = 7) -> tuple[int, set[int]]:
                 f"campaigner-{secrets.token_hex(4)}@example.org",
                 "Campaigner",
                 "a-long-pass-1x",
-                accounts.role_by_name("admin"),
+                accounts.seed_roles()["admin"],
             )
-            project = projects.create({"name": "Batches", "type": "cva"}, user)
+            project = projects.create(
+                {"name": f"Batches {secrets.token_hex(3)}", "type": "cva"}, user
+            )
             db.session.commit()
             already = db.session.scalar(select(func.count(Beneficiary.id)))
             campaign_run.seed_people(project.id, PEOPLE, start=already)
