@@ -155,15 +155,15 @@ def test_the_pages_in_nepali_and_arabic(chromium, portal, shots):
         page = context.new_page()
         staff_browser.sign_in_to(page, portal)
         page.goto(f"{portal['base']}/account")
-        page.evaluate(
-            """(locale) => {
+        with page.expect_navigation():
+            page.evaluate(
+                """(locale) => {
                 const form = document.querySelector('form[action$="/account/language"]');
                 form.querySelector('[name=locale]').value = locale;
                 form.submit();
             }""",
-            locale,
-        )
-        page.wait_for_load_state()
+                locale,
+            )
         page.goto(f"{portal['base']}/campaigns/new")
         expect(page.locator("html")).to_have_attribute("lang", locale)
         if locale == "ar":
