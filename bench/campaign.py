@@ -7,7 +7,8 @@ processes, and a local SMS provider in Twilio's shape that posts ``sent`` and ``
 receipts back to the web process (``tests/support/comms_provider.py``). People are written to
 the database directly; the campaign is composed and sent through the services in this process.
 
-Measured: how fast the provider was sent to beside ``SMS_RATE_PER_SECOND`` (the limit shared by
+Measured: how long the start job took to make the 10,000 messages (and their jobs), how fast
+the provider was sent to beside ``SMS_RATE_PER_SECOND`` (the limit shared by
 every worker, kept in Redis), the time from "send" to the first message at the provider and to
 the last delivery receipt taken by the portal, and whether any phone got a message twice.
 Ends with one JSON line.
@@ -121,6 +122,7 @@ def run(args) -> dict:
             what="every receipt answered",
         )
         load = _common.load_average()
+        result.update(make_times(engine, campaign_id))
         sending = provider.last_at - provider.first_at
         result.update(
             {
@@ -147,12 +149,34 @@ def run(args) -> dict:
         _common.clean_up(cleanup)
 
 
+def make_times(engine, campaign_id: int) -> dict:
+    """How long the start job took to make the campaign's messages and their jobs (its last
+    run, from its claim to its success), and the spread of the messages' creation times."""
+    with engine.connect() as conn:
+        started, finished, first, last = conn.execute(
+            sa.text(
+                "select a.started_at, j.finished_at, "
+                "(select min(created_at) from outbox_messages where campaign_id = c.id), "
+                "(select max(created_at) from outbox_messages where campaign_id = c.id) "
+                "from campaigns c join jobs j on j.id = c.start_job_id "
+                "join job_attempts a on a.job_id = j.id "
+                "where c.id = :c order by a.number desc limit 1"
+            ),
+            {"c": campaign_id},
+        ).one()
+    return {
+        "make_messages_s": round((finished - started).total_seconds(), 2),
+        "first_to_last_message_made_s": round((last - first).total_seconds(), 2),
+    }
+
+
 def print_table(result: dict) -> None:
     rows = [
         ("messages", result["messages"]),
         ("statuses", result.get("statuses")),
         ("configured rate (msg/s)", result["configured_rate_per_second"]),
         ("sent to the provider (msg/s)", result.get("sent_per_second")),
+        ("start job: messages made in (s)", result.get("make_messages_s")),
         ("send → first at provider (s)", result.get("send_to_first_at_provider_s")),
         ("send → last at provider (s)", result.get("send_to_last_at_provider_s")),
         ("send → last delivery receipt (s)", result.get("send_to_last_receipt_s")),

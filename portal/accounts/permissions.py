@@ -57,6 +57,9 @@ PERMISSIONS: dict[str, str] = {
     "campaign.read": _l("See campaigns and watch their progress"),
     "campaign.manage": _l("Compose, send, schedule, pause and cancel campaigns"),
     "message.read": _l("See the delivery log of messages (numbers masked, texts never shown)"),
+    "message.manage": _l(
+        "Settle messages to check in the delivery log: delivered, or not sent (sent again)"
+    ),
 }
 
 # Permission that lifts the per-project scope: the holder sees every project.
@@ -94,6 +97,7 @@ SEEDED_ROLES: dict[str, tuple[str, list[str]]] = {
             "campaign.read",
             "campaign.manage",
             "message.read",
+            "message.manage",
         ],
     ),
     "finance": (

@@ -4,27 +4,37 @@ with live progress, and the buttons that send, pause, resume and cancel."""
 from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 from sqlalchemy import select
 
 from portal.accounts.forms import EmptyForm
 from portal.accounts.guards import permission_required
-from portal.beneficiaries.forms import LANGUAGES
-from portal.beneficiaries.models import BeneficiaryGroup
+from portal.beneficiaries.models import GENDERS, BeneficiaryGroup
 from portal.campaigns import live as _live  # noqa: F401 (its topic)
 from portal.campaigns import sending, services
-from portal.campaigns.forms import AUDIENCE_LABELS, CHANNEL_LABELS, CampaignForm, SendForm
+from portal.campaigns.forms import (
+    AUDIENCE_LABELS,
+    CAMPAIGN_STATUS_LABELS,
+    CHANNEL_LABELS,
+    CODES,
+    CampaignForm,
+    SendForm,
+)
 from portal.campaigns.models import Campaign
-from portal.comms import segments, whatsapp
+from portal.comms import whatsapp
 from portal.comms.models import STATUSES
 from portal.errors import DomainError, ValidationFailed
 from portal.extensions import db
+from portal.i18n import locales
+from portal.messages import preview as sms_preview
+from portal.messages import segments
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.transactions import attempt
 
 bp = Blueprint("campaigns", __name__, url_prefix="/campaigns")
-LANGUAGE_NAMES = dict(LANGUAGES)
+GENDER_LABELS = {k: v for k, v in GENDERS.items() if k}
 
 
 def _channels() -> tuple[str, ...]:
@@ -44,6 +54,7 @@ def index():
         counts={c.id: sending.counts(c.id) for c in campaigns},
         project_names=names,
         channels=CHANNEL_LABELS,
+        status_labels=CAMPAIGN_STATUS_LABELS,
     )
 
 
@@ -59,31 +70,67 @@ def _form() -> CampaignForm:
     )
     names = {p.id: p.name for p in open_projects}
     form.group_id.choices = [(0, "—")] + [
-        (g.id, f"{g.name} ({names[g.project_id]})") for g in groups
+        (g.id, _("%(group)s (%(project)s)", group=g.name, project=names[g.project_id]))
+        for g in groups
     ]
     return form
 
 
 def _texts(form: CampaignForm) -> dict[str, str]:
-    return {code: getattr(form, f"text_{code}").data or "" for code, _ in LANGUAGES}
+    return {code: getattr(form, f"text_{code}").data or "" for code in CODES}
 
 
-def previews(texts: dict[str, str]) -> list[dict]:
-    """Each language's text with its SMS length: what staff check before sending."""
-    found = []
+def previews(texts: dict[str, str], by_language: dict[str, int] | None = None) -> dict:
+    """Each language's text with its SMS length, the people who get it and what they cost:
+    what staff check before sending. ``by_language``: the audience's people by their own
+    language (``sending.audience_counts``); those whose language has no text get the English.
+
+    Segments are counted by the one module the message templates' preview uses
+    (``portal.messages.segments``) and priced at ``SMS_PRICE_PER_SEGMENT``
+    (``portal.messages.preview``).
+    """
+    people: dict[str, int] = {}
+    for language, count in (by_language or {}).items():
+        gets = language if texts.get(language) else "en"
+        people[gets] = people.get(gets, 0) + count
+    items = []
     for code, body in texts.items():
         if not body:
             continue
         length = segments.measure(body)
-        found.append(
+        count = people.get(code, 0)
+        items.append(
             {
                 "language": code,
-                "name": LANGUAGE_NAMES.get(code, code),
+                "name": locales.language_name(code),
                 "body": body,
                 "length": length,
+                "people": count,
+                "segments": length.segments * count,
+                "cost_each": sms_preview.cost_text(length.segments),
+                "cost": sms_preview.cost_text(length.segments * count),
             }
         )
-    return found
+    total = sum(item["segments"] for item in items)
+    return {
+        "items": items,
+        "people": sum(item["people"] for item in items),
+        "segments": total,
+        "cost": sms_preview.cost_text(total),
+    }
+
+
+def _draft_reach(form: CampaignForm) -> dict[str, int]:
+    """Who the composer's choices would reach now, by language (nothing is saved)."""
+    if form.project_id.data not in dict(form.project_id.choices or {}):
+        return {}
+    draft = Campaign(
+        project_id=form.project_id.data,
+        audience=form.audience.data,
+        group_id=form.group_id.data or None,
+        filters={"gender": form.gender.data or "", "language": form.language.data or ""},
+    )
+    return sending.audience_counts(draft)["by_language"]
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -94,7 +141,7 @@ def new():
     if form.validate_on_submit():
         texts = {code: body.strip() for code, body in _texts(form).items() if body.strip()}
         if request.form.get("action") == "preview":
-            preview = previews(texts)
+            preview = previews(texts, _draft_reach(form))
         else:
             project = projects.get_visible(current_user, form.project_id.data)
             try:
@@ -119,7 +166,7 @@ def new():
             except DomainError as exc:
                 form.name.errors.append(str(exc))
             else:
-                flash("Campaign saved. Check the preview, then send it.", "success")
+                flash(_("Campaign saved. Check the preview, then send it."), "success")
                 return redirect(url_for("campaigns.show", campaign_id=campaign.id))
     status = 400 if form.errors else 200
     return render_template("campaigns/new.html", form=form, preview=preview), status
@@ -127,20 +174,22 @@ def new():
 
 def _show(campaign: Campaign, send_form: SendForm | None = None, status: int = 200):
     texts = {t.language: t.body for t in campaign.texts}
+    reach = sending.audience_counts(campaign)
     return render_template(
         "campaigns/show.html",
         campaign=campaign,
         project=db.session.get(Project, campaign.project_id),
         group=db.session.get(BeneficiaryGroup, campaign.group_id) if campaign.group_id else None,
-        preview=previews(texts),
-        reach=sending.audience_counts(campaign),
+        preview=previews(texts, reach["by_language"]),
+        reach=reach,
         snapshot=sending.snapshot(campaign),
         statuses=STATUSES,
         send_form=send_form or SendForm(),
         button_form=EmptyForm(),
         audience_labels=AUDIENCE_LABELS,
         channels=CHANNEL_LABELS,
-        language_names=LANGUAGE_NAMES,
+        status_labels=CAMPAIGN_STATUS_LABELS,
+        gender_labels=GENDER_LABELS,
     ), status
 
 
@@ -159,7 +208,7 @@ def send(campaign_id: int):
         when = None
         if form.when.data == "later":
             if form.at.data is None:
-                form.at.errors.append("Give the date and time to send it at.")
+                form.at.errors.append(_("Give the date and time to send it at."))
                 return _show(campaign, form, 400)
             when = form.at.data
         try:
@@ -169,7 +218,9 @@ def send(campaign_id: int):
             form.when.errors.append(str(exc))
         else:
             flash(
-                "Sending started." if campaign.scheduled_at is None else "Campaign scheduled.",
+                _("Sending started.")
+                if campaign.scheduled_at is None
+                else _("Campaign scheduled."),
                 "success",
             )
             return redirect(url_for("campaigns.show", campaign_id=campaign.id))
@@ -179,7 +230,7 @@ def send(campaign_id: int):
 def _button(campaign_id: int, action, done: str):
     campaign = services.get_visible(current_user, campaign_id)
     if not EmptyForm().validate_on_submit():
-        flash("The form expired. Please try again.", "error")
+        flash(_("The form expired. Please try again."), "error")
         return redirect(url_for("campaigns.show", campaign_id=campaign.id))
     try:
         with attempt():
@@ -194,18 +245,18 @@ def _button(campaign_id: int, action, done: str):
 @bp.post("/<int:campaign_id>/pause")
 @permission_required("campaign.read", "campaign.manage")
 def pause(campaign_id: int):
-    return _button(campaign_id, services.pause, "Paused: no more messages go until you resume.")
+    return _button(campaign_id, services.pause, _("Paused: no more messages go until you resume."))
 
 
 @bp.post("/<int:campaign_id>/resume")
 @permission_required("campaign.read", "campaign.manage")
 def resume(campaign_id: int):
-    return _button(campaign_id, services.resume, "Resumed.")
+    return _button(campaign_id, services.resume, _("Resumed."))
 
 
 @bp.post("/<int:campaign_id>/cancel")
 @permission_required("campaign.read", "campaign.manage")
 def cancel(campaign_id: int):
     return _button(
-        campaign_id, services.cancel, "Cancelled: messages not sent yet will not be sent."
+        campaign_id, services.cancel, _("Cancelled: messages not sent yet will not be sent.")
     )

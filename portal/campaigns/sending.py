@@ -52,6 +52,7 @@ from portal.jobs import dispatch
 from portal.jobs.kinds import CAMPAIGN_SMS, CAMPAIGN_START, CAMPAIGN_WATCH, CAMPAIGN_WHATSAPP
 from portal.jobs.lifecycle import PermanentJobError
 from portal.timeutil import utcnow
+from portal.transitions import dialect_insert
 
 CAMPAIGN_CHANGED = "campaign.changed"
 PURPOSE = "campaign"
@@ -136,55 +137,110 @@ def start(campaign_id: int) -> str:
     )
     db.session.refresh(campaign)
     made = _make_messages(campaign)
+    if made:
+        from portal.campaigns.services import record
+
+        record(
+            campaign,
+            "messages_made",
+            made=made,
+            recipients=campaign.recipients,
+            opted_out=campaign.opted_out,
+        )
     announce(campaign)
     if not finish_if_done(campaign.id):
         watch_later(campaign.id)
     return f"{made} messages queued"
 
 
+# Messages are made this many at a time: one multi-row INSERT of messages, one of their jobs,
+# one UPDATE that ties each message to its job.
+CHUNK = 1000
+
+
 def _make_messages(campaign: Campaign) -> int:
-    have = set(
-        db.session.scalars(
-            select(OutboxMessage.beneficiary_id).where(OutboxMessage.campaign_id == campaign.id)
+    """Make the messages still missing, a chunk at a time; how many this call made.
+
+    Set-based and idempotent: the people are read in id order after the last one of the
+    previous chunk, leaving out those who said STOP and those who have a message of this
+    campaign already, and each chunk is one ``INSERT ... ON CONFLICT DO NOTHING`` on the
+    (campaign, person) unique index, whose RETURNING names the rows this call added: only those
+    get a job. A second start (a worker killed after its commit, or two at once: PostgreSQL
+    makes the second INSERT wait for the first's transaction, then skip its rows) adds nobody
+    twice, and a start killed midway is rolled back whole and made again by its retry.
+    """
+    stopped = select(OptOut.id).where(OptOut.phone_index == BeneficiaryPII.phone_index).exists()
+    has_one = (
+        select(OutboxMessage.id)
+        .where(
+            OutboxMessage.campaign_id == campaign.id,
+            OutboxMessage.beneficiary_id == Beneficiary.id,
         )
+        .exists()
     )
-    stopped = set(db.session.scalars(select(OptOut.phone_index)))
-    people = db.session.execute(
-        audience(campaign).add_columns(BeneficiaryPII.phone).order_by(Beneficiary.id)
-    ).all()
+    wanted = audience(campaign).add_columns(BeneficiaryPII.phone).where(~stopped, ~has_one)
     kind = CAMPAIGN_WHATSAPP if campaign.channel == WHATSAPP else CAMPAIGN_SMS
     keep_until = utcnow() + timedelta(days=KEEP_DAYS)
-    made = skipped = 0
-    for person_id, language, index, phone in people:
-        if index in stopped:
-            skipped += 1
+    texts = {text.language: text for text in campaign.texts}
+    english = campaign.text_for("en")
+    insert_messages = (
+        dialect_insert(OutboxMessage)
+        .on_conflict_do_nothing()
+        .returning(OutboxMessage.id, OutboxMessage.beneficiary_id)
+    )
+    made, last_id = 0, 0
+    while True:
+        people = db.session.execute(
+            wanted.where(Beneficiary.id > last_id).order_by(Beneficiary.id).limit(CHUNK)
+        ).all()
+        if not people:
+            break
+        last_id = people[-1][0]
+        rows = []
+        for person_id, language, _index, phone in people:
+            text = texts.get(language) or english
+            rows.append(
+                {
+                    "channel": campaign.channel,
+                    "purpose": PURPOSE,
+                    "recipient": phone,
+                    "body": text.body,
+                    "language": text.language,
+                    "template": campaign.template,
+                    "provider": "",
+                    "key": str(uuid.uuid4()),
+                    "project_id": campaign.project_id,
+                    "campaign_id": campaign.id,
+                    "beneficiary_id": person_id,
+                    "purge_after": keep_until,
+                }
+            )
+        added = db.session.execute(insert_messages, rows).all()
+        if not added:
             continue
-        if person_id in have:
-            continue
-        text = campaign.text_for(language)
-        message = OutboxMessage(
-            channel=campaign.channel,
-            purpose=PURPOSE,
-            recipient=phone,
-            body=text.body,
-            language=text.language,
-            template=campaign.template,
-            provider="",
-            key=str(uuid.uuid4()),
+        message_ids = sorted(message_id for message_id, _person in added)
+        job_ids = dispatch.enqueue_many(
+            kind.name,
+            [{"message_id": message_id} for message_id in message_ids],
             project_id=campaign.project_id,
-            campaign_id=campaign.id,
-            beneficiary_id=person_id,
-            purge_after=keep_until,
         )
-        db.session.add(message)
-        db.session.flush()
-        job = dispatch.enqueue(
-            kind.name, {"message_id": message.id}, project_id=campaign.project_id
+        db.session.execute(
+            update(OutboxMessage),
+            [
+                {"id": message_id, "job_id": job_id}
+                for message_id, job_id in zip(message_ids, job_ids, strict=True)
+            ],
         )
-        message.job_id = job.id
-        made += 1
-    campaign.recipients = len(have) + made
-    campaign.opted_out = skipped
+        made += len(added)
+    campaign.recipients = db.session.scalar(
+        select(func.count(OutboxMessage.id)).where(OutboxMessage.campaign_id == campaign.id)
+    )
+    found = audience(campaign).subquery()
+    campaign.opted_out = db.session.scalar(
+        select(func.count())
+        .select_from(found)
+        .where(select(OptOut.id).where(OptOut.phone_index == found.c.phone_index).exists())
+    )
     return made
 
 

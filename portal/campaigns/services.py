@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, select, update
 
+from portal.audit import services as audit
 from portal.beneficiaries.models import BeneficiaryGroup
 from portal.campaigns import sending
 from portal.campaigns.models import (
@@ -36,6 +38,12 @@ from portal.timeutil import utcnow
 from portal.transitions import move
 
 
+def _status_label(status: str | None) -> str:
+    from portal.campaigns.forms import CAMPAIGN_STATUS_LABELS
+
+    return str(CAMPAIGN_STATUS_LABELS.get(status or "", status or ""))
+
+
 def visible(user) -> Select:
     return projects.scope(select(Campaign), Campaign.project_id, user)
 
@@ -43,7 +51,7 @@ def visible(user) -> Select:
 def get_visible(user, campaign_id: int) -> Campaign:
     campaign = db.session.scalar(visible(user).where(Campaign.id == campaign_id))
     if campaign is None:
-        raise NotFound("No such campaign.")
+        raise NotFound(_("No such campaign."))
     return campaign
 
 
@@ -52,16 +60,16 @@ def create(project: Project, data: dict, texts: dict[str, str], user_id: int | N
     projects.ensure_writable(project)
     texts = {lang: body.strip() for lang, body in texts.items() if body and body.strip()}
     if "en" not in texts:
-        raise ValidationFailed({"text_en": "Write the English text: it goes to everyone else."})
+        raise ValidationFailed({"text_en": _("Write the English text: it goes to everyone else.")})
     group_id = None
     if data["audience"] == GROUP:
         group = db.session.get(BeneficiaryGroup, data.get("group_id") or 0)
         if group is None or group.project_id != project.id:
-            raise ValidationFailed({"group_id": "Choose one of this project's groups."})
+            raise ValidationFailed({"group_id": _("Choose one of this project's groups.")})
         group_id = group.id
     if data["channel"] == WHATSAPP and not (data.get("template") or "").strip():
         raise ValidationFailed(
-            {"template": "WhatsApp needs the name of an approved message template."}
+            {"template": _("WhatsApp needs the name of an approved message template.")}
         )
     campaign = Campaign(
         project_id=project.id,
@@ -82,7 +90,25 @@ def create(project: Project, data: dict, texts: dict[str, str], user_id: int | N
     campaign.texts = [CampaignText(language=lang, body=body) for lang, body in texts.items()]
     db.session.add(campaign)
     db.session.flush()
+    record(campaign, "created", languages=sorted(texts), group_id=group_id)
     return campaign
+
+
+def record(campaign: Campaign, what: str, **data) -> None:
+    """The audit entry of a campaign action: ids, channel, audience, languages and counts,
+    never its name (staff free text), its texts nor anything about the people it reaches."""
+    audit.record(
+        f"campaign.{what}",
+        f"Campaign {campaign.id} {what.replace('_', ' ')}",
+        target=campaign,
+        project_id=campaign.project_id,
+        data={
+            "channel": campaign.channel,
+            "audience": campaign.audience,
+            "status": campaign.status,
+            **{k: v for k, v in data.items() if v is not None},
+        },
+    )
 
 
 def send(campaign: Campaign, when: datetime | None, user_id: int | None) -> Campaign:
@@ -93,7 +119,7 @@ def send(campaign: Campaign, when: datetime | None, user_id: int | None) -> Camp
         campaign,
         (DRAFT,),
         SCHEDULED,
-        lambda found: f"This campaign is {found} already.",
+        lambda found: _("This campaign is %(status)s already.", status=_status_label(found)),
         scheduled_at=at,
     )
     delay = int((at - now).total_seconds() * 1000) + 1 if at else None
@@ -105,12 +131,18 @@ def send(campaign: Campaign, when: datetime | None, user_id: int | None) -> Camp
         delay_ms=delay,
     )
     campaign.start_job_id = job.id
+    record(
+        campaign,
+        "scheduled" if at else "sent",
+        scheduled_at=at.isoformat() if at else None,
+    )
     sending.announce(campaign)
     return campaign
 
 
 def pause(campaign: Campaign) -> None:
-    move(campaign, (SENDING, SCHEDULED), PAUSED, "Only a campaign on its way can be paused.")
+    move(campaign, (SENDING, SCHEDULED), PAUSED, _("Only a campaign on its way can be paused."))
+    record(campaign, "paused")
     sending.announce(campaign)
 
 
@@ -121,7 +153,7 @@ def resume(campaign: Campaign) -> int:
         campaign,
         (PAUSED,),
         SENDING if started else SCHEDULED,
-        "Only a paused campaign can be resumed.",
+        _("Only a paused campaign can be resumed."),
     )
     if not started:
         # Paused before its start: the start job, still to come, makes the messages then.
@@ -143,6 +175,7 @@ def resume(campaign: Campaign) -> int:
             .execution_options(synchronize_session=False)
         )
         requeued += 1
+    record(campaign, "resumed", requeued=requeued)
     sending.announce(campaign)
     if started and not sending.finish_if_done(campaign.id):
         sending.watch_later(campaign.id)
@@ -152,12 +185,14 @@ def resume(campaign: Campaign) -> int:
 def cancel(campaign: Campaign) -> int:
     """Stop the campaign for good; messages not yet sent are cancelled (how many)."""
     if campaign.status == CANCELLED:
-        raise InvalidTransition("This campaign is cancelled already.")
+        raise InvalidTransition(_("This campaign is cancelled already."))
     move(
         campaign,
         (DRAFT, SCHEDULED, SENDING, PAUSED),
         CANCELLED,
-        lambda found: f"A {found} campaign cannot be cancelled.",
+        lambda found: _(
+            "A campaign that is %(status)s cannot be cancelled.", status=_status_label(found)
+        ),
         finished_at=utcnow(),
     )
     result = db.session.execute(
@@ -166,5 +201,6 @@ def cancel(campaign: Campaign) -> int:
         .values(status=MESSAGE_CANCELLED, status_at=utcnow())
         .execution_options(synchronize_session=False)
     )
+    record(campaign, "cancelled", messages_cancelled=result.rowcount or 0)
     sending.announce(campaign)
     return result.rowcount or 0

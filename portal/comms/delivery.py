@@ -48,10 +48,10 @@ def campaign_room(campaign_id: int) -> str:
     return f"campaign:{campaign_id}"
 
 
-def move(message_id: int, to_state: str, **values) -> bool:
-    """Move the message to ``to_state`` (with ``values``) if its current state allows it; True
-    if this call moved it."""
-    allowed = ALLOWED_FROM[to_state]
+def move(message_id: int, to_state: str, *, from_states=None, **values) -> bool:
+    """Move the message to ``to_state`` (with ``values``) if its current state allows it (and
+    is one of ``from_states``, when given); True if this call moved it."""
+    allowed = tuple(from_states) if from_states is not None else ALLOWED_FROM[to_state]
     now = utcnow()
     values.setdefault("status_at", now)
     if to_state == DELIVERED:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from flask_babel import force_locale
 from sqlalchemy import or_, select
 
 from portal.comms import delivery, errorcodes, signatures
@@ -61,7 +62,10 @@ def apply(message_id: int, channel: str, state: str, ref: str | None, code: str 
         values["provider_ref"] = ref[:80]
     if state == FAILED:
         values["error_code"] = (code or "")[:20] or None
-        values["error"] = errorcodes.describe(channel, code) or "The provider could not deliver it."
+        with force_locale("en"):  # stored, as the log of record; pages describe the code
+            values["error"] = (
+                str(errorcodes.describe(channel, code)) or "The provider could not deliver it."
+            )
     moved = delivery.move(message_id, state, **values)
     if moved:
         from portal.comms.services import settled

@@ -12,6 +12,7 @@ from flask_login import current_user
 
 from portal.accounts.guards import permission_required
 from portal.comms import email, services, whatsapp
+from portal.comms.log_routes import STATUS_LABELS
 from portal.comms.models import EMAIL, SMS
 from portal.comms.providers import OUTBOX, check_config
 from portal.timeutil import utcnow
@@ -59,6 +60,7 @@ def outbox():
             messages=services.recent(current_user, outbox_channels()),
             refresh=REFRESH_SECONDS,
             now=utcnow(),
+            status_labels=STATUS_LABELS,
         )
     )
     # A plain HTTP refresh: the page follows new messages without any script.

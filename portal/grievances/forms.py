@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from flask_babel import lazy_gettext as _l
 from wtforms import DateField, SelectField, TextAreaField
 from wtforms.validators import DataRequired, Length, Optional
@@ -11,38 +13,59 @@ from portal.grievances.models import PRIORITIES, STATUS_LABELS, TYPES
 from portal.grievances.services import MAX_TEXT
 
 
+def _plain(labels: dict) -> dict:
+    """Keys as labels: WTForms takes a dict of str; ``_translate`` puts the words in."""
+    return {key: key for key in labels}
+
+
+class _Translated:
+    """Fills the choices of the named fields with their labels in the page's language."""
+
+    LABELS: ClassVar[dict] = {}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for name, labels in self.LABELS.items():
+            getattr(self, name).choices = {key: str(label) for key, label in labels.items()}
+
+
 def _none_or_int(value):
     return int(value) if value not in (None, "", "None") else None
 
 
-class GrievanceForm(Form):
+class GrievanceForm(_Translated, Form):
     """Staff recording a grievance from the beneficiary's page (a call, a visit)."""
 
-    type = SelectField("Type", choices=dict(TYPES), default="other")
-    priority = SelectField("Priority", choices=dict(PRIORITIES), default="normal")
+    LABELS: ClassVar[dict] = {"type": TYPES, "priority": PRIORITIES}
+    type = SelectField(_l("Type"), choices=_plain(TYPES), default="other")
+    priority = SelectField(_l("Priority"), choices=_plain(PRIORITIES), default="normal")
     description = TextAreaField(
-        "What the person reports",
-        validators=[DataRequired("Say what the problem is."), Length(max=MAX_TEXT)],
+        _l("What the person reports"),
+        validators=[DataRequired(_l("Say what the problem is.")), Length(max=MAX_TEXT)],
     )
-    due_on = DateField("Answer by", validators=[Optional()])
+    due_on = DateField(_l("Answer by"), validators=[Optional()])
 
 
-class EditForm(Form):
-    type = SelectField("Type", choices=dict(TYPES))
-    priority = SelectField("Priority", choices=dict(PRIORITIES))
+class EditForm(_Translated, Form):
+    LABELS: ClassVar[dict] = {"type": TYPES, "priority": PRIORITIES}
+
+    type = SelectField(_l("Type"), choices=_plain(TYPES))
+    priority = SelectField(_l("Priority"), choices=_plain(PRIORITIES))
     assignee_id = SelectField(
-        "Assigned to", coerce=_none_or_int, choices=[], validators=[Optional()]
+        _l("Assigned to"), coerce=_none_or_int, choices=[], validators=[Optional()]
     )
-    due_on = DateField("Answer by", validators=[Optional()])
+    due_on = DateField(_l("Answer by"), validators=[Optional()])
 
 
-class StatusForm(Form):
-    status = SelectField("Move to", choices=dict(STATUS_LABELS))
+class StatusForm(_Translated, Form):
+    LABELS: ClassVar[dict] = {"status": STATUS_LABELS}
+
+    status = SelectField(_l("Move to"), choices=_plain(STATUS_LABELS))
 
 
 class NoteForm(Form):
     body = TextAreaField(
-        "Note", validators=[DataRequired("Write the note first."), Length(max=MAX_TEXT)]
+        _l("Note"), validators=[DataRequired(_l("Write the note first.")), Length(max=MAX_TEXT)]
     )
 
 

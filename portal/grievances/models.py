@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -25,11 +26,11 @@ NEW, ASSIGNED, IN_PROGRESS, RESOLVED, CLOSED = (
 )
 STATUSES = (NEW, ASSIGNED, IN_PROGRESS, RESOLVED, CLOSED)
 STATUS_LABELS = {
-    NEW: "New",
-    ASSIGNED: "Assigned",
-    IN_PROGRESS: "In progress",
-    RESOLVED: "Resolved",
-    CLOSED: "Closed",
+    NEW: _l("New"),
+    ASSIGNED: _l("Assigned"),
+    IN_PROGRESS: _l("In progress"),
+    RESOLVED: _l("Resolved"),
+    CLOSED: _l("Closed"),
 }
 # Where each status may go next. A resolved case can be reopened (the person says it is not
 # fixed); a closed one is final.
@@ -43,15 +44,22 @@ TRANSITIONS: dict[str, tuple[str, ...]] = {
 OPEN_STATUSES = (NEW, ASSIGNED, IN_PROGRESS)
 
 TYPES = {
-    "payment": "Payment or balance",
-    "vendor": "Vendor or shop",
-    "registration": "Registration or personal details",
-    "conduct": "Staff or volunteer conduct",
-    "safeguarding": "Safeguarding",
-    "other": "Other",
+    "payment": _l("Payment or balance"),
+    "vendor": _l("Vendor or shop"),
+    "registration": _l("Registration or personal details"),
+    "conduct": _l("Staff or volunteer conduct"),
+    "safeguarding": _l("Safeguarding"),
+    "other": _l("Other"),
 }
-PRIORITIES = {"low": "Low", "normal": "Normal", "high": "High", "urgent": "Urgent"}
-SOURCES = {"sms": "SMS", "whatsapp": "WhatsApp", "staff": "Staff", "vendor": "Vendor"}
+PRIORITIES = {"low": _l("Low"), "normal": _l("Normal"), "high": _l("High"), "urgent": _l("Urgent")}
+SOURCES = {
+    "sms": _l("SMS"),
+    "whatsapp": _l("WhatsApp"),
+    "staff": _l("Staff"),
+    "vendor": _l("Vendor"),
+}
+# Labels are lazy: shown in the reader's language. A change note is stored, so it is written in
+# English (``portal.grievances.services``), as the audit log is.
 
 
 class Grievance(db.Model):

@@ -4,6 +4,7 @@ on a beneficiary's page."""
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import inputs
@@ -73,17 +74,52 @@ def _labels(rows: list[Grievance]) -> dict:
     }
 
 
+def _page(query, after: int | None, before: int | None) -> tuple[list[Grievance], dict]:
+    """One page of the list, newest first, found by the id of the row it starts after or ends
+    before (keyset: a deep page costs what the first does); the cursors of its neighbours."""
+    if before is not None:
+        rows = db.session.scalars(
+            query.where(Grievance.id > before)
+            .order_by(None)
+            .order_by(Grievance.id.asc())
+            .limit(PAGE_SIZE + 1)
+        ).all()
+        more = len(rows) > PAGE_SIZE
+        rows = list(reversed(rows[:PAGE_SIZE]))
+        cursors = {"after": rows[-1].id if rows else None, "before": rows[0].id if more else None}
+        return rows, cursors
+    if after is not None:
+        query = query.where(Grievance.id < after)
+    rows = db.session.scalars(query.limit(PAGE_SIZE + 1)).all()
+    more = len(rows) > PAGE_SIZE
+    rows = list(rows[:PAGE_SIZE])
+    cursors = {
+        "after": rows[-1].id if more and rows else None,
+        "before": rows[0].id if after is not None and rows else None,
+    }
+    return rows, cursors
+
+
+def _page_url(**cursor) -> str:
+    """This list with the same filters, at another page."""
+    args = {k: v for k, v in request.args.items() if k not in ("after", "before") and v}
+    return url_for("grievances.index", **args, **cursor)
+
+
 @bp.get("/")
 @permission_required("grievances.read")
 def index():
     filters = _filters()
     today = utcnow().date()
-    rows = db.session.scalars(services.search(current_user, filters, today).limit(PAGE_SIZE)).all()
+    after, before = inputs.id_arg("after"), inputs.id_arg("before")
+    rows, cursors = _page(services.search(current_user, filters, today), after, before)
     assignee = request.args.get("assignee", "")
+    paged = after is not None or before is not None
     return render_template(
         "grievances/index.html",
         grievances=rows,
         filters=filters,
+        filtered=any(v for k, v in request.args.items() if k not in ("after", "before")),
         assignee=assignee,
         labels=_labels(rows),
         today=today,
@@ -93,6 +129,9 @@ def index():
         types=TYPES,
         priorities=PRIORITIES,
         page_size=PAGE_SIZE,
+        next_url=_page_url(after=cursors["after"]) if cursors["after"] else None,
+        previous_url=_page_url(before=cursors["before"]) if cursors["before"] else None,
+        first_url=_page_url() if paged else None,
     )
 
 
@@ -109,7 +148,7 @@ def _staff_choices() -> list[tuple[int, str]]:
 
 def _edit_form(grievance: Grievance, formdata=None) -> EditForm:
     form = EditForm(formdata=formdata, obj=None if formdata else grievance)
-    form.assignee_id.choices = [(None, "Nobody yet")] + [
+    form.assignee_id.choices = [(None, _("Nobody yet"))] + [
         (u.id, u.name) for u in services.assignable(grievance)
     ]
     return form
@@ -203,7 +242,7 @@ def edit(grievance_id: int):
             assignee_id=form.assignee_id.data,
             actor=current_user,
         ),
-        lambda: f"Grievance {grievance.ref} saved.",
+        lambda: _("Grievance %(ref)s saved.", ref=grievance.ref),
     )
 
 
@@ -217,7 +256,11 @@ def status(grievance_id: int):
         form,
         "status",
         lambda: services.change_status(grievance, form.status.data, current_user),
-        lambda: f"Grievance {grievance.ref} is now {STATUS_LABELS[grievance.status].lower()}.",
+        lambda: _(
+            "Grievance %(ref)s is now %(status)s.",
+            ref=grievance.ref,
+            status=str(STATUS_LABELS[grievance.status]).lower(),
+        ),
     )
 
 
@@ -231,7 +274,7 @@ def add_note(grievance_id: int):
         form,
         "note",
         lambda: services.add_note(grievance, form.body.data, current_user),
-        lambda: "Note added.",
+        lambda: _("Note added."),
         anchor="thread",
     )
 
@@ -257,7 +300,10 @@ def new_for_beneficiary(beneficiary_id: int):
             _field_errors(form, exc)
         else:
             flash(
-                f"Grievance {grievance.ref} recorded; the person is sent its reference by SMS.",
+                _(
+                    "Grievance %(ref)s recorded; the person is sent its reference by SMS.",
+                    ref=grievance.ref,
+                ),
                 "success",
             )
             return redirect(url_for("grievances.show", grievance_id=grievance.id))
@@ -277,3 +323,9 @@ def grievances_of(person: Beneficiary) -> list[Grievance]:
             ).limit(20)
         )
     )
+
+
+@bp.app_template_global("grievance_status_labels")
+def grievance_status_labels() -> dict:
+    """The statuses' names in the page's language, for pages outside this blueprint."""
+    return STATUS_LABELS

@@ -13,6 +13,8 @@ import secrets
 from dataclasses import dataclass
 from datetime import date
 
+from flask_babel import force_locale
+from flask_babel import gettext as _
 from sqlalchemy import Select, exists, select
 
 from portal import transitions
@@ -52,11 +54,11 @@ def new_ref() -> str:
 def _check_fields(type_: str, priority: str, description: str | None = None) -> None:
     errors = {}
     if type_ not in TYPES:
-        errors["type"] = "Choose a type from the list."
+        errors["type"] = _("Choose a type from the list.")
     if priority not in PRIORITIES:
-        errors["priority"] = "Choose a priority from the list."
+        errors["priority"] = _("Choose a priority from the list.")
     if description is not None and not description.strip():
-        errors["description"] = "Say what the problem is."
+        errors["description"] = _("Say what the problem is.")
     if errors:
         raise ValidationFailed(errors)
 
@@ -146,24 +148,24 @@ def change_status(grievance: Grievance, to_status: str, actor: User | None) -> N
     was = grievance.status
     if to_status not in TRANSITIONS.get(was, ()):
         raise InvalidTransition(
-            f"A grievance that is {STATUS_LABELS.get(was, was).lower()} cannot become "
-            f"{STATUS_LABELS.get(to_status, to_status).lower()}."
+            _(
+                "A grievance that is %(was)s cannot become %(to)s.",
+                was=str(STATUS_LABELS.get(was, was)).lower(),
+                to=str(STATUS_LABELS.get(to_status, to_status)).lower(),
+            )
         )
     if to_status == ASSIGNED and grievance.assignee_id is None:
-        raise ValidationFailed({"assignee_id": "Choose who it is assigned to first."})
+        raise ValidationFailed({"assignee_id": _("Choose who it is assigned to first.")})
     transitions.move(
         grievance,
         [was],
         to_status,
-        "Someone else changed this grievance a moment ago. Reload the page.",
+        _("Someone else changed this grievance a moment ago. Reload the page."),
         updated_at=utcnow(),
     )
-    _note(
-        grievance,
-        f"Status: {STATUS_LABELS[was]} → {STATUS_LABELS[to_status]}",
-        "change",
-        actor,
-    )
+    with force_locale("en"):  # a stored note, written in English as the audit log is
+        change = f"Status: {STATUS_LABELS[was]} → {STATUS_LABELS[to_status]}"
+    _note(grievance, change, "change", actor)
     audit.record(
         "grievance.status",
         f"Grievance {grievance.ref}: {was} → {to_status}",
@@ -213,7 +215,7 @@ def update(
     _check_fields(type_, priority)
     if assignee_id is not None and assignee_id not in {u.id for u in assignable(grievance)}:
         raise ValidationFailed(
-            {"assignee_id": "That person cannot take grievances of this project."}
+            {"assignee_id": _("That person cannot take grievances of this project.")}
         )
     changed = []
     for name, value in (
@@ -237,7 +239,9 @@ def update(
             "Assigned to: " + (db.session.get(User, assignee_id).name if assignee_id else "nobody")
         ),
     }
-    _note(grievance, "; ".join(words[name]() for name in changed), "change", actor)
+    with force_locale("en"):  # a stored note, written in English as the audit log is
+        change = "; ".join(words[name]() for name in changed)
+    _note(grievance, change, "change", actor)
     audit.record(
         "grievance.updated",
         f"Grievance {grievance.ref} edited",
@@ -255,7 +259,7 @@ def update(
 def add_note(grievance: Grievance, body: str, actor: User | None) -> GrievanceNote:
     text = (body or "").strip()
     if not text:
-        raise ValidationFailed({"body": "Write the note first."})
+        raise ValidationFailed({"body": _("Write the note first.")})
     note = _note(grievance, text[:MAX_TEXT], "note", actor)
     grievance.updated_at = utcnow()
     db.session.flush()
@@ -279,7 +283,7 @@ def visible(user) -> Select:
 def get_visible(user, grievance_id: int) -> Grievance:
     found = db.session.scalar(visible(user).where(Grievance.id == grievance_id))
     if found is None:
-        raise NotFound("No such grievance.")
+        raise NotFound(_("No such grievance."))
     return found
 
 

@@ -33,6 +33,7 @@ def catalog() -> dict:
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
         **_staff(),
+        **_comms(),
         **money_pages.strings(),
         **js_people.catalog(),
         "status_labels": {k: str(v) for k, v in STATUS_LABELS.items()},
@@ -60,4 +61,21 @@ def _staff() -> dict:
         "dash_amount_pending": _("+%(amount)s pending", amount="{amount}"),
         "dash_per_minute": _("per minute"),
         "dash_running_total": _("running total"),
+    }
+
+
+def _comms() -> dict:
+    """Campaign progress and grievance lists (static/js/campaigns.js, grievances.js)."""
+    from portal.campaigns.forms import CAMPAIGN_STATUS_LABELS
+    from portal.grievances.models import STATUS_LABELS as GRIEVANCE_LABELS
+
+    return {
+        "campaign_labels": {k: str(v) for k, v in CAMPAIGN_STATUS_LABELS.items()},
+        "campaign_handled": _(
+            "%(done)s of %(total)s messages handled, %(delivered)s delivered",
+            done="{done}",
+            total="{total}",
+            delivered="{delivered}",
+        ),
+        "grievance_labels": {k: str(v) for k, v in GRIEVANCE_LABELS.items()},
     }

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 import dramatiq
 from flask import current_app
 from flask_sqlalchemy.session import Session
-from sqlalchemy import event
+from sqlalchemy import event, insert
 
 from portal.extensions import db
 from portal.jobs import live
@@ -67,6 +67,47 @@ def enqueue(
     db.session.flush()
     schedule_send(job, delay_ms, here=here and not delay_ms)
     return job
+
+
+def enqueue_many(
+    kind_name: str,
+    payloads: list[dict],
+    *,
+    project_id: int | None = None,
+    created_by_id: int | None = None,
+) -> list[int]:
+    """Record one job per payload in one multi-row INSERT; their messages go out after commit,
+    like ``enqueue``'s. The ids, in the order of ``payloads``.
+
+    For work made by the thousand (a campaign's messages): no Job objects are loaded and no
+    per-job live event is sent (the jobs page shows them on its next load).
+    """
+    if not payloads:
+        return []
+    kind = KINDS[kind_name]
+    attempts = kind.max_attempts or current_app.config["JOB_MAX_ATTEMPTS"]
+    rows = [
+        {
+            "kind": kind.name,
+            "queue": kind.queue,
+            "status": QUEUED,
+            "payload_json": json.dumps(payload, separators=(",", ":"), sort_keys=True),
+            "max_attempts": attempts,
+            "project_id": project_id,
+            "created_by_id": created_by_id,
+        }
+        for payload in payloads
+    ]
+    ids = list(
+        db.session.scalars(
+            insert(Job).returning(Job.id, sort_by_parameter_order=True),
+            rows,
+        )
+    )
+    pending = db.session.info.setdefault(_PENDING, {})
+    for job_id in ids:
+        pending[job_id] = (kind.name, kind.queue, None, False)
+    return ids
 
 
 def schedule_send(job: Job, delay_ms: int | None = None, *, here: bool = False) -> None:

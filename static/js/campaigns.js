@@ -11,10 +11,16 @@
   var recipients = 0;
   var opted = 0;
   var HANDLED = ["sent", "delivered", "failed", "review", "opted_out", "cancelled"];
+  var T = window.PortalStrings || { t: function (k, f) { return f; }, label: function (t, s, f) { return f; } };
+  // Counts in the page's digits, as the server writes them (Devanagari for Nepali).
+  var lang = document.documentElement.lang || "en";
+  var numbers;
+  try { numbers = new Intl.NumberFormat(lang === "ne" ? "ne-u-nu-deva" : lang); } catch (e) { numbers = null; }
+  function num(n) { return numbers ? numbers.format(Number(n || 0)) : String(n || 0); }
 
   function setText(name, value) {
     var cell = document.querySelector('#campaign-counts [data-count="' + name + '"]');
-    if (cell) cell.textContent = String(value);
+    if (cell) cell.textContent = num(value);
   }
 
   function paint() {
@@ -25,11 +31,11 @@
     setText("opted_out", opted + (counts.opted_out || 0));
     var done = HANDLED.reduce(function (sum, s) { return sum + (counts[s] || 0); }, 0);
     var bar = document.getElementById("campaign-bar");
-    if (bar) { bar.max = Math.max(recipients, 1); bar.value = done; bar.textContent = String(done); }
+    if (bar) { bar.max = Math.max(recipients, 1); bar.value = done; bar.textContent = num(done); }
     var summary = document.getElementById("campaign-summary");
     if (summary && recipients) {
-      summary.textContent = done + " of " + recipients + " messages handled, " +
-        (counts.delivered || 0) + " delivered";
+      summary.textContent = T.t("campaign_handled", "{done} of {total} messages handled, {delivered} delivered",
+        { done: num(done), total: num(recipients), delivered: num(counts.delivered || 0) });
     }
   }
 
@@ -41,7 +47,7 @@
     var span = document.createElement("span");
     span.className = "badge badge--" + status;
     span.dataset.status = status;
-    span.textContent = status;
+    span.textContent = T.label("campaign_labels", status, status);
     holder.textContent = "";
     holder.appendChild(span);
     root.dataset.status = status;

@@ -10,12 +10,13 @@
   var changed = document.getElementById("grievance-changed");
   if (!table && !detail && !fresh) return;
   var LABELS = { new: "New", assigned: "Assigned", in_progress: "In progress", resolved: "Resolved", closed: "Closed" };
+  var T = window.PortalStrings;
 
   function badge(status) {
     var span = document.createElement("span");
     span.className = "badge badge--" + status;
     span.dataset.status = status;
-    span.textContent = LABELS[status] || status;
+    span.textContent = T ? T.label("grievance_labels", status, LABELS[status] || status) : (LABELS[status] || status);
     return span;
   }
 

@@ -78,11 +78,11 @@ def test_a_campaign_is_composed_and_watched_live_to_the_end(chromium, portal, sh
     page.get_by_label("Name").fill("Friday distribution")
     page.get_by_label("Project", exact=True).select_option(label=portal["project"])
     page.get_by_label("Text in English (required)").fill(EN)
-    page.get_by_label("Text in Nepali").fill(NE)
+    page.get_by_label("Text in नेपाली (Nepali)").fill(NE)
     page.get_by_role("button", name="Preview").click()
     expect(page.locator('[data-preview="en"]')).to_contain_text("GSM-7 · 1 SMS")
     expect(page.locator('[data-preview="ne"]')).to_contain_text(
-        "71 characters · UCS-2 · 2 SMS parts"
+        "71 characters · UCS-2 · 2 SMS segments"
     )
     page.screenshot(path=str(shots / "campaign-compose-1366.png"), full_page=True)
     page.get_by_role("button", name="Save campaign").click()
@@ -110,7 +110,7 @@ def test_a_campaign_is_composed_and_watched_live_to_the_end(chromium, portal, sh
             str(PEOPLE), timeout=60_000
         )
         expect(view.locator('[data-field="status"] .badge')).to_have_text(
-            "finished", timeout=30_000
+            "Finished", timeout=30_000
         )
         expect(view.locator('#campaign-counts [data-count="opted_out"]')).to_have_text("1")
         expect(view.locator('#campaign-counts [data-count="queued"]')).to_have_text("0")

@@ -157,7 +157,7 @@ def test_the_preview_shows_each_language_with_its_sms_parts(app, client, login, 
     answer = compose(client, world["project"], action="preview", text_en="x" * 161)
     html = answer.get_data(as_text=True)
     assert answer.status_code == 200
-    assert "161 characters · GSM-7 · 2 SMS parts" in html
+    assert "161 characters · GSM-7 · 2 SMS segments" in html
     assert f"{len(NE)} characters · UCS-2 · 1 SMS" in html
     assert db.session.scalar(select(func.count()).select_from(Campaign)) == 0
 
