@@ -120,9 +120,9 @@ MARKED_TEMPLATES = tuple(
 ARABIC_NOT_YET = re.compile(
     "^("
     + "|".join(
-        (
+        [
             r"templates/accounts/account\.html",
-        )
+        ]
     )
     + ")"
 )
