@@ -226,7 +226,7 @@ def recover_lost_leases(now) -> tuple[int, list[tuple[int, str, str]]]:
     recovered = []
     for job in orphans:
         job.error = lifecycle.WORKER_GONE
-        job.problem = problems.WORKER_GONE
+        job.problem = problems.coded(problems.WORKER_GONE_CODE)
         job.lease_token = None
         job.lease_expires_at = None
         lifecycle.close_attempt(job.id, FAILED, job.error, job.problem)
