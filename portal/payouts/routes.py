@@ -40,6 +40,16 @@ bp = Blueprint("payouts", __name__, url_prefix="/payouts")
 callback_bp = Blueprint("payout_callbacks", __name__)
 
 
+def _source_label(payout: Payout) -> str:
+    """What the payout pays for, in words: a settlement (its second try is "settlement.2")."""
+    source = payout.source_type or ""
+    if source == "settlement" or source.startswith("settlement."):
+        return _("settlement")
+    if source == "manual":
+        return _("manual")
+    return source
+
+
 def _visible_projects() -> list[Project]:
     return list(db.session.scalars(projects.visible_projects(current_user).order_by(Project.name)))
 
@@ -90,6 +100,7 @@ def show(payout_id: int):
         kinds=KIND_LABELS,
         status_labels=STATUS_LABELS,
         books_labels=BOOKS_LABELS,
+        source_label=_source_label(payout),
         form=OverrideForm(),
         chain=chain_side([payout]).get(payout.id),
     )
@@ -126,6 +137,7 @@ def override(payout_id: int):
         kinds=KIND_LABELS,
         status_labels=STATUS_LABELS,
         books_labels=BOOKS_LABELS,
+        source_label=_source_label(payout),
         form=form,
         chain=chain_side([payout]).get(payout.id),
     ), 400

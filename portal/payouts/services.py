@@ -94,7 +94,7 @@ def request_payout(
     decimals = decimals_of(project_id)
     if decimals is None:
         raise DomainError(
-            "This project's payments are not set up yet, so it has nothing to pay out."
+            _("This project's payments are not set up yet, so it has nothing to pay out.")
         )
     amounts.check(amount, decimals)
     method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)

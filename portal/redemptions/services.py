@@ -20,6 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_babel import ngettext
 from sqlalchemy import select, update
 
@@ -70,18 +71,20 @@ NOTICE_PURPOSE = "redemption.short"  # the SMS that says the amount asked is mor
 CHARGES = quotas.define(
     "vendor-charge",
     "VENDOR_CHARGE_LIMITS",
-    "You have started many charges in a short time. You can start another {when}.",
+    _l("You have started many charges in a short time. You can start another {when}."),
 )
 CODES_SENT = quotas.define(
     "payer-code",
     "BENEFICIARY_CODE_LIMITS",
-    "Several codes were sent for this person or number a moment ago. "
-    "A new code can be sent {when}.",
+    _l(
+        "Several codes were sent for this person or number a moment ago. "
+        "A new code can be sent {when}."
+    ),
 )
 WRONG_GUESSES = quotas.define(
     "payer-wrong",
     "BENEFICIARY_GUESS_LIMITS",
-    "Too many wrong codes were typed for this person or number. Try again {when}.",
+    _l("Too many wrong codes were typed for this person or number. Try again {when}."),
 )
 
 

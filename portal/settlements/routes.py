@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -29,11 +30,27 @@ from portal.projects.models import Project
 from portal.reconciliation.models import StatementLine
 from portal.settlements import live, owed, repayment, runs, services
 from portal.settlements.forms import CloseForm, RetryForm, RunForm
-from portal.settlements.models import STAFF_LABELS, STATUSES, TONES, Settlement, SettlementRun
+from portal.settlements.models import (
+    STAFF_LABELS,
+    STATUSES,
+    TONES,
+    Settlement,
+    SettlementRun,
+    reason_shown,
+)
 from portal.transactions import attempt
 from portal.vendors.models import Vendor
 
 bp = Blueprint("settlements", __name__)
+# The approval request's state and each decision, as the settlement page says them.
+APPROVAL_LABELS = {
+    "pending": _l("waiting"),
+    "approved": _l("approved"),
+    "rejected": _l("rejected"),
+    "cancelled": _l("cancelled"),
+    "executed": _l("carried out"),
+}
+DECISION_LABELS = {"approve": _l("Approved"), "reject": _l("Rejected")}
 
 
 def _names(vendor_ids) -> dict[int, str]:
@@ -192,6 +209,9 @@ def show(settlement_id: int):
         labels=STAFF_LABELS,
         tones=TONES,
         payout_labels=PAYOUT_LABELS,
+        approval_labels=APPROVAL_LABELS,
+        decision_labels=DECISION_LABELS,
+        reason_shown=reason_shown,
         books_labels=BOOKS_LABELS,
         retry_form=retry,
         repay_ask=repayment.waiting_approval(row),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal.audit import services as audit
@@ -34,7 +35,10 @@ SMS_PURPOSE = "vendor.sign_in"
 SIGN_IN_CODES = quotas.define(
     "vendor-sign-in",
     "VENDOR_SIGNIN_SMS_LIMITS",
-    "Several sign-in codes were sent to this number a moment ago. You can ask for another {when}.",
+    _l(
+        "Several sign-in codes were sent to this number a moment ago. "
+        "You can ask for another {when}."
+    ),
 )
 
 
