@@ -66,7 +66,7 @@ SENTENCES = {
 
 def _msgid(code: str) -> str:
     """The sentence's catalog key: the English text the lazy string was made from."""
-    return _msgid(code)
+    return SENTENCES[code]._args[0]
 
 
 def english(code: str, **values) -> str:

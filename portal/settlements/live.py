@@ -88,7 +88,8 @@ def serialize(row: Settlement) -> dict:
         "note": note,
         "staff_note": staff_note,
         "note_code": note_code(row),
-        "amount": money(row.project_id, row.amount),
+        # The amount as a worker writes it, for a page that does not show it (only with a note).
+        "amount": money(row.project_id, row.amount) if note else "",
         "repay_waiting": row.repay_approval_id is not None,
     }
 

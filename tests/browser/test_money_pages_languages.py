@@ -168,7 +168,7 @@ def test_jobs_and_a_settlement_in_nepali(chromium, portal, shots, width):
     page.wait_for_timeout(500)
     # The note, as the script writes it from the live snapshot: Nepali, Devanagari amount.
     expect(page.locator("[data-settlement-note]")).to_have_text(
-        "NPR\u00a0१२,५००.५० विक्रेतालाई तिर्न बाँकी: फेरि भुक्तानी गर्नुहोस्"
+        "विक्रेतालाई NPR\u00a0१२,५००.५० तिर्न बाँकी: फेरि भुक्तानी गर्नुहोस्"
     )
     expect(page.locator("[data-settlement-label]")).to_have_text("भुक्तानी असफल भयो")
     expect(page.get_by_text("स्वीकृत भएन।")).to_be_visible()  # the stored reason
