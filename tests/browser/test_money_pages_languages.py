@@ -125,9 +125,7 @@ def _fits(page, name: str, shots, width: int) -> None:
 
 def _live(page) -> None:
     """Wait until the page's socket is connected (its snapshot repaints what it shows)."""
-    page.wait_for_function(
-        "window.Portal && window.Portal.socket && window.Portal.socket.connected"
-    )
+    expect(page.locator("#live-dot")).to_have_attribute("data-state", "on", timeout=15_000)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
