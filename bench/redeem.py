@@ -182,7 +182,9 @@ class CodeReader(threading.Thread):
                     body = message.body or ""
                     pays, code = PAYS.search(body), CODE.search(body)
                     if pays and code and pays.group(2) in self.codes:
-                        self.codes[pays.group(2)].put((pays.group(1).replace(",", ""), code.group(1)))
+                        self.codes[pays.group(2)].put(
+                            (pays.group(1).replace(",", ""), code.group(1))
+                        )
                 time.sleep(0.01)
             db.session.remove()
 

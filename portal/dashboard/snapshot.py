@@ -314,7 +314,7 @@ def _queues(conn: Connection, project_id: int) -> list[dict]:
 def _empty_queue(name: str) -> dict:
     return {
         "queue": name,
-        "label": QUEUE_LABELS.get(name, name),
+        "label": str(QUEUE_LABELS.get(name, name)),
         "highlight": name == CONTRACTS_QUEUE,
         **dict.fromkeys(ACTIVE_JOBS, 0),
     }

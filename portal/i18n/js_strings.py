@@ -17,9 +17,15 @@ from portal.i18n import js_people
 def catalog() -> dict:
     from portal.dashboard.display import QUEUE_WORDS
     from portal.i18n.statuses import LABELS as STATUS_LABELS
+    from portal.jobs import problems
+    from portal.jobs.models import STATUS_LABELS as JOB_LABELS
     from portal.ledger import page_strings as money_pages
+    from portal.payouts.models import BOOKS_LABELS
+    from portal.payouts.models import STATUS_LABELS as PAYOUT_LABELS
     from portal.redemptions import live as redemption_live
+    from portal.settlements import live as settlement_live
     from portal.settlements.models import LABELS as SETTLEMENT_LABELS
+    from portal.settlements.models import STAFF_LABELS as SETTLEMENT_STAFF_LABELS
 
     return {
         "scan_read": _("Card read (…%(last)s). Now enter the amount.", last="{last}"),
@@ -32,6 +38,23 @@ def catalog() -> dict:
         "redemption_labels": {k: str(v) for k, v in redemption_live.LABELS.items()},
         "redemption_notes": {k: str(v) for k, v in redemption_live.VENDOR_NOTES.items()},
         "settlement_labels": {k: str(v) for k, v in SETTLEMENT_LABELS.items()},
+        "settlement_staff_labels": {k: str(v) for k, v in SETTLEMENT_STAFF_LABELS.items()},
+        # A failed payout's note by its code, "{amount}" filled in by the script.
+        "settlement_notes": {
+            k: str(v) % {"amount": "{amount}"} for k, v in settlement_live.VENDOR_NOTES.items()
+        },
+        "settlement_staff_notes": {
+            k: str(v) % {"amount": "{amount}"} for k, v in settlement_live.STAFF_NOTES.items()
+        },
+        "payout_labels": {k: str(v) for k, v in PAYOUT_LABELS.items()},
+        "payout_books": {k: str(v) for k, v in BOOKS_LABELS.items()},
+        "job_labels": {k: str(v) for k, v in JOB_LABELS.items()},
+        # A job's problem sentence by its code, "{ref}" filled in by the script.
+        "job_problems": {
+            code: problems.render(problems.coded(code, ref="{ref}")) for code in problems.SENTENCES
+        },
+        "job_none": _("Nothing."),
+        "job_not_tried": _("Not tried yet."),
         **_staff(),
         **_comms(),
         **money_pages.strings(),

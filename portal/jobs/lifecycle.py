@@ -89,7 +89,12 @@ def claim(job_id: int, owner: str | None = None) -> Job | None:
     db.session.execute(
         update(JobAttempt)
         .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
-        .values(finished_at=now, outcome=FAILED, error=WORKER_GONE, problem=problems.WORKER_GONE)
+        .values(
+            finished_at=now,
+            outcome=FAILED,
+            error=WORKER_GONE,
+            problem=problems.coded(problems.WORKER_GONE_CODE),
+        )
         .execution_options(synchronize_session=False)
     )
     tried = select(func.count()).where(JobAttempt.job_id == job_id).scalar_subquery()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from portal import realtime
+from portal.jobs import problems
 from portal.jobs.kinds import KINDS
 from portal.jobs.models import Job
 
@@ -22,13 +23,15 @@ def serialize(job: Job) -> dict:
     return {
         "id": job.id,
         "kind": job.kind,
-        "label": kind.label if kind else job.kind,
+        "label": str(kind.label) if kind else job.kind,
         "queue": job.queue,
         "status": job.status,
         "attempts": job.attempts,
         "max_attempts": job.max_attempts,
         # The sentence, never the technical text: every job.read holder hears these events.
         "problem": job.problem_shown,
+        # ... and its code and values, for a page to write it in the reader's language.
+        **problems.wire(job.problem, job.error, job.id, job.attempts),
         "project_id": job.project_id,
         "created_by_id": job.created_by_id,
         "created_at": job.created_at.isoformat() if job.created_at else None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -20,6 +21,16 @@ QUEUED, RUNNING, SUCCEEDED, RETRYING, FAILED, CANCELLED = (
     "cancelled",
 )
 STATUSES = (QUEUED, RUNNING, SUCCEEDED, RETRYING, FAILED, CANCELLED)
+# A status as people read it; "stuck" is a running job whose worker is gone.
+STATUS_LABELS = {
+    QUEUED: _l("queued"),
+    RUNNING: _l("running"),
+    SUCCEEDED: _l("succeeded"),
+    RETRYING: _l("retrying"),
+    FAILED: _l("failed"),
+    CANCELLED: _l("cancelled"),
+    "stuck": _l("worker gone"),
+}
 # States from which a message may start the work.
 CLAIMABLE = (QUEUED, RETRYING)
 FINISHED = (SUCCEEDED, FAILED, CANCELLED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from flask_login import current_user
 
 from portal import inputs
@@ -12,6 +13,7 @@ from portal.extensions import db
 from portal.jobs import services, topics  # noqa: F401  (topics registers the socket topics)
 from portal.jobs.forms import DiagnosticForm
 from portal.jobs.kinds import KINDS, QUEUE_LABELS, QUEUES
+from portal.jobs.models import STATUS_LABELS
 from portal.projects import services as projects
 from portal.redirects import safe_next
 
@@ -46,6 +48,7 @@ def index():
         queues=QUEUES,
         queue_labels=QUEUE_LABELS,
         statuses=services.FILTER_STATUSES,
+        status_labels=STATUS_LABELS,
         kinds=KINDS,
         counts=services.status_counts(current_user),
         projects=db.session.scalars(projects.visible_projects(current_user)).all(),
@@ -65,6 +68,7 @@ def show(job_id: int):
         attempts=services.attempts_of(job),
         action_form=EmptyForm(),
         queue_labels=QUEUE_LABELS,
+        status_labels=STATUS_LABELS,
         # The technical error names code and internals: for those who look after the portal.
         technical=current_user.can("chain.details.read") or current_user.can("settings.manage"),
     )
@@ -81,7 +85,7 @@ def retry(job_id: int):
     job = services.get_visible(current_user, job_id)
     if EmptyForm().validate_on_submit():
         services.retry(job)
-        flash(f"Job {job.id} is queued again.", "success")
+        flash(_("Job %(id)s is queued again.", id=job.id), "success")
     return _back(job.id)
 
 
@@ -91,7 +95,7 @@ def cancel(job_id: int):
     job = services.get_visible(current_user, job_id)
     if EmptyForm().validate_on_submit():
         services.cancel(job)
-        flash(f"Job {job.id} is cancelled.", "success")
+        flash(_("Job %(id)s is cancelled.", id=job.id), "success")
     return _back(job.id)
 
 
@@ -101,7 +105,7 @@ def diagnostic():
     form = DiagnosticForm()
     if form.validate_on_submit():
         job = services.run_diagnostic(current_user, fail_times=form.fail_times.data or 0)
-        flash(f"Pipeline check queued as job {job.id}.", "success")
+        flash(_("Pipeline check queued as job %(id)s.", id=job.id), "success")
         return redirect(url_for("jobs.show", job_id=job.id))
-    flash("Give a number of failures from 0 to 10.", "error")
+    flash(_("Give a number of failures from 0 to 10."), "error")
     return redirect(url_for("jobs.index"))

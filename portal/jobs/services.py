@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from flask import current_app
+from flask_babel import gettext as _
 from sqlalchemy import Select, func, or_, select, update
 
 from portal import events
@@ -21,6 +22,7 @@ from portal.jobs.models import (
     QUEUED,
     RETRYING,
     RUNNING,
+    STATUS_LABELS,
     STATUSES,
     Job,
     JobAttempt,
@@ -86,7 +88,7 @@ def status_counts(user) -> dict[str, int]:
 def get_visible(user, job_id: int) -> Job:
     job = db.session.scalar(visible(user).where(Job.id == job_id))
     if job is None:
-        raise NotFound("No such job.")
+        raise NotFound(_("No such job."))
     return job
 
 
@@ -145,9 +147,14 @@ def retry(job: Job) -> Job:
 
 
 def _refusal(job: Job, verb: str) -> str:
+    status = str(STATUS_LABELS.get(job.status, job.status))
+    if verb == "retried":
+        if job.status == RUNNING:
+            return _("Job %(id)s is running on a live worker; it cannot be retried now.", id=job.id)
+        return _("A %(status)s job cannot be retried.", status=status)
     if job.status == RUNNING:
-        return f"Job {job.id} is running on a live worker; it cannot be {verb} now."
-    return f"A {job.status} job cannot be {verb}."
+        return _("Job %(id)s is running on a live worker; it cannot be cancelled now.", id=job.id)
+    return _("A %(status)s job cannot be cancelled.", status=status)
 
 
 def cancel(job: Job) -> Job:
@@ -156,14 +163,20 @@ def cancel(job: Job) -> Job:
     gone). A chain job that has run once is refused: a transaction of it may be in flight."""
     if job.kind == CHAIN_CONFIRM.name:
         raise InvalidTransition(
-            f"Job {job.id} follows a chain transaction already signed: the chain decides its "
-            "outcome, so it cannot be cancelled. Retry it if it is stuck."
+            _(
+                "Job %(id)s follows a chain transaction already signed: the chain decides its "
+                "outcome, so it cannot be cancelled. Retry it if it is stuck.",
+                id=job.id,
+            )
         )
     if job.queue == CHAIN_QUEUE and job.attempts > 0:
         raise InvalidTransition(
-            f"Job {job.id} writes to the chain and has already run: a transaction of it may be "
-            "on its way, and cancelling could lose its outcome. Retry it instead; the job "
-            "checks the chain before doing anything again."
+            _(
+                "Job %(id)s writes to the chain and has already run: a transaction of it may be "
+                "on its way, and cancelling could lose its outcome. Retry it instead; the job "
+                "checks the chain before doing anything again.",
+                id=job.id,
+            )
         )
     now = utcnow()
     old = job.status
@@ -226,7 +239,7 @@ def recover_lost_leases(now) -> tuple[int, list[tuple[int, str, str]]]:
     recovered = []
     for job in orphans:
         job.error = lifecycle.WORKER_GONE
-        job.problem = problems.WORKER_GONE
+        job.problem = problems.coded(problems.WORKER_GONE_CODE)
         job.lease_token = None
         job.lease_expires_at = None
         lifecycle.close_attempt(job.id, FAILED, job.error, job.problem)

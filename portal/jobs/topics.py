@@ -6,7 +6,7 @@ from flask import current_app
 
 from portal import realtime
 from portal.extensions import db
-from portal.jobs import lease_watch, live, services
+from portal.jobs import lease_watch, live, problems, services
 from portal.projects.services import visible_project_ids
 
 
@@ -36,6 +36,7 @@ def job_topic(user, params: dict):
                 "number": a.number,
                 "outcome": a.outcome,
                 "problem": a.problem_shown,
+                **problems.wire(a.problem, a.error, a.job_id, a.number),
                 "started_at": a.started_at.isoformat(),
                 "finished_at": a.finished_at.isoformat() if a.finished_at else None,
             }

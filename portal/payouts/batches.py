@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import secrets
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
 from portal import events
@@ -62,7 +63,7 @@ def build(project_id: int, user_id: int | None) -> PayoutBatch:
         .execution_options(synchronize_session=False)
     ).rowcount
     if not taken:
-        raise DomainError("No bank payouts are waiting for a batch in this project.")
+        raise DomainError(_("No bank payouts are waiting for a batch in this project."))
     events.payout_batch_changed.send(
         batch,
         action="payout_batch.built",
@@ -100,7 +101,7 @@ def mark_sent(batch: PayoutBatch, user_id: int | None) -> int:
         sent_at=utcnow(),
         sent_by_id=user_id,
     ):
-        raise InvalidTransition("This batch is already marked sent.")
+        raise InvalidTransition(_("This batch is already marked sent."))
     db.session.refresh(batch)
     moved = 0
     for payout_id in db.session.scalars(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, PasswordField, RadioField, SelectField, StringField, TextAreaField
@@ -36,40 +37,44 @@ class MethodForm(Form):
 
 
 class ReasonForm(Form):
-    reason = TextAreaField("Reason", validators=[DataRequired(), Length(max=200)])
+    reason = TextAreaField(_l("Reason"), validators=[DataRequired(), Length(max=200)])
 
 
 class OverrideForm(ReasonForm):
-    outcome = RadioField("Mark as", render_kw={"class": "choice-list"})
+    outcome = RadioField(_l("Mark as"), render_kw={"class": "choice-list"})
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.outcome.choices = [("paid", "Paid"), ("failed", "Failed")]
+        self.outcome.choices = [("paid", _("Paid")), ("failed", _("Failed"))]
 
 
 class MatchForm(ReasonForm):
     reference = StringField(
-        "Payout reference",
+        _l("Payout reference"),
         validators=[DataRequired(), Length(max=64)],
-        description="The reference of the payout this line pays.",
+        description=_l("The reference of the payout this line pays."),
     )
 
 
 class StatementForm(Form):
-    project_id = SelectField("Project", coerce=int)
+    project_id = SelectField(_l("Project"), coerce=int)
     file = FileField(
-        "Statement (CSV or XLSX)", validators=[FileRequired("Choose the statement file.")]
+        _l("Statement (CSV or XLSX)"), validators=[FileRequired(_l("Choose the statement file."))]
     )
 
 
 class MomoSettingsForm(Form):
-    base_url = StringField("API base URL", validators=[Optional(), Length(max=300)])
+    base_url = StringField(_l("API base URL"), validators=[Optional(), Length(max=300)])
     callback_base_url = StringField(
-        "This portal's public URL (for callbacks)", validators=[Optional(), Length(max=300)]
+        _l("This portal's public URL (for callbacks)"), validators=[Optional(), Length(max=300)]
     )
-    target_environment = StringField("Target environment", validators=[Optional(), Length(max=40)])
+    target_environment = StringField(
+        _l("Target environment"), validators=[Optional(), Length(max=40)]
+    )
     # Write-only: never rendered with their value; empty keeps what is stored.
-    api_user = PasswordField("API user", validators=[Optional(), Length(max=200)])
-    api_key = PasswordField("API key", validators=[Optional(), Length(max=200)])
-    subscription_key = PasswordField("Subscription key", validators=[Optional(), Length(max=200)])
-    clear_keys = BooleanField("Remove the stored keys")
+    api_user = PasswordField(_l("API user"), validators=[Optional(), Length(max=200)])
+    api_key = PasswordField(_l("API key"), validators=[Optional(), Length(max=200)])
+    subscription_key = PasswordField(
+        _l("Subscription key"), validators=[Optional(), Length(max=200)]
+    )
+    clear_keys = BooleanField(_l("Remove the stored keys"))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 
+from flask_babel import gettext as _
 from sqlalchemy import select, update
 
 from portal import events
@@ -31,12 +32,12 @@ def mask(number: str) -> str:
 def _clean(data: dict) -> dict:
     kind = data.get("kind")
     if kind not in KINDS:
-        raise InvalidValue("kind", "Choose a bank account or a mobile-money number.")
+        raise InvalidValue("kind", _("Choose a bank account or a mobile-money number."))
     name = " ".join((data.get("account_name") or "").split())
     if not name:
-        raise InvalidValue("account_name", "Enter the account holder's name.")
+        raise InvalidValue("account_name", _("Enter the account holder's name."))
     if len(name) > 100:
-        raise InvalidValue("account_name", "At most 100 characters.")
+        raise InvalidValue("account_name", _("At most 100 characters."))
     if kind == MOMO:
         try:
             number = phone_e164(data.get("account_number") or "", default_country())
@@ -50,7 +51,7 @@ def _clean(data: dict) -> dict:
         )
     code = re.sub(r"[\s-]", "", data.get("bank_code") or "").upper()
     if not _BANK_CODE.fullmatch(code):
-        raise InvalidValue("bank_code", "Enter the bank's code: 2 to 20 letters and digits.")
+        raise InvalidValue("bank_code", _("Enter the bank's code: 2 to 20 letters and digits."))
     return {"kind": kind, "account_name": name, "account_number": number, "bank_code": code}
 
 
@@ -67,7 +68,7 @@ def of_vendor(vendor_id: int) -> list[PayoutMethod]:
 def get(vendor_id: int, method_id: int) -> PayoutMethod:
     method = db.session.get(PayoutMethod, method_id)
     if method is None or method.vendor_id != vendor_id or not method.active:
-        raise NotFound("No such payout method.")
+        raise NotFound(_("No such payout method."))
     return method
 
 

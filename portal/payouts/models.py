@@ -23,12 +23,20 @@ KIND_LABELS = {BANK: _l("Bank account"), MOMO: _l("Mobile money")}
 
 PENDING, SENT, PAID, FAILED = "pending", "sent", "paid", "failed"
 STATUSES = (PENDING, SENT, PAID, FAILED)
+STATUS_LABELS = {
+    PENDING: _l("Pending"),
+    SENT: _l("Sent"),
+    PAID: _l("Paid"),
+    FAILED: _l("Failed"),
+}
 
 # How a payout counts as paid for the books: a statement line matched it, or a permitted user
 # said so with a reason (``payout.override``).
 BOOKS_MATCHED, BOOKS_OVERRIDE = "matched", "override"
+BOOKS_LABELS = {BOOKS_MATCHED: _l("matched"), BOOKS_OVERRIDE: _l("override")}
 
 BATCH_OPEN, BATCH_SENT = "open", "sent"
+BATCH_LABELS = {BATCH_OPEN: _l("Open"), BATCH_SENT: _l("Sent")}
 
 
 class PayoutMethod(db.Model):

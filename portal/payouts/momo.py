@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import gettext as _
 
 from portal import outbound
 from portal.settings import services as settings
@@ -95,14 +96,14 @@ def check_base_url(url: str) -> str:
     url = url.strip().rstrip("/")
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError("Enter a URL starting with https://.")
+        raise ValueError(_("Enter a URL starting with https://."))
     if parts.username or parts.password or parts.query or parts.fragment:
-        raise ValueError("The URL may not carry a user name, password, query or fragment.")
+        raise ValueError(_("The URL may not carry a user name, password, query or fragment."))
     try:
         outbound.canonical_host(parts.hostname)
-        _ = parts.port
+        parts.port  # noqa: B018  (raises on a port that is not a number)
     except (outbound.Refused, ValueError) as exc:
-        raise ValueError(str(exc) or "Not a usable host.") from None
+        raise ValueError(str(exc) or _("Not a usable host.")) from None
     return url
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 import uuid
 
 from flask import Blueprint, Response, flash, jsonify, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_babel import ngettext
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -16,7 +18,15 @@ from portal.errors import DomainError, Forbidden, NotFound, ValidationFailed
 from portal.extensions import csrf, db, limiter
 from portal.payouts import bankfile, batches, methods, momo, sending, services
 from portal.payouts.forms import MethodForm, MomoSettingsForm, OverrideForm
-from portal.payouts.models import KINDS, STATUSES, Payout, PayoutBatch
+from portal.payouts.models import (
+    BATCH_LABELS,
+    BOOKS_LABELS,
+    KIND_LABELS,
+    STATUS_LABELS,
+    STATUSES,
+    Payout,
+    PayoutBatch,
+)
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.reconciliation.chainside import chain_side
@@ -28,6 +38,16 @@ from portal.web import problem
 
 bp = Blueprint("payouts", __name__, url_prefix="/payouts")
 callback_bp = Blueprint("payout_callbacks", __name__)
+
+
+def _source_label(payout: Payout) -> str:
+    """What the payout pays for, in words: a settlement (its second try is "settlement.2")."""
+    source = payout.source_type or ""
+    if source == "settlement" or source.startswith("settlement."):
+        return _("settlement")
+    if source == "manual":
+        return _("manual")
+    return source
 
 
 def _visible_projects() -> list[Project]:
@@ -59,7 +79,9 @@ def index():
         project_id=project_id,
         status=status,
         statuses=STATUSES,
-        kinds=KINDS,
+        status_labels=STATUS_LABELS,
+        books_labels=BOOKS_LABELS,
+        kinds=KIND_LABELS,
         chain=chain_side(rows),
     )
 
@@ -75,7 +97,10 @@ def show(payout_id: int):
         project=db.session.get(Project, payout.project_id),
         batch=db.session.get(PayoutBatch, payout.batch_id) if payout.batch_id else None,
         masked=methods.mask(payout.payee_account),
-        kinds=KINDS,
+        kinds=KIND_LABELS,
+        status_labels=STATUS_LABELS,
+        books_labels=BOOKS_LABELS,
+        source_label=_source_label(payout),
         form=OverrideForm(),
         chain=chain_side([payout]).get(payout.id),
     )
@@ -97,7 +122,10 @@ def override(payout_id: int):
         except DomainError as exc:
             form.outcome.errors.append(str(exc))
         else:
-            flash(f"Payout marked {form.outcome.data}.", "success")
+            flash(
+                _("Payout marked %(status)s.", status=STATUS_LABELS[form.outcome.data].lower()),
+                "success",
+            )
             return redirect(url_for("payouts.show", payout_id=payout.id))
     return render_template(
         "payouts/show.html",
@@ -106,7 +134,10 @@ def override(payout_id: int):
         project=db.session.get(Project, payout.project_id),
         batch=db.session.get(PayoutBatch, payout.batch_id) if payout.batch_id else None,
         masked=methods.mask(payout.payee_account),
-        kinds=KINDS,
+        kinds=KIND_LABELS,
+        status_labels=STATUS_LABELS,
+        books_labels=BOOKS_LABELS,
+        source_label=_source_label(payout),
         form=form,
         chain=chain_side([payout]).get(payout.id),
     ), 400
@@ -122,7 +153,7 @@ def _visible_batch(batch_id: int) -> PayoutBatch:
         )
     )
     if batch is None:
-        raise NotFound("No such batch.")
+        raise NotFound(_("No such batch."))
     return batch
 
 
@@ -141,6 +172,7 @@ def batch_list():
         waiting=[(p, batches.waiting(p.id)) for p in visible],
         names={p.id: p.name for p in visible},
         form=EmptyForm(),
+        batch_labels=BATCH_LABELS,
     )
 
 
@@ -149,14 +181,20 @@ def batch_list():
 def build_batch():
     project_id = inputs.parse_id(request.form.get("project_id", ""))
     if project_id is None:
-        raise NotFound("No such project.")
+        raise NotFound(_("No such project."))
     project = projects.get_visible(current_user, project_id)
     form = EmptyForm()
     if not form.validate_on_submit():
-        raise DomainError("The form expired. Reload the page and try again.")
+        raise DomainError(_("The form expired. Reload the page and try again."))
     with attempt():
         batch = batches.build(project.id, current_user.id)
-    flash(f"Batch {batch.reference} built. Download its file and give it to the bank.", "success")
+    flash(
+        _(
+            "Batch %(reference)s built. Download its file and give it to the bank.",
+            reference=batch.reference,
+        ),
+        "success",
+    )
     return redirect(url_for("payouts.batch", batch_id=batch.id))
 
 
@@ -172,6 +210,8 @@ def batch(batch_id: int):
         masked={p.id: methods.mask(p.payee_account) for p in rows},
         project=db.session.get(Project, found.project_id),
         form=EmptyForm(),
+        status_labels=STATUS_LABELS,
+        batch_labels=BATCH_LABELS,
     )
 
 
@@ -204,10 +244,17 @@ def _batch_file(batch_id: int, fmt: str):
 def batch_sent(batch_id: int):
     found = _visible_batch(batch_id)
     if not EmptyForm().validate_on_submit():
-        raise DomainError("The form expired. Reload the page and try again.")
+        raise DomainError(_("The form expired. Reload the page and try again."))
     with attempt():
         moved = batches.mark_sent(found, current_user.id)
-    flash(f"Batch marked sent: {moved} payouts are with the bank.", "success")
+    flash(
+        ngettext(
+            "Batch marked sent: %(num)s payout is with the bank.",
+            "Batch marked sent: %(num)s payouts are with the bank.",
+            moved,
+        ),
+        "success",
+    )
     return redirect(url_for("payouts.batch", batch_id=found.id))
 
 
@@ -221,7 +268,7 @@ def vendor_methods(vendor_id: int):
     form = MethodForm()
     if request.method == "POST":
         if not current_user.can("vendor.manage"):
-            raise Forbidden("Only staff who manage vendors can add payout methods.")
+            raise Forbidden(_("Only staff who manage vendors can add payout methods."))
         if form.validate_on_submit():
             try:
                 with attempt():
@@ -229,14 +276,14 @@ def vendor_methods(vendor_id: int):
             except DomainError as exc:
                 getattr(form, getattr(exc, "field", "account_number")).errors.append(str(exc))
             else:
-                flash("Payout method added.", "success")
+                flash(_("Payout method added."), "success")
                 return redirect(url_for("payouts.vendor_methods", vendor_id=vendor.id))
     return render_template(
         "payouts/methods.html",
         vendor=vendor,
         methods=methods.of_vendor(vendor.id),
         mask=methods.mask,
-        kinds=KINDS,
+        kinds=KIND_LABELS,
         form=form,
         action_form=EmptyForm(),
     ), (400 if form.errors else 200)
@@ -258,13 +305,13 @@ def _method_action(vendor_id: int, method_id: int, action: str):
     vendor = vendors.get_visible(current_user, vendor_id)
     method = methods.get(vendor.id, method_id)
     if not EmptyForm().validate_on_submit():
-        raise DomainError("The form expired. Reload the page and try again.")
+        raise DomainError(_("The form expired. Reload the page and try again."))
     with attempt():
         if action == "default":
             methods.make_default(method)
         else:
             methods.remove(method)
-    flash("Payout methods updated.", "success")
+    flash(_("Payout methods updated."), "success")
     return redirect(url_for("payouts.vendor_methods", vendor_id=vendor.id))
 
 
@@ -311,16 +358,16 @@ def provider_settings():
                 form[name].errors.append(message)
         else:
             momo.forget_tokens()
-            flash("Mobile-money settings saved.", "success")
+            flash(_("Mobile-money settings saved."), "success")
             return redirect(url_for("payouts.provider_settings"))
     return render_template(
         "payouts/settings.html",
         form=form,
         keys_set={key: settings.is_set(key) for key in momo.SECRET},
         labels={
-            momo.API_USER: "API user",
-            momo.API_KEY: "API key",
-            momo.SUBSCRIPTION_KEY: "Subscription key",
+            momo.API_USER: _("API user"),
+            momo.API_KEY: _("API key"),
+            momo.SUBSCRIPTION_KEY: _("Subscription key"),
         },
     ), (400 if form.errors else 200)
 

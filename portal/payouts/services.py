@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import uuid
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, select
 
 from portal import events
@@ -44,7 +45,7 @@ def visible(user) -> Select:
 def get_visible(user, payout_id: int) -> Payout:
     payout = db.session.scalar(visible(user).where(Payout.id == payout_id))
     if payout is None:
-        raise NotFound("No such payout.")
+        raise NotFound(_("No such payout."))
     return payout
 
 
@@ -79,26 +80,26 @@ def request_payout(
         try:
             reference = str(uuid.UUID(reference))
         except (ValueError, TypeError, AttributeError):
-            raise DomainError("A payout reference is a UUID.") from None
+            raise DomainError(_("A payout reference is a UUID.")) from None
     project = db.session.get(Project, project_id)
     if project is None:
-        raise NotFound("No such project.")
+        raise NotFound(_("No such project."))
     serves = db.session.scalar(
         select(VendorProject.id).where(
             VendorProject.vendor_id == vendor_id, VendorProject.project_id == project_id
         )
     )
     if db.session.get(Vendor, vendor_id) is None or serves is None:
-        raise DomainError("This vendor does not serve this project.")
+        raise DomainError(_("This vendor does not serve this project."))
     decimals = decimals_of(project_id)
     if decimals is None:
         raise DomainError(
-            "This project's payments are not set up yet, so it has nothing to pay out."
+            _("This project's payments are not set up yet, so it has nothing to pay out.")
         )
     amounts.check(amount, decimals)
     method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)
     if method is None:
-        raise DomainError("This vendor has no payout method yet; add one on their page.")
+        raise DomainError(_("This vendor has no payout method yet; add one on their page."))
     narrative = " ".join(narrative.split())[:140] or f"Payout from {project.name}"[:140]
     values = {
         "project_id": project_id,
@@ -124,7 +125,7 @@ def request_payout(
     }
     # Encrypted columns are encrypted by the ORM type, so the row goes through the model's
     # table with the type's bind processing.
-    for _ in range(3):
+    for _try in range(3):
         values["line_reference"] = references.new()
         new_id = insert_or_skip(Payout, values, returning=Payout.id)
         if new_id is not None:
@@ -136,7 +137,7 @@ def request_payout(
             return existing
         # Not the source's: the random short reference met another payout's. Draw again.
     else:
-        raise DomainError("No free payout reference was found; try again.")
+        raise DomainError(_("No free payout reference was found; try again."))
     payout = db.session.get(Payout, new_id)
     events.payout_changed.send(
         payout,

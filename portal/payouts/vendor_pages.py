@@ -5,27 +5,42 @@ money goes does not go unnoticed."""
 from __future__ import annotations
 
 from flask import flash, redirect, render_template, url_for
+from flask_babel import force_locale
 from flask_babel import gettext as _
 
 from portal.accounts.forms import EmptyForm
 from portal.comms import services as comms
 from portal.errors import DomainError
+from portal.i18n.locales import DEFAULT as DEFAULT_LOCALE
 from portal.payouts import methods
 from portal.payouts.forms import MethodForm
-from portal.payouts.models import KIND_LABELS, KINDS
+from portal.payouts.models import KIND_LABELS
 from portal.transactions import attempt
 from portal.vendor_portal.guards import vendor_required
 from portal.vendor_portal.routes import bp
 from portal.vendor_portal.sessions import current_vendor
 
+# What changed, by action: the SMS is written in the vendor's language (the one their phone
+# pages are in), whatever language the page that made the change was in.
+ADDED, DEFAULT, REMOVED = "added", "default", "removed"
 
-def _tell(vendor, what: str) -> None:
-    comms.send_sms(
-        vendor.phone,
-        f"Your payout details were changed: {what}. If this was not you, call the programme "
-        "team now.",
-        "payout-method",
-    )
+
+def _what(action: str, kind: str, masked: str) -> str:
+    if action == ADDED:
+        return _("%(kind)s %(account)s added", kind=str(KIND_LABELS[kind]), account=masked)
+    if action == DEFAULT:
+        return _("payouts now go to %(account)s", account=masked)
+    return _("%(account)s removed", account=masked)
+
+
+def _tell(vendor, action: str, kind: str, masked: str) -> None:
+    with force_locale(vendor.locale or DEFAULT_LOCALE):
+        body = _(
+            "Your payout details were changed: %(what)s. If this was not you, call the "
+            "programme team now.",
+            what=_what(action, kind, masked),
+        )
+    comms.send_sms(vendor.phone, body, "payout-method")
 
 
 @bp.route("/payout-methods", methods=["GET", "POST"])
@@ -37,10 +52,7 @@ def payout_methods():
         try:
             with attempt():
                 method = methods.add(vendor, form.data, by_vendor=True)
-                _tell(
-                    vendor,
-                    f"{KINDS[method.kind].lower()} {methods.mask(method.account_number)} added",
-                )
+                _tell(vendor, ADDED, method.kind, methods.mask(method.account_number))
         except DomainError as exc:
             getattr(form, getattr(exc, "field", "account_number")).errors.append(str(exc))
         else:
@@ -78,9 +90,9 @@ def _act(method_id: int, action: str):
     with attempt():
         if action == "default":
             methods.make_default(method, by_vendor=True)
-            _tell(vendor, f"payouts now go to {methods.mask(method.account_number)}")
+            _tell(vendor, DEFAULT, method.kind, methods.mask(method.account_number))
         else:
             methods.remove(method, by_vendor=True)
-            _tell(vendor, f"{methods.mask(method.account_number)} removed")
+            _tell(vendor, REMOVED, method.kind, methods.mask(method.account_number))
     flash(_("Payout methods updated."), "success")
     return redirect(url_for("vendor.payout_methods"))

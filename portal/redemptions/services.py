@@ -19,7 +19,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
+from flask_babel import ngettext
 from sqlalchemy import select, update
 
 from portal.audit import services as audit
@@ -148,7 +150,7 @@ def chargeable_project(vendor: Vendor, project_id: int | None) -> tuple[Project,
     for project, pc in chargeable_projects(vendor):
         if project.id == project_id:
             return project, pc
-    raise ValidationFailed({"project_id": "Choose one of your projects."})
+    raise ValidationFailed({"project_id": _("Choose one of your projects.")})
 
 
 def entitlement(project_id: int, beneficiary_id: int) -> Entitlement | None:
@@ -198,7 +200,9 @@ def find_payer(project: Project, *, card: str = "", phone: str = "") -> Payer:
     if (card or "").strip():
         person = cards.resolve(card)
         if not _member(project, person):
-            raise ValidationFailed({"card": "No working card of this project matches this code."})
+            raise ValidationFailed(
+                {"card": _("No working card of this project matches this code.")}
+            )
         return Payer(person, BY_CARD, phone_subject(person.pii.phone))
     if (phone or "").strip():
         try:
@@ -212,7 +216,7 @@ def find_payer(project: Project, *, card: str = "", phone: str = "") -> Payer:
         )
         person = db.session.get(Beneficiary, person_id) if person_id else None
         return Payer(person if _member(project, person) else None, BY_PHONE, phone_subject(e164))
-    raise ValidationFailed({"card": "Scan the card or type its code, or enter a phone number."})
+    raise ValidationFailed({"card": _("Scan the card or type its code, or enter a phone number.")})
 
 
 def masked_name(person: Beneficiary) -> str:
@@ -304,7 +308,7 @@ def start(
     where no code can confirm them. Limits per vendor and per payer are checked first.
     """
     if vendor.status != APPROVED:
-        raise Forbidden("Only an approved vendor can charge.")
+        raise Forbidden(_("Only an approved vendor can charge."))
     guardian.ensure_moving(project.id)
     amounts.check(amount, pc.decimals)  # never a code for nothing, whoever calls
     if subject is None:
@@ -368,7 +372,7 @@ def _supersede(vendor_id: int, subject: str) -> None:
 def get_for_vendor(vendor: Vendor, redemption_id: int) -> Redemption:
     redemption = db.session.get(Redemption, redemption_id)
     if redemption is None or redemption.vendor_id != vendor.id:
-        raise NotFound("No such payment.")
+        raise NotFound(_("No such payment."))
     return redemption
 
 
@@ -409,7 +413,7 @@ def confirm(vendor: Vendor, redemption_id: int, typed: str) -> Confirmation:
     guardian.ensure_moving(redemption.project_id)
     code = codes.clean(typed)
     if code is None:
-        raise ValidationFailed({"code": "Enter the 6 digits of the code."})
+        raise ValidationFailed({"code": _("Enter the 6 digits of the code.")})
     subject = subject_of(redemption)
     waiting = redemption.status == AWAITING and redemption.code_expires_at > utcnow()
     if waiting:
@@ -487,14 +491,20 @@ def resend(vendor: Vendor, redemption_id: int) -> Redemption:
     redemption = expire_if_due(get_for_vendor(vendor, redemption_id))
     wait = codes.resend_wait(redemption)
     if wait < 0:
-        raise Conflict("No more codes can be sent for this payment. Start a new charge.")
+        raise Conflict(_("No more codes can be sent for this payment. Start a new charge."))
     if wait > 0:
-        raise Conflict(f"Wait {wait} seconds before sending another code.")
+        raise Conflict(
+            ngettext(
+                "Wait %(num)s second before sending another code.",
+                "Wait %(num)s seconds before sending another code.",
+                wait,
+            )
+        )
     quotas.take(CHARGES, f"vendor:{vendor.id}")
     quotas.take(CODES_SENT, subject_of(redemption))
     pc = db.session.get(ProjectChain, redemption.project_id)
     if not _issue_code(redemption, vendor, pc, renew=True):
-        raise Conflict("A code was sent a moment ago. Wait a little before asking again.")
+        raise Conflict(_("A code was sent a moment ago. Wait a little before asking again."))
     redemption = reload(redemption.id)
     announce(redemption)
     return redemption

@@ -4,6 +4,8 @@ The event carries the status and plain label only; pages read the rest themselve
 
 from __future__ import annotations
 
+from flask_babel import lazy_gettext as _l
+
 from portal import realtime
 from portal.extensions import db
 from portal.projects.services import visible_project_ids
@@ -24,23 +26,57 @@ def project_room(project_id: int) -> str:
     return f"settlements:project:{project_id}"
 
 
-def notes(row: Settlement) -> tuple[str, str]:
-    """What a failed payout means, in plain words: for the vendor, and for staff."""
+# What a failed payout means, for the vendor and for staff, by the note's code; the pages'
+# scripts hold the same sentences in their language (``portal.i18n.js_strings``) and fill in
+# the amount as the page writes it, since a worker pushing the change has no page language.
+NOTE_AGAIN, NOTE_AGAIN_WAITING = "again", "again_waiting"
+VENDOR_NOTES = {
+    NOTE_AGAIN: _l("%(amount)s will be paid again"),
+    NOTE_AGAIN_WAITING: _l(
+        "%(amount)s will be paid again to the account you chose, once it is approved"
+    ),
+}
+STAFF_NOTES = {
+    NOTE_AGAIN: _l("%(amount)s owed to the vendor: pay it again"),
+    NOTE_AGAIN_WAITING: _l(
+        "%(amount)s owed to the vendor: paying it again to another account waits for approval"
+    ),
+}
+
+
+def note_code(row: Settlement) -> str:
     if row.status != PAYOUT_FAILED:
+        return ""
+    return NOTE_AGAIN_WAITING if row.repay_approval_id is not None else NOTE_AGAIN
+
+
+def notes(row: Settlement) -> tuple[str, str]:
+    """What a failed payout means, in plain words and the current language: for the vendor,
+    and for staff."""
+    code = note_code(row)
+    if not code:
         return "", ""
     from portal.settlements.services import money
 
     amount = money(row.project_id, row.amount)
-    if row.repay_approval_id is not None:
-        return (
-            f"{amount} will be paid again to the account you chose, once it is approved",
-            f"{amount} owed to the vendor: paying it again to another account waits for approval",
-        )
-    return f"{amount} will be paid again", f"{amount} owed to the vendor: pay it again"
+    return (
+        _vendor(code, amount),
+        _staff(code, amount),
+    )
+
+
+def _vendor(code: str, amount: str) -> str:
+    return str(VENDOR_NOTES[code]) % {"amount": amount}
+
+
+def _staff(code: str, amount: str) -> str:
+    return str(STAFF_NOTES[code]) % {"amount": amount}
 
 
 def serialize(row: Settlement) -> dict:
     note, staff_note = notes(row)
+    from portal.settlements.services import money
+
     return {
         "id": row.id,
         "project_id": row.project_id,
@@ -51,6 +87,9 @@ def serialize(row: Settlement) -> dict:
         "final": row.status in FINAL,
         "note": note,
         "staff_note": staff_note,
+        "note_code": note_code(row),
+        # The amount as a worker writes it, for a page that does not show it (only with a note).
+        "amount": money(row.project_id, row.amount) if note else "",
         "repay_waiting": row.repay_approval_id is not None,
     }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
@@ -54,6 +55,31 @@ TONES = {
     RECONCILED: "paid",
 }
 FINAL = (FAILED, RECONCILED)
+# The reasons the portal itself writes into ``failure_reason`` (stored in English, as the
+# audit trail reads them): shown in the reader's language. Any other text (a provider's, a
+# person's) is shown as it was written.
+REASONS = {
+    "The chain refused the settlement.": _l("The chain refused the settlement."),
+    "Not approved.": _l("Not approved."),
+    "Cancelled.": _l("Cancelled."),
+    "The payout failed.": _l("The payout failed."),
+    "The payout could not be asked for.": _l("The payout could not be asked for."),
+}
+CLOSED_PREFIX = "Closed after a failed payout (value burned on chain): "
+
+
+def reason_shown(text: str | None) -> str:
+    """A stored failure reason, in the page's language where the portal wrote it."""
+    if not text:
+        return ""
+    if text in REASONS:
+        return str(REASONS[text])
+    if text.startswith(CLOSED_PREFIX):
+        return _(
+            "Closed after a failed payout (value burned on chain): %(reason)s",
+            reason=text[len(CLOSED_PREFIX) :],
+        )
+    return text
 
 
 class SettlementRun(db.Model):

@@ -24,6 +24,7 @@ that has not left the portal (``portal.payouts.services.paid_after_failure``).
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from portal.approvals import kinds
@@ -38,7 +39,14 @@ from portal.payouts import methods
 from portal.payouts.models import KINDS, PayoutMethod
 from portal.projects.models import Project
 from portal.settlements import services
-from portal.settlements.models import FAILED, LABELS, PAYOUT_FAILED, Settlement
+from portal.settlements.models import (
+    CLOSED_PREFIX,
+    FAILED,
+    LABELS,
+    PAYOUT_FAILED,
+    Settlement,
+    reason_shown,
+)
 from portal.timeutil import utcnow
 from portal.transitions import current_status
 from portal.vendors.models import Vendor
@@ -81,17 +89,19 @@ def repay(
     guardian.ensure_moving(row.project_id)
     db.session.refresh(row)
     if current_status(Settlement, row.id) != PAYOUT_FAILED:
-        raise Conflict("This cash-out is not waiting to be paid again.")
+        raise Conflict(_("This cash-out is not waiting to be paid again."))
     if waiting_approval(row) is not None:
-        raise Conflict("Paying it again to another account already waits for approval.")
+        raise Conflict(_("Paying it again to another account already waits for approval."))
     wanted = method_id or row.method_id
     method = methods.get(row.vendor_id, wanted) if wanted else methods.default_of(row.vendor_id)
     if method is None:
-        raise DomainError("Add a payout method first: we need to know where to pay.")
+        raise DomainError(_("Add a payout method first: we need to know where to pay."))
     who = "the vendor" if by_vendor else f"user {user_id}"
     if method.id == row.method_id:
         if not services.pay_again(row, method.id, user_id, f"paid again by {who}"):
-            raise DomainError(row.failure_reason or "The payout could not be asked for.")
+            raise DomainError(
+                reason_shown(row.failure_reason) or _("The payout could not be asked for.")
+            )
         return SENT
     project = db.session.get(Project, row.project_id)
     ask = approvals.ask(
@@ -119,7 +129,12 @@ def repay(
 def retry_payout(row: Settlement, method_id: int | None, user_id: int) -> str:
     """Finance pays a settlement whose payout failed again (``repay``, as staff)."""
     if current_status(Settlement, row.id) != PAYOUT_FAILED:
-        raise Conflict(f"This settlement is {LABELS.get(row.status, row.status).lower()}.")
+        raise Conflict(
+            _(
+                "This settlement is %(status)s.",
+                status=str(LABELS.get(row.status, row.status)).lower(),
+            )
+        )
     return repay(row, method_id, user_id=user_id)
 
 
@@ -128,18 +143,18 @@ def close_failed(row: Settlement, reason: str, user_id: int) -> None:
     The amount stays settled on chain and is no longer owed."""
     reason = " ".join((reason or "").split())[:200]
     if not reason:
-        raise DomainError("Say why: paid by hand, or what is owed.")
+        raise DomainError(_("Say why: paid by hand, or what is owed."))
     if waiting_approval(row) is not None:
-        raise Conflict("Paying it again waits for approval: reject that request first.")
+        raise Conflict(_("Paying it again waits for approval: reject that request first."))
     if not services.move(
         row,
         (PAYOUT_FAILED,),
         FAILED,
         f"closed as failed by user {user_id}: {reason}",
         failed_at=utcnow(),
-        failure_reason=f"Closed after a failed payout (value burned on chain): {reason}"[:255],
+        failure_reason=f"{CLOSED_PREFIX}{reason}"[:255],
     ):
-        raise Conflict("Only a settlement whose payout failed can be closed.")
+        raise Conflict(_("Only a settlement whose payout failed can be closed."))
 
 
 def execute(request: ApprovalRequest, approver_id: int) -> kinds.Outcome:
@@ -147,19 +162,19 @@ def execute(request: ApprovalRequest, approver_id: int) -> kinds.Outcome:
     this unit of work; a settlement no longer waiting refuses the approval."""
     row = db.session.get(Settlement, request.subject_id)
     if row is None:
-        raise Conflict("This settlement is gone.")
+        raise Conflict(_("This settlement is gone."))
     ledger.lock(row.project_id, row.vendor_id)
     db.session.refresh(row)
     if current_status(Settlement, row.id) != PAYOUT_FAILED or row.repay_approval_id != request.id:
-        raise Conflict("This cash-out is no longer waiting to be paid again.")
+        raise Conflict(_("This cash-out is no longer waiting to be paid again."))
     if row.repay_method_id is None:
-        raise Conflict("The account asked for was removed; ask again with another one.")
+        raise Conflict(_("The account asked for was removed; ask again with another one."))
     method_id = row.repay_method_id
     _clear(row)
     if not services.pay_again(
         row, method_id, approver_id, f"paid again to another account, approved by {approver_id}"
     ):
-        raise Conflict(row.failure_reason or "The payout could not be asked for.")
+        raise Conflict(reason_shown(row.failure_reason) or _("The payout could not be asked for."))
     return kinds.Outcome(result_id=row.payout_id, executed=True)
 
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 
 from flask import Blueprint, Response, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -21,17 +23,34 @@ from portal.chain.models import ChainSettlement, ChainTx
 from portal.errors import DomainError, Forbidden, NotFound
 from portal.extensions import db
 from portal.payouts import methods
-from portal.payouts.models import KINDS, Payout
+from portal.payouts.models import BOOKS_LABELS, KIND_LABELS, Payout
+from portal.payouts.models import STATUS_LABELS as PAYOUT_LABELS
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.reconciliation.models import StatementLine
 from portal.settlements import live, owed, repayment, runs, services
 from portal.settlements.forms import CloseForm, RetryForm, RunForm
-from portal.settlements.models import STAFF_LABELS, STATUSES, TONES, Settlement, SettlementRun
+from portal.settlements.models import (
+    STAFF_LABELS,
+    STATUSES,
+    TONES,
+    Settlement,
+    SettlementRun,
+    reason_shown,
+)
 from portal.transactions import attempt
 from portal.vendors.models import Vendor
 
 bp = Blueprint("settlements", __name__)
+# The approval request's state and each decision, as the settlement page says them.
+APPROVAL_LABELS = {
+    "pending": _l("waiting"),
+    "approved": _l("approved"),
+    "rejected": _l("rejected"),
+    "cancelled": _l("cancelled"),
+    "executed": _l("carried out"),
+}
+DECISION_LABELS = {"approve": _l("Approved"), "reject": _l("Rejected")}
 
 
 def _names(vendor_ids) -> dict[int, str]:
@@ -116,7 +135,7 @@ def owed_csv(project_id: int):
     project = projects.get_visible(current_user, project_id)
     pc = setup.state(project.id)
     if pc is None:
-        raise NotFound("This project's payments are not set up yet, so nothing is owed in it.")
+        raise NotFound(_("This project's payments are not set up yet, so nothing is owed in it."))
     body = owed.to_csv(owed.of_project(project.id), pc.decimals, pc.symbol)
     return Response(
         body,
@@ -168,7 +187,7 @@ def show(settlement_id: int):
     ).all()
     retry = RetryForm()
     retry.method_id.choices = [
-        (m.id, f"{KINDS[m.kind]} {methods.mask(m.account_number)}")
+        (m.id, f"{KIND_LABELS[m.kind]} {methods.mask(m.account_number)}")
         for m in methods.of_vendor(row.vendor_id)
     ]
     retry.method_id.data = row.method_id
@@ -189,6 +208,11 @@ def show(settlement_id: int):
         money=services.money,
         labels=STAFF_LABELS,
         tones=TONES,
+        payout_labels=PAYOUT_LABELS,
+        approval_labels=APPROVAL_LABELS,
+        decision_labels=DECISION_LABELS,
+        reason_shown=reason_shown,
+        books_labels=BOOKS_LABELS,
         retry_form=retry,
         repay_ask=repayment.waiting_approval(row),
         notes=live.notes(row),
@@ -201,7 +225,7 @@ def show(settlement_id: int):
 def _managed(settlement_id: int) -> Settlement:
     row = services.get_visible(current_user, settlement_id)
     if not current_user.can("settlement.manage"):
-        raise Forbidden("You may not act on settlements.")
+        raise Forbidden(_("You may not act on settlements."))
     return row
 
 
@@ -219,13 +243,13 @@ def retry(settlement_id: int):
             flash(str(exc), "error")
         else:
             flash(
-                "The payout is asked for again."
+                _("The payout is asked for again.")
                 if done == repayment.SENT
-                else "Paying it to another account waits for approval by someone else.",
+                else _("Paying it to another account waits for approval by someone else."),
                 "success",
             )
     else:
-        flash("Choose one of the vendor's payout methods.", "error")
+        flash(_("Choose one of the vendor's payout methods."), "error")
     return redirect(url_for("settlements.show", settlement_id=row.id))
 
 
@@ -234,14 +258,14 @@ def retry(settlement_id: int):
 def send(settlement_id: int):
     row = _managed(settlement_id)
     if not EmptyForm().validate_on_submit():
-        raise DomainError("The page was open too long. Go back and reload it.")
+        raise DomainError(_("The page was open too long. Go back and reload it."))
     try:
         with attempt():
             services.send_payout(row, current_user.id)
     except DomainError as exc:
         flash(str(exc), "error")
     else:
-        flash("The payout is asked for.", "success")
+        flash(_("The payout is asked for."), "success")
     return redirect(url_for("settlements.show", settlement_id=row.id))
 
 
@@ -257,9 +281,9 @@ def close(settlement_id: int):
         except DomainError as exc:
             flash(str(exc), "error")
         else:
-            flash("Closed as failed; the reason is in its trail.", "success")
+            flash(_("Closed as failed; the reason is in its trail."), "success")
     else:
-        flash("Say why you close it.", "error")
+        flash(_("Say why you close it."), "error")
     return redirect(url_for("settlements.show", settlement_id=row.id))
 
 
@@ -288,7 +312,7 @@ def open_run(project_id: int):
 def run(run_id: int):
     found = db.session.get(SettlementRun, run_id)
     if found is None:
-        raise NotFound("No such settlement run.")
+        raise NotFound(_("No such settlement run."))
     project = projects.get_visible(current_user, found.project_id)
     rows = db.session.scalars(
         select(Settlement).where(Settlement.run_id == found.id).order_by(Settlement.id)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, time, timedelta
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
 
 from portal import events
@@ -21,10 +23,17 @@ from portal.settlements import services
 from portal.settlements.models import SettlementRun
 from portal.vendors.models import Vendor, VendorProject
 
+# Why a vendor was left out of a run, stored in English; the page shows the reader's language.
+SKIP_REASONS = {
+    "the chain could not be read": _l("the chain could not be read"),
+    "nothing to cash out": _l("nothing to cash out"),
+    "no default payout method": _l("no default payout method"),
+}
+
 
 def open_run(project: Project, period_from, period_to, user_id: int) -> SettlementRun:
     if period_to < period_from:
-        raise DomainError("The last day comes before the first.")
+        raise DomainError(_("The last day comes before the first."))
     until = datetime.combine(period_to + timedelta(days=1), time.min)
     run = SettlementRun(
         project_id=project.id,
@@ -87,5 +96,6 @@ def skipped_of(run: SettlementRun) -> list[dict]:
     for line in filter(None, (run.skipped or "").split("\n")):
         vendor_id, why = line.split("|", 1)
         vendor = db.session.get(Vendor, int(vendor_id))
-        rows.append({"vendor": vendor, "why": why})
+        # Stored in English (a run is opened once, read by many): shown in the reader's.
+        rows.append({"vendor": vendor, "why": str(SKIP_REASONS.get(why, why))})
     return rows

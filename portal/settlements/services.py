@@ -19,6 +19,7 @@ cash-out: the credit is the settlement itself.
 from __future__ import annotations
 
 from flask import url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from portal import events
@@ -47,6 +48,7 @@ from portal.settlements.models import (
     REQUESTED,
     SETTLED_ON_CHAIN,
     Settlement,
+    reason_shown,
 )
 from portal.timeutil import utcnow
 from portal.transitions import change, current_status
@@ -80,7 +82,7 @@ def money(project_id: int, amount: int) -> str:
 def get_visible(user, settlement_id: int) -> Settlement:
     row = db.session.get(Settlement, settlement_id)
     if row is None:
-        raise NotFound("No such settlement.")
+        raise NotFound(_("No such settlement."))
     projects.get_visible(user, row.project_id)
     return row
 
@@ -116,11 +118,11 @@ def request(
     guardian.ensure_moving(project.id)
     method = methods.get(vendor_id, method_id) if method_id else methods.default_of(vendor_id)
     if method is None:
-        raise DomainError("Add a payout method first: we need to know where to pay.")
+        raise DomainError(_("Add a payout method first: we need to know where to pay."))
     if balance is None:
         balance = chain_balance(project.id, vendor_id)
     if balance is None:
-        raise Conflict("The chain cannot be read just now; try again in a minute.")
+        raise Conflict(_("The chain cannot be read just now; try again in a minute."))
     row = ledger.add(
         project.id,
         vendor_id,
@@ -181,12 +183,14 @@ def execute_approved(request_row: ApprovalRequest, approver_id: int) -> int:
     """The final approval: sign the burn in this unit of work (sent after commit)."""
     row = db.session.get(Settlement, request_row.subject_id)
     if row is None or current_status(Settlement, row.id) != REQUESTED:
-        raise Conflict("This settlement is no longer waiting for approval.")
+        raise Conflict(_("This settlement is no longer waiting for approval."))
     guardian.ensure_moving(row.project_id)
     try:
         tx = chain.prepare_settle(row.project_id, row.chain_key, row.vendor_id, row.amount)
     except txmanager.Reverted as exc:
-        raise Conflict(f"The chain would refuse this settlement: {exc.reason}") from None
+        raise Conflict(
+            _("The chain would refuse this settlement: %(reason)s", reason=exc.reason)
+        ) from None
     move(row, (REQUESTED,), APPROVED, "approved", approved_at=utcnow(), chain_tx_id=tx.id)
     return row.id
 
@@ -401,9 +405,11 @@ def on_approval(sender, *, action: str, **_) -> None:
 def send_payout(row: Settlement, user_id: int) -> None:
     """For a settlement burned on chain whose payout could not be asked for (no method then)."""
     if current_status(Settlement, row.id) != SETTLED_ON_CHAIN:
-        raise Conflict("Only a settlement settled on chain and not paid out yet can be sent.")
+        raise Conflict(_("Only a settlement settled on chain and not paid out yet can be sent."))
     if not _pay(row, None, user_id):
-        raise DomainError(row.failure_reason or "The payout could not be asked for.")
+        raise DomainError(
+            reason_shown(row.failure_reason) or _("The payout could not be asked for.")
+        )
 
 
 def subject_url(request_row) -> str:

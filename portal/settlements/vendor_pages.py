@@ -11,7 +11,7 @@ from portal.chain import setup
 from portal.errors import DomainError, NotFound
 from portal.extensions import db
 from portal.payouts import methods
-from portal.payouts.models import KINDS
+from portal.payouts.models import KIND_LABELS
 from portal.projects.models import Project
 from portal.settlements import live, repayment, services
 from portal.settlements.forms import CashOutForm, RetryForm
@@ -36,7 +36,7 @@ def _projects(vendor) -> list[Project]:
 
 def _method_choices(vendor) -> list[tuple[int, str]]:
     return [
-        (m.id, f"{KINDS[m.kind]} {methods.mask(m.account_number)}")
+        (m.id, f"{KIND_LABELS[m.kind]} {methods.mask(m.account_number)}")
         for m in methods.of_vendor(vendor.id)
     ]
 
@@ -108,7 +108,7 @@ def cash_out(project_id: int):
     form.amount.use(pc.decimals if pc else None)
     mine = methods.of_vendor(vendor.id)
     form.method_id.choices = [
-        (m.id, f"{KINDS[m.kind]} {methods.mask(m.account_number)}") for m in mine
+        (m.id, f"{KIND_LABELS[m.kind]} {methods.mask(m.account_number)}") for m in mine
     ]
     if not form.is_submitted():
         default = next((m for m in mine if m.is_default), None)
@@ -155,11 +155,11 @@ def pay_again(settlement_id: int):
     vendor = current_vendor()
     row = db.session.get(Settlement, settlement_id)
     if row is None or row.vendor_id != vendor.id:
-        raise NotFound("No such cash-out.")
+        raise NotFound(_("No such cash-out."))
     form = RetryForm(prefix=f"again{row.id}")
     form.method_id.choices = _method_choices(vendor)
     if not form.validate_on_submit():
-        flash("Choose where we pay you, then try again.", "error")
+        flash(_("Choose where we pay you, then try again."), "error")
         return redirect(url_for("vendor.cash_out_home"))
     try:
         with attempt():
@@ -169,9 +169,15 @@ def pay_again(settlement_id: int):
     else:
         amount = services.money(row.project_id, row.amount)
         flash(
-            f"We are paying you {amount} again. You will see here when it is paid."
+            _(
+                "We are paying you %(amount)s again. You will see here when it is paid.",
+                amount=amount,
+            )
             if done == repayment.SENT
-            else f"{amount} will be paid to the account you chose once the programme approves it.",
+            else _(
+                "%(amount)s will be paid to the account you chose once the programme approves it.",
+                amount=amount,
+            ),
             "success",
         )
     return redirect(url_for("vendor.cash_out_home"))

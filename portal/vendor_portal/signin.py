@@ -9,7 +9,7 @@ address on the routes; the try and resend limits sit on the attempt row
 
 from __future__ import annotations
 
-from flask_babel import force_locale
+from flask_babel import force_locale, ngettext
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from sqlalchemy import select
@@ -106,18 +106,24 @@ def request_code(raw_phone: str) -> VendorSignIn:
 def resend(attempt_id: int) -> VendorSignIn:
     attempt = db.session.get(VendorSignIn, attempt_id)
     if attempt is None:
-        raise Conflict("Start again: enter your phone number.")
+        raise Conflict(_("Start again: enter your phone number."))
     wait = codes.resend_wait(attempt)
     if wait < 0:
-        raise Conflict("No more codes can be sent. Start again with your phone number.")
+        raise Conflict(_("No more codes can be sent. Start again with your phone number."))
     if wait > 0:
-        raise Conflict(f"Wait {wait} seconds before asking for another code.")
+        raise Conflict(
+            ngettext(
+                "Wait %(num)s second before asking for another code.",
+                "Wait %(num)s seconds before asking for another code.",
+                wait,
+            )
+        )
     if attempt.subject:
         quotas.take(SIGN_IN_CODES, attempt.subject)
     vendor = db.session.get(Vendor, attempt.vendor_id) if attempt.vendor_id else None
     placeholder = codes.digest(CODE_PURPOSE, "none", attempt.id, code=codes.new_code())
     if not codes.renew(VendorSignIn, attempt.id, placeholder):
-        raise Conflict("A code was sent a moment ago. Wait a little before asking again.")
+        raise Conflict(_("A code was sent a moment ago. Wait a little before asking again."))
     attempt = db.session.get(VendorSignIn, attempt_id, populate_existing=True)
     if vendor is not None and vendor.status == APPROVED:
         _send(attempt, vendor)
@@ -130,7 +136,7 @@ def resend(attempt_id: int) -> VendorSignIn:
 def verify(attempt_id: int, typed: str) -> tuple[codes.Check, Vendor | None]:
     code = codes.clean(typed)
     if code is None:
-        raise ValidationFailed({"code": "Enter the 6 digits of the code."})
+        raise ValidationFailed({"code": _("Enter the 6 digits of the code.")})
     attempt = db.session.get(VendorSignIn, attempt_id)
     if attempt is None:
         return codes.Check(codes.EXPIRED), None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import ForeignKey, String, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -15,12 +16,14 @@ PENDING, APPROVED, SUSPENDED = "pending", "approved", "suspended"
 STATUSES = (PENDING, APPROVED, SUSPENDED)
 TRANSITIONS = {PENDING: (APPROVED, SUSPENDED), APPROVED: (SUSPENDED,), SUSPENDED: (APPROVED,)}
 CATEGORIES = {
-    "shop": "Shop",
-    "pharmacy": "Pharmacy",
-    "clinic": "Clinic / vision centre",
-    "market": "Market stall",
-    "other": "Other",
+    "shop": _l("Shop"),
+    "pharmacy": _l("Pharmacy"),
+    "clinic": _l("Clinic / vision centre"),
+    "market": _l("Market stall"),
+    "other": _l("Other"),
 }
+# A status as people read it (the code stays in the database and the badge's class).
+STATUS_LABELS = {PENDING: _l("Pending"), APPROVED: _l("Approved"), SUSPENDED: _l("Suspended")}
 
 
 class Vendor(db.Model):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from flask import Blueprint, flash, redirect, render_template, url_for
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import select
 
@@ -17,10 +19,10 @@ from portal.projects.models import Project
 from portal.transactions import attempt
 from portal.vendors import services
 from portal.vendors.forms import VendorForm, VendorStatusForm
-from portal.vendors.models import CATEGORIES, STATUSES, TRANSITIONS
+from portal.vendors.models import CATEGORIES, STATUS_LABELS, STATUSES, TRANSITIONS
 
 bp = Blueprint("vendors", __name__, url_prefix="/vendors")
-ACTION_LABELS = {"approved": "Approve", "suspended": "Suspend"}
+ACTION_LABELS = {"approved": _l("Approve"), "suspended": _l("Suspend")}
 
 
 def _values(form: VendorForm) -> dict:
@@ -47,6 +49,7 @@ def index():
         "vendors/index.html",
         page=page,
         statuses=STATUSES,
+        status_labels=STATUS_LABELS,
         categories=CATEGORIES,
         projects=db.session.scalars(projects.visible_projects(current_user)).all(),
     )
@@ -58,7 +61,7 @@ def new():
     form = VendorForm()
     choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     form.project_id.choices = (
-        [(0, "— none yet —"), *choices] if current_user.sees_all_projects else choices
+        [(0, _("— none yet —")), *choices] if current_user.sees_all_projects else choices
     )
     if form.validate_on_submit():
         project = (
@@ -67,7 +70,7 @@ def new():
             else None
         )
         if project is None and not current_user.sees_all_projects:
-            form.project_id.errors = ["Choose the project this vendor serves."]
+            form.project_id.errors = [_("Choose the project this vendor serves.")]
         else:
             try:
                 with attempt():
@@ -75,7 +78,10 @@ def new():
             except DomainError as exc:
                 getattr(form, getattr(exc, "field", "name"), form.name).errors.append(str(exc))
             else:
-                flash(f"Vendor {vendor.name} registered; it waits for approval.", "success")
+                flash(
+                    _("Vendor %(name)s registered; it waits for approval.", name=vendor.name),
+                    "success",
+                )
                 return redirect(url_for("vendors.show", vendor_id=vendor.id))
     return render_template("vendors/form.html", form=form, vendor=None)
 
@@ -104,6 +110,7 @@ def show(vendor_id: int):
         project_form=project_form,
         remove_form=EmptyForm(),
         categories=CATEGORIES,
+        status_labels=STATUS_LABELS,
     )
 
 
@@ -120,7 +127,7 @@ def edit(vendor_id: int):
         except DomainError as exc:
             getattr(form, getattr(exc, "field", "name"), form.name).errors.append(str(exc))
         else:
-            flash("Saved.", "success")
+            flash(_("Saved."), "success")
             return redirect(url_for("vendors.show", vendor_id=vendor.id))
     return render_template("vendors/form.html", form=form, vendor=vendor)
 
@@ -133,9 +140,11 @@ def change_status(vendor_id: int):
     form.status.choices = [(s, s) for s in TRANSITIONS[vendor.status]]
     if form.validate_on_submit():
         services.change_status(vendor, form.status.data, form.reason.data or "")
-        flash(f"Vendor is now {vendor.status}.", "success")
+        flash(
+            _("Vendor is now %(status)s.", status=STATUS_LABELS[vendor.status].lower()), "success"
+        )
     else:
-        flash("Choose a decision this vendor can take.", "error")
+        flash(_("Choose a decision this vendor can take."), "error")
     return redirect(url_for("vendors.show", vendor_id=vendor.id))
 
 
@@ -147,7 +156,7 @@ def assign(vendor_id: int):
     form.project_id.choices = [(p.id, p.name) for p in projects.open_projects(current_user)]
     if form.validate_on_submit():
         services.assign(vendor, projects.get_visible(current_user, form.project_id.data))
-        flash("Assigned.", "success")
+        flash(_("Assigned."), "success")
     return redirect(url_for("vendors.show", vendor_id=vendor.id))
 
 
@@ -159,13 +168,15 @@ def unassign(vendor_id: int, project_id: int):
     if EmptyForm().validate_on_submit():
         if not confirmation.given():
             return confirmation.page(
-                f"Remove {vendor.name} from {project.name}?",
-                "The shop can no longer take payments in this project. Payments already made "
-                "and what the project owes the shop are kept.",
-                yes="Remove from the project",
+                _("Remove %(vendor)s from %(project)s?", vendor=vendor.name, project=project.name),
+                _(
+                    "The shop can no longer take payments in this project. Payments already made "
+                    "and what the project owes the shop are kept."
+                ),
+                yes=_("Remove from the project"),
                 back=url_for("vendors.show", vendor_id=vendor.id),
                 danger=True,
             )
         services.unassign(vendor, project)
-        flash("Removed from the project.", "success")
+        flash(_("Removed from the project."), "success")
     return redirect(url_for("vendors.show", vendor_id=vendor.id))

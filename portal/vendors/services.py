@@ -6,6 +6,7 @@ vendor is suspended lives in the listeners of the features concerned, not here.
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
 from sqlalchemy import Select, exists, select
 
 from portal import events
@@ -21,6 +22,7 @@ from portal.timeutil import utcnow
 from portal.transitions import move
 from portal.vendors.models import (
     CATEGORIES,
+    STATUS_LABELS,
     STATUSES,
     SUSPENDED,
     TRANSITIONS,
@@ -34,9 +36,9 @@ EDITABLE = ("name", "category", "contact_name", "location")
 def _values(data: dict) -> dict:
     name = (data.get("name") or "").strip()
     if not name:
-        raise normalize.InvalidValue("name", "A name is required.")
+        raise normalize.InvalidValue("name", _("A name is required."))
     if data.get("category") not in CATEGORIES:
-        raise normalize.InvalidValue("category", "Choose a category.")
+        raise normalize.InvalidValue("category", _("Choose a category."))
     phone = normalize.phone_e164(data.get("phone") or "", default_country())
     return {
         "name": name,
@@ -53,7 +55,7 @@ def _ensure_unique_phone(phone_index: str, exclude_id: int | None = None) -> Non
     if exclude_id is not None:
         query = query.where(Vendor.id != exclude_id)
     if db.session.scalar(query) is not None:
-        raise normalize.InvalidValue("phone", "A vendor with this phone number is registered.")
+        raise normalize.InvalidValue("phone", _("A vendor with this phone number is registered."))
 
 
 def register(data: dict, project: Project | None = None) -> Vendor:
@@ -93,7 +95,13 @@ def update(vendor: Vendor, data: dict) -> Vendor:
 def change_status(vendor: Vendor, new_status: str, reason: str = "") -> Vendor:
     old = vendor.status
     if new_status not in STATUSES or new_status not in TRANSITIONS[old]:
-        raise InvalidTransition(f"A {old} vendor cannot become {new_status}.")
+        raise InvalidTransition(
+            _(
+                "A %(old)s vendor cannot become %(new)s.",
+                old=str(STATUS_LABELS.get(old, old)).lower(),
+                new=str(STATUS_LABELS.get(new_status, new_status)).lower(),
+            )
+        )
     # Only from the state this decision was made on: two staff acting at once (approve and
     # suspend) do not both win.
     move(
@@ -149,7 +157,7 @@ def search(user, *, status: str = "", project_id: int | None = None, q: str = ""
 def get_visible(user, vendor_id: int) -> Vendor:
     vendor = db.session.scalar(visible(user).where(Vendor.id == vendor_id))
     if vendor is None:
-        raise NotFound("No such vendor.")
+        raise NotFound(_("No such vendor."))
     return vendor
 
 

@@ -1,16 +1,58 @@
-/* The Jobs list and job detail pages follow their jobs live. */
+/* The Jobs list and job detail pages follow their jobs live. A worker pushes the change with
+   English words (it has no page language): the page writes statuses and problem sentences from
+   its own strings (#i18n-strings, PortalStrings) by status and problem code. */
 (function () {
   "use strict";
   if (!window.Portal) return;
   var table = document.getElementById("jobs-table");
   var detail = document.getElementById("job-detail");
+  var S = window.PortalStrings;
+  var digits = S ? S.t("digits", "0123456789") : "0123456789";
+
+  function localDigits(n) {
+    return String(n).replace(/[0-9]/g, function (d) { return digits.charAt(Number(d)); });
+  }
+
+  // A moment as the server writes it: sortable in English, else the language's medium date
+  // and the time, in the page's digits; always UTC.
+  var lang = document.documentElement.lang || "en";
+  var dateFormat = null;
+  if (lang !== "en" && window.Intl) {
+    try {
+      dateFormat = new Intl.DateTimeFormat(lang, {
+        day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit",
+        hourCycle: "h23", timeZone: "UTC", numberingSystem: "latn"
+      });
+    } catch (e) { dateFormat = null; }
+  }
+  function when(iso) {
+    if (!iso) return "";
+    if (!dateFormat) return iso.replace("T", " ").slice(0, 16) + " UTC";
+    var at = new Date(/(?:[zZ]|[+-]\d\d:?\d\d)$/.test(iso) ? iso : iso + "Z");
+    return localDigits(dateFormat.format(at)) + " UTC";
+  }
+
+  function statusWords(status) {
+    return S ? S.label("job_labels", status, status) : status;
+  }
+
+  // The problem sentence in the page's language from its code and values; the pushed English
+  // text when the code is not one of the page's (the exception's own words).
+  function problemOf(item) {
+    if (!item.problem_code || !S) return item.problem || "";
+    var text = S.label("job_problems", item.problem_code, "");
+    if (!text) return item.problem || "";
+    var values = item.problem_values || {};
+    Object.keys(values).forEach(function (name) { text = text.split("{" + name + "}").join(values[name]); });
+    return text;
+  }
 
   function badge(status, gone) {
     var span = document.createElement("span");
     // A running job whose lease expired: its worker is gone (the server decides, not the clock here).
     span.className = "badge badge--" + (gone ? "stuck" : status);
     span.dataset.status = status;
-    span.textContent = gone ? "worker gone" : status;
+    span.textContent = statusWords(gone ? "stuck" : status);
     return span;
   }
 
@@ -18,17 +60,17 @@
     var status = root.querySelector('[data-field="status"]');
     if (status) { status.textContent = ""; status.appendChild(badge(job.status, job.worker_gone)); }
     var attempts = root.querySelector('[data-field="attempts"]');
-    if (attempts) attempts.textContent = job.attempts + "/" + job.max_attempts;
+    if (attempts) attempts.textContent = localDigits(job.attempts) + "/" + localDigits(job.max_attempts);
     var problem = root.querySelector('[data-field="problem"]');
-    if (problem) problem.textContent = job.problem || (problem.dataset.none || "");
+    if (problem) problem.textContent = problemOf(job) || (problem.dataset.none || "");
     var next = root.querySelector('[data-field="next_attempt_at"]');
-    if (next) next.textContent = job.next_attempt_at ? job.next_attempt_at.replace("T", " ").slice(0, 16) + " UTC" : "—";
+    if (next) next.textContent = job.next_attempt_at ? when(job.next_attempt_at) : "—";
     var retry = root.querySelector('[data-action="retry"]');
     if (retry) retry.hidden = !job.can_retry;
     var cancel = root.querySelector('[data-action="cancel"]');
     if (cancel) cancel.hidden = !job.can_cancel;
     var finished = root.querySelector('[data-field="finished_at"]');
-    if (finished) finished.textContent = job.finished_at ? job.finished_at.replace("T", " ").slice(0, 16) + " UTC" : "—";
+    if (finished) finished.textContent = job.finished_at ? when(job.finished_at) : "—";
     if (root.tagName === "TR" && !quiet) {
       root.classList.remove("flash-row");
       void root.offsetWidth;  // restart the highlight animation
@@ -48,7 +90,7 @@
     var applyCounts = function (counts) {
       Object.keys(counts).forEach(function (status) {
         var el = document.querySelector('[data-count="' + status + '"]');
-        if (el) el.textContent = counts[status];
+        if (el) el.textContent = localDigits(counts[status]);
       });
     };
     var countsTimer = null;
@@ -96,16 +138,16 @@
       if (!body) return;
       body.textContent = "";
       if (!attempts.length) {
-        var empty = body.insertRow(); var c = empty.insertCell(); c.colSpan = 5; c.className = "muted"; c.textContent = "Not tried yet.";
+        var empty = body.insertRow(); var c = empty.insertCell(); c.colSpan = 5; c.className = "muted"; c.textContent = S ? S.t("job_not_tried", "Not tried yet.") : "Not tried yet.";
         return;
       }
       attempts.forEach(function (a) {
         var row = body.insertRow();
-        row.insertCell().textContent = a.number;
-        row.insertCell().textContent = a.started_at.replace("T", " ").slice(0, 16) + " UTC";
-        row.insertCell().textContent = a.finished_at ? a.finished_at.replace("T", " ").slice(0, 16) + " UTC" : "";
+        row.insertCell().textContent = localDigits(a.number);
+        row.insertCell().textContent = when(a.started_at);
+        row.insertCell().textContent = when(a.finished_at);
         row.insertCell().appendChild(badge(a.outcome || "running"));
-        var err = row.insertCell(); err.className = "small"; err.textContent = a.problem || "";
+        var err = row.insertCell(); err.className = "small"; err.textContent = problemOf(a);
       });
     }
   }

@@ -202,14 +202,14 @@ def test_a_mobile_money_payout_goes_paid_on_the_open_page_after_the_callback(
         context, page = _staff(chromium, portal, 1280)
         page.goto(f"{portal['base']}/payouts/{payout_id}")
         expect(page.locator("#payout-detail [data-field=status] .badge")).to_have_text(
-            "sent", timeout=30_000
+            "Sent", timeout=30_000
         )
         page.wait_for_timeout(500)  # the page's socket has subscribed
         fake.lose_callbacks = False
         fake.finish(reference)
         assert fake.delivered and fake.delivered[0][1] == 202, fake.delivered
         expect(page.locator("#payout-detail [data-field=status] .badge")).to_have_text(
-            "paid", timeout=30_000
+            "Paid", timeout=30_000
         )
         page.screenshot(path=str(shots / "payouts-live-paid-1280.png"), full_page=True)
         assert fake.status_queries[reference] == 1  # the callback led to the status query

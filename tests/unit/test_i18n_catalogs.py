@@ -19,34 +19,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TRANSLATIONS = ROOT / "translations"
 KEYWORDS = {**DEFAULT_KEYWORDS, "_l": None, "lazy_gettext": None}
 
-# Every template's visible words are marked, except the templates still waiting for their marking
-# pass (README, "Languages"): a template leaves this list once it is marked.
-NOT_YET_MARKED = (
-    "jobs/_row.html",
-    "jobs/index.html",
-    "jobs/show.html",
-    "payouts/_nav.html",
-    "payouts/batch.html",
-    "payouts/batches.html",
-    "payouts/index.html",
-    "payouts/methods.html",
-    "payouts/settings.html",
-    "payouts/show.html",
-    "settlements/none.html",
-    "settlements/owed.html",
-    "settlements/project.html",
-    "settlements/run.html",
-    "settlements/run_form.html",
-    "settlements/show.html",
-    "vendors/index.html",
-    "vendors/show.html",
-)
+# Every template's visible words are marked (README, "Languages").
 MARKED_TEMPLATES = tuple(
-    name
-    for name in (
-        str(p.relative_to(ROOT / "templates")) for p in sorted((ROOT / "templates").rglob("*.html"))
-    )
-    if name not in NOT_YET_MARKED
+    str(p.relative_to(ROOT / "templates")) for p in sorted((ROOT / "templates").rglob("*.html"))
 )
 
 

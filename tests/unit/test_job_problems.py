@@ -31,7 +31,10 @@ class _Unknown(Exception):
 @given(message=messages, job_id=st.integers(1, 10**9), attempt=st.integers(1, 50))
 def test_an_unknown_error_never_shows_its_message_only_a_reference(message, job_id, attempt):
     for exc in (_Unknown(message), RuntimeError(message), ValueError(message), KeyError(message)):
-        text = problems.sentence(exc, job_id, attempt)
+        stored = problems.sentence(exc, job_id, attempt)
+        # Stored as the general sentence's code and the reference, never the message.
+        assert problems.decode(stored) == (problems.GENERAL, {"ref": f"J{job_id}-{attempt}"})
+        text = problems.render(stored)
         assert f"reference J{job_id}-{attempt}" in text
         assert text == problems.general(problems.reference(job_id, attempt))
 
@@ -44,16 +47,25 @@ def test_messages_written_for_people_speak_for_themselves(message):
     for exc in (Conflict(message), PermanentJobError(message)):
         text = problems.sentence(exc, 7, 1)
         first = message.strip().split("\n")[0]
-        assert text == (first[: problems.LIMIT] if first else problems.general("J7-1"))
+        if first:
+            assert text == first[: problems.LIMIT] and problems.render(text) == text
+        else:
+            assert text == problems.coded(problems.GENERAL, ref="J7-1")
+            assert problems.render(text) == problems.general("J7-1")
 
 
 def test_known_classes_and_their_subclasses_get_the_table_sentence():
-    assert "payment network did not answer" in problems.sentence(ChainUnavailable("rpc"), 1, 1)
+    stored = problems.sentence(ChainUnavailable("rpc"), 1, 1)
+    assert stored == problems.coded("chain_unavailable")
+    assert "payment network did not answer" in problems.render(stored)
     # TimedOut is a subclass of outbound.Failed: the nearest class in the MRO with a sentence.
-    assert problems.sentence(TimedOut("socket read 10.0.0.3"), 1, 1) == problems.UNREACHABLE
-    assert problems.sentence(ConnectionRefusedError(111, "refused"), 1, 1) == problems.UNREACHABLE
+    unreachable = problems.coded(problems.UNREACHABLE_CODE)
+    assert problems.sentence(TimedOut("socket read 10.0.0.3"), 1, 1) == unreachable
+    assert problems.sentence(ConnectionRefusedError(111, "refused"), 1, 1) == unreachable
+    assert problems.render(unreachable) == problems.UNREACHABLE
     for exc in (ChainUnavailable("x"), TimedOut("y"), ConnectionRefusedError(1, "z")):
-        assert not TECHNICAL.search(problems.sentence(exc, 1, 1))
+        stored = problems.sentence(exc, 1, 1)
+        assert not TECHNICAL.search(stored) and not TECHNICAL.search(problems.render(stored))
 
 
 def test_a_failed_diagnostic_job_stores_the_sentence_beside_the_technical_error(worker):
@@ -80,8 +92,13 @@ def test_an_unexpected_error_through_the_lifecycle_reads_as_a_reference(app, man
     except _Unknown as exc:
         failed, delay = lifecycle.fail(job.id, exc, claimed.lease_token)
     assert failed.status == RETRYING and delay is not None
-    assert failed.problem == problems.general(f"J{job.id}-1")
+    assert failed.problem == problems.coded(problems.GENERAL, ref=f"J{job.id}-1")
+    assert failed.problem_shown == problems.general(f"J{job.id}-1")
     assert "psycopg" in failed.error and "psycopg" not in failed.problem
+    # The page's script gets the code and values to write it in its own language.
+    wire = live.serialize(failed)
+    assert wire["problem_code"] == problems.GENERAL
+    assert wire["problem_values"] == {"ref": f"J{job.id}-1"}
 
 
 def test_retry_clears_the_sentence_with_the_error(worker, manager):
@@ -103,6 +120,11 @@ def test_rows_failed_before_sentences_were_stored_show_the_general_sentence():
     )
     assert problems.shown(None, None, 12, 3) == ""
     assert problems.shown("Said plainly.", "KeyError", 12, 3) == "Said plainly."
+    # A row stored before the codes holds the English sentence itself: still shown.
+    assert problems.shown(problems.WORKER_GONE, "lease", 12, 3) == problems.WORKER_GONE
+    assert problems.wire(problems.WORKER_GONE, "lease", 12, 3)["problem_code"] == (
+        problems.WORKER_GONE_CODE
+    )
 
 
 def test_the_job_page_shows_technical_details_only_to_those_who_look_after_the_portal(
