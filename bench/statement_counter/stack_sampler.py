@@ -100,6 +100,12 @@ def _run() -> None:
             os.replace(path + ".tmp", path)
 
 
-def start() -> None:
-    # A real thread: created before gevent patches the standard library (if it ever does).
+def _start_thread() -> None:
     threading.Thread(target=_run, name="bench-stacks", daemon=True).start()
+
+
+def start() -> None:
+    # A real thread: created before gevent patches the standard library (if it ever does); and
+    # one in every forked child (Dramatiq's worker processes), where the parent's is gone.
+    _start_thread()
+    os.register_at_fork(after_in_child=_start_thread)
