@@ -11,7 +11,9 @@ kept in memory.
 A worker thread sleeps for its slot only when it is at most ``COMMS_SLOT_HOLD_SECONDS`` away.
 A slot further off is kept for the message, and its job goes back to the queue until then
 (``RunLater``): the slot's time travels in the job's next message, whose run sends at that time
-without taking another.
+without taking another. A Dramatiq process gives its threads the messages it fetched in arrival
+order: threads sleeping for slots drained that order at the provider's rate, and the redemption
+transfers fetched behind a backlog of SMS waited for all of their slots (``bench/redeem.py``).
 """
 
 from __future__ import annotations
