@@ -238,6 +238,9 @@ class Config:
     SMS_RATE_PER_SECOND = float(env_str("SMS_RATE_PER_SECOND", "10"))
     WHATSAPP_RATE_PER_SECOND = float(env_str("WHATSAPP_RATE_PER_SECOND", "20"))
     EMAIL_RATE_PER_SECOND = float(env_str("EMAIL_RATE_PER_SECOND", "10"))
+    # Seconds a worker thread may sleep for a message's send slot; a slot further off is kept
+    # and the job waits in the broker until then, its thread free for other jobs (payments).
+    COMMS_SLOT_HOLD_SECONDS = float(env_str("COMMS_SLOT_HOLD_SECONDS", "0.2"))
     # WhatsApp (campaigns): "outbox" in development, "cloud" for an API shaped like the
     # WhatsApp Cloud API (approved templates; status webhooks signed with the app secret).
     WHATSAPP_PROVIDER = env_str("WHATSAPP_PROVIDER", "outbox")

@@ -178,3 +178,51 @@ def cpu_per_redemption(before: dict, after: dict, redemptions: int) -> dict[str,
     return {
         name: round((after[name] - before.get(name, 0.0)) * 1000 / redemptions, 1) for name in after
     }
+
+
+def jobs_by_kind(since: datetime, until: datetime, summary_ms) -> dict[str, dict]:
+    """The worker's jobs created in the measured window, by kind: how many, attempts, the wait
+    for a worker thread (created → the last attempt's start: a job retried later counts its
+    delay too) and the run (last start → finished). A job that holds a thread while it waits
+    (an SMS for its provider's send slot) shows here beside the transfers queued behind it."""
+    from sqlalchemy import select
+
+    from portal.extensions import db
+    from portal.jobs.models import Job
+
+    db.session.rollback()
+    rows = db.session.execute(
+        select(Job.kind, Job.created_at, Job.started_at, Job.finished_at, Job.attempts).where(
+            Job.created_at >= since, Job.created_at <= until
+        )
+    ).all()
+    db.session.rollback()
+    kinds: dict[str, dict] = {}
+    for kind, created, started, finished, attempts in rows:
+        row = kinds.setdefault(kind, {"n": 0, "attempts": 0, "wait": [], "run": []})
+        row["n"] += 1
+        row["attempts"] += attempts or 0
+        if started is not None:
+            row["wait"].append(_wall(started) - _wall(created))
+            if finished is not None:
+                row["run"].append(_wall(finished) - _wall(started))
+    return {
+        kind: {
+            "n": row["n"],
+            "attempts": row["attempts"],
+            "wait_ms": summary_ms(row["wait"]) if row["wait"] else None,
+            "run_ms": summary_ms(row["run"]) if row["run"] else None,
+        }
+        for kind, row in sorted(kinds.items())
+    }
+
+
+def print_jobs(kinds: dict[str, dict]) -> None:
+    print("  worker jobs in the window     n  tries  wait p50/p95 (ms)    run p50/p95 (ms)")
+    for kind, row in kinds.items():
+        wait, run = row["wait_ms"] or {}, row["run_ms"] or {}
+        print(
+            f"    {kind:<26}{row['n']:>4}{row['attempts']:>6}"
+            f"  {wait.get('p50_ms', '-'):>8} / {wait.get('p95_ms', '-'):<8}"
+            f"  {run.get('p50_ms', '-'):>8} / {run.get('p95_ms', '-')}"
+        )

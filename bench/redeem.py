@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import os
 import queue
+import random
 import re
 import sys
 import threading
@@ -40,6 +41,7 @@ import _data  # noqa: E402  (bench/ is this script's folder)
 import _day_seed  # noqa: E402
 import _redeem_stages  # noqa: E402
 import _services  # noqa: E402
+import _stacks  # noqa: E402
 import _statements  # noqa: E402
 
 from tests.support import stack  # noqa: E402
@@ -182,9 +184,8 @@ class CodeReader(threading.Thread):
                     body = message.body or ""
                     pays, code = PAYS.search(body), CODE.search(body)
                     if pays and code and pays.group(2) in self.codes:
-                        self.codes[pays.group(2)].put(
-                            (pays.group(1).replace(",", ""), code.group(1))
-                        )
+                        amount = pays.group(1).replace(",", "")
+                        self.codes[pays.group(2)].put((amount, code.group(1)))
                 time.sleep(0.01)
             db.session.remove()
 
@@ -204,6 +205,8 @@ class Phone(threading.Thread):
         start_gate,
         pause=0,
         burst: threading.Barrier | None = None,
+        mean_gap: float | None = None,
+        seed: int = 0,
     ):
         super().__init__(daemon=True, name=shop)
         self.base, self.http, self.shop, self.phones = base, http, shop, phones
@@ -212,6 +215,10 @@ class Phone(threading.Thread):
         self.pause = pause
         # All phones wait here with their code in hand, then post it at the same moment.
         self.burst = burst
+        # Poisson arrivals: a customer comes to this shop every exponential gap on average
+        # ``mean_gap`` s, whether or not the previous charge has finished (it then waits).
+        self.mean_gap = mean_gap
+        self.random = random.Random(seed)
         self.at_barrier = False
         self.samples: list[_redeem_stages.Sample] = []
         self.warm_up = False
@@ -295,7 +302,11 @@ class Phone(threading.Thread):
 
     def run(self) -> None:
         self.start_gate.wait()
+        arrives = time.monotonic()
         for n in range(self.charges):
+            if self.mean_gap:
+                arrives += self.random.expovariate(1.0 / self.mean_gap)
+                time.sleep(max(arrives - time.monotonic(), 0))
             self.at_barrier = False
             try:
                 self.charge_once(n)
@@ -341,6 +352,21 @@ def baseline(node_url: str, count: int) -> list[float]:
     return seconds
 
 
+def utcnow_naive():
+    from portal.timeutil import utcnow
+
+    return utcnow()
+
+
+def _stacks_env(folder, args) -> dict:
+    if not args.stacks:
+        return {}
+    found = _stacks.env(folder)
+    if args.count_statements:  # one sitecustomize folder serves both
+        found.pop("PYTHONPATH")
+    return found
+
+
 def load() -> dict:
     one, five, _ = os.getloadavg()
     return {"load1": round(one, 2), "load5": round(five, 2), "cpus": os.cpu_count()}
@@ -357,6 +383,8 @@ def run(args) -> dict:
         "per_vendor": args.per_vendor,
         "pause_s": args.pause,
         "burst": args.burst,
+        "arrivals": args.arrivals,
+        "mean_gap_s": args.mean_gap if args.arrivals == "poisson" else None,
         "settings": args.env,
         "web": stack.procfile()["web"],
         "worker": stack.procfile()["worker"],
@@ -376,6 +404,7 @@ def run(args) -> dict:
             BENEFICIARY_GUESS_LIMITS=HIGH,
             VENDOR_MAX_SESSIONS="1000",
             **(_statements.env(folder) if args.count_statements else {}),
+            **_stacks_env(folder, args),
             **args.env,
         )
         stack.run_procfile_release(env)
@@ -439,6 +468,8 @@ def run(args) -> dict:
                 gate,
                 args.pause,
                 burst,
+                args.mean_gap if args.arrivals == "poisson" else None,
+                args.seed * 1000 + n,
             )
             phone.sio, phone.events, phone.token = first.sio, first.events, first.token
             measured.append(phone)
@@ -448,13 +479,22 @@ def run(args) -> dict:
         if args.count_statements:
             time.sleep(0.3)  # the processes write their counts every 0.1 s
             statements_before = _statements.read(folder)
+        if args.stacks:
+            _stacks.start(folder)
+        window_from = utcnow_naive()
         for phone in measured:
             phone.start()
         started = time.perf_counter()
         gate.set()
         for phone in measured:
-            phone.join(600)
+            phone.join(600 + 3 * args.per_vendor * (args.mean_gap or 0))
         wall = time.perf_counter() - started
+        window_to = utcnow_naive()
+        if args.stacks:
+            _stacks.stop(folder)
+            time.sleep(0.5)
+            result["worker_stacks"] = _stacks.by_frame(_stacks.read(folder), n=25)
+            result["worker_stacks_top"] = _stacks.top(_stacks.read(folder), n=15)
         cpu_after = _redeem_stages.cpu_seconds(pids, name)
         load_after = load()
         if args.count_statements:
@@ -494,6 +534,7 @@ def run(args) -> dict:
             result["stages_ms"] = _redeem_stages.breakdown(
                 [s for p in measured for s in p.samples], _data.summary_ms
             )
+            result["jobs"] = _redeem_stages.jobs_by_kind(window_from, window_to, _data.summary_ms)
         base_seconds = baseline(node.url, args.baseline)
         result["baseline_transfer_ms"] = _data.summary_ms(base_seconds)
         result["ratio_p95"] = round(
@@ -528,6 +569,23 @@ def main() -> int:
         action="store_true",
         help="every round, all vendors post their code at the same moment",
     )
+    parser.add_argument(
+        "--arrivals",
+        choices=("lockstep", "poisson"),
+        default="lockstep",
+        help="lockstep: each vendor charges again as soon as (or --pause s after) the last is "
+        "confirmed; poisson: customers come to each shop at random, every --mean-gap s on "
+        "average (exponential gaps), and wait if the shop is still busy",
+    )
+    parser.add_argument(
+        "--mean-gap", type=float, default=10.0, help="seconds between a shop's customers (poisson)"
+    )
+    parser.add_argument("--seed", type=int, default=1, help="random seed of the arrivals")
+    parser.add_argument(
+        "--stacks",
+        action="store_true",
+        help="sample the worker threads' stacks during the measured window",
+    )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
     parser.add_argument(
         "--count-statements",
@@ -554,9 +612,17 @@ def main() -> int:
     print(f"  ratio of p95s {r['ratio_p95']}")
     print(f"  machine load before {r['load_before']}, after {r['load_after']}")
     _redeem_stages.print_table(r["stages_ms"])
+    _redeem_stages.print_jobs(r["jobs"])
     print(f"  CPU per redemption (ms, all the process's children): {r['cpu_ms_per_redemption']}")
     if "statements_per_redemption" in r:
         print(f"  SQL statements per redemption: {r['statements_per_redemption']}")
+    if "worker_stacks" in r:
+        print("  worker threads' time (sampled stacks), by function anywhere on the stack:")
+        for share, frame in r["worker_stacks"]:
+            print(f"    {share:5.1f} %  {frame}")
+        print("  commonest whole stacks:")
+        for share, stack in r["worker_stacks_top"]:
+            print(f"    {share:5.1f} %  {stack[-260:]}")
     _common.print_json_line(r)
     total = r["vendors"] * r["per_vendor"]
     return 0 if r["statuses"].get("settled") == total and r["errors"] == 0 else 1

@@ -40,9 +40,11 @@ HERE_ROUNDS = 4
 
 class JobLifecycle(dramatiq.Middleware):
     """Before: push an app context and claim the job's lease (skip if it may not run).
-    After: record success, or the failure with a delayed re-send while attempts remain; both
-    only while this run still holds the lease. Then run the jobs this one handed to its thread
-    (``dispatch.enqueue(here=True)``: a transaction's follow-up), each claimed like a message.
+    After: record success, or the failure with a delayed re-send while attempts remain, or
+    (``lifecycle.RunLater``) the job back in the queue with its message sent again for later,
+    no attempt used; all only while this run still holds the lease. Then run the jobs this one
+    handed to its thread (``dispatch.enqueue(here=True)``: a transaction's follow-up), each
+    claimed like a message.
 
     The worker process's lease heartbeat starts with the worker and stops with it."""
 
@@ -66,6 +68,7 @@ class JobLifecycle(dramatiq.Middleware):
 
     def _pop(self):
         ctx = getattr(self._local, "ctx", None)
+        dispatch.deliver_with(None)
         if ctx is not None:
             self._local.job = None
             db.session.remove()
@@ -75,6 +78,7 @@ class JobLifecycle(dramatiq.Middleware):
     def before_process_message(self, broker, message):
         dispatch.collect_here()
         self._push()
+        dispatch.deliver_with(message.options)
         self._local.token = None
         job = lifecycle.claim(message.args[0], leases.worker_id())
         if job is None:
@@ -105,6 +109,14 @@ class JobLifecycle(dramatiq.Middleware):
             self.heartbeat.release(token)
             if exception is None:
                 lifecycle.succeed(job_id, token)
+                return
+            if isinstance(exception, lifecycle.RunLater):
+                job = lifecycle.later(job_id, exception, token)
+                if job is not None:
+                    broker.enqueue(
+                        message_for(job.id, job.kind, job.queue, exception.options),
+                        delay=exception.delay_ms,
+                    )
                 return
             job, delay = lifecycle.fail(job_id, exception, token)
             if delay is not None:

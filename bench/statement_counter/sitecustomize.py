@@ -67,3 +67,8 @@ class _AfterOrm(importlib.abc.MetaPathFinder):
 
 if _DIR:
     sys.meta_path.insert(0, _AfterOrm())
+
+if os.environ.get("BENCH_STACKS_DIR"):
+    import stack_sampler
+
+    stack_sampler.start()

@@ -7,6 +7,13 @@ agrees on one schedule and the provider sees at most its configured rate, whatev
 of workers. A slot further off than ``MAX_WAIT`` is not taken: the job tries again later rather
 than hold a worker thread for long. Without Redis (tests, one process) the same schedule is
 kept in memory.
+
+A worker thread sleeps for its slot only when it is at most ``COMMS_SLOT_HOLD_SECONDS`` away.
+A slot further off is kept for the message, and its job goes back to the queue until then
+(``RunLater``): the slot's time travels in the job's next message, whose run sends at that time
+without taking another. A Dramatiq process gives its threads the messages it fetched in arrival
+order: threads sleeping for slots drained that order at the provider's rate, and the redemption
+transfers fetched behind a backlog of SMS waited for all of their slots (``bench/redeem.py``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,9 @@ import time
 from collections.abc import Mapping
 
 from flask import Flask, current_app
+
+from portal.jobs import dispatch
+from portal.jobs.lifecycle import RunLater
 
 MAX_WAIT = 10.0  # seconds a send may wait for its slot before its job is tried again later
 RATE_SETTINGS = {
@@ -98,9 +108,21 @@ def schedule_for(app: Flask):
     return found
 
 
-def wait_for_slot(channel: str, *, max_wait: float = MAX_WAIT) -> float:
-    """Take the channel's next send slot and sleep until it; the seconds waited. Raises
-    ``SlotNotFree`` when the slot is more than ``max_wait`` away."""
+def wait_for_slot(channel: str, *, max_wait: float = MAX_WAIT, hold: float | None = None) -> float:
+    """Take the channel's next send slot and sleep until it; the seconds waited.
+
+    A slot an earlier run of this job took (``RunLater``'s, carried by this run's message) is
+    used instead of taking another. A slot more than ``hold`` (``COMMS_SLOT_HOLD_SECONDS``)
+    away is kept for this job and ``RunLater`` raised: its next run comes at the slot's time.
+    Raises ``SlotNotFree`` when the next slot is more than ``max_wait`` away (none is taken)."""
+    if hold is None:
+        hold = float(current_app.config.get("COMMS_SLOT_HOLD_SECONDS", 0.2))
+    kept = dispatch.delivery_options().get("send_slot")
+    if kept and kept.get("channel") == channel:
+        wait = min(max(float(kept["at"]) - time.time(), 0.0), hold)
+        if wait > 0:
+            time.sleep(wait)
+        return wait
     rate = rate_of(current_app.config, channel)
     if rate <= 0:
         return 0.0
@@ -108,6 +130,10 @@ def wait_for_slot(channel: str, *, max_wait: float = MAX_WAIT) -> float:
     wait = schedule_for(app).take(channel, 1.0 / rate, max_wait)
     if wait is None:
         raise SlotNotFree(channel)
+    if wait > hold:
+        # Wall-clock time: the next run may be in another process or on another machine.
+        slot = {"channel": channel, "at": time.time() + wait}
+        raise RunLater(int(wait * 1000), {"send_slot": slot})
     if wait > 0:
         time.sleep(wait)
     return wait

@@ -154,10 +154,27 @@ def running_one_here():
         _here.running = False
 
 
-def message_for(job_id: int, kind: str, queue: str) -> dramatiq.Message:
+def message_for(
+    job_id: int, kind: str, queue: str, options: dict | None = None
+) -> dramatiq.Message:
     return dramatiq.Message(
-        queue_name=queue, actor_name=kind, args=(job_id,), kwargs={}, options={}
+        queue_name=queue, actor_name=kind, args=(job_id,), kwargs={}, options=dict(options or {})
     )
+
+
+# The options of the message being run on this worker thread that a handler may read: what an
+# earlier run of the same job took for this one (``lifecycle.RunLater``), e.g. a send slot.
+DELIVERY_OPTIONS = ("send_slot",)
+
+
+def deliver_with(options: dict | None) -> None:
+    """The worker's middleware: the message this thread runs now carries ``options``."""
+    _here.delivery = {k: v for k, v in (options or {}).items() if k in DELIVERY_OPTIONS}
+
+
+def delivery_options() -> dict:
+    """What the message being run on this thread carries for its handler (empty elsewhere)."""
+    return getattr(_here, "delivery", None) or {}
 
 
 def send_now(jobs: list[tuple[int, str, str]], delay_ms: int | None = None) -> list[int]:

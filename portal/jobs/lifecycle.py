@@ -13,14 +13,35 @@ import traceback
 import uuid
 from datetime import timedelta
 
+from dramatiq.rate_limits import RateLimitExceeded
 from flask import current_app
-from sqlalchemy import DateTime, and_, func, insert, inspect, literal, or_, select, update
+from sqlalchemy import (
+    DateTime,
+    and_,
+    delete,
+    func,
+    insert,
+    inspect,
+    literal,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm.util import identity_key
 
 from portal.extensions import db
 from portal.jobs import live, problems
-from portal.jobs.models import CLAIMABLE, FAILED, RETRYING, RUNNING, SUCCEEDED, Job, JobAttempt
+from portal.jobs.models import (
+    CLAIMABLE,
+    FAILED,
+    QUEUED,
+    RETRYING,
+    RUNNING,
+    SUCCEEDED,
+    Job,
+    JobAttempt,
+)
 from portal.timeutil import utcnow
 
 
@@ -40,6 +61,20 @@ class RetryKeepingWork(Exception):
     attempt count, a provider's answer) is committed with the failure."""
 
     keeps_work = True
+
+
+class RunLater(RateLimitExceeded):
+    """Raised by a handler that took something for a later moment (a provider's send slot a
+    few seconds off) instead of holding its worker thread until then: the job goes back to
+    queued, its message is sent again to arrive ``delay_ms`` later carrying ``options`` (which
+    the next run reads through ``portal.jobs.dispatch.delivery_options``), and the run does not
+    count: no attempt is used, and what the handler wrote is rolled back. (A Dramatiq rate-limit
+    error, so the worker logs it as routine rather than as a failure.)"""
+
+    def __init__(self, delay_ms: int, options: dict | None = None):
+        super().__init__(f"run again in {delay_ms} ms")
+        self.delay_ms = max(int(delay_ms), 0)
+        self.options = options or {}
 
 
 WORKER_GONE = "The worker running this job stopped before it finished (its lease expired)."
@@ -163,6 +198,35 @@ def succeed(job_id: int, token: str | None = None) -> Job | None:
         db.session.rollback()
         return None
     close_attempt(job_id, SUCCEEDED)
+    live.emit_job(job)
+    db.session.commit()
+    return job
+
+
+def later(job_id: int, exc: RunLater, token: str | None = None) -> Job | None:
+    """Put a job that asked to run later (``RunLater``) back in the queue as if this run had not
+    happened: its attempt is taken back and its attempt row removed, so a job deferred many
+    times never runs out of attempts, and a run that died before recording its outcome is still
+    told apart from this one (``portal.comms.services.deliver`` counts on claim numbers).
+    Nothing is recorded (None) if this run no longer holds the lease."""
+    db.session.rollback()  # what the handler wrote goes; the job runs again
+    job = _release(
+        job_id,
+        token,
+        status=QUEUED,
+        attempts=Job.attempts - 1,
+        next_attempt_at=utcnow() + timedelta(milliseconds=exc.delay_ms),
+    )
+    if job is None:
+        db.session.rollback()
+        return None
+    # The attempt this run opened, the latest (numbers run on across a staff retry).
+    latest = (
+        select(func.max(JobAttempt.number)).where(JobAttempt.job_id == job_id).scalar_subquery()
+    )
+    db.session.execute(
+        delete(JobAttempt).where(JobAttempt.job_id == job_id, JobAttempt.number == latest)
+    )
     live.emit_job(job)
     db.session.commit()
     return job
