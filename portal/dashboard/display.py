@@ -11,21 +11,13 @@ from __future__ import annotations
 
 import copy
 
-from flask_babel import lazy_gettext as _l
-
 from portal.i18n import locales
 from portal.i18n.formatting import page_code
+from portal.jobs.kinds import QUEUE_LABELS
 from portal.money import amounts
 
-# The job queues as the pipeline table names them.
-QUEUE_WORDS = {
-    "default": _l("general"),
-    "imports": _l("imports"),
-    "contracts": _l("payments"),
-    "comms": _l("messages"),
-    "reports": _l("reports"),
-    "campaigns": _l("campaigns"),
-}
+# The job queues as the pipeline table names them: the jobs pages' words.
+QUEUE_WORDS = QUEUE_LABELS
 
 
 def queue_label(queue: str, fallback: str | None = None) -> str:
