@@ -24,6 +24,12 @@ from portal.vendors.models import VendorProject
 bp = Blueprint("projects", __name__, url_prefix="/projects")
 FIELDS = ("name", "type", "description", "location", "currency", "start_date", "end_date")
 
+# What the flash says after a move: a whole sentence per status, so each language words it.
+NOW = {
+    ACTIVE: _l("Project is now active."),
+    CLOSED: _l("Project is now closed."),
+}
+
 
 def _form_data(form: ProjectForm) -> dict:
     return {k: getattr(form, k).data for k in FIELDS}
@@ -178,7 +184,7 @@ def change_status(project_id: int):
                 danger=form.status.data == CLOSED,
             )
         services.change_status(project, form.status.data)
-        flash(_("Project is now %(status)s.", status=STATUS_LABELS[project.status]), "success")
+        flash(str(NOW[project.status]), "success")
     else:
         flash(_("Choose a status this project can move to."), "error")
     return redirect(url_for("projects.show", project_id=project.id))

@@ -145,7 +145,7 @@ def test_jobs_and_a_settlement_in_nepali(chromium, portal, shots, width):
     row = page.locator(f'tr[data-job-id="{IDS["job"]}"]')
     # After the live snapshot repainted the row: the status and sentence are still Nepali.
     page.wait_for_timeout(500)
-    expect(row.locator('[data-field="status"] .badge')).to_have_text("असफल भयो")
+    expect(row.locator('[data-field="status"] .badge')).to_have_text("असफल")
     expect(row.locator('[data-field="attempts"]')).to_have_text("२/३")
     if width > 600:  # the problem column is hidden on a phone
         expect(row.locator('[data-field="problem"]')).to_contain_text(NEPALI_GENERAL)
