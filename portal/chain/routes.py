@@ -7,6 +7,7 @@ import logging
 
 from flask import Blueprint, flash, redirect, render_template, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from sqlalchemy import func, select
 
@@ -48,6 +49,13 @@ from portal.transactions import attempt
 
 log = logging.getLogger(__name__)
 bp = Blueprint("chain", __name__, url_prefix="/projects/<int:project_id>")
+
+# After new spending limits are sent: a whole sentence per action, so each language words it.
+CAPS_SENT = {
+    "allocate": _l("New allocate limits sent; the table shows them once confirmed."),
+    "redeem": _l("New redeem limits sent; the table shows them once confirmed."),
+    "settle": _l("New settle limits sent; the table shows them once confirmed."),
+}
 
 
 def _apply_field_errors(form, exc: ValidationFailed) -> None:
@@ -271,12 +279,7 @@ def set_caps(project_id: int):
     if isinstance(sent, dict):
         what = _("%(action)s limits", action=labels.label("cap", form.action.data))
         return _page(project, unsigned={"what": what, **sent})
-    flash(
-        _(
-            "New %(action)s limits sent; the table shows them once confirmed.",
-            action=labels.label("cap", form.action.data),
-        )
-    )
+    flash(str(CAPS_SENT[form.action.data]))
     return redirect(url_for("chain.project_chain", project_id=project.id))
 
 

@@ -262,7 +262,7 @@ def test_a_cash_out_turns_paid_on_the_phone_without_a_reload(chromium, portal, s
             }
         )
         statement.get_by_role("button", name="Upload and match").click()
-        expect(statement.locator(".flash, [role=status]").first).to_contain_text("1 lines")
+        expect(statement.locator(".flash, [role=status]").first).to_contain_text("1 line.")
         statement.screenshot(path=str(shots / "settlement-reconciliation-1280.png"), full_page=True)
         expect(badge).to_have_text("Reconciled", timeout=30_000)
         decide.reload()
