@@ -17,6 +17,7 @@ from flask_wtf import FlaskForm
 from flask_wtf.form import _Auto, _is_submitted
 from werkzeug.datastructures import CombinedMultiDict
 from wtforms import StringField, TextAreaField
+from wtforms.fields.core import UnboundField
 from wtforms.validators import StopValidation
 
 from portal.inputs import CONTROL_MESSAGE, NOT_TEXT_MESSAGE, text_problem
@@ -65,12 +66,26 @@ class _Messages:
         return self.fallback.ngettext(singular, plural, n)
 
 
+def _choices_in_page_language(unbound: UnboundField) -> UnboundField:
+    """A select declared with a dict of translatable labels (``_l()``, read at class definition)
+    gets them as text in the language of the request that binds it: WTForms takes only plain
+    strings in its dict shorthand (anything else is a deprecated shape, an error in tests)."""
+    choices = unbound.kwargs.get("choices")
+    if not isinstance(choices, dict) or all(isinstance(v, (str, dict)) for v in choices.values()):
+        return unbound
+    kwargs = {**unbound.kwargs, "choices": {k: str(v) for k, v in choices.items()}}
+    copy = UnboundField(unbound.field_class, *unbound.args, name=unbound.name, **kwargs)
+    copy.creation_counter = unbound.creation_counter
+    return copy
+
+
 class Form(FlaskForm):
     class Meta(FlaskForm.Meta):
         def get_translations(self, form):
             return _Messages(super().get_translations(form))
 
         def bind_field(self, form, unbound_field, options):
+            unbound_field = _choices_in_page_language(unbound_field)
             field = super().bind_field(form, unbound_field, options)
             if isinstance(field, StringField):
                 multiline = isinstance(field, TextAreaField)
