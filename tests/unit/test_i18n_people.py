@@ -49,7 +49,7 @@ def test_the_beneficiary_list_in_nepali(client, staff, make_beneficiary):
     speaks(user, "ne")
     page = client.get("/beneficiaries/").get_data(as_text=True)
     assert 'lang="ne"' in html_tag(page)
-    for words in ("लाभग्राही", "खोज र फिल्टर", "खोज्नुहोस्", "सन्दर्भ नम्बर", "दर्ता मिति"):
+    for words in ("लाभग्राही", "खोज र छनोट", "खोज्नुहोस्", "सन्दर्भ नम्बर", "दर्ता मिति"):
         assert words in page, words
     assert "Search and filters" not in page and "Enrolled</th>" not in page
     # The enrolment dates are written by Babel in Devanagari digits.

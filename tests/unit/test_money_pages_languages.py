@@ -96,7 +96,7 @@ def test_the_approvals_page_in_arabic_runs_right_to_left(client, login, make_use
     block = re.search(r'<script type="application/json" id="i18n-strings">(.*?)</script>', page)
     strings = json.loads(block.group(1))
     assert strings["approval_no_longer"] == "لم يعد ينتظر: {status}."
-    assert strings["approval_labels"]["pending"] == "معلّق"
+    assert strings["approval_labels"]["pending"] == "قيد الانتظار"
 
 
 def test_an_amount_error_in_nepali(client, login, make_user, make_project):
