@@ -299,7 +299,10 @@ def test_staff_pages_in_nepali_and_the_account_page_in_arabic(chromium, portal, 
             # Drawn by the script from the snapshot: still the page's digits and grouping.
             expect(page.locator('[data-kpi="allocated"]')).to_have_text("४,०००.००")
             expect(page.locator('[data-kpi="people-allocated"]')).to_have_text("१")
-            expect(page.locator("#dash-feed")).to_contain_text("अहिलेसम्म कुनै खर्च भएको छैन।")
+            # The feed is empty, or shows the vendor test's payment with a Devanagari time.
+            expect(page.locator("#dash-feed")).to_contain_text(
+                re.compile("अहिलेसम्म कुनै खर्च भएको छैन।|[०-९]{2}:[०-९]{2}:[०-९]{2}")
+            )
             fits(page, f"ne-staff-dashboard-{size}", shots, viewport["width"])
             assert errors == []
             context.close()
