@@ -80,7 +80,7 @@ class JobLifecycle(dramatiq.Middleware):
         self._push()
         dispatch.deliver_with(message.options)
         self._local.token = None
-        job = lifecycle.claim(message.args[0], leases.worker_id())
+        job = lifecycle.claim(message.args[0], leases.worker_id(), message.actor_name)
         if job is None:
             log.debug("job %s is not claimable here: delivery skipped", message.args[0])
             raise SkipMessage()
@@ -140,7 +140,7 @@ class JobLifecycle(dramatiq.Middleware):
         duplicate delivery, or the sweeper, finds it taken), recorded the same way."""
         self._push()
         try:
-            job = lifecycle.claim(job_id, leases.worker_id())
+            job = lifecycle.claim(job_id, leases.worker_id(), kind)
             if job is None:
                 return
             self._local.token = job.lease_token

@@ -93,10 +93,15 @@ def claimable(now):
     )
 
 
-def claim(job_id: int, owner: str | None = None) -> Job | None:
+def claim(job_id: int, owner: str | None = None, kind: str | None = None) -> Job | None:
     """Take the job's lease and move it to running if it may start; None if another delivery
     holds a live lease, or a cancel or a finish won. The returned job carries the new
     ``lease_token`` that every later step of this run must present.
+
+    ``kind`` is what the message names: a job of another kind is not claimed. A message left
+    in the broker by another database that used the same Redis (a restored backup, a second
+    deployment, a test run before) names a job id this database may hold for something else;
+    run, it would hand that job to the wrong handler, which fails it for good.
 
     Three statements and the commit, on every job a worker runs: the claim returns the row it
     wrote, the attempt is numbered inside its INSERT, and the job stays loaded in the session
@@ -106,7 +111,7 @@ def claim(job_id: int, owner: str | None = None) -> Job | None:
     token = uuid.uuid4().hex
     job = _update_returning(
         update(Job)
-        .where(Job.id == job_id, claimable(now))
+        .where(Job.id == job_id, claimable(now), *([Job.kind == kind] if kind else []))
         .values(
             status=RUNNING,
             attempts=Job.attempts + 1,

@@ -15,7 +15,7 @@ from portal.errors import InvalidTransition
 from portal.extensions import db
 from portal.jobs import dispatch, leases, lifecycle
 from portal.jobs import services as jobs
-from portal.jobs.kinds import CHAIN_CONFIRM, DISBURSEMENT_BATCH
+from portal.jobs.kinds import CHAIN_CONFIRM, DIAGNOSTIC, DISBURSEMENT_BATCH, KINDS
 from portal.jobs.models import (
     CANCELLED,
     FAILED,
@@ -206,6 +206,36 @@ def test_a_chain_job_that_ran_cannot_be_cancelled(app, manager):
     assert batch.worker_gone and not batch.can_cancel and batch.can_retry
     with pytest.raises(InvalidTransition, match="on its way"):
         jobs.cancel(batch)
+
+
+# --- a message names its job's kind --------------------------------------------------------
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(other=st.sampled_from(sorted(set(KINDS) - {DIAGNOSTIC.name})))
+def test_a_message_naming_another_kind_does_not_claim_the_job(app, manager, other):
+    """A message left in Redis by another database names a job id this one holds for some
+    other work: the job is not claimed, its row is untouched, and its own message still runs."""
+    job_id = _new_job(manager)
+    assert lifecycle.claim(job_id, "host:1", other) is None
+    job = _job(job_id)
+    assert (job.status, job.attempts, job.lease_token) == (QUEUED, 0, None)
+    assert lifecycle.claim(job_id, "host:1", DIAGNOSTIC.name) is not None
+
+
+def test_the_worker_drops_a_stray_message_and_runs_the_job_from_its_own(app, worker, manager):
+    job_id = _new_job(manager)
+    worker.broker.flush("default")
+    stray = KINDS["campaigns.start"]
+    worker.broker.enqueue(dispatch.message_for(job_id, stray.name, stray.queue))
+    worker.run(stray.queue)
+    job = _job(job_id)
+    assert (job.status, job.attempts) == (QUEUED, 0)  # not failed by the wrong handler
+    worker.broker.enqueue(dispatch.message_for(job_id, DIAGNOSTIC.name, DIAGNOSTIC.queue))
+    worker.run()
+    assert _job(job_id).status == SUCCEEDED
 
 
 # --- the sweeper looks for the message in the broker ----------------------------------------
