@@ -2,9 +2,10 @@
 """A campaign of 10,000 SMS through the comms queue to the local provider server, at a rate.
 
 What runs, as the README's production set-up: anvil, a fresh PostgreSQL database, Redis, the
-web process (which takes the provider's signed delivery receipts) and Dramatiq worker
-processes, and a local SMS provider in Twilio's shape that posts ``sent`` and ``delivered``
-receipts back to the web process (``tests/support/comms_provider.py``). People are written to
+Procfile's release, web (gunicorn, which takes the provider's signed delivery receipts) and
+worker (two Dramatiq processes) commands, and a local SMS provider in Twilio's shape that
+posts ``sent`` and ``delivered`` receipts back to the web process
+(``tests/support/comms_provider.py``). People are written to
 the database directly; the campaign is composed and sent through the services in this process.
 
 Measured: how long the start job took to make the 10,000 messages (and their jobs), how fast
@@ -13,7 +14,7 @@ every worker, kept in Redis), the time from "send" to the first message at the p
 the last delivery receipt taken by the portal, and whether any phone got a message twice.
 Ends with one JSON line.
 
-    .venv/bin/python bench/campaign.py [--messages 10000] [--rate 50] [--workers 2]
+    .venv/bin/python bench/campaign.py [--messages 10000] [--rate 50] [--threads 8]
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
 import _common  # noqa: E402
+import _redeem_stages  # noqa: E402
 import _services  # noqa: E402  (bench/ is this script's folder)
+import _statements  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from tests.support import campaign_run, services, stack  # noqa: E402
@@ -43,8 +46,10 @@ def run(args) -> dict:
         "bench": "campaign",
         "messages": args.messages,
         "configured_rate_per_second": args.rate,
-        "worker_processes": args.workers,
+        "web": stack.procfile()["web"],
+        "worker": stack.procfile()["worker"],
         "worker_threads": args.threads,
+        "settings": args.env,
         "cpus": os.cpu_count(),
     }
     cleanup: list = []
@@ -62,16 +67,19 @@ def run(args) -> dict:
             OUTBOUND_PRIVATE_HOSTS="127.0.0.1",
             SMS_RATE_PER_SECOND=str(args.rate),
             WORKER_THREADS=str(args.threads),
+            **(_statements.env(started.folder) if args.count_statements else {}),
+            **args.env,
         )
-        stack.migrate(env)
+        stack.run_procfile_release(env)
         user_id = stack.create_user(env, "campaigns@example.org", PASSWORD)
-        web = stack.WebServer(env, started.folder, port=port)
-        cleanup.append(lambda: web.stop(timeout=5))
-        web.start()
+        # The Procfile's commands, as operators run them (gunicorn with gevent, two Dramatiq
+        # processes): the web process takes the provider's receipts.
+        web = stack.ProcfileProcess("web", env, started.folder, port=port)
+        workers = stack.ProcfileProcess("worker", env, started.folder)
+        for proc in (web, workers):
+            proc.start()
+            cleanup.append(proc.stop)
         web.wait_ready()
-        workers = stack.Worker(env, started.folder, processes=args.workers, threads=args.threads)
-        cleanup.append(lambda: workers.stop(timeout=5))
-        workers.start()
         workers.wait_ready()
 
         from config import Config
@@ -104,6 +112,12 @@ def run(args) -> dict:
             seeded = time.monotonic()
             campaign_run.seed_people(project.id, args.messages)
             result["seed_seconds"] = round(time.monotonic() - seeded, 1)
+            pids = {"web": web.pid, "workers": workers.pid}
+            database = started.url.rsplit("/", 1)[-1]
+            cpu_before = _redeem_stages.cpu_seconds(pids, database)
+            statements_before = _statements.read(started.folder) if args.count_statements else {}
+            # This process alone (not its children): the local provider and its receipts.
+            own_before = sum(os.times()[:2])
             sent_at = time.monotonic()
             campaign_id = campaign_run.launch(project.id, user_id)
             db.session.remove()
@@ -122,6 +136,17 @@ def run(args) -> dict:
             what="every receipt answered",
         )
         load = _common.load_average()
+        cpu_after = _redeem_stages.cpu_seconds(pids, database)
+        result["cpu_ms_per_message"] = _redeem_stages.cpu_per_redemption(
+            cpu_before, cpu_after, args.messages
+        )
+        result["cpu_ms_per_message"]["provider (this process)"] = round(
+            (sum(os.times()[:2]) - own_before) * 1000 / args.messages, 1
+        )
+        if args.count_statements:
+            result["statements_per_message"] = _statements.per_redemption(
+                statements_before, _statements.read(started.folder), args.messages
+            )
         result.update(make_times(engine, campaign_id))
         sending = provider.last_at - provider.first_at
         result.update(
@@ -181,6 +206,8 @@ def print_table(result: dict) -> None:
         ("send → last at provider (s)", result.get("send_to_last_at_provider_s")),
         ("send → last delivery receipt (s)", result.get("send_to_last_receipt_s")),
         ("most messages to one phone", result.get("most_messages_to_one_phone")),
+        ("CPU per message (ms)", result.get("cpu_ms_per_message")),
+        ("SQL statements per message", result.get("statements_per_message")),
         ("load average", result.get("load_average")),
     ]
     for name, value in rows:
@@ -191,12 +218,22 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--rate", type=float, default=50, help="SMS_RATE_PER_SECOND")
-    parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    parser.add_argument("--threads", type=int, default=4, help="threads per worker process")
+    parser.add_argument(
+        "--threads", type=int, default=8, help="WORKER_THREADS: threads per worker process"
+    )
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
+    )
+    parser.add_argument(
+        "--count-statements",
+        action="store_true",
+        help="count the SQL statements the web and worker processes send per message",
+    )
     args = parser.parse_args()
+    args.env = dict(item.split("=", 1) for item in args.env)
     return _common.finish(run(args), print_table, strict=args.strict)
 
 

@@ -34,14 +34,13 @@ from portal.campaigns.models import (
     Campaign,
     OptOut,
 )
-from portal.comms import delivery
+from portal.comms import delivery, ratelimit
 from portal.comms.models import CANCELLED as MESSAGE_CANCELLED
 from portal.comms.models import (
     HELD,
     OPTED_OUT,
     QUEUED,
     STATUSES,
-    UNSENT,
     WHATSAPP,
     OutboxMessage,
 )
@@ -179,7 +178,6 @@ def _make_messages(campaign: Campaign) -> int:
         .exists()
     )
     wanted = audience(campaign).add_columns(BeneficiaryPII.phone).where(~stopped, ~has_one)
-    kind = CAMPAIGN_WHATSAPP if campaign.channel == WHATSAPP else CAMPAIGN_SMS
     keep_until = utcnow() + timedelta(days=KEEP_DAYS)
     texts = {text.language: text for text in campaign.texts}
     english = campaign.text_for("en")
@@ -219,18 +217,7 @@ def _make_messages(campaign: Campaign) -> int:
         if not added:
             continue
         message_ids = sorted(message_id for message_id, _person in added)
-        job_ids = dispatch.enqueue_many(
-            kind.name,
-            [{"message_id": message_id} for message_id in message_ids],
-            project_id=campaign.project_id,
-        )
-        db.session.execute(
-            update(OutboxMessage),
-            [
-                {"id": message_id, "job_id": job_id}
-                for message_id, job_id in zip(message_ids, job_ids, strict=True)
-            ],
-        )
+        queue_jobs(campaign, message_ids, already=made)
         made += len(added)
     campaign.recipients = db.session.scalar(
         select(func.count(OutboxMessage.id)).where(OutboxMessage.campaign_id == campaign.id)
@@ -244,9 +231,35 @@ def _make_messages(campaign: Campaign) -> int:
     return made
 
 
+def queue_jobs(campaign: Campaign, message_ids: list[int], already: int = 0) -> None:
+    """One job per message, in one INSERT, each message's job paced at the channel's rate
+    (``ratelimit.spread``; ``already``: messages of this batch paced before these), and every
+    message tied to its job in one UPDATE."""
+    kind = CAMPAIGN_WHATSAPP if campaign.channel == WHATSAPP else CAMPAIGN_SMS
+    job_ids = dispatch.enqueue_many(
+        kind.name,
+        [{"message_id": message_id} for message_id in message_ids],
+        project_id=campaign.project_id,
+        delays_ms=ratelimit.spread(campaign.channel, len(message_ids), already),
+    )
+    db.session.execute(
+        update(OutboxMessage),
+        [
+            {"id": message_id, "job_id": job_id}
+            for message_id, job_id in zip(message_ids, job_ids, strict=True)
+        ],
+    )
+
+
 def gate(message: OutboxMessage) -> str | None:
     """Why a campaign's message does not go now (and where it went instead), or None."""
-    status = db.session.scalar(select(Campaign.status).where(Campaign.id == message.campaign_id))
+    # One round trip: the campaign's status and whether the number said STOP since.
+    stopped_since = (
+        select(OptOut.id).where(OptOut.phone_index == phone_index(message.recipient or "")).exists()
+    )
+    status, stopped = db.session.execute(
+        select(Campaign.status, stopped_since).where(Campaign.id == message.campaign_id)
+    ).one_or_none() or (None, False)
     if status == PAUSED:
         delivery.move(message.id, HELD)
         finish_if_done(message.campaign_id)
@@ -254,10 +267,7 @@ def gate(message: OutboxMessage) -> str | None:
     if status == CANCELLED:
         delivery.move(message.id, MESSAGE_CANCELLED)
         return "not sent: the campaign was cancelled"
-    stopped = db.session.scalar(
-        select(OptOut.id).where(OptOut.phone_index == phone_index(message.recipient or ""))
-    )
-    if stopped is not None:
+    if stopped:
         delivery.move(message.id, OPTED_OUT, error="The person replied STOP to campaigns.")
         finish_if_done(message.campaign_id)
         return "not sent: the person said STOP"
@@ -342,14 +352,4 @@ def _announce_id(campaign_id: int) -> None:
     campaign = db.session.get(Campaign, campaign_id, populate_existing=True)
     realtime.emit_after_commit(
         CAMPAIGN_CHANGED, snapshot(campaign), [delivery.campaign_room(campaign_id)]
-    )
-
-
-def held_ids(campaign_id: int) -> list[int]:
-    return list(
-        db.session.scalars(
-            select(OutboxMessage.id).where(
-                OutboxMessage.campaign_id == campaign_id, OutboxMessage.status.in_(UNSENT)
-            )
-        )
     )

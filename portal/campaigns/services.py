@@ -25,13 +25,12 @@ from portal.campaigns.models import (
     Campaign,
     CampaignText,
 )
-from portal.comms import delivery
 from portal.comms.models import CANCELLED as MESSAGE_CANCELLED
 from portal.comms.models import HELD, QUEUED, WHATSAPP, OutboxMessage
 from portal.errors import InvalidTransition, NotFound, ValidationFailed
 from portal.extensions import db
 from portal.jobs import dispatch
-from portal.jobs.kinds import CAMPAIGN_SMS, CAMPAIGN_START, CAMPAIGN_WHATSAPP
+from portal.jobs.kinds import CAMPAIGN_START
 from portal.projects import services as projects
 from portal.projects.models import Project
 from portal.timeutil import utcnow
@@ -160,21 +159,20 @@ def resume(campaign: Campaign) -> int:
         dispatch.enqueue(
             CAMPAIGN_START.name, {"campaign_id": campaign.id}, project_id=campaign.project_id
         )
-    kind = CAMPAIGN_WHATSAPP if campaign.channel == WHATSAPP else CAMPAIGN_SMS
-    requeued = 0
-    for message_id in sending.held_ids(campaign.id):
-        if not delivery.move(message_id, QUEUED, recorded_claim=0):
-            continue
-        job = dispatch.enqueue(
-            kind.name, {"message_id": message_id}, project_id=campaign.project_id
-        )
-        db.session.execute(
+    # Every held message back to queued in one UPDATE, then their jobs a chunk at a time,
+    # paced at the channel's rate like the start's (the page gets the counts from ``announce``).
+    held = sorted(
+        db.session.scalars(
             update(OutboxMessage)
-            .where(OutboxMessage.id == message_id)
-            .values(job_id=job.id)
-            .execution_options(synchronize_session=False)
+            .where(OutboxMessage.campaign_id == campaign.id, OutboxMessage.status == HELD)
+            .values(status=QUEUED, recorded_claim=0, status_at=utcnow())
+            .returning(OutboxMessage.id),
+            execution_options={"synchronize_session": False},
         )
-        requeued += 1
+    )
+    for start in range(0, len(held), sending.CHUNK):
+        sending.queue_jobs(campaign, held[start : start + sending.CHUNK], already=start)
+    requeued = len(held)
     record(campaign, "resumed", requeued=requeued)
     sending.announce(campaign)
     if started and not sending.finish_if_done(campaign.id):

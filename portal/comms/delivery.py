@@ -48,33 +48,40 @@ def campaign_room(campaign_id: int) -> str:
     return f"campaign:{campaign_id}"
 
 
-def move(message_id: int, to_state: str, *, from_states=None, **values) -> bool:
+def move(message_id: int, to_state: str, *, from_states=None, known=None, **values) -> str | None:
     """Move the message to ``to_state`` (with ``values``) if its current state allows it (and
-    is one of ``from_states``, when given); True if this call moved it."""
+    is one of ``from_states``, when given); the state it left if this call moved it, else None.
+
+    ``known``: the message's (status, campaign id) as the caller just read them, which saves
+    reading them again; if another writer moved it since, the conditional UPDATE finds
+    nothing and the move reads the row as usual."""
     allowed = tuple(from_states) if from_states is not None else ALLOWED_FROM[to_state]
     now = utcnow()
     values.setdefault("status_at", now)
     if to_state == DELIVERED:
         values.setdefault("delivered_at", now)
     for _ in range(3):
-        found = db.session.execute(
-            select(OutboxMessage.status, OutboxMessage.campaign_id).where(
-                OutboxMessage.id == message_id
-            )
-        ).first()
-        if found is None or found.status not in allowed:
-            return False
-        if change(OutboxMessage, message_id, (found.status,), to_state, **values):
-            if found.campaign_id is not None:
+        if known is not None:
+            status, campaign_id = known
+            known = None
+        else:
+            found = db.session.execute(
+                select(OutboxMessage.status, OutboxMessage.campaign_id).where(
+                    OutboxMessage.id == message_id
+                )
+            ).first()
+            if found is None:
+                return None
+            status, campaign_id = found
+        if status not in allowed:
+            return None
+        if change(OutboxMessage, message_id, (status,), to_state, **values):
+            if campaign_id is not None:
                 realtime.emit_after_commit(
                     CAMPAIGN_PROGRESS,
-                    {
-                        "campaign_id": found.campaign_id,
-                        "from": found.status,
-                        "to": to_state,
-                    },
-                    [campaign_room(found.campaign_id)],
+                    {"campaign_id": campaign_id, "from": status, "to": to_state},
+                    [campaign_room(campaign_id)],
                 )
-            return True
+            return status
         # Another writer moved it between the read and the update: look again.
-    return False
+    return None

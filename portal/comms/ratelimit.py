@@ -14,6 +14,12 @@ A slot further off is kept for the message, and its job goes back to the queue u
 without taking another. A Dramatiq process gives its threads the messages it fetched in arrival
 order: threads sleeping for slots drained that order at the provider's rate, and the redemption
 transfers fetched behind a backlog of SMS waited for all of their slots (``bench/redeem.py``).
+
+Work queued by the thousand (a campaign's messages) is paced when it is queued (``spread``):
+each job's message is delayed to about when the rate will let it go, so the first run of
+nearly every job finds its slot within the hold instead of running once only to be put back.
+No slot is taken ahead: a payment code queued meanwhile takes the next free slot, not one
+after the whole campaign.
 """
 
 from __future__ import annotations
@@ -48,6 +54,14 @@ local expire_ms = math.floor((wait + interval) / 1000) + 1000
 redis.call('SET', KEYS[1], string.format('%.0f', slot + interval), 'PX', expire_ms)
 return wait
 """
+# KEYS[1] as above: the seconds (microseconds) until the channel's next free slot, 0 if free.
+_PEEK = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local slot = tonumber(redis.call('GET', KEYS[1]) or '0')
+if slot < now then return 0 end
+return slot - now
+"""
 
 
 class SlotNotFree(Exception):
@@ -61,6 +75,7 @@ class RedisSchedule:
     def __init__(self, client, prefix: str):
         self.client, self.prefix = client, prefix
         self.script = client.register_script(_TAKE_SLOT)
+        self.peek_script = client.register_script(_PEEK)
 
     def take(self, channel: str, interval: float, max_wait: float) -> float | None:
         found = self.script(
@@ -68,6 +83,9 @@ class RedisSchedule:
             args=[int(interval * 1_000_000), int(max_wait * 1_000_000)],
         )
         return None if int(found) < 0 else int(found) / 1_000_000
+
+    def backlog(self, channel: str) -> float:
+        return int(self.peek_script(keys=[f"{self.prefix}:{channel}"])) / 1_000_000
 
 
 class MemorySchedule:
@@ -83,6 +101,10 @@ class MemorySchedule:
                 return None
             self.slots[channel] = slot + interval
             return slot - now
+
+    def backlog(self, channel: str) -> float:
+        with self.lock:
+            return max(self.slots.get(channel, 0.0) - time.monotonic(), 0.0)
 
 
 def rate_of(config: Mapping, channel: str) -> float:
@@ -106,6 +128,18 @@ def schedule_for(app: Flask):
             found = MemorySchedule()
         app.extensions["comms_rate_schedule"] = found
     return found
+
+
+def spread(channel: str, count: int, already: int = 0) -> list[int] | None:
+    """Delays (ms) that pace ``count`` sends at the channel's rate, after the slots already
+    taken and after ``already`` sends paced by an earlier call of the same batch; None when the
+    channel has no rate. An estimate, not a reservation: each send still takes its slot."""
+    rate = rate_of(current_app.config, channel)
+    if rate <= 0 or count <= 0:
+        return None
+    app = current_app._get_current_object()
+    start = schedule_for(app).backlog(channel) + already / rate
+    return [int((start + i / rate) * 1000) for i in range(count)]
 
 
 def wait_for_slot(channel: str, *, max_wait: float = MAX_WAIT, hold: float | None = None) -> float:

@@ -19,7 +19,7 @@ from flask_babel import force_locale
 from sqlalchemy import or_, select
 
 from portal.comms import delivery, errorcodes, signatures
-from portal.comms.models import DELIVERED, FAILED, SENT, SMS, WHATSAPP, OutboxMessage
+from portal.comms.models import DELIVERED, FAILED, QUEUED, SENT, SMS, WHATSAPP, OutboxMessage
 from portal.extensions import db
 
 # The providers' words for a message's state, in the delivery log's.
@@ -55,8 +55,16 @@ def hub_valid(secret: str, body: bytes, signature: str) -> bool:
     return signatures.hub_valid(body, secret, signature)
 
 
-def apply(message_id: int, channel: str, state: str, ref: str | None, code: str | None) -> bool:
-    """Move the message as the receipt says; True if it moved."""
+def apply(
+    message_id: int,
+    channel: str,
+    state: str,
+    ref: str | None,
+    code: str | None,
+    known: tuple[str, int | None] | None = None,
+) -> bool:
+    """Move the message as the receipt says; True if it moved. ``known``: its (status, campaign
+    id) as the caller read them."""
     values: dict = {}
     if ref:
         values["provider_ref"] = ref[:80]
@@ -66,13 +74,13 @@ def apply(message_id: int, channel: str, state: str, ref: str | None, code: str 
             values["error"] = (
                 str(errorcodes.describe(channel, code)) or "The provider could not deliver it."
             )
-    moved = delivery.move(message_id, state, **values)
-    if moved:
+    left = delivery.move(message_id, state, known=known, **values)
+    if left == QUEUED:
+        # Only a message that was still waiting to be sent can have been its campaign's last.
         from portal.comms.services import settled
 
-        message = db.session.get(OutboxMessage, message_id)
-        settled(message)
-    return moved
+        settled(db.session.get(OutboxMessage, message_id))
+    return left is not None
 
 
 def sms_receipt(key: str, form: dict[str, str]) -> bool | None:
@@ -88,7 +96,9 @@ def sms_receipt(key: str, form: dict[str, str]) -> bool | None:
     ref = form.get("MessageSid") or form.get("SmsSid")
     if message.provider_ref and ref and ref != message.provider_ref:
         return False  # a receipt for another message than the one this key sent
-    return apply(message.id, SMS, state, ref, form.get("ErrorCode"))
+    return apply(
+        message.id, SMS, state, ref, form.get("ErrorCode"), (message.status, message.campaign_id)
+    )
 
 
 def webhook_values(payload) -> list[dict]:

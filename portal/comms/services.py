@@ -87,13 +87,15 @@ def deliver(message_id: int, claim: int | None = None, *, last_try: bool = False
     idempotency key); otherwise it goes to review, and a delivery receipt (which names the
     message) may still settle it. A timeout waiting for the provider is treated the same way.
     """
-    purge_expired()
     message = db.session.get(OutboxMessage, message_id)
     if message is None:
         raise PermanentJobError("The message this job was for no longer exists.")
     if message.status != QUEUED:
         return f"already {message.status}"
-    if message.purged_at is not None or message.body is None:
+    if message.purged_at is not None or message.body is None or _past_keeping(message):
+        # Past its keeping time (a payment code that expired): blanked now rather than at the
+        # sweeper's next pass, and never sent.
+        _blank(message.id)
         delivery.move(message_id, FAILED, error="Expired before it could be sent.")
         return "expired before it could be sent"
     if message.campaign_id is not None:
@@ -108,13 +110,14 @@ def deliver(message_id: int, claim: int | None = None, *, last_try: bool = False
     except ratelimit.SlotNotFree as exc:
         message.recorded_claim = claim or message.recorded_claim
         raise RetryKeepingWork(str(exc)) from None
-    message.attempts += 1
-    message.recorded_claim = claim or message.recorded_claim
     if message.key is None:
         message.key = str(uuid.uuid4())
+    # Written with the message's move on success (one UPDATE); on a failure, by the session.
+    tried = {"attempts": message.attempts + 1, "recorded_claim": claim or message.recorded_claim}
     try:
         ref = _send(provider, message)
     except ProviderError as exc:
+        message.attempts, message.recorded_claim = tried["attempts"], tried["recorded_claim"]
         message.error = str(exc)
         message.error_code = exc.code
         if exc.unknown and not provider.idempotent:
@@ -126,16 +129,15 @@ def deliver(message_id: int, claim: int | None = None, *, last_try: bool = False
             raise RefusedJob(str(exc)) from None
         # The attempt count and the provider's answer are kept with the failed attempt.
         raise RetryKeepingWork(str(exc)) from exc
-    db.session.flush()
     values = {"provider": provider.name, "error": None, "error_code": None, "sent_at": utcnow()}
     if ref:
         values["provider_ref"] = ref
-    if not delivery.move(message_id, SENT, **values):
+    if not delivery.move(message_id, SENT, known=(QUEUED, message.campaign_id), **tried, **values):
         # A receipt got here first (delivered or failed): keep its word, add the provider's id.
         db.session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.id == message_id, OutboxMessage.provider_ref.is_(None))
-            .values(provider_ref=ref, provider=provider.name, sent_at=values["sent_at"])
+            .values(provider_ref=ref, provider=provider.name, sent_at=values["sent_at"], **tried)
             .execution_options(synchronize_session=False)
         )
     settled(message)
@@ -193,7 +195,8 @@ def campaign_gate(message: OutboxMessage) -> str | None:
 
 
 def purge_expired(limit: int = 500) -> int:
-    """Blank the text and number of messages past their keeping time; returns how many."""
+    """Blank the text and number of messages past their keeping time; returns how many (the
+    sweeper's pass; a message's own job blanks it first if it finds it past its time)."""
     now = utcnow()
     ids = list(
         db.session.scalars(
@@ -202,15 +205,22 @@ def purge_expired(limit: int = 500) -> int:
             .limit(limit)
         )
     )
-    if not ids:
-        return 0
+    if ids:
+        _blank(*ids)
+    return len(ids)
+
+
+def _past_keeping(message: OutboxMessage) -> bool:
+    return message.purge_after is not None and message.purge_after < utcnow()
+
+
+def _blank(*ids: int) -> None:
     db.session.execute(
         update(OutboxMessage)
         .where(OutboxMessage.id.in_(ids), OutboxMessage.purged_at.is_(None))
-        .values(body=None, recipient=None, subject=None, html_body=None, purged_at=now)
+        .values(body=None, recipient=None, subject=None, html_body=None, purged_at=utcnow())
         .execution_options(synchronize_session=False)
     )
-    return len(ids)
 
 
 def recent(user, channels: tuple[str, ...] = (SMS,), limit: int = 100) -> list[OutboxMessage]:

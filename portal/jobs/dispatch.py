@@ -75,9 +75,11 @@ def enqueue_many(
     *,
     project_id: int | None = None,
     created_by_id: int | None = None,
+    delays_ms: list[int] | None = None,
 ) -> list[int]:
     """Record one job per payload in one multi-row INSERT; their messages go out after commit,
-    like ``enqueue``'s. The ids, in the order of ``payloads``.
+    like ``enqueue``'s (each ``delays_ms[i]`` later, when given). The ids, in the order of
+    ``payloads``.
 
     For work made by the thousand (a campaign's messages): no Job objects are loaded and no
     per-job live event is sent (the jobs page shows them on its next load).
@@ -105,8 +107,9 @@ def enqueue_many(
         )
     )
     pending = db.session.info.setdefault(_PENDING, {})
-    for job_id in ids:
-        pending[job_id] = (kind.name, kind.queue, None, False)
+    delays = delays_ms or [None] * len(ids)
+    for job_id, delay in zip(ids, delays, strict=True):
+        pending[job_id] = (kind.name, kind.queue, delay or None, False)
     return ids
 
 

@@ -103,7 +103,7 @@ def claim(job_id: int, owner: str | None = None, kind: str | None = None) -> Job
     deployment, a test run before) names a job id this database may hold for something else;
     run, it would hand that job to the wrong handler, which fails it for good.
 
-    Three statements and the commit, on every job a worker runs: the claim returns the row it
+    Two or three statements and the commit, on every job a worker runs: the claim returns the row it
     wrote, the attempt is numbered inside its INSERT, and the job stays loaded in the session
     after the commit (its row is this run's until it ends), so the handler does not read it
     again."""
@@ -125,18 +125,19 @@ def claim(job_id: int, owner: str | None = None, kind: str | None = None) -> Job
     if job is None:
         db.session.rollback()
         return None
-    # A previous try whose worker died never closed its attempt.
-    db.session.execute(
-        update(JobAttempt)
-        .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
-        .values(
-            finished_at=now,
-            outcome=FAILED,
-            error=WORKER_GONE,
-            problem=problems.coded(problems.WORKER_GONE_CODE),
+    if job.attempts > 1:
+        # A previous try whose worker died never closed its attempt (a first claim has none).
+        db.session.execute(
+            update(JobAttempt)
+            .where(JobAttempt.job_id == job_id, JobAttempt.finished_at.is_(None))
+            .values(
+                finished_at=now,
+                outcome=FAILED,
+                error=WORKER_GONE,
+                problem=problems.coded(problems.WORKER_GONE_CODE),
+            )
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
     tried = select(func.count()).where(JobAttempt.job_id == job_id).scalar_subquery()
     db.session.execute(
         insert(JobAttempt).from_select(

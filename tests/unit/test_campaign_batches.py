@@ -163,6 +163,74 @@ def test_a_start_that_dies_midway_leaves_nothing_and_its_retry_makes_all(
     assert sorted(r.beneficiary_id for r in _rows(campaign.id)) == sorted(p.id for p in people)
 
 
+# --- paced at the provider's rate when queued -------------------------------------------------
+
+
+def _etas(broker, queue: str = "campaigns") -> dict[int, int]:
+    """Job id → the time (ms) its message is due, for the messages waiting on ``queue``: when
+    it was sent for one not delayed (the first), its ``eta`` for a delayed one."""
+    import dramatiq
+    from dramatiq.common import dq_name
+
+    found = {}
+    for name in (queue, dq_name(queue)):
+        for raw in list(broker.queues[name].queue):
+            message = dramatiq.Message.decode(raw)
+            found[message.args[0]] = message.options.get("eta", message.message_timestamp)
+    return found
+
+
+@settings(
+    max_examples=8,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(count=st.integers(1, 9), chunk=st.integers(1, 4), rate=st.sampled_from([2, 5, 40]))
+def test_the_messages_are_queued_paced_at_the_providers_rate(
+    app, worker, make_project, make_beneficiary, monkeypatch, count, chunk, rate
+):
+    """Each message's job is due one interval (1 / rate) after the one before it, across
+    chunks, so a send finds its slot when it runs instead of being put back; paused and
+    resumed, the held messages are paced again."""
+    monkeypatch.setattr(sending, "CHUNK", chunk)
+    monkeypatch.setitem(app.config, "SMS_RATE_PER_SECOND", rate)
+    app.extensions.pop("comms_rate_schedule", None)  # no slot taken: nothing ahead of them
+    for queue in ("campaigns", "campaigns.DQ"):
+        worker.broker.flush(queue)
+    project = make_project(status="active")
+    _people(make_beneficiary, project, count, next(_counter) * 100)
+    campaign = _draft(project)
+    campaign.status = "scheduled"
+    db.session.commit()
+    sending.start(campaign.id)
+    db.session.commit()
+    _assert_paced(worker.broker, campaign.id, rate, count)
+
+    services.pause(campaign)
+    db.session.commit()
+    worker.broker.flush("campaigns.DQ")
+    db.session.execute(
+        OutboxMessage.__table__.update()
+        .where(OutboxMessage.campaign_id == campaign.id)
+        .values(status="held")
+    )
+    db.session.commit()
+    services.resume(db.session.get(Campaign, campaign.id))
+    db.session.commit()
+    _assert_paced(worker.broker, campaign.id, rate, count)
+
+
+def _assert_paced(broker, campaign_id: int, rate: float, count: int) -> None:
+    jobs = [r.job_id for r in sorted(_rows(campaign_id), key=lambda r: r.id)]
+    etas = _etas(broker)
+    due = [etas[job_id] for job_id in jobs]
+    assert len(due) == count
+    interval = 1000 / rate
+    gaps = [later - earlier for earlier, later in zip(due, due[1:], strict=False)]
+    # Sent after the commit a few microseconds apart; each is due one interval after the last.
+    assert all(abs(gap - interval) <= 5 for gap in gaps), gaps
+
+
 # --- the cost in the preview -----------------------------------------------------------------
 
 
