@@ -18,6 +18,7 @@ LABELS = {
     "approved": _l("approved"),
     "assigned": _l("assigned"),
     "awaiting": _l("awaiting"),
+    "awaiting_code": _l("awaiting code"),
     "cancelled": _l("cancelled"),
     "closed": _l("closed"),
     "committed": _l("committed"),
@@ -38,6 +39,7 @@ LABELS = {
     "matched": _l("matched"),
     "new": _l("new"),
     "not_paid": _l("not paid"),
+    "not started": _l("not started"),  # a person a disbursement has not reached yet
     "open": _l("open"),
     "opted_out": _l("opted out"),
     "paid": _l("paid"),

@@ -25,11 +25,33 @@ def _middleware(app: Flask):
     return [AgeLimit(), TimeLimit(time_limit=limit_ms), ShutdownNotifications()]
 
 
+class PortalRedisBroker(RedisBroker):
+    """Dramatiq's Redis broker, whose consumer of an empty queue polls again after a backoff
+    growing to the worker's timeout (100 ms in the Procfile): a payment's transfer arriving on
+    an idle queue waited up to that long before a thread saw it. The queues named in
+    ``fast_queues`` are polled at most ``fast_ms`` apart instead (a Redis call per queue and
+    process every ``fast_ms`` while idle); the others keep the longer backoff."""
+
+    def __init__(self, *args, fast_queues: tuple[str, ...] = (), fast_ms: int = 100, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fast_queues, self.fast_ms = set(fast_queues), fast_ms
+
+    def consume(self, queue_name: str, prefetch: int = 1, timeout: int = 5000):
+        if queue_name in self.fast_queues:
+            timeout = min(timeout, self.fast_ms)
+        return super().consume(queue_name, prefetch, timeout)
+
+
 def init_broker(app: Flask) -> dramatiq.Broker:
     if app.config["BROKER"] == "stub":
         broker = StubBroker(middleware=_middleware(app))
     else:
-        broker = RedisBroker(url=app.config["REDIS_URL"], middleware=_middleware(app))
+        broker = PortalRedisBroker(
+            url=app.config["REDIS_URL"],
+            middleware=_middleware(app),
+            fast_queues=tuple(app.config["JOB_FAST_POLL_QUEUES"]),
+            fast_ms=int(app.config["JOB_FAST_POLL_MS"]),
+        )
     for queue in QUEUES:
         broker.declare_queue(queue)
     dramatiq.set_broker(broker)

@@ -1,9 +1,10 @@
 """The words staff read for the codes the money pages show: an approval's status, a project's
-payment set-up, a transaction's status, a statement line's state.
+payment set-up, a transaction's status, a statement line's state, a person's money history.
 
 The codes stay in the database, the URLs and the ``data-status`` attributes (scripts and tests
-read them); pages show ``money_label(table, code)``, in the page's language. A code missing from
-its table is shown as it is, so a new status is never hidden.
+read them); pages show ``money_label(table, code)``, in the page's language: the table's own
+word where the context needs one, else the status vocabulary's (``status_label``), so a new
+status is never hidden.
 """
 
 from __future__ import annotations
@@ -15,15 +16,13 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 
 from portal.i18n.locales import DEFAULT, to_native_digits
+from portal.i18n.statuses import status_label
 
+# Words that differ from the one status vocabulary (``portal.i18n.statuses``) in their context:
+# a payment set-up that is "deployed" reads "ready", the spending limits name actions, an alert
+# names its kind, a redemption's filter options start with a capital. Every other code of a
+# table reads as ``status_label`` says it, so one status has one word on every page.
 TABLES = {
-    "approval": {
-        "pending": _l("pending"),
-        "approved": _l("approved"),
-        "rejected": _l("rejected"),
-        "cancelled": _l("cancelled"),
-        "executed": _l("executed"),
-    },
     # A project's payment set-up (ProjectChain.status).
     "setup": {
         "deployed": _l("ready"),
@@ -37,50 +36,14 @@ TABLES = {
         "redeem": _l("Redeem"),
         "settle": _l("Settle"),
     },
-    # A chain transaction's status, and the Transactions page's "stuck" filter.
-    "tx": {
-        "pending": _l("pending"),
-        "sent": _l("sent"),
-        "confirmed": _l("confirmed"),
-        "reverted": _l("reverted"),
-        "failed": _l("failed"),
-        "stuck": _l("not mined for long"),
-    },
+    # The Transactions page's "stuck" filter.
+    "tx": {"stuck": _l("not mined for long")},
     "alert": {
         "deep_rollback": _l("deep rollback"),
         "nonce_gap": _l("nonce gap"),
         "fee_ceiling": _l("fee ceiling"),
         "chain_mismatch": _l("chain mismatch"),
         "vendor_registration": _l("vendor registration"),
-    },
-    "job": {
-        "queued": _l("queued"),
-        "running": _l("running"),
-        "succeeded": _l("succeeded"),
-        "retrying": _l("retrying"),
-        "failed": _l("failed"),
-        "cancelled": _l("cancelled"),
-    },
-    # A person in a disbursement (disbursements.recipients).
-    "recipient": {
-        "allocated": _l("allocated"),
-        "pending": _l("pending"),
-        "failed": _l("failed"),
-        "not started": _l("not started"),
-    },
-    # A row of a beneficiary's money history (ledger.people): a batch's or a payment's status.
-    "history": {
-        "confirmed": _l("confirmed"),
-        "pending": _l("pending"),
-        "sent": _l("sent"),
-        "failed": _l("failed"),
-        "awaiting_code": _l("awaiting code"),
-        "accepted": _l("accepted"),
-        "submitted": _l("submitted"),
-        "settled": _l("settled"),
-        "cancelled": _l("cancelled"),
-        "expired": _l("expired"),
-        "locked": _l("locked"),
     },
     "redemption": {
         "awaiting_code": _l("Awaiting code"),
@@ -92,28 +55,27 @@ TABLES = {
         "expired": _l("Expired"),
         "locked": _l("Locked"),
     },
-    # A bank statement line (reconciliation.models.STATES).
-    "line": {
-        "matched": _l("matched"),
-        "unexpected": _l("unexpected"),
-        "duplicate": _l("duplicate"),
-        "amount_differs": _l("amount differs"),
-        "not_paid": _l("not paid"),
-    },
+}
+# The codes of each table the scripts are given whole (``table``), beyond its own words.
+CODES = {
+    "approval": ("pending", "approved", "rejected", "cancelled", "executed"),
+    "tx": ("pending", "sent", "confirmed", "reverted", "failed", "stuck"),
 }
 
 
 def label(table: str, code: str | None) -> str:
-    """The words for ``code`` in ``table``, in the page's language; the code itself if unknown."""
+    """The words for ``code`` as ``table``'s pages show it, in the page's language: the table's
+    own word if it has one, else the status vocabulary's (the code itself if unknown)."""
     if code is None:
         return ""
     found = TABLES.get(table, {}).get(code)
-    return str(found) if found is not None else str(code)
+    return str(found) if found is not None else status_label(code)
 
 
 def table(name: str) -> dict[str, str]:
     """A whole table as plain strings, for the scripts' strings block."""
-    return {code: str(words) for code, words in TABLES[name].items()}
+    codes = CODES.get(name) or tuple(TABLES[name])
+    return {code: label(name, code) for code in codes}
 
 
 def hours_minutes(value: datetime | None) -> str:
