@@ -3,6 +3,7 @@ before and whoever said STOP), the cost in its preview, and the audit of its act
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -226,7 +227,7 @@ def _assert_paced(broker, campaign_id: int, rate: float, count: int) -> None:
     due = [etas[job_id] for job_id in jobs]
     assert len(due) == count
     interval = 1000 / rate
-    gaps = [later - earlier for earlier, later in zip(due, due[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(due)]
     # Sent after the commit a few microseconds apart; each is due one interval after the last.
     assert all(abs(gap - interval) <= 5 for gap in gaps), gaps
 
