@@ -52,7 +52,7 @@ def settle_one(message_id: int, outcome: str) -> bool:
     """Move one message out of review as ``outcome``; True if this call moved it (and, for
     not sent, queued its one new job)."""
     if outcome == WAS_DELIVERED:
-        return delivery.move(message_id, DELIVERED, from_states=(REVIEW,), error=None)
+        return delivery.move(message_id, DELIVERED, from_states=(REVIEW,), error=None) is not None
     if outcome != NOT_SENT:
         raise ValueError(outcome)
     # recorded_claim 0: the new job's first claim is not taken for an interrupted one.
