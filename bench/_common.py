@@ -35,6 +35,18 @@ def print_json_line(result: dict) -> None:
     print(json.dumps(result, sort_keys=True), flush=True)
 
 
+def add_env_option(parser) -> None:
+    """``--env NAME=VALUE`` (repeatable): a setting for the portal's processes, e.g. the old
+    value of a setting to measure before and after in one session."""
+    parser.add_argument(
+        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
+    )
+
+
+def env_settings(items: list[str]) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in items)
+
+
 def finish(result: dict, print_table, *, strict: bool) -> int:
     """The table for people, the JSON line for machines; the exit status: 1 when ``strict`` and
     the target was missed."""

@@ -224,16 +224,14 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=1800, help="seconds to wait")
     parser.add_argument("--strict", action="store_true", help="exit 1 when the target is missed")
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
-    )
+    _common.add_env_option(parser)
     parser.add_argument(
         "--count-statements",
         action="store_true",
         help="count the SQL statements the web and worker processes send per message",
     )
     args = parser.parse_args()
-    args.env = dict(item.split("=", 1) for item in args.env)
+    args.env = _common.env_settings(args.env)
     return _common.finish(run(args), print_table, strict=args.strict)
 
 

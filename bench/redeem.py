@@ -561,9 +561,7 @@ def main() -> int:
         default=0.0,
         help="seconds a vendor waits between charges (0: as fast as the portal answers)",
     )
-    parser.add_argument(
-        "--env", action="append", default=[], metavar="NAME=VALUE", help="extra setting"
-    )
+    _common.add_env_option(parser)
     parser.add_argument(
         "--burst",
         action="store_true",
@@ -593,7 +591,7 @@ def main() -> int:
         help="count the SQL statements of the web and worker processes per redemption",
     )
     args = parser.parse_args()
-    args.env = dict(item.split("=", 1) for item in args.env)
+    args.env = _common.env_settings(args.env)
     r = run(args)
     c, b, p = r["code_to_confirmed_ms"], r["baseline_transfer_ms"], r["code_post_ms"]
     print(
