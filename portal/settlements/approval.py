@@ -4,6 +4,9 @@ the request later (``Outcome(executed=False)``, then ``mark_executed`` when paid
 
 from __future__ import annotations
 
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
+
 from portal.approvals import kinds
 from portal.extensions import db
 from portal.settlements import services
@@ -14,8 +17,11 @@ from portal.vendors.models import Vendor
 def describe(request) -> str:
     row = db.session.get(Settlement, request.subject_id)
     vendor = db.session.get(Vendor, row.vendor_id) if row else None
-    name = vendor.name if vendor else "a vendor"
-    return f"Settle {services.money(request.project_id, request.amount)} to {name}"
+    return _(
+        "Settle %(amount)s to %(vendor)s",
+        amount=services.money(request.project_id, request.amount),
+        vendor=vendor.name if vendor else _("a vendor"),
+    )
 
 
 def execute(request, approver_id: int) -> kinds.Outcome:
@@ -26,7 +32,7 @@ kinds.register(
     kinds.Kind(
         name=services.KIND,
         permission="settlement.approve",
-        label="Settlement",
+        label=_l("Settlement"),
         describe=describe,
         execute=execute,
         subject_url=services.subject_url,

@@ -25,6 +25,7 @@ that has not left the portal (``portal.payouts.services.paid_after_failure``).
 from __future__ import annotations
 
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from sqlalchemy import func, select
 
 from portal.approvals import kinds
@@ -36,7 +37,7 @@ from portal.errors import Conflict, DomainError
 from portal.extensions import db
 from portal.ledger import settlements as ledger
 from portal.payouts import methods
-from portal.payouts.models import KINDS, PayoutMethod
+from portal.payouts.models import KIND_LABELS, PayoutMethod
 from portal.projects.models import Project
 from portal.settlements import services
 from portal.settlements.models import (
@@ -211,13 +212,20 @@ def describe(request) -> str:
     method = (
         db.session.get(PayoutMethod, row.repay_method_id) if row and row.repay_method_id else None
     )
-    account = (
-        f" {KINDS[method.kind].lower()} {methods.mask(method.account_number)}" if method else ""
-    )
-    return (
-        f"Pay {services.money(request.project_id, request.amount)} to "
-        f"{vendor.name if vendor else 'a vendor'} again, to another account{account} "
-        "(the first payment failed)"
+    amount = services.money(request.project_id, request.amount)
+    name = vendor.name if vendor else _("a vendor")
+    if method is None:
+        return _(
+            "Pay %(amount)s to %(vendor)s again, to another account (the first payment failed)",
+            amount=amount,
+            vendor=name,
+        )
+    return _(
+        "Pay %(amount)s to %(vendor)s again, to %(kind)s %(account)s (the first payment failed)",
+        amount=amount,
+        vendor=name,
+        kind=str(KIND_LABELS[method.kind]).lower(),
+        account=methods.mask(method.account_number),
     )
 
 
@@ -231,7 +239,7 @@ kinds.register(
     kinds.Kind(
         name=KIND,
         permission="settlement.approve",
-        label="Paying a cash-out again",
+        label=_l("Paying a cash-out again"),
         describe=describe,
         execute=execute,
         subject_url=services.subject_url,

@@ -7,17 +7,18 @@
   var CHANGED = "approval.changed";
   var words = window.PortalStrings || {
     t: function (key, fallback) { return fallback; },
-    label: function (table, status, fallback) { return fallback; }
+    label: function (table, status, fallback) { return fallback; },
+    number: function (n) { return String(n); }
   };
 
   function setCount(n) {
     document.querySelectorAll("[data-approvals-count]").forEach(function (el) {
-      el.textContent = String(n);
+      el.textContent = words.number(n);
       el.hidden = !n;
     });
     var home = document.querySelector("[data-approvals-count-home]");
     if (home) {
-      home.textContent = String(n);
+      home.textContent = words.number(n);
       home.parentElement.classList.toggle("stat--alert", n > 0);
     }
   }
