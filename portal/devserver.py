@@ -8,6 +8,7 @@ about how to get in. This prints one "ready" banner and "stopped" on the way out
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import threading
@@ -87,5 +88,8 @@ def run(app, host: str, port: int, *, workers: bool = True) -> None:
         if worker is not None:
             worker.stop()
         db.session.remove()
+        # The live events' Redis listener (a daemon thread that ends with the process) would
+        # report every reconnect try once its Redis is gone: noise on the way out.
+        logging.getLogger("socketio.server").setLevel(logging.CRITICAL)
         stop_redis()
         click.echo("stopped")
