@@ -71,6 +71,17 @@ def _render_error(status: int, detail: str):
     return render_template("errors/error.html", status=status, title=title, detail=detail), status
 
 
+def _constraint(exc: IntegrityError) -> str:
+    """Which rule the database enforced: the constraint's name (PostgreSQL) or SQLite's
+    "UNIQUE constraint failed: table.column" — never the values, which may be personal."""
+    diag = getattr(exc.orig, "diag", None)
+    name = getattr(diag, "constraint_name", None)
+    if name:
+        return str(name)
+    text = str(exc.orig).splitlines()[0] if exc.orig is not None else ""
+    return text if "constraint failed" in text else type(exc.orig).__name__
+
+
 def register_errors(app: Flask) -> None:
     @app.errorhandler(CSRFError)
     def csrf_error(exc):
@@ -85,7 +96,9 @@ def register_errors(app: Flask) -> None:
     @app.errorhandler(IntegrityError)
     def conflict(exc):
         # Two requests changed the same thing at once and the database kept the first.
-        app.logger.warning("integrity conflict on %s %s", request.method, request.path)
+        app.logger.warning(
+            "integrity conflict on %s %s (%s)", request.method, request.path, _constraint(exc)
+        )
         return _render_error(
             409, _("Someone else changed this at the same moment. Reload the page and try again.")
         )

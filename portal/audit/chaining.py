@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from sqlalchemy import event, select
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, SessionTransaction
@@ -96,6 +96,17 @@ def _locked_head(sess: Session) -> AuditHead:
         .with_for_update()
         .execution_options(populate_existing=True)
     )
+    if sess.get_bind().dialect.name == "sqlite":
+        # SQLite ignores FOR UPDATE and reads outside a write lock: two appenders read one
+        # head and the second's entry collides on its seq. A write that changes nothing takes
+        # the database's one write lock first (waiting for an appender holding it), so the
+        # head read next is the last one committed.
+        sess.execute(
+            update(AuditHead)
+            .where(AuditHead.id == 1)
+            .values(seq=AuditHead.seq)
+            .execution_options(synchronize_session=False)
+        )
     head = sess.execute(locked).scalar_one_or_none()
     if head is None:
         # The very first entry: concurrent first appends must not collide on creating the row.
