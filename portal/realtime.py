@@ -298,8 +298,13 @@ def _on_subscribe(data):
         found, rooms, _ = _resolve(data)
     except _Refused as refused:
         return refused.answer
-    for room in rooms:
-        join_room(room)
+    try:
+        for room in rooms:
+            join_room(room)
+    except ValueError:
+        # The socket disconnected while its subscribe was on its way (a page left or
+        # reloaded): nobody is there to join or to answer.
+        return {"ok": False, "error": "disconnected"}
     try:
         found, _, snapshot = _resolve(data)
     except _Refused as refused:  # access ended between the two reads

@@ -64,3 +64,21 @@ def test_the_page_ends_with_the_latest_state(
     heard = [e["args"][0]["value"] for e in sio.get_received() if e["name"] == EVENT]
     seen = max([ack["snapshot"]["value"], *heard])
     assert seen == state["value"] == 1
+
+
+def test_a_socket_gone_before_its_join_gets_a_quiet_answer(
+    app, login, make_user, order_topic, monkeypatch
+):
+    """The page left while its subscribe was on its way: joining raises in the Socket.IO
+    server, which must not escape the handler (an error in the server's thread)."""
+
+    def gone(room, *args, **kwargs):
+        raise ValueError("sid is not connected to requested namespace")
+
+    user = make_user("admin")
+    client = app.test_client()
+    login(client, user)
+    sio = socketio.test_client(app, flask_test_client=client)
+    monkeypatch.setattr(realtime, "join_room", gone)  # connected; gone by the subscribe
+    ack = sio.emit("subscribe", {"topic": TOPIC}, callback=True)
+    assert ack == {"ok": False, "error": "disconnected"}
