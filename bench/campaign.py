@@ -5,8 +5,8 @@ What runs, as the README's production set-up: anvil, a fresh PostgreSQL database
 Procfile's release, web (gunicorn, which takes the provider's signed delivery receipts) and
 worker (two Dramatiq processes) commands, and a local SMS provider in Twilio's shape that
 posts ``sent`` and ``delivered`` receipts back to the web process
-(``tests/support/comms_provider.py``). People are written to
-the database directly; the campaign is composed and sent through the services in this process.
+(``tests/support/comms_provider.py``). People are written to the database directly; the
+campaign is composed and sent through the services in this process.
 
 Measured: how long the start job took to make the 10,000 messages (and their jobs), how fast
 the provider was sent to beside ``SMS_RATE_PER_SECOND`` (the limit shared by

@@ -95,7 +95,8 @@ def deliver(message_id: int, claim: int | None = None, *, last_try: bool = False
     if message.purged_at is not None or message.body is None or _past_keeping(message):
         # Past its keeping time (a payment code that expired): blanked now rather than at the
         # sweeper's next pass, and never sent.
-        _blank(message.id)
+        if message.purged_at is None:
+            _blank(message.id)
         delivery.move(message_id, FAILED, error="Expired before it could be sent.")
         return "expired before it could be sent"
     if message.campaign_id is not None:

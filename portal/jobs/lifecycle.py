@@ -103,10 +103,10 @@ def claim(job_id: int, owner: str | None = None, kind: str | None = None) -> Job
     deployment, a test run before) names a job id this database may hold for something else;
     run, it would hand that job to the wrong handler, which fails it for good.
 
-    Two or three statements and the commit, on every job a worker runs: the claim returns the row it
-    wrote, the attempt is numbered inside its INSERT, and the job stays loaded in the session
-    after the commit (its row is this run's until it ends), so the handler does not read it
-    again."""
+    Two statements and the commit on every job a worker runs (a third closes a dead worker's
+    attempt on a re-claim): the claim returns the row it wrote, the attempt is numbered inside
+    its INSERT, and the job stays loaded in the session after the commit (its row is this run's
+    until it ends), so the handler does not read it again."""
     now = utcnow()
     token = uuid.uuid4().hex
     job = _update_returning(
