@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -69,16 +70,25 @@ def pytest_runtest_makereport(item: pytest.Item, call):
     return report
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_make_collect_report(collector: pytest.Collector):
+_CONFIG: list[pytest.Config] = []
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Collect reports carry no config; under pytest-xdist they reach the controller's
+    # ``pytest_collectreport`` only (workers collect, the controller decides the exit status).
+    _CONFIG[:] = [config]
+
+
+def pytest_collectreport(report: pytest.CollectReport) -> None:
     # A module that skips itself at import (``pytest.importorskip``, ``allow_module_level``).
     # Failing the collect report would interrupt the whole session, so the skip is only noted
     # here, and the exit status is set at the end (the other tests still run).
-    report = yield
-    if report.skipped and ci_enabled() and _in_guarded_dir(getattr(collector, "path", None)):
-        collector.config.stash.setdefault(_KEY, []).append((collector.nodeid, _skip_reason(report)))
-        collector.config.stash[_MODULE_SKIPPED] = True
-    return report
+    if not (report.skipped and ci_enabled() and _CONFIG):
+        return
+    if _in_guarded_dir(Path(report.nodeid.split("::")[0])):
+        config = _CONFIG[0]
+        config.stash.setdefault(_KEY, []).append((report.nodeid, _skip_reason(report)))
+        config.stash[_MODULE_SKIPPED] = True
 
 
 @pytest.hookimpl(trylast=True)

@@ -5,7 +5,8 @@ Redis and PostgreSQL are found or started once (``tests/support/services.py``) a
 pytest as ``TEST_REDIS_URL`` / ``TEST_PG_URL``; a service that cannot be had is reported, and the
 tests needing it skip (which fails the run when ``CI`` is true, see ``tests/support/ci.py``).
 
-Arguments are passed to pytest: ``tests/support/run_tests.py tests/integration -x``.
+Arguments are passed to pytest: ``tests/support/run_tests.py tests/integration -x``. The run is
+split over ``TEST_WORKERS`` (default 2) pytest-xdist processes, a test file per process at a time.
 
 Exit status: pytest's, except "no tests collected" (5), which is an error under ``CI=true``
 and only a warning otherwise. When ``PYTEST_EXIT_FILE`` is set, pytest's own status is written
@@ -32,6 +33,17 @@ def _say(message: str) -> None:
     print(f"run_tests: {message}", file=sys.stderr, flush=True)
 
 
+def _workers(argv: list[str]) -> list[str]:
+    """pytest-xdist options: ``TEST_WORKERS`` processes (default 2), each test file kept whole
+    on one of them (its module-scoped stacks are started once). Most of the suite waits on
+    processes, browsers and chains rather than computing, so two runners halve its time on two
+    cores. ``TEST_WORKERS=0`` (or ``-n``/``-p no:xdist`` in the arguments) runs in one process."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in argv):
+        return []
+    count = int(os.environ.get("TEST_WORKERS", "2") or 0)
+    return ["-n", str(count), "--dist", "loadfile"] if count > 1 else []
+
+
 def main(argv: list[str]) -> int:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
@@ -54,7 +66,7 @@ def main(argv: list[str]) -> int:
         if ci.ci_enabled():
             _say("CI is true: a skipped integration or browser test fails the run")
 
-        command = [sys.executable, "-m", "pytest", "-p", "tests.support.ci", *argv]
+        command = [sys.executable, "-m", "pytest", "-p", "tests.support.ci", *_workers(argv), *argv]
         child = subprocess.Popen(command, env=env, cwd=REPO_ROOT)
         # Ctrl-C reaches pytest through the terminal; a SIGTERM to us is passed on to it.
         signal.signal(signal.SIGTERM, lambda *_: child.send_signal(signal.SIGTERM))
