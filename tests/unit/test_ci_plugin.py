@@ -27,9 +27,12 @@ def _run(tmp_path: Path, body: str, workers: int, ci: str = "true") -> subproces
     (tmp_path / "tests" / "unit").mkdir()
     (tmp_path / "tests" / "unit" / "test_plain.py").write_text(MODULES["passing"])
     env = {**os.environ, "CI": ci, "PYTHONPATH": str(REPO_ROOT)}
-    command = [sys.executable, "-m", "pytest", "-p", "tests.support.ci", "-q", "-p", "no:cacheprovider"]
+    command = [sys.executable, "-m", "pytest", "-p", "tests.support.ci", "-q"]
+    command += ["-p", "no:cacheprovider"]
     command += ["-n", str(workers)] if workers else ["-p", "no:xdist"]
-    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 @pytest.mark.parametrize("workers", [0, 2])
