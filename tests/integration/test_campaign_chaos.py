@@ -17,7 +17,7 @@ from tests.support.anvil import DEV_KEY
 from tests.support.comms_provider import FakeProviders
 from tests.support.services import free_port
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.pg_heavy]
 
 PEOPLE = 300
 RATE = 30  # messages per second, shared by every worker

@@ -18,7 +18,7 @@ from tests.support import stack
 from tests.support.anvil import DEV_KEY
 from tests.support.stack import post_form, wait_sql
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pg_heavy]
 
 
 def test_disbursement_survives_a_killed_worker(

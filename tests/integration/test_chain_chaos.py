@@ -26,7 +26,7 @@ from tests.support import stack
 from tests.support.anvil import DEV_KEY, Anvil
 from tests.support.services import Unavailable, start_redis_server, wait_for
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.pg_heavy]
 
 PASSWORD = "a-long-test-password-42"
 APPROVER = "chaos-approver@example.org"  # funding and starts need a second person

@@ -34,7 +34,7 @@ from tests.support.anvil import DEV_KEY
 from tests.support.services import ManagedProcess, free_port, start_redis_server
 from tests.support.stack import post_form, wait_sql
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.pg_heavy]
 
 EMAIL, PASSWORD = "chaos@example.org", "a-long-test-password-42"
 APPROVER = "chaos-approver@example.org"  # funding and starts need a second person

@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 
 from tests.support import bench_run, services, stack
+
+# The bench's own processes on the suite's PostgreSQL (tests/support/fixtures.py).
+pytestmark = pytest.mark.pg_heavy
 
 
 def _run(*args: str) -> dict:

@@ -19,7 +19,7 @@ import websocket
 
 from tests.support import services, stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pg_heavy]
 
 # More than the 50 threads of the old command, each of which one socket used to hold for good.
 HELD_SOCKETS = 120

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 
 from tests.support import chain, pg_race
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pg_heavy]
 
 THREADS = 16  # within the pool of 10 plus its overflow of 10
 TOKEN = "inbound-pg-token"

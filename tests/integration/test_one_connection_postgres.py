@@ -19,7 +19,7 @@ from sqlalchemy import event, func, select, text, update
 
 from tests.support import pg_race
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pg_heavy]
 
 VENDORS = 64
 POOL = 16

@@ -13,7 +13,7 @@ from sqlalchemy import func, select
 
 from tests.support import pg_race
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pg_heavy]
 
 THREADS = 50
 # Small against the 20.00 allocated: were a code accepted twice, the entitlement would not stop

@@ -17,7 +17,7 @@ from sqlalchemy import create_engine, text
 
 from tests.support import stack
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.pg_heavy]
 JOB_UPDATED = "job.updated"
 
 

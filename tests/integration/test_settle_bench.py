@@ -7,8 +7,12 @@ from __future__ import annotations
 import json
 
 import psycopg
+import pytest
 
 from tests.support import bench_run, services, stack
+
+# The bench's own processes on the suite's PostgreSQL (tests/support/fixtures.py).
+pytestmark = pytest.mark.pg_heavy
 
 
 def test_quick_settlement_bench_pays_every_settlement_once(pg_service, anvil_binary):

@@ -39,7 +39,7 @@ from tests.support.momo_server import FakeMomo
 from tests.support.services import Unavailable, free_port
 from tests.support.stack import wait_sql
 
-pytestmark = [pytest.mark.integration, pytest.mark.chaos]
+pytestmark = [pytest.mark.integration, pytest.mark.chaos, pytest.mark.pg_heavy]
 
 PASSWORD = "a-long-test-password-42"
 FINANCE, APPROVER = "finance@example.org", "approver@example.org"

@@ -7,9 +7,39 @@ under ``CI=true`` that skip fails the run (``tests/support/ci.py``).
 
 from __future__ import annotations
 
+import fcntl
+import os
+import tempfile
+from pathlib import Path
+
 import pytest
 
 from tests.support import services, stack
+
+
+# PostgreSQL serves 100 connections by default. A module marked ``pg_heavy`` starts the
+# production processes on it, or drives dozens of threads at it, and takes most of them: the
+# suite runs in several pytest-xdist processes, and two such modules at once ran the server out
+# of connections ("too many clients"). They take turns, across processes, through this lock; every
+# other module runs beside them. A file lock is let go by the kernel if its holder dies.
+def _heavy_lock() -> Path:
+    default = Path(tempfile.gettempdir()) / "portal-tests-pg-heavy.lock"
+    return Path(os.environ.get("PORTAL_TESTS_HEAVY_LOCK") or default)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _heavy_postgres_users_take_turns(request):
+    """Autouse and module-scoped, so it is set up before the module's own module-scoped stacks
+    and let go only after their teardown."""
+    if request.node.get_closest_marker("pg_heavy") is None:
+        yield
+        return
+    with open(_heavy_lock(), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
 
 
 @pytest.fixture(scope="session")
