@@ -18,24 +18,37 @@ from tests.support import services, stack
 
 
 # PostgreSQL serves 100 connections by default. A module marked ``pg_heavy`` starts the
-# production processes on it, or drives dozens of threads at it, and takes most of them: the
-# suite runs in several pytest-xdist processes, and two such modules at once ran the server out
-# of connections ("too many clients"). They take turns, across processes, through this lock; every
-# other module runs beside them. A file lock is let go by the kernel if its holder dies.
+# production processes on it, or drives dozens of threads at it, and takes most of them; the
+# suite runs in several pytest-xdist processes, and such a module beside another PostgreSQL
+# module ran the server out of connections ("too many clients"). So, across processes, through
+# one file lock: a ``pg_heavy`` module holds it exclusively, any other module that uses
+# PostgreSQL (its tests need ``pg_service``) holds it shared, and modules without PostgreSQL
+# (most unit and browser tests) do not take it. The kernel lets a dead holder's lock go.
 def _heavy_lock() -> Path:
     default = Path(tempfile.gettempdir()) / "portal-tests-pg-heavy.lock"
     return Path(os.environ.get("PORTAL_TESTS_HEAVY_LOCK") or default)
 
 
+def _postgres_turn(request) -> int | None:
+    if request.node.get_closest_marker("pg_heavy") is not None:
+        return fcntl.LOCK_EX
+    module = request.node.nodeid
+    for item in request.session.items:
+        if item.nodeid.split("::", 1)[0] == module and "pg_service" in item.fixturenames:
+            return fcntl.LOCK_SH
+    return None
+
+
 @pytest.fixture(scope="module", autouse=True)
-def _heavy_postgres_users_take_turns(request):
+def _postgres_users_take_turns(request):
     """Autouse and module-scoped, so it is set up before the module's own module-scoped stacks
     and let go only after their teardown."""
-    if request.node.get_closest_marker("pg_heavy") is None:
+    turn = _postgres_turn(request)
+    if turn is None:
         yield
         return
     with open(_heavy_lock(), "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, turn)
         try:
             yield
         finally:
