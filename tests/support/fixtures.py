@@ -30,14 +30,20 @@ def _heavy_lock() -> Path:
     return Path(os.environ.get("PORTAL_TESTS_HEAVY_LOCK") or default)
 
 
+_POSTGRES_MODULES = pytest.StashKey[frozenset]()
+
+
 def _postgres_turn(request) -> int | None:
     if request.node.get_closest_marker("pg_heavy") is not None:
         return fcntl.LOCK_EX
-    module = request.node.nodeid
-    for item in request.session.items:
-        if item.nodeid.split("::", 1)[0] == module and "pg_service" in item.fixturenames:
-            return fcntl.LOCK_SH
-    return None
+    stash = request.session.stash
+    if _POSTGRES_MODULES not in stash:  # once a session, not a walk of every item per module
+        stash[_POSTGRES_MODULES] = frozenset(
+            item.nodeid.split("::", 1)[0]
+            for item in request.session.items
+            if "pg_service" in item.fixturenames
+        )
+    return fcntl.LOCK_SH if request.node.nodeid in stash[_POSTGRES_MODULES] else None
 
 
 @pytest.fixture(scope="module", autouse=True)

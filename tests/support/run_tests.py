@@ -37,8 +37,8 @@ def _workers(argv: list[str]) -> list[str]:
     """pytest-xdist options for ``TEST_WORKERS`` processes (default 1: one process), each test
     file kept whole on one of them (its module-scoped stacks start once). Most of the suite
     waits on processes, browsers and chains rather than computing, so two runners halve its
-    time on two cores; two are not the default yet because, side by side, the PostgreSQL tests
-    still take more than a default server's 100 connections (see the README's Tests section)."""
+    time on two cores; two are not the default until a whole run in two passes (see the README's
+    Tests section)."""
     if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in argv):
         return []
     count = int(os.environ.get("TEST_WORKERS", "1") or 0)
