@@ -172,13 +172,17 @@ def test_malformed_input_is_not_counted_as_a_try(world):
     assert db.session.get(Redemption, redemption.id).tries == 0
 
 
-def test_resends_are_spaced_and_limited(world, app):
+def test_resends_are_spaced_and_limited(world, app, monkeypatch):
     app.config["BENEFICIARY_CODE_LIMITS"] = "10 per minute"  # the row's own limits, here
     vendor = world[3]
     redemption = start(world)
     old = sent_code()
-    with pytest.raises(Conflict, match="Wait 30 seconds"):
-        redemptions.resend(vendor, redemption.id)
+    sent_at = db.session.get(Redemption, redemption.id, populate_existing=True).last_sent_at
+    with monkeypatch.context() as frozen:  # the clock stands at the send, however slow the host
+        frozen.setattr(codes, "utcnow", lambda: sent_at)
+        with pytest.raises(Conflict, match="Wait 30 seconds"):
+            redemptions.resend(vendor, redemption.id)
+    db.session.rollback()
     for _ in range(3):
         age(redemption, seconds=31)
         redemptions.resend(vendor, redemption.id)
