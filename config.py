@@ -210,14 +210,19 @@ class Config:
     CHAIN_BALANCE_CHECK_SECONDS = env_int("CHAIN_BALANCE_CHECK_SECONDS", 30)
     # Sign a redemption's transfer in the request that accepts its code (one job hop, the
     # receipt follow-up) or in a transfer job (whose thread then follows the receipt itself).
-    # "auto": in the request when signing is cheap (the native secp256k1 library, coincurve, is
-    # installed: ~1 ms a signature; pure Python takes ~25 ms of CPU); "true"/"false" force one.
-    # Off by default: the nonce is taken at the commit either way now, but the one gevent web
-    # process is where 20 vendors at once queue, and the signing, the broadcast and the extra
-    # event add to it: code POST p50 2.7 s against 2.1 s in the job, code to confirmed p95 5.8 s
-    # against 4.5 s (bench/redeem.py on a loaded machine). A chain that cannot be reached from
-    # the request always leaves it to the job.
-    REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "false")
+    # "auto" (the default): in the request when signing is cheap (the native secp256k1 library,
+    # coincurve, is installed: ~1 ms a signature; pure Python takes ~25 ms of CPU);
+    # "true"/"false" force one. Measured on a quiet 2-core machine with 20 vendors
+    # (bench/redeem.py): code to confirmed p95 275 ms against 636 ms in the job at a shop's
+    # pace, 2.5 s against 2.7 s back to back. A chain that cannot be reached from the request
+    # leaves it to the job (CHAIN_REQUEST_TIMEOUT_MS).
+    REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "auto")
+    # A web request waits at most this long on the node (a fee quote, the broadcast after its
+    # commit; the jobs keep 30 s); after the node failed a request, its process leaves
+    # transfers to the jobs for the pause, so a node that hangs costs one slow code entry, not
+    # every one.
+    CHAIN_REQUEST_TIMEOUT_MS = env_int("CHAIN_REQUEST_TIMEOUT_MS", 2000)
+    CHAIN_REQUEST_PAUSE_SECONDS = env_int("CHAIN_REQUEST_PAUSE_SECONDS", 30)
     DISBURSEMENT_BATCH_SIZE = env_int("DISBURSEMENT_BATCH_SIZE", 200)
     # The largest amount one form accepts (a funding, a per-person allocation, a charge), in
     # whole tokens; amounts are also bounded by what a BIGINT column and a uint256 hold.

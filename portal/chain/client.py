@@ -3,8 +3,13 @@ and what its node answered kept for a while (chain id, fee quote, balances, gas 
 
 from __future__ import annotations
 
+import contextvars
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import NamedTuple
 
+import requests
 from flask import current_app
 from web3 import Web3
 from web3.exceptions import Web3RPCError
@@ -21,6 +26,63 @@ class ChainUnavailable(RuntimeError):
     """The chain cannot be reached or is not the one the database knows."""
 
 
+# Seconds an RPC may take here before it fails, where the default 30 s is too long to wait
+# (a vendor's request): set by ``rpc_timeout``, per thread or greenlet.
+_timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar("rpc_timeout", default=None)
+
+
+class _Provider(Web3.HTTPProvider):
+    def get_request_kwargs(self):
+        kwargs = dict(super().get_request_kwargs())
+        shorter = _timeout.get()
+        if shorter is not None:
+            kwargs["timeout"] = shorter
+        return kwargs
+
+    @property
+    def exception_retry_configuration(self):
+        # Under a short timeout, web3's own retries (five, with a backoff) would multiply it.
+        if _timeout.get() is not None:
+            return None
+        return Web3.HTTPProvider.exception_retry_configuration.fget(self)
+
+    @exception_retry_configuration.setter
+    def exception_retry_configuration(self, value) -> None:
+        Web3.HTTPProvider.exception_retry_configuration.fset(self, value)
+
+
+# What a node that cannot be reached, or does not answer in time, raises.
+UNREACHABLE = (requests.ConnectionError, requests.Timeout)
+
+
+def request_timeout() -> float:
+    """Seconds a web request waits on the node (``CHAIN_REQUEST_TIMEOUT_MS``)."""
+    return current_app.config["CHAIN_REQUEST_TIMEOUT_MS"] / 1000
+
+
+@contextmanager
+def rpc_timeout(seconds: float | None) -> Iterator[None]:
+    """Within the block, this thread's RPCs to the node give up after ``seconds`` (None: the
+    client's own 30 s)."""
+    token = _timeout.set(seconds)
+    try:
+        yield
+    finally:
+        _timeout.reset(token)
+
+
+def note_failure(w3: Web3 | None = None) -> None:
+    """An RPC a request could not wait for failed on this client's node: see ``failed_lately``."""
+    cache.of(_client(w3)).put("failed_at", time.monotonic())
+
+
+def failed_lately(seconds: float, w3: Web3 | None = None) -> bool:
+    """Whether ``note_failure`` was called for this client in the last ``seconds``: callers
+    that cannot wait (a vendor's request) then leave the node to the jobs for a while."""
+    failed_at = cache.of(_client(w3)).peek("failed_at")
+    return failed_at is not None and time.monotonic() - failed_at < seconds
+
+
 def is_embedded(app=None) -> bool:
     app = app or current_app
     return not app.config.get("WEB3_PROVIDER_URI")
@@ -33,7 +95,7 @@ def web3(app=None) -> Web3:
         return found
     uri = app.config.get("WEB3_PROVIDER_URI")
     if uri:
-        w3 = Web3(Web3.HTTPProvider(uri, request_kwargs={"timeout": 30}))
+        w3 = connect(uri)
     else:
         if not app.config.get("CHAIN_EMBEDDED_ALLOWED", True):
             raise ChainUnavailable(
@@ -45,6 +107,11 @@ def web3(app=None) -> Web3:
         w3 = Web3(embedded.get(instance).provider)
     app.extensions["portal_web3"] = w3
     return w3
+
+
+def connect(uri: str) -> Web3:
+    """A client of the JSON-RPC node at ``uri``: 30 s an RPC, shorter under ``rpc_timeout``."""
+    return Web3(_Provider(uri, request_kwargs={"timeout": 30}))
 
 
 def faucet_key(app=None) -> str | None:

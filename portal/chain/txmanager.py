@@ -36,7 +36,7 @@ import threading
 import time
 from datetime import timedelta
 
-from flask import current_app
+from flask import current_app, has_request_context
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
@@ -202,15 +202,20 @@ def _send_committed(sess) -> None:
     queued = sess.info.pop(_AFTER_COMMIT, None)
     if not queued:
         return
-    for signer_id, _nonce, raw in sorted(queued, key=lambda item: (item[0], item[1])):
-        with _signer_lock(signer_id):
-            _send_raw(raw)
+    # A web request (a vendor waiting) does not wait out a hung node: the follow-up sends it.
+    waits = client.request_timeout() if has_request_context() else None
+    with client.rpc_timeout(waits):
+        for signer_id, _nonce, raw in sorted(queued, key=lambda item: (item[0], item[1])):
+            with _signer_lock(signer_id):
+                _send_raw(raw)
 
 
 def _send_raw(raw: str) -> None:
     try:
         client.web3().eth.send_raw_transaction(raw)
     except Exception as exc:  # the follow-up job sends it again and records why
+        if isinstance(exc, client.UNREACHABLE) and has_request_context():
+            client.note_failure()
         log.info("broadcast after commit not accepted (%s); the follow-up retries", exc)
 
 

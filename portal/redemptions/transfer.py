@@ -169,7 +169,7 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
     done here (the setting is off, the chain is unreachable, the project or vendor is not in a
     state to pay): the caller then queues the transfer job, which decides with retries.
     """
-    if not signs_in_request() or vendor.status != APPROVED:
+    if not signs_in_request() or vendor.status != APPROVED or _chain_paused():
         return False
     pc = setup.state(redemption.project_id)
     if pc is None or pc.status != DEPLOYED or pc.contract_kind != contracts.ENTITLEMENTS:
@@ -177,18 +177,26 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
     if not chain_vendors.registered(pc.project_id, vendor.id):
         return False
     try:
-        with db.session.begin_nested():
+        with client.rpc_timeout(client.request_timeout()), db.session.begin_nested():
             if not services.move(redemption.id, (ACCEPTED,), SUBMITTED, submitted_at=utcnow()):
                 raise _NotAccepted
             _sign(redemption, pc, vendor)
     except _NotAccepted:
         return False
-    except Exception:  # the node down or slow, a refused nonce read: the job retries it
+    except Exception as exc:  # the node down or slow, a refused nonce read: the job retries it
+        if isinstance(exc, client.UNREACHABLE):
+            client.note_failure()
         log.warning(
             "redemption %s: signing in the request failed; queued", redemption.id, exc_info=True
         )
         return False
     return True
+
+
+def _chain_paused() -> bool:
+    """A node that just failed a request is left to the jobs for a while: each request would
+    otherwise wait out the timeout again."""
+    return client.failed_lately(current_app.config["CHAIN_REQUEST_PAUSE_SECONDS"])
 
 
 class _NotAccepted(Exception):

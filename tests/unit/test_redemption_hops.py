@@ -8,6 +8,8 @@ commit, and hands over to a follow-up job when the chain takes longer.
 from __future__ import annotations
 
 import re
+import socket
+import time
 
 import pytest
 from sqlalchemy import func, select
@@ -295,3 +297,107 @@ def test_without_a_receipt_in_time_a_follow_up_job_takes_over(app, funded, worke
     assert waits == [(True, app.config["CHAIN_RECEIPT_WAIT_HERE_SECONDS"]), (False, None)]
     # The take-over, without delay (and the person's receipt SMS, on the comms queue).
     assert [kind for kind in sent if not kind.startswith("comms.")] == ["chain.confirm"]
+
+
+def test_the_transfer_is_signed_in_the_request_by_default():
+    from config import Config
+
+    assert Config.REDEMPTION_SIGN_IN_REQUEST == "auto"
+
+
+@pytest.fixture
+def hung_node():
+    """A node that takes connections and never answers (a stopped process, a stuck proxy)."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    yield f"http://127.0.0.1:{listener.getsockname()[1]}"
+    listener.close()
+
+
+@pytest.fixture
+def short_waits(app):
+    app.config["CHAIN_REQUEST_TIMEOUT_MS"] = 300
+
+
+def confirm_in_a_request(app, funded, redemption) -> float:
+    """The vendor's code request, commit included; the seconds it took."""
+    started = time.monotonic()
+    with app.test_request_context("/vendor/payments/code", method="POST"):
+        assert redemptions.confirm(funded[3], redemption.id, last_code()).ok
+        db.session.commit()
+    return time.monotonic() - started
+
+
+def counting_rpcs(w3) -> list[str]:
+    asked: list[str] = []
+    real = w3.manager._make_request
+    w3.manager._make_request = lambda method, params: (
+        asked.append(str(method)) or real(method, params)
+    )
+    return asked
+
+
+def test_a_hung_node_costs_one_short_wait_then_the_jobs_take_over(
+    app, funded, worker, hung_node, short_waits
+):
+    app.config["CHAIN_FEE_QUOTE_SECONDS"] = 0  # every transfer asks the node for fees
+    w3 = client.web3()
+    reachable, w3.provider = w3.provider, client.connect(hung_node).provider
+    try:
+        first = charge(funded)
+        # The fee read fails after the request's timeout (not the client's 30 s, nor web3's
+        # five retries of it): the code is taken and the transfer left to its job.
+        assert confirm_in_a_request(app, funded, first) < 3
+        assert client.failed_lately(app.config["CHAIN_REQUEST_PAUSE_SECONDS"])
+        asked = counting_rpcs(w3)
+        second = charge(funded)
+        assert confirm_in_a_request(app, funded, second) < 1
+        assert asked == []  # paused: the next request does not try the node again
+    finally:
+        del w3.manager._make_request
+        w3.provider = reachable
+    for row in (first, second):
+        row = db.session.get(Redemption, row.id)
+        assert (row.status, row.chain_tx_id) == (ACCEPTED, None) and row.job_id is not None
+    assert redeem_txs() == []
+
+    worker.run("contracts")
+    assert {db.session.get(Redemption, r.id).status for r in (first, second)} == {SETTLED}
+
+
+def test_a_broadcast_the_node_does_not_answer_is_left_to_the_follow_up(
+    app, funded, worker, hung_node, short_waits
+):
+    app.config["CHAIN_FEE_QUOTE_SECONDS"] = 600  # nothing but the broadcast asks the node
+    warm = charge(funded)
+    confirm_in_a_request(app, funded, warm)
+    worker.run("contracts")
+    w3 = client.web3()
+    reachable, w3.provider = w3.provider, client.connect(hung_node).provider
+    try:
+        redemption = charge(funded)
+        assert confirm_in_a_request(app, funded, redemption) < 3
+    finally:
+        w3.provider = reachable
+    tx = db.session.get(ChainTx, db.session.get(Redemption, redemption.id).chain_tx_id)
+    assert tx.nonce is not None  # signed and stored in the request's commit
+    with pytest.raises(TransactionNotFound):
+        w3.eth.get_transaction(tx.tx_hash)  # never reached the node
+    assert client.failed_lately(app.config["CHAIN_REQUEST_PAUSE_SECONDS"])
+
+    worker.run("contracts")  # the follow-up sends the stored transaction
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
+
+
+def test_jobs_keep_the_clients_own_timeout(app, hung_node, short_waits):
+    w3 = client.connect(hung_node)
+    assert dict(w3.provider.get_request_kwargs())["timeout"] == 30
+    assert w3.provider.exception_retry_configuration is not None
+    with client.rpc_timeout(0.2):
+        assert dict(w3.provider.get_request_kwargs())["timeout"] == 0.2
+        assert w3.provider.exception_retry_configuration is None
+        started = time.monotonic()
+        with pytest.raises(client.UNREACHABLE):
+            w3.eth.get_block_number()
+        assert time.monotonic() - started < 1.5
