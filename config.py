@@ -131,14 +131,12 @@ class Config:
     # A web process with a Jobs page open looks this often for leases that just expired and
     # tells the page "worker gone" (portal/jobs/lease_watch.py); 0 = never.
     JOB_LEASE_WATCH_SECONDS = env_int("JOB_LEASE_WATCH_SECONDS", 5)
-    # Queues a worker polls at most JOB_FAST_POLL_MS apart while they are empty (others back
-    # off to the worker timeout): the payments' transfers, which a vendor is waiting for.
-    JOB_FAST_POLL_QUEUES = tuple(
-        q.strip()
-        for q in (env_str("JOB_FAST_POLL_QUEUES", "contracts") or "").split(",")
-        if q.strip()
-    )
-    JOB_FAST_POLL_MS = env_int("JOB_FAST_POLL_MS", 20)
+    # An idle queue's consumer waits this long on the queue's doorbell (rung by every message
+    # sent) before it looks at the queue on its own (portal/jobs/broker.py).
+    JOB_IDLE_WAIT_MS = env_int("JOB_IDLE_WAIT_MS", 1000)
+    # Off: Dramatiq's own polling (a Redis proxy that does not pass blocking commands through).
+    # Every worker and web process of a deployment must agree.
+    JOB_DOORBELL = env_bool("JOB_DOORBELL", True)
 
     # The chain: unset means the embedded in-process EVM (state journaled under instance/).
     WEB3_PROVIDER_URI = env_str("WEB3_PROVIDER_URI")

@@ -5,9 +5,9 @@ The Procfile's web and worker commands run on anvil, a fresh PostgreSQL database
 in ``bench/redeem.py``, freshly released, with no traffic. After a settling pause, the CPU
 (user + system) of the web process, the worker processes, the database's backends and anvil is
 read over a window. Every payment competes with this background for the same cores: the
-queues' polling, the job leases' heartbeats, the sweeper, the chain watch. The baseline, in the
-same run, is anvil alone (it mines nothing: it only answers the portal's reads). Ends with one
-JSON line.
+queues' consumers, the job leases' heartbeats, the sweeper, the chain watch. The baseline, in
+the same run, is the same stack with ``JOB_DOORBELL=false``: Dramatiq's own consumers, which
+poll an empty queue after a backoff growing to the worker timeout. Ends with one JSON line.
 
     .venv/bin/python bench/idle.py [--settle 15] [--window 30] [--env NAME=VALUE]
 """
@@ -29,11 +29,11 @@ import _services  # noqa: E402
 from tests.support import stack  # noqa: E402
 
 
-def measure(args) -> dict:
+def measure(args, settings: dict[str, str]) -> dict:
     cleanup: list = []
     try:
         started = _services.start("idle", cleanup, keep_logs=False)
-        env = started.env("idle", **_common.env_settings(args.env))
+        env = started.env("idle", **settings)
         stack.run_procfile_release(env)
         web = stack.ProcfileProcess("web", env, started.folder)
         worker = stack.ProcfileProcess("worker", env, started.folder)
@@ -69,24 +69,32 @@ def main() -> int:
     parser.add_argument("--window", type=float, default=30.0)
     _common.add_env_option(parser)
     args = parser.parse_args()
-    found = measure(args)
-    cpu = found["cpu_ms_per_s"]
-    portal = sum(v for k, v in cpu.items() if k != "anvil")
-    print(f"idle production stack, {found['window_s']} s window, settings {args.env or 'default'}")
-    for name, value in cpu.items():
-        print(f"  {name:<9} {value:7.1f} ms of CPU per second")
-    share = portal / 10
-    print(f"  portal in all (web, workers, database): {portal:.1f} ms/s = {share:.1f} % of a core")
-    print(f"  baseline: anvil {cpu.get('anvil', 0.0):.1f} ms/s")
-    print(f"  machine load before {found['load_before']}, after {found['load_after']}")
-    anvil = cpu.get("anvil") or 0.0
+    settings = _common.env_settings(args.env)
+    runs = {
+        "portal": measure(args, settings),
+        "baseline": measure(args, {**settings, "JOB_DOORBELL": "false"}),
+    }
+    totals = {}
+    for label, found in runs.items():
+        cpu = found["cpu_ms_per_s"]
+        totals[label] = sum(v for k, v in cpu.items() if k != "anvil")
+        title = "as configured" if label == "portal" else "baseline, JOB_DOORBELL=false"
+        print(f"idle production stack, {title}, {found['window_s']} s window")
+        for name, value in cpu.items():
+            print(f"  {name:<9} {value:7.1f} ms of CPU per second")
+        share = totals[label] / 10
+        print(f"  web, workers and database: {totals[label]:.1f} ms/s = {share:.1f} % of a core")
+        print(f"  machine load before {found['load_before']}, after {found['load_after']}")
+    ratio = totals["portal"] / totals["baseline"] if totals["baseline"] else None
+    print(f"  ratio to the baseline: {ratio:.2f}" if ratio is not None else "  no baseline")
     _common.print_json_line(
         {
             "bench": "idle",
             "settings": args.env,
-            **found,
-            "portal_cpu_ms_per_s": round(portal, 1),
-            "ratio_to_anvil": round(portal / anvil, 1) if anvil else None,
+            **runs,
+            "portal_cpu_ms_per_s": round(totals["portal"], 1),
+            "baseline_cpu_ms_per_s": round(totals["baseline"], 1),
+            "ratio": round(ratio, 3) if ratio is not None else None,
         }
     )
     return 0
