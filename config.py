@@ -215,6 +215,10 @@ class Config:
     # pace, 2.5 s against 2.7 s back to back. A chain that cannot be reached from the request
     # leaves it to the job (CHAIN_REQUEST_TIMEOUT_MS).
     REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "auto")
+    # ... but only while the web process serves at most this many requests at once: a crowded
+    # one (50 vendors back to back, 500 dashboards) is the bottleneck, and the job's worker
+    # signs instead (portal/request_load.py).
+    REDEMPTION_SIGN_IN_REQUEST_MAX_BUSY = env_int("REDEMPTION_SIGN_IN_REQUEST_MAX_BUSY", 4)
     # A web request waits at most this long on the node (a fee quote, the broadcast after its
     # commit; the jobs keep 30 s); after the node failed a request, its process leaves
     # transfers to the jobs for the pause, so a node that hangs costs one slow code entry, not

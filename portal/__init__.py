@@ -54,7 +54,7 @@ def create_app(
     config_class: type[Config] | None = None, *, role: str = "web", **overrides
 ) -> Flask:
     """Build the app. ``role`` is "web" (serves pages and sockets) or "worker" (runs jobs)."""
-    from portal import crypto, db_guard, db_pool, payloads, realtime
+    from portal import crypto, db_guard, db_pool, payloads, realtime, request_load
     from portal.extensions import babel, csrf, db, limiter, login_manager, migrate, socketio
     from portal.jobs.broker import init_broker
     from portal.transactions import PortalFlask
@@ -95,6 +95,7 @@ def create_app(
         default_translation_directories=str(BASE_DIR / "translations"),
     )
     app.before_request(choose_now)
+    request_load.init_app(app)
     init_broker(app)
     if role == "web":
         from portal import serving

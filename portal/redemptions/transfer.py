@@ -22,6 +22,7 @@ import logging
 from flask import current_app
 from sqlalchemy import select, update
 
+from portal import request_load
 from portal.chain import addresses, client, contracts, setup, signers, txmanager
 from portal.chain import vendors as chain_vendors
 from portal.chain.models import CONFIRMED as TX_CONFIRMED
@@ -169,7 +170,7 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
     done here (the setting is off, the chain is unreachable, the project or vendor is not in a
     state to pay): the caller then queues the transfer job, which decides with retries.
     """
-    if not signs_in_request() or vendor.status != APPROVED or _chain_paused():
+    if not signs_in_request() or vendor.status != APPROVED or _chain_paused() or _crowded():
         return False
     pc = setup.state(redemption.project_id)
     if pc is None or pc.status != DEPLOYED or pc.contract_kind != contracts.ENTITLEMENTS:
@@ -191,6 +192,12 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
         )
         return False
     return True
+
+
+def _crowded() -> bool:
+    """This process serves more requests at once than ``REDEMPTION_SIGN_IN_REQUEST_MAX_BUSY``:
+    the signing and the broadcast would slow all of them, so the job's worker does it."""
+    return request_load.in_flight() > current_app.config["REDEMPTION_SIGN_IN_REQUEST_MAX_BUSY"]
 
 
 def _chain_paused() -> bool:

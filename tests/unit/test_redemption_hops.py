@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from web3 import Web3
 from web3.exceptions import TransactionNotFound
 
+from portal import request_load
 from portal.chain import client, signers, txmanager
 from portal.chain.models import ChainTx
 from portal.comms.models import OutboxMessage
@@ -297,6 +298,22 @@ def test_without_a_receipt_in_time_a_follow_up_job_takes_over(app, funded, worke
     assert waits == [(True, app.config["CHAIN_RECEIPT_WAIT_HERE_SECONDS"]), (False, None)]
     # The take-over, without delay (and the person's receipt SMS, on the comms queue).
     assert [kind for kind in sent if not kind.startswith("comms.")] == ["chain.confirm"]
+
+
+@pytest.mark.parametrize(("serving", "in_request"), [(1, True), (4, True), (5, False), (60, False)])
+def test_a_crowded_web_process_leaves_the_signing_to_the_job(
+    app, funded, worker, monkeypatch, serving, in_request
+):
+    assert app.config["REDEMPTION_SIGN_IN_REQUEST_MAX_BUSY"] == 4
+    monkeypatch.setattr(request_load, "in_flight", lambda: serving)
+    redemption = charge(funded)
+    assert redemptions.confirm(funded[3], redemption.id, last_code()).ok
+    db.session.commit()
+    row = db.session.get(Redemption, redemption.id)
+    assert (row.chain_tx_id is not None) is in_request
+    assert (row.job_id is None) is in_request
+    worker.run("contracts")
+    assert db.session.get(Redemption, redemption.id).status == SETTLED
 
 
 def test_the_transfer_is_signed_in_the_request_by_default():
