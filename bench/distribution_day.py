@@ -120,6 +120,7 @@ def portal_env(args, *, db_url, redis_url, folder, node_url, sms) -> dict:
         VENDOR_MAX_SESSIONS="5",
         **limits,
         **sms.settings(),
+        **_common.env_settings(args.env),
     )
 
 
@@ -348,6 +349,7 @@ def run(args) -> dict:
             "dashboards": args.dashboards,
             "browsers": args.browsers,
             "people": args.vendors * args.people_per_vendor,
+            "env": args.env,
         },
     }
     folder = Path(tempfile.mkdtemp(prefix="portal-bench-day-"))
@@ -606,6 +608,7 @@ def parse(argv=None):
         help="seconds the screens stay open after the last confirmation",
     )
     parser.add_argument("--keep-logs", action="store_true", help="keep the processes' logs")
+    _common.add_env_option(parser)
     parser.add_argument(
         "--quick",
         action="store_true",
