@@ -72,3 +72,18 @@ def start(label: str, cleanup: list, *, keep_logs: bool) -> Started:
         folder=folder,
         keys=services.make_secrets(),
     )
+
+
+def start_procfile(
+    env: dict, folder: Path, cleanup: list, *, port: int | None = None, wait: float = 60
+):
+    """The Procfile's web and worker commands on ``env``, started and ready; both are stopped
+    by ``cleanup``. Returns (web, worker)."""
+    web = stack.ProcfileProcess("web", env, folder, port=port)
+    worker = stack.ProcfileProcess("worker", env, folder)
+    for proc in (web, worker):
+        cleanup.append(proc.stop)
+        proc.start()
+    for proc in (web, worker):
+        proc.wait_ready(wait)
+    return web, worker

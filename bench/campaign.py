@@ -74,13 +74,7 @@ def run(args) -> dict:
         user_id = stack.create_user(env, "campaigns@example.org", PASSWORD)
         # The Procfile's commands, as operators run them (gunicorn with gevent, two Dramatiq
         # processes): the web process takes the provider's receipts.
-        web = stack.ProcfileProcess("web", env, started.folder, port=port)
-        workers = stack.ProcfileProcess("worker", env, started.folder)
-        for proc in (web, workers):
-            proc.start()
-            cleanup.append(proc.stop)
-        web.wait_ready()
-        workers.wait_ready()
+        web, workers = _services.start_procfile(env, started.folder, cleanup, port=port)
 
         from config import Config
         from portal import create_app

@@ -53,6 +53,7 @@ for path in (str(REPO_ROOT), str(BENCH_DIR)):
 
 import _common  # noqa: E402
 import _data  # noqa: E402
+import _services  # noqa: E402
 from _day_record import Errors, Timings, broadcast_latencies, fan_out  # noqa: E402
 
 from tests.support import services, stack  # noqa: E402
@@ -388,13 +389,7 @@ def run(args) -> dict:
         print("release (migrations), then the Procfile's web and worker ...", flush=True)
         stack.run_procfile_release(env)
         stack.create_user(env, "day-staff-0@example.org", PASSWORD, role="admin")
-        web = stack.ProcfileProcess("web", env, folder)
-        worker = stack.ProcfileProcess("worker", env, folder)
-        for proc in (web, worker):
-            cleanup.append(proc.stop)
-            proc.start()
-        web.wait_ready(120)
-        worker.wait_ready(120)
+        web, worker = _services.start_procfile(env, folder, cleanup, wait=120)
         # Said in the result so a caller can check that all of it is gone afterwards.
         result["database"] = name
         result["pids"] = {

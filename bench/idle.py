@@ -35,13 +35,7 @@ def measure(args, settings: dict[str, str]) -> dict:
         started = _services.start("idle", cleanup, keep_logs=False)
         env = started.env("idle", **settings)
         stack.run_procfile_release(env)
-        web = stack.ProcfileProcess("web", env, started.folder)
-        worker = stack.ProcfileProcess("worker", env, started.folder)
-        for proc in (web, worker):
-            proc.start()
-            cleanup.append(proc.stop)
-        web.wait_ready()
-        worker.wait_ready()
+        web, worker = _services.start_procfile(env, started.folder, cleanup)
         time.sleep(args.settle)
         pids = {"web": web.pid, "worker": worker.pid, "anvil": started.node.pid}
         load_before = _common.load_average()

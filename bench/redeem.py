@@ -409,13 +409,7 @@ def run(args) -> dict:
         )
         stack.run_procfile_release(env)
         stack.create_user(env, "bench@example.org", "a-long-bench-password-9", role="admin")
-        web = stack.ProcfileProcess("web", env, folder)
-        worker = stack.ProcfileProcess("worker", env, folder)
-        for proc in (web, worker):
-            proc.start()
-            cleanup.append(proc.stop)
-        web.wait_ready()
-        worker.wait_ready()
+        web, worker = _services.start_procfile(env, folder, cleanup)
         app = create_app(
             Config,
             role="worker",

@@ -276,13 +276,7 @@ def run(args) -> dict:
         finance_id = stack.create_user(env, FINANCE, PASSWORD, role="admin")
         for email in APPROVERS:
             stack.create_user(env, email, PASSWORD, role="admin")
-        web = stack.ProcfileProcess("web", env, folder, port=web_port)
-        worker = stack.ProcfileProcess("worker", env, folder)
-        for proc in (web, worker):
-            proc.start()
-            cleanup.append(proc.stop)
-        web.wait_ready()
-        worker.wait_ready()
+        web, worker = _services.start_procfile(env, folder, cleanup, port=web_port)
         result["pids"] = {"web": web.pid, "worker": worker.pid, "anvil": node.pid}
         app = create_app(
             Config,
