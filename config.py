@@ -208,12 +208,13 @@ class Config:
     CHAIN_BALANCE_CHECK_SECONDS = env_int("CHAIN_BALANCE_CHECK_SECONDS", 30)
     # Sign a redemption's transfer in the request that accepts its code (one job hop, the
     # receipt follow-up) or in a transfer job (whose thread then follows the receipt itself).
-    # "auto" (the default): in the request when signing is cheap (the native secp256k1 library,
-    # coincurve, is installed: ~1 ms a signature; pure Python takes ~25 ms of CPU);
-    # "true"/"false" force one. Measured on a quiet 2-core machine with 20 vendors
-    # (bench/redeem.py): code to confirmed p95 275 ms against 636 ms in the job at a shop's
-    # pace, 2.5 s against 2.7 s back to back. A chain that cannot be reached from the request
-    # leaves it to the job (CHAIN_REQUEST_TIMEOUT_MS).
+    # "auto" (the default): in the request on a JSON-RPC node when signing is cheap (the native
+    # secp256k1 library, coincurve, is installed: ~1 ms a signature; pure Python takes ~25 ms
+    # of CPU); the embedded chain of `make run` keeps the job. "true"/"false" force one.
+    # Measured on a quiet 2-core machine with 20 vendors (bench/redeem.py): code to confirmed
+    # p95 275 ms against 636 ms in the job at a shop's pace, 2.5 s against 2.7 s back to back.
+    # A chain that cannot be reached from the request leaves it to the job
+    # (CHAIN_REQUEST_TIMEOUT_MS).
     REDEMPTION_SIGN_IN_REQUEST = env_str("REDEMPTION_SIGN_IN_REQUEST", "auto")
     # ... but only while the web process serves at most this many requests at once: a crowded
     # one (50 vendors back to back, 500 dashboards) is the bottleneck, and the job's worker

@@ -152,13 +152,15 @@ def _sign(redemption: Redemption, pc, vendor: Vendor) -> str:
 
 
 def signs_in_request() -> bool:
-    """``REDEMPTION_SIGN_IN_REQUEST``: true, false, or "auto" (only where signing is cheap)."""
+    """``REDEMPTION_SIGN_IN_REQUEST``: true, false, or "auto": where signing is cheap, on a
+    JSON-RPC node. The embedded chain lives in one process; another process on the same
+    database (a test's, a command's) holds a copy of its own that its workers never see."""
     setting = current_app.config["REDEMPTION_SIGN_IN_REQUEST"]
     if isinstance(setting, bool):
         return setting
     value = str(setting).strip().lower()
     if value == "auto":
-        return signers.native_signing()
+        return signers.native_signing() and not client.is_embedded()
     return value in ("1", "true", "yes", "on")
 
 

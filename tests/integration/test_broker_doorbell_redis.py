@@ -98,9 +98,10 @@ def test_an_idle_consumer_asks_redis_about_once_per_idle_wait(redis_db, namespac
         )
         reader.join(3)
         counts[name] = len(fetches)
-    assert counts["doorbell"] <= window / 0.5 + 2  # once per 500 ms, and the last wake-up
+    # Once per 500 ms, the first look and the last wake-up (a loaded host adds one, at most).
+    assert counts["doorbell"] <= window / 0.5 + 3
     assert counts["dramatiq"] >= 10  # the 100 ms backoff: about 16 in the window
-    assert counts["dramatiq"] >= 3 * counts["doorbell"]
+    assert counts["dramatiq"] >= 2 * counts["doorbell"]
 
 
 def test_a_full_consumer_leaves_the_token_for_another(redis_db, namespace):

@@ -82,11 +82,15 @@ def test_the_setting_says_where_the_transfer_is_signed(app, setting, expected):
     assert transfer.signs_in_request() is expected
 
 
-def test_auto_signs_in_the_request_only_with_the_native_signer(app, monkeypatch):
+@pytest.mark.parametrize("native", [True, False])
+@pytest.mark.parametrize("embedded", [True, False])
+def test_auto_signs_in_the_request_with_the_native_signer_on_a_node(
+    app, monkeypatch, native, embedded
+):
     app.config["REDEMPTION_SIGN_IN_REQUEST"] = "auto"
-    for native in (True, False):
-        monkeypatch.setattr(signers, "native_signing", lambda native=native: native)
-        assert transfer.signs_in_request() is native
+    monkeypatch.setattr(signers, "native_signing", lambda: native)
+    monkeypatch.setattr(client, "is_embedded", lambda app=None: embedded)
+    assert transfer.signs_in_request() is (native and not embedded)
 
 
 def test_the_native_signer_is_told_apart_from_pure_python():
