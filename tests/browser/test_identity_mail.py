@@ -81,6 +81,11 @@ def link_in(mail) -> str:
     return re.search(r"http://127\.0\.0\.1:\d+/t/[A-Za-z0-9_-]+", mail.text).group(0)
 
 
+# A step that hashes a password, signs in or sends mail: on a loaded CI host (two suite processes,
+# SQLite shared by the web and worker processes) it has taken longer than Playwright's 5 s.
+POST_WAIT_MS = 20_000
+
+
 def email_to(smtp: SmtpServer, subject: str, timeout: float = 20):
     """The latest email with this subject, once one has arrived: other emails (a new sign-in's
     notice) may arrive before or after it, in any order."""
@@ -105,7 +110,9 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     admin.get_by_label("Role").select_option(label="programme manager")
     admin.screenshot(path=str(shots / "invite-form.png"), full_page=True)
     admin.get_by_role("button", name="Send the invitation").click()
-    expect(admin.locator(".flash--success")).to_contain_text("Invitation sent")
+    expect(admin.locator(".flash--success")).to_contain_text(
+        "Invitation sent", timeout=POST_WAIT_MS
+    )
     expect(admin.locator("tbody")).to_contain_text(INVITEE)
     admin.screenshot(path=str(shots / "invitations.png"), full_page=True)
 
@@ -140,7 +147,9 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     twofactor.register(INVITEE, secret, 0)
     invitee.get_by_label("Code from the app").fill(twofactor.code(secret))
     invitee.get_by_role("button", name="Turn on two-factor sign-in").click()
-    expect(invitee.get_by_role("heading", level=1)).to_have_text("Two-factor sign-in is on")
+    expect(invitee.get_by_role("heading", level=1)).to_have_text(
+        "Two-factor sign-in is on", timeout=POST_WAIT_MS
+    )
     recovery_codes = invitee.locator("[data-recovery-codes] li").all_inner_texts()
     assert len(recovery_codes) == 10
     invitee.get_by_role("link", name="I have kept them").click()
@@ -156,7 +165,9 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     password_step(other, base, INVITEE, FIRST_PASSWORD)
     other.get_by_label("Code", exact=True).fill(recovery_codes[0])
     other.get_by_role("button", name="Verify").click()
-    expect(other.get_by_role("heading", level=1)).to_contain_text("Good to see you")
+    expect(other.get_by_role("heading", level=1)).to_contain_text(
+        "Good to see you", timeout=POST_WAIT_MS
+    )
     expect(other.locator(".flash--info")).to_contain_text("9 left")
     # And a third one with a code from the app.
     third = chromium.new_context(viewport=DESKTOP).new_page()
@@ -167,7 +178,9 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     invitee.get_by_label("Email").fill(INVITEE.upper())
     invitee.screenshot(path=str(shots / "forgot.png"), full_page=True)
     invitee.get_by_role("button", name="Send me a link").click()
-    expect(invitee.get_by_role("heading", level=1)).to_have_text("Check your email")
+    expect(invitee.get_by_role("heading", level=1)).to_have_text(
+        "Check your email", timeout=POST_WAIT_MS
+    )
     invitee.screenshot(path=str(shots / "forgot-sent.png"), full_page=True)
     phone.goto(f"{base}/password/forgot")
     phone.screenshot(path=str(shots / "forgot-375.png"), full_page=True)
@@ -183,7 +196,9 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     invitee.get_by_label("New password", exact=True).fill(NEW_PASSWORD)
     invitee.get_by_label("Repeat the new password").fill(NEW_PASSWORD)
     invitee.get_by_role("button", name="Save the new password").click()
-    expect(invitee.locator(".flash--success")).to_contain_text("every session signed out")
+    expect(invitee.locator(".flash--success")).to_contain_text(
+        "every session signed out", timeout=POST_WAIT_MS
+    )
 
     notice = email_to(smtp, "Your portal password was changed")
     assert notice.recipients == [INVITEE] and "reset" in notice.text
@@ -195,7 +210,9 @@ def test_invite_accept_forget_and_reset(chromium, mail_portal, shots):
     invitee.get_by_label("Email").fill(INVITEE)
     invitee.get_by_label("Password").fill(FIRST_PASSWORD)
     invitee.get_by_role("button", name="Sign in").click()
-    expect(invitee.locator(".field--error")).to_contain_text("Wrong email or password")
+    expect(invitee.locator(".field--error")).to_contain_text(
+        "Wrong email or password", timeout=POST_WAIT_MS
+    )
     sign_in(invitee, base, INVITEE, NEW_PASSWORD)
 
     # The reset link worked once.
