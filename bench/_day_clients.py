@@ -131,6 +131,8 @@ class VendorFigures:
     started: int = 0
     timed_out: list[int] = field(default_factory=list)  # no final state within the timeout
     late: int = 0  # of those, confirmed after it (slow, not lost) before the run ended
+    late_ids: list[int] = field(default_factory=list)
+    unsettled: list[int] = field(default_factory=list)  # ended in another final state
     pages: Timings = field(default_factory=Timings)
     errors: Errors = field(default_factory=Errors)
 
@@ -276,6 +278,7 @@ class Vendor:
             return
         arrived, data = final
         if data.get("status") != "settled":
+            f.unsettled.append(redemption_id)
             f.errors.add("redemption_not_confirmed", f"redemption {redemption_id}: {data!r}")
             return
         f.code_to_confirmed.append(arrived - entered)
@@ -307,6 +310,7 @@ class Vendor:
             found = self.finals.get(redemption_id)
             if found and found[1].get("status") == "settled":
                 self.figures.late += 1
+                self.figures.late_ids.append(redemption_id)
         await close_client(self.sio)
         if self.http is not None:
             await self.http.close()

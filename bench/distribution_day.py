@@ -45,6 +45,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import sqlalchemy as sa
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 for path in (str(REPO_ROOT), str(BENCH_DIR)):
@@ -440,6 +442,10 @@ def run(args) -> dict:
         machine = sampler.stop()
         machine["load_after"] = _common.load_average()
         result.update(report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker))
+        figures = recorded["figures"]
+        missing = figures.unsettled + [i for i in figures.timed_out if i not in figures.late_ids]
+        if missing:  # read before the database is dropped: the rows say what happened
+            result["unsettled_rows"] = unsettled_rows(pg.sqlalchemy_url(name), missing[:20])
         result["logged_exceptions"] = {
             proc.kind: log_exceptions(proc.log_path) for proc in (web, worker)
         }
@@ -515,6 +521,28 @@ def report(args, recorded, dashboards, quiet, ctx, machine, sms, web, worker) ->
     }
 
 
+def unsettled_rows(db_url: str, ids: list[int]) -> list[dict]:
+    """The redemptions that did not end settled in time, with their transaction's state."""
+    engine = sa.create_engine(db_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                sa.text(
+                    "SELECT r.id, r.status, r.error, r.tries, r.created_at, r.updated_at,"
+                    " t.status AS tx_status, t.nonce, t.error AS tx_error, t.rollbacks,"
+                    " t.created_at AS tx_created_at FROM redemptions r"
+                    " LEFT JOIN chain_txs t ON t.id = r.chain_tx_id WHERE r.id = ANY(:ids)"
+                ),
+                {"ids": ids},
+            )
+            return [
+                {k: str(v) if v is not None else None for k, v in row._mapping.items()}
+                for row in rows
+            ]
+    finally:
+        engine.dispose()
+
+
 EXCEPTION_LINE = re.compile(r"^(?:[A-Za-z_][\w.]*\.)?[A-Za-z_]\w*(?:Error|Exception|Timeout)\b.*")
 
 
@@ -564,6 +592,8 @@ def print_table(r: dict) -> None:
     print(f"  baseline transfer, quiet   {ms(r['baseline_transfer_quiet_ms'])}")
     print(f"  baseline, under the load   {ms(r['baseline_transfer_under_load_ms'])}")
     print(f"  errors                     {r['errors']} {r['errors_by_kind']}")
+    for row in r.get("unsettled_rows", []):
+        print(f"    not settled: {row}")
     for role, found in r["logged_exceptions"].items():
         for line, n in found.items():
             print(f"    {role} logged {n} x {line}")
