@@ -31,13 +31,27 @@ class ChainUnavailable(RuntimeError):
 _timeout: contextvars.ContextVar[float | None] = contextvars.ContextVar("rpc_timeout", default=None)
 
 
+# What a node that cannot be reached, or does not answer in time, raises.
+UNREACHABLE = (requests.ConnectionError, requests.Timeout)
+
+
 class _Provider(Web3.HTTPProvider):
+    # When an RPC last failed to reach the node (time.monotonic()): see ``failed_lately``.
+    failed_at: float | None = None
+
     def get_request_kwargs(self):
         kwargs = dict(super().get_request_kwargs())
         shorter = _timeout.get()
         if shorter is not None:
             kwargs["timeout"] = shorter
         return kwargs
+
+    def _make_request(self, method, request_data):
+        try:
+            return super()._make_request(method, request_data)
+        except UNREACHABLE:
+            self.failed_at = time.monotonic()
+            raise
 
     @property
     def exception_retry_configuration(self):
@@ -49,10 +63,6 @@ class _Provider(Web3.HTTPProvider):
     @exception_retry_configuration.setter
     def exception_retry_configuration(self, value) -> None:
         Web3.HTTPProvider.exception_retry_configuration.fset(self, value)
-
-
-# What a node that cannot be reached, or does not answer in time, raises.
-UNREACHABLE = (requests.ConnectionError, requests.Timeout)
 
 
 def request_timeout() -> float:
@@ -71,15 +81,11 @@ def rpc_timeout(seconds: float | None) -> Iterator[None]:
         _timeout.reset(token)
 
 
-def note_failure(w3: Web3 | None = None) -> None:
-    """An RPC a request could not wait for failed on this client's node: see ``failed_lately``."""
-    cache.of(_client(w3)).put("failed_at", time.monotonic())
-
-
 def failed_lately(seconds: float, w3: Web3 | None = None) -> bool:
-    """Whether ``note_failure`` was called for this client in the last ``seconds``: callers
-    that cannot wait (a vendor's request) then leave the node to the jobs for a while."""
-    failed_at = cache.of(_client(w3)).peek("failed_at")
+    """Whether an RPC of this client could not reach its node (refused, or no answer in time)
+    in the last ``seconds``: callers that cannot wait (a vendor's request) then leave the node
+    to the jobs for a while. Never for the embedded chain, which has no connection to lose."""
+    failed_at = getattr(_client(w3).provider, "failed_at", None)
     return failed_at is not None and time.monotonic() - failed_at < seconds
 
 

@@ -214,8 +214,6 @@ def _send_raw(raw: str) -> None:
     try:
         client.web3().eth.send_raw_transaction(raw)
     except Exception as exc:  # the follow-up job sends it again and records why
-        if isinstance(exc, client.UNREACHABLE) and has_request_context():
-            client.note_failure()
         log.info("broadcast after commit not accepted (%s); the follow-up retries", exc)
 
 

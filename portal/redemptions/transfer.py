@@ -186,9 +186,7 @@ def sign_in_request(redemption: Redemption, vendor: Vendor) -> bool:
             _sign(redemption, pc, vendor)
     except _NotAccepted:
         return False
-    except Exception as exc:  # the node down or slow, a refused nonce read: the job retries it
-        if isinstance(exc, client.UNREACHABLE):
-            client.note_failure()
+    except Exception:  # the node down or slow, a refused nonce read: the job retries it
         log.warning(
             "redemption %s: signing in the request failed; queued", redemption.id, exc_info=True
         )

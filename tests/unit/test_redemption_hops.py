@@ -399,13 +399,13 @@ def test_a_broadcast_the_node_does_not_answer_is_left_to_the_follow_up(
     try:
         redemption = charge(funded)
         assert confirm_in_a_request(app, funded, redemption) < 3
+        assert client.failed_lately(app.config["CHAIN_REQUEST_PAUSE_SECONDS"])
     finally:
         w3.provider = reachable
     tx = db.session.get(ChainTx, db.session.get(Redemption, redemption.id).chain_tx_id)
     assert tx.nonce is not None  # signed and stored in the request's commit
     with pytest.raises(TransactionNotFound):
         w3.eth.get_transaction(tx.tx_hash)  # never reached the node
-    assert client.failed_lately(app.config["CHAIN_REQUEST_PAUSE_SECONDS"])
 
     worker.run("contracts")  # the follow-up sends the stored transaction
     assert db.session.get(Redemption, redemption.id).status == SETTLED
