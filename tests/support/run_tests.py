@@ -6,7 +6,7 @@ pytest as ``TEST_REDIS_URL`` / ``TEST_PG_URL``; a service that cannot be had is 
 tests needing it skip (which fails the run when ``CI`` is true, see ``tests/support/ci.py``).
 
 Arguments are passed to pytest: ``tests/support/run_tests.py tests/integration -x``. The run is
-split over ``TEST_WORKERS`` (default 1) pytest-xdist processes, a test file per process at a time.
+split over ``TEST_WORKERS`` (default 2) pytest-xdist processes, a test file per process at a time.
 
 Exit status: pytest's, except "no tests collected" (5), which is an error under ``CI=true``
 and only a warning otherwise. When ``PYTEST_EXIT_FILE`` is set, pytest's own status is written
@@ -34,14 +34,13 @@ def _say(message: str) -> None:
 
 
 def _workers(argv: list[str]) -> list[str]:
-    """pytest-xdist options for ``TEST_WORKERS`` processes (default 1: one process), each test
-    file kept whole on one of them (its module-scoped stacks start once). Most of the suite
-    waits on processes, browsers and chains rather than computing, so two runners halve its
-    time on two cores; two are not the default until a whole run in two passes (see the README's
-    Tests section)."""
+    """pytest-xdist options for ``TEST_WORKERS`` processes (default 2; 1 runs in this process),
+    each test file kept whole on one of them (its module-scoped stacks start once). Most of the
+    suite waits on processes, browsers and chains rather than computing, so two runners halve
+    its time on two cores: one took 67-77 minutes of CI's 90."""
     if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in argv):
         return []
-    count = int(os.environ.get("TEST_WORKERS", "1") or 0)
+    count = int(os.environ.get("TEST_WORKERS", "2") or 0)
     return ["-n", str(count), "--dist", "loadfile"] if count > 1 else []
 
 
