@@ -179,9 +179,9 @@ class Vendor:
     async def _code_for(self, phone: str, after: int) -> str:
         deadline = time.monotonic() + self.timeouts["sms"]
         while time.monotonic() < deadline:
-            text = self.sms.latest(phone, after)
-            if text and text.code:
-                return text.code
+            code = self.sms.latest_code(phone, after)
+            if code:
+                return code
             await asyncio.sleep(0.02)
         raise HttpError("sms_timeout", f"no code reached {phone[-4:]} in {self.timeouts['sms']} s")
 

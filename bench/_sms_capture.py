@@ -86,13 +86,24 @@ class SmsCapture:
                 break
         return None
 
+    def latest_code(self, phone: str, after: int) -> str | None:
+        """The newest code among the texts ``phone`` got after the mark: a person reads past a
+        receipt for an earlier payment that arrived after the code (its job ran late)."""
+        with self._lock:
+            for text in reversed(self._by_phone.get(phone_key(phone), ())):
+                if text.seq <= after:
+                    break
+                if text.code:
+                    return text.code
+        return None
+
     def wait_code(self, phone: str, after: int, timeout: float) -> str:
         """Block until a text with a code reaches ``phone`` (for synchronous callers)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            text = self.latest(phone, after)
-            if text and text.code:
-                return text.code
+            code = self.latest_code(phone, after)
+            if code:
+                return code
             time.sleep(0.02)
         raise TimeoutError(f"no SMS code reached the phone within {timeout:.0f} s")
 

@@ -105,6 +105,16 @@ def test_the_production_provider_delivers_a_code_the_phone_reads(capture):
     assert capture.latest("9805800002", mark) is None  # another phone got nothing
 
 
+def test_a_text_without_a_code_after_the_code_is_read_past(capture):
+    provider = _provider(capture.settings())
+    mark = capture.mark()
+    provider.send("+9779805800001", "Your code is 654321. It expires in 5 minutes.")
+    provider.send("+9779805800001", "You paid 1.00 at Shop 7. Left: 9,998.00.")
+    assert capture.latest("9805800001", mark).code is None  # the receipt came last
+    assert capture.wait_code("9805800001", mark, timeout=2) == "654321"
+    assert capture.latest_code("9805800001", capture.mark()) is None
+
+
 def test_wrong_credentials_are_refused_and_counted(capture):
     from portal.comms.providers import ProviderError
 
