@@ -364,14 +364,34 @@ def _mark_sent(tx: ChainTx, version: ChainTxBroadcast) -> bool:
 
 
 def _find_receipt(w3, tx: ChainTx):
+    """The receipt of this call's mined version: one that succeeded before one that reverted.
+    Versions at different nonces (``_renonce``) can both be mined; when the first did the work,
+    the second reverts on a contract that refuses doing it twice, and the call is done."""
+    reverted = None
     for version in reversed(tx.broadcasts):
-        try:
-            receipt = w3.eth.get_transaction_receipt(version.tx_hash)
-        except TransactionNotFound:
+        receipt = _receipt_of(w3, version.tx_hash)
+        if receipt is None:
             continue
-        if receipt is not None:
+        if receipt["status"] == 1:
             return version, receipt
-    return None, None
+        reverted = reverted or (version, receipt)
+    return reverted or (None, None)
+
+
+def _spent_by_another(w3, tx: ChainTx) -> bool:
+    """Whether another transaction of this key took ``tx``'s nonce, so none of ``tx``'s versions
+    can be mined. Asked of a block ``confirmations`` below the head, never of "latest": a node
+    can count a just-mined nonce before it serves that block's receipts (anvil under load; a
+    load-balanced provider whose backends are a block apart), and re-signing then would send
+    the call twice. The receipts are looked for after the count, so one mined meanwhile is
+    found."""
+    head = w3.eth.block_number
+    settled = head - finality.confirmations(tx.chain_id)
+    if settled < 0:
+        return False
+    if w3.eth.get_transaction_count(tx.signer.address, settled) <= tx.nonce:
+        return False
+    return _find_receipt(w3, tx)[1] is None
 
 
 def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
@@ -387,20 +407,20 @@ def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
     version, receipt = _find_receipt(w3, tx)
     if receipt is None and tx.status == PENDING:
         if w3.eth.get_transaction_count(tx.signer.address, "latest") > tx.nonce:
-            version, receipt = _find_receipt(w3, tx)  # mined between the two questions?
-            if receipt is None:
+            # Its nonce is used: most likely by this very call, mined a moment ago.
+            version, receipt = _wait_for_receipt(w3, tx, deadline, look_now=True)
+            if receipt is None and _spent_by_another(w3, tx):
                 # None of its versions can ever be mined: the same call, at a fresh nonce.
                 _renonce(tx, w3)
                 return 0.0  # look again as soon as the new version is out (after the commit)
+            if receipt is None:
+                return 1.0  # a block from now the receipt is served, or the nonce is settled
         elif _known_to_node(w3, tx.broadcasts[-1]):
             _mark_sent(tx, tx.broadcasts[-1])  # broadcast after its maker committed
         else:
             _broadcast(tx, tx.broadcasts[-1])  # never sent (its maker died), or dropped
-    pause = 0.02
-    while receipt is None and tx.status != PENDING and time.monotonic() < deadline:
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.5)
-        version, receipt = _find_receipt(w3, tx)
+    if receipt is None and tx.status != PENDING:
+        version, receipt = _wait_for_receipt(w3, tx, deadline)
     if receipt is not None:
         _include(tx, version, receipt, w3)
         if tx.status in INCLUDED_STATUSES and tx.final_at is None:
@@ -413,6 +433,18 @@ def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
     if stuck_for > timedelta(seconds=config["CHAIN_STUCK_SECONDS"]):
         replace_with_higher_fee(tx)
     return config["CHAIN_POLL_SECONDS"]
+
+
+def _wait_for_receipt(w3, tx: ChainTx, deadline: float, look_now: bool = False):
+    """Look for a receipt until ``deadline`` (time.monotonic()), at growing intervals; at once
+    as well with ``look_now``."""
+    version, receipt = _find_receipt(w3, tx) if look_now else (None, None)
+    pause = 0.02
+    while receipt is None and time.monotonic() < deadline:
+        time.sleep(min(pause, max(deadline - time.monotonic(), 0)))
+        pause = min(pause * 1.5, 0.5)
+        version, receipt = _find_receipt(w3, tx)
+    return version, receipt
 
 
 def replace_with_higher_fee(tx: ChainTx) -> ChainTxBroadcast | None:

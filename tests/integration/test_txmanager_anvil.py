@@ -9,9 +9,12 @@ database in order, whatever the node's pending pool holds.
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
+from web3.exceptions import TransactionNotFound
 
-from portal.chain import contracts, signers, txmanager
+from portal.chain import client, contracts, signers, txmanager
 from portal.chain.models import ChainTx
 from portal.extensions import db
 from tests.support.anvil import DEV_KEY, Anvil
@@ -144,3 +147,116 @@ def test_revert_when_mined_is_recorded_with_its_reason(chain_app, lazy_node, mon
     assert db.session.get(ChainTx, mint.id).status == "confirmed"
     assert late.status == "reverted"
     assert "AccessControlUnauthorizedAccount" in late.error
+
+
+# --- a used nonce: this call mined a moment ago, or another transaction of the key -----------
+
+OTHER = "0x000000000000000000000000000000000000dEaD"
+
+
+def _ready_signer(lazy_node, monkeypatch):
+    signer = signers.operator()
+    db.session.commit()
+    monkeypatch.setattr(signers, "ensure_gas", lambda s: None)
+    lazy_node.rpc("anvil_setBalance", signer.address, hex(10**20))
+    return signer
+
+
+def _plain(signer) -> ChainTx:
+    """A 0-value transfer of the operator's, signed and sent at the commit."""
+    return txmanager.submit(
+        purpose="test.transfer", to=OTHER, data="0x", gas_limit=21_000, signer=signer
+    )
+
+
+def _drive(node, tx: ChainTx, looks: int = 12) -> ChainTx:
+    """Follow ``tx`` up (mining a block before each look) until it is final."""
+    for _ in range(looks):
+        _mine(node)
+        if txmanager.follow_up(tx, wait_seconds=0) is None:
+            db.session.commit()
+            break
+        db.session.commit()
+    return db.session.get(ChainTx, tx.id)
+
+
+@settings(
+    max_examples=8, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(hidden=st.integers(min_value=1, max_value=6), confirmations=st.integers(1, 3))
+def test_a_nonce_counted_before_its_receipt_is_served_is_not_signed_again(
+    chain_app, lazy_node, monkeypatch, hidden, confirmations
+):
+    """A node can count a just-mined nonce before it serves the receipt (anvil under load, a
+    load-balanced provider a block behind): the call was mined, and signing it again at a new
+    nonce would send it twice (a payment reverted as already done, and recorded as failed)."""
+    chain_app.config["CHAIN_CONFIRMATIONS"] = str(confirmations)
+    signer = _ready_signer(lazy_node, monkeypatch)
+    tx = _plain(signer)
+    db.session.commit()
+    nonce = tx.nonce
+    _mine(lazy_node)
+    assert int(lazy_node.rpc("eth_getTransactionCount", signer.address, "latest"), 16) > nonce
+
+    eth = client.web3().eth
+    served = eth.get_transaction_receipt
+    misses = {"left": hidden}
+
+    def lagging(tx_hash):
+        if misses["left"] > 0:
+            misses["left"] -= 1
+            raise TransactionNotFound(f"{tx_hash} not served yet")
+        return served(tx_hash)
+
+    with monkeypatch.context() as lag:
+        lag.setattr(eth, "get_transaction_receipt", lagging)
+        for _ in range(hidden + 1):  # no block in between: the head stays where it was
+            if txmanager.follow_up(tx, wait_seconds=0) is None:
+                break
+            db.session.commit()
+        db.session.commit()
+    tx = _drive(lazy_node, db.session.get(ChainTx, tx.id))
+    assert tx.status == "confirmed" and tx.final_at is not None
+    assert tx.nonce == nonce and len(tx.broadcasts) == 1  # never signed again
+
+
+@pytest.mark.parametrize("confirmations", [1, 3])
+def test_a_nonce_another_transaction_took_is_signed_again_once_that_is_settled(
+    chain_app, lazy_node, monkeypatch, confirmations
+):
+    chain_app.config["CHAIN_CONFIRMATIONS"] = str(confirmations)
+    signer = _ready_signer(lazy_node, monkeypatch)
+    with monkeypatch.context() as offline:
+        offline.setattr(txmanager, "_send_raw", lambda raw: None)  # its broadcast is lost
+        tx = _plain(signer)
+        db.session.commit()
+    nonce = tx.nonce
+    # The same key, used elsewhere, takes that nonce.
+    w3 = client.web3()
+    intruder = signers.account(signer).sign_transaction(
+        {
+            "nonce": nonce,
+            "to": OTHER,
+            "value": 1,
+            "gas": 21_000,
+            "maxFeePerGas": 10**11,
+            "maxPriorityFeePerGas": 10**9,
+            "chainId": w3.eth.chain_id,
+            "type": 2,
+        }
+    )
+    w3.eth.send_raw_transaction(intruder.raw_transaction)
+    _mine(lazy_node)
+    for _ in range(confirmations):  # until the intruder's block is settled, nothing is re-signed
+        assert txmanager.follow_up(tx, wait_seconds=0) == 1.0
+        db.session.commit()
+        assert tx.nonce == nonce and len(tx.broadcasts) == 1
+        _mine(lazy_node)
+    assert txmanager.follow_up(tx, wait_seconds=0) == 0.0  # now: the same call, a fresh nonce
+    db.session.commit()
+    tx = db.session.get(ChainTx, tx.id)
+    assert tx.nonce == nonce + 1 and len(tx.broadcasts) == 2
+    assert "used by a transaction signed elsewhere" in tx.error
+    tx = _drive(lazy_node, tx)
+    assert tx.status == "confirmed" and tx.final_at is not None
+    assert w3.eth.get_transaction_count(signer.address, "latest") == nonce + 2
