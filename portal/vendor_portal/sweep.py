@@ -25,8 +25,12 @@ def sweep() -> tuple[int, int]:
     """Write down expired codes (pages already show them expired), drop limit counts that no
     longer count, and blank the limit keys of old charges and sign-ins. Returns (redemptions
     expired, counts deleted)."""
+    # Three transactions, each holding one kind of row: the code expiry waits on payments in
+    # progress, the purge waits on nothing, and neither holds what the other's waiters want.
     expired = redemptions.expire_due()
+    db.session.commit()
     purged = quotas.purge()
+    db.session.commit()
     now = utcnow()
     # A charge's code lives minutes; its key is kept only while a limit could still count it.
     old = now - max(_longest(redemptions.CODES_SENT, redemptions.WRONG_GUESSES), timedelta(days=1))
