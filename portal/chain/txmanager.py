@@ -40,7 +40,7 @@ from flask import current_app, has_request_context
 from sqlalchemy import event, inspect, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
-from web3.exceptions import ContractLogicError, TransactionNotFound, Web3RPCError
+from web3.exceptions import BlockNotFound, ContractLogicError, TransactionNotFound, Web3RPCError
 
 from portal import events, realtime
 from portal.chain import alerts, client, contracts, finality, signers
@@ -380,18 +380,35 @@ def _find_receipt(w3, tx: ChainTx):
 
 def _spent_by_another(w3, tx: ChainTx) -> bool:
     """Whether another transaction of this key took ``tx``'s nonce, so none of ``tx``'s versions
-    can be mined. Asked of a block ``confirmations`` below the head, never of "latest": a node
-    can count a just-mined nonce before it serves that block's receipts (anvil under load; a
-    load-balanced provider whose backends are a block apart), and re-signing then would send
-    the call twice. The receipts are looked for after the count, so one mined meanwhile is
-    found."""
+    can be mined. Not decided from the "latest" count alone: a node can count a just-mined nonce
+    before it serves that block's receipts (anvil under load; a load-balanced provider whose
+    backends are a block apart), and re-signing then would send the call twice. Used in a block
+    ``confirmations`` below the head: taken, unless a receipt of ours is found after that count.
+    Used since: the block that used it says whose transaction it was (found by halving the
+    range on the count); a block the node does not serve yet decides nothing."""
+    address = tx.signer.address
     head = w3.eth.block_number
-    settled = head - finality.confirmations(tx.chain_id)
-    if settled < 0:
+    low = max(head - finality.confirmations(tx.chain_id), 0)
+    if w3.eth.get_transaction_count(address, low) > tx.nonce:
+        return _find_receipt(w3, tx)[1] is None
+    high = head
+    if w3.eth.get_transaction_count(address, high) <= tx.nonce:
+        return False  # the head moved between the questions: look again
+    while high - low > 1:  # the count at ``low`` is at most the nonce, at ``high`` above it
+        middle = (low + high) // 2
+        if w3.eth.get_transaction_count(address, middle) > tx.nonce:
+            high = middle
+        else:
+            low = middle
+    try:
+        block = w3.eth.get_block(high, full_transactions=True)
+    except BlockNotFound:
         return False
-    if w3.eth.get_transaction_count(tx.signer.address, settled) <= tx.nonce:
-        return False
-    return _find_receipt(w3, tx)[1] is None
+    ours = {version.tx_hash.lower() for version in tx.broadcasts}
+    for found in block["transactions"]:
+        if found["from"].lower() == address.lower() and found["nonce"] == tx.nonce:
+            return _hex(found["hash"]).lower() not in ours
+    return False
 
 
 def follow_up(tx: ChainTx, wait_seconds: float | None = None) -> float | None:
